@@ -1,0 +1,11 @@
+//! Huddle's shared core: the formats and rules every part of Huddle agrees on, without any IO.
+//!
+//! This crate is pure Rust. It never touches the network, the disk, the
+//! browser or a clock: time and randomness come in as arguments, so that
+//! everything here is tested natively and behaves the same in the relay, the
+//! web app and the crypto worker.
+#![forbid(unsafe_code)]
+
+pub mod retention;
+
+pub use retention::{GroupKind, RetentionPolicy, RetentionSecs, UnixMillis};

@@ -1,0 +1,97 @@
+//! Tests of the retention limits and of expiry under clock skew.
+
+use super::*;
+
+#[test]
+fn every_kind_has_a_sane_policy() {
+    for kind in GroupKind::ALL {
+        let p = kind.retention_policy();
+        assert!(p.min <= p.default && p.default <= p.max, "{kind:?}");
+        assert_eq!(kind.check_retention(p.default), Ok(p.default));
+        assert!(p.max <= RetentionSecs::days(90), "{kind:?} keeps messages too long");
+    }
+}
+
+#[test]
+fn retention_outside_the_limits_is_refused_with_a_plain_reason() {
+    let check = |kind: GroupKind, secs: u64, expected: Result<(), &str>| {
+        let got = kind
+            .check_retention(RetentionSecs(secs))
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        assert_eq!(got, expected.map_err(str::to_owned), "{kind:?} {secs}s");
+    };
+    check(GroupKind::Clinical, 60, Err("Clinical conversations keep messages for at least 5 minutes"));
+    check(GroupKind::Clinical, 300, Ok(()));
+    check(GroupKind::Clinical, 8 * 86_400, Err("Clinical conversations keep messages for at most 1 week"));
+    check(GroupKind::Social, 90 * 86_400, Ok(()));
+    check(GroupKind::Social, 91 * 86_400, Err("Social conversations keep messages for at most 90 days"));
+    check(GroupKind::EmergencyBroadcast, 1_800, Err("Emergency broadcast conversations keep messages for at least 1 hour"));
+}
+
+#[test]
+fn retention_reads_as_plain_english() {
+    let check = |secs: u64, expected: &str| assert_eq!(RetentionSecs(secs).to_string(), expected);
+    check(1, "1 second");
+    check(90, "90 seconds");
+    check(300, "5 minutes");
+    check(3_600, "1 hour");
+    check(5_400, "90 minutes");
+    check(86_400, "1 day");
+    check(3 * 86_400, "3 days");
+    check(14 * 86_400, "2 weeks");
+}
+
+#[test]
+fn expiry_respects_honest_clocks_and_caps_fast_ones() {
+    let retention = RetentionSecs::HOUR;
+    let now = UnixMillis(1_800_000_000_000);
+    let skew = MAX_CLOCK_SKEW_MILLIS;
+    let hour = retention.as_millis();
+
+    // An honest sender: the claim stands.
+    let honest = now.saturating_add(retention);
+    assert_eq!(effective_expiry(honest, now, retention), Ok(honest));
+
+    // A sender a little fast, within the skew: the claim stands.
+    let slightly_fast = now.saturating_add_millis(hour + skew);
+    assert_eq!(effective_expiry(slightly_fast, now, retention), Ok(slightly_fast));
+
+    // A sender a day fast cannot make the message outlive its retention.
+    let day_fast = now.saturating_add_millis(hour + 86_400_000);
+    assert_eq!(
+        effective_expiry(day_fast, now, retention),
+        Ok(now.saturating_add_millis(hour + skew))
+    );
+
+    // A slow sender only shortens the message's life.
+    let slow = now.saturating_add_millis(hour / 2);
+    assert_eq!(effective_expiry(slow, now, retention), Ok(slow));
+
+    // A claim already past by more than the skew is refused.
+    let stale = now.saturating_sub_millis(skew + 1);
+    assert_eq!(effective_expiry(stale, now, retention), Err(ExpiryError::ExpiredOnArrival));
+    let just_past = now.saturating_sub_millis(skew);
+    assert_eq!(effective_expiry(just_past, now, retention), Ok(just_past));
+}
+
+#[test]
+fn expiry_never_overflows() {
+    let far = UnixMillis(u64::MAX - 1);
+    assert_eq!(
+        effective_expiry(UnixMillis(u64::MAX), far, RetentionSecs(u64::MAX)),
+        Ok(UnixMillis(u64::MAX))
+    );
+}
+
+#[test]
+fn group_kinds_serialise_as_stable_names() {
+    let names: Vec<String> = GroupKind::ALL
+        .iter()
+        .map(|k| serde_json::to_string(k).expect("serialise"))
+        .collect();
+    assert_eq!(
+        names,
+        ["\"clinical\"", "\"operational\"", "\"social\"", "\"emergency_broadcast\"", "\"direct\""]
+    );
+}

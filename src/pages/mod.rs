@@ -1,0 +1,5 @@
+//! Screens, one per route, named `…Page`.
+
+mod welcome;
+
+pub use welcome::WelcomePage;

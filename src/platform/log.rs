@@ -1,0 +1,5 @@
+//! Messages to the browser console. Never pass message content, keys or names of the people in our care here.
+
+pub fn error(message: &str) {
+    web_sys::console::error_1(&message.into());
+}

@@ -1,0 +1,3 @@
+//! View state as plain Rust types with methods: no browser, tested natively.
+
+pub mod device_checks;
