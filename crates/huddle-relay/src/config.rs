@@ -1,0 +1,60 @@
+//! The relay's settings: command-line flags, each with an environment variable, documented by `--help`.
+
+use clap::Parser;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Huddle relay: stores and forwards end-to-end encrypted messages for one
+/// care organisation, and serves the Huddle web app.
+///
+/// The relay only ever holds ciphertext. By default it keeps its data in an
+/// embedded SQLite database inside the data folder; give a PostgreSQL URL to
+/// share one database between several relays.
+#[derive(Clone, Debug, Parser)]
+#[command(name = "huddle-relay", version, about, long_about)]
+pub struct Config {
+    /// Address and port to listen on.
+    #[arg(long, env = "HUDDLE_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// Folder for the relay's own data (the SQLite database lives here). It is
+    /// created if missing.
+    #[arg(long, env = "HUDDLE_DATA_DIR", default_value = "data")]
+    pub data_dir: PathBuf,
+
+    /// Database URL: `sqlite://PATH` or `postgres://USER@HOST:PORT/DB`.
+    /// Defaults to `sqlite://DATA_DIR/huddle.db`.
+    #[arg(long, env = "HUDDLE_DATABASE_URL")]
+    pub database_url: Option<String>,
+
+    /// Folder holding the built web app (Trunk's `dist`).
+    #[arg(long, env = "HUDDLE_APP_DIR", default_value = "dist")]
+    pub app_dir: PathBuf,
+
+    /// PEM certificate chain for serving HTTPS directly. Needs --tls-key. Leave
+    /// both out when a reverse proxy terminates TLS.
+    #[arg(long, env = "HUDDLE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key matching --tls-cert.
+    #[arg(long, env = "HUDDLE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Log format: `text` for people, `json` for log collectors.
+    #[arg(long, env = "HUDDLE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+}
+
+impl Config {
+    /// The database URL in force: the one given, or SQLite in the data folder.
+    pub fn effective_database_url(&self) -> String {
+        match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!("sqlite://{}", self.data_dir.join("huddle.db").display()),
+        }
+    }
+
+    pub fn serves_tls(&self) -> bool {
+        self.tls_cert.is_some() && self.tls_key.is_some()
+    }
+}
