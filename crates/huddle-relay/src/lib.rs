@@ -3,6 +3,8 @@
 //! Architecture Invariant: the relay never holds plaintext or a key that
 //! decrypts content, and does not depend on `huddle-mls`.
 #![forbid(unsafe_code)]
+// A native server only; see the note in Cargo.toml.
+#![cfg(not(target_arch = "wasm32"))]
 
 pub mod api_error;
 pub mod config;

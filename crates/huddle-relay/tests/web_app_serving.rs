@@ -1,4 +1,5 @@
 //! Integration test: the relay serves the built app like a production server (types, encodings, caching, security headers), over a real socket.
+#![cfg(not(target_arch = "wasm32"))]
 
 mod support;
 
