@@ -37,7 +37,8 @@ pub fn WelcomePage() -> impl IntoView {
         set(CheckKind::Storage, state);
     });
 
-    let check_list: Signal<Vec<DeviceCheck>> = Signal::derive(move || checks.with(|c| c.checks().to_vec()));
+    let check_list: Signal<Vec<DeviceCheck>> =
+        Signal::derive(move || checks.with(|c| c.checks().to_vec()));
 
     view! {
         <main class="page" id="main">

@@ -13,9 +13,13 @@ const PING_TIMEOUT_MS: u32 = 30_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoWorkerError {
-    #[error("This browser cannot run Huddle's encryption. Update your browser, then reload the page.")]
+    #[error(
+        "This browser cannot run Huddle's encryption. Update your browser, then reload the page."
+    )]
     Unsupported,
-    #[error("Huddle's encryption did not start in time. Check your connection, then reload the page.")]
+    #[error(
+        "Huddle's encryption did not start in time. Check your connection, then reload the page."
+    )]
     TimedOut,
     #[error("Huddle's encryption stopped unexpectedly. Reload the page.")]
     Stopped,

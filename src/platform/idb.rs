@@ -112,4 +112,3 @@ impl IdbDatabase {
         Rexie::delete(name).await.map_err(|_| IdbError::Transaction)
     }
 }
-

@@ -12,7 +12,11 @@ pub enum CheckKind {
 }
 
 impl CheckKind {
-    pub const ALL: [CheckKind; 3] = [CheckKind::OfflineStart, CheckKind::Encryption, CheckKind::Storage];
+    pub const ALL: [CheckKind; 3] = [
+        CheckKind::OfflineStart,
+        CheckKind::Encryption,
+        CheckKind::Storage,
+    ];
 
     pub fn label(self) -> &'static str {
         match self {

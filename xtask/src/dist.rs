@@ -16,7 +16,10 @@ const PRECACHE_LINE_START: &str = "const PRECACHE_MANIFEST = ";
 /// Runs every step, in order, on the folder Trunk built.
 pub fn run(dist: &Path, report_dir: &Path) -> Result<SizeReport> {
     if !dist.join("index.html").is_file() {
-        bail!("{} has no index.html: run `trunk build --release` first", dist.display());
+        bail!(
+            "{} has no index.html: run `trunk build --release` first",
+            dist.display()
+        );
     }
     remove_compressed(dist)?;
     move_inline_scripts(dist)?;
@@ -65,8 +68,13 @@ pub fn move_inline_scripts(dist: &Path) -> Result<()> {
             "sha384-{}",
             base64::engine::general_purpose::STANDARD.encode(Sha384::digest(body.as_bytes()))
         );
-        let module = if open_tag.contains("type=\"module\"") { " type=\"module\"" } else { "" };
-        let replacement = format!("<script{module} src=\"/{name}\" integrity=\"{integrity}\"></script>");
+        let module = if open_tag.contains("type=\"module\"") {
+            " type=\"module\""
+        } else {
+            ""
+        };
+        let replacement =
+            format!("<script{module} src=\"/{name}\" integrity=\"{integrity}\"></script>");
         html.replace_range(start..close + "</script>".len(), &replacement);
         search_from = start + replacement.len();
     }
@@ -171,7 +179,10 @@ impl SizeReport {
         }
         critical_path.sort();
         worker.sort();
-        Ok(Self { critical_path, worker })
+        Ok(Self {
+            critical_path,
+            worker,
+        })
     }
 
     pub fn total_brotli(entries: &[(String, u64, u64)]) -> u64 {
@@ -180,13 +191,25 @@ impl SizeReport {
 
     pub fn table(&self) -> String {
         let mut out = String::new();
-        let _ = writeln!(out, "{:<48} {:>12} {:>12}", "file", "raw bytes", "brotli bytes");
-        for (title, entries) in [("critical path", &self.critical_path), ("crypto worker", &self.worker)] {
+        let _ = writeln!(
+            out,
+            "{:<48} {:>12} {:>12}",
+            "file", "raw bytes", "brotli bytes"
+        );
+        for (title, entries) in [
+            ("critical path", &self.critical_path),
+            ("crypto worker", &self.worker),
+        ] {
             for (url, raw, brotli) in entries {
                 let _ = writeln!(out, "{url:<48} {raw:>12} {brotli:>12}");
             }
             let raw: u64 = entries.iter().map(|e| e.1).sum();
-            let _ = writeln!(out, "{:<48} {raw:>12} {:>12}", format!("= {title}"), Self::total_brotli(entries));
+            let _ = writeln!(
+                out,
+                "{:<48} {raw:>12} {:>12}",
+                format!("= {title}"),
+                Self::total_brotli(entries)
+            );
         }
         out
     }
@@ -233,7 +256,10 @@ fn files(dir: &Path) -> Result<Vec<PathBuf>> {
 
 fn url_of(dist: &Path, file: &Path) -> String {
     let relative = file.strip_prefix(dist).unwrap_or(file);
-    let parts: Vec<String> = relative.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+    let parts: Vec<String> = relative
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect();
     format!("/{}", parts.join("/"))
 }
 
@@ -276,9 +302,15 @@ mod tests {
             .collect();
         assert_eq!(boots.len(), 2, "{boots:?}");
         for boot in &boots {
-            assert!(out.contains(&format!("src=\"{boot}\" integrity=\"sha384-")), "{out}");
+            assert!(
+                out.contains(&format!("src=\"{boot}\" integrity=\"sha384-")),
+                "{out}"
+            );
         }
-        assert!(out.contains("<script type=\"module\" src=\"/boot-"), "{out}");
+        assert!(
+            out.contains("<script type=\"module\" src=\"/boot-"),
+            "{out}"
+        );
     }
 
     #[test]
@@ -286,7 +318,8 @@ mod tests {
         let text = "Huddle ".repeat(1000);
         let gz = gzip_bytes(text.as_bytes()).expect("gzip");
         let mut decoded = String::new();
-        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut decoded).expect("gunzip");
+        std::io::Read::read_to_string(&mut flate2::read::GzDecoder::new(&gz[..]), &mut decoded)
+            .expect("gunzip");
         assert_eq!(decoded, text);
         let br = brotli_bytes(text.as_bytes()).expect("brotli");
         let mut decoded = Vec::new();

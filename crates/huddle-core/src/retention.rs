@@ -143,12 +143,21 @@ impl GroupKind {
     }
 
     /// Whether the retention time is within this kind's limits.
-    pub fn check_retention(self, retention: RetentionSecs) -> Result<RetentionSecs, RetentionError> {
+    pub fn check_retention(
+        self,
+        retention: RetentionSecs,
+    ) -> Result<RetentionSecs, RetentionError> {
         let policy = self.retention_policy();
         if retention < policy.min {
-            Err(RetentionError::TooShort { kind: self, min: policy.min })
+            Err(RetentionError::TooShort {
+                kind: self,
+                min: policy.min,
+            })
         } else if retention > policy.max {
-            Err(RetentionError::TooLong { kind: self, max: policy.max })
+            Err(RetentionError::TooLong {
+                kind: self,
+                max: policy.max,
+            })
         } else {
             Ok(retention)
         }

@@ -139,8 +139,13 @@ impl OpenMlsCrypto for HuddleCrypto {
         exporter_context: &[u8],
         exporter_length: usize,
     ) -> Result<(KemOutput, ExporterSecret), CryptoError> {
-        self.inner
-            .hpke_setup_sender_and_export(config, pk_r, info, exporter_context, exporter_length)
+        self.inner.hpke_setup_sender_and_export(
+            config,
+            pk_r,
+            info,
+            exporter_context,
+            exporter_length,
+        )
     }
 
     fn hpke_setup_receiver_and_export(

@@ -36,7 +36,10 @@ fn capabilities() -> Capabilities {
 fn only_0x0007_is_supported() {
     let provider = HuddleProvider::<openmls_memory_storage::MemoryStorage>::default();
     assert!(provider.crypto().supports(CIPHERSUITE).is_ok());
-    assert_eq!(provider.crypto().supported_ciphersuites(), vec![CIPHERSUITE]);
+    assert_eq!(
+        provider.crypto().supported_ciphersuites(),
+        vec![CIPHERSUITE]
+    );
     for weaker in [
         Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519,
         Ciphersuite::MLS_128_DHKEMP256_AES128GCM_SHA256_P256,
@@ -60,7 +63,12 @@ fn two_members_exchange_messages_both_ways() {
 
     let bob_key_package = KeyPackage::builder()
         .leaf_node_capabilities(capabilities())
-        .build(CIPHERSUITE, &bob.provider, &bob.signer, bob.credential.clone())
+        .build(
+            CIPHERSUITE,
+            &bob.provider,
+            &bob.signer,
+            bob.credential.clone(),
+        )
         .expect("bob's key package");
 
     let mut alice_group = MlsGroup::new(
@@ -86,10 +94,11 @@ fn two_members_exchange_messages_both_ways() {
     let MlsMessageBodyIn::Welcome(welcome) = MlsMessageIn::from(welcome).extract() else {
         panic!("expected a welcome message");
     };
-    let mut bob_group = StagedWelcome::new_from_welcome(&bob.provider, config.join_config(), welcome, None)
-        .expect("bob stages the welcome")
-        .into_group(&bob.provider)
-        .expect("bob joins");
+    let mut bob_group =
+        StagedWelcome::new_from_welcome(&bob.provider, config.join_config(), welcome, None)
+            .expect("bob stages the welcome")
+            .into_group(&bob.provider)
+            .expect("bob joins");
     assert_eq!(bob_group.epoch(), alice_group.epoch());
 
     let send = |group: &mut MlsGroup, from: &Member, text: &[u8]| -> ProtocolMessage {
@@ -111,8 +120,15 @@ fn two_members_exchange_messages_both_ways() {
         }
     };
 
-    let to_bob = send(&mut alice_group, &alice, b"Handover at 8, room 4 needs a check");
-    assert_eq!(open(&mut bob_group, &bob, to_bob), b"Handover at 8, room 4 needs a check");
+    let to_bob = send(
+        &mut alice_group,
+        &alice,
+        b"Handover at 8, room 4 needs a check",
+    );
+    assert_eq!(
+        open(&mut bob_group, &bob, to_bob),
+        b"Handover at 8, room 4 needs a check"
+    );
     let to_alice = send(&mut bob_group, &bob, b"On my way");
     assert_eq!(open(&mut alice_group, &alice, to_alice), b"On my way");
 }

@@ -94,7 +94,10 @@ impl RunningRelay {
 /// Opens the database, binds the socket and starts serving in the background.
 pub async fn start(config: &Config) -> anyhow::Result<RunningRelay> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
-        anyhow::anyhow!("could not create the data folder {}: {e}", config.data_dir.display())
+        anyhow::anyhow!(
+            "could not create the data folder {}: {e}",
+            config.data_dir.display()
+        )
     })?;
     if !config.app_dir.join("index.html").is_file() {
         tracing::warn!(
@@ -103,7 +106,12 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningRelay> {
         );
     }
     let store = Store::connect(&config.effective_database_url()).await?;
-    let router = app(AppState { store: store.clone() }, &config.app_dir);
+    let router = app(
+        AppState {
+            store: store.clone(),
+        },
+        &config.app_dir,
+    );
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
 
     let handle = axum_server::Handle::new();
@@ -126,7 +134,10 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningRelay> {
     let Some(local_addr) = handle.listening().await else {
         // The server task ended before listening: report why.
         return match task.await {
-            Ok(Err(e)) => Err(anyhow::anyhow!("could not listen on {}: {e}", config.listen)),
+            Ok(Err(e)) => Err(anyhow::anyhow!(
+                "could not listen on {}: {e}",
+                config.listen
+            )),
             _ => Err(anyhow::anyhow!("could not listen on {}", config.listen)),
         };
     };

@@ -5,13 +5,17 @@
 //! same tests run against both.
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
 use std::str::FromStr;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("the database URL must start with sqlite:// or postgres:// (got a URL starting {0:?})")]
+    #[error(
+        "the database URL must start with sqlite:// or postgres:// (got a URL starting {0:?})"
+    )]
     UnknownScheme(String),
     #[error("could not open the database: {0}")]
     Open(#[source] sqlx::Error),
@@ -86,9 +90,11 @@ impl Store {
                     .await?
             }
         };
-        value
-            .parse()
-            .map_err(|_| StoreError::Query(sqlx::Error::Protocol("relay_info.created_at is not a number".into())))
+        value.parse().map_err(|_| {
+            StoreError::Query(sqlx::Error::Protocol(
+                "relay_info.created_at is not a number".into(),
+            ))
+        })
     }
 
     pub async fn close(&self) {

@@ -68,7 +68,9 @@ async fn app_fallback(index: PathBuf, request: Request) -> Response {
         )
             .into_response();
     }
-    let serve_index = ServeFile::new(index).precompressed_br().precompressed_gzip();
+    let serve_index = ServeFile::new(index)
+        .precompressed_br()
+        .precompressed_gzip();
     match serve_index.oneshot(request).await {
         Ok(response) => response.map(Body::new),
         Err(never) => match never {},
@@ -76,7 +78,9 @@ async fn app_fallback(index: PathBuf, request: Request) -> Response {
 }
 
 fn looks_like_a_file(path: &str) -> bool {
-    path.rsplit('/').next().is_some_and(|last| last.contains('.'))
+    path.rsplit('/')
+        .next()
+        .is_some_and(|last| last.contains('.'))
 }
 
 /// Whether a file name carries a content hash, as Trunk writes them
@@ -103,7 +107,10 @@ pub async fn headers_middleware(request: Request, next: Next) -> Response {
     let headers = response.headers_mut();
 
     let static_header = HeaderValue::from_static;
-    headers.insert(header::CONTENT_SECURITY_POLICY, static_header(CONTENT_SECURITY_POLICY));
+    headers.insert(
+        header::CONTENT_SECURITY_POLICY,
+        static_header(CONTENT_SECURITY_POLICY),
+    );
     headers.insert(header::X_CONTENT_TYPE_OPTIONS, static_header("nosniff"));
     headers.insert(header::REFERRER_POLICY, static_header("no-referrer"));
     headers.insert("permissions-policy", static_header(PERMISSIONS_POLICY));
@@ -123,7 +130,10 @@ pub async fn headers_middleware(request: Request, next: Next) -> Response {
     headers.insert(header::VARY, static_header("accept-encoding"));
     // Manifests are JSON, but browsers want their own media type.
     if path.ends_with(".webmanifest") && succeeded {
-        headers.insert(header::CONTENT_TYPE, static_header("application/manifest+json"));
+        headers.insert(
+            header::CONTENT_TYPE,
+            static_header("application/manifest+json"),
+        );
     }
     response
 }
@@ -134,7 +144,8 @@ mod tests {
 
     #[test]
     fn content_hashed_names_are_recognised() {
-        let check = |path: &str, expected: bool| assert_eq!(is_content_hashed(path), expected, "{path}");
+        let check =
+            |path: &str, expected: bool| assert_eq!(is_content_hashed(path), expected, "{path}");
         check("/huddle-0123456789abcdef.js", true);
         check("/huddle-0123456789abcdef_bg.wasm", true);
         check("/main-fedcba9876543210.css", true);

@@ -18,7 +18,10 @@ const JS: &str = "huddle-0123456789abcdef.js";
 fn write_app(dir: &Path) {
     let write = |name: &str, body: &[u8]| std::fs::write(dir.join(name), body).expect("write");
     for (name, body) in [
-        ("index.html", &b"<!doctype html><title>Huddle</title><div id=app>Opening Huddle</div>"[..]),
+        (
+            "index.html",
+            &b"<!doctype html><title>Huddle</title><div id=app>Opening Huddle</div>"[..],
+        ),
         (WASM, b"\0asm\x01\0\0\0"),
         (JS, b"export default function init() {}"),
         ("sw.js", b"self.addEventListener('install', () => {});"),
@@ -38,7 +41,10 @@ struct Served {
 
 impl Served {
     fn header(&self, name: &str) -> &str {
-        self.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+        self.headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
     }
 }
 
@@ -52,12 +58,19 @@ async fn get(base: &str, path: &str, accept_encoding: Option<&str>) -> Served {
     let status = response.status();
     let headers = response.headers().clone();
     let body = String::from_utf8_lossy(&response.bytes().await.expect("body")).into_owned();
-    Served { status, headers, body }
+    Served {
+        status,
+        headers,
+        body,
+    }
 }
 
 fn assert_security_headers(served: &Served, path: &str) {
     let csp = served.header("content-security-policy");
-    assert!(csp.contains("script-src 'self' 'wasm-unsafe-eval'"), "{path}: {csp}");
+    assert!(
+        csp.contains("script-src 'self' 'wasm-unsafe-eval'"),
+        "{path}: {csp}"
+    );
     assert!(!csp.contains("unsafe-inline"), "{path}: {csp}");
     assert!(!csp.contains("'unsafe-eval'"), "{path}: {csp}");
     assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
@@ -87,8 +100,14 @@ async fn serves_the_app(engine: Engine) {
     assert_eq!(br.header("content-type"), "application/wasm");
     assert_eq!(br.header("content-encoding"), "br");
     assert_eq!(br.body, format!("brotli:{WASM}"));
-    assert_eq!(br.header("cache-control"), "public, max-age=31536000, immutable");
-    assert!(br.header("vary").to_ascii_lowercase().contains("accept-encoding"));
+    assert_eq!(
+        br.header("cache-control"),
+        "public, max-age=31536000, immutable"
+    );
+    assert!(br
+        .header("vary")
+        .to_ascii_lowercase()
+        .contains("accept-encoding"));
     assert_security_headers(&br, &wasm_path);
 
     let gz = get(&base, &wasm_path, Some("gzip")).await;
@@ -101,7 +120,10 @@ async fn serves_the_app(engine: Engine) {
 
     let js = get(&base, &format!("/{JS}"), Some("br")).await;
     assert_eq!(js.header("content-type"), "text/javascript");
-    assert_eq!(js.header("cache-control"), "public, max-age=31536000, immutable");
+    assert_eq!(
+        js.header("cache-control"),
+        "public, max-age=31536000, immutable"
+    );
 
     // The page, the service worker and the manifest are checked on every
     // load, so that an update reaches phones at once.
@@ -115,7 +137,11 @@ async fn serves_the_app(engine: Engine) {
         assert_eq!(served.status, StatusCode::OK, "{path}");
         assert_eq!(served.header("cache-control"), "no-cache", "{path}");
         assert_eq!(served.header("content-encoding"), "br", "{path}");
-        assert!(served.header("content-type").starts_with(content_type), "{path}: {}", served.header("content-type"));
+        assert!(
+            served.header("content-type").starts_with(content_type),
+            "{path}: {}",
+            served.header("content-type")
+        );
         assert_security_headers(&served, path);
     }
 
@@ -138,7 +164,10 @@ async fn serves_the_app(engine: Engine) {
     assert!(api.header("content-type").starts_with("application/json"));
     let json: serde_json::Value = serde_json::from_str(&api.body).expect("json");
     assert_eq!(json["error"], "not_found");
-    assert_eq!(json["message"], "There is no API endpoint at /api/no/such/thing.");
+    assert_eq!(
+        json["message"],
+        "There is no API endpoint at /api/no/such/thing."
+    );
 
     let health = get(&base, "/healthz", None).await;
     assert_eq!(health.status, StatusCode::OK);
@@ -150,7 +179,10 @@ async fn serves_the_app(engine: Engine) {
     };
     assert_eq!(json["database"], engine_name);
 
-    relay.shutdown(Duration::from_secs(5)).await.expect("clean shutdown");
+    relay
+        .shutdown(Duration::from_secs(5))
+        .await
+        .expect("clean shutdown");
 }
 
 #[tokio::test]
@@ -167,24 +199,42 @@ async fn serves_the_app_on_postgres() {
 async fn sqlite_is_durable_and_created_in_the_data_folder() {
     let data = tempfile::tempdir().expect("tempdir");
     let app = tempfile::tempdir().expect("tempdir");
-    let relay = support::start(&support::config(&data.path().join("nested"), app.path(), None)).await;
+    let relay = support::start(&support::config(
+        &data.path().join("nested"),
+        app.path(),
+        None,
+    ))
+    .await;
     assert!(data.path().join("nested/huddle.db").is_file());
     let huddle_relay::Store::Sqlite(pool) = &relay.store else {
         panic!("the default store is SQLite");
     };
-    let journal: String = sqlx::query_scalar("PRAGMA journal_mode").fetch_one(pool).await.expect("pragma");
-    let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous").fetch_one(pool).await.expect("pragma");
+    let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
+        .fetch_one(pool)
+        .await
+        .expect("pragma");
+    let synchronous: i64 = sqlx::query_scalar("PRAGMA synchronous")
+        .fetch_one(pool)
+        .await
+        .expect("pragma");
     assert_eq!(journal, "wal");
     assert_eq!(synchronous, 2, "synchronous=FULL");
     let created = relay.store.created_at().await.expect("created_at");
     assert!(created > 1_700_000_000_000, "{created}");
-    relay.shutdown(Duration::from_secs(5)).await.expect("clean shutdown");
+    relay
+        .shutdown(Duration::from_secs(5))
+        .await
+        .expect("clean shutdown");
 }
 
 #[tokio::test]
 async fn a_bad_database_url_is_refused_with_a_clear_reason() {
     let data = tempfile::tempdir().expect("tempdir");
-    let mut config = support::config(data.path(), data.path(), Some("mysql://localhost/huddle".into()));
+    let mut config = support::config(
+        data.path(),
+        data.path(),
+        Some("mysql://localhost/huddle".into()),
+    );
     config.listen = "127.0.0.1:0".parse().expect("address");
     let error = huddle_relay::start(&config).await.err().expect("refused");
     assert_eq!(
@@ -198,7 +248,8 @@ async fn serves_https_from_certificate_files() {
     let data = tempfile::tempdir().expect("tempdir");
     let app = tempfile::tempdir().expect("tempdir");
     write_app(app.path());
-    let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
+    let certified =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_string()]).expect("certificate");
     let cert_path = data.path().join("cert.pem");
     let key_path = data.path().join("key.pem");
     std::fs::write(&cert_path, certified.cert.pem()).expect("write cert");
@@ -210,15 +261,23 @@ async fn serves_https_from_certificate_files() {
     let relay = support::start(&config).await;
 
     let client = reqwest::Client::builder()
-        .add_root_certificate(reqwest::Certificate::from_pem(certified.cert.pem().as_bytes()).expect("pem"))
+        .add_root_certificate(
+            reqwest::Certificate::from_pem(certified.cert.pem().as_bytes()).expect("pem"),
+        )
         .resolve("localhost", relay.local_addr)
         .build()
         .expect("client");
     let response = client
-        .get(format!("https://localhost:{}/healthz", relay.local_addr.port()))
+        .get(format!(
+            "https://localhost:{}/healthz",
+            relay.local_addr.port()
+        ))
         .send()
         .await
         .expect("https request");
     assert_eq!(response.status(), StatusCode::OK);
-    relay.shutdown(Duration::from_secs(5)).await.expect("clean shutdown");
+    relay
+        .shutdown(Duration::from_secs(5))
+        .await
+        .expect("clean shutdown");
 }

@@ -8,7 +8,10 @@ fn every_kind_has_a_sane_policy() {
         let p = kind.retention_policy();
         assert!(p.min <= p.default && p.default <= p.max, "{kind:?}");
         assert_eq!(kind.check_retention(p.default), Ok(p.default));
-        assert!(p.max <= RetentionSecs::days(90), "{kind:?} keeps messages too long");
+        assert!(
+            p.max <= RetentionSecs::days(90),
+            "{kind:?} keeps messages too long"
+        );
     }
 }
 
@@ -21,12 +24,28 @@ fn retention_outside_the_limits_is_refused_with_a_plain_reason() {
             .map_err(|e| e.to_string());
         assert_eq!(got, expected.map_err(str::to_owned), "{kind:?} {secs}s");
     };
-    check(GroupKind::Clinical, 60, Err("Clinical conversations keep messages for at least 5 minutes"));
+    check(
+        GroupKind::Clinical,
+        60,
+        Err("Clinical conversations keep messages for at least 5 minutes"),
+    );
     check(GroupKind::Clinical, 300, Ok(()));
-    check(GroupKind::Clinical, 8 * 86_400, Err("Clinical conversations keep messages for at most 1 week"));
+    check(
+        GroupKind::Clinical,
+        8 * 86_400,
+        Err("Clinical conversations keep messages for at most 1 week"),
+    );
     check(GroupKind::Social, 90 * 86_400, Ok(()));
-    check(GroupKind::Social, 91 * 86_400, Err("Social conversations keep messages for at most 90 days"));
-    check(GroupKind::EmergencyBroadcast, 1_800, Err("Emergency broadcast conversations keep messages for at least 1 hour"));
+    check(
+        GroupKind::Social,
+        91 * 86_400,
+        Err("Social conversations keep messages for at most 90 days"),
+    );
+    check(
+        GroupKind::EmergencyBroadcast,
+        1_800,
+        Err("Emergency broadcast conversations keep messages for at least 1 hour"),
+    );
 }
 
 #[test]
@@ -55,7 +74,10 @@ fn expiry_respects_honest_clocks_and_caps_fast_ones() {
 
     // A sender a little fast, within the skew: the claim stands.
     let slightly_fast = now.saturating_add_millis(hour + skew);
-    assert_eq!(effective_expiry(slightly_fast, now, retention), Ok(slightly_fast));
+    assert_eq!(
+        effective_expiry(slightly_fast, now, retention),
+        Ok(slightly_fast)
+    );
 
     // A sender a day fast cannot make the message outlive its retention.
     let day_fast = now.saturating_add_millis(hour + 86_400_000);
@@ -70,7 +92,10 @@ fn expiry_respects_honest_clocks_and_caps_fast_ones() {
 
     // A claim already past by more than the skew is refused.
     let stale = now.saturating_sub_millis(skew + 1);
-    assert_eq!(effective_expiry(stale, now, retention), Err(ExpiryError::ExpiredOnArrival));
+    assert_eq!(
+        effective_expiry(stale, now, retention),
+        Err(ExpiryError::ExpiredOnArrival)
+    );
     let just_past = now.saturating_sub_millis(skew);
     assert_eq!(effective_expiry(just_past, now, retention), Ok(just_past));
 }
@@ -92,6 +117,12 @@ fn group_kinds_serialise_as_stable_names() {
         .collect();
     assert_eq!(
         names,
-        ["\"clinical\"", "\"operational\"", "\"social\"", "\"emergency_broadcast\"", "\"direct\""]
+        [
+            "\"clinical\"",
+            "\"operational\"",
+            "\"social\"",
+            "\"emergency_broadcast\"",
+            "\"direct\""
+        ]
     );
 }

@@ -33,7 +33,9 @@ pub async fn fresh_postgres_database() -> Option<String> {
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::SeqCst)
     );
-    let admin = sqlx::PgPool::connect(&admin_url).await.expect("connect to the test PostgreSQL");
+    let admin = sqlx::PgPool::connect(&admin_url)
+        .await
+        .expect("connect to the test PostgreSQL");
     sqlx::query(&format!("CREATE DATABASE {name}"))
         .execute(&admin)
         .await
