@@ -30,7 +30,7 @@ impl CheckKind {
         match self {
             CheckKind::OfflineStart => "Ready: Huddle will open even with no signal.",
             CheckKind::Encryption => "Ready: messages are encrypted with AES-256.",
-            CheckKind::Storage => "Ready: conversations are kept encrypted on this phone.",
+            CheckKind::Storage => "Ready: Huddle can keep your conversations on this phone.",
         }
     }
 }

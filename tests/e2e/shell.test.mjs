@@ -36,7 +36,7 @@ test("the shell renders, passes its checks, and opens again offline", async () =
   for (const ready of [
     "Ready: Huddle will open even with no signal.",
     "Ready: messages are encrypted with AES-256.",
-    "Ready: conversations are kept encrypted on this phone.",
+    "Ready: Huddle can keep your conversations on this phone.",
   ]) {
     await page.getByText(ready).waitFor({ timeout: 60_000 });
   }
