@@ -51,13 +51,13 @@ impl fmt::Display for RetentionSecs {
     /// Plain English, as the app shows it: "30 minutes", "1 day", "2 weeks".
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let secs = self.0;
-        let (n, unit) = if secs % (7 * 86_400) == 0 && secs >= 7 * 86_400 {
+        let (n, unit) = if secs.is_multiple_of(7 * 86_400) && secs >= 7 * 86_400 {
             (secs / (7 * 86_400), "week")
-        } else if secs % 86_400 == 0 && secs >= 86_400 {
+        } else if secs.is_multiple_of(86_400) && secs >= 86_400 {
             (secs / 86_400, "day")
-        } else if secs % 3_600 == 0 && secs >= 3_600 {
+        } else if secs.is_multiple_of(3_600) && secs >= 3_600 {
             (secs / 3_600, "hour")
-        } else if secs % 60 == 0 && secs >= 60 {
+        } else if secs.is_multiple_of(60) && secs >= 60 {
             (secs / 60, "minute")
         } else {
             (secs, "second")
