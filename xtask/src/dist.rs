@@ -91,7 +91,7 @@ fn write_precache_manifest(dist: &Path) -> Result<()> {
     let mut build = Sha256::new();
     for file in files(dist)? {
         let url = url_of(dist, &file);
-        if url == "/sw.js" || url == "/size-report.json" {
+        if url == "/sw.js" {
             continue;
         }
         build.update(url.as_bytes());
