@@ -6,6 +6,11 @@
 //! web app and the crypto worker.
 #![forbid(unsafe_code)]
 
+pub mod envelope;
+pub mod ids;
 pub mod retention;
+pub mod wire;
 
+pub use envelope::{Envelope, EnvelopeBody};
+pub use ids::{ClientMessageId, DeviceId, GroupId, OrgId, UserId};
 pub use retention::{GroupKind, RetentionPolicy, RetentionSecs, UnixMillis};

@@ -1,0 +1,187 @@
+//! The message envelope: what one person's device says to the others inside an MLS application message.
+//!
+//! The relay never sees an envelope; it is the plaintext that MLS encrypts.
+//! The encoding is versioned and forward compatible:
+//! - the outer layout (`version`, `kind`, `sent_at`, `body`) never changes;
+//! - a kind this version does not know (a shift offer sent by a newer Huddle)
+//!   decodes to [`EnvelopeBody::Unsupported`], which the app shows as "update
+//!   Huddle to see this message" instead of dropping it;
+//! - a newer version may append fields to a body; older readers ignore them.
+//!
+//! Bodies are [postcard](https://docs.rs/postcard) encoded: compact,
+//! deterministic and with a stable, documented wire format.
+
+use crate::retention::UnixMillis;
+use serde::{Deserialize, Serialize};
+
+/// The envelope format this version writes.
+pub const ENVELOPE_VERSION: u16 = 1;
+
+/// The longest message text, in bytes of UTF-8. About six pages of prose:
+/// Huddle is for coordination, and the care record is for documents.
+pub const MAX_TEXT_BYTES: usize = 16 * 1024;
+
+/// The largest encoded envelope this version accepts from anyone.
+pub const MAX_ENVELOPE_BYTES: usize = 64 * 1024;
+
+/// The numeric kind of an envelope on the wire. Numbers are never reused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[repr(u16)]
+pub enum EnvelopeKind {
+    Text = 1,
+    // Reserved for the features that follow; a version that does not know
+    // them shows "update Huddle to see this message".
+    ShiftOffer = 2,
+    ShiftClaim = 3,
+    Acknowledgement = 4,
+    ReadReceipt = 5,
+    RecordedInCareRecord = 6,
+}
+
+/// A decoded message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Envelope {
+    /// The sender's clock when she pressed send. Shown to readers; expiry is
+    /// computed from it with [`crate::retention::effective_expiry`].
+    pub sent_at: UnixMillis,
+    pub body: EnvelopeBody,
+}
+
+/// What a message says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EnvelopeBody {
+    /// A plain text message.
+    Text { text: String },
+    /// A kind this version cannot show: written by a newer Huddle.
+    Unsupported { kind: u16, version: u16 },
+}
+
+/// Why bytes are not an envelope, or an envelope cannot be written.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum EnvelopeError {
+    #[error("the message is empty")]
+    EmptyText,
+    #[error("the message is too long ({len} bytes; the limit is {max})")]
+    TextTooLong { len: usize, max: usize },
+    #[error("the message data is too large ({len} bytes; the limit is {max})")]
+    TooLarge { len: usize, max: usize },
+    #[error("the message data is damaged: {0}")]
+    Malformed(&'static str),
+}
+
+/// The fixed outer layout. Changing it breaks every reader: don't.
+#[derive(Serialize, Deserialize)]
+struct OuterLayout<'a> {
+    version: u16,
+    kind: u16,
+    sent_at: u64,
+    #[serde(borrow)]
+    body: &'a [u8],
+}
+
+#[derive(Serialize, Deserialize)]
+struct TextBody<'a> {
+    #[serde(borrow)]
+    text: &'a str,
+}
+
+impl Envelope {
+    /// A text message, checked against the limits.
+    pub fn text(sent_at: UnixMillis, text: impl Into<String>) -> Result<Envelope, EnvelopeError> {
+        let text = text.into();
+        check_text(&text)?;
+        Ok(Envelope {
+            sent_at,
+            body: EnvelopeBody::Text { text },
+        })
+    }
+
+    /// The bytes to seal. Unsupported bodies cannot be re-encoded: this
+    /// version does not know what they said.
+    pub fn encode(&self) -> Result<Vec<u8>, EnvelopeError> {
+        let (kind, body) = match &self.body {
+            EnvelopeBody::Text { text } => {
+                check_text(text)?;
+                let body = postcard::to_allocvec(&TextBody { text })
+                    .map_err(|_| EnvelopeError::Malformed("text could not be encoded"))?;
+                (EnvelopeKind::Text as u16, body)
+            }
+            EnvelopeBody::Unsupported { .. } => {
+                return Err(EnvelopeError::Malformed(
+                    "a message of an unknown kind cannot be re-sent",
+                ))
+            }
+        };
+        let outer = OuterLayout {
+            version: ENVELOPE_VERSION,
+            kind,
+            sent_at: self.sent_at.0,
+            body: &body,
+        };
+        postcard::to_allocvec(&outer).map_err(|_| EnvelopeError::Malformed("could not be encoded"))
+    }
+
+    /// Reads an envelope from opened MLS plaintext. Never panics.
+    pub fn decode(bytes: &[u8]) -> Result<Envelope, EnvelopeError> {
+        if bytes.len() > MAX_ENVELOPE_BYTES {
+            return Err(EnvelopeError::TooLarge {
+                len: bytes.len(),
+                max: MAX_ENVELOPE_BYTES,
+            });
+        }
+        let (outer, rest): (OuterLayout<'_>, &[u8]) = postcard::take_from_bytes(bytes)
+            .map_err(|_| EnvelopeError::Malformed("the outer layout is unreadable"))?;
+        if !rest.is_empty() {
+            return Err(EnvelopeError::Malformed(
+                "unexpected bytes after the message",
+            ));
+        }
+        if outer.version == 0 {
+            return Err(EnvelopeError::Malformed("version 0 does not exist"));
+        }
+        let sent_at = UnixMillis(outer.sent_at);
+        let body = match outer.kind {
+            kind if kind == EnvelopeKind::Text as u16 => {
+                // `from_bytes` ignores trailing bytes: fields a newer
+                // version appends to the body.
+                let body: TextBody<'_> = postcard::from_bytes(outer.body)
+                    .map_err(|_| EnvelopeError::Malformed("the text is unreadable"))?;
+                check_text(body.text)?;
+                EnvelopeBody::Text {
+                    text: body.text.to_owned(),
+                }
+            }
+            kind => EnvelopeBody::Unsupported {
+                kind,
+                version: outer.version,
+            },
+        };
+        Ok(Envelope { sent_at, body })
+    }
+}
+
+impl EnvelopeBody {
+    /// What the app shows in a conversation list preview or a message bubble.
+    pub fn preview(&self) -> &str {
+        match self {
+            EnvelopeBody::Text { text } => text,
+            EnvelopeBody::Unsupported { .. } => "Update Huddle to see this message.",
+        }
+    }
+}
+
+fn check_text(text: &str) -> Result<(), EnvelopeError> {
+    if text.trim().is_empty() {
+        return Err(EnvelopeError::EmptyText);
+    }
+    if text.len() > MAX_TEXT_BYTES {
+        return Err(EnvelopeError::TextTooLong {
+            len: text.len(),
+            max: MAX_TEXT_BYTES,
+        });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

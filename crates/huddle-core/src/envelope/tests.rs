@@ -1,0 +1,117 @@
+//! Tests for the envelope: round trips, limits, forward compatibility and frozen bytes.
+
+use super::*;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    let text: String = text.split_whitespace().collect();
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("test vector is hex"))
+        .collect()
+}
+
+#[test]
+fn text_round_trips() {
+    let envelope = Envelope::text(
+        UnixMillis(1_795_000_000_000),
+        "Can anyone cover Tuesday's late?",
+    )
+    .unwrap();
+    let bytes = envelope.encode().unwrap();
+    assert_eq!(Envelope::decode(&bytes), Ok(envelope));
+}
+
+/// Frozen: the bytes version 1 writes for a text message. A later version
+/// must still read them; if this test fails, the format changed.
+#[test]
+fn frozen_text_envelope_v1() {
+    let frozen = unhex("01 01 80 bc d9 f2 9e 34 08 07 48 65 6c 6c 6f 20 21");
+    let expected = Envelope {
+        sent_at: UnixMillis(1_795_000_000_000),
+        body: EnvelopeBody::Text {
+            text: "Hello !".into(),
+        },
+    };
+    assert_eq!(Envelope::decode(&frozen), Ok(expected.clone()));
+    assert_eq!(hex(&expected.encode().unwrap()), hex(&frozen));
+}
+
+#[test]
+fn unknown_kinds_from_newer_versions_are_kept_and_labelled() {
+    // Version 3, kind 2 (shift offer), a body this version cannot read.
+    let bytes = unhex("03 02 01 04 de ad be ef");
+    let envelope = Envelope::decode(&bytes).unwrap();
+    assert_eq!(
+        envelope.body,
+        EnvelopeBody::Unsupported {
+            kind: 2,
+            version: 3
+        }
+    );
+    assert_eq!(
+        envelope.body.preview(),
+        "Update Huddle to see this message."
+    );
+    assert!(envelope.encode().is_err());
+}
+
+#[test]
+fn newer_versions_may_append_fields_to_a_text_body() {
+    // Version 2 text body: the text, then a field version 1 does not know.
+    let bytes = unhex("02 01 05 05 02 48 69 2a 2a");
+    let envelope = Envelope::decode(&bytes).unwrap();
+    assert_eq!(envelope.body, EnvelopeBody::Text { text: "Hi".into() });
+}
+
+#[test]
+fn limits_are_enforced_on_both_sides() {
+    assert_eq!(
+        Envelope::text(UnixMillis(0), "  \n"),
+        Err(EnvelopeError::EmptyText)
+    );
+    let long = "a".repeat(MAX_TEXT_BYTES + 1);
+    assert!(matches!(
+        Envelope::text(UnixMillis(0), long.clone()),
+        Err(EnvelopeError::TextTooLong { .. })
+    ));
+    assert!(Envelope::text(UnixMillis(0), "a".repeat(MAX_TEXT_BYTES)).is_ok());
+    assert!(matches!(
+        Envelope::decode(&vec![0u8; MAX_ENVELOPE_BYTES + 1]),
+        Err(EnvelopeError::TooLarge { .. })
+    ));
+}
+
+#[test]
+fn damaged_bytes_give_typed_errors_never_panics() {
+    let good = Envelope::text(UnixMillis(42), "Handover at 8")
+        .unwrap()
+        .encode()
+        .unwrap();
+    // Every truncation and every single-byte change either decodes or fails cleanly.
+    for len in 0..good.len() {
+        let _ = Envelope::decode(&good[..len]);
+        assert!(Envelope::decode(&good[..len]).is_err() || len == good.len());
+    }
+    for index in 0..good.len() {
+        for bit in 0..8 {
+            let mut bad = good.clone();
+            bad[index] ^= 1 << bit;
+            let _ = Envelope::decode(&bad);
+        }
+    }
+    assert!(Envelope::decode(&[]).is_err());
+    assert!(
+        Envelope::decode(&unhex("00 01 00 00")).is_err(),
+        "version 0"
+    );
+    // Invalid UTF-8 in the text.
+    assert!(Envelope::decode(&unhex("01 01 00 02 01 ff")).is_err());
+    // Trailing bytes after the outer layout.
+    let mut trailing = good.clone();
+    trailing.push(0);
+    assert!(Envelope::decode(&trailing).is_err());
+}

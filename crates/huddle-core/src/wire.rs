@@ -1,0 +1,325 @@
+//! The wire frames between a device and the relay: one definition, used by the app and the relay alike.
+//!
+//! One WebSocket per device carries binary frames. Each frame is
+//! `version` (a postcard varint) followed by a postcard-encoded
+//! [`ClientFrame`] or [`ServerFrame`]. New frame kinds are appended to the
+//! enums, never inserted, so older bytes keep their meaning; the frozen
+//! vectors in `wire/tests.rs` hold that promise.
+//!
+//! The relay sees what it needs to order and deliver messages (group, epoch,
+//! sequence number, expiry, the declared membership change of a commit) and
+//! nothing else: payloads are MLS ciphertext that it cannot open.
+
+use crate::ids::{ClientMessageId, DeviceId, GroupId, OrgId, UserId};
+use crate::retention::{GroupKind, RetentionSecs, UnixMillis};
+use serde::{Deserialize, Serialize};
+
+/// The frame format this version speaks.
+pub const WIRE_VERSION: u16 = 1;
+
+/// The largest frame either side accepts. A welcome for a large group carries
+/// the whole ratchet tree, which is why this is larger than a message.
+pub const MAX_FRAME_BYTES: usize = 2 * 1024 * 1024;
+
+/// The largest application ciphertext the relay stores.
+pub const MAX_APPLICATION_BYTES: usize = 128 * 1024;
+
+/// What a device signs to prove it holds its key: a fixed label, the relay's
+/// nonce and the device id, so that a signature is useless anywhere else.
+pub fn auth_transcript(nonce: &[u8; 32], device: DeviceId) -> Vec<u8> {
+    const LABEL: &[u8] = b"huddle relay authentication v1";
+    let mut transcript = Vec::with_capacity(LABEL.len() + 32 + 16);
+    transcript.extend_from_slice(LABEL);
+    transcript.extend_from_slice(nonce);
+    transcript.extend_from_slice(device.as_bytes());
+    transcript
+}
+
+/// Pairs a request with its answer on one connection.
+pub type RequestId = u32;
+
+/// A position in a group's log: the last sequence number a device has processed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupCursor {
+    pub group: GroupId,
+    pub seq: u64,
+}
+
+/// A group's type and retention time, as the relay enforces them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GroupSpec {
+    pub kind: GroupKind,
+    pub retention: RetentionSecs,
+}
+
+/// The membership change a commit makes, declared so that the relay can check
+/// permissions and route welcomes. Members check that the MLS commit makes
+/// exactly this change and reject it otherwise.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MembershipChange {
+    /// Set on the first commit of a new group.
+    pub create: Option<GroupSpec>,
+    pub add: Vec<DeviceId>,
+    pub remove: Vec<DeviceId>,
+}
+
+/// What is appended to a group's log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Payload {
+    /// An MLS application message (a sealed envelope).
+    Application { ciphertext: Vec<u8> },
+    /// An MLS commit, the welcome for the devices it adds, and the change it declares.
+    Commit {
+        commit: Vec<u8>,
+        welcome: Option<Vec<u8>>,
+        change: MembershipChange,
+    },
+}
+
+impl Payload {
+    pub fn kind(&self) -> EntryKind {
+        match self {
+            Payload::Application { .. } => EntryKind::Application,
+            Payload::Commit { .. } => EntryKind::Commit,
+        }
+    }
+}
+
+/// A device asks the relay to append to a group's log.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Submission {
+    pub client_msg: ClientMessageId,
+    pub group: GroupId,
+    /// The MLS epoch the payload was made in. For a commit, the relay accepts
+    /// only the first one per (group, epoch).
+    pub epoch: u64,
+    /// When an application message must be deleted everywhere.
+    pub expires_at: Option<UnixMillis>,
+    pub payload: Payload,
+}
+
+/// The kind of a log entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum EntryKind {
+    Application,
+    Commit,
+}
+
+/// One entry of a group's log, as the relay delivers it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    pub group: GroupId,
+    pub seq: u64,
+    pub epoch: u64,
+    pub sender: DeviceId,
+    pub client_msg: ClientMessageId,
+    pub kind: EntryKind,
+    pub expires_at: Option<UnixMillis>,
+    /// The MLS message: a commit or an application message.
+    pub payload: Vec<u8>,
+}
+
+/// A key package the relay handed out for one device of a person.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClaimedKeyPackage {
+    pub user: UserId,
+    pub device: DeviceId,
+    pub key_package: Vec<u8>,
+}
+
+/// Why the relay did not append a submission.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum Rejection {
+    /// Another commit for this epoch was accepted first. Process the log up
+    /// to `current_epoch` and make the commit again.
+    #[error("the group has moved on to epoch {current_epoch}")]
+    StaleEpoch { current_epoch: u64 },
+    #[error("this group does not exist")]
+    UnknownGroup,
+    #[error("this device is not a member of the group")]
+    NotAMember,
+    #[error("only an administrator can change this group")]
+    NotPermitted,
+    #[error("the retention time is not allowed for this group type")]
+    InvalidRetention,
+    #[error("the message has already expired")]
+    Expired,
+    #[error("the message is too large (the limit is {max} bytes)")]
+    TooLarge { max: u32 },
+    #[error("too many messages; try again in {retry_after_ms} ms")]
+    RateLimited { retry_after_ms: u32 },
+    #[error("the commit does not match the group: {0}")]
+    InvalidCommit(String),
+}
+
+impl Rejection {
+    /// Whether sending again (after catching up, or after a pause) can succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(
+            self,
+            Rejection::StaleEpoch { .. } | Rejection::RateLimited { .. }
+        )
+    }
+}
+
+/// Problems with a frame as a whole, reported in [`ServerFrame::Error`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorCode {
+    Malformed,
+    UnsupportedVersion,
+    NotAuthenticated,
+    AuthenticationFailed,
+    Revoked,
+    TooLarge,
+    RateLimited,
+    Internal,
+}
+
+/// Frames a device sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ClientFrame {
+    /// The answer to [`ServerFrame::Challenge`]: a signature over
+    /// [`auth_transcript`] with the device key.
+    Authenticate {
+        device: DeviceId,
+        signature: Vec<u8>,
+    },
+    /// Where this device is in each of its groups. The relay answers with each
+    /// group's backlog, then [`ServerFrame::Synced`], then live traffic.
+    Sync {
+        cursors: Vec<GroupCursor>,
+    },
+    /// Append to a group's log; answered by `Accepted` or `Rejected`.
+    Submit(Submission),
+    /// Everything up to `seq` in `group` has been processed and stored.
+    Ack {
+        group: GroupId,
+        seq: u64,
+    },
+    PublishKeyPackages {
+        request: RequestId,
+        key_packages: Vec<Vec<u8>>,
+        last_resort: Option<Vec<u8>>,
+    },
+    /// One key package for each device of each person.
+    ClaimKeyPackages {
+        request: RequestId,
+        users: Vec<UserId>,
+    },
+    Ping {
+        nonce: u64,
+    },
+}
+
+/// Frames the relay sends.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ServerFrame {
+    /// Sent first on every connection.
+    Challenge {
+        nonce: [u8; 32],
+        relay_time: UnixMillis,
+    },
+    /// Authentication succeeded.
+    Ready {
+        org: OrgId,
+        user: UserId,
+        device: DeviceId,
+    },
+    /// The submission is durably stored at `seq` (also sent again for a resend).
+    Accepted {
+        client_msg: ClientMessageId,
+        group: GroupId,
+        seq: u64,
+    },
+    Rejected {
+        client_msg: ClientMessageId,
+        group: GroupId,
+        reason: Rejection,
+    },
+    Deliver(LogEntry),
+    /// This device was added to a group by the commit at `seq`; its log
+    /// starts after that.
+    Welcome {
+        group: GroupId,
+        seq: u64,
+        spec: GroupSpec,
+        welcome: Vec<u8>,
+    },
+    /// The backlog asked for by `Sync` has been sent.
+    Synced,
+    KeyPackagesPublished {
+        request: RequestId,
+    },
+    KeyPackages {
+        request: RequestId,
+        key_packages: Vec<ClaimedKeyPackage>,
+    },
+    Pong {
+        nonce: u64,
+    },
+    /// A frame could not be handled; the connection carries on unless the
+    /// code says otherwise.
+    Error {
+        code: ErrorCode,
+        message: String,
+    },
+}
+
+/// Why bytes are not a frame.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("the frame is too large ({len} bytes; the limit is {max})")]
+    TooLarge { len: usize, max: usize },
+    #[error("frame version {0} is not supported by this version of Huddle")]
+    UnsupportedVersion(u16),
+    #[error("the frame is malformed")]
+    Malformed,
+}
+
+impl ClientFrame {
+    pub fn encode(&self) -> Vec<u8> {
+        encode_frame(self)
+    }
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        decode_frame(bytes)
+    }
+}
+
+impl ServerFrame {
+    pub fn encode(&self) -> Vec<u8> {
+        encode_frame(self)
+    }
+    pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
+        decode_frame(bytes)
+    }
+}
+
+fn encode_frame<T: Serialize>(frame: &T) -> Vec<u8> {
+    // The version is written first, then the frame: the same bytes as the
+    // tuple. Serialising these plain types into a Vec cannot fail (postcard
+    // fails only on unsized sequences or a full fixed buffer).
+    postcard::to_allocvec(&(WIRE_VERSION, frame)).expect("frames always serialise into a Vec")
+}
+
+fn decode_frame<T: for<'de> Deserialize<'de>>(bytes: &[u8]) -> Result<T, WireError> {
+    if bytes.len() > MAX_FRAME_BYTES {
+        return Err(WireError::TooLarge {
+            len: bytes.len(),
+            max: MAX_FRAME_BYTES,
+        });
+    }
+    let (version, rest): (u16, &[u8]) =
+        postcard::take_from_bytes(bytes).map_err(|_| WireError::Malformed)?;
+    if version != WIRE_VERSION {
+        return Err(WireError::UnsupportedVersion(version));
+    }
+    let (frame, rest): (T, &[u8]) =
+        postcard::take_from_bytes(rest).map_err(|_| WireError::Malformed)?;
+    if !rest.is_empty() {
+        return Err(WireError::Malformed);
+    }
+    Ok(frame)
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,240 @@
+//! Tests for the wire frames: round trips, bad input, and frozen bytes that later versions must still read.
+
+use super::*;
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Vec<u8> {
+    let text: String = text.split_whitespace().collect();
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("test vector is hex"))
+        .collect()
+}
+
+fn group() -> GroupId {
+    GroupId::from_bytes([0x11; 16])
+}
+fn device() -> DeviceId {
+    DeviceId::from_bytes([0x22; 16])
+}
+fn message() -> ClientMessageId {
+    ClientMessageId::from_bytes([0x33; 16])
+}
+
+fn sample_client_frames() -> Vec<ClientFrame> {
+    vec![
+        ClientFrame::Authenticate {
+            device: device(),
+            signature: vec![1, 2, 3],
+        },
+        ClientFrame::Sync {
+            cursors: vec![GroupCursor {
+                group: group(),
+                seq: 300,
+            }],
+        },
+        ClientFrame::Submit(Submission {
+            client_msg: message(),
+            group: group(),
+            epoch: 7,
+            expires_at: Some(UnixMillis(1_795_000_000_000)),
+            payload: Payload::Application {
+                ciphertext: vec![0xaa, 0xbb],
+            },
+        }),
+        ClientFrame::Submit(Submission {
+            client_msg: message(),
+            group: group(),
+            epoch: 0,
+            expires_at: None,
+            payload: Payload::Commit {
+                commit: vec![0xcc],
+                welcome: Some(vec![0xdd]),
+                change: MembershipChange {
+                    create: Some(GroupSpec {
+                        kind: GroupKind::Clinical,
+                        retention: RetentionSecs::DAY,
+                    }),
+                    add: vec![device()],
+                    remove: vec![],
+                },
+            },
+        }),
+        ClientFrame::Ack {
+            group: group(),
+            seq: 301,
+        },
+        ClientFrame::PublishKeyPackages {
+            request: 9,
+            key_packages: vec![vec![1], vec![2]],
+            last_resort: Some(vec![3]),
+        },
+        ClientFrame::ClaimKeyPackages {
+            request: 10,
+            users: vec![UserId::from_bytes([0x44; 16])],
+        },
+        ClientFrame::Ping { nonce: 5 },
+    ]
+}
+
+fn sample_server_frames() -> Vec<ServerFrame> {
+    vec![
+        ServerFrame::Challenge {
+            nonce: [7; 32],
+            relay_time: UnixMillis(1),
+        },
+        ServerFrame::Ready {
+            org: OrgId::from_bytes([0x55; 16]),
+            user: UserId::from_bytes([0x44; 16]),
+            device: device(),
+        },
+        ServerFrame::Accepted {
+            client_msg: message(),
+            group: group(),
+            seq: 12,
+        },
+        ServerFrame::Rejected {
+            client_msg: message(),
+            group: group(),
+            reason: Rejection::StaleEpoch { current_epoch: 8 },
+        },
+        ServerFrame::Deliver(LogEntry {
+            group: group(),
+            seq: 13,
+            epoch: 8,
+            sender: device(),
+            client_msg: message(),
+            kind: EntryKind::Application,
+            expires_at: Some(UnixMillis(2)),
+            payload: vec![0xee],
+        }),
+        ServerFrame::Welcome {
+            group: group(),
+            seq: 1,
+            spec: GroupSpec {
+                kind: GroupKind::Social,
+                retention: RetentionSecs::days(14),
+            },
+            welcome: vec![0xff],
+        },
+        ServerFrame::Synced,
+        ServerFrame::KeyPackagesPublished { request: 9 },
+        ServerFrame::KeyPackages {
+            request: 10,
+            key_packages: vec![ClaimedKeyPackage {
+                user: UserId::from_bytes([0x44; 16]),
+                device: device(),
+                key_package: vec![1, 2],
+            }],
+        },
+        ServerFrame::Pong { nonce: 5 },
+        ServerFrame::Error {
+            code: ErrorCode::Malformed,
+            message: "bad".into(),
+        },
+    ]
+}
+
+#[test]
+fn every_frame_round_trips() {
+    for frame in sample_client_frames() {
+        assert_eq!(ClientFrame::decode(&frame.encode()), Ok(frame));
+    }
+    for frame in sample_server_frames() {
+        assert_eq!(ServerFrame::decode(&frame.encode()), Ok(frame));
+    }
+}
+
+/// Frozen: version 1 bytes of a few frames. If these fail, the wire format
+/// changed and old clients or relays would misread new ones.
+#[test]
+fn frozen_frames_v1() {
+    let submit = &sample_client_frames()[2];
+    let submit_hex = "01023333333333333333333333333333333311111111111111111111111111111111070180bcd9f29e340002aabb";
+    assert_eq!(hex(&submit.encode()), submit_hex);
+    assert_eq!(ClientFrame::decode(&unhex(submit_hex)).as_ref(), Ok(submit));
+
+    let commit = &sample_client_frames()[3];
+    let commit_hex = "0102333333333333333333333333333333331111111111111111111111111111111100000101cc0101dd010080a305012222222222222222222222222222222200";
+    assert_eq!(hex(&commit.encode()), commit_hex);
+    assert_eq!(ClientFrame::decode(&unhex(commit_hex)).as_ref(), Ok(commit));
+
+    let deliver = &sample_server_frames()[4];
+    let deliver_hex = "0104111111111111111111111111111111110d08222222222222222222222222222222223333333333333333333333333333333300010201ee";
+    assert_eq!(hex(&deliver.encode()), deliver_hex);
+    assert_eq!(
+        ServerFrame::decode(&unhex(deliver_hex)).as_ref(),
+        Ok(deliver)
+    );
+
+    let rejected = &sample_server_frames()[3];
+    let rejected_hex = "010333333333333333333333333333333333111111111111111111111111111111110008";
+    assert_eq!(hex(&rejected.encode()), rejected_hex);
+    assert_eq!(
+        ServerFrame::decode(&unhex(rejected_hex)).as_ref(),
+        Ok(rejected)
+    );
+}
+
+#[test]
+fn bad_frames_get_typed_errors() {
+    assert_eq!(ClientFrame::decode(&[]), Err(WireError::Malformed));
+    assert_eq!(
+        ClientFrame::decode(&[0x02, 0x07]),
+        Err(WireError::UnsupportedVersion(2))
+    );
+    assert_eq!(
+        ClientFrame::decode(&[0x01, 0x7f]),
+        Err(WireError::Malformed),
+        "unknown frame kind"
+    );
+    assert!(matches!(
+        ServerFrame::decode(&vec![1u8; MAX_FRAME_BYTES + 1]),
+        Err(WireError::TooLarge { .. })
+    ));
+    let mut trailing = ClientFrame::Ping { nonce: 1 }.encode();
+    trailing.push(0);
+    assert_eq!(ClientFrame::decode(&trailing), Err(WireError::Malformed));
+    // A length prefix that claims more bytes than there are.
+    assert_eq!(
+        ClientFrame::decode(&unhex("01 00 11 11 11 ff ff ff 0f")),
+        Err(WireError::Malformed)
+    );
+}
+
+#[test]
+fn no_truncation_or_bit_flip_panics() {
+    for frame in sample_client_frames() {
+        let bytes = frame.encode();
+        for len in 0..bytes.len() {
+            assert!(ClientFrame::decode(&bytes[..len]).is_err());
+        }
+        for index in 0..bytes.len() {
+            for bit in 0..8 {
+                let mut bad = bytes.clone();
+                bad[index] ^= 1 << bit;
+                let _ = ClientFrame::decode(&bad);
+                let _ = ServerFrame::decode(&bad);
+            }
+        }
+    }
+}
+
+#[test]
+fn only_stale_epoch_and_rate_limits_are_retryable() {
+    assert!(Rejection::StaleEpoch { current_epoch: 1 }.is_retryable());
+    assert!(Rejection::RateLimited { retry_after_ms: 10 }.is_retryable());
+    assert!(!Rejection::NotPermitted.is_retryable());
+    assert!(!Rejection::Expired.is_retryable());
+}
+
+#[test]
+fn the_auth_transcript_binds_nonce_and_device() {
+    let a = auth_transcript(&[1; 32], device());
+    assert_ne!(a, auth_transcript(&[2; 32], device()));
+    assert_ne!(a, auth_transcript(&[1; 32], DeviceId::from_bytes([0; 16])));
+    assert!(a.starts_with(b"huddle relay authentication v1"));
+}
