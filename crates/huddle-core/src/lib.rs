@@ -8,6 +8,7 @@
 
 pub mod envelope;
 pub mod ids;
+pub mod patient_data;
 pub mod retention;
 pub mod wire;
 
