@@ -10,6 +10,7 @@ pub mod envelope;
 pub mod ids;
 pub mod patient_data;
 pub mod retention;
+pub mod sync;
 pub mod wire;
 
 pub use envelope::{Envelope, EnvelopeBody};

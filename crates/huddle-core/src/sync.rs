@@ -1,0 +1,776 @@
+//! The sans-IO sync engine: the outbox, per-group cursors, reconnects and commit retries, as a pure state machine.
+//!
+//! The app's platform layer owns the socket, the timers, IndexedDB and the
+//! crypto worker. It feeds what happens into [`SyncEngine::handle`] as an
+//! [`Event`] and carries out the [`Command`]s that come back, in order. The
+//! engine never reads a clock or draws a random number: both arrive inside
+//! events. That is what lets every path here be tested in plain Rust.
+//!
+//! Guarantees it keeps:
+//! - an outbox item is saved (`SaveOutboxItem`) before it is first sent;
+//! - items go out in the order they were queued, and a resend carries the
+//!   same client message id, so the relay stores each once;
+//! - a group's log is processed in sequence order, each entry once;
+//! - a commit that lost the race for its epoch, or an application message
+//!   made in an epoch the group has left, is made again (`Reseal`) once the
+//!   device has caught up, and then sent.
+
+use crate::ids::{ClientMessageId, DeviceId, GroupId};
+use crate::retention::UnixMillis;
+use crate::wire::{
+    auth_transcript, ClientFrame, GroupCursor, GroupSpec, LogEntry, Payload, Rejection,
+    ServerFrame, Submission,
+};
+use std::collections::{BTreeMap, HashSet};
+
+/// Tuning of the engine.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncConfig {
+    /// The first reconnect delay; it doubles with each failure.
+    pub backoff_base_millis: u64,
+    /// The longest reconnect delay.
+    pub backoff_max_millis: u64,
+    /// Submissions sent but not yet answered. The relay handles a connection's
+    /// frames in order, so a window keeps order and hides the round trip.
+    pub max_in_flight: usize,
+}
+
+impl Default for SyncConfig {
+    fn default() -> Self {
+        SyncConfig {
+            backoff_base_millis: 500,
+            backoff_max_millis: 30_000,
+            max_in_flight: 32,
+        }
+    }
+}
+
+/// Where a message the user wrote stands. Shown next to it in the conversation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum OutboxState {
+    /// Saved on the device, waiting for a connection.
+    Queued,
+    /// Sent; the relay has not answered yet.
+    Sending,
+    /// Durably stored by the relay at this sequence number.
+    Sent { seq: u64 },
+    /// Refused for good; the user can retry or delete it.
+    Failed { reason: Rejection },
+}
+
+/// One submission waiting in, or passed through, the outbox.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutboxItem {
+    pub submission: Submission,
+    pub state: OutboxState,
+    /// How many times it has been sent.
+    pub attempts: u32,
+}
+
+impl OutboxItem {
+    pub fn new(submission: Submission) -> Self {
+        OutboxItem {
+            submission,
+            state: OutboxState::Queued,
+            attempts: 0,
+        }
+    }
+    pub fn id(&self) -> ClientMessageId {
+        self.submission.client_msg
+    }
+}
+
+/// What the device knows about one of its groups, saved with `SaveCursor`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupPosition {
+    pub group: GroupId,
+    /// The last log entry processed and stored.
+    pub seq: u64,
+    /// The MLS epoch after processing it.
+    pub epoch: u64,
+}
+
+/// The connection, as the engine sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// No socket; the next attempt is due at `retry_at` (now, if `None`).
+    Offline {
+        retry_at: Option<UnixMillis>,
+    },
+    Connecting,
+    /// The socket is open; proving who we are.
+    Authenticating,
+    /// Authenticated; receiving the backlog.
+    CatchingUp,
+    /// Caught up: live traffic, and the outbox drains.
+    Live,
+}
+
+/// Something that happened, fed into the engine.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Event {
+    /// Try to be connected now: the app started, the browser went online, or
+    /// the app came back to the foreground.
+    Wake { now: UnixMillis },
+    /// A timer asked for with `WakeAt` fired.
+    Timer { now: UnixMillis },
+    /// The socket opened.
+    Opened { now: UnixMillis },
+    /// The socket closed or failed to open. `jitter` is a random number in
+    /// `[0, 1)` that spreads reconnects of many devices apart.
+    Closed { now: UnixMillis, jitter: f64 },
+    /// A frame arrived.
+    Received { now: UnixMillis, frame: ServerFrame },
+    /// The device key signed the challenge transcript.
+    ChallengeSigned { signature: Vec<u8> },
+    /// The user wrote something; the platform has sealed it.
+    Enqueue {
+        now: UnixMillis,
+        submission: Submission,
+    },
+    /// A `Reseal` was carried out: the same message, made again in `epoch`.
+    Resealed {
+        now: UnixMillis,
+        client_msg: ClientMessageId,
+        epoch: u64,
+        payload: Payload,
+    },
+    /// A `Process` was carried out; the entry's effects are stored.
+    Processed {
+        group: GroupId,
+        seq: u64,
+        epoch: u64,
+    },
+    /// A `Join` was carried out.
+    Joined {
+        group: GroupId,
+        seq: u64,
+        epoch: u64,
+    },
+    /// The user asked to send a failed message again.
+    Retry {
+        now: UnixMillis,
+        client_msg: ClientMessageId,
+    },
+}
+
+/// Something the platform must do, in the order given.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Command {
+    /// Open the socket.
+    Connect,
+    /// Close the socket (the relay broke the protocol); a `Closed` event follows.
+    Disconnect,
+    Send(ClientFrame),
+    /// Sign this transcript with the device key; answer with `ChallengeSigned`.
+    SignChallenge {
+        transcript: Vec<u8>,
+    },
+    /// Fire a `Timer` event at this time (replaces any earlier request).
+    WakeAt(UnixMillis),
+    /// Persist this outbox item (it is new or its state changed).
+    SaveOutboxItem(OutboxItem),
+    /// Persist a group position.
+    SaveCursor(GroupPosition),
+    /// Hand a log entry to the crypto worker; answer with `Processed`.
+    Process(LogEntry),
+    /// Join a group from a welcome; answer with `Joined`.
+    Join {
+        group: GroupId,
+        seq: u64,
+        spec: GroupSpec,
+        welcome: Vec<u8>,
+    },
+    /// The log reached our own accepted commit: merge it.
+    MergeOwnCommit {
+        group: GroupId,
+        client_msg: ClientMessageId,
+    },
+    /// Make this message again in the group's current epoch; answer with `Resealed`.
+    Reseal {
+        client_msg: ClientMessageId,
+        group: GroupId,
+        epoch: u64,
+    },
+    /// Something the user should know about (shown, never logged with content).
+    Notice(Notice),
+}
+
+/// Conditions the app shows to the user.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Notice {
+    /// The relay found a gap in a group's log; the device asked again.
+    Resyncing { group: GroupId },
+    /// The relay refused our device: revoked or unknown.
+    SignedOut { reason: String },
+}
+
+impl Event {
+    fn now(&self) -> Option<UnixMillis> {
+        match self {
+            Event::Wake { now }
+            | Event::Timer { now }
+            | Event::Opened { now }
+            | Event::Closed { now, .. }
+            | Event::Received { now, .. }
+            | Event::Enqueue { now, .. }
+            | Event::Resealed { now, .. }
+            | Event::Retry { now, .. } => Some(*now),
+            Event::ChallengeSigned { .. } | Event::Processed { .. } | Event::Joined { .. } => None,
+        }
+    }
+}
+
+#[derive(Clone, Debug)]
+struct GroupTrack {
+    position: GroupPosition,
+    /// The highest sequence number handed to the worker.
+    dispatched: u64,
+}
+
+/// The state machine. See the module documentation.
+#[derive(Debug)]
+pub struct SyncEngine {
+    device: DeviceId,
+    config: SyncConfig,
+    connection: ConnectionState,
+    failures: u32,
+    paused_until: Option<UnixMillis>,
+    groups: BTreeMap<GroupId, GroupTrack>,
+    /// In the order the user wrote them.
+    outbox: Vec<OutboxItem>,
+    /// Items waiting for a `Resealed`, with the epoch they must reach first.
+    awaiting_reseal: BTreeMap<ClientMessageId, ResealWait>,
+    /// The latest time any event carried, for events that carry none.
+    last_now: UnixMillis,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ResealWait {
+    /// The group must reach this epoch before the item is made again.
+    UntilEpoch(u64),
+    /// `Reseal` was issued.
+    Requested,
+}
+
+impl SyncEngine {
+    /// An engine for `device`, restored from what the device saved. Items
+    /// that were `Sending` when the app stopped are queued again: the relay
+    /// recognises a resend by its client message id.
+    pub fn new(
+        device: DeviceId,
+        config: SyncConfig,
+        positions: impl IntoIterator<Item = GroupPosition>,
+        outbox: impl IntoIterator<Item = OutboxItem>,
+    ) -> Self {
+        let groups = positions
+            .into_iter()
+            .map(|position| {
+                let track = GroupTrack {
+                    position,
+                    dispatched: position.seq,
+                };
+                (position.group, track)
+            })
+            .collect();
+        let outbox = outbox
+            .into_iter()
+            .map(|mut item| {
+                if item.state == OutboxState::Sending {
+                    item.state = OutboxState::Queued;
+                }
+                item
+            })
+            .collect();
+        SyncEngine {
+            device,
+            config,
+            connection: ConnectionState::Offline { retry_at: None },
+            failures: 0,
+            paused_until: None,
+            groups,
+            outbox,
+            awaiting_reseal: BTreeMap::new(),
+            last_now: UnixMillis(0),
+        }
+    }
+
+    pub fn connection(&self) -> ConnectionState {
+        self.connection
+    }
+
+    pub fn outbox(&self) -> &[OutboxItem] {
+        &self.outbox
+    }
+
+    /// Messages the user wrote that the relay has not stored yet (the
+    /// offline banner's count).
+    pub fn waiting_count(&self) -> usize {
+        self.outbox
+            .iter()
+            .filter(|item| matches!(item.state, OutboxState::Queued | OutboxState::Sending))
+            .count()
+    }
+
+    pub fn position(&self, group: GroupId) -> Option<GroupPosition> {
+        self.groups.get(&group).map(|track| track.position)
+    }
+
+    /// Drops items the relay has stored from memory (the app keeps its own
+    /// copy of what was said).
+    pub fn forget_sent(&mut self) {
+        self.outbox
+            .retain(|item| !matches!(item.state, OutboxState::Sent { .. }));
+    }
+
+    /// Feeds one event in; returns what to do.
+    pub fn handle(&mut self, event: Event) -> Vec<Command> {
+        let mut out = Vec::new();
+        if let Some(now) = event.now() {
+            self.last_now = self.last_now.max(now);
+        }
+        match event {
+            Event::Wake { now } => self.wake(now, true, &mut out),
+            Event::Timer { now } => self.wake(now, false, &mut out),
+            Event::Opened { .. } => {
+                if self.connection == ConnectionState::Connecting {
+                    self.connection = ConnectionState::Authenticating;
+                }
+            }
+            Event::Closed { now, jitter } => self.closed(now, jitter, &mut out),
+            Event::Received { now, frame } => self.received(now, frame, &mut out),
+            Event::ChallengeSigned { signature } => {
+                if self.connection == ConnectionState::Authenticating {
+                    out.push(Command::Send(ClientFrame::Authenticate {
+                        device: self.device,
+                        signature,
+                    }));
+                }
+            }
+            Event::Enqueue { now, submission } => {
+                let item = OutboxItem::new(submission);
+                out.push(Command::SaveOutboxItem(item.clone()));
+                self.outbox.push(item);
+                self.flush(now, &mut out);
+                if matches!(self.connection, ConnectionState::Offline { .. }) {
+                    self.wake(now, false, &mut out);
+                }
+            }
+            Event::Resealed {
+                now,
+                client_msg,
+                epoch,
+                payload,
+            } => {
+                self.awaiting_reseal.remove(&client_msg);
+                if let Some(item) = self.item_mut(client_msg) {
+                    item.submission.epoch = epoch;
+                    item.submission.payload = payload;
+                    item.state = OutboxState::Queued;
+                    out.push(Command::SaveOutboxItem(item.clone()));
+                }
+                self.flush(now, &mut out);
+            }
+            Event::Processed { group, seq, epoch } => {
+                let track = self.track(group);
+                if seq > track.position.seq {
+                    track.position.seq = seq;
+                    track.position.epoch = epoch;
+                    track.dispatched = track.dispatched.max(seq);
+                    out.push(Command::SaveCursor(track.position));
+                    if self.connection == ConnectionState::Live {
+                        out.push(Command::Send(ClientFrame::Ack { group, seq }));
+                    }
+                }
+                self.release_reseals(group, &mut out);
+                self.flush(self.last_now, &mut out);
+            }
+            Event::Joined { group, seq, epoch } => {
+                let position = GroupPosition { group, seq, epoch };
+                self.groups.insert(
+                    group,
+                    GroupTrack {
+                        position,
+                        dispatched: seq,
+                    },
+                );
+                out.push(Command::SaveCursor(position));
+                if matches!(
+                    self.connection,
+                    ConnectionState::Live | ConnectionState::CatchingUp
+                ) {
+                    // Ask for whatever followed the commit that added us.
+                    out.push(Command::Send(ClientFrame::Sync {
+                        cursors: vec![GroupCursor { group, seq }],
+                    }));
+                }
+            }
+            Event::Retry { now, client_msg } => {
+                if let Some(item) = self.item_mut(client_msg) {
+                    if matches!(item.state, OutboxState::Failed { .. }) {
+                        item.state = OutboxState::Queued;
+                        out.push(Command::SaveOutboxItem(item.clone()));
+                    }
+                }
+                self.flush(now, &mut out);
+            }
+        }
+        out
+    }
+
+    fn item_mut(&mut self, id: ClientMessageId) -> Option<&mut OutboxItem> {
+        self.outbox.iter_mut().find(|item| item.id() == id)
+    }
+
+    fn track(&mut self, group: GroupId) -> &mut GroupTrack {
+        self.groups.entry(group).or_insert(GroupTrack {
+            position: GroupPosition {
+                group,
+                seq: 0,
+                epoch: 0,
+            },
+            dispatched: 0,
+        })
+    }
+
+    fn wake(&mut self, now: UnixMillis, forced: bool, out: &mut Vec<Command>) {
+        if let ConnectionState::Offline { retry_at } = self.connection {
+            let due = forced || retry_at.is_none_or(|at| now >= at);
+            if due {
+                self.connection = ConnectionState::Connecting;
+                out.push(Command::Connect);
+            } else if let Some(at) = retry_at {
+                out.push(Command::WakeAt(at));
+            }
+        } else if self.connection == ConnectionState::Live {
+            self.flush(now, out);
+        }
+    }
+
+    /// The delay before reconnect attempt `failures`: exponential with a cap,
+    /// then "equal jitter" (half fixed, half random) so that a relay restart
+    /// is not met by every device at the same instant.
+    pub fn backoff_millis(&self, failures: u32, jitter: f64) -> u64 {
+        let exponent = failures.saturating_sub(1).min(20);
+        let full = self
+            .config
+            .backoff_base_millis
+            .saturating_mul(1u64 << exponent)
+            .min(self.config.backoff_max_millis);
+        let jitter = if jitter.is_finite() {
+            jitter.clamp(0.0, 1.0)
+        } else {
+            0.5
+        };
+        full / 2 + ((full / 2) as f64 * jitter) as u64
+    }
+
+    fn closed(&mut self, now: UnixMillis, jitter: f64, out: &mut Vec<Command>) {
+        self.failures = self.failures.saturating_add(1);
+        let retry_at = now.saturating_add_millis(self.backoff_millis(self.failures, jitter));
+        self.connection = ConnectionState::Offline {
+            retry_at: Some(retry_at),
+        };
+        // Unanswered sends go again, with the same ids, after reconnecting.
+        for item in &mut self.outbox {
+            if item.state == OutboxState::Sending {
+                item.state = OutboxState::Queued;
+            }
+        }
+        // Entries handed to the worker but not processed will come again.
+        for track in self.groups.values_mut() {
+            track.dispatched = track.position.seq;
+        }
+        out.push(Command::WakeAt(retry_at));
+    }
+
+    fn received(&mut self, now: UnixMillis, frame: ServerFrame, out: &mut Vec<Command>) {
+        match frame {
+            ServerFrame::Challenge { nonce, .. } => {
+                if self.connection == ConnectionState::Authenticating {
+                    out.push(Command::SignChallenge {
+                        transcript: auth_transcript(&nonce, self.device),
+                    });
+                }
+            }
+            ServerFrame::Ready { .. } => {
+                self.failures = 0;
+                self.connection = ConnectionState::CatchingUp;
+                let cursors = self
+                    .groups
+                    .values()
+                    .map(|track| GroupCursor {
+                        group: track.position.group,
+                        seq: track.position.seq,
+                    })
+                    .collect();
+                out.push(Command::Send(ClientFrame::Sync { cursors }));
+            }
+            ServerFrame::Synced => {
+                if self.connection == ConnectionState::CatchingUp {
+                    self.connection = ConnectionState::Live;
+                }
+                self.flush(now, out);
+            }
+            ServerFrame::Accepted {
+                client_msg, seq, ..
+            } => self.accepted(now, client_msg, seq, out),
+            ServerFrame::Rejected {
+                client_msg, reason, ..
+            } => self.rejected(now, client_msg, reason, out),
+            ServerFrame::Deliver(entry) => self.deliver(entry, out),
+            ServerFrame::Welcome {
+                group,
+                seq,
+                spec,
+                welcome,
+            } => {
+                if !self.groups.contains_key(&group) {
+                    out.push(Command::Join {
+                        group,
+                        seq,
+                        spec,
+                        welcome,
+                    });
+                }
+            }
+            ServerFrame::Error { code, message } => {
+                use crate::wire::ErrorCode;
+                if matches!(code, ErrorCode::Revoked | ErrorCode::AuthenticationFailed) {
+                    out.push(Command::Notice(Notice::SignedOut { reason: message }));
+                    out.push(Command::Disconnect);
+                }
+            }
+            ServerFrame::KeyPackagesPublished { .. }
+            | ServerFrame::KeyPackages { .. }
+            | ServerFrame::Pong { .. } => {}
+        }
+    }
+
+    fn accepted(
+        &mut self,
+        now: UnixMillis,
+        client_msg: ClientMessageId,
+        seq: u64,
+        out: &mut Vec<Command>,
+    ) {
+        let Some(item) = self.item_mut(client_msg) else {
+            return;
+        };
+        if matches!(item.state, OutboxState::Sent { .. }) {
+            return;
+        }
+        item.state = OutboxState::Sent { seq };
+        out.push(Command::SaveOutboxItem(item.clone()));
+        // An accepted commit is merged when the log reaches it (see
+        // `deliver`), so that entries before it are opened in their epoch.
+        self.flush(now, out);
+    }
+
+    fn rejected(
+        &mut self,
+        now: UnixMillis,
+        client_msg: ClientMessageId,
+        reason: Rejection,
+        out: &mut Vec<Command>,
+    ) {
+        let Some(item) = self.item_mut(client_msg) else {
+            return;
+        };
+        match reason {
+            Rejection::StaleEpoch { current_epoch } => {
+                item.state = OutboxState::Queued;
+                let id = item.id();
+                let group = item.submission.group;
+                self.awaiting_reseal
+                    .insert(id, ResealWait::UntilEpoch(current_epoch));
+                self.release_reseals(group, out);
+            }
+            Rejection::RateLimited { retry_after_ms } => {
+                item.state = OutboxState::Queued;
+                let until = now.saturating_add_millis(u64::from(retry_after_ms));
+                self.paused_until = Some(until);
+                out.push(Command::WakeAt(until));
+            }
+            reason => {
+                item.state = OutboxState::Failed { reason };
+                out.push(Command::SaveOutboxItem(item.clone()));
+            }
+        }
+        self.flush(now, out);
+    }
+
+    fn deliver(&mut self, entry: LogEntry, out: &mut Vec<Command>) {
+        let connection = self.connection;
+        let own = entry.sender == self.device;
+        let track = self.track(entry.group);
+        if entry.seq <= track.dispatched {
+            return; // already handed over: a duplicate after a resync
+        }
+        if entry.seq > track.dispatched + 1 {
+            // A gap: ask for the log again from what we have processed.
+            let cursor = GroupCursor {
+                group: entry.group,
+                seq: track.position.seq,
+            };
+            track.dispatched = track.position.seq;
+            out.push(Command::Notice(Notice::Resyncing { group: entry.group }));
+            if matches!(
+                connection,
+                ConnectionState::Live | ConnectionState::CatchingUp
+            ) {
+                out.push(Command::Send(ClientFrame::Sync {
+                    cursors: vec![cursor],
+                }));
+            }
+            return;
+        }
+        track.dispatched = entry.seq;
+        let epoch_before = track.position.epoch;
+        let own_item = if own {
+            self.outbox
+                .iter()
+                .position(|item| item.id() == entry.client_msg)
+        } else {
+            None
+        };
+        let Some(index) = own_item else {
+            out.push(Command::Process(entry));
+            return;
+        };
+        // MLS cannot open a device's own messages, and the device already
+        // has them. The entry may come before the relay's `Accepted` when a
+        // resend follows a lost connection: it counts as the acceptance.
+        let item = &mut self.outbox[index];
+        let is_commit = matches!(item.submission.payload, Payload::Commit { .. });
+        if !matches!(item.state, OutboxState::Sent { .. }) {
+            item.state = OutboxState::Sent { seq: entry.seq };
+            out.push(Command::SaveOutboxItem(item.clone()));
+        }
+        if is_commit {
+            out.push(Command::MergeOwnCommit {
+                group: entry.group,
+                client_msg: entry.client_msg,
+            });
+        }
+        let epoch = if is_commit {
+            entry.epoch + 1
+        } else {
+            epoch_before
+        };
+        out.extend(self.handle(Event::Processed {
+            group: entry.group,
+            seq: entry.seq,
+            epoch,
+        }));
+    }
+
+    /// Issues `Reseal` for items whose group has reached the epoch they wait for.
+    fn release_reseals(&mut self, group: GroupId, out: &mut Vec<Command>) {
+        let epoch = match self.groups.get(&group) {
+            Some(track) => track.position.epoch,
+            None => 0,
+        };
+        let ready: Vec<ClientMessageId> = self
+            .awaiting_reseal
+            .iter()
+            .filter(|(id, wait)| {
+                matches!(wait, ResealWait::UntilEpoch(target) if epoch >= *target)
+                    && self
+                        .outbox
+                        .iter()
+                        .any(|item| item.id() == **id && item.submission.group == group)
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for client_msg in ready {
+            self.awaiting_reseal
+                .insert(client_msg, ResealWait::Requested);
+            out.push(Command::Reseal {
+                client_msg,
+                group,
+                epoch,
+            });
+        }
+    }
+
+    /// Sends queued items in order, within the window. A group with an item
+    /// waiting to be made again holds back its later items, so that order
+    /// within a conversation is kept.
+    fn flush(&mut self, now: UnixMillis, out: &mut Vec<Command>) {
+        if self.connection != ConnectionState::Live {
+            return;
+        }
+        if let Some(until) = self.paused_until {
+            if now < until {
+                return;
+            }
+            self.paused_until = None;
+        }
+        let mut in_flight = self
+            .outbox
+            .iter()
+            .filter(|item| item.state == OutboxState::Sending)
+            .count();
+        // Nothing follows our own commit in its group until the log has
+        // reached it and it is merged: whatever comes next must be made in
+        // the epoch that commit creates.
+        let mut held_groups: HashSet<GroupId> = self
+            .outbox
+            .iter()
+            .filter(|item| {
+                let group = item.submission.group;
+                let merged_up_to = self.groups.get(&group).map_or(0, |t| t.position.seq);
+                matches!(item.submission.payload, Payload::Commit { .. })
+                    && match item.state {
+                        OutboxState::Sending => true,
+                        OutboxState::Sent { seq } => seq > merged_up_to,
+                        _ => false,
+                    }
+            })
+            .map(|item| item.submission.group)
+            .collect();
+        let mut newly_waiting = Vec::new();
+        for index in 0..self.outbox.len() {
+            if in_flight >= self.config.max_in_flight {
+                break;
+            }
+            let item = &self.outbox[index];
+            let group = item.submission.group;
+            if item.state != OutboxState::Queued || held_groups.contains(&group) {
+                continue;
+            }
+            let is_commit = matches!(item.submission.payload, Payload::Commit { .. });
+            if self.awaiting_reseal.contains_key(&item.id()) {
+                held_groups.insert(group);
+                continue;
+            }
+            let group_epoch = self.groups.get(&group).map(|t| t.position.epoch);
+            let made_in_old_epoch = group_epoch.is_some_and(|epoch| epoch > item.submission.epoch);
+            if made_in_old_epoch {
+                held_groups.insert(group);
+                newly_waiting.push((item.id(), group_epoch.unwrap_or(0)));
+                continue;
+            }
+            let item = &mut self.outbox[index];
+            item.state = OutboxState::Sending;
+            item.attempts = item.attempts.saturating_add(1);
+            in_flight += 1;
+            out.push(Command::Send(ClientFrame::Submit(item.submission.clone())));
+            if is_commit {
+                held_groups.insert(group);
+            }
+        }
+        for (client_msg, epoch) in newly_waiting {
+            self.awaiting_reseal
+                .insert(client_msg, ResealWait::UntilEpoch(epoch));
+            if let Some(item) = self.outbox.iter().find(|i| i.id() == client_msg) {
+                let group = item.submission.group;
+                self.release_reseals(group, out);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,685 @@
+//! Tests for the sync engine, driven by events alone: no socket, no clock, no browser.
+
+use super::*;
+use crate::wire::{EntryKind, ErrorCode, MembershipChange};
+
+const ME: DeviceId = DeviceId::from_bytes([1; 16]);
+const ALICE: DeviceId = DeviceId::from_bytes([2; 16]);
+const WARD: GroupId = GroupId::from_bytes([10; 16]);
+const SOCIAL: GroupId = GroupId::from_bytes([11; 16]);
+
+fn at(ms: u64) -> UnixMillis {
+    UnixMillis(ms)
+}
+
+fn msg_id(n: u8) -> ClientMessageId {
+    ClientMessageId::from_bytes([n; 16])
+}
+
+fn text(n: u8, group: GroupId, epoch: u64) -> Submission {
+    Submission {
+        client_msg: msg_id(n),
+        group,
+        epoch,
+        expires_at: Some(at(1_000_000)),
+        payload: Payload::Application {
+            ciphertext: vec![n],
+        },
+    }
+}
+
+fn commit(n: u8, group: GroupId, epoch: u64) -> Submission {
+    Submission {
+        client_msg: msg_id(n),
+        group,
+        epoch,
+        expires_at: None,
+        payload: Payload::Commit {
+            commit: vec![n],
+            welcome: None,
+            change: MembershipChange::default(),
+        },
+    }
+}
+
+fn entry(
+    group: GroupId,
+    seq: u64,
+    epoch: u64,
+    sender: DeviceId,
+    n: u8,
+    kind: EntryKind,
+) -> LogEntry {
+    LogEntry {
+        group,
+        seq,
+        epoch,
+        sender,
+        client_msg: msg_id(n),
+        kind,
+        expires_at: None,
+        payload: vec![n],
+    }
+}
+
+fn engine_with(positions: Vec<GroupPosition>, outbox: Vec<OutboxItem>) -> SyncEngine {
+    SyncEngine::new(ME, SyncConfig::default(), positions, outbox)
+}
+
+fn sent_ids(commands: &[Command]) -> Vec<ClientMessageId> {
+    commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::Send(ClientFrame::Submit(s)) => Some(s.client_msg),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Connects, authenticates and catches up; returns the commands of the last step.
+fn go_live(engine: &mut SyncEngine, now: u64) -> Vec<Command> {
+    let connect = engine.handle(Event::Wake { now: at(now) });
+    assert_eq!(connect, vec![Command::Connect]);
+    assert!(engine.handle(Event::Opened { now: at(now) }).is_empty());
+    let sign = engine.handle(Event::Received {
+        now: at(now),
+        frame: ServerFrame::Challenge {
+            nonce: [9; 32],
+            relay_time: at(now),
+        },
+    });
+    assert_eq!(
+        sign,
+        vec![Command::SignChallenge {
+            transcript: auth_transcript(&[9; 32], ME)
+        }]
+    );
+    let auth = engine.handle(Event::ChallengeSigned { signature: vec![7] });
+    assert!(matches!(
+        auth[..],
+        [Command::Send(ClientFrame::Authenticate { .. })]
+    ));
+    let sync = engine.handle(Event::Received {
+        now: at(now),
+        frame: ServerFrame::Ready {
+            org: crate::ids::OrgId::from_bytes([0; 16]),
+            user: crate::ids::UserId::from_bytes([0; 16]),
+            device: ME,
+        },
+    });
+    assert!(matches!(
+        sync[..],
+        [Command::Send(ClientFrame::Sync { .. })]
+    ));
+    assert_eq!(engine.connection(), ConnectionState::CatchingUp);
+    let live = engine.handle(Event::Received {
+        now: at(now),
+        frame: ServerFrame::Synced,
+    });
+    assert_eq!(engine.connection(), ConnectionState::Live);
+    live
+}
+
+fn accept(engine: &mut SyncEngine, n: u8, group: GroupId, seq: u64) -> Vec<Command> {
+    engine.handle(Event::Received {
+        now: at(0),
+        frame: ServerFrame::Accepted {
+            client_msg: msg_id(n),
+            group,
+            seq,
+        },
+    })
+}
+
+#[test]
+fn messages_written_offline_are_saved_first_then_sent_in_order_once_live() {
+    let mut engine = engine_with(vec![], vec![]);
+    let mut saved_before_send = Vec::new();
+    for n in 1..=3 {
+        let commands = engine.handle(Event::Enqueue {
+            now: at(0),
+            submission: text(n, WARD, 0),
+        });
+        // Saved before anything else happens; the first also starts connecting.
+        assert!(matches!(&commands[0], Command::SaveOutboxItem(item) if item.id() == msg_id(n)));
+        saved_before_send.push(n);
+        if n == 1 {
+            assert!(commands.contains(&Command::Connect));
+        }
+    }
+    assert_eq!(engine.waiting_count(), 3);
+    // The first connection attempt fails; the messages wait.
+    engine.handle(Event::Closed {
+        now: at(0),
+        jitter: 0.0,
+    });
+    assert_eq!(engine.waiting_count(), 3);
+    let live = go_live(&mut engine, 10_000);
+    assert_eq!(sent_ids(&live), vec![msg_id(1), msg_id(2), msg_id(3)]);
+    for n in 1..=3 {
+        accept(&mut engine, n, WARD, u64::from(n));
+    }
+    assert_eq!(engine.waiting_count(), 0);
+    assert!(engine
+        .outbox()
+        .iter()
+        .all(|item| matches!(item.state, OutboxState::Sent { .. })));
+}
+
+#[test]
+fn a_lost_connection_resends_unanswered_items_with_the_same_ids() {
+    let mut engine = engine_with(vec![], vec![]);
+    go_live(&mut engine, 0);
+    let first = engine.handle(Event::Enqueue {
+        now: at(0),
+        submission: text(1, WARD, 0),
+    });
+    assert_eq!(sent_ids(&first), vec![msg_id(1)]);
+    engine.handle(Event::Enqueue {
+        now: at(0),
+        submission: text(2, WARD, 0),
+    });
+    accept(&mut engine, 1, WARD, 1);
+    // The relay restarts before answering the second.
+    engine.handle(Event::Closed {
+        now: at(5),
+        jitter: 0.5,
+    });
+    assert_eq!(engine.waiting_count(), 1);
+    let resumed = go_live(&mut engine, 10_000);
+    assert_eq!(
+        sent_ids(&resumed),
+        vec![msg_id(2)],
+        "only the unanswered one, same id"
+    );
+    // The relay answers the resend; a duplicate answer changes nothing.
+    accept(&mut engine, 2, WARD, 2);
+    assert!(accept(&mut engine, 2, WARD, 2).is_empty());
+    let attempts: Vec<u32> = engine.outbox().iter().map(|i| i.attempts).collect();
+    assert_eq!(attempts, vec![1, 2]);
+}
+
+#[test]
+fn restored_sending_items_are_queued_again() {
+    let mut sending = OutboxItem::new(text(1, WARD, 0));
+    sending.state = OutboxState::Sending;
+    let mut engine = engine_with(vec![], vec![sending]);
+    assert_eq!(engine.outbox()[0].state, OutboxState::Queued);
+    assert_eq!(sent_ids(&go_live(&mut engine, 0)), vec![msg_id(1)]);
+}
+
+#[test]
+fn the_window_limits_unanswered_sends() {
+    let mut engine = SyncEngine::new(
+        ME,
+        SyncConfig {
+            max_in_flight: 2,
+            ..SyncConfig::default()
+        },
+        vec![],
+        (1..=5).map(|n| OutboxItem::new(text(n, WARD, 0))),
+    );
+    assert_eq!(
+        sent_ids(&go_live(&mut engine, 0)),
+        vec![msg_id(1), msg_id(2)]
+    );
+    assert_eq!(sent_ids(&accept(&mut engine, 1, WARD, 1)), vec![msg_id(3)]);
+    assert_eq!(sent_ids(&accept(&mut engine, 2, WARD, 2)), vec![msg_id(4)]);
+}
+
+#[test]
+fn reconnect_backoff_grows_is_capped_and_jittered() {
+    let engine = engine_with(vec![], vec![]);
+    let config = SyncConfig::default();
+    assert_eq!(
+        engine.backoff_millis(1, 0.0),
+        config.backoff_base_millis / 2
+    );
+    assert_eq!(engine.backoff_millis(1, 1.0), config.backoff_base_millis);
+    assert_eq!(
+        engine.backoff_millis(2, 1.0),
+        config.backoff_base_millis * 2
+    );
+    assert_eq!(
+        engine.backoff_millis(3, 1.0),
+        config.backoff_base_millis * 4
+    );
+    for failures in 10..40 {
+        let delay = engine.backoff_millis(failures, 0.999);
+        assert!(delay <= config.backoff_max_millis);
+        assert!(delay >= config.backoff_max_millis / 2);
+    }
+    // Bad randomness cannot produce a bad delay.
+    assert_eq!(
+        engine.backoff_millis(1, f64::NAN),
+        engine.backoff_millis(1, 0.5)
+    );
+    assert_eq!(engine.backoff_millis(1, 7.0), engine.backoff_millis(1, 1.0));
+}
+
+#[test]
+fn failures_schedule_reconnects_and_success_resets_them() {
+    let mut engine = engine_with(vec![], vec![]);
+    assert_eq!(
+        engine.handle(Event::Wake { now: at(0) }),
+        vec![Command::Connect]
+    );
+    let first = engine.handle(Event::Closed {
+        now: at(0),
+        jitter: 1.0,
+    });
+    assert_eq!(first, vec![Command::WakeAt(at(500))]);
+    // Too early: the timer is asked for again, nothing else.
+    assert_eq!(
+        engine.handle(Event::Timer { now: at(100) }),
+        vec![Command::WakeAt(at(500))]
+    );
+    assert_eq!(
+        engine.handle(Event::Timer { now: at(500) }),
+        vec![Command::Connect]
+    );
+    assert_eq!(
+        engine.handle(Event::Closed {
+            now: at(500),
+            jitter: 1.0
+        }),
+        vec![Command::WakeAt(at(1_500))]
+    );
+    // Coming online or to the foreground connects at once.
+    assert_eq!(
+        engine.handle(Event::Wake { now: at(600) }),
+        vec![Command::Connect]
+    );
+    engine.handle(Event::Closed {
+        now: at(600),
+        jitter: 1.0,
+    });
+    go_live(&mut engine, 5_000);
+    assert_eq!(
+        engine.handle(Event::Closed {
+            now: at(6_000),
+            jitter: 1.0
+        }),
+        vec![Command::WakeAt(at(6_500))],
+        "back to the first delay after a success"
+    );
+}
+
+#[test]
+fn the_log_is_processed_in_order_once_and_gaps_resync() {
+    let mut engine = engine_with(
+        vec![GroupPosition {
+            group: WARD,
+            seq: 4,
+            epoch: 2,
+        }],
+        vec![],
+    );
+    go_live(&mut engine, 0);
+    let deliver = |engine: &mut SyncEngine, seq| {
+        engine.handle(Event::Received {
+            now: at(0),
+            frame: ServerFrame::Deliver(entry(
+                WARD,
+                seq,
+                2,
+                ALICE,
+                seq as u8,
+                EntryKind::Application,
+            )),
+        })
+    };
+    assert!(deliver(&mut engine, 4).is_empty(), "already processed");
+    assert!(matches!(deliver(&mut engine, 5)[..], [Command::Process(_)]));
+    assert!(deliver(&mut engine, 5).is_empty(), "duplicate");
+    let gap = deliver(&mut engine, 7);
+    assert_eq!(
+        gap,
+        vec![
+            Command::Notice(Notice::Resyncing { group: WARD }),
+            Command::Send(ClientFrame::Sync {
+                cursors: vec![GroupCursor {
+                    group: WARD,
+                    seq: 4
+                }]
+            })
+        ]
+    );
+    // The worker finishes 5; the cursor moves, is saved and acknowledged.
+    let processed = engine.handle(Event::Processed {
+        group: WARD,
+        seq: 5,
+        epoch: 2,
+    });
+    assert_eq!(
+        processed,
+        vec![
+            Command::SaveCursor(GroupPosition {
+                group: WARD,
+                seq: 5,
+                epoch: 2
+            }),
+            Command::Send(ClientFrame::Ack {
+                group: WARD,
+                seq: 5
+            }),
+        ]
+    );
+    assert!(matches!(deliver(&mut engine, 6)[..], [Command::Process(_)]));
+}
+
+#[test]
+fn a_commit_that_lost_its_epoch_is_made_again_after_catching_up_and_lands() {
+    let mut engine = engine_with(
+        vec![GroupPosition {
+            group: WARD,
+            seq: 10,
+            epoch: 3,
+        }],
+        vec![],
+    );
+    go_live(&mut engine, 0);
+    let sent = engine.handle(Event::Enqueue {
+        now: at(0),
+        submission: commit(1, WARD, 3),
+    });
+    assert_eq!(sent_ids(&sent), vec![msg_id(1)]);
+    // A message written meanwhile waits behind the unanswered commit.
+    let held = engine.handle(Event::Enqueue {
+        now: at(0),
+        submission: text(2, WARD, 3),
+    });
+    assert!(sent_ids(&held).is_empty());
+    // Someone else's commit for epoch 3 won.
+    let rejected = engine.handle(Event::Received {
+        now: at(0),
+        frame: ServerFrame::Rejected {
+            client_msg: msg_id(1),
+            group: WARD,
+            reason: Rejection::StaleEpoch { current_epoch: 4 },
+        },
+    });
+    assert!(
+        sent_ids(&rejected).is_empty(),
+        "nothing goes before catching up"
+    );
+    assert!(!rejected.iter().any(|c| matches!(c, Command::Reseal { .. })));
+    // The winning commit arrives and is processed: now at epoch 4.
+    let winner = engine.handle(Event::Received {
+        now: at(0),
+        frame: ServerFrame::Deliver(entry(WARD, 11, 3, ALICE, 99, EntryKind::Commit)),
+    });
+    assert!(matches!(winner[..], [Command::Process(_)]));
+    let caught_up = engine.handle(Event::Processed {
+        group: WARD,
+        seq: 11,
+        epoch: 4,
+    });
+    let reseals: Vec<_> = caught_up
+        .iter()
+        .filter(|c| matches!(c, Command::Reseal { .. }))
+        .collect();
+    assert_eq!(
+        reseals,
+        vec![&Command::Reseal {
+            client_msg: msg_id(1),
+            group: WARD,
+            epoch: 4
+        }]
+    );
+    // The commit is made again on epoch 4 and sent first; the message waits for it.
+    let resent = engine.handle(Event::Resealed {
+        now: at(0),
+        client_msg: msg_id(1),
+        epoch: 4,
+        payload: Payload::Commit {
+            commit: vec![42],
+            welcome: None,
+            change: MembershipChange::default(),
+        },
+    });
+    assert_eq!(sent_ids(&resent), vec![msg_id(1)]);
+    let landed = accept(&mut engine, 1, WARD, 12);
+    assert!(
+        sent_ids(&landed).is_empty(),
+        "the message waits until the commit is merged"
+    );
+    // Our own commit comes back in the log: merged, not opened; epoch 5.
+    let own = engine.handle(Event::Received {
+        now: at(0),
+        frame: ServerFrame::Deliver(entry(WARD, 12, 4, ME, 1, EntryKind::Commit)),
+    });
+    assert!(own.contains(&Command::MergeOwnCommit {
+        group: WARD,
+        client_msg: msg_id(1)
+    }));
+    assert!(!own.iter().any(|c| matches!(c, Command::Process(_))));
+    assert_eq!(
+        engine.position(WARD),
+        Some(GroupPosition {
+            group: WARD,
+            seq: 12,
+            epoch: 5
+        })
+    );
+    // The message made in epoch 3 is made again in epoch 5 before it goes.
+    assert!(own.contains(&Command::Reseal {
+        client_msg: msg_id(2),
+        group: WARD,
+        epoch: 5
+    }));
+    let resealed = engine.handle(Event::Resealed {
+        now: at(0),
+        client_msg: msg_id(2),
+        epoch: 5,
+        payload: Payload::Application {
+            ciphertext: vec![2, 5],
+        },
+    });
+    assert_eq!(sent_ids(&resealed), vec![msg_id(2)]);
+}
+
+#[test]
+fn own_entries_seen_before_the_answer_count_as_accepted() {
+    let mut engine = engine_with(
+        vec![GroupPosition {
+            group: WARD,
+            seq: 0,
+            epoch: 1,
+        }],
+        vec![],
+    );
+    go_live(&mut engine, 0);
+    engine.handle(Event::Enqueue {
+        now: at(0),
+        submission: commit(1, WARD, 1),
+    });
+    engine.handle(Event::Closed {
+        now: at(0),
+        jitter: 0.0,
+    });
+    engine.handle(Event::Wake { now: at(1) });
+    engine.handle(Event::Opened { now: at(1) });
+    // The backlog holds our commit: the relay stored it before the connection dropped.
+    let backlog = engine.handle(Event::Received {
+        now: at(1),
+        frame: ServerFrame::Deliver(entry(WARD, 1, 1, ME, 1, EntryKind::Commit)),
+    });
+    assert!(backlog.contains(&Command::MergeOwnCommit {
+        group: WARD,
+        client_msg: msg_id(1)
+    }));
+    assert_eq!(engine.outbox()[0].state, OutboxState::Sent { seq: 1 });
+    assert_eq!(engine.position(WARD).map(|p| p.epoch), Some(2));
+}
+
+#[test]
+fn permanent_refusals_fail_until_retried_and_rate_limits_pause() {
+    let mut engine = engine_with(vec![], vec![]);
+    go_live(&mut engine, 0);
+    engine.handle(Event::Enqueue {
+        now: at(0),
+        submission: text(1, WARD, 0),
+    });
+    let refused = engine.handle(Event::Received {
+        now: at(0),
+        frame: ServerFrame::Rejected {
+            client_msg: msg_id(1),
+            group: WARD,
+            reason: Rejection::NotAMember,
+        },
+    });
+    assert!(matches!(
+        &refused[..],
+        [Command::SaveOutboxItem(OutboxItem {
+            state: OutboxState::Failed {
+                reason: Rejection::NotAMember
+            },
+            ..
+        })]
+    ));
+    assert_eq!(engine.waiting_count(), 0);
+    let retried = engine.handle(Event::Retry {
+        now: at(1),
+        client_msg: msg_id(1),
+    });
+    assert_eq!(sent_ids(&retried), vec![msg_id(1)]);
+
+    let limited = engine.handle(Event::Received {
+        now: at(100),
+        frame: ServerFrame::Rejected {
+            client_msg: msg_id(1),
+            group: WARD,
+            reason: Rejection::RateLimited {
+                retry_after_ms: 1_000,
+            },
+        },
+    });
+    assert_eq!(limited, vec![Command::WakeAt(at(1_100))]);
+    assert!(sent_ids(&engine.handle(Event::Timer { now: at(500) })).is_empty());
+    assert_eq!(
+        sent_ids(&engine.handle(Event::Timer { now: at(1_100) })),
+        vec![msg_id(1)]
+    );
+}
+
+#[test]
+fn one_group_waiting_does_not_hold_up_another() {
+    let mut engine = engine_with(
+        vec![GroupPosition {
+            group: WARD,
+            seq: 3,
+            epoch: 2,
+        }],
+        vec![],
+    );
+    engine.handle(Event::Enqueue {
+        now: at(0),
+        submission: text(1, WARD, 1),
+    });
+    engine.handle(Event::Enqueue {
+        now: at(0),
+        submission: text(2, SOCIAL, 0),
+    });
+    engine.handle(Event::Closed {
+        now: at(0),
+        jitter: 0.0,
+    });
+    let live = go_live(&mut engine, 1_000);
+    assert_eq!(sent_ids(&live), vec![msg_id(2)]);
+    assert!(live.contains(&Command::Reseal {
+        client_msg: msg_id(1),
+        group: WARD,
+        epoch: 2
+    }));
+}
+
+#[test]
+fn welcomes_join_once_and_fetch_what_followed() {
+    let mut engine = engine_with(vec![], vec![]);
+    go_live(&mut engine, 0);
+    let spec = GroupSpec {
+        kind: crate::GroupKind::Social,
+        retention: crate::RetentionSecs::days(14),
+    };
+    let welcome = ServerFrame::Welcome {
+        group: SOCIAL,
+        seq: 7,
+        spec,
+        welcome: vec![1],
+    };
+    let join = engine.handle(Event::Received {
+        now: at(0),
+        frame: welcome.clone(),
+    });
+    assert!(matches!(join[..], [Command::Join { seq: 7, .. }]));
+    let joined = engine.handle(Event::Joined {
+        group: SOCIAL,
+        seq: 7,
+        epoch: 3,
+    });
+    assert_eq!(
+        joined,
+        vec![
+            Command::SaveCursor(GroupPosition {
+                group: SOCIAL,
+                seq: 7,
+                epoch: 3
+            }),
+            Command::Send(ClientFrame::Sync {
+                cursors: vec![GroupCursor {
+                    group: SOCIAL,
+                    seq: 7
+                }]
+            }),
+        ]
+    );
+    assert!(engine
+        .handle(Event::Received {
+            now: at(0),
+            frame: welcome
+        })
+        .is_empty());
+}
+
+#[test]
+fn a_revoked_device_is_told_and_disconnects() {
+    let mut engine = engine_with(vec![], vec![]);
+    go_live(&mut engine, 0);
+    let revoked = engine.handle(Event::Received {
+        now: at(0),
+        frame: ServerFrame::Error {
+            code: ErrorCode::Revoked,
+            message: "This device was removed by an administrator.".into(),
+        },
+    });
+    assert_eq!(revoked.last(), Some(&Command::Disconnect));
+    assert!(matches!(
+        revoked[0],
+        Command::Notice(Notice::SignedOut { .. })
+    ));
+}
+
+#[test]
+fn frames_out_of_turn_are_ignored() {
+    let mut engine = engine_with(vec![], vec![]);
+    // A challenge or a signature before the socket is open does nothing.
+    assert!(engine
+        .handle(Event::Received {
+            now: at(0),
+            frame: ServerFrame::Challenge {
+                nonce: [0; 32],
+                relay_time: at(0)
+            }
+        })
+        .is_empty());
+    assert!(engine
+        .handle(Event::ChallengeSigned { signature: vec![] })
+        .is_empty());
+    // Answers to unknown messages do nothing.
+    assert!(accept(&mut engine, 77, WARD, 1).is_empty());
+    assert_eq!(
+        engine.connection(),
+        ConnectionState::Offline { retry_at: None }
+    );
+}
