@@ -1,15 +1,22 @@
 //! Huddle's end-to-end encryption: MLS (RFC 9420) groups with ciphersuite 0x0007, on OpenMLS.
 //!
-//! Nothing of OpenMLS is meant to leak past this crate's API; the crypto
-//! worker is its only user in the browser, so that MLS secrets never reach the
-//! page's main thread.
+//! [`MlsDevice`] is the API: a device's identity and key, its key packages,
+//! and every group operation, with bytes in and Huddle types out. Nothing of
+//! OpenMLS leaks past it. The crypto worker is its only user in the browser,
+//! so that MLS secrets never reach the page's main thread.
 #![forbid(unsafe_code)]
 
+pub mod device;
 pub mod identity;
+pub mod profile;
 pub mod provider;
+pub mod state;
 
-pub use identity::DeviceSigner;
+pub use device::{CommitOut, Incoming, JoinedGroup, MessageAad, MlsDevice, MlsError, Sealed};
+pub use identity::{DeviceIdentity, DeviceSigner, Fingerprint, SafetyNumber};
+pub use profile::GroupProfile;
 pub use provider::{HuddleProvider, CIPHERSUITE};
+pub use state::StateChange;
 
 /// The ciphersuite's name as people and logs see it.
 pub fn ciphersuite_name() -> &'static str {

@@ -1,134 +1,420 @@
-//! Round trips through OpenMLS with ciphersuite 0x0007, natively and in a browser.
+//! Group scenarios through the crate's API, natively and in headless Chromium: sizes, removal, races, restarts and tampering.
+//!
+//! A `Log` stands in for the relay's ordering rule (the first commit for an
+//! epoch wins); the relay's own behaviour is tested against a real relay.
 
-use crate::{DeviceSigner, HuddleProvider, CIPHERSUITE};
-use openmls::prelude::*;
-use openmls_traits::crypto::OpenMlsCrypto;
-use openmls_traits::OpenMlsProvider;
+use crate::device::{Incoming, MlsDevice, MlsError};
+use crate::identity::DeviceIdentity;
+use crate::profile::GroupProfile;
+use crate::provider::CIPHERSUITE;
+use crate::state::{apply_changes, StateChange};
+use crate::{CommitOut, DeviceSigner};
+use huddle_core::envelope::Envelope;
+use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, OrgId, UserId};
+use huddle_core::retention::{GroupKind, RetentionSecs, UnixMillis};
+use std::collections::HashMap;
 
 #[cfg(target_arch = "wasm32")]
 wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
 
-struct Member {
-    provider: HuddleProvider,
-    signer: DeviceSigner,
-    credential: CredentialWithKey,
-}
+const NOW: UnixMillis = UnixMillis(1_795_000_000_000);
+const WARD: GroupId = GroupId::from_bytes([0x77; 16]);
+const ORG: OrgId = OrgId::from_bytes([1; 16]);
 
-fn member(name: &str) -> Member {
-    let signer = DeviceSigner::generate().expect("key generation");
-    let credential = CredentialWithKey {
-        credential: BasicCredential::new(name.as_bytes().to_vec()).into(),
-        signature_key: signer.public_key().to_vec().into(),
-    };
-    Member {
-        provider: HuddleProvider::<openmls_memory_storage::MemoryStorage>::default(),
-        signer,
-        credential,
+fn identity(n: u32) -> DeviceIdentity {
+    let mut bytes = [0u8; 16];
+    bytes[..4].copy_from_slice(&n.to_be_bytes());
+    DeviceIdentity {
+        org: ORG,
+        user: UserId::from_bytes(bytes),
+        device: DeviceId::from_bytes({
+            let mut d = bytes;
+            d[15] = 0xdd;
+            d
+        }),
     }
 }
 
-fn capabilities() -> Capabilities {
-    Capabilities::new(None, Some(&[CIPHERSUITE]), None, None, None)
+fn device(n: u32) -> MlsDevice {
+    MlsDevice::create(identity(n)).expect("a device")
 }
 
-#[cfg_attr(not(target_arch = "wasm32"), test)]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
-fn only_0x0007_is_supported() {
-    let provider = HuddleProvider::<openmls_memory_storage::MemoryStorage>::default();
-    assert!(provider.crypto().supports(CIPHERSUITE).is_ok());
-    assert_eq!(
-        provider.crypto().supported_ciphersuites(),
-        vec![CIPHERSUITE]
-    );
-    for weaker in [
-        Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519,
-        Ciphersuite::MLS_128_DHKEMP256_AES128GCM_SHA256_P256,
-        Ciphersuite::MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519,
-    ] {
-        assert!(provider.crypto().supports(weaker).is_err(), "{weaker:?}");
-    }
-}
-
-#[cfg_attr(not(target_arch = "wasm32"), test)]
-#[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
-fn two_members_exchange_messages_both_ways() {
-    let alice = member("alice");
-    let bob = member("bob");
-
-    let config = MlsGroupCreateConfig::builder()
-        .ciphersuite(CIPHERSUITE)
-        .capabilities(capabilities())
-        .use_ratchet_tree_extension(true)
-        .build();
-
-    let bob_key_package = KeyPackage::builder()
-        .leaf_node_capabilities(capabilities())
-        .build(
-            CIPHERSUITE,
-            &bob.provider,
-            &bob.signer,
-            bob.credential.clone(),
-        )
-        .expect("bob's key package");
-
-    let mut alice_group = MlsGroup::new(
-        &alice.provider,
-        &alice.signer,
-        &config,
-        alice.credential.clone(),
+fn profile() -> GroupProfile {
+    GroupProfile::new(
+        GroupKind::Clinical,
+        RetentionSecs::DAY,
+        "Night shift, Oak ward",
     )
-    .expect("alice creates the group");
-    assert_eq!(alice_group.ciphersuite(), CIPHERSUITE);
+    .unwrap()
+}
 
-    let (_commit, welcome, _info) = alice_group
-        .add_members(
-            &alice.provider,
-            &alice.signer,
-            &[bob_key_package.key_package().clone()],
+fn msg_id(n: u32) -> ClientMessageId {
+    let mut bytes = [0u8; 16];
+    bytes[..4].copy_from_slice(&n.to_be_bytes());
+    ClientMessageId::from_bytes(bytes)
+}
+
+fn seal_text(device: &mut MlsDevice, n: u32, text: &str) -> Vec<u8> {
+    let envelope = Envelope::text(NOW, text).unwrap().encode().unwrap();
+    device
+        .seal(
+            WARD,
+            msg_id(n),
+            NOW.saturating_add_millis(3_600_000),
+            &envelope,
         )
-        .expect("alice adds bob");
-    alice_group
-        .merge_pending_commit(&alice.provider)
-        .expect("alice merges her commit");
+        .expect("seal")
+        .ciphertext
+}
 
-    let MlsMessageBodyIn::Welcome(welcome) = MlsMessageIn::from(welcome).extract() else {
-        panic!("expected a welcome message");
-    };
-    let mut bob_group =
-        StagedWelcome::new_from_welcome(&bob.provider, config.join_config(), welcome, None)
-            .expect("bob stages the welcome")
-            .into_group(&bob.provider)
-            .expect("bob joins");
-    assert_eq!(bob_group.epoch(), alice_group.epoch());
+fn open_text(device: &mut MlsDevice, ciphertext: &[u8]) -> Result<String, MlsError> {
+    match device.open(WARD, ciphertext, None, NOW)? {
+        Incoming::Message { envelope, .. } => Ok(Envelope::decode(&envelope)
+            .unwrap()
+            .body
+            .preview()
+            .to_owned()),
+        other => panic!("expected a message, got {other:?}"),
+    }
+}
 
-    let send = |group: &mut MlsGroup, from: &Member, text: &[u8]| -> ProtocolMessage {
-        let out = group
-            .create_message(&from.provider, &from.signer, text)
-            .expect("seal");
-        MlsMessageIn::from(out)
-            .try_into_protocol_message()
-            .expect("a protocol message")
-    };
-    let open = |group: &mut MlsGroup, to: &Member, message: ProtocolMessage| -> Vec<u8> {
-        match group
-            .process_message(&to.provider, message)
-            .expect("open")
-            .into_content()
-        {
-            ProcessedMessageContent::ApplicationMessage(m) => m.into_bytes(),
-            other => panic!("expected an application message, got {other:?}"),
+/// Creates the group on `admin` and adds `others` in one commit; every
+/// other device joins by the welcome.
+fn team(size: u32) -> (MlsDevice, Vec<MlsDevice>) {
+    let mut admin = device(0);
+    admin.create_group(WARD, &profile()).unwrap();
+    let mut others: Vec<MlsDevice> = (1..size).map(device).collect();
+    if !others.is_empty() {
+        let key_packages: Vec<Vec<u8>> = others
+            .iter_mut()
+            .map(|d| d.key_packages(1).unwrap().remove(0))
+            .collect();
+        let commit = admin.add_members(WARD, &key_packages).unwrap();
+        assert_eq!(commit.change.add.len(), others.len());
+        admin.merge_pending_commit(WARD).unwrap();
+        let welcome = commit.welcome.expect("a welcome");
+        for other in &mut others {
+            let joined = other.join(&welcome).expect("join");
+            assert_eq!(joined.group, WARD);
+            assert_eq!(joined.profile, profile());
+            assert_eq!(joined.members.len() as u32, size);
+            assert_eq!(joined.epoch, 1);
         }
-    };
+    }
+    (admin, others)
+}
 
-    let to_bob = send(
-        &mut alice_group,
-        &alice,
-        b"Handover at 8, room 4 needs a check",
-    );
-    assert_eq!(
-        open(&mut bob_group, &bob, to_bob),
-        b"Handover at 8, room 4 needs a check"
-    );
-    let to_alice = send(&mut bob_group, &bob, b"On my way");
-    assert_eq!(open(&mut alice_group, &alice, to_alice), b"On my way");
+fn apply_commit(devices: &mut [&mut MlsDevice], commit: &CommitOut) -> Vec<Incoming> {
+    devices
+        .iter_mut()
+        .map(|d| {
+            d.open(WARD, &commit.commit, Some(&commit.change), NOW)
+                .expect("commit")
+        })
+        .collect()
+}
+
+macro_rules! scenario {
+    ($(#[$meta:meta])* fn $name:ident() $body:block) => {
+        $(#[$meta])*
+        #[cfg_attr(not(target_arch = "wasm32"), test)]
+        #[cfg_attr(target_arch = "wasm32", wasm_bindgen_test::wasm_bindgen_test)]
+        fn $name() $body
+    };
+}
+
+scenario! {
+    fn only_0x0007_is_supported() {
+        use openmls::prelude::Ciphersuite;
+        use openmls_traits::crypto::OpenMlsCrypto;
+        use openmls_traits::OpenMlsProvider;
+        let provider = crate::HuddleProvider::<openmls_memory_storage::MemoryStorage>::default();
+        assert!(provider.crypto().supports(CIPHERSUITE).is_ok());
+        assert_eq!(provider.crypto().supported_ciphersuites(), vec![CIPHERSUITE]);
+        for weaker in [
+            Ciphersuite::MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519,
+            Ciphersuite::MLS_128_DHKEMP256_AES128GCM_SHA256_P256,
+            Ciphersuite::MLS_128_DHKEMX25519_CHACHA20POLY1305_SHA256_Ed25519,
+        ] {
+            assert!(provider.crypto().supports(weaker).is_err(), "{weaker:?}");
+        }
+    }
+}
+
+scenario! {
+    fn a_group_of_two_talks_both_ways() {
+        let (mut admin, mut others) = team(2);
+        let bob = &mut others[0];
+        let to_bob = seal_text(&mut admin, 1, "Handover at 8, room 4 needs a check");
+        assert_eq!(open_text(bob, &to_bob).unwrap(), "Handover at 8, room 4 needs a check");
+        let to_admin = seal_text(bob, 2, "On my way");
+        match admin.open(WARD, &to_admin, None, NOW).unwrap() {
+            Incoming::Message { sender, client_msg, expires_at, .. } => {
+                assert_eq!(sender, identity(1));
+                assert_eq!(client_msg, msg_id(2));
+                assert_eq!(expires_at, NOW.saturating_add_millis(3_600_000));
+            }
+            other => panic!("{other:?}"),
+        }
+        // MLS deletes a message key after use: the same ciphertext cannot be opened twice.
+        assert!(open_text(bob, &to_bob).is_err());
+    }
+}
+
+scenario! {
+    fn a_group_of_ten_everyone_hears_everyone() {
+        let (mut admin, mut others) = team(10);
+        for (index, sender) in others.iter_mut().enumerate() {
+            let text = format!("message from {index}");
+            let sealed = seal_text(sender, index as u32, &text);
+            assert_eq!(open_text(&mut admin, &sealed).unwrap(), text);
+        }
+        let broadcast = seal_text(&mut admin, 99, "All staff: fire drill at 2");
+        for other in &mut others {
+            assert_eq!(open_text(other, &broadcast).unwrap(), "All staff: fire drill at 2");
+        }
+    }
+}
+
+scenario! {
+    fn a_group_of_a_hundred_and_one() {
+        // One commit adds 100 devices; three of them (first, middle, last)
+        // join and talk. Every device joining is measured by the benchmark.
+        let mut admin = device(0);
+        admin.create_group(WARD, &profile()).unwrap();
+        let mut devices: Vec<MlsDevice> = (1..=100).map(device).collect();
+        let key_packages: Vec<Vec<u8>> = devices
+            .iter_mut()
+            .map(|d| d.key_packages(1).unwrap().remove(0))
+            .collect();
+        let commit = admin.add_members(WARD, &key_packages).unwrap();
+        admin.merge_pending_commit(WARD).unwrap();
+        assert_eq!(admin.members(WARD).unwrap().len(), 101);
+        let welcome = commit.welcome.unwrap();
+        let mut joined: Vec<MlsDevice> = [0usize, 49, 99].iter().map(|&i| {
+            let mut d = std::mem::replace(&mut devices[i], device(1000 + i as u32));
+            assert_eq!(d.join(&welcome).unwrap().members.len(), 101);
+            d
+        }).collect();
+        let sealed = seal_text(&mut admin, 1, "Beds free on Oak ward: 2");
+        for d in &mut joined {
+            assert_eq!(open_text(d, &sealed).unwrap(), "Beds free on Oak ward: 2");
+        }
+        let reply = seal_text(&mut joined[2], 2, "Noted");
+        assert_eq!(open_text(&mut admin, &reply).unwrap(), "Noted");
+        assert_eq!(open_text(&mut joined[0], &reply).unwrap(), "Noted");
+    }
+}
+
+scenario! {
+    fn a_removed_member_cannot_open_anything_sent_after() {
+        let (mut admin, mut others) = team(3);
+        let (left, right) = others.split_at_mut(1);
+        let (bob, carol) = (&mut left[0], &mut right[0]);
+        let commit = admin.remove_members(WARD, &[identity(2).device]).unwrap();
+        admin.merge_pending_commit(WARD).unwrap();
+        // Carol, who had the old epoch's state, processes her removal.
+        let seen = apply_commit(&mut [bob, carol], &commit);
+        assert!(matches!(&seen[0], Incoming::MembershipChanged { removed, removed_self: false, .. } if removed == &vec![identity(2)]));
+        assert!(matches!(&seen[1], Incoming::MembershipChanged { removed_self: true, .. }));
+        assert!(!carol.has_group(WARD));
+        let after = seal_text(&mut admin, 5, "Carol has left the ward team");
+        assert_eq!(open_text(bob, &after).unwrap(), "Carol has left the ward team");
+        assert_eq!(open_text(carol, &after), Err(MlsError::UnknownGroup));
+
+        // A removed member that never processed the commit is stuck in the
+        // old epoch and cannot open the new one either.
+        let (mut admin, mut others) = team(3);
+        let commit = admin.remove_members(WARD, &[identity(2).device]).unwrap();
+        admin.merge_pending_commit(WARD).unwrap();
+        others[0].open(WARD, &commit.commit, Some(&commit.change), NOW).unwrap();
+        let after = seal_text(&mut admin, 6, "after removal");
+        assert!(matches!(open_text(&mut others[1], &after), Err(MlsError::WrongEpoch { message: 2, group: 1 })));
+    }
+}
+
+scenario! {
+    fn concurrent_commits_one_wins_the_other_is_made_again_and_lands() {
+        let (mut admin, mut others) = team(3);
+        let mut dave = device(3);
+        let dave_kp = dave.key_packages(1).unwrap().remove(0);
+        // Both commit for epoch 1: the admin adds Dave, Bob renews his keys.
+        let admin_commit = admin.add_members(WARD, std::slice::from_ref(&dave_kp)).unwrap();
+        let bob_commit = others[0].self_update(WARD).unwrap();
+        assert_eq!((admin_commit.epoch, bob_commit.epoch), (1, 1));
+        // The relay accepts Bob's first; the admin's is refused as stale.
+        let mut log = vec![bob_commit.clone()];
+        others[0].merge_pending_commit(WARD).unwrap();
+        let seen = admin.open(WARD, &bob_commit.commit, Some(&bob_commit.change), NOW).unwrap();
+        assert!(matches!(seen, Incoming::EpochChanged { epoch: 2, .. }));
+        others[1].open(WARD, &bob_commit.commit, Some(&bob_commit.change), NOW).unwrap();
+        // The admin makes her commit again in epoch 2, and it lands.
+        let retried = admin.add_members(WARD, &[dave_kp]).unwrap();
+        assert_eq!(retried.epoch, 2);
+        log.push(retried.clone());
+        admin.merge_pending_commit(WARD).unwrap();
+        for other in others.iter_mut() {
+            other.open(WARD, &retried.commit, Some(&retried.change), NOW).unwrap();
+        }
+        dave.join(retried.welcome.as_ref().unwrap()).unwrap();
+        let mut epochs = vec![admin.epoch(WARD).unwrap(), dave.epoch(WARD).unwrap()];
+        epochs.extend(others.iter_mut().map(|d| d.epoch(WARD).unwrap()));
+        assert_eq!(epochs, vec![3, 3, 3, 3]);
+        assert_eq!(log.len(), 2);
+        let hello = seal_text(&mut dave, 1, "Hello from Dave");
+        assert_eq!(open_text(&mut others[1], &hello).unwrap(), "Hello from Dave");
+    }
+}
+
+scenario! {
+    fn a_commit_that_does_not_match_its_declared_change_is_refused() {
+        let (mut admin, mut others) = team(3);
+        let mut commit = admin.remove_members(WARD, &[identity(2).device]).unwrap();
+        commit.change.remove = vec![identity(1).device];
+        assert_eq!(
+            others[0].open(WARD, &commit.commit, Some(&commit.change), NOW),
+            Err(MlsError::UndeclaredChange)
+        );
+    }
+}
+
+scenario! {
+    fn a_member_leaves_and_the_next_commit_removes_her() {
+        let (mut admin, mut others) = team(3);
+        let request = others[1].leave(WARD).unwrap();
+        assert_eq!(
+            admin.open(WARD, &request, None, NOW).unwrap(),
+            Incoming::LeaveRequested { member: identity(2) }
+        );
+        others[0].open(WARD, &request, None, NOW).unwrap();
+        let commit = admin.self_update(WARD).unwrap();
+        assert_eq!(commit.change.remove, vec![identity(2).device]);
+        admin.merge_pending_commit(WARD).unwrap();
+        let seen = others[1].open(WARD, &commit.commit, Some(&commit.change), NOW).unwrap();
+        assert!(matches!(seen, Incoming::MembershipChanged { removed_self: true, .. }));
+        others[0].open(WARD, &commit.commit, Some(&commit.change), NOW).unwrap();
+        assert_eq!(admin.members(WARD).unwrap().len(), 2);
+    }
+}
+
+scenario! {
+    fn state_survives_a_restart_mid_conversation() {
+        let (mut admin, mut others) = team(2);
+        let mut disk: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+        let bob = &mut others[0];
+        apply_changes(&mut disk, &bob.take_state_changes());
+        let first = seal_text(&mut admin, 1, "first");
+        assert_eq!(open_text(bob, &first).unwrap(), "first");
+        apply_changes(&mut disk, &bob.take_state_changes());
+        let second = seal_text(&mut admin, 2, "second, sent while Bob's phone restarts");
+
+        // Bob's worker restarts from what was saved.
+        let (private, public) = bob.signer().export();
+        let signer = DeviceSigner::restore(&private, &public).unwrap();
+        let mut bob = MlsDevice::restore(identity(1), signer, disk.clone());
+        assert!(bob.take_state_changes().is_empty(), "nothing new after a restore");
+        assert_eq!(open_text(&mut bob, &second).unwrap(), "second, sent while Bob's phone restarts");
+        let reply = seal_text(&mut bob, 3, "back");
+        assert_eq!(open_text(&mut admin, &reply).unwrap(), "back");
+        // A commit after the restart works too.
+        let commit = admin.self_update(WARD).unwrap();
+        admin.merge_pending_commit(WARD).unwrap();
+        bob.open(WARD, &commit.commit, Some(&commit.change), NOW).unwrap();
+        let changes = bob.take_state_changes();
+        assert!(changes.iter().any(|c| matches!(c, StateChange::Delete { .. })), "old epoch secrets are deleted");
+        apply_changes(&mut disk, &changes);
+        let third = seal_text(&mut admin, 4, "third");
+        let mut bob = MlsDevice::restore(identity(1), DeviceSigner::restore(&private, &public).unwrap(), disk);
+        assert_eq!(open_text(&mut bob, &third).unwrap(), "third");
+    }
+}
+
+scenario! {
+    fn key_packages_are_single_use_and_the_last_resort_is_not() {
+        let mut bob = device(1);
+        let single = bob.key_packages(2).unwrap();
+        let last_resort = bob.last_resort_key_package().unwrap();
+        assert_eq!(bob.inspect_key_package(&single[0]).unwrap(), identity(1));
+        bob.take_state_changes();
+        let mut admin = device(0);
+        admin.create_group(WARD, &profile()).unwrap();
+        let commit = admin.add_members(WARD, &[single[0].clone()]).unwrap();
+        admin.merge_pending_commit(WARD).unwrap();
+        bob.join(commit.welcome.as_ref().unwrap()).unwrap();
+        assert!(bob.take_state_changes().iter().any(|c| matches!(c, StateChange::Delete { .. })),
+            "the used key package's private key is deleted");
+        // The last-resort key package works for two groups.
+        for n in 0..2u8 {
+            let group = GroupId::from_bytes([n; 16]);
+            let mut other_admin = device(10 + u32::from(n));
+            other_admin.create_group(group, &profile()).unwrap();
+            let commit = other_admin.add_members(group, std::slice::from_ref(&last_resort)).unwrap();
+            assert_eq!(bob.join(commit.welcome.as_ref().unwrap()).unwrap().group, group);
+        }
+        // Junk and foreign key packages are refused with a reason.
+        assert!(matches!(admin.inspect_key_package(b"junk"), Err(MlsError::BadKeyPackage(_))));
+        let mut outsider = MlsDevice::create(DeviceIdentity { org: OrgId::from_bytes([9; 16]), ..identity(5) }).unwrap();
+        let foreign = outsider.key_packages(1).unwrap().remove(0);
+        assert!(matches!(admin.add_members(WARD, &[foreign]), Err(MlsError::BadKeyPackage(_))));
+    }
+}
+
+scenario! {
+    fn every_flipped_bit_is_rejected_with_a_typed_error_and_the_real_message_still_opens() {
+        let (mut admin, mut others) = team(2);
+        let bob = &mut others[0];
+        let text = "x".repeat(1024);
+        let sealed = seal_text(&mut admin, 1, &text);
+        // The relay can read the AAD: the id and expiry it needs.
+        let aad = MlsDevice::peek_aad(&sealed).unwrap();
+        assert_eq!(aad.client_msg, msg_id(1));
+        // Every bit natively; every 7th bit in the browser, to keep the run short.
+        let stride = if cfg!(target_arch = "wasm32") { 7 } else { 1 };
+        let mut rejected = 0usize;
+        for bit in (0..sealed.len() * 8).step_by(stride) {
+            let mut bad = sealed.clone();
+            bad[bit / 8] ^= 1 << (bit % 8);
+            match bob.open(WARD, &bad, None, NOW) {
+                Err(_) => rejected += 1,
+                Ok(outcome) => panic!("bit {bit} flipped and the message still opened: {outcome:?}"),
+            }
+        }
+        assert!(rejected > 1000);
+        for len in [0, 1, 10, sealed.len() / 2, sealed.len() - 1] {
+            assert!(bob.open(WARD, &sealed[..len], None, NOW).is_err());
+        }
+        assert_eq!(open_text(bob, &sealed).unwrap(), text);
+    }
+}
+
+scenario! {
+    fn expired_messages_are_opened_and_dropped_and_expiry_is_capped_by_retention() {
+        let (mut admin, mut others) = team(2);
+        let envelope = Envelope::text(NOW, "old news").unwrap().encode().unwrap();
+        let expired = admin.seal(WARD, msg_id(1), UnixMillis(NOW.0 - 3_600_000), &envelope).unwrap();
+        assert_eq!(
+            others[0].open(WARD, &expired.ciphertext, None, NOW).unwrap(),
+            Incoming::Expired { client_msg: msg_id(1) }
+        );
+        // A sender claiming a year is held to the group's one day.
+        let greedy = admin.seal(WARD, msg_id(2), UnixMillis(NOW.0 + 365 * 86_400_000), &envelope).unwrap();
+        match others[0].open(WARD, &greedy.ciphertext, None, NOW).unwrap() {
+            Incoming::Message { expires_at, .. } => {
+                assert!(expires_at <= NOW.saturating_add(RetentionSecs::DAY).saturating_add_millis(huddle_core::retention::MAX_CLOCK_SKEW_MILLIS));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
+
+scenario! {
+    fn profiles_outside_the_rules_are_refused() {
+        assert!(GroupProfile::new(GroupKind::Clinical, RetentionSecs::days(30), "Too long").is_err());
+        assert!(GroupProfile::new(GroupKind::Social, RetentionSecs::days(14), " ").is_err());
+        assert!(GroupProfile::from_bytes(b"junk").is_err());
+        let mut admin = device(0);
+        let bad = GroupProfile { kind: GroupKind::Clinical, retention: RetentionSecs::days(30), name: "x".into() };
+        assert!(admin.create_group(WARD, &bad).is_err());
+        assert!(matches!(admin.join(b"not a welcome"), Err(MlsError::Malformed)));
+    }
 }

@@ -1,0 +1,762 @@
+//! A device's MLS state and every group operation Huddle needs: key packages, create, add, remove, update, leave, seal and open.
+//!
+//! This is the crate's API; OpenMLS types stay inside. Messages in and out
+//! are plain bytes (TLS-encoded MLS messages) and results are Huddle types,
+//! so that the crypto worker and the tests never touch OpenMLS directly.
+
+use crate::identity::{DeviceIdentity, DeviceSigner, Fingerprint};
+use crate::profile::{GroupProfile, ProfileError, PROFILE_EXTENSION_TYPE};
+use crate::provider::{HuddleProvider, CIPHERSUITE};
+use crate::state::{storage_from_entries, StateChange, StateJournal};
+use huddle_core::ids::{ClientMessageId, DeviceId, GroupId};
+use huddle_core::retention::{effective_expiry, UnixMillis};
+use huddle_core::wire::MembershipChange;
+use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
+use openmls::prelude::*;
+use openmls_memory_storage::MemoryStorage;
+use openmls_traits::OpenMlsProvider;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeSet, HashMap};
+
+/// The format of what Huddle puts in MLS `authenticated_data`.
+pub const AAD_VERSION: u16 = 1;
+
+/// Key packages stay valid this long (the OpenMLS default is about 3 months).
+const KEY_PACKAGE_LIFETIME_SECS: u64 = 60 * 60 * 24 * 28;
+
+/// What every application message carries in MLS `authenticated_data`:
+/// readable by the relay, and authenticated for members (a change to it
+/// makes the message fail to open).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageAad {
+    pub version: u16,
+    pub client_msg: ClientMessageId,
+    pub expires_at: UnixMillis,
+}
+
+impl MessageAad {
+    pub fn to_bytes(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("the AAD always serialises into a Vec")
+    }
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        let aad: MessageAad = postcard::from_bytes(bytes).ok()?;
+        (aad.version == AAD_VERSION).then_some(aad)
+    }
+}
+
+/// A sealed application message, ready for a `Submit` frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sealed {
+    pub epoch: u64,
+    pub ciphertext: Vec<u8>,
+}
+
+/// A commit made by this device, waiting for the relay to accept it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CommitOut {
+    /// The epoch the commit was made in (the relay orders on it).
+    pub epoch: u64,
+    pub commit: Vec<u8>,
+    /// For the devices it adds.
+    pub welcome: Option<Vec<u8>>,
+    /// What it does, declared to the relay and checked by every member.
+    pub change: MembershipChange,
+}
+
+/// A group this device has joined.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JoinedGroup {
+    pub group: GroupId,
+    pub epoch: u64,
+    pub profile: GroupProfile,
+    pub members: Vec<DeviceIdentity>,
+}
+
+/// What opening a delivered message did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Incoming {
+    /// An application message: the envelope bytes and who sent them.
+    Message {
+        sender: DeviceIdentity,
+        client_msg: ClientMessageId,
+        /// The expiry this device enforces (the claim, capped by the group's retention).
+        expires_at: UnixMillis,
+        epoch: u64,
+        envelope: Vec<u8>,
+    },
+    /// A message that had expired before it arrived: opened (the ratchet
+    /// must move on) and dropped.
+    Expired { client_msg: ClientMessageId },
+    /// A commit that changed who is in the group.
+    MembershipChanged {
+        epoch: u64,
+        added: Vec<DeviceIdentity>,
+        removed: Vec<DeviceIdentity>,
+        /// This device was removed: the group is gone from it.
+        removed_self: bool,
+    },
+    /// A commit that only renewed keys (or changed the profile).
+    EpochChanged { epoch: u64, profile: GroupProfile },
+    /// A member asked to leave; an administrator's next commit applies it.
+    LeaveRequested { member: DeviceIdentity },
+}
+
+/// Why an operation failed. Every path from untrusted bytes ends here,
+/// never in a panic.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum MlsError {
+    #[error("this device is not in that group")]
+    UnknownGroup,
+    #[error("the message is not a valid MLS message")]
+    Malformed,
+    #[error("the message is for a different group")]
+    WrongGroup,
+    #[error("the message is from epoch {message}, and the group is at epoch {group}")]
+    WrongEpoch { message: u64, group: u64 },
+    #[error("the message was rejected: {0}")]
+    Rejected(String),
+    #[error("the sender's credential is not a Huddle credential")]
+    BadCredential,
+    #[error("the message's authenticated data is missing or damaged")]
+    BadAad,
+    #[error("the commit does not make the change it declares")]
+    UndeclaredChange,
+    #[error("the group profile is not acceptable: {0}")]
+    Profile(#[from] ProfileError),
+    #[error("a key package is not acceptable: {0}")]
+    BadKeyPackage(String),
+    #[error("there is no such member in the group")]
+    NoSuchMember,
+    #[error("a commit of this device is waiting for the relay")]
+    CommitPending,
+    #[error("there is no commit of this device waiting")]
+    NoPendingCommit,
+    #[error("internal MLS error: {0}")]
+    Internal(String),
+}
+
+fn internal(error: impl std::fmt::Debug) -> MlsError {
+    MlsError::Internal(format!("{error:?}"))
+}
+
+/// One device's MLS state: its identity, key, and groups.
+pub struct MlsDevice {
+    identity: DeviceIdentity,
+    signer: DeviceSigner,
+    provider: HuddleProvider<MemoryStorage>,
+    journal: StateJournal,
+    groups: HashMap<GroupId, MlsGroup>,
+}
+
+impl std::fmt::Debug for MlsDevice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MlsDevice")
+            .field("identity", &self.identity)
+            .field("groups", &self.groups.len())
+            .finish_non_exhaustive()
+    }
+}
+
+fn capabilities() -> Capabilities {
+    Capabilities::new(
+        None,
+        Some(&[CIPHERSUITE]),
+        Some(&[
+            ExtensionType::Unknown(PROFILE_EXTENSION_TYPE),
+            ExtensionType::LastResort,
+        ]),
+        None,
+        Some(&[CredentialType::Basic]),
+    )
+}
+
+fn join_config() -> MlsGroupJoinConfig {
+    MlsGroupJoinConfig::builder()
+        .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+        .use_ratchet_tree_extension(true)
+        // Keep no past epochs' secrets: forward secrecy over convenience.
+        .max_past_epochs(0)
+        // Tolerate a little reordering inside an epoch; the relay orders
+        // the log, so more is never needed.
+        .sender_ratchet_configuration(SenderRatchetConfiguration::new(8, 1000))
+        .build()
+}
+
+fn mls_group_id(group: GroupId) -> openmls::group::GroupId {
+    openmls::group::GroupId::from_slice(group.as_bytes())
+}
+
+fn huddle_group_id(group: &openmls::group::GroupId) -> Option<GroupId> {
+    let bytes: [u8; 16] = group.as_slice().try_into().ok()?;
+    Some(GroupId::from_bytes(bytes))
+}
+
+fn identity_of(credential: &Credential) -> Option<DeviceIdentity> {
+    let basic = BasicCredential::try_from(credential.clone()).ok()?;
+    DeviceIdentity::from_credential_bytes(basic.identity())
+}
+
+fn profile_of(group: &MlsGroup) -> Result<GroupProfile, ProfileError> {
+    let extension = group
+        .extensions()
+        .unknown(PROFILE_EXTENSION_TYPE)
+        .ok_or(ProfileError::Missing)?;
+    GroupProfile::from_bytes(&extension.0)
+}
+
+fn serialize(message: &MlsMessageOut) -> Result<Vec<u8>, MlsError> {
+    message.tls_serialize_detached().map_err(internal)
+}
+
+impl MlsDevice {
+    /// A new device with a fresh key.
+    pub fn create(identity: DeviceIdentity) -> Result<Self, MlsError> {
+        let signer = DeviceSigner::generate().map_err(internal)?;
+        Ok(Self::from_parts(identity, signer, HashMap::new()))
+    }
+
+    /// A device restored from its key and its saved state entries.
+    pub fn restore(
+        identity: DeviceIdentity,
+        signer: DeviceSigner,
+        entries: HashMap<Vec<u8>, Vec<u8>>,
+    ) -> Self {
+        Self::from_parts(identity, signer, entries)
+    }
+
+    fn from_parts(
+        identity: DeviceIdentity,
+        signer: DeviceSigner,
+        entries: HashMap<Vec<u8>, Vec<u8>>,
+    ) -> Self {
+        let journal = StateJournal::restored(&entries);
+        MlsDevice {
+            identity,
+            signer,
+            provider: HuddleProvider::with_storage(storage_from_entries(entries)),
+            journal,
+            groups: HashMap::new(),
+        }
+    }
+
+    pub fn identity(&self) -> DeviceIdentity {
+        self.identity
+    }
+
+    pub fn signer(&self) -> &DeviceSigner {
+        &self.signer
+    }
+
+    /// This device's fingerprint, half of a safety number.
+    pub fn fingerprint(&self) -> Fingerprint {
+        Fingerprint::of(&self.identity, self.signer.public_key())
+    }
+
+    /// What changed since the last call: persist it before acting on the
+    /// operation's result.
+    pub fn take_state_changes(&mut self) -> Vec<StateChange> {
+        self.journal.take_changes(self.provider.storage())
+    }
+
+    fn credential(&self) -> CredentialWithKey {
+        CredentialWithKey {
+            credential: BasicCredential::new(self.identity.to_credential_bytes()).into(),
+            signature_key: self.signer.public_key().to_vec().into(),
+        }
+    }
+
+    fn new_key_package(&self, last_resort: bool) -> Result<Vec<u8>, MlsError> {
+        let mut builder = KeyPackage::builder()
+            .leaf_node_capabilities(capabilities())
+            .key_package_lifetime(Lifetime::new(KEY_PACKAGE_LIFETIME_SECS));
+        if last_resort {
+            builder = builder.mark_as_last_resort();
+        }
+        let bundle = builder
+            .build(CIPHERSUITE, &self.provider, &self.signer, self.credential())
+            .map_err(internal)?;
+        bundle
+            .key_package()
+            .tls_serialize_detached()
+            .map_err(internal)
+    }
+
+    /// `count` single-use key packages for the relay to hand out.
+    pub fn key_packages(&mut self, count: usize) -> Result<Vec<Vec<u8>>, MlsError> {
+        (0..count).map(|_| self.new_key_package(false)).collect()
+    }
+
+    /// The key package the relay hands out when the single-use ones run out.
+    pub fn last_resort_key_package(&mut self) -> Result<Vec<u8>, MlsError> {
+        self.new_key_package(true)
+    }
+
+    /// Checks a key package from the relay and says whose it is.
+    pub fn inspect_key_package(&self, bytes: &[u8]) -> Result<DeviceIdentity, MlsError> {
+        let key_package = self.validate_key_package(bytes)?;
+        identity_of(key_package.leaf_node().credential()).ok_or(MlsError::BadCredential)
+    }
+
+    fn validate_key_package(&self, bytes: &[u8]) -> Result<KeyPackage, MlsError> {
+        let key_package_in = KeyPackageIn::tls_deserialize_exact(bytes)
+            .map_err(|e| MlsError::BadKeyPackage(format!("{e:?}")))?;
+        let key_package = key_package_in
+            .validate(self.provider.crypto(), ProtocolVersion::Mls10)
+            .map_err(|e| MlsError::BadKeyPackage(format!("{e:?}")))?;
+        if key_package.ciphersuite() != CIPHERSUITE {
+            return Err(MlsError::BadKeyPackage("not ciphersuite 0x0007".into()));
+        }
+        let identity =
+            identity_of(key_package.leaf_node().credential()).ok_or(MlsError::BadCredential)?;
+        if identity.org != self.identity.org {
+            return Err(MlsError::BadKeyPackage(
+                "the device belongs to another organisation".into(),
+            ));
+        }
+        Ok(key_package)
+    }
+
+    fn group_mut(&mut self, group: GroupId) -> Result<&mut MlsGroup, MlsError> {
+        if !self.groups.contains_key(&group) {
+            let loaded = MlsGroup::load(self.provider.storage(), &mls_group_id(group))
+                .map_err(internal)?
+                .ok_or(MlsError::UnknownGroup)?;
+            self.groups.insert(group, loaded);
+        }
+        self.groups.get_mut(&group).ok_or(MlsError::UnknownGroup)
+    }
+
+    /// Whether this device holds the group.
+    pub fn has_group(&mut self, group: GroupId) -> bool {
+        self.group_mut(group).is_ok()
+    }
+
+    pub fn epoch(&mut self, group: GroupId) -> Result<u64, MlsError> {
+        Ok(self.group_mut(group)?.epoch().as_u64())
+    }
+
+    pub fn profile(&mut self, group: GroupId) -> Result<GroupProfile, MlsError> {
+        Ok(profile_of(self.group_mut(group)?)?)
+    }
+
+    /// Everyone in the group, this device included.
+    pub fn members(&mut self, group: GroupId) -> Result<Vec<DeviceIdentity>, MlsError> {
+        let group = self.group_mut(group)?;
+        Ok(group
+            .members()
+            .filter_map(|member| identity_of(&member.credential))
+            .collect())
+    }
+
+    /// Creates a group with this device as its only member (epoch 0).
+    pub fn create_group(&mut self, group: GroupId, profile: &GroupProfile) -> Result<(), MlsError> {
+        profile.validate()?;
+        if self.has_group(group) {
+            return Err(MlsError::Internal("the group already exists".into()));
+        }
+        let extension =
+            Extension::Unknown(PROFILE_EXTENSION_TYPE, UnknownExtension(profile.to_bytes()));
+        let required = Extension::RequiredCapabilities(RequiredCapabilitiesExtension::new(
+            &[ExtensionType::Unknown(PROFILE_EXTENSION_TYPE)],
+            &[],
+            &[CredentialType::Basic],
+        ));
+        let extensions =
+            Extensions::<GroupContext>::from_vec(vec![extension, required]).map_err(internal)?;
+        let config = MlsGroupCreateConfig::builder()
+            .ciphersuite(CIPHERSUITE)
+            .capabilities(capabilities())
+            .with_group_context_extensions(extensions)
+            .wire_format_policy(PURE_CIPHERTEXT_WIRE_FORMAT_POLICY)
+            .use_ratchet_tree_extension(true)
+            .max_past_epochs(0)
+            .sender_ratchet_configuration(SenderRatchetConfiguration::new(8, 1000))
+            .build();
+        let created = MlsGroup::new_with_group_id(
+            &self.provider,
+            &self.signer,
+            &config,
+            mls_group_id(group),
+            self.credential(),
+        )
+        .map_err(internal)?;
+        self.groups.insert(group, created);
+        Ok(())
+    }
+
+    fn ensure_no_pending_commit(&mut self, group: GroupId) -> Result<(), MlsError> {
+        if self.group_mut(group)?.pending_commit().is_some() {
+            return Err(MlsError::CommitPending);
+        }
+        Ok(())
+    }
+
+    /// Adds devices by their key packages. The commit stays pending until
+    /// the relay accepts it ([`MlsDevice::merge_pending_commit`]) or another
+    /// commit wins the epoch ([`MlsDevice::discard_pending_commit`]).
+    pub fn add_members(
+        &mut self,
+        group: GroupId,
+        key_packages: &[Vec<u8>],
+    ) -> Result<CommitOut, MlsError> {
+        self.ensure_no_pending_commit(group)?;
+        let validated: Vec<KeyPackage> = key_packages
+            .iter()
+            .map(|bytes| self.validate_key_package(bytes))
+            .collect::<Result<_, _>>()?;
+        let added: Vec<DeviceId> = validated
+            .iter()
+            .filter_map(|kp| identity_of(kp.leaf_node().credential()).map(|id| id.device))
+            .collect();
+        let provider = &self.provider;
+        let signer = &self.signer;
+        let mls_group = self.groups.get_mut(&group).ok_or(MlsError::UnknownGroup)?;
+        let epoch = mls_group.epoch().as_u64();
+        let (commit, welcome, _info) = mls_group
+            .add_members(provider, signer, &validated)
+            .map_err(|e| MlsError::Rejected(format!("{e:?}")))?;
+        Ok(CommitOut {
+            epoch,
+            commit: serialize(&commit)?,
+            welcome: Some(serialize(&welcome)?),
+            change: MembershipChange {
+                create: None,
+                add: added,
+                remove: Vec::new(),
+            },
+        })
+    }
+
+    /// Removes devices; they cannot open anything sent after the commit.
+    pub fn remove_members(
+        &mut self,
+        group: GroupId,
+        devices: &[DeviceId],
+    ) -> Result<CommitOut, MlsError> {
+        self.ensure_no_pending_commit(group)?;
+        let provider = &self.provider;
+        let signer = &self.signer;
+        let mls_group = self.groups.get_mut(&group).ok_or(MlsError::UnknownGroup)?;
+        let leaves: Vec<LeafNodeIndex> = devices
+            .iter()
+            .map(|device| {
+                mls_group
+                    .members()
+                    .find(|m| identity_of(&m.credential).is_some_and(|id| id.device == *device))
+                    .map(|m| m.index)
+                    .ok_or(MlsError::NoSuchMember)
+            })
+            .collect::<Result<_, _>>()?;
+        let epoch = mls_group.epoch().as_u64();
+        let (commit, _welcome, _info) = mls_group
+            .remove_members(provider, signer, &leaves)
+            .map_err(|e| MlsError::Rejected(format!("{e:?}")))?;
+        Ok(CommitOut {
+            epoch,
+            commit: serialize(&commit)?,
+            welcome: None,
+            change: MembershipChange {
+                create: None,
+                add: Vec::new(),
+                remove: devices.to_vec(),
+            },
+        })
+    }
+
+    /// Renews this device's keys in the group (post-compromise security),
+    /// and applies any pending leave requests.
+    pub fn self_update(&mut self, group: GroupId) -> Result<CommitOut, MlsError> {
+        self.ensure_no_pending_commit(group)?;
+        let provider = &self.provider;
+        let signer = &self.signer;
+        let mls_group = self.groups.get_mut(&group).ok_or(MlsError::UnknownGroup)?;
+        let epoch = mls_group.epoch().as_u64();
+        let removed: Vec<DeviceId> = mls_group
+            .pending_proposals()
+            .filter_map(|p| match p.proposal() {
+                Proposal::Remove(remove) => mls_group
+                    .member(remove.removed())
+                    .and_then(identity_of)
+                    .map(|id| id.device),
+                _ => None,
+            })
+            .collect();
+        let bundle = mls_group
+            .self_update(provider, signer, LeafNodeParameters::default())
+            .map_err(|e| MlsError::Rejected(format!("{e:?}")))?;
+        let (commit, _welcome, _info) = bundle.into_messages();
+        Ok(CommitOut {
+            epoch,
+            commit: serialize(&commit)?,
+            welcome: None,
+            change: MembershipChange {
+                create: None,
+                add: Vec::new(),
+                remove: removed,
+            },
+        })
+    }
+
+    /// Asks to leave: a proposal that the next commit by another member
+    /// applies. Returns the message to send.
+    pub fn leave(&mut self, group: GroupId) -> Result<Vec<u8>, MlsError> {
+        self.group_mut(group)?;
+        let provider = &self.provider;
+        let signer = &self.signer;
+        let mls_group = self.groups.get_mut(&group).ok_or(MlsError::UnknownGroup)?;
+        let proposal = mls_group
+            .leave_group(provider, signer)
+            .map_err(|e| MlsError::Rejected(format!("{e:?}")))?;
+        serialize(&proposal)
+    }
+
+    /// The relay accepted our commit: move to the new epoch.
+    pub fn merge_pending_commit(&mut self, group: GroupId) -> Result<u64, MlsError> {
+        let mls_group = self.group_mut(group)?;
+        if mls_group.pending_commit().is_none() {
+            return Err(MlsError::NoPendingCommit);
+        }
+        let provider = &self.provider;
+        let mls_group = self.groups.get_mut(&group).ok_or(MlsError::UnknownGroup)?;
+        mls_group.merge_pending_commit(provider).map_err(internal)?;
+        Ok(mls_group.epoch().as_u64())
+    }
+
+    /// Another commit won the epoch: forget ours (it will be made again).
+    pub fn discard_pending_commit(&mut self, group: GroupId) -> Result<(), MlsError> {
+        self.group_mut(group)?;
+        let storage = self.provider.storage();
+        let mls_group = self.groups.get_mut(&group).ok_or(MlsError::UnknownGroup)?;
+        mls_group.clear_pending_commit(storage).map_err(internal)?;
+        Ok(())
+    }
+
+    /// Joins a group from a welcome, checking its profile.
+    pub fn join(&mut self, welcome: &[u8]) -> Result<JoinedGroup, MlsError> {
+        let message =
+            MlsMessageIn::tls_deserialize_exact(welcome).map_err(|_| MlsError::Malformed)?;
+        let MlsMessageBodyIn::Welcome(welcome) = message.extract() else {
+            return Err(MlsError::Malformed);
+        };
+        let staged = StagedWelcome::new_from_welcome(&self.provider, &join_config(), welcome, None)
+            .map_err(|e| MlsError::Rejected(format!("{e:?}")))?;
+        let mls_group = staged
+            .into_group(&self.provider)
+            .map_err(|e| MlsError::Rejected(format!("{e:?}")))?;
+        let checked = (|| {
+            let group = huddle_group_id(mls_group.group_id()).ok_or(MlsError::WrongGroup)?;
+            let profile = profile_of(&mls_group)?;
+            let members: Vec<DeviceIdentity> = mls_group
+                .members()
+                .map(|m| identity_of(&m.credential).ok_or(MlsError::BadCredential))
+                .collect::<Result<_, _>>()?;
+            if members.iter().any(|m| m.org != self.identity.org) {
+                return Err(MlsError::BadCredential);
+            }
+            Ok((group, profile, members))
+        })();
+        match checked {
+            Ok((group, profile, members)) => {
+                let epoch = mls_group.epoch().as_u64();
+                self.groups.insert(group, mls_group);
+                Ok(JoinedGroup {
+                    group,
+                    epoch,
+                    profile,
+                    members,
+                })
+            }
+            Err(error) => {
+                let mut mls_group = mls_group;
+                let _ = mls_group.delete(self.provider.storage());
+                Err(error)
+            }
+        }
+    }
+
+    /// Seals an envelope as an application message.
+    pub fn seal(
+        &mut self,
+        group: GroupId,
+        client_msg: ClientMessageId,
+        expires_at: UnixMillis,
+        envelope: &[u8],
+    ) -> Result<Sealed, MlsError> {
+        self.ensure_no_pending_commit(group)?;
+        let provider = &self.provider;
+        let signer = &self.signer;
+        let mls_group = self.groups.get_mut(&group).ok_or(MlsError::UnknownGroup)?;
+        let aad = MessageAad {
+            version: AAD_VERSION,
+            client_msg,
+            expires_at,
+        };
+        mls_group.set_aad(aad.to_bytes());
+        let message = mls_group
+            .create_message(provider, signer, envelope)
+            .map_err(|e| MlsError::Rejected(format!("{e:?}")))?;
+        Ok(Sealed {
+            epoch: mls_group.epoch().as_u64(),
+            ciphertext: serialize(&message)?,
+        })
+    }
+
+    /// Reads the Huddle AAD of a sealed message without opening it (what the
+    /// relay sees).
+    pub fn peek_aad(ciphertext: &[u8]) -> Option<MessageAad> {
+        let message = MlsMessageIn::tls_deserialize_exact(ciphertext).ok()?;
+        match message.extract() {
+            MlsMessageBodyIn::PrivateMessage(private) => MessageAad::from_bytes(private.aad()),
+            _ => None,
+        }
+    }
+
+    /// Opens something the relay delivered for `group`. `declared` is the
+    /// membership change the relay recorded for a commit; the commit must
+    /// make exactly that change. `now` is this device's clock.
+    pub fn open(
+        &mut self,
+        group: GroupId,
+        bytes: &[u8],
+        declared: Option<&MembershipChange>,
+        now: UnixMillis,
+    ) -> Result<Incoming, MlsError> {
+        let message =
+            MlsMessageIn::tls_deserialize_exact(bytes).map_err(|_| MlsError::Malformed)?;
+        let protocol = message
+            .try_into_protocol_message()
+            .map_err(|_| MlsError::Malformed)?;
+        if huddle_group_id(protocol.group_id()) != Some(group) {
+            return Err(MlsError::WrongGroup);
+        }
+        let mls_group = self.group_mut(group)?;
+        let group_epoch = mls_group.epoch().as_u64();
+        let message_epoch = protocol.epoch().as_u64();
+        if message_epoch != group_epoch {
+            return Err(MlsError::WrongEpoch {
+                message: message_epoch,
+                group: group_epoch,
+            });
+        }
+        let is_commit = protocol.content_type() == ContentType::Commit;
+        let provider = &self.provider;
+        let mls_group = self.groups.get_mut(&group).ok_or(MlsError::UnknownGroup)?;
+        if is_commit && mls_group.pending_commit().is_some() {
+            // Someone else's commit for this epoch came first; ours is void.
+            mls_group
+                .clear_pending_commit(provider.storage())
+                .map_err(internal)?;
+        }
+        let processed = mls_group
+            .process_message(provider, protocol)
+            .map_err(|e| MlsError::Rejected(format!("{e:?}")))?;
+        let sender = identity_of(processed.credential()).ok_or(MlsError::BadCredential)?;
+        let aad = processed.aad().to_vec();
+        match processed.into_content() {
+            ProcessedMessageContent::ApplicationMessage(application) => {
+                let aad = MessageAad::from_bytes(&aad).ok_or(MlsError::BadAad)?;
+                let retention = profile_of(mls_group)?.retention;
+                match effective_expiry(aad.expires_at, now, retention) {
+                    Ok(expires_at) => Ok(Incoming::Message {
+                        sender,
+                        client_msg: aad.client_msg,
+                        expires_at,
+                        epoch: group_epoch,
+                        envelope: application.into_bytes(),
+                    }),
+                    Err(_) => Ok(Incoming::Expired {
+                        client_msg: aad.client_msg,
+                    }),
+                }
+            }
+            ProcessedMessageContent::ProposalMessage(proposal) => match proposal.proposal() {
+                Proposal::Remove(remove) => {
+                    let removed = mls_group.member(remove.removed()).and_then(identity_of);
+                    if removed != Some(sender) {
+                        return Err(MlsError::Rejected(
+                            "only a member's own leave request is accepted".into(),
+                        ));
+                    }
+                    mls_group
+                        .store_pending_proposal(provider.storage(), *proposal)
+                        .map_err(internal)?;
+                    Ok(Incoming::LeaveRequested { member: sender })
+                }
+                _ => Err(MlsError::Rejected("unsupported proposal".into())),
+            },
+            ProcessedMessageContent::OwnPendingCommit
+            | ProcessedMessageContent::OwnPrivateMessage => Err(MlsError::Rejected(
+                "a device's own messages are not opened again".into(),
+            )),
+            ProcessedMessageContent::ExternalJoinProposalMessage(_) => {
+                Err(MlsError::Rejected("external joins are not allowed".into()))
+            }
+            ProcessedMessageContent::StagedCommitMessage(staged) => {
+                let added: Vec<DeviceIdentity> = staged
+                    .add_proposals()
+                    .filter_map(|p| {
+                        identity_of(p.add_proposal().key_package().leaf_node().credential())
+                    })
+                    .collect();
+                let removed: Vec<DeviceIdentity> = staged
+                    .remove_proposals()
+                    .filter_map(|p| {
+                        mls_group
+                            .member(p.remove_proposal().removed())
+                            .and_then(identity_of)
+                    })
+                    .collect();
+                if let Some(declared) = declared {
+                    let set = |ids: &[DeviceIdentity]| {
+                        ids.iter().map(|i| i.device).collect::<BTreeSet<_>>()
+                    };
+                    let declared_add: BTreeSet<_> = declared.add.iter().copied().collect();
+                    let declared_remove: BTreeSet<_> = declared.remove.iter().copied().collect();
+                    if set(&added) != declared_add || set(&removed) != declared_remove {
+                        return Err(MlsError::UndeclaredChange);
+                    }
+                }
+                if added.iter().any(|id| id.org != self.identity.org) {
+                    return Err(MlsError::BadCredential);
+                }
+                let removed_self = staged.self_removed();
+                mls_group
+                    .merge_staged_commit(provider, *staged)
+                    .map_err(internal)?;
+                let epoch = mls_group.epoch().as_u64();
+                if removed_self {
+                    let _ = mls_group.delete(provider.storage());
+                    self.groups.remove(&group);
+                    return Ok(Incoming::MembershipChanged {
+                        epoch,
+                        added,
+                        removed,
+                        removed_self: true,
+                    });
+                }
+                let profile = profile_of(mls_group)?;
+                if added.is_empty() && removed.is_empty() {
+                    Ok(Incoming::EpochChanged { epoch, profile })
+                } else {
+                    Ok(Incoming::MembershipChanged {
+                        epoch,
+                        added,
+                        removed,
+                        removed_self: false,
+                    })
+                }
+            }
+        }
+    }
+
+    /// Forgets a group and all its secrets on this device.
+    pub fn delete_group(&mut self, group: GroupId) -> Result<(), MlsError> {
+        let mut mls_group = match self.groups.remove(&group) {
+            Some(g) => g,
+            None => MlsGroup::load(self.provider.storage(), &mls_group_id(group))
+                .map_err(internal)?
+                .ok_or(MlsError::UnknownGroup)?,
+        };
+        mls_group.delete(self.provider.storage()).map_err(internal)
+    }
+}
