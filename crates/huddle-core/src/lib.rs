@@ -6,6 +6,7 @@
 //! web app and the crypto worker.
 #![forbid(unsafe_code)]
 
+pub mod at_rest;
 pub mod envelope;
 pub mod ids;
 pub mod patient_data;
