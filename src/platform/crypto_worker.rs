@@ -3,13 +3,17 @@
 use futures::channel::oneshot;
 use futures::future::{select, Either};
 use gloo_worker::{Spawnable, WorkerBridge};
-use huddle_worker::{CryptoWorker, WorkerRequest, WorkerResponse, WORKER_LOADER_PATH};
+use huddle_worker::{
+    CryptoWorker, RequestEnvelope, ResponseEnvelope, WorkerError, WorkerRequest, WorkerResponse,
+    WORKER_LOADER_PATH,
+};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
 
-/// How long the worker may take to load and answer on a slow phone over 3G.
-const PING_TIMEOUT_MS: u32 = 30_000;
+/// How long the worker may take to load and answer on a slow phone over 3G;
+/// also longer than any single MLS operation (joining a 1,000-member group).
+const REQUEST_TIMEOUT_MS: u32 = 30_000;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CryptoWorkerError {
@@ -25,13 +29,13 @@ pub enum CryptoWorkerError {
     Stopped,
 }
 
-type Pending = Rc<RefCell<HashMap<u32, oneshot::Sender<WorkerResponse>>>>;
+type Pending = Rc<RefCell<HashMap<u32, oneshot::Sender<ResponseEnvelope>>>>;
 
 /// A running crypto worker. Dropping the last handle stops it.
 pub struct CryptoWorkerClient {
     bridge: WorkerBridge<CryptoWorker>,
     pending: Pending,
-    next_nonce: Cell<u32>,
+    next_id: Cell<u32>,
 }
 
 impl CryptoWorkerClient {
@@ -43,11 +47,8 @@ impl CryptoWorkerClient {
         let pending: Pending = Rc::default();
         let on_response = {
             let pending = pending.clone();
-            move |response: WorkerResponse| {
-                let nonce = match &response {
-                    WorkerResponse::Pong { nonce, .. } => *nonce,
-                };
-                if let Some(reply) = pending.borrow_mut().remove(&nonce) {
+            move |response: ResponseEnvelope| {
+                if let Some(reply) = pending.borrow_mut().remove(&response.id) {
                     // The asker may have given up waiting; that is fine.
                     let _ = reply.send(response);
                 }
@@ -63,26 +64,38 @@ impl CryptoWorkerClient {
         Ok(Self {
             bridge,
             pending,
-            next_nonce: Cell::new(1),
+            next_id: Cell::new(1),
         })
+    }
+
+    /// Sends one request and waits for its answer. The worker answers in
+    /// order; the timeout covers a worker that never loaded.
+    pub async fn request(
+        &self,
+        request: WorkerRequest,
+    ) -> Result<Result<WorkerResponse, WorkerError>, CryptoWorkerError> {
+        let id = self.next_id.get();
+        self.next_id.set(id.wrapping_add(1));
+        let (reply, answer) = oneshot::channel();
+        self.pending.borrow_mut().insert(id, reply);
+        self.bridge.send(RequestEnvelope { id, request });
+
+        let timeout = gloo_timers::future::TimeoutFuture::new(REQUEST_TIMEOUT_MS);
+        match select(answer, timeout).await {
+            Either::Left((Ok(response), _)) => Ok(response.result),
+            Either::Left((Err(_), _)) => Err(CryptoWorkerError::Stopped),
+            Either::Right(_) => {
+                self.pending.borrow_mut().remove(&id);
+                Err(CryptoWorkerError::TimedOut)
+            }
+        }
     }
 
     /// Asks the worker whether it is running, and which ciphersuite it speaks.
     pub async fn ping(&self) -> Result<WorkerResponse, CryptoWorkerError> {
-        let nonce = self.next_nonce.get();
-        self.next_nonce.set(nonce.wrapping_add(1));
-        let (reply, answer) = oneshot::channel();
-        self.pending.borrow_mut().insert(nonce, reply);
-        self.bridge.send(WorkerRequest::Ping { nonce });
-
-        let timeout = gloo_timers::future::TimeoutFuture::new(PING_TIMEOUT_MS);
-        match select(answer, timeout).await {
-            Either::Left((Ok(response), _)) => Ok(response),
-            Either::Left((Err(_), _)) => Err(CryptoWorkerError::Stopped),
-            Either::Right(_) => {
-                self.pending.borrow_mut().remove(&nonce);
-                Err(CryptoWorkerError::TimedOut)
-            }
+        match self.request(WorkerRequest::Ping).await? {
+            Ok(response) => Ok(response),
+            Err(_) => Err(CryptoWorkerError::Stopped),
         }
     }
 }

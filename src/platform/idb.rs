@@ -32,6 +32,15 @@ pub enum IdbError {
     Damaged,
 }
 
+/// Waits for a write transaction and insists that it committed: an aborted
+/// transaction wrote nothing and must not be reported as saved.
+async fn committed(tx: rexie::Transaction) -> Result<(), IdbError> {
+    match tx.done().await {
+        Ok(rexie::TransactionResult::Committed) => Ok(()),
+        _ => Err(IdbError::Transaction),
+    }
+}
+
 pub struct IdbDatabase {
     db: Rexie,
 }
@@ -61,7 +70,7 @@ impl IdbDatabase {
             .put(&value, Some(&JsValue::from_str(key)))
             .await
             .map_err(|_| IdbError::Transaction)?;
-        tx.done().await.map_err(|_| IdbError::Transaction)?;
+        committed(tx).await?;
         Ok(())
     }
 
@@ -98,7 +107,7 @@ impl IdbDatabase {
             .delete(JsValue::from_str(key))
             .await
             .map_err(|_| IdbError::Transaction)?;
-        tx.done().await.map_err(|_| IdbError::Transaction)?;
+        committed(tx).await?;
         Ok(())
     }
 

@@ -45,14 +45,14 @@ impl MessageAad {
 }
 
 /// A sealed application message, ready for a `Submit` frame.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Sealed {
     pub epoch: u64,
     pub ciphertext: Vec<u8>,
 }
 
 /// A commit made by this device, waiting for the relay to accept it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommitOut {
     /// The epoch the commit was made in (the relay orders on it).
     pub epoch: u64,
@@ -64,7 +64,7 @@ pub struct CommitOut {
 }
 
 /// A group this device has joined.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct JoinedGroup {
     pub group: GroupId,
     pub epoch: u64,
@@ -73,7 +73,7 @@ pub struct JoinedGroup {
 }
 
 /// What opening a delivered message did.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Incoming {
     /// An application message: the envelope bytes and who sent them.
     Message {

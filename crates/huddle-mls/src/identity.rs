@@ -16,7 +16,9 @@ const P384_PRIVATE_KEY_LEN: usize = 48;
 const P384_PUBLIC_KEY_LEN: usize = 97;
 
 /// Who a device belongs to: the content of its MLS credential.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
 pub struct DeviceIdentity {
     pub org: OrgId,
     pub user: UserId,

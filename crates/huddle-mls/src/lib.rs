@@ -6,6 +6,7 @@
 //! so that MLS secrets never reach the page's main thread.
 #![forbid(unsafe_code)]
 
+pub mod bench;
 pub mod device;
 pub mod identity;
 pub mod profile;

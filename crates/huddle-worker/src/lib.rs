@@ -1,60 +1,76 @@
 //! Huddle's crypto worker: the Web Worker that owns every MLS secret and answers the page over typed messages.
 //!
 //! The page spawns the worker and talks to it through [`CryptoWorker`]'s
-//! `Input` and `Output` types; only the worker binary ever runs its `received`
-//! handler, so the page's bundle carries the message types and none of MLS.
+//! `Input` and `Output` types ([`RequestEnvelope`], [`ResponseEnvelope`]).
+//! Only the worker binary runs the `received` handler; the page's bundle
+//! carries the message types, and the linker leaves MLS out of it.
 #![forbid(unsafe_code)]
 
+#[cfg(target_arch = "wasm32")]
+pub mod browser;
+pub mod core;
 pub mod protocol;
 
 use gloo_worker::{HandlerId, Worker, WorkerScope};
-pub use protocol::{WorkerRequest, WorkerResponse};
+pub use protocol::{
+    RequestEnvelope, ResponseEnvelope, WorkerError, WorkerErrorKind, WorkerRequest, WorkerResponse,
+};
 
 /// The path the page loads the worker from (Trunk's loader shim for the
 /// `huddle-worker` binary).
 pub const WORKER_LOADER_PATH: &str = "/huddle-worker_loader.js";
 
-/// The worker's state: one per browser tab.
-pub struct CryptoWorker;
-
-/// Answers one request. Kept apart from the `Worker` plumbing so that it is
-/// tested natively.
-pub fn answer(request: WorkerRequest) -> WorkerResponse {
-    match request {
-        WorkerRequest::Ping { nonce } => WorkerResponse::Pong {
-            nonce,
-            version: env!("CARGO_PKG_VERSION").to_owned(),
-            ciphersuite: huddle_mls::ciphersuite_name().to_owned(),
-        },
-    }
+/// The worker: a queue that hands requests, in order, to one handler.
+pub struct CryptoWorker {
+    #[cfg(target_arch = "wasm32")]
+    queue: futures::channel::mpsc::UnboundedSender<(RequestEnvelope, HandlerId)>,
 }
 
 impl Worker for CryptoWorker {
     type Message = ();
-    type Input = WorkerRequest;
-    type Output = WorkerResponse;
+    type Input = RequestEnvelope;
+    type Output = ResponseEnvelope;
 
+    #[cfg(target_arch = "wasm32")]
+    fn create(scope: &WorkerScope<Self>) -> Self {
+        use futures::StreamExt;
+        let (queue, mut requests) = futures::channel::mpsc::unbounded();
+        let scope = scope.clone();
+        // One task, one request at a time: MLS operations must not interleave,
+        // and each answer leaves only after its state is saved.
+        wasm_bindgen_futures::spawn_local(async move {
+            let mut handler = browser::RequestHandler::default();
+            while let Some((envelope, from)) = requests.next().await {
+                let response = handler.handle(envelope).await;
+                scope.respond(from, response);
+            }
+        });
+        CryptoWorker { queue }
+    }
+
+    #[cfg(not(target_arch = "wasm32"))]
     fn create(_scope: &WorkerScope<Self>) -> Self {
-        CryptoWorker
+        CryptoWorker {}
     }
 
     fn update(&mut self, _scope: &WorkerScope<Self>, _msg: Self::Message) {}
 
-    fn received(&mut self, scope: &WorkerScope<Self>, request: Self::Input, from: HandlerId) {
-        scope.respond(from, answer(request));
+    #[cfg(target_arch = "wasm32")]
+    fn received(&mut self, _scope: &WorkerScope<Self>, request: Self::Input, from: HandlerId) {
+        // The queue lives as long as the worker; a send can only fail after
+        // the worker is shutting down, when there is no one left to answer.
+        let _ = self.queue.unbounded_send((request, from));
     }
-}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn ping_is_answered_with_the_same_nonce_and_the_ciphersuite() {
-        let WorkerResponse::Pong {
-            nonce, ciphersuite, ..
-        } = answer(WorkerRequest::Ping { nonce: 42 });
-        assert_eq!(nonce, 42);
-        assert_eq!(ciphersuite, "MLS_256_DHKEMP384_AES256GCM_SHA384_P384");
+    #[cfg(not(target_arch = "wasm32"))]
+    fn received(&mut self, scope: &WorkerScope<Self>, request: Self::Input, from: HandlerId) {
+        let mut core = core::WorkerCore::default();
+        scope.respond(
+            from,
+            ResponseEnvelope {
+                id: request.id,
+                result: core.handle(request.request),
+            },
+        );
     }
 }

@@ -1,0 +1,196 @@
+//! The worker's logic without the browser: one `MlsDevice`, answering requests and reporting the state to persist.
+//!
+//! The wasm glue in `browser.rs` loads and saves through IndexedDB; the
+//! native tests use a map. Keeping this part free of IO is what lets the
+//! whole request set be tested without a browser.
+
+use crate::protocol::{WorkerError, WorkerErrorKind, WorkerRequest, WorkerResponse};
+use huddle_mls::state::StateChange;
+use huddle_mls::{DeviceIdentity, DeviceSigner, MlsDevice, MlsError};
+use std::collections::HashMap;
+
+/// What the worker keeps about its device besides MLS state: the identity
+/// and the signing key, saved (encrypted) under [`DEVICE_RECORD`].
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct DeviceRecord {
+    pub identity: DeviceIdentity,
+    pub private_key: Vec<u8>,
+    pub public_key: Vec<u8>,
+}
+
+/// The id of the device record in the worker's store.
+pub const DEVICE_RECORD: &str = "device";
+
+impl std::fmt::Debug for DeviceRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeviceRecord")
+            .field("identity", &self.identity)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The worker's state.
+#[derive(Default)]
+pub struct WorkerCore {
+    device: Option<MlsDevice>,
+}
+
+fn mls_error(error: MlsError) -> WorkerError {
+    WorkerError {
+        kind: WorkerErrorKind::Mls,
+        message: error.to_string(),
+    }
+}
+
+fn storage_error(message: impl Into<String>) -> WorkerError {
+    WorkerError {
+        kind: WorkerErrorKind::Storage,
+        message: message.into(),
+    }
+}
+
+impl WorkerCore {
+    /// Opens the device from what the store holds, or creates it. Returns
+    /// the record to save when the device is new.
+    pub fn open_device(
+        &mut self,
+        identity: DeviceIdentity,
+        saved: Option<DeviceRecord>,
+        entries: HashMap<Vec<u8>, Vec<u8>>,
+    ) -> Result<(WorkerResponse, Option<DeviceRecord>), WorkerError> {
+        let (device, new_record) = match saved {
+            Some(record) => {
+                if record.identity != identity {
+                    return Err(storage_error(
+                        "this browser holds the key of another device; sign out first",
+                    ));
+                }
+                let signer = DeviceSigner::restore(&record.private_key, &record.public_key)
+                    .map_err(|e| storage_error(e.to_string()))?;
+                (MlsDevice::restore(identity, signer, entries), None)
+            }
+            None => {
+                let device = MlsDevice::create(identity).map_err(mls_error)?;
+                let (private, public) = device.signer().export();
+                let record = DeviceRecord {
+                    identity,
+                    private_key: private.to_vec(),
+                    public_key: public,
+                };
+                (device, Some(record))
+            }
+        };
+        let response = WorkerResponse::DeviceReady {
+            created: new_record.is_some(),
+            fingerprint: device.fingerprint().to_string(),
+            public_key: device.signer().public_key().to_vec(),
+        };
+        self.device = Some(device);
+        Ok((response, new_record))
+    }
+
+    /// The MLS state changes to persist before the answer is sent.
+    pub fn take_state_changes(&mut self) -> Vec<StateChange> {
+        self.device
+            .as_mut()
+            .map(MlsDevice::take_state_changes)
+            .unwrap_or_default()
+    }
+
+    /// Answers every request except `OpenDevice` (which needs the store).
+    pub fn handle(&mut self, request: WorkerRequest) -> Result<WorkerResponse, WorkerError> {
+        if let WorkerRequest::Ping = request {
+            return Ok(WorkerResponse::Pong {
+                version: env!("CARGO_PKG_VERSION").to_owned(),
+                ciphersuite: huddle_mls::ciphersuite_name().to_owned(),
+            });
+        }
+        let device = self.device.as_mut().ok_or(WorkerError {
+            kind: WorkerErrorKind::NoDevice,
+            message: "the device is not open yet".into(),
+        })?;
+        use WorkerRequest as R;
+        use WorkerResponse as A;
+        let answer = match request {
+            R::Ping | R::OpenDevice { .. } => {
+                return Err(WorkerError {
+                    kind: WorkerErrorKind::NoDevice,
+                    message: "this request is handled by the worker's store".into(),
+                })
+            }
+            R::SignChallenge { transcript } => A::Signature {
+                signature: device
+                    .signer()
+                    .sign_challenge(&transcript)
+                    .map_err(|e| mls_error(MlsError::Internal(format!("{e:?}"))))?,
+            },
+            R::KeyPackages { count, last_resort } => A::KeyPackages {
+                key_packages: if last_resort {
+                    vec![device.last_resort_key_package().map_err(mls_error)?]
+                } else {
+                    device
+                        .key_packages(count.min(100) as usize)
+                        .map_err(mls_error)?
+                },
+            },
+            R::CreateGroup { group, profile } => {
+                device.create_group(group, &profile).map_err(mls_error)?;
+                A::Done
+            }
+            R::AddMembers {
+                group,
+                key_packages,
+            } => A::Commit(
+                device
+                    .add_members(group, &key_packages)
+                    .map_err(mls_error)?,
+            ),
+            R::RemoveMembers { group, devices } => {
+                A::Commit(device.remove_members(group, &devices).map_err(mls_error)?)
+            }
+            R::SelfUpdate { group } => A::Commit(device.self_update(group).map_err(mls_error)?),
+            R::Leave { group } => A::Proposal {
+                message: device.leave(group).map_err(mls_error)?,
+            },
+            R::MergePendingCommit { group } => A::Epoch {
+                epoch: device.merge_pending_commit(group).map_err(mls_error)?,
+            },
+            R::DiscardPendingCommit { group } => {
+                device.discard_pending_commit(group).map_err(mls_error)?;
+                A::Done
+            }
+            R::Join { welcome } => A::Joined(device.join(&welcome).map_err(mls_error)?),
+            R::Seal {
+                group,
+                client_msg,
+                expires_at,
+                envelope,
+            } => A::Sealed(
+                device
+                    .seal(group, client_msg, expires_at, &envelope)
+                    .map_err(mls_error)?,
+            ),
+            R::Open {
+                group,
+                message,
+                declared,
+                now,
+            } => A::Opened(
+                device
+                    .open(group, &message, declared.as_ref(), now)
+                    .map_err(mls_error)?,
+            ),
+            R::Members { group } => A::Members {
+                members: device.members(group).map_err(mls_error)?,
+            },
+            R::DeleteGroup { group } => {
+                device.delete_group(group).map_err(mls_error)?;
+                A::Done
+            }
+        };
+        Ok(answer)
+    }
+}
+
+#[cfg(test)]
+mod tests;
