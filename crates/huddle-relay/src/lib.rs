@@ -8,6 +8,7 @@
 
 pub mod api_error;
 pub mod config;
+pub mod delivery;
 pub mod store;
 pub mod web_app;
 

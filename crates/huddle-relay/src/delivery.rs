@@ -1,0 +1,489 @@
+//! The delivery service's storage: appending to a group's log in order, one commit per epoch, each client message once; reading backlogs; sweeping expired messages.
+//!
+//! Every operation is one transaction, and an append is reported accepted
+//! only after that transaction has committed (SQLite WAL with
+//! `synchronous=FULL`, PostgreSQL with `synchronous_commit=on`). The SQL is
+//! written once and runs on both engines (`$N` placeholders, `RETURNING`,
+//! partial indexes), through [`on_pool!`].
+
+use crate::store::{Store, StoreError};
+use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, UserId};
+use huddle_core::retention::{effective_expiry, GroupKind, RetentionSecs, UnixMillis};
+use huddle_core::wire::{
+    EntryKind, GroupSpec, LogEntry, MembershipChange, Payload, Rejection, Submission,
+    MAX_APPLICATION_BYTES,
+};
+use sqlx::Row;
+
+/// Runs the same body against whichever pool the store holds. The SQL in
+/// this module is portable between SQLite and PostgreSQL on purpose.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            Store::Sqlite($pool) => $body,
+            Store::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// What an accepted submission produced: its place in the log, and what to
+/// fan out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Appended {
+    pub entry: LogEntry,
+    /// False when this was a resend of an entry already stored.
+    pub fresh: bool,
+    /// Devices added by this commit, with their welcome.
+    pub welcomes: Vec<(DeviceId, Vec<u8>)>,
+}
+
+/// A welcome waiting for a device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingWelcome {
+    pub group: GroupId,
+    pub seq: u64,
+    pub spec: GroupSpec,
+    pub welcome: Vec<u8>,
+}
+
+/// A device as the relay knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceRow {
+    pub user: UserId,
+    pub public_key: Vec<u8>,
+    pub revoked: bool,
+}
+
+fn kind_name(kind: GroupKind) -> &'static str {
+    match kind {
+        GroupKind::Clinical => "clinical",
+        GroupKind::Operational => "operational",
+        GroupKind::Social => "social",
+        GroupKind::EmergencyBroadcast => "emergency_broadcast",
+        GroupKind::Direct => "direct",
+    }
+}
+
+fn kind_from_name(name: &str) -> Option<GroupKind> {
+    GroupKind::ALL.into_iter().find(|k| kind_name(*k) == name)
+}
+
+fn entry_kind_name(kind: EntryKind) -> &'static str {
+    match kind {
+        EntryKind::Application => "application",
+        EntryKind::Commit => "commit",
+    }
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+fn id16(bytes: &[u8]) -> Result<[u8; 16], StoreError> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Query(sqlx::Error::Protocol("an id is not 16 bytes".into())))
+}
+
+fn is_unique_violation(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
+}
+
+impl Store {
+    /// Records a device and its public key (registration through invites
+    /// calls this).
+    pub async fn put_device(
+        &self,
+        device: DeviceId,
+        user: UserId,
+        public_key: &[u8],
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO devices (id, user_id, public_key, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&device.as_bytes()[..])
+            .bind(&user.as_bytes()[..])
+            .bind(public_key)
+            .bind(to_i64(now.0))
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    pub async fn device(&self, device: DeviceId) -> Result<Option<DeviceRow>, StoreError> {
+        let row = on_pool!(self, pool => {
+            sqlx::query("SELECT user_id, public_key, revoked_at FROM devices WHERE id = $1")
+                .bind(&device.as_bytes()[..])
+                .fetch_optional(pool)
+                .await?
+                .map(|row| -> Result<DeviceRow, StoreError> {
+                    let user: Vec<u8> = row.try_get(0)?;
+                    let revoked_at: Option<i64> = row.try_get(2)?;
+                    Ok(DeviceRow {
+                        user: UserId::from_bytes(id16(&user)?),
+                        public_key: row.try_get(1)?,
+                        revoked: revoked_at.is_some(),
+                    })
+                })
+        });
+        row.transpose()
+    }
+
+    /// Appends a submission to its group's log, or says why not.
+    pub async fn append(
+        &self,
+        sender: DeviceId,
+        submission: &Submission,
+        now: UnixMillis,
+    ) -> Result<Result<Appended, Rejection>, StoreError> {
+        loop {
+            match self.try_append(sender, submission, now).await {
+                // Two devices created the same group or committed the same
+                // epoch at the same instant: the loser's transaction hit a
+                // unique index. Read again; the answer is now a clean
+                // rejection (or a resend).
+                Err(StoreError::Query(error)) if is_unique_violation(&error) => continue,
+                other => return other,
+            }
+        }
+    }
+
+    async fn try_append(
+        &self,
+        sender: DeviceId,
+        submission: &Submission,
+        now: UnixMillis,
+    ) -> Result<Result<Appended, Rejection>, StoreError> {
+        let group = &submission.group.as_bytes()[..];
+        let sender_bytes = &sender.as_bytes()[..];
+        let client_msg = &submission.client_msg.as_bytes()[..];
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            // Take the group's write lock first (a no-op update): SQLite
+            // then serialises appends without stale snapshots, and
+            // PostgreSQL locks the row.
+            sqlx::query("UPDATE groups SET last_seq = last_seq WHERE id = $1")
+                .bind(group)
+                .execute(&mut *tx)
+                .await?;
+
+            // A resend of something already stored is acknowledged again.
+            if let Some(row) = sqlx::query(
+                "SELECT group_id, seq, kind, epoch, expires_at, payload FROM log WHERE sender = $1 AND client_msg = $2",
+            )
+            .bind(sender_bytes)
+            .bind(client_msg)
+            .fetch_optional(&mut *tx)
+            .await?
+            {
+                let stored_group: Vec<u8> = row.try_get(0)?;
+                let kind: String = row.try_get(2)?;
+                let expires_at: Option<i64> = row.try_get(4)?;
+                tx.rollback().await?;
+                if stored_group != group {
+                    return Ok(Err(Rejection::InvalidCommit(
+                        "this message id was already used in another group".into(),
+                    )));
+                }
+                return Ok(Ok(Appended {
+                    entry: LogEntry {
+                        group: submission.group,
+                        seq: to_u64(row.try_get(1)?),
+                        epoch: to_u64(row.try_get(3)?),
+                        sender,
+                        client_msg: submission.client_msg,
+                        kind: if kind == "commit" { EntryKind::Commit } else { EntryKind::Application },
+                        expires_at: expires_at.map(|e| UnixMillis(to_u64(e))),
+                        payload: row.try_get(5)?,
+                    },
+                    fresh: false,
+                    welcomes: Vec::new(),
+                }));
+            }
+
+            let existing = sqlx::query(
+                "SELECT kind, retention_secs, epoch, last_seq FROM groups WHERE id = $1",
+            )
+            .bind(group)
+            .fetch_optional(&mut *tx)
+            .await?;
+            let (_kind, retention, epoch, last_seq) = match (existing, &submission.payload) {
+                (Some(row), _) => {
+                    let kind: String = row.try_get(0)?;
+                    let Some(kind) = kind_from_name(&kind) else {
+                        return Err(StoreError::Query(sqlx::Error::Protocol("unknown group kind".into())));
+                    };
+                    (kind, RetentionSecs(to_u64(row.try_get(1)?)), to_u64(row.try_get(2)?), to_u64(row.try_get(3)?))
+                }
+                (
+                    None,
+                    Payload::Commit {
+                        change: MembershipChange { create: Some(spec), .. },
+                        ..
+                    },
+                ) if submission.epoch == 0 => {
+                    if spec.kind.check_retention(spec.retention).is_err() {
+                        return Ok(Err(Rejection::InvalidRetention));
+                    }
+                    sqlx::query(
+                        "INSERT INTO groups (id, kind, retention_secs, epoch, last_seq, created_by, created_at) VALUES ($1, $2, $3, 0, 0, $4, $5)",
+                    )
+                    .bind(group)
+                    .bind(kind_name(spec.kind))
+                    .bind(to_i64(spec.retention.0))
+                    .bind(sender_bytes)
+                    .bind(to_i64(now.0))
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query("INSERT INTO members (group_id, device_id, joined_seq) VALUES ($1, $2, 0)")
+                        .bind(group)
+                        .bind(sender_bytes)
+                        .execute(&mut *tx)
+                        .await?;
+                    (spec.kind, spec.retention, 0, 0)
+                }
+                (None, _) => return Ok(Err(Rejection::UnknownGroup)),
+            };
+
+            let is_member: Option<i64> = sqlx::query_scalar(
+                "SELECT joined_seq FROM members WHERE group_id = $1 AND device_id = $2 AND removed_seq IS NULL",
+            )
+            .bind(group)
+            .bind(sender_bytes)
+            .fetch_optional(&mut *tx)
+            .await?;
+            if is_member.is_none() {
+                return Ok(Err(Rejection::NotAMember));
+            }
+            if submission.epoch != epoch {
+                return Ok(Err(Rejection::StaleEpoch { current_epoch: epoch }));
+            }
+
+            let seq = last_seq + 1;
+            let (entry_kind, payload, expires_at) = match &submission.payload {
+                Payload::Application { ciphertext } => {
+                    if ciphertext.len() > MAX_APPLICATION_BYTES {
+                        return Ok(Err(Rejection::TooLarge { max: MAX_APPLICATION_BYTES as u32 }));
+                    }
+                    let Some(claimed) = submission.expires_at else {
+                        return Ok(Err(Rejection::Expired));
+                    };
+                    match effective_expiry(claimed, now, retention) {
+                        Ok(expires_at) => (EntryKind::Application, ciphertext, Some(expires_at)),
+                        Err(_) => return Ok(Err(Rejection::Expired)),
+                    }
+                }
+                Payload::Commit { commit, .. } => (EntryKind::Commit, commit, None),
+            };
+            sqlx::query(
+                "INSERT INTO log (group_id, seq, kind, epoch, sender, client_msg, expires_at, payload, stored_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(group)
+            .bind(to_i64(seq))
+            .bind(entry_kind_name(entry_kind))
+            .bind(to_i64(epoch))
+            .bind(sender_bytes)
+            .bind(client_msg)
+            .bind(expires_at.map(|e| to_i64(e.0)))
+            .bind(payload.as_slice())
+            .bind(to_i64(now.0))
+            .execute(&mut *tx)
+            .await?;
+
+            let mut welcomes = Vec::new();
+            if let Payload::Commit { change, welcome, .. } = &submission.payload {
+                for removed in &change.remove {
+                    sqlx::query(
+                        "UPDATE members SET removed_seq = $3 WHERE group_id = $1 AND device_id = $2 AND removed_seq IS NULL",
+                    )
+                    .bind(group)
+                    .bind(&removed.as_bytes()[..])
+                    .bind(to_i64(seq))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                for added in &change.add {
+                    // A device removed earlier and added again starts afresh.
+                    sqlx::query("DELETE FROM members WHERE group_id = $1 AND device_id = $2")
+                        .bind(group)
+                        .bind(&added.as_bytes()[..])
+                        .execute(&mut *tx)
+                        .await?;
+                    sqlx::query("INSERT INTO members (group_id, device_id, joined_seq) VALUES ($1, $2, $3)")
+                        .bind(group)
+                        .bind(&added.as_bytes()[..])
+                        .bind(to_i64(seq))
+                        .execute(&mut *tx)
+                        .await?;
+                    if let Some(welcome) = welcome {
+                        sqlx::query("DELETE FROM welcomes WHERE device_id = $1 AND group_id = $2")
+                            .bind(&added.as_bytes()[..])
+                            .bind(group)
+                            .execute(&mut *tx)
+                            .await?;
+                        sqlx::query("INSERT INTO welcomes (device_id, group_id, seq, welcome) VALUES ($1, $2, $3, $4)")
+                            .bind(&added.as_bytes()[..])
+                            .bind(group)
+                            .bind(to_i64(seq))
+                            .bind(welcome.as_slice())
+                            .execute(&mut *tx)
+                            .await?;
+                        welcomes.push((*added, welcome.clone()));
+                    }
+                }
+            }
+            let new_epoch = if entry_kind == EntryKind::Commit { epoch + 1 } else { epoch };
+            sqlx::query("UPDATE groups SET last_seq = $2, epoch = $3 WHERE id = $1")
+                .bind(group)
+                .bind(to_i64(seq))
+                .bind(to_i64(new_epoch))
+                .execute(&mut *tx)
+                .await?;
+            // Acknowledged only once this returns: the commit is durable.
+            tx.commit().await?;
+            Ok(Ok(Appended {
+                entry: LogEntry {
+                    group: submission.group,
+                    seq,
+                    epoch,
+                    sender,
+                    client_msg: submission.client_msg,
+                    kind: entry_kind,
+                    expires_at,
+                    payload: payload.clone(),
+                },
+                fresh: true,
+                welcomes,
+            }))
+        })
+    }
+
+    /// The entries of `group` after `after_seq` that `device` may read,
+    /// oldest first, skipping expired messages.
+    pub async fn backlog(
+        &self,
+        group: GroupId,
+        device: DeviceId,
+        after_seq: u64,
+        limit: u32,
+        now: UnixMillis,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT l.seq, l.kind, l.epoch, l.sender, l.client_msg, l.expires_at, l.payload
+                 FROM log l JOIN members m ON m.group_id = l.group_id AND m.device_id = $2
+                 WHERE l.group_id = $1 AND l.seq > $3 AND l.seq > m.joined_seq
+                   AND (m.removed_seq IS NULL OR l.seq <= m.removed_seq)
+                   AND (l.expires_at IS NULL OR l.expires_at > $4)
+                 ORDER BY l.seq LIMIT $5",
+            )
+            .bind(&group.as_bytes()[..])
+            .bind(&device.as_bytes()[..])
+            .bind(to_i64(after_seq))
+            .bind(to_i64(now.0))
+            .bind(i64::from(limit))
+            .fetch_all(pool)
+            .await?;
+            rows.into_iter()
+                .map(|row| {
+                    let kind: String = row.try_get(1)?;
+                    let sender: Vec<u8> = row.try_get(3)?;
+                    let client_msg: Vec<u8> = row.try_get(4)?;
+                    let expires_at: Option<i64> = row.try_get(5)?;
+                    Ok(LogEntry {
+                        group,
+                        seq: to_u64(row.try_get(0)?),
+                        epoch: to_u64(row.try_get(2)?),
+                        sender: DeviceId::from_bytes(id16(&sender)?),
+                        client_msg: ClientMessageId::from_bytes(id16(&client_msg)?),
+                        kind: if kind == "commit" { EntryKind::Commit } else { EntryKind::Application },
+                        expires_at: expires_at.map(|e| UnixMillis(to_u64(e))),
+                        payload: row.try_get(6)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// The groups a device belongs to (including one it was just removed
+    /// from, until it has read its removal).
+    pub async fn groups_of(&self, device: DeviceId) -> Result<Vec<GroupId>, StoreError> {
+        on_pool!(self, pool => {
+            let ids: Vec<Vec<u8>> = sqlx::query_scalar("SELECT group_id FROM members WHERE device_id = $1 ORDER BY group_id")
+                .bind(&device.as_bytes()[..])
+                .fetch_all(pool)
+                .await?;
+            ids.iter().map(|id| Ok(GroupId::from_bytes(id16(id)?))).collect()
+        })
+    }
+
+    /// The current members of a group, who receive its new entries.
+    pub async fn recipients(&self, group: GroupId, seq: u64) -> Result<Vec<DeviceId>, StoreError> {
+        on_pool!(self, pool => {
+            let ids: Vec<Vec<u8>> = sqlx::query_scalar(
+                "SELECT device_id FROM members WHERE group_id = $1 AND joined_seq < $2 AND (removed_seq IS NULL OR removed_seq >= $2)",
+            )
+            .bind(&group.as_bytes()[..])
+            .bind(to_i64(seq))
+            .fetch_all(pool)
+            .await?;
+            ids.iter().map(|id| Ok(DeviceId::from_bytes(id16(id)?))).collect()
+        })
+    }
+
+    /// Welcomes waiting for a device.
+    pub async fn welcomes_for(&self, device: DeviceId) -> Result<Vec<PendingWelcome>, StoreError> {
+        on_pool!(self, pool => {
+            let rows = sqlx::query(
+                "SELECT w.group_id, w.seq, g.kind, g.retention_secs, w.welcome FROM welcomes w JOIN groups g ON g.id = w.group_id WHERE w.device_id = $1 ORDER BY w.seq",
+            )
+            .bind(&device.as_bytes()[..])
+            .fetch_all(pool)
+            .await?;
+            rows.into_iter()
+                .map(|row| {
+                    let group: Vec<u8> = row.try_get(0)?;
+                    let kind: String = row.try_get(2)?;
+                    let kind = kind_from_name(&kind).ok_or_else(|| StoreError::Query(sqlx::Error::Protocol("unknown group kind".into())))?;
+                    Ok(PendingWelcome {
+                        group: GroupId::from_bytes(id16(&group)?),
+                        seq: to_u64(row.try_get(1)?),
+                        spec: GroupSpec { kind, retention: RetentionSecs(to_u64(row.try_get(3)?)) },
+                        welcome: row.try_get(4)?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// A device has joined: its welcome is no longer needed.
+    pub async fn welcome_used(&self, device: DeviceId, group: GroupId) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query("DELETE FROM welcomes WHERE device_id = $1 AND group_id = $2")
+                .bind(&device.as_bytes()[..])
+                .bind(&group.as_bytes()[..])
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Deletes every application message whose expiry has passed; returns how many.
+    pub async fn sweep_expired(&self, now: UnixMillis) -> Result<u64, StoreError> {
+        let deleted = on_pool!(self, pool => {
+            sqlx::query("DELETE FROM log WHERE expires_at IS NOT NULL AND expires_at <= $1")
+                .bind(to_i64(now.0))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        Ok(deleted)
+    }
+}

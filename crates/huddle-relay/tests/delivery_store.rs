@@ -1,0 +1,363 @@
+//! The delivery service's storage on SQLite and PostgreSQL: ordering, one commit per epoch, resends stored once, membership windows and expiry.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod support;
+
+use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, UserId};
+use huddle_core::retention::{GroupKind, RetentionSecs, UnixMillis};
+use huddle_core::wire::{GroupSpec, MembershipChange, Payload, Rejection, Submission};
+use huddle_relay::Store;
+use support::Engine;
+
+const NOW: UnixMillis = UnixMillis(1_795_000_000_000);
+const WARD: GroupId = GroupId::from_bytes([7; 16]);
+const ADMIN: DeviceId = DeviceId::from_bytes([1; 16]);
+const BOB: DeviceId = DeviceId::from_bytes([2; 16]);
+const CAROL: DeviceId = DeviceId::from_bytes([3; 16]);
+
+fn msg(n: u32) -> ClientMessageId {
+    let mut bytes = [0u8; 16];
+    bytes[..4].copy_from_slice(&n.to_be_bytes());
+    ClientMessageId::from_bytes(bytes)
+}
+
+fn commit(n: u32, epoch: u64, change: MembershipChange) -> Submission {
+    Submission {
+        client_msg: msg(n),
+        group: WARD,
+        epoch,
+        expires_at: None,
+        payload: Payload::Commit {
+            commit: vec![0xc0, n as u8],
+            welcome: (!change.add.is_empty()).then(|| vec![0x3e, n as u8]),
+            change,
+        },
+    }
+}
+
+fn text(n: u32, epoch: u64, expires_at: UnixMillis) -> Submission {
+    Submission {
+        client_msg: msg(n),
+        group: WARD,
+        epoch,
+        expires_at: Some(expires_at),
+        payload: Payload::Application {
+            ciphertext: vec![0xa0, n as u8],
+        },
+    }
+}
+
+fn create(n: u32, kind: GroupKind, retention: RetentionSecs, add: Vec<DeviceId>) -> Submission {
+    commit(
+        n,
+        0,
+        MembershipChange {
+            create: Some(GroupSpec { kind, retention }),
+            add,
+            remove: vec![],
+        },
+    )
+}
+
+async fn open(engine: Engine, dir: &std::path::Path) -> Option<Store> {
+    let url = support::database_url(engine, dir).await?;
+    let store = Store::connect(&url).await.expect("connect");
+    for (device, user) in [(ADMIN, 1u8), (BOB, 2), (CAROL, 3)] {
+        store
+            .put_device(device, UserId::from_bytes([user; 16]), &[user; 97], NOW)
+            .await
+            .expect("device");
+    }
+    Some(store)
+}
+
+async fn for_each_engine<F, Fut>(test: F)
+where
+    F: Fn(Store) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    for engine in [Engine::Sqlite, Engine::Postgres] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        if let Some(store) = open(engine, dir.path()).await {
+            test(store.clone()).await;
+            store.close().await;
+        }
+    }
+}
+
+#[tokio::test]
+async fn the_log_orders_entries_and_accepts_one_commit_per_epoch() {
+    for_each_engine(|store| async move {
+        let created = store
+            .append(
+                ADMIN,
+                &create(1, GroupKind::Clinical, RetentionSecs::DAY, vec![BOB]),
+                NOW,
+            )
+            .await
+            .unwrap()
+            .expect("created");
+        assert_eq!(
+            (created.entry.seq, created.entry.epoch, created.fresh),
+            (1, 0, true)
+        );
+        assert_eq!(created.welcomes, vec![(BOB, vec![0x3e, 1])]);
+        let welcomes = store.welcomes_for(BOB).await.unwrap();
+        assert_eq!(welcomes.len(), 1);
+        assert_eq!(welcomes[0].seq, 1);
+        assert_eq!(welcomes[0].spec.kind, GroupKind::Clinical);
+
+        // Two commits for epoch 1: the first wins, the second is told the epoch.
+        let first = store
+            .append(BOB, &commit(2, 1, MembershipChange::default()), NOW)
+            .await
+            .unwrap();
+        assert_eq!(first.map(|a| a.entry.seq), Ok(2));
+        let second = store
+            .append(ADMIN, &commit(3, 1, MembershipChange::default()), NOW)
+            .await
+            .unwrap();
+        assert_eq!(second, Err(Rejection::StaleEpoch { current_epoch: 2 }));
+        // Application messages must be in the current epoch too.
+        let stale = store
+            .append(ADMIN, &text(4, 1, NOW.saturating_add_millis(1000)), NOW)
+            .await
+            .unwrap();
+        assert_eq!(stale, Err(Rejection::StaleEpoch { current_epoch: 2 }));
+        let fine = store
+            .append(ADMIN, &text(5, 2, NOW.saturating_add_millis(1000)), NOW)
+            .await
+            .unwrap();
+        assert_eq!(fine.map(|a| a.entry.seq), Ok(3));
+
+        // A resend is acknowledged with the same sequence number and stored once.
+        let again = store
+            .append(ADMIN, &text(5, 2, NOW.saturating_add_millis(1000)), NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!((again.entry.seq, again.fresh), (3, false));
+        let backlog = store.backlog(WARD, BOB, 0, 100, NOW).await.unwrap();
+        let seqs: Vec<u64> = backlog.iter().map(|e| e.seq).collect();
+        assert_eq!(
+            seqs,
+            vec![2, 3],
+            "Bob reads what followed the commit that added him"
+        );
+        assert_eq!(
+            store.backlog(WARD, ADMIN, 0, 100, NOW).await.unwrap().len(),
+            3
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn outsiders_unknown_groups_and_bad_retention_are_refused() {
+    for_each_engine(|store| async move {
+        assert_eq!(
+            store.append(ADMIN, &text(1, 0, NOW), NOW).await.unwrap(),
+            Err(Rejection::UnknownGroup)
+        );
+        assert_eq!(
+            store
+                .append(
+                    ADMIN,
+                    &create(2, GroupKind::Clinical, RetentionSecs::days(90), vec![]),
+                    NOW
+                )
+                .await
+                .unwrap(),
+            Err(Rejection::InvalidRetention)
+        );
+        store
+            .append(
+                ADMIN,
+                &create(3, GroupKind::Social, RetentionSecs::days(14), vec![BOB]),
+                NOW,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            store
+                .append(CAROL, &text(4, 1, NOW.saturating_add_millis(1000)), NOW)
+                .await
+                .unwrap(),
+            Err(Rejection::NotAMember)
+        );
+        assert_eq!(
+            store
+                .append(BOB, &text(5, 1, UnixMillis(NOW.0 - 3_600_000)), NOW)
+                .await
+                .unwrap(),
+            Err(Rejection::Expired)
+        );
+        let too_big = Submission {
+            payload: Payload::Application {
+                ciphertext: vec![0; huddle_core::wire::MAX_APPLICATION_BYTES + 1],
+            },
+            ..text(6, 1, NOW.saturating_add_millis(1000))
+        };
+        assert!(matches!(
+            store.append(BOB, &too_big, NOW).await.unwrap(),
+            Err(Rejection::TooLarge { .. })
+        ));
+        // A sender claiming a year is held to the group's retention.
+        let greedy = store
+            .append(BOB, &text(7, 1, UnixMillis(NOW.0 + 365 * 86_400_000)), NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(greedy.entry.expires_at.unwrap().0 <= NOW.0 + 14 * 86_400_000 + 5 * 60_000);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_removed_device_reads_up_to_its_removal_and_nothing_after() {
+    for_each_engine(|store| async move {
+        store
+            .append(
+                ADMIN,
+                &create(
+                    1,
+                    GroupKind::Operational,
+                    RetentionSecs::days(7),
+                    vec![BOB, CAROL],
+                ),
+                NOW,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        let later = NOW.saturating_add_millis(60_000);
+        store
+            .append(ADMIN, &text(2, 1, later), NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        let removal = MembershipChange {
+            create: None,
+            add: vec![],
+            remove: vec![CAROL],
+        };
+        store
+            .append(ADMIN, &commit(3, 1, removal), NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .append(ADMIN, &text(4, 2, later), NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        let carol: Vec<u64> = store
+            .backlog(WARD, CAROL, 0, 100, NOW)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(carol, vec![2, 3], "up to and including her removal");
+        assert_eq!(store.recipients(WARD, 4).await.unwrap(), vec![ADMIN, BOB]);
+        assert_eq!(
+            store.append(CAROL, &text(5, 2, later), NOW).await.unwrap(),
+            Err(Rejection::NotAMember)
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn expired_messages_are_swept_and_never_served() {
+    for_each_engine(|store| async move {
+        store
+            .append(
+                ADMIN,
+                &create(1, GroupKind::Clinical, RetentionSecs::minutes(5), vec![BOB]),
+                NOW,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .append(ADMIN, &text(2, 1, NOW.saturating_add_millis(1_000)), NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .append(ADMIN, &text(3, 1, NOW.saturating_add_millis(60_000)), NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        let after_first = NOW.saturating_add_millis(2_000);
+        // Not yet swept, but already not served.
+        let served: Vec<u64> = store
+            .backlog(WARD, BOB, 0, 100, after_first)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(served, vec![3]);
+        assert_eq!(store.sweep_expired(after_first).await.unwrap(), 1);
+        assert_eq!(store.sweep_expired(after_first).await.unwrap(), 0);
+        assert_eq!(
+            store
+                .sweep_expired(NOW.saturating_add_millis(61_000))
+                .await
+                .unwrap(),
+            1
+        );
+        // The commit is kept: members still need it to follow the group.
+        assert_eq!(
+            store
+                .backlog(WARD, ADMIN, 0, 100, NOW.saturating_add_millis(61_000))
+                .await
+                .unwrap()
+                .len(),
+            1
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn racing_commits_for_one_epoch_leave_exactly_one_winner() {
+    for_each_engine(|store| async move {
+        store
+            .append(
+                ADMIN,
+                &create(
+                    1,
+                    GroupKind::Operational,
+                    RetentionSecs::days(7),
+                    vec![BOB, CAROL],
+                ),
+                NOW,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        let mut tasks = Vec::new();
+        for (n, device) in [(10u32, ADMIN), (11, BOB), (12, CAROL)] {
+            let store = store.clone();
+            tasks.push(tokio::spawn(async move {
+                store
+                    .append(device, &commit(n, 1, MembershipChange::default()), NOW)
+                    .await
+            }));
+        }
+        let mut accepted = 0;
+        for task in tasks {
+            match task.await.unwrap().unwrap() {
+                Ok(_) => accepted += 1,
+                Err(Rejection::StaleEpoch { current_epoch }) => assert_eq!(current_epoch, 2),
+                Err(other) => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(accepted, 1);
+    })
+    .await;
+}
