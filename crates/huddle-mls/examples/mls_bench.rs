@@ -12,7 +12,7 @@ fn main() {
     };
     let origin = Instant::now();
     let rows = run(plan, &|| origin.elapsed().as_secs_f64() * 1000.0);
-    print!("{}", table("MLS 0x0007, native (release build)", &rows));
+    print!("{}", table("MLS 0x0007, native (opt-level 3)", &rows));
     let out_dir = std::env::var("HUDDLE_REPORTS_DIR").unwrap_or_else(|_| "reports".to_owned());
     if let Err(error) = std::fs::create_dir_all(&out_dir)
         .and_then(|_| std::fs::write(format!("{out_dir}/mls-native.json"), json("native", &rows)))

@@ -418,3 +418,26 @@ scenario! {
         assert!(matches!(admin.join(b"not a welcome"), Err(MlsError::Malformed)));
     }
 }
+
+scenario! {
+    /// Frozen: the bytes of the AAD and of the group profile as version 1
+    /// writes them. Members on a later version must still read them.
+    fn frozen_aad_and_profile_bytes_v1() {
+        use crate::device::{MessageAad, AAD_VERSION};
+        let aad = MessageAad {
+            version: AAD_VERSION,
+            client_msg: ClientMessageId::from_bytes([0x33; 16]),
+            expires_at: UnixMillis(1_795_000_000_000),
+        };
+        let frozen_aad = format!("01{}80bcd9f29e34", "33".repeat(16));
+        let hex = |bytes: &[u8]| bytes.iter().map(|b| format!("{b:02x}")).collect::<String>();
+        assert_eq!(hex(&aad.to_bytes()), frozen_aad);
+        let unhex = |text: &str| (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap()).collect::<Vec<u8>>();
+        assert_eq!(MessageAad::from_bytes(&unhex(&frozen_aad)), Some(aad));
+
+        let profile = GroupProfile::new(GroupKind::Clinical, RetentionSecs::DAY, "Ward").unwrap();
+        let frozen_profile = "010080a3050457617264";
+        assert_eq!(hex(&profile.to_bytes()), frozen_profile);
+        assert_eq!(GroupProfile::from_bytes(&unhex(frozen_profile)).unwrap(), profile);
+    }
+}

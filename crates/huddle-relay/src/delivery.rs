@@ -35,6 +35,8 @@ pub struct Appended {
     pub fresh: bool,
     /// Devices added by this commit, with their welcome.
     pub welcomes: Vec<(DeviceId, Vec<u8>)>,
+    /// The group's type and retention.
+    pub spec: GroupSpec,
 }
 
 /// A welcome waiting for a device.
@@ -176,7 +178,8 @@ impl Store {
 
             // A resend of something already stored is acknowledged again.
             if let Some(row) = sqlx::query(
-                "SELECT group_id, seq, kind, epoch, expires_at, payload FROM log WHERE sender = $1 AND client_msg = $2",
+                "SELECT l.group_id, l.seq, l.kind, l.epoch, l.expires_at, l.payload, g.kind, g.retention_secs
+                 FROM log l JOIN groups g ON g.id = l.group_id WHERE l.sender = $1 AND l.client_msg = $2",
             )
             .bind(sender_bytes)
             .bind(client_msg)
@@ -186,6 +189,13 @@ impl Store {
                 let stored_group: Vec<u8> = row.try_get(0)?;
                 let kind: String = row.try_get(2)?;
                 let expires_at: Option<i64> = row.try_get(4)?;
+                let group_kind: String = row.try_get(6)?;
+                let spec = GroupSpec {
+                    kind: kind_from_name(&group_kind).ok_or_else(|| {
+                        StoreError::Query(sqlx::Error::Protocol("unknown group kind".into()))
+                    })?,
+                    retention: RetentionSecs(to_u64(row.try_get(7)?)),
+                };
                 tx.rollback().await?;
                 if stored_group != group {
                     return Ok(Err(Rejection::InvalidCommit(
@@ -205,6 +215,7 @@ impl Store {
                     },
                     fresh: false,
                     welcomes: Vec::new(),
+                    spec,
                 }));
             }
 
@@ -214,7 +225,7 @@ impl Store {
             .bind(group)
             .fetch_optional(&mut *tx)
             .await?;
-            let (_kind, retention, epoch, last_seq) = match (existing, &submission.payload) {
+            let (kind, retention, epoch, last_seq) = match (existing, &submission.payload) {
                 (Some(row), _) => {
                     let kind: String = row.try_get(0)?;
                     let Some(kind) = kind_from_name(&kind) else {
@@ -361,6 +372,7 @@ impl Store {
                 },
                 fresh: true,
                 welcomes,
+                spec: GroupSpec { kind, retention },
             }))
         })
     }
@@ -485,5 +497,138 @@ impl Store {
                 .rows_affected()
         });
         Ok(deleted)
+    }
+}
+
+/// How many unclaimed single-use key packages a device may keep on the relay.
+pub const MAX_KEY_PACKAGES_PER_DEVICE: i64 = 100;
+
+impl Store {
+    /// Stores a device's key packages; a new last-resort package replaces the old one.
+    pub async fn publish_key_packages(
+        &self,
+        device: DeviceId,
+        key_packages: &[Vec<u8>],
+        last_resort: Option<&[u8]>,
+    ) -> Result<(), StoreError> {
+        let device = &device.as_bytes()[..];
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for data in key_packages {
+                sqlx::query("INSERT INTO key_packages (device_id, last_resort, data) VALUES ($1, 0, $2)")
+                    .bind(device)
+                    .bind(data.as_slice())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            if let Some(data) = last_resort {
+                sqlx::query("DELETE FROM key_packages WHERE device_id = $1 AND last_resort = 1")
+                    .bind(device)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("INSERT INTO key_packages (device_id, last_resort, data) VALUES ($1, 1, $2)")
+                    .bind(device)
+                    .bind(data)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            // Keep only the newest packages: a device cannot fill the disk.
+            sqlx::query(
+                "DELETE FROM key_packages WHERE device_id = $1 AND last_resort = 0 AND id NOT IN
+                 (SELECT id FROM key_packages WHERE device_id = $1 AND last_resort = 0 ORDER BY id DESC LIMIT $2)",
+            )
+            .bind(device)
+            .bind(MAX_KEY_PACKAGES_PER_DEVICE)
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// One key package for each current device of each person: a
+    /// single-use one (deleted as it is handed out) or the last-resort one.
+    pub async fn claim_key_packages(
+        &self,
+        users: &[UserId],
+    ) -> Result<Vec<huddle_core::wire::ClaimedKeyPackage>, StoreError> {
+        let mut claimed = Vec::new();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            for user in users {
+                let devices: Vec<Vec<u8>> = sqlx::query_scalar(
+                    "SELECT id FROM devices WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id",
+                )
+                .bind(&user.as_bytes()[..])
+                .fetch_all(&mut *tx)
+                .await?;
+                for device in devices {
+                    let single: Option<Vec<u8>> = sqlx::query_scalar(
+                        "DELETE FROM key_packages WHERE id =
+                         (SELECT id FROM key_packages WHERE device_id = $1 AND last_resort = 0 ORDER BY id LIMIT 1)
+                         RETURNING data",
+                    )
+                    .bind(device.as_slice())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let data = match single {
+                        Some(data) => Some(data),
+                        None => sqlx::query_scalar(
+                            "SELECT data FROM key_packages WHERE device_id = $1 AND last_resort = 1",
+                        )
+                        .bind(device.as_slice())
+                        .fetch_optional(&mut *tx)
+                        .await?,
+                    };
+                    if let Some(key_package) = data {
+                        claimed.push(huddle_core::wire::ClaimedKeyPackage {
+                            user: *user,
+                            device: DeviceId::from_bytes(id16(&device)?),
+                            key_package,
+                        });
+                    }
+                }
+            }
+            tx.commit().await?;
+        });
+        Ok(claimed)
+    }
+
+    /// This relay's organisation id, made on first use and kept in
+    /// `relay_info` (one organisation per installation).
+    pub async fn org_id(&self, fresh: [u8; 16]) -> Result<huddle_core::ids::OrgId, StoreError> {
+        let hex: String = fresh.iter().map(|b| format!("{b:02x}")).collect();
+        let stored: String = on_pool!(self, pool => {
+            sqlx::query("INSERT INTO relay_info (key, value) VALUES ('org_id', $1) ON CONFLICT (key) DO NOTHING")
+                .bind(&hex)
+                .execute(pool)
+                .await?;
+            sqlx::query_scalar("SELECT value FROM relay_info WHERE key = 'org_id'")
+                .fetch_one(pool)
+                .await?
+        });
+        stored.parse().map_err(|_| {
+            StoreError::Query(sqlx::Error::Protocol(
+                "relay_info.org_id is not an id".into(),
+            ))
+        })
+    }
+}
+
+/// How often expired messages are deleted. Expired messages are never
+/// served in between (the backlog query filters them); this bounds how long
+/// their ciphertext stays on disk.
+pub const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Deletes expired application messages every [`SWEEP_INTERVAL`], for as long as the relay runs.
+pub async fn run_sweeper(store: Store) {
+    let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
+    loop {
+        ticks.tick().await;
+        match store.sweep_expired(crate::socket::now()).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::info!(deleted, "expired messages deleted"),
+            Err(error) => tracing::warn!(%error, "could not delete expired messages"),
+        }
     }
 }

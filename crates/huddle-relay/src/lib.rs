@@ -9,6 +9,8 @@
 pub mod api_error;
 pub mod config;
 pub mod delivery;
+pub mod hub;
+pub mod socket;
 pub mod store;
 pub mod web_app;
 
@@ -27,12 +29,18 @@ pub use store::Store;
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub store: Store,
+    /// Live connections in this process.
+    pub hub: std::sync::Arc<hub::Hub>,
+    /// The organisation this relay serves.
+    pub org: huddle_core::ids::OrgId,
 }
 
 /// The whole HTTP surface of the relay, without a socket, so that tests can
 /// drive it directly.
 pub fn app(state: AppState, app_dir: &Path) -> Router {
-    let api = Router::new().fallback(api_not_found);
+    let api = Router::new()
+        .route("/ws", get(socket::upgrade))
+        .fallback(api_not_found);
     Router::new()
         .route("/healthz", get(healthz))
         .nest("/api", api)
@@ -68,6 +76,7 @@ pub struct RunningRelay {
     pub store: Store,
     handle: axum_server::Handle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
+    sweeper: tokio::task::JoinHandle<()>,
 }
 
 impl RunningRelay {
@@ -76,6 +85,7 @@ impl RunningRelay {
     pub async fn shutdown(self, grace: Duration) -> anyhow::Result<()> {
         self.handle.graceful_shutdown(Some(grace));
         self.task.await??;
+        self.sweeper.abort();
         self.store.close().await;
         Ok(())
     }
@@ -83,6 +93,7 @@ impl RunningRelay {
     /// Resolves when the server stops (after a shutdown, or on a fatal error).
     pub async fn wait(self) -> anyhow::Result<()> {
         self.task.await??;
+        self.sweeper.abort();
         self.store.close().await;
         Ok(())
     }
@@ -107,9 +118,16 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningRelay> {
         );
     }
     let store = Store::connect(&config.effective_database_url()).await?;
+    let mut fresh_org = [0u8; 16];
+    getrandom::getrandom(&mut fresh_org)
+        .map_err(|e| anyhow::anyhow!("no secure random numbers: {e}"))?;
+    let org = store.org_id(fresh_org).await?;
+    let sweeper = tokio::spawn(delivery::run_sweeper(store.clone()));
     let router = app(
         AppState {
             store: store.clone(),
+            hub: Default::default(),
+            org,
         },
         &config.app_dir,
     );
@@ -147,5 +165,6 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningRelay> {
         store,
         handle,
         task,
+        sweeper,
     })
 }

@@ -1,0 +1,10 @@
+-- MLS key packages, published by each device and handed out one at a time
+-- to whoever adds that device to a group. A single-use package is deleted
+-- when claimed; the last-resort one is handed out when none is left.
+CREATE TABLE key_packages (
+    id           INTEGER PRIMARY KEY AUTOINCREMENT,
+    device_id    BLOB NOT NULL,
+    last_resort  INTEGER NOT NULL,
+    data         BLOB NOT NULL
+);
+CREATE INDEX key_packages_by_device ON key_packages (device_id, last_resort, id);

@@ -1,0 +1,360 @@
+//! The device WebSocket against a real relay on 127.0.0.1, on SQLite and PostgreSQL: authentication, sync, live delivery, resends, epochs and bad input.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod support;
+
+use futures::{SinkExt, StreamExt};
+use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, UserId};
+use huddle_core::retention::{GroupKind, RetentionSecs, UnixMillis};
+use huddle_core::wire::{
+    auth_transcript, ClientFrame, ErrorCode, GroupCursor, GroupSpec, MembershipChange, Payload,
+    Rejection, ServerFrame, Submission, MAX_FRAME_BYTES,
+};
+use p384::ecdsa::signature::Signer;
+use p384::ecdsa::{Signature, SigningKey};
+use std::time::Duration;
+use support::Engine;
+use tokio_tungstenite::tungstenite::Message;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+const WARD: GroupId = GroupId::from_bytes([7; 16]);
+
+struct Phone {
+    device: DeviceId,
+    key: SigningKey,
+}
+
+impl Phone {
+    fn new(n: u8) -> Phone {
+        let key = SigningKey::random(&mut p384::elliptic_curve::rand_core::OsRng);
+        Phone {
+            device: DeviceId::from_bytes([n; 16]),
+            key,
+        }
+    }
+    fn public_key(&self) -> Vec<u8> {
+        self.key
+            .verifying_key()
+            .to_encoded_point(false)
+            .as_bytes()
+            .to_vec()
+    }
+    async fn register(&self, store: &huddle_relay::Store, user: u8) {
+        store
+            .put_device(
+                self.device,
+                UserId::from_bytes([user; 16]),
+                &self.public_key(),
+                now(),
+            )
+            .await
+            .expect("register the device");
+    }
+    async fn connect(&self, relay: &huddle_relay::RunningRelay) -> Socket {
+        let mut socket = raw_socket(relay).await;
+        let ServerFrame::Challenge { nonce, .. } = next(&mut socket).await else {
+            panic!("expected a challenge");
+        };
+        let signature: Signature = self.key.sign(&auth_transcript(&nonce, self.device));
+        send(
+            &mut socket,
+            ClientFrame::Authenticate {
+                device: self.device,
+                signature: signature.to_der().as_bytes().to_vec(),
+            },
+        )
+        .await;
+        assert!(
+            matches!(next(&mut socket).await, ServerFrame::Ready { device, .. } if device == self.device)
+        );
+        socket
+    }
+}
+
+fn now() -> UnixMillis {
+    huddle_relay::socket::now()
+}
+
+async fn raw_socket(relay: &huddle_relay::RunningRelay) -> Socket {
+    let url = format!("ws://{}/api/ws", relay.local_addr);
+    tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connect")
+        .0
+}
+
+async fn send(socket: &mut Socket, frame: ClientFrame) {
+    socket
+        .send(Message::Binary(frame.encode().into()))
+        .await
+        .expect("send");
+}
+
+async fn next(socket: &mut Socket) -> ServerFrame {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a frame in time")
+            .expect("the socket is open")
+            .expect("a readable message");
+        match message {
+            Message::Binary(bytes) => return ServerFrame::decode(&bytes).expect("a server frame"),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+/// The close code the relay ends the connection with.
+async fn close_code(socket: &mut Socket) -> Option<u16> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(15), socket.next())
+            .await
+            .ok()??
+        {
+            Ok(Message::Close(Some(frame))) => return Some(frame.code.into()),
+            Ok(Message::Close(None)) => return None,
+            Ok(_) => continue,
+            Err(_) => return None,
+        }
+    }
+}
+
+fn msg(n: u32) -> ClientMessageId {
+    let mut bytes = [0u8; 16];
+    bytes[..4].copy_from_slice(&n.to_be_bytes());
+    ClientMessageId::from_bytes(bytes)
+}
+
+fn text(n: u32, epoch: u64) -> Submission {
+    Submission {
+        client_msg: msg(n),
+        group: WARD,
+        epoch,
+        expires_at: Some(now().saturating_add_millis(3_600_000)),
+        payload: Payload::Application {
+            ciphertext: format!("ciphertext {n}").into_bytes(),
+        },
+    }
+}
+
+async fn with_relay<F, Fut>(test: F)
+where
+    F: Fn(huddle_relay::RunningRelay) -> Fut,
+    Fut: std::future::Future<Output = huddle_relay::RunningRelay>,
+{
+    for engine in [Engine::Sqlite, Engine::Postgres] {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let Some(url) = support::database_url(engine, dir.path()).await else {
+            continue;
+        };
+        let relay = support::start(&support::config(dir.path(), dir.path(), Some(url))).await;
+        let relay = test(relay).await;
+        relay
+            .shutdown(Duration::from_secs(1))
+            .await
+            .expect("shutdown");
+    }
+}
+
+#[tokio::test]
+async fn a_group_is_created_joined_and_talks_live_and_from_the_backlog() {
+    with_relay(|relay| async move {
+        let (admin, bob) = (Phone::new(1), Phone::new(2));
+        admin.register(&relay.store, 1).await;
+        bob.register(&relay.store, 2).await;
+        let mut admin_socket = admin.connect(&relay).await;
+        let mut bob_socket = bob.connect(&relay).await;
+        send(&mut bob_socket, ClientFrame::Sync { cursors: vec![] }).await;
+        assert_eq!(next(&mut bob_socket).await, ServerFrame::Synced);
+
+        // The admin creates the group and adds Bob in one commit.
+        let create = Submission {
+            client_msg: msg(1),
+            group: WARD,
+            epoch: 0,
+            expires_at: None,
+            payload: Payload::Commit {
+                commit: b"commit".to_vec(),
+                welcome: Some(b"welcome for bob".to_vec()),
+                change: MembershipChange {
+                    create: Some(GroupSpec { kind: GroupKind::Operational, retention: RetentionSecs::days(7) }),
+                    add: vec![bob.device],
+                    remove: vec![],
+                },
+            },
+        };
+        send(&mut admin_socket, ClientFrame::Submit(create)).await;
+        assert_eq!(next(&mut admin_socket).await, ServerFrame::Accepted { client_msg: msg(1), group: WARD, seq: 1 });
+        assert!(matches!(next(&mut admin_socket).await, ServerFrame::Deliver(e) if e.seq == 1 && e.sender == admin.device));
+        match next(&mut bob_socket).await {
+            ServerFrame::Welcome { group, seq, welcome, spec } => {
+                assert_eq!((group, seq, welcome.as_slice()), (WARD, 1, &b"welcome for bob"[..]));
+                assert_eq!(spec.kind, GroupKind::Operational);
+            }
+            other => panic!("{other:?}"),
+        }
+
+        // Live: the admin's message reaches Bob.
+        send(&mut admin_socket, ClientFrame::Submit(text(2, 1))).await;
+        assert!(matches!(next(&mut admin_socket).await, ServerFrame::Accepted { seq: 2, .. }));
+        // Every member gets the log, the sender too: it keeps her cursor whole.
+        assert!(matches!(next(&mut admin_socket).await, ServerFrame::Deliver(e) if e.seq == 2));
+        assert!(matches!(next(&mut bob_socket).await, ServerFrame::Deliver(e) if e.seq == 2 && e.payload == b"ciphertext 2"));
+        // A resend is acknowledged again, with the same number, and not delivered twice.
+        send(&mut admin_socket, ClientFrame::Submit(text(2, 1))).await;
+        assert!(matches!(next(&mut admin_socket).await, ServerFrame::Accepted { seq: 2, .. }));
+        // A commit for a past epoch is refused, naming the current one.
+        let stale = Submission { payload: Payload::Commit { commit: vec![1], welcome: None, change: MembershipChange::default() }, ..text(3, 0) };
+        send(&mut admin_socket, ClientFrame::Submit(stale)).await;
+        assert!(matches!(next(&mut admin_socket).await, ServerFrame::Rejected { reason: Rejection::StaleEpoch { current_epoch: 1 }, .. }));
+        // Ping proves nothing else was queued for Bob (no duplicate).
+        send(&mut bob_socket, ClientFrame::Ping { nonce: 9 }).await;
+        assert_eq!(next(&mut bob_socket).await, ServerFrame::Pong { nonce: 9 });
+
+        // Bob goes away; messages wait; he comes back and syncs from his cursor.
+        drop(bob_socket);
+        for n in 4..=6 {
+            send(&mut admin_socket, ClientFrame::Submit(text(n, 1))).await;
+            assert!(matches!(next(&mut admin_socket).await, ServerFrame::Accepted { .. }));
+            assert!(matches!(next(&mut admin_socket).await, ServerFrame::Deliver(_)));
+        }
+        let mut bob_socket = bob.connect(&relay).await;
+        send(&mut bob_socket, ClientFrame::Sync { cursors: vec![GroupCursor { group: WARD, seq: 2 }] }).await;
+        let mut seqs = Vec::new();
+        loop {
+            match next(&mut bob_socket).await {
+                ServerFrame::Deliver(entry) => seqs.push(entry.seq),
+                ServerFrame::Synced => break,
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(seqs, vec![3, 4, 5]);
+        relay
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn bad_input_gets_a_clear_refusal_and_the_relay_carries_on() {
+    with_relay(|relay| async move {
+        let (alice, mallory) = (Phone::new(1), Phone::new(2));
+        alice.register(&relay.store, 1).await;
+
+        // An unknown device, and a registered device with a wrong signature.
+        let mut socket = raw_socket(&relay).await;
+        let ServerFrame::Challenge { .. } = next(&mut socket).await else {
+            panic!()
+        };
+        send(
+            &mut socket,
+            ClientFrame::Authenticate {
+                device: mallory.device,
+                signature: vec![1, 2],
+            },
+        )
+        .await;
+        assert!(matches!(
+            next(&mut socket).await,
+            ServerFrame::Error {
+                code: ErrorCode::AuthenticationFailed,
+                ..
+            }
+        ));
+        assert_eq!(close_code(&mut socket).await, Some(1008));
+        let mut socket = raw_socket(&relay).await;
+        let ServerFrame::Challenge { nonce, .. } = next(&mut socket).await else {
+            panic!()
+        };
+        let forged: Signature = mallory.key.sign(&auth_transcript(&nonce, alice.device));
+        send(
+            &mut socket,
+            ClientFrame::Authenticate {
+                device: alice.device,
+                signature: forged.to_der().as_bytes().to_vec(),
+            },
+        )
+        .await;
+        assert!(matches!(
+            next(&mut socket).await,
+            ServerFrame::Error {
+                code: ErrorCode::AuthenticationFailed,
+                ..
+            }
+        ));
+
+        // Anything before authenticating is refused.
+        let mut socket = raw_socket(&relay).await;
+        let _challenge = next(&mut socket).await;
+        send(&mut socket, ClientFrame::Ping { nonce: 1 }).await;
+        assert!(matches!(
+            next(&mut socket).await,
+            ServerFrame::Error {
+                code: ErrorCode::NotAuthenticated,
+                ..
+            }
+        ));
+        assert_eq!(close_code(&mut socket).await, Some(1008));
+
+        // Malformed frames get an error frame and the connection carries on.
+        let mut socket = alice.connect(&relay).await;
+        socket
+            .send(Message::Binary(vec![1, 0xff, 0xff].into()))
+            .await
+            .unwrap();
+        assert!(matches!(
+            next(&mut socket).await,
+            ServerFrame::Error {
+                code: ErrorCode::Malformed,
+                ..
+            }
+        ));
+        socket
+            .send(Message::Binary(vec![9, 0].into()))
+            .await
+            .unwrap();
+        assert!(matches!(
+            next(&mut socket).await,
+            ServerFrame::Error {
+                code: ErrorCode::UnsupportedVersion,
+                ..
+            }
+        ));
+        socket.send(Message::Text("hello".into())).await.unwrap();
+        assert!(matches!(
+            next(&mut socket).await,
+            ServerFrame::Error {
+                code: ErrorCode::Malformed,
+                ..
+            }
+        ));
+        send(&mut socket, ClientFrame::Ping { nonce: 2 }).await;
+        assert_eq!(next(&mut socket).await, ServerFrame::Pong { nonce: 2 });
+
+        // A frame over the limit closes the connection with 1009 ...
+        socket
+            .send(Message::Binary(vec![0u8; MAX_FRAME_BYTES + 1].into()))
+            .await
+            .unwrap();
+        assert_eq!(close_code(&mut socket).await, Some(1009));
+        // ... and everyone else is still served.
+        let mut again = alice.connect(&relay).await;
+        send(&mut again, ClientFrame::Ping { nonce: 3 }).await;
+        assert_eq!(next(&mut again).await, ServerFrame::Pong { nonce: 3 });
+
+        // A page from another site may not connect.
+        let mut request =
+            tokio_tungstenite::tungstenite::client::IntoClientRequest::into_client_request(
+                format!("ws://{}/api/ws", relay.local_addr),
+            )
+            .unwrap();
+        request
+            .headers_mut()
+            .insert("origin", "https://evil.example".parse().unwrap());
+        assert!(tokio_tungstenite::connect_async(request).await.is_err());
+        relay
+    })
+    .await;
+}
