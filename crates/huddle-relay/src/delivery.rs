@@ -26,6 +26,10 @@ macro_rules! on_pool {
     };
 }
 
+/// The PostgreSQL channel on which each new log entry is announced as
+/// `GROUP_HEX:SEQ`, for the relay processes sharing the database.
+pub const LOG_CHANNEL: &str = "huddle_log";
+
 /// What an accepted submission produced: its place in the log, and what to
 /// fan out.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -357,6 +361,16 @@ impl Store {
                 .bind(to_i64(new_epoch))
                 .execute(&mut *tx)
                 .await?;
+            if self.engine() == "postgres" {
+                // Other relay processes on this database deliver the entry
+                // to their own connections. `pg_notify` is transactional:
+                // it is sent if and only if the entry is committed.
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(LOG_CHANNEL)
+                    .bind(format!("{}:{}", submission.group, seq))
+                    .execute(&mut *tx)
+                    .await?;
+            }
             // Acknowledged only once this returns: the commit is durable.
             tx.commit().await?;
             Ok(Ok(Appended {
@@ -629,6 +643,126 @@ pub async fn run_sweeper(store: Store) {
             Ok(0) => {}
             Ok(deleted) => tracing::info!(deleted, "expired messages deleted"),
             Err(error) => tracing::warn!(%error, "could not delete expired messages"),
+        }
+    }
+}
+
+impl Store {
+    /// The entry at `seq` of `group`, with the welcomes it carried: what a
+    /// relay process rebuilds to deliver an entry another process stored.
+    pub async fn appended_at(
+        &self,
+        group: GroupId,
+        seq: u64,
+    ) -> Result<Option<Appended>, StoreError> {
+        type EntryRow = (
+            String,
+            i64,
+            Vec<u8>,
+            Vec<u8>,
+            Option<i64>,
+            Vec<u8>,
+            String,
+            i64,
+        );
+        let row: Option<EntryRow> = on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT l.kind, l.epoch, l.sender, l.client_msg, l.expires_at, l.payload, g.kind, g.retention_secs
+                 FROM log l JOIN groups g ON g.id = l.group_id WHERE l.group_id = $1 AND l.seq = $2",
+            )
+            .bind(&group.as_bytes()[..])
+            .bind(to_i64(seq))
+            .fetch_optional(pool)
+            .await?
+        });
+        let Some((kind, epoch, sender, client_msg, expires_at, payload, group_kind, retention)) =
+            row
+        else {
+            return Ok(None);
+        };
+        let spec = GroupSpec {
+            kind: kind_from_name(&group_kind).ok_or_else(|| {
+                StoreError::Query(sqlx::Error::Protocol("unknown group kind".into()))
+            })?,
+            retention: RetentionSecs(to_u64(retention)),
+        };
+        let welcomes: Vec<(Vec<u8>, Vec<u8>)> = on_pool!(self, pool => {
+            sqlx::query_as("SELECT device_id, welcome FROM welcomes WHERE group_id = $1 AND seq = $2")
+                .bind(&group.as_bytes()[..])
+                .bind(to_i64(seq))
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(Some(Appended {
+            entry: LogEntry {
+                group,
+                seq,
+                epoch: to_u64(epoch),
+                sender: DeviceId::from_bytes(id16(&sender)?),
+                client_msg: ClientMessageId::from_bytes(id16(&client_msg)?),
+                kind: if kind == "commit" {
+                    EntryKind::Commit
+                } else {
+                    EntryKind::Application
+                },
+                expires_at: expires_at.map(|e| UnixMillis(to_u64(e))),
+                payload,
+            },
+            fresh: true,
+            welcomes: welcomes
+                .into_iter()
+                .map(|(device, welcome)| Ok((DeviceId::from_bytes(id16(&device)?), welcome)))
+                .collect::<Result<_, StoreError>>()?,
+            spec,
+        }))
+    }
+}
+
+/// Delivers entries stored by other relay processes on the same PostgreSQL
+/// database to this process's connections, for as long as the relay runs.
+/// A process also hears its own announcements: the hub remembers what it
+/// delivered, and each connection skips sequence numbers it already sent.
+pub async fn run_listener(store: Store, hub: std::sync::Arc<crate::hub::Hub>) {
+    let Store::Postgres(pool) = &store else {
+        return;
+    };
+    loop {
+        let mut listener = match sqlx::postgres::PgListener::connect_with(pool).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::warn!(%error, "could not listen for other relays' messages; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(error) = listener.listen(LOG_CHANNEL).await {
+            tracing::warn!(%error, "could not listen for other relays' messages; retrying");
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            continue;
+        }
+        loop {
+            let notification = match listener.recv().await {
+                Ok(notification) => notification,
+                Err(error) => {
+                    // Devices catch up on anything missed when they next sync.
+                    tracing::warn!(%error, "lost the connection for other relays' messages");
+                    break;
+                }
+            };
+            let Some((group, seq)) = notification.payload().split_once(':') else {
+                continue;
+            };
+            let (Ok(group), Ok(seq)) = (group.parse::<GroupId>(), seq.parse::<u64>()) else {
+                continue;
+            };
+            if hub.already_delivered(group, seq) {
+                continue;
+            }
+            match store.appended_at(group, seq).await {
+                Ok(Some(appended)) => hub.fan_out(&store, appended).await,
+                Ok(None) => {} // expired and swept already
+                Err(error) => tracing::warn!(%error, "could not read an announced entry"),
+            }
         }
     }
 }

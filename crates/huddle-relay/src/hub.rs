@@ -2,7 +2,7 @@
 
 use crate::delivery::Appended;
 use crate::store::Store;
-use huddle_core::ids::DeviceId;
+use huddle_core::ids::{DeviceId, GroupId};
 use huddle_core::wire::ServerFrame;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -35,7 +35,13 @@ type ConnectionMap = HashMap<DeviceId, Vec<(u64, mpsc::Sender<LiveFrame>)>>;
 pub struct Hub {
     connections: Mutex<ConnectionMap>,
     next_id: AtomicU64,
+    /// Entries this process has fanned out recently, so that its own
+    /// PostgreSQL announcements are not delivered twice.
+    recent: Mutex<std::collections::VecDeque<(GroupId, u64)>>,
 }
+
+/// How many recent entries the hub remembers having delivered.
+const RECENT_CAPACITY: usize = 4096;
 
 impl Hub {
     fn connections(&self) -> std::sync::MutexGuard<'_, ConnectionMap> {
@@ -91,10 +97,31 @@ impl Hub {
         }
     }
 
+    /// Whether this process already delivered the entry (it stored it, or
+    /// an announcement for it arrived before).
+    pub fn already_delivered(&self, group: GroupId, seq: u64) -> bool {
+        self.recent
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .contains(&(group, seq))
+    }
+
+    fn remember(&self, group: GroupId, seq: u64) {
+        let mut recent = self
+            .recent
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if recent.len() == RECENT_CAPACITY {
+            recent.pop_front();
+        }
+        recent.push_back((group, seq));
+    }
+
     /// Delivers a freshly stored entry to the group's members and its
     /// welcomes to the devices it added.
     pub async fn fan_out(&self, store: &Store, appended: Appended) {
         let entry = appended.entry;
+        self.remember(entry.group, entry.seq);
         match store.recipients(entry.group, entry.seq).await {
             Ok(recipients) => {
                 let frame = ServerFrame::Deliver(entry.clone());

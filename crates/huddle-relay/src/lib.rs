@@ -76,7 +76,8 @@ pub struct RunningRelay {
     pub store: Store,
     handle: axum_server::Handle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
-    sweeper: tokio::task::JoinHandle<()>,
+    /// The expiry sweeper and the PostgreSQL listener.
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl RunningRelay {
@@ -85,7 +86,7 @@ impl RunningRelay {
     pub async fn shutdown(self, grace: Duration) -> anyhow::Result<()> {
         self.handle.graceful_shutdown(Some(grace));
         self.task.await??;
-        self.sweeper.abort();
+        self.background.iter().for_each(|task| task.abort());
         self.store.close().await;
         Ok(())
     }
@@ -93,7 +94,7 @@ impl RunningRelay {
     /// Resolves when the server stops (after a shutdown, or on a fatal error).
     pub async fn wait(self) -> anyhow::Result<()> {
         self.task.await??;
-        self.sweeper.abort();
+        self.background.iter().for_each(|task| task.abort());
         self.store.close().await;
         Ok(())
     }
@@ -122,11 +123,13 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningRelay> {
     getrandom::getrandom(&mut fresh_org)
         .map_err(|e| anyhow::anyhow!("no secure random numbers: {e}"))?;
     let org = store.org_id(fresh_org).await?;
+    let hub: std::sync::Arc<hub::Hub> = Default::default();
     let sweeper = tokio::spawn(delivery::run_sweeper(store.clone()));
+    let listener = tokio::spawn(delivery::run_listener(store.clone(), hub.clone()));
     let router = app(
         AppState {
             store: store.clone(),
-            hub: Default::default(),
+            hub,
             org,
         },
         &config.app_dir,
@@ -165,6 +168,6 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningRelay> {
         store,
         handle,
         task,
-        sweeper,
+        background: vec![sweeper, listener],
     })
 }
