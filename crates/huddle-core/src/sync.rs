@@ -541,9 +541,16 @@ impl SyncEngine {
                     out.push(Command::Disconnect);
                 }
             }
+            // Answers to requests are paired with their askers by the
+            // platform layer; they do not change what the engine does.
             ServerFrame::KeyPackagesPublished { .. }
             | ServerFrame::KeyPackages { .. }
-            | ServerFrame::Pong { .. } => {}
+            | ServerFrame::Pong { .. }
+            | ServerFrame::InviteCreated { .. }
+            | ServerFrame::Done { .. }
+            | ServerFrame::Refused { .. }
+            | ServerFrame::People { .. }
+            | ServerFrame::Audit { .. } => {}
         }
     }
 

@@ -209,6 +209,69 @@ pub enum ClientFrame {
     Ping {
         nonce: u64,
     },
+    // Administration (administrators only; answered by `Done`, `Refused`,
+    // or the named answer).
+    /// A one-time invite for a named person; answered by `InviteCreated`.
+    CreateInvite {
+        request: RequestId,
+        display_name: String,
+        role: Role,
+        valid_for_secs: u64,
+    },
+    /// Withdraws an unused invite (named by the person it would create).
+    RevokeInvite {
+        request: RequestId,
+        user: UserId,
+    },
+    /// Ends a device's connections at once and refuses it afterwards.
+    RevokeDevice {
+        request: RequestId,
+        device: DeviceId,
+    },
+    /// Revokes a person and every device of theirs.
+    RevokeUser {
+        request: RequestId,
+        user: UserId,
+    },
+    /// The people of the organisation (anyone may ask); answered by `People`.
+    Directory {
+        request: RequestId,
+    },
+    /// The audit log, newest first; answered by `Audit`.
+    ReadAudit {
+        request: RequestId,
+        before: Option<u64>,
+        limit: u32,
+    },
+}
+
+/// What a person may do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Role {
+    Staff,
+    Administrator,
+}
+
+/// A person in the organisation's directory.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Person {
+    pub user: UserId,
+    pub display_name: String,
+    pub role: Role,
+    pub devices: Vec<DeviceId>,
+}
+
+/// One line of the audit log: who did what to whom and when. Never content.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub id: u64,
+    pub at: UnixMillis,
+    /// The person who acted, if a person did.
+    pub actor: Option<UserId>,
+    /// What happened, in a fixed vocabulary ("invite created", "joined", ...).
+    pub action: String,
+    /// Whom or what it concerned (ids and names, never message content).
+    pub subject: String,
 }
 
 /// Frames the relay sends.
@@ -262,6 +325,31 @@ pub enum ServerFrame {
     Error {
         code: ErrorCode,
         message: String,
+    },
+    /// An invite was made: the secret goes into the link and QR code and is
+    /// not stored by the relay (only its hash is).
+    InviteCreated {
+        request: RequestId,
+        user: UserId,
+        secret: [u8; 32],
+        expires_at: UnixMillis,
+    },
+    /// An administration request was carried out.
+    Done {
+        request: RequestId,
+    },
+    /// An administration request was refused, with the reason in words.
+    Refused {
+        request: RequestId,
+        reason: String,
+    },
+    People {
+        request: RequestId,
+        people: Vec<Person>,
+    },
+    Audit {
+        request: RequestId,
+        entries: Vec<AuditEntry>,
     },
 }
 

@@ -15,7 +15,9 @@ use huddle_core::retention::{GroupKind, RetentionSecs, UnixMillis};
 use std::collections::HashMap;
 
 #[cfg(target_arch = "wasm32")]
-wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_browser);
+// In a dedicated worker, as in the app: long MLS operations must not block
+// the page (the browser driver stops waiting for a page busy for 30 s).
+wasm_bindgen_test::wasm_bindgen_test_configure!(run_in_dedicated_worker);
 
 const NOW: UnixMillis = UnixMillis(1_795_000_000_000);
 const WARD: GroupId = GroupId::from_bytes([0x77; 16]);

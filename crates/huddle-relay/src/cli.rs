@@ -23,6 +23,16 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let scheme = if config.serves_tls() { "https" } else { "http" };
     tracing::info!(address = %relay.local_addr, database = relay.store.engine(), "relay started");
     println!("Huddle is running at {scheme}://{}", relay.local_addr);
+    if let Some(secret) = relay.setup_secret {
+        // Printed, never logged: whoever opens this link first becomes the
+        // organisation's administrator.
+        let secret: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+        println!();
+        println!("First run: open this link on the manager's phone to set up Huddle.");
+        println!("It works once; a restart before it is used makes a new one.");
+        println!("  {scheme}://{}/setup#{secret}", relay.local_addr);
+        println!();
+    }
     println!("Stop it with Ctrl-C.");
 
     let handle = relay.handle();

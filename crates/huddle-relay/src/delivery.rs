@@ -30,6 +30,10 @@ macro_rules! on_pool {
 /// `GROUP_HEX:SEQ`, for the relay processes sharing the database.
 pub const LOG_CHANNEL: &str = "huddle_log";
 
+/// The PostgreSQL channel on which revoked devices are announced, so that
+/// every relay process ends their connections.
+pub const REVOKED_CHANNEL: &str = "huddle_revoked";
+
 /// What an accepted submission produced: its place in the log, and what to
 /// fan out.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -276,6 +280,26 @@ impl Store {
             .await?;
             if is_member.is_none() {
                 return Ok(Err(Rejection::NotAMember));
+            }
+            // Clinical and emergency broadcast groups: only administrators
+            // change who is in them, and only administrators broadcast.
+            let restricted = match &submission.payload {
+                Payload::Commit { .. } => {
+                    matches!(kind, GroupKind::Clinical | GroupKind::EmergencyBroadcast)
+                }
+                Payload::Application { .. } => kind == GroupKind::EmergencyBroadcast,
+            };
+            if restricted {
+                let role: Option<String> = sqlx::query_scalar(
+                    "SELECT u.role FROM devices d JOIN users u ON u.id = d.user_id
+                     WHERE d.id = $1 AND u.revoked_at IS NULL",
+                )
+                .bind(sender_bytes)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if role.as_deref() != Some("administrator") {
+                    return Ok(Err(Rejection::NotPermitted));
+                }
             }
             if submission.epoch != epoch {
                 return Ok(Err(Rejection::StaleEpoch { current_epoch: epoch }));
@@ -735,7 +759,7 @@ pub async fn run_listener(store: Store, hub: std::sync::Arc<crate::hub::Hub>) {
                 continue;
             }
         };
-        if let Err(error) = listener.listen(LOG_CHANNEL).await {
+        if let Err(error) = listener.listen_all([LOG_CHANNEL, REVOKED_CHANNEL]).await {
             tracing::warn!(%error, "could not listen for other relays' messages; retrying");
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             continue;
@@ -762,6 +786,23 @@ pub async fn run_listener(store: Store, hub: std::sync::Arc<crate::hub::Hub>) {
                 Ok(Some(appended)) => hub.fan_out(&store, appended).await,
                 Ok(None) => {} // expired and swept already
                 Err(error) => tracing::warn!(%error, "could not read an announced entry"),
+            }
+        }
+    }
+}
+
+impl Store {
+    /// Tells the other relay processes on this PostgreSQL database to end a
+    /// revoked device's connections (a no-op on SQLite: one process).
+    pub async fn announce_revoked(&self, device: DeviceId) {
+        if let Store::Postgres(pool) = self {
+            let sent = sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(REVOKED_CHANNEL)
+                .bind(device.to_string())
+                .execute(pool)
+                .await;
+            if let Err(error) = sent {
+                tracing::warn!(%error, "could not announce a revoked device to other relays");
             }
         }
     }

@@ -10,6 +10,8 @@ pub mod api_error;
 pub mod config;
 pub mod delivery;
 pub mod hub;
+pub mod people;
+pub mod registration;
 pub mod socket;
 pub mod store;
 pub mod web_app;
@@ -40,6 +42,8 @@ pub struct AppState {
 pub fn app(state: AppState, app_dir: &Path) -> Router {
     let api = Router::new()
         .route("/ws", get(socket::upgrade))
+        .route("/setup", axum::routing::post(registration::setup))
+        .route("/join", axum::routing::post(registration::join))
         .fallback(api_not_found);
     Router::new()
         .route("/healthz", get(healthz))
@@ -74,6 +78,9 @@ async fn healthz(State(state): State<AppState>) -> axum::response::Response {
 pub struct RunningRelay {
     pub local_addr: SocketAddr,
     pub store: Store,
+    /// Set when nobody is registered yet: the secret of the one-time setup
+    /// link (`/setup#SECRET`), for the operator's eyes only.
+    pub setup_secret: Option<[u8; 32]>,
     handle: axum_server::Handle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
     /// The expiry sweeper and the PostgreSQL listener.
@@ -123,6 +130,17 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningRelay> {
     getrandom::getrandom(&mut fresh_org)
         .map_err(|e| anyhow::anyhow!("no secure random numbers: {e}"))?;
     let org = store.org_id(fresh_org).await?;
+    // First run: nobody is registered, so a one-time setup secret is made
+    // (a new one each start until the link is used).
+    let setup_secret = if store.user_count().await? == 0 {
+        let mut secret = [0u8; 32];
+        getrandom::getrandom(&mut secret)
+            .map_err(|e| anyhow::anyhow!("no secure random numbers: {e}"))?;
+        store.set_setup_secret(&secret).await?;
+        Some(secret)
+    } else {
+        None
+    };
     let hub: std::sync::Arc<hub::Hub> = Default::default();
     let sweeper = tokio::spawn(delivery::run_sweeper(store.clone()));
     let listener = tokio::spawn(delivery::run_listener(store.clone(), hub.clone()));
@@ -166,6 +184,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningRelay> {
     Ok(RunningRelay {
         local_addr,
         store,
+        setup_secret,
         handle,
         task,
         background: vec![sweeper, listener],

@@ -285,7 +285,8 @@ async fn authenticate(connection: &mut Connection, state: &AppState) -> Option<D
         connection.close(CLOSE_POLICY, "unknown device").await;
         return None;
     };
-    if row.revoked {
+    let person_active = matches!(state.store.role_of(device).await, Ok(Some(_)));
+    if row.revoked || !person_active {
         let _ = connection
             .send(&refuse(
                 ErrorCode::Revoked,
@@ -380,6 +381,12 @@ async fn handle_frame(
             }
         }
         ClientFrame::Ack { .. } => true,
+        frame @ (ClientFrame::CreateInvite { .. }
+        | ClientFrame::RevokeInvite { .. }
+        | ClientFrame::RevokeDevice { .. }
+        | ClientFrame::RevokeUser { .. }
+        | ClientFrame::Directory { .. }
+        | ClientFrame::ReadAudit { .. }) => administer(connection, state, device, frame).await,
         ClientFrame::PublishKeyPackages {
             request,
             key_packages,
@@ -424,6 +431,128 @@ async fn handle_frame(
                     connection.send(&internal_error()).await
                 }
             }
+        }
+    }
+}
+
+/// Administration frames: only administrators may act, except for reading
+/// the directory.
+async fn administer(
+    connection: &mut Connection,
+    state: &AppState,
+    device: DeviceId,
+    frame: ClientFrame,
+) -> bool {
+    use crate::people::{clean_name, MAX_INVITE_SECS};
+    let request = match &frame {
+        ClientFrame::CreateInvite { request, .. }
+        | ClientFrame::RevokeInvite { request, .. }
+        | ClientFrame::RevokeDevice { request, .. }
+        | ClientFrame::RevokeUser { request, .. }
+        | ClientFrame::Directory { request }
+        | ClientFrame::ReadAudit { request, .. } => *request,
+        _ => return true,
+    };
+    let refuse = |reason: &str| ServerFrame::Refused {
+        request,
+        reason: reason.to_owned(),
+    };
+    let actor = match state.store.role_of(device).await {
+        Ok(Some(actor)) => actor,
+        Ok(None) => {
+            return connection
+                .send(&refuse("This device is no longer registered."))
+                .await
+        }
+        Err(error) => {
+            tracing::error!(%error, "could not look up a role");
+            return connection.send(&internal_error()).await;
+        }
+    };
+    let is_admin = actor.1 == huddle_core::wire::Role::Administrator;
+    if !is_admin && !matches!(frame, ClientFrame::Directory { .. }) {
+        return connection
+            .send(&refuse("Only administrators can do this."))
+            .await;
+    }
+    let now = now();
+    let answer: Result<ServerFrame, crate::store::StoreError> = async {
+        Ok(match frame {
+            ClientFrame::CreateInvite {
+                display_name,
+                role,
+                valid_for_secs,
+                ..
+            } => {
+                let Some(display_name) = clean_name(&display_name) else {
+                    return Ok(refuse("Names need 1 to 80 characters."));
+                };
+                if !(60..=MAX_INVITE_SECS).contains(&valid_for_secs) {
+                    return Ok(refuse("An invite lasts between a minute and 30 days."));
+                }
+                let (Some(secret), Some(user)) = (random_nonce(), random_nonce()) else {
+                    return Ok(internal_error());
+                };
+                let mut user_id = [0u8; 16];
+                user_id.copy_from_slice(&user[..16]);
+                let user = huddle_core::ids::UserId::from_bytes(user_id);
+                let expires_at = now.saturating_add_millis(valid_for_secs.saturating_mul(1000));
+                state
+                    .store
+                    .create_invite(actor.0, user, &secret, &display_name, role, expires_at, now)
+                    .await?;
+                ServerFrame::InviteCreated {
+                    request,
+                    user,
+                    secret,
+                    expires_at,
+                }
+            }
+            ClientFrame::RevokeInvite { user, .. } => {
+                if state.store.revoke_invite(actor.0, user, now).await? {
+                    ServerFrame::Done { request }
+                } else {
+                    refuse("There is no unused invite for that person.")
+                }
+            }
+            ClientFrame::RevokeDevice { device: target, .. } => {
+                if state.store.revoke_device(actor.0, target, now).await? {
+                    state.hub.revoke(target);
+                    state.store.announce_revoked(target).await;
+                    ServerFrame::Done { request }
+                } else {
+                    refuse("That device is unknown or already revoked.")
+                }
+            }
+            ClientFrame::RevokeUser { user, .. } => {
+                match state.store.revoke_user(actor.0, user, now).await? {
+                    Some(devices) => {
+                        for target in devices {
+                            state.hub.revoke(target);
+                            state.store.announce_revoked(target).await;
+                        }
+                        ServerFrame::Done { request }
+                    }
+                    None => refuse("That person is unknown or already revoked."),
+                }
+            }
+            ClientFrame::Directory { .. } => ServerFrame::People {
+                request,
+                people: state.store.directory().await?,
+            },
+            ClientFrame::ReadAudit { before, limit, .. } => ServerFrame::Audit {
+                request,
+                entries: state.store.read_audit(before, limit).await?,
+            },
+            _ => return Ok(internal_error()),
+        })
+    }
+    .await;
+    match answer {
+        Ok(frame) => connection.send(&frame).await,
+        Err(error) => {
+            tracing::error!(%error, "an administration request failed");
+            connection.send(&internal_error()).await
         }
     }
 }

@@ -5,7 +5,7 @@ mod support;
 
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, UserId};
 use huddle_core::retention::{GroupKind, RetentionSecs, UnixMillis};
-use huddle_core::wire::{GroupSpec, MembershipChange, Payload, Rejection, Submission};
+use huddle_core::wire::{GroupSpec, MembershipChange, Payload, Rejection, Role, Submission};
 use huddle_relay::Store;
 use support::Engine;
 
@@ -62,9 +62,18 @@ fn create(n: u32, kind: GroupKind, retention: RetentionSecs, add: Vec<DeviceId>)
 async fn open(engine: Engine, dir: &std::path::Path) -> Option<Store> {
     let url = support::database_url(engine, dir).await?;
     let store = Store::connect(&url).await.expect("connect");
-    for (device, user) in [(ADMIN, 1u8), (BOB, 2), (CAROL, 3)] {
+    for (device, user, role) in [
+        (ADMIN, 1u8, Role::Administrator),
+        (BOB, 2, Role::Administrator),
+        (CAROL, 3, Role::Staff),
+    ] {
+        let user = UserId::from_bytes([user; 16]);
         store
-            .put_device(device, UserId::from_bytes([user; 16]), &[user; 97], NOW)
+            .put_user(user, "Test person", role, NOW)
+            .await
+            .expect("person");
+        store
+            .put_device(device, user, &[1; 97], NOW)
             .await
             .expect("device");
     }
@@ -358,6 +367,83 @@ async fn racing_commits_for_one_epoch_leave_exactly_one_winner() {
             }
         }
         assert_eq!(accepted, 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn only_administrators_change_clinical_groups_and_broadcast() {
+    for_each_engine(|store| async move {
+        // Carol is staff: she cannot create a clinical group or an emergency broadcast.
+        assert_eq!(
+            store
+                .append(
+                    CAROL,
+                    &create(1, GroupKind::Clinical, RetentionSecs::DAY, vec![]),
+                    NOW
+                )
+                .await
+                .unwrap(),
+            Err(Rejection::NotPermitted)
+        );
+        // She can create an operational one.
+        let team = Submission {
+            group: GroupId::from_bytes([9; 16]),
+            ..create(
+                2,
+                GroupKind::Operational,
+                RetentionSecs::days(7),
+                vec![ADMIN],
+            )
+        };
+        assert!(store.append(CAROL, &team, NOW).await.unwrap().is_ok());
+        // In a clinical group she may talk but not change the membership.
+        store
+            .append(
+                ADMIN,
+                &create(3, GroupKind::Clinical, RetentionSecs::DAY, vec![CAROL]),
+                NOW,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(store
+            .append(CAROL, &text(4, 1, NOW.saturating_add_millis(1000)), NOW)
+            .await
+            .unwrap()
+            .is_ok());
+        assert_eq!(
+            store
+                .append(CAROL, &commit(5, 1, MembershipChange::default()), NOW)
+                .await
+                .unwrap(),
+            Err(Rejection::NotPermitted)
+        );
+        // In an emergency broadcast only administrators send.
+        let alert = GroupId::from_bytes([10; 16]);
+        let broadcast = Submission {
+            group: alert,
+            ..create(
+                6,
+                GroupKind::EmergencyBroadcast,
+                RetentionSecs::days(3),
+                vec![CAROL],
+            )
+        };
+        store.append(ADMIN, &broadcast, NOW).await.unwrap().unwrap();
+        let from_carol = Submission {
+            group: alert,
+            ..text(7, 1, NOW.saturating_add_millis(1000))
+        };
+        assert_eq!(
+            store.append(CAROL, &from_carol, NOW).await.unwrap(),
+            Err(Rejection::NotPermitted)
+        );
+        let from_admin = Submission {
+            group: alert,
+            ..text(8, 1, NOW.saturating_add_millis(1000))
+        };
+        assert!(store.append(ADMIN, &from_admin, NOW).await.unwrap().is_ok());
     })
     .await;
 }

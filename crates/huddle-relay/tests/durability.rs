@@ -208,6 +208,15 @@ async fn durability(engine: Engine) {
                 .as_bytes()
                 .to_vec();
             store
+                .put_user(
+                    UserId::from_bytes([user; 16]),
+                    "Test person",
+                    huddle_core::wire::Role::Staff,
+                    huddle_relay::socket::now(),
+                )
+                .await
+                .unwrap();
+            store
                 .put_device(
                     device,
                     UserId::from_bytes([user; 16]),

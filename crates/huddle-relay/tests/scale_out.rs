@@ -87,6 +87,16 @@ async fn messages_cross_between_two_relays_on_one_postgresql() {
             .to_vec();
         relay_a
             .store
+            .put_user(
+                UserId::from_bytes([user; 16]),
+                "Test person",
+                huddle_core::wire::Role::Staff,
+                huddle_relay::socket::now(),
+            )
+            .await
+            .unwrap();
+        relay_a
+            .store
             .put_device(
                 device,
                 UserId::from_bytes([user; 16]),

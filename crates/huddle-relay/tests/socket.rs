@@ -43,6 +43,15 @@ impl Phone {
     }
     async fn register(&self, store: &huddle_relay::Store, user: u8) {
         store
+            .put_user(
+                UserId::from_bytes([user; 16]),
+                "Test person",
+                huddle_core::wire::Role::Staff,
+                now(),
+            )
+            .await
+            .expect("register the person");
+        store
             .put_device(
                 self.device,
                 UserId::from_bytes([user; 16]),

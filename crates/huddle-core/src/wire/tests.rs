@@ -77,6 +77,30 @@ fn sample_client_frames() -> Vec<ClientFrame> {
             users: vec![UserId::from_bytes([0x44; 16])],
         },
         ClientFrame::Ping { nonce: 5 },
+        ClientFrame::CreateInvite {
+            request: 11,
+            display_name: "Sam Carter".into(),
+            role: Role::Staff,
+            valid_for_secs: 86_400,
+        },
+        ClientFrame::RevokeInvite {
+            request: 12,
+            user: UserId::from_bytes([0x66; 16]),
+        },
+        ClientFrame::RevokeDevice {
+            request: 13,
+            device: device(),
+        },
+        ClientFrame::RevokeUser {
+            request: 14,
+            user: UserId::from_bytes([0x44; 16]),
+        },
+        ClientFrame::Directory { request: 15 },
+        ClientFrame::ReadAudit {
+            request: 16,
+            before: Some(40),
+            limit: 20,
+        },
     ]
 }
 
@@ -134,6 +158,36 @@ fn sample_server_frames() -> Vec<ServerFrame> {
         ServerFrame::Error {
             code: ErrorCode::Malformed,
             message: "bad".into(),
+        },
+        ServerFrame::InviteCreated {
+            request: 11,
+            user: UserId::from_bytes([0x66; 16]),
+            secret: [9; 32],
+            expires_at: UnixMillis(5),
+        },
+        ServerFrame::Done { request: 13 },
+        ServerFrame::Refused {
+            request: 14,
+            reason: "only administrators".into(),
+        },
+        ServerFrame::People {
+            request: 15,
+            people: vec![Person {
+                user: UserId::from_bytes([0x44; 16]),
+                display_name: "Sam".into(),
+                role: Role::Administrator,
+                devices: vec![device()],
+            }],
+        },
+        ServerFrame::Audit {
+            request: 16,
+            entries: vec![AuditEntry {
+                id: 39,
+                at: UnixMillis(7),
+                actor: None,
+                action: "joined".into(),
+                subject: "Sam".into(),
+            }],
         },
     ]
 }

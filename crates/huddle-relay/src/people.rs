@@ -1,0 +1,530 @@
+//! The organisation's people: the first-run setup link, invites, joining with a device, roles, revocation, the directory and the audit log.
+//!
+//! One relay serves one organisation (a care home, a council team). Secrets
+//! in links are stored only as SHA-256 hashes, are single use, and never
+//! appear in logs. Every change to who may take part is written to the
+//! audit log, with ids and names and never any message content.
+
+use crate::store::{Store, StoreError};
+use huddle_core::ids::{DeviceId, UserId};
+use huddle_core::retention::UnixMillis;
+use huddle_core::wire::{AuditEntry, Person, Role};
+use sha2::{Digest, Sha256};
+
+/// Runs the same body against whichever pool the store holds.
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            Store::Sqlite($pool) => $body,
+            Store::Postgres($pool) => $body,
+        }
+    };
+}
+
+/// The longest display name or organisation name, in characters.
+pub const MAX_NAME_CHARS: usize = 80;
+/// The longest an invite may stay valid.
+pub const MAX_INVITE_SECS: u64 = 30 * 24 * 60 * 60;
+
+pub fn secret_hash(secret: &[u8]) -> Vec<u8> {
+    Sha256::digest(secret).to_vec()
+}
+
+/// What a device signs to prove it holds the key it registers with.
+pub fn registration_transcript(secret: &[u8], device: DeviceId) -> Vec<u8> {
+    let mut transcript = b"huddle device registration v1".to_vec();
+    transcript.extend_from_slice(secret);
+    transcript.extend_from_slice(device.as_bytes());
+    transcript
+}
+
+fn role_name(role: Role) -> &'static str {
+    match role {
+        Role::Staff => "staff",
+        Role::Administrator => "administrator",
+    }
+}
+
+fn role_from_name(name: &str) -> Role {
+    if name == "administrator" {
+        Role::Administrator
+    } else {
+        Role::Staff
+    }
+}
+
+fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn id16(bytes: &[u8]) -> Result<[u8; 16], StoreError> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Query(sqlx::Error::Protocol("an id is not 16 bytes".into())))
+}
+
+/// Checks a name a person typed.
+pub fn clean_name(name: &str) -> Option<String> {
+    let name = name.trim();
+    let chars = name.chars().count();
+    (chars > 0 && chars <= MAX_NAME_CHARS && !name.chars().any(char::is_control))
+        .then(|| name.to_owned())
+}
+
+/// Why a setup link or an invite did not work, in words for the person holding it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum LinkRefusal {
+    #[error("This link is not valid. Ask your manager for a new one.")]
+    Unknown,
+    #[error("This invite has already been used. Ask your manager for a new one.")]
+    Used,
+    #[error("This invite has expired. Ask your manager for a new one.")]
+    Expired,
+    #[error("This invite was withdrawn. Ask your manager for a new one.")]
+    Revoked,
+    #[error("Huddle is already set up on this relay.")]
+    AlreadySetUp,
+    #[error("The device could not prove it holds its key.")]
+    BadProof,
+    #[error("This device is already registered.")]
+    DeviceExists,
+    #[error("Names need 1 to {MAX_NAME_CHARS} characters.")]
+    BadName,
+}
+
+/// Who joined.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Joined {
+    pub user: UserId,
+    pub display_name: String,
+    pub role: Role,
+}
+
+impl Store {
+    pub async fn user_count(&self) -> Result<i64, StoreError> {
+        Ok(on_pool!(self, pool => {
+            sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(pool).await?
+        }))
+    }
+
+    /// Writes one audit line.
+    pub async fn audit(
+        &self,
+        now: UnixMillis,
+        actor: Option<UserId>,
+        action: &str,
+        subject: &str,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query("INSERT INTO audit (at, actor, action, subject) VALUES ($1, $2, $3, $4)")
+                .bind(to_i64(now.0))
+                .bind(actor.map(|a| a.as_bytes().to_vec()))
+                .bind(action)
+                .bind(subject)
+                .execute(pool)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Remembers the hash of a fresh setup secret, replacing any earlier
+    /// one. Only meaningful while nobody is registered.
+    pub async fn set_setup_secret(&self, secret: &[u8]) -> Result<(), StoreError> {
+        let hash: String = secret_hash(secret)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        on_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO relay_info (key, value) VALUES ('setup_secret_hash', $1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(hash)
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Creates the organisation's first administrator and her device, if
+    /// the secret is the current setup secret and nobody is registered yet.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn complete_setup(
+        &self,
+        secret: &[u8],
+        org_name: &str,
+        display_name: &str,
+        user: UserId,
+        device: DeviceId,
+        public_key: &[u8],
+        now: UnixMillis,
+    ) -> Result<Result<Joined, LinkRefusal>, StoreError> {
+        let (Some(org_name), Some(display_name)) = (clean_name(org_name), clean_name(display_name))
+        else {
+            return Ok(Err(LinkRefusal::BadName));
+        };
+        let hash: String = secret_hash(secret)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let stored: Option<String> = sqlx::query_scalar(
+                "SELECT value FROM relay_info WHERE key = 'setup_secret_hash'",
+            )
+            .fetch_optional(&mut *tx)
+            .await?;
+            let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&mut *tx).await?;
+            if users > 0 {
+                return Ok(Err(LinkRefusal::AlreadySetUp));
+            }
+            if stored.as_deref() != Some(hash.as_str()) {
+                return Ok(Err(LinkRefusal::Unknown));
+            }
+            sqlx::query("INSERT INTO users (id, display_name, role, created_at) VALUES ($1, $2, 'administrator', $3)")
+                .bind(&user.as_bytes()[..])
+                .bind(&display_name)
+                .bind(to_i64(now.0))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO devices (id, user_id, public_key, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(&device.as_bytes()[..])
+                .bind(&user.as_bytes()[..])
+                .bind(public_key)
+                .bind(to_i64(now.0))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO relay_info (key, value) VALUES ('org_name', $1)
+                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            )
+            .bind(&org_name)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM relay_info WHERE key = 'setup_secret_hash'")
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO audit (at, actor, action, subject) VALUES ($1, $2, 'organisation set up', $3)")
+                .bind(to_i64(now.0))
+                .bind(&user.as_bytes()[..])
+                .bind(format!("{org_name}; first administrator {display_name}, device {device}"))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(Ok(Joined {
+            user,
+            display_name,
+            role: Role::Administrator,
+        }))
+    }
+
+    /// The person using `device`, with their role; `None` if the device or
+    /// the person is unknown or revoked.
+    pub async fn role_of(&self, device: DeviceId) -> Result<Option<(UserId, Role)>, StoreError> {
+        let row: Option<(Vec<u8>, String)> = on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT u.id, u.role FROM devices d JOIN users u ON u.id = d.user_id
+                 WHERE d.id = $1 AND d.revoked_at IS NULL AND u.revoked_at IS NULL",
+            )
+            .bind(&device.as_bytes()[..])
+            .fetch_optional(pool)
+            .await?
+        });
+        row.map(|(user, role)| Ok((UserId::from_bytes(id16(&user)?), role_from_name(&role))))
+            .transpose()
+    }
+
+    /// Records an invite (its secret's hash) for a named person.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn create_invite(
+        &self,
+        actor: UserId,
+        user: UserId,
+        secret: &[u8],
+        display_name: &str,
+        role: Role,
+        expires_at: UnixMillis,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            sqlx::query(
+                "INSERT INTO invites (user_id, secret_hash, display_name, role, created_by, created_at, expires_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(&user.as_bytes()[..])
+            .bind(secret_hash(secret))
+            .bind(display_name)
+            .bind(role_name(role))
+            .bind(&actor.as_bytes()[..])
+            .bind(to_i64(now.0))
+            .bind(to_i64(expires_at.0))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("INSERT INTO audit (at, actor, action, subject) VALUES ($1, $2, 'invite created', $3)")
+                .bind(to_i64(now.0))
+                .bind(&actor.as_bytes()[..])
+                .bind(format!("{display_name} ({}), person {user}", role_name(role)))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        });
+        Ok(())
+    }
+
+    /// Uses an invite: creates the person and registers their first device.
+    pub async fn redeem_invite(
+        &self,
+        secret: &[u8],
+        device: DeviceId,
+        public_key: &[u8],
+        now: UnixMillis,
+    ) -> Result<Result<Joined, LinkRefusal>, StoreError> {
+        type InviteRow = (Vec<u8>, String, String, i64, Option<i64>, Option<i64>);
+        on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let invite: Option<InviteRow> = sqlx::query_as(
+                "SELECT user_id, display_name, role, expires_at, used_at, revoked_at FROM invites WHERE secret_hash = $1",
+            )
+            .bind(secret_hash(secret))
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some((user, display_name, role, expires_at, used_at, revoked_at)) = invite else {
+                return Ok(Err(LinkRefusal::Unknown));
+            };
+            if used_at.is_some() {
+                return Ok(Err(LinkRefusal::Used));
+            }
+            if revoked_at.is_some() {
+                return Ok(Err(LinkRefusal::Revoked));
+            }
+            if expires_at <= to_i64(now.0) {
+                return Ok(Err(LinkRefusal::Expired));
+            }
+            let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM devices WHERE id = $1")
+                .bind(&device.as_bytes()[..])
+                .fetch_optional(&mut *tx)
+                .await?;
+            if exists.is_some() {
+                return Ok(Err(LinkRefusal::DeviceExists));
+            }
+            let user = UserId::from_bytes(id16(&user)?);
+            // The update only succeeds once: a second use racing this one finds used_at set.
+            let claimed = sqlx::query("UPDATE invites SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL")
+                .bind(&user.as_bytes()[..])
+                .bind(to_i64(now.0))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if claimed != 1 {
+                return Ok(Err(LinkRefusal::Used));
+            }
+            sqlx::query("INSERT INTO users (id, display_name, role, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(&user.as_bytes()[..])
+                .bind(&display_name)
+                .bind(&role)
+                .bind(to_i64(now.0))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO devices (id, user_id, public_key, created_at) VALUES ($1, $2, $3, $4)")
+                .bind(&device.as_bytes()[..])
+                .bind(&user.as_bytes()[..])
+                .bind(public_key)
+                .bind(to_i64(now.0))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO audit (at, actor, action, subject) VALUES ($1, $2, 'joined', $3)")
+                .bind(to_i64(now.0))
+                .bind(&user.as_bytes()[..])
+                .bind(format!("{display_name} ({role}), device {device}"))
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok(Ok(Joined { user, display_name, role: role_from_name(&role) }))
+        })
+    }
+
+    /// Withdraws an unused invite. Returns false if there was none to withdraw.
+    pub async fn revoke_invite(
+        &self,
+        actor: UserId,
+        user: UserId,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let changed = on_pool!(self, pool => {
+            sqlx::query("UPDATE invites SET revoked_at = $2 WHERE user_id = $1 AND used_at IS NULL AND revoked_at IS NULL")
+                .bind(&user.as_bytes()[..])
+                .bind(to_i64(now.0))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        if changed == 1 {
+            self.audit(
+                now,
+                Some(actor),
+                "invite withdrawn",
+                &format!("person {user}"),
+            )
+            .await?;
+        }
+        Ok(changed == 1)
+    }
+
+    /// Revokes one device. Returns false if it was unknown or already revoked.
+    pub async fn revoke_device(
+        &self,
+        actor: UserId,
+        device: DeviceId,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let changed = on_pool!(self, pool => {
+            sqlx::query("UPDATE devices SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                .bind(&device.as_bytes()[..])
+                .bind(to_i64(now.0))
+                .execute(pool)
+                .await?
+                .rows_affected()
+        });
+        if changed == 1 {
+            self.audit(
+                now,
+                Some(actor),
+                "device revoked",
+                &format!("device {device}"),
+            )
+            .await?;
+        }
+        Ok(changed == 1)
+    }
+
+    /// Revokes a person and all their devices; returns the devices.
+    pub async fn revoke_user(
+        &self,
+        actor: UserId,
+        user: UserId,
+        now: UnixMillis,
+    ) -> Result<Option<Vec<DeviceId>>, StoreError> {
+        let devices: Option<Vec<Vec<u8>>> = on_pool!(self, pool => {
+            let mut tx = pool.begin().await?;
+            let changed = sqlx::query("UPDATE users SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                .bind(&user.as_bytes()[..])
+                .bind(to_i64(now.0))
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if changed != 1 {
+                None
+            } else {
+                let devices: Vec<Vec<u8>> = sqlx::query_scalar(
+                    "UPDATE devices SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL RETURNING id",
+                )
+                .bind(&user.as_bytes()[..])
+                .bind(to_i64(now.0))
+                .fetch_all(&mut *tx)
+                .await?;
+                sqlx::query("INSERT INTO audit (at, actor, action, subject) VALUES ($1, $2, 'person revoked', $3)")
+                    .bind(to_i64(now.0))
+                    .bind(&actor.as_bytes()[..])
+                    .bind(format!("person {user}, {} devices", devices.len()))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Some(devices)
+            }
+        });
+        devices
+            .map(|list| {
+                list.iter()
+                    .map(|d| Ok(DeviceId::from_bytes(id16(d)?)))
+                    .collect()
+            })
+            .transpose()
+    }
+
+    /// Everyone who may take part, with their current devices.
+    pub async fn directory(&self) -> Result<Vec<Person>, StoreError> {
+        let rows: Vec<(Vec<u8>, String, String, Option<Vec<u8>>)> = on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT u.id, u.display_name, u.role, d.id FROM users u
+                 LEFT JOIN devices d ON d.user_id = u.id AND d.revoked_at IS NULL
+                 WHERE u.revoked_at IS NULL ORDER BY u.display_name, u.id, d.id",
+            )
+            .fetch_all(pool)
+            .await?
+        });
+        let mut people: Vec<Person> = Vec::new();
+        for (user, display_name, role, device) in rows {
+            let user = UserId::from_bytes(id16(&user)?);
+            if people.last().is_none_or(|p| p.user != user) {
+                people.push(Person {
+                    user,
+                    display_name,
+                    role: role_from_name(&role),
+                    devices: Vec::new(),
+                });
+            }
+            if let (Some(device), Some(person)) = (device, people.last_mut()) {
+                person.devices.push(DeviceId::from_bytes(id16(&device)?));
+            }
+        }
+        Ok(people)
+    }
+
+    /// The audit log, newest first.
+    pub async fn read_audit(
+        &self,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows: Vec<(i64, i64, Option<Vec<u8>>, String, String)> = on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT id, at, actor, action, subject FROM audit WHERE id < $1 ORDER BY id DESC LIMIT $2",
+            )
+            .bind(before.map_or(i64::MAX, to_i64))
+            .bind(i64::from(limit.min(500)))
+            .fetch_all(pool)
+            .await?
+        });
+        rows.into_iter()
+            .map(|(id, at, actor, action, subject)| {
+                Ok(AuditEntry {
+                    id: u64::try_from(id).unwrap_or(0),
+                    at: UnixMillis(u64::try_from(at).unwrap_or(0)),
+                    actor: actor
+                        .map(|a| Ok::<_, StoreError>(UserId::from_bytes(id16(&a)?)))
+                        .transpose()?,
+                    action,
+                    subject,
+                })
+            })
+            .collect()
+    }
+}
+
+impl Store {
+    /// Adds a person directly, without an invite: for operators' tools and
+    /// tests. The app never calls this; people join through invites.
+    pub async fn put_user(
+        &self,
+        user: UserId,
+        display_name: &str,
+        role: Role,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO users (id, display_name, role, created_at) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(&user.as_bytes()[..])
+            .bind(display_name)
+            .bind(role_name(role))
+            .bind(to_i64(now.0))
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+}

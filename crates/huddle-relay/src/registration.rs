@@ -1,0 +1,183 @@
+//! The HTTP side of joining: completing the first-run setup link, and using an invite to register a person's first device.
+//!
+//! Both take the secret from the link, the device's id and P-384 public key,
+//! and a signature by that key over the registration transcript, which
+//! proves the device holds the key it registers. Refusals say what happened
+//! and what to do; nothing changes on a refusal.
+
+use crate::api_error::ApiError;
+use crate::people::{registration_transcript, Joined, LinkRefusal};
+use crate::socket::{now, verify_signature};
+use crate::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use huddle_core::ids::{DeviceId, UserId};
+use huddle_core::wire::Role;
+use serde::{Deserialize, Serialize};
+
+/// What the page sends to register this device.
+#[derive(Debug, Deserialize)]
+pub struct RegisterDevice {
+    /// The secret from the link, as hex.
+    pub secret: String,
+    /// For setup: the organisation's name. Ignored when joining.
+    #[serde(default)]
+    pub org_name: String,
+    /// For setup: the administrator's name. For an invite, the name on the
+    /// invite is used.
+    #[serde(default)]
+    pub display_name: String,
+    pub device: DeviceId,
+    /// SEC1-encoded P-384 public key, as hex.
+    pub public_key: String,
+    /// DER ECDSA signature over the registration transcript, as hex.
+    pub signature: String,
+}
+
+/// Who the device now belongs to.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Registered {
+    pub org: huddle_core::ids::OrgId,
+    pub user: UserId,
+    pub device: DeviceId,
+    pub display_name: String,
+    pub administrator: bool,
+}
+
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) || text.len() > 4096 {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn bad_request(error: &'static str, message: impl Into<String>) -> ApiError {
+    ApiError {
+        status: StatusCode::BAD_REQUEST,
+        error,
+        message: message.into(),
+    }
+}
+
+fn refusal(refusal: LinkRefusal) -> ApiError {
+    let (status, error) = match refusal {
+        LinkRefusal::Unknown => (StatusCode::NOT_FOUND, "unknown_link"),
+        LinkRefusal::Used => (StatusCode::GONE, "invite_used"),
+        LinkRefusal::Expired => (StatusCode::GONE, "invite_expired"),
+        LinkRefusal::Revoked => (StatusCode::GONE, "invite_revoked"),
+        LinkRefusal::AlreadySetUp => (StatusCode::CONFLICT, "already_set_up"),
+        LinkRefusal::BadProof => (StatusCode::BAD_REQUEST, "bad_proof"),
+        LinkRefusal::DeviceExists => (StatusCode::CONFLICT, "device_exists"),
+        LinkRefusal::BadName => (StatusCode::BAD_REQUEST, "bad_name"),
+    };
+    ApiError {
+        status,
+        error,
+        message: refusal.to_string(),
+    }
+}
+
+struct Checked {
+    secret: Vec<u8>,
+    public_key: Vec<u8>,
+}
+
+fn check(request: &RegisterDevice) -> Result<Checked, ApiError> {
+    let secret = unhex(&request.secret)
+        .filter(|s| s.len() == 32)
+        .ok_or_else(|| {
+            bad_request(
+                "bad_secret",
+                "The link is incomplete. Open the whole link again.",
+            )
+        })?;
+    let public_key = unhex(&request.public_key)
+        .ok_or_else(|| bad_request("bad_key", "The device's key is not readable."))?;
+    let signature = unhex(&request.signature)
+        .ok_or_else(|| bad_request("bad_proof", "The device's signature is not readable."))?;
+    if !verify_signature(
+        &public_key,
+        &registration_transcript(&secret, request.device),
+        &signature,
+    ) {
+        return Err(refusal(LinkRefusal::BadProof));
+    }
+    Ok(Checked { secret, public_key })
+}
+
+fn registered(state: &AppState, device: DeviceId, joined: Joined) -> Json<Registered> {
+    Json(Registered {
+        org: state.org,
+        user: joined.user,
+        device,
+        display_name: joined.display_name,
+        administrator: joined.role == Role::Administrator,
+    })
+}
+
+fn store_failed(error: crate::store::StoreError) -> ApiError {
+    tracing::error!(%error, "registration: database error");
+    ApiError::unavailable("The relay could not save this. Try again in a minute.")
+}
+
+/// `POST /api/setup`: the first administrator, from the first-run link.
+pub async fn setup(
+    State(state): State<AppState>,
+    Json(request): Json<RegisterDevice>,
+) -> Result<Json<Registered>, ApiError> {
+    let checked = check(&request)?;
+    let mut user = [0u8; 16];
+    getrandom::getrandom(&mut user)
+        .map_err(|_| ApiError::unavailable("No secure random numbers."))?;
+    let result = state
+        .store
+        .complete_setup(
+            &checked.secret,
+            &request.org_name,
+            &request.display_name,
+            UserId::from_bytes(user),
+            request.device,
+            &checked.public_key,
+            now(),
+        )
+        .await
+        .map_err(store_failed)?;
+    match result {
+        Ok(joined) => {
+            tracing::info!(device = %request.device, "organisation set up");
+            Ok(registered(&state, request.device, joined))
+        }
+        Err(why) => Err(refusal(why)),
+    }
+}
+
+/// `POST /api/join`: a person's first device, from an invite.
+pub async fn join(
+    State(state): State<AppState>,
+    Json(request): Json<RegisterDevice>,
+) -> Result<Json<Registered>, ApiError> {
+    let checked = check(&request)?;
+    let result = state
+        .store
+        .redeem_invite(&checked.secret, request.device, &checked.public_key, now())
+        .await
+        .map_err(store_failed)?;
+    match result {
+        Ok(joined) => {
+            tracing::info!(device = %request.device, "a person joined");
+            Ok(registered(&state, request.device, joined))
+        }
+        Err(why) => {
+            tracing::info!(reason = ?why, "an invite was refused");
+            Err(refusal(why))
+        }
+    }
+}
