@@ -445,7 +445,8 @@ impl Store {
 
     /// Everyone who may take part, with their current devices.
     pub async fn directory(&self) -> Result<Vec<Person>, StoreError> {
-        let rows: Vec<(Vec<u8>, String, String, Option<Vec<u8>>)> = on_pool!(self, pool => {
+        type DirectoryRow = (Vec<u8>, String, String, Option<Vec<u8>>);
+        let rows: Vec<DirectoryRow> = on_pool!(self, pool => {
             sqlx::query_as(
                 "SELECT u.id, u.display_name, u.role, d.id FROM users u
                  LEFT JOIN devices d ON d.user_id = u.id AND d.revoked_at IS NULL
@@ -478,7 +479,8 @@ impl Store {
         before: Option<u64>,
         limit: u32,
     ) -> Result<Vec<AuditEntry>, StoreError> {
-        let rows: Vec<(i64, i64, Option<Vec<u8>>, String, String)> = on_pool!(self, pool => {
+        type AuditRow = (i64, i64, Option<Vec<u8>>, String, String);
+        let rows: Vec<AuditRow> = on_pool!(self, pool => {
             sqlx::query_as(
                 "SELECT id, at, actor, action, subject FROM audit WHERE id < $1 ORDER BY id DESC LIMIT $2",
             )
