@@ -1,0 +1,330 @@
+//! People on a real relay, on SQLite and PostgreSQL: the first-run setup link, invites (used, expired, withdrawn), roles, revocation that ends connections at once, and the audit log.
+#![cfg(not(target_arch = "wasm32"))]
+
+mod support;
+
+use futures::{SinkExt, StreamExt};
+use huddle_core::ids::DeviceId;
+use huddle_core::wire::{auth_transcript, ClientFrame, ErrorCode, Role, ServerFrame};
+use huddle_relay::people::registration_transcript;
+use huddle_relay::registration::{hex, Registered};
+use p384::ecdsa::signature::Signer;
+use p384::ecdsa::{Signature, SigningKey};
+use std::time::Duration;
+use support::Engine;
+use tokio_tungstenite::tungstenite::Message;
+
+type Socket =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+struct Phone {
+    device: DeviceId,
+    key: SigningKey,
+}
+
+impl Phone {
+    fn new(n: u8) -> Phone {
+        Phone {
+            device: DeviceId::from_bytes([n; 16]),
+            key: SigningKey::random(&mut p384::elliptic_curve::rand_core::OsRng),
+        }
+    }
+
+    fn body(&self, secret: &[u8], org_name: &str, display_name: &str) -> serde_json::Value {
+        let proof: Signature = self.key.sign(&registration_transcript(secret, self.device));
+        serde_json::json!({
+            "secret": hex(secret),
+            "org_name": org_name,
+            "display_name": display_name,
+            "device": self.device,
+            "public_key": hex(self.key.verifying_key().to_encoded_point(false).as_bytes()),
+            "signature": hex(proof.to_der().as_bytes()),
+        })
+    }
+
+    async fn post(
+        &self,
+        relay: &huddle_relay::RunningRelay,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let response = reqwest::Client::new()
+            .post(format!("http://{}/api/{path}", relay.local_addr))
+            .json(&body)
+            .send()
+            .await
+            .expect("the relay answers");
+        let status = response.status().as_u16();
+        (status, response.json().await.expect("JSON"))
+    }
+
+    async fn connect(&self, relay: &huddle_relay::RunningRelay) -> (Socket, ServerFrame) {
+        let url = format!("ws://{}/api/ws", relay.local_addr);
+        let mut socket = tokio_tungstenite::connect_async(url)
+            .await
+            .expect("connect")
+            .0;
+        let ServerFrame::Challenge { nonce, .. } = next(&mut socket).await else {
+            panic!("challenge")
+        };
+        let signature: Signature = self.key.sign(&auth_transcript(&nonce, self.device));
+        let frame = ClientFrame::Authenticate {
+            device: self.device,
+            signature: signature.to_der().as_bytes().to_vec(),
+        };
+        socket
+            .send(Message::Binary(frame.encode().into()))
+            .await
+            .unwrap();
+        let answer = next(&mut socket).await;
+        (socket, answer)
+    }
+}
+
+async fn next(socket: &mut Socket) -> ServerFrame {
+    loop {
+        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
+            .await
+            .expect("a frame in time")
+            .expect("open")
+            .expect("readable");
+        if let Message::Binary(bytes) = message {
+            return ServerFrame::decode(&bytes).expect("a server frame");
+        }
+    }
+}
+
+async fn ask(socket: &mut Socket, frame: ClientFrame) -> ServerFrame {
+    socket
+        .send(Message::Binary(frame.encode().into()))
+        .await
+        .unwrap();
+    next(socket).await
+}
+
+#[tokio::test]
+async fn setup_invite_join_revoke_and_audit() {
+    for engine in [Engine::Sqlite, Engine::Postgres] {
+        let dir = tempfile::tempdir().unwrap();
+        let Some(url) = support::database_url(engine, dir.path()).await else {
+            continue;
+        };
+        let relay = support::start(&support::config(dir.path(), dir.path(), Some(url))).await;
+        let secret = relay.setup_secret.expect("a first run prints a setup link");
+        let (manager, sam, stranger) = (Phone::new(1), Phone::new(2), Phone::new(3));
+
+        // A wrong secret, or a proof signed by another key, changes nothing.
+        let (status, _) = manager
+            .post(&relay, "setup", manager.body(&[7; 32], "Oak House", "Dee"))
+            .await;
+        assert_eq!(status, 404);
+        let mut forged = manager.body(&secret, "Oak House", "Dee");
+        forged["public_key"] = stranger.body(&secret, "", "")["public_key"].clone();
+        let (status, error) = manager.post(&relay, "setup", forged).await;
+        assert_eq!((status, error["error"].as_str()), (400, Some("bad_proof")));
+
+        // The manager sets up the home and becomes its administrator.
+        let (status, body) = manager
+            .post(
+                &relay,
+                "setup",
+                manager.body(&secret, "Oak House", "Dee Manager"),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let registered: Registered = serde_json::from_value(body).unwrap();
+        assert!(registered.administrator);
+        let (status, error) = stranger
+            .post(&relay, "setup", stranger.body(&secret, "Take over", "X"))
+            .await;
+        assert_eq!(
+            (status, error["error"].as_str()),
+            (409, Some("already_set_up"))
+        );
+
+        // She invites Sam as staff.
+        let (mut admin, ready) = manager.connect(&relay).await;
+        assert!(matches!(ready, ServerFrame::Ready { .. }));
+        let invite = ClientFrame::CreateInvite {
+            request: 1,
+            display_name: "Sam Carter".into(),
+            role: Role::Staff,
+            valid_for_secs: 86_400,
+        };
+        let ServerFrame::InviteCreated {
+            secret: invite_secret,
+            user: sam_user,
+            ..
+        } = ask(&mut admin, invite).await
+        else {
+            panic!("invite")
+        };
+        let (status, body) = sam
+            .post(&relay, "join", sam.body(&invite_secret, "", "ignored"))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let joined: Registered = serde_json::from_value(body).unwrap();
+        assert_eq!(
+            (
+                joined.user,
+                joined.display_name.as_str(),
+                joined.administrator
+            ),
+            (sam_user, "Sam Carter", false)
+        );
+        // Used once only.
+        let (status, error) = stranger
+            .post(&relay, "join", stranger.body(&invite_secret, "", ""))
+            .await;
+        assert_eq!(
+            (status, error["error"].as_str()),
+            (410, Some("invite_used"))
+        );
+
+        // A withdrawn invite is refused with its reason.
+        let invite = ClientFrame::CreateInvite {
+            request: 2,
+            display_name: "Pat".into(),
+            role: Role::Staff,
+            valid_for_secs: 600,
+        };
+        let ServerFrame::InviteCreated {
+            secret: pat_secret,
+            user: pat,
+            ..
+        } = ask(&mut admin, invite).await
+        else {
+            panic!()
+        };
+        assert_eq!(
+            ask(
+                &mut admin,
+                ClientFrame::RevokeInvite {
+                    request: 3,
+                    user: pat
+                }
+            )
+            .await,
+            ServerFrame::Done { request: 3 }
+        );
+        let (status, error) = stranger
+            .post(&relay, "join", stranger.body(&pat_secret, "", ""))
+            .await;
+        assert_eq!(
+            (status, error["error"].as_str()),
+            (410, Some("invite_revoked"))
+        );
+        // An expired invite too (checked at the store, with a later clock).
+        let invite = ClientFrame::CreateInvite {
+            request: 4,
+            display_name: "Lee".into(),
+            role: Role::Staff,
+            valid_for_secs: 60,
+        };
+        let ServerFrame::InviteCreated {
+            secret: lee_secret,
+            expires_at,
+            ..
+        } = ask(&mut admin, invite).await
+        else {
+            panic!()
+        };
+        let late = relay
+            .store
+            .redeem_invite(
+                &lee_secret,
+                stranger.device,
+                &[4; 97],
+                expires_at.saturating_add_millis(1),
+            )
+            .await
+            .unwrap();
+        assert_eq!(late, Err(huddle_relay::people::LinkRefusal::Expired));
+
+        // Staff cannot administer, but can read the directory.
+        let (mut sam_socket, ready) = sam.connect(&relay).await;
+        assert!(matches!(ready, ServerFrame::Ready { user, .. } if user == sam_user));
+        let refused = ask(
+            &mut sam_socket,
+            ClientFrame::CreateInvite {
+                request: 5,
+                display_name: "X".into(),
+                role: Role::Administrator,
+                valid_for_secs: 600,
+            },
+        )
+        .await;
+        assert!(matches!(refused, ServerFrame::Refused { request: 5, .. }));
+        let ServerFrame::People { people, .. } =
+            ask(&mut sam_socket, ClientFrame::Directory { request: 6 }).await
+        else {
+            panic!()
+        };
+        let names: Vec<&str> = people.iter().map(|p| p.display_name.as_str()).collect();
+        assert_eq!(names, vec!["Dee Manager", "Sam Carter"]);
+
+        // Revoking Sam's device ends his connection at once and refuses it afterwards.
+        assert_eq!(
+            ask(
+                &mut admin,
+                ClientFrame::RevokeDevice {
+                    request: 7,
+                    device: sam.device
+                }
+            )
+            .await,
+            ServerFrame::Done { request: 7 }
+        );
+        assert!(matches!(
+            next(&mut sam_socket).await,
+            ServerFrame::Error {
+                code: ErrorCode::Revoked,
+                ..
+            }
+        ));
+        let (_, refused) = sam.connect(&relay).await;
+        assert!(matches!(
+            refused,
+            ServerFrame::Error {
+                code: ErrorCode::Revoked,
+                ..
+            }
+        ));
+
+        // The audit log tells the story, without secrets.
+        let ServerFrame::Audit { entries, .. } = ask(
+            &mut admin,
+            ClientFrame::ReadAudit {
+                request: 8,
+                before: None,
+                limit: 50,
+            },
+        )
+        .await
+        else {
+            panic!()
+        };
+        let actions: Vec<&str> = entries.iter().rev().map(|e| e.action.as_str()).collect();
+        assert_eq!(
+            actions,
+            vec![
+                "organisation set up",
+                "invite created",
+                "joined",
+                "invite created",
+                "invite withdrawn",
+                "invite created",
+                "device revoked"
+            ]
+        );
+        for entry in &entries {
+            for secret in [&secret[..], &invite_secret[..], &pat_secret[..]] {
+                assert!(
+                    !entry.subject.contains(&hex(secret)),
+                    "a secret in the audit log"
+                );
+            }
+        }
+        relay.shutdown(Duration::from_secs(1)).await.unwrap();
+    }
+}
