@@ -40,6 +40,16 @@ pub struct Config {
     #[arg(long, env = "HUDDLE_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
 
+    /// Frames each device may send per second, sustained (0: no limit, for
+    /// load tests only). A phone flushing its outbox after a night offline
+    /// uses the burst allowance below.
+    #[arg(long, env = "HUDDLE_FRAMES_PER_SECOND", default_value_t = 20)]
+    pub frames_per_second: u32,
+
+    /// Frames a device may send at once before the per-second limit applies.
+    #[arg(long, env = "HUDDLE_FRAME_BURST", default_value_t = 200)]
+    pub frame_burst: u32,
+
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, env = "HUDDLE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,

@@ -35,6 +35,9 @@ pub struct AppState {
     pub hub: std::sync::Arc<hub::Hub>,
     /// The organisation this relay serves.
     pub org: huddle_core::ids::OrgId,
+    /// Per-device frame limits.
+    pub rate_limit: hub::RateLimit,
+    pub rate_limiter: std::sync::Arc<hub::RateLimiter>,
 }
 
 /// The whole HTTP surface of the relay, without a socket, so that tests can
@@ -149,6 +152,11 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningRelay> {
             store: store.clone(),
             hub,
             org,
+            rate_limit: hub::RateLimit {
+                per_second: config.frames_per_second,
+                burst: config.frame_burst,
+            },
+            rate_limiter: Default::default(),
         },
         &config.app_dir,
     );

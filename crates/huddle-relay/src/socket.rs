@@ -181,6 +181,12 @@ async fn serve(socket: WebSocket, state: AppState) {
         tokio::select! {
             incoming = connection.receive() => match incoming {
                 Incoming::Frame(frame) => {
+                    if let Err(retry_after_ms) = state.rate_limiter.take(device, state.rate_limit, now().0) {
+                        if !refuse_for_rate(&mut connection, frame, retry_after_ms).await {
+                            break;
+                        }
+                        continue;
+                    }
                     if !handle_frame(&mut connection, &state, device, frame, &mut sent_up_to).await {
                         break;
                     }
@@ -225,6 +231,9 @@ async fn serve(socket: WebSocket, state: AppState) {
         }
     }
     state.hub.unregister(device, &live);
+    if !state.hub.is_connected(device) {
+        state.rate_limiter.forget(device);
+    }
     tracing::info!(device = %device, "device disconnected");
 }
 
@@ -555,6 +564,27 @@ async fn administer(
             connection.send(&internal_error()).await
         }
     }
+}
+
+/// Answers a frame over the device's rate limit: a submission is rejected
+/// as retryable (the outbox tries again later), anything else gets an error.
+async fn refuse_for_rate(
+    connection: &mut Connection,
+    frame: ClientFrame,
+    retry_after_ms: u32,
+) -> bool {
+    let answer = match frame {
+        ClientFrame::Submit(submission) => ServerFrame::Rejected {
+            client_msg: submission.client_msg,
+            group: submission.group,
+            reason: huddle_core::wire::Rejection::RateLimited { retry_after_ms },
+        },
+        _ => ServerFrame::Error {
+            code: ErrorCode::RateLimited,
+            message: format!("Too many requests; try again in {retry_after_ms} ms."),
+        },
+    };
+    connection.send(&answer).await
 }
 
 fn internal_error() -> ServerFrame {

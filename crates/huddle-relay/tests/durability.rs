@@ -47,6 +47,10 @@ impl RelayProcess {
             dir.display().to_string(),
             "--database-url".into(),
             url.into(),
+            // One device sending 2,000 messages as fast as it can is a load
+            // test, not a phone: no per-device limit.
+            "--frames-per-second".into(),
+            "0".into(),
         ];
         let child = spawn(&args, &log);
         RelayProcess { child, args, log }

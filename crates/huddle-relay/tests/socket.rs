@@ -367,3 +367,53 @@ async fn bad_input_gets_a_clear_refusal_and_the_relay_carries_on() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_device_over_its_rate_limit_is_told_when_to_retry_and_others_are_unaffected() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = support::config(dir.path(), dir.path(), None);
+    config.frames_per_second = 1;
+    config.frame_burst = 3;
+    let relay = support::start(&config).await;
+    let (noisy, quiet) = (Phone::new(1), Phone::new(2));
+    noisy.register(&relay.store, 1).await;
+    quiet.register(&relay.store, 2).await;
+    let mut noisy_socket = noisy.connect(&relay).await;
+    for nonce in 0..3 {
+        send(&mut noisy_socket, ClientFrame::Ping { nonce }).await;
+        assert_eq!(next(&mut noisy_socket).await, ServerFrame::Pong { nonce });
+    }
+    send(&mut noisy_socket, ClientFrame::Ping { nonce: 3 }).await;
+    assert!(matches!(
+        next(&mut noisy_socket).await,
+        ServerFrame::Error {
+            code: ErrorCode::RateLimited,
+            ..
+        }
+    ));
+    send(&mut noisy_socket, ClientFrame::Submit(text(1, 0))).await;
+    match next(&mut noisy_socket).await {
+        ServerFrame::Rejected {
+            reason: Rejection::RateLimited { retry_after_ms },
+            ..
+        } => {
+            assert!((1..=1000).contains(&retry_after_ms));
+        }
+        other => panic!("{other:?}"),
+    }
+    // Another device has its own allowance.
+    let mut quiet_socket = quiet.connect(&relay).await;
+    send(&mut quiet_socket, ClientFrame::Ping { nonce: 9 }).await;
+    assert_eq!(
+        next(&mut quiet_socket).await,
+        ServerFrame::Pong { nonce: 9 }
+    );
+    // After a pause the noisy device is served again.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    send(&mut noisy_socket, ClientFrame::Ping { nonce: 4 }).await;
+    assert_eq!(
+        next(&mut noisy_socket).await,
+        ServerFrame::Pong { nonce: 4 }
+    );
+    relay.shutdown(Duration::from_secs(1)).await.unwrap();
+}

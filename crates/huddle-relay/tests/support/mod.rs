@@ -66,6 +66,8 @@ pub fn config(data_dir: &Path, app_dir: &Path, database_url: Option<String>) -> 
         tls_cert: None,
         tls_key: None,
         log_format: "text".into(),
+        frames_per_second: 20,
+        frame_burst: 200,
     }
 }
 
