@@ -177,6 +177,7 @@ async fn serve(socket: WebSocket, state: AppState) {
     let (live, mut live_frames) = state.hub.register(device);
     tracing::info!(device = %device, "device connected");
     let mut sent_up_to: HashMap<GroupId, u64> = HashMap::new();
+    let mut welcomed: HashMap<GroupId, u64> = HashMap::new();
     loop {
         tokio::select! {
             incoming = connection.receive() => match incoming {
@@ -201,12 +202,23 @@ async fn serve(socket: WebSocket, state: AppState) {
             },
             frame = live_frames.recv() => match frame {
                 Some(LiveFrame::Frame(frame)) => {
-                    if let ServerFrame::Deliver(entry) = &frame {
-                        // Already sent while catching up: skip.
-                        if sent_up_to.get(&entry.group).is_some_and(|seq| entry.seq <= *seq) {
-                            continue;
+                    // The same entry can arrive twice: from the backlog and
+                    // live, or from this process and from its own PostgreSQL
+                    // announcement. Each is sent once.
+                    match &frame {
+                        ServerFrame::Deliver(entry) => {
+                            if sent_up_to.get(&entry.group).is_some_and(|seq| entry.seq <= *seq) {
+                                continue;
+                            }
+                            sent_up_to.insert(entry.group, entry.seq);
                         }
-                        sent_up_to.insert(entry.group, entry.seq);
+                        ServerFrame::Welcome { group, seq, .. } => {
+                            if welcomed.get(group).is_some_and(|sent| seq <= sent) {
+                                continue;
+                            }
+                            welcomed.insert(*group, *seq);
+                        }
+                        _ => {}
                     }
                     if !connection.send(&frame).await {
                         break;
