@@ -205,6 +205,25 @@ pub enum Notice {
     SignedOut { reason: String },
 }
 
+impl GroupTrack {
+    /// Moves the position over deleted ranges that start where it stands.
+    fn follow_skips(&mut self) {
+        while let Some(up_to) = self.skips.remove(&self.position.seq) {
+            self.position.seq = self.position.seq.max(up_to);
+            self.dispatched = self.dispatched.max(up_to);
+        }
+        // Ranges already passed are of no further use.
+        let passed: Vec<u64> = self
+            .skips
+            .range(..self.position.seq)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in passed {
+            self.skips.remove(&key);
+        }
+    }
+}
+
 impl Event {
     fn now(&self) -> Option<UnixMillis> {
         match self {
@@ -226,6 +245,9 @@ struct GroupTrack {
     position: GroupPosition,
     /// The highest sequence number handed to the worker.
     dispatched: u64,
+    /// Deleted ranges announced by the relay: once the position reaches the
+    /// key, it jumps to the value.
+    skips: BTreeMap<u64, u64>,
 }
 
 /// The state machine. See the module documentation.
@@ -269,6 +291,7 @@ impl SyncEngine {
                 let track = GroupTrack {
                     position,
                     dispatched: position.seq,
+                    skips: BTreeMap::new(),
                 };
                 (position.group, track)
             })
@@ -377,6 +400,8 @@ impl SyncEngine {
                     track.position.seq = seq;
                     track.position.epoch = epoch;
                     track.dispatched = track.dispatched.max(seq);
+                    track.follow_skips();
+                    let seq = track.position.seq;
                     out.push(Command::SaveCursor(track.position));
                     if self.connection == ConnectionState::Live {
                         out.push(Command::Send(ClientFrame::Ack { group, seq }));
@@ -392,6 +417,7 @@ impl SyncEngine {
                     GroupTrack {
                         position,
                         dispatched: seq,
+                        skips: BTreeMap::new(),
                     },
                 );
                 out.push(Command::SaveCursor(position));
@@ -430,6 +456,7 @@ impl SyncEngine {
                 epoch: 0,
             },
             dispatched: 0,
+            skips: BTreeMap::new(),
         })
     }
 
@@ -532,6 +559,29 @@ impl SyncEngine {
                         spec,
                         welcome,
                     });
+                }
+            }
+            ServerFrame::Skipped { group, up_to } => {
+                let connection = self.connection;
+                let track = self.track(group);
+                if up_to > track.dispatched {
+                    // The range starts after what was handed to the worker;
+                    // the position jumps once the worker has caught up to it.
+                    let from = track.dispatched;
+                    track.skips.insert(from, up_to);
+                    track.dispatched = up_to;
+                    let before = track.position.seq;
+                    track.follow_skips();
+                    if track.position.seq > before {
+                        let position = track.position;
+                        out.push(Command::SaveCursor(position));
+                        if connection == ConnectionState::Live {
+                            out.push(Command::Send(ClientFrame::Ack {
+                                group,
+                                seq: position.seq,
+                            }));
+                        }
+                    }
                 }
             }
             ServerFrame::Error { code, message } => {

@@ -351,6 +351,13 @@ pub enum ServerFrame {
         request: RequestId,
         entries: Vec<AuditEntry>,
     },
+    /// Entries of `group` up to `up_to` that follow the device's cursor no
+    /// longer exist (expired, or handshakes everyone has passed): there is
+    /// nothing to wait for. Sent within a backlog, before the next entry.
+    Skipped {
+        group: GroupId,
+        up_to: u64,
+    },
 }
 
 /// Why bytes are not a frame.

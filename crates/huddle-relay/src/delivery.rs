@@ -807,3 +807,23 @@ impl Store {
         }
     }
 }
+
+impl Store {
+    /// The last sequence number of `group` that `device` may read: the end
+    /// of the log, or the entry that removed it. 0 if it is not a member.
+    pub async fn readable_end(&self, group: GroupId, device: DeviceId) -> Result<u64, StoreError> {
+        let row: Option<(i64, Option<i64>)> = on_pool!(self, pool => {
+            sqlx::query_as(
+                "SELECT g.last_seq, m.removed_seq FROM groups g JOIN members m ON m.group_id = g.id
+                 WHERE g.id = $1 AND m.device_id = $2",
+            )
+            .bind(&group.as_bytes()[..])
+            .bind(&device.as_bytes()[..])
+            .fetch_optional(pool)
+            .await?
+        });
+        Ok(row.map_or(0, |(last, removed)| {
+            to_u64(removed.map_or(last, |r| r.min(last)))
+        }))
+    }
+}

@@ -654,6 +654,13 @@ async fn sync(
         let Some(mut after) = asked.get(&group).copied() else {
             continue;
         };
+        let end = match state.store.readable_end(group, device).await {
+            Ok(end) => end,
+            Err(error) => {
+                tracing::error!(%error, "could not read a group's end");
+                continue;
+            }
+        };
         loop {
             let page = match state
                 .store
@@ -668,6 +675,17 @@ async fn sync(
             };
             let full = page.len() == BACKLOG_PAGE as usize;
             for entry in page {
+                // Entries deleted since the cursor (expired messages) leave a
+                // gap; say so, so the device does not wait for them.
+                if entry.seq > after + 1 {
+                    let skipped = ServerFrame::Skipped {
+                        group,
+                        up_to: entry.seq - 1,
+                    };
+                    if !connection.send(&skipped).await {
+                        return false;
+                    }
+                }
                 after = entry.seq;
                 sent_up_to.insert(group, entry.seq);
                 if !connection.send(&ServerFrame::Deliver(entry)).await {
@@ -676,6 +694,15 @@ async fn sync(
             }
             if !full {
                 break;
+            }
+        }
+        if end > after {
+            sent_up_to.insert(group, end);
+            if !connection
+                .send(&ServerFrame::Skipped { group, up_to: end })
+                .await
+            {
+                return false;
             }
         }
     }

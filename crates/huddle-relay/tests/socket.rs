@@ -417,3 +417,77 @@ async fn a_device_over_its_rate_limit_is_told_when_to_retry_and_others_are_unaff
     );
     relay.shutdown(Duration::from_secs(1)).await.unwrap();
 }
+
+#[tokio::test]
+async fn expired_entries_are_announced_as_skipped_in_a_backlog() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let relay = support::start(&support::config(dir.path(), dir.path(), None)).await;
+    let (admin, bob) = (Phone::new(1), Phone::new(2));
+    admin.register(&relay.store, 1).await;
+    bob.register(&relay.store, 2).await;
+    let mut admin_socket = admin.connect(&relay).await;
+    let create = Submission {
+        client_msg: msg(1),
+        group: WARD,
+        epoch: 0,
+        expires_at: None,
+        payload: Payload::Commit {
+            commit: b"commit".to_vec(),
+            welcome: Some(b"welcome".to_vec()),
+            change: MembershipChange {
+                create: Some(GroupSpec {
+                    kind: GroupKind::Social,
+                    retention: RetentionSecs::days(14),
+                }),
+                add: vec![bob.device],
+                remove: vec![],
+            },
+        },
+    };
+    send(&mut admin_socket, ClientFrame::Submit(create)).await;
+    assert!(matches!(
+        next(&mut admin_socket).await,
+        ServerFrame::Accepted { .. }
+    ));
+    // Seq 2 expires almost at once; seq 3 lives; seq 4 expires too.
+    let soon = Submission {
+        expires_at: Some(now().saturating_add_millis(300)),
+        ..text(2, 1)
+    };
+    let late = Submission {
+        expires_at: Some(now().saturating_add_millis(300)),
+        ..text(4, 1)
+    };
+    for submission in [soon, text(3, 1), late] {
+        send(&mut admin_socket, ClientFrame::Submit(submission)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let mut bob_socket = bob.connect(&relay).await;
+    send(
+        &mut bob_socket,
+        ClientFrame::Sync {
+            cursors: vec![GroupCursor {
+                group: WARD,
+                seq: 1,
+            }],
+        },
+    )
+    .await;
+    assert_eq!(
+        next(&mut bob_socket).await,
+        ServerFrame::Skipped {
+            group: WARD,
+            up_to: 2
+        }
+    );
+    assert!(matches!(next(&mut bob_socket).await, ServerFrame::Deliver(e) if e.seq == 3));
+    assert_eq!(
+        next(&mut bob_socket).await,
+        ServerFrame::Skipped {
+            group: WARD,
+            up_to: 4
+        }
+    );
+    assert_eq!(next(&mut bob_socket).await, ServerFrame::Synced);
+    relay.shutdown(Duration::from_secs(1)).await.unwrap();
+}

@@ -683,3 +683,83 @@ fn frames_out_of_turn_are_ignored() {
         ConnectionState::Offline { retry_at: None }
     );
 }
+
+#[test]
+fn deleted_ranges_are_skipped_without_a_resync() {
+    let mut engine = engine_with(
+        vec![GroupPosition {
+            group: WARD,
+            seq: 4,
+            epoch: 2,
+        }],
+        vec![],
+    );
+    go_live(&mut engine, 0);
+    // Entries 5 and 6 expired on the relay; it says so, then sends 7.
+    let skipped = engine.handle(Event::Received {
+        now: at(0),
+        frame: ServerFrame::Skipped {
+            group: WARD,
+            up_to: 6,
+        },
+    });
+    assert_eq!(
+        skipped,
+        vec![
+            Command::SaveCursor(GroupPosition {
+                group: WARD,
+                seq: 6,
+                epoch: 2
+            }),
+            Command::Send(ClientFrame::Ack {
+                group: WARD,
+                seq: 6
+            }),
+        ]
+    );
+    let seven = engine.handle(Event::Received {
+        now: at(0),
+        frame: ServerFrame::Deliver(entry(WARD, 7, 2, ALICE, 7, EntryKind::Application)),
+    });
+    assert!(
+        matches!(seven[..], [Command::Process(_)]),
+        "no gap, no resync: {seven:?}"
+    );
+    // A skip announced while an entry is still with the worker waits for it.
+    let eight = engine.handle(Event::Received {
+        now: at(0),
+        frame: ServerFrame::Skipped {
+            group: WARD,
+            up_to: 9,
+        },
+    });
+    assert!(eight.is_empty(), "7 is not processed yet");
+    let processed = engine.handle(Event::Processed {
+        group: WARD,
+        seq: 7,
+        epoch: 2,
+    });
+    assert_eq!(
+        processed[0],
+        Command::SaveCursor(GroupPosition {
+            group: WARD,
+            seq: 9,
+            epoch: 2
+        })
+    );
+    let ten = engine.handle(Event::Received {
+        now: at(0),
+        frame: ServerFrame::Deliver(entry(WARD, 10, 2, ALICE, 10, EntryKind::Application)),
+    });
+    assert!(matches!(ten[..], [Command::Process(_)]));
+    // An old or repeated skip changes nothing.
+    assert!(engine
+        .handle(Event::Received {
+            now: at(0),
+            frame: ServerFrame::Skipped {
+                group: WARD,
+                up_to: 8
+            }
+        })
+        .is_empty());
+}

@@ -179,6 +179,10 @@ fn sample_server_frames() -> Vec<ServerFrame> {
                 devices: vec![device()],
             }],
         },
+        ServerFrame::Skipped {
+            group: group(),
+            up_to: 12,
+        },
         ServerFrame::Audit {
             request: 16,
             entries: vec![AuditEntry {
