@@ -668,6 +668,11 @@ pub async fn run_sweeper(store: Store) {
             Ok(deleted) => tracing::info!(deleted, "expired messages deleted"),
             Err(error) => tracing::warn!(%error, "could not delete expired messages"),
         }
+        match store.sweep_handshakes(crate::socket::now()).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::debug!(deleted, "handshakes everyone has passed deleted"),
+            Err(error) => tracing::warn!(%error, "could not delete old handshakes"),
+        }
     }
 }
 
@@ -825,5 +830,51 @@ impl Store {
         Ok(row.map_or(0, |(last, removed)| {
             to_u64(removed.map_or(last, |r| r.min(last)))
         }))
+    }
+}
+
+/// How long handshake messages (commits) are kept at most, even if some
+/// member device never came back to pass them.
+pub const HANDSHAKE_RETENTION_MILLIS: u64 = 30 * 24 * 60 * 60 * 1000;
+
+impl Store {
+    /// Records that `device` has processed `group` up to `seq` (never moves back).
+    pub async fn acknowledge(
+        &self,
+        device: DeviceId,
+        group: GroupId,
+        seq: u64,
+    ) -> Result<(), StoreError> {
+        on_pool!(self, pool => {
+            sqlx::query(
+                "INSERT INTO cursors (device_id, group_id, seq) VALUES ($1, $2, $3)
+                 ON CONFLICT (device_id, group_id) DO UPDATE SET seq = excluded.seq WHERE cursors.seq < excluded.seq",
+            )
+            .bind(&device.as_bytes()[..])
+            .bind(&group.as_bytes()[..])
+            .bind(to_i64(seq))
+            .execute(pool)
+            .await?;
+        });
+        Ok(())
+    }
+
+    /// Deletes commits that every current member device has passed, and any
+    /// older than [`HANDSHAKE_RETENTION_MILLIS`]; returns how many.
+    pub async fn sweep_handshakes(&self, now: UnixMillis) -> Result<u64, StoreError> {
+        let cap = to_i64(now.0.saturating_sub(HANDSHAKE_RETENTION_MILLIS));
+        let deleted = on_pool!(self, pool => {
+            sqlx::query(
+                "DELETE FROM log WHERE kind = 'commit' AND (stored_at < $1 OR seq <= (
+                    SELECT MIN(COALESCE(c.seq, m.joined_seq)) FROM members m
+                    LEFT JOIN cursors c ON c.device_id = m.device_id AND c.group_id = m.group_id
+                    WHERE m.group_id = log.group_id AND m.removed_seq IS NULL))",
+            )
+            .bind(cap)
+            .execute(pool)
+            .await?
+            .rows_affected()
+        });
+        Ok(deleted)
     }
 }

@@ -401,7 +401,13 @@ async fn handle_frame(
                 }
             }
         }
-        ClientFrame::Ack { .. } => true,
+        ClientFrame::Ack { group, seq } => {
+            if let Err(error) = state.store.acknowledge(device, group, seq).await {
+                // Only handshake clean-up depends on this; nothing is lost.
+                tracing::warn!(%error, "could not record an acknowledgement");
+            }
+            true
+        }
         frame @ (ClientFrame::CreateInvite { .. }
         | ClientFrame::RevokeInvite { .. }
         | ClientFrame::RevokeDevice { .. }

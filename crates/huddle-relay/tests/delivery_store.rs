@@ -447,3 +447,59 @@ async fn only_administrators_change_clinical_groups_and_broadcast() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn handshakes_are_kept_until_every_member_has_passed_them() {
+    for_each_engine(|store| async move {
+        store
+            .append(
+                ADMIN,
+                &create(1, GroupKind::Operational, RetentionSecs::days(7), vec![BOB]),
+                NOW,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        store
+            .append(ADMIN, &commit(2, 1, MembershipChange::default()), NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        // Nobody has acknowledged anything: the admin created the group
+        // (from 0) and Bob joined at 1, so nothing is passed by everyone.
+        assert_eq!(store.sweep_handshakes(NOW).await.unwrap(), 0);
+        // The admin passes both; Bob is past 1 by joining after it: 1 goes, 2 stays.
+        store.acknowledge(ADMIN, WARD, 2).await.unwrap();
+        assert_eq!(store.sweep_handshakes(NOW).await.unwrap(), 1);
+        assert_eq!(
+            store.backlog(WARD, BOB, 1, 100, NOW).await.unwrap().len(),
+            1
+        );
+        store.acknowledge(BOB, WARD, 2).await.unwrap();
+        store.acknowledge(BOB, WARD, 1).await.unwrap(); // never moves back
+        assert_eq!(store.sweep_handshakes(NOW).await.unwrap(), 1);
+        assert!(store
+            .backlog(WARD, BOB, 1, 100, NOW)
+            .await
+            .unwrap()
+            .is_empty());
+        // The epoch rule still holds without the rows: the group remembers its epoch.
+        assert_eq!(
+            store
+                .append(BOB, &commit(3, 1, MembershipChange::default()), NOW)
+                .await
+                .unwrap(),
+            Err(Rejection::StaleEpoch { current_epoch: 2 })
+        );
+        // After the cap, a commit goes even if a member never came back.
+        store
+            .append(BOB, &commit(4, 2, MembershipChange::default()), NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        let much_later =
+            NOW.saturating_add_millis(huddle_relay::delivery::HANDSHAKE_RETENTION_MILLIS + 1);
+        assert_eq!(store.sweep_handshakes(much_later).await.unwrap(), 1);
+    })
+    .await;
+}
