@@ -6,7 +6,7 @@
 //! written once and runs on both engines (`$N` placeholders, `RETURNING`,
 //! partial indexes), through [`on_pool!`].
 
-use crate::store::{Store, StoreError};
+use crate::store::{id16, on_pool, to_i64, to_u64, Store, StoreError};
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, UserId};
 use huddle_core::retention::{effective_expiry, GroupKind, RetentionSecs, UnixMillis};
 use huddle_core::wire::{
@@ -14,17 +14,6 @@ use huddle_core::wire::{
     MAX_APPLICATION_BYTES,
 };
 use sqlx::Row;
-
-/// Runs the same body against whichever pool the store holds. The SQL in
-/// this module is portable between SQLite and PostgreSQL on purpose.
-macro_rules! on_pool {
-    ($store:expr, $pool:ident => $body:expr) => {
-        match $store {
-            Store::Sqlite($pool) => $body,
-            Store::Postgres($pool) => $body,
-        }
-    };
-}
 
 /// The PostgreSQL channel on which each new log entry is announced as
 /// `GROUP_HEX:SEQ`, for the relay processes sharing the database.
@@ -83,20 +72,6 @@ fn entry_kind_name(kind: EntryKind) -> &'static str {
         EntryKind::Application => "application",
         EntryKind::Commit => "commit",
     }
-}
-
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn to_u64(value: i64) -> u64 {
-    u64::try_from(value).unwrap_or(0)
-}
-
-fn id16(bytes: &[u8]) -> Result<[u8; 16], StoreError> {
-    bytes
-        .try_into()
-        .map_err(|_| StoreError::Query(sqlx::Error::Protocol("an id is not 16 bytes".into())))
 }
 
 fn is_unique_violation(error: &sqlx::Error) -> bool {

@@ -5,21 +5,11 @@
 //! appear in logs. Every change to who may take part is written to the
 //! audit log, with ids and names and never any message content.
 
-use crate::store::{Store, StoreError};
+use crate::store::{id16, on_pool, to_i64, Store, StoreError};
 use huddle_core::ids::{DeviceId, UserId};
 use huddle_core::retention::UnixMillis;
 use huddle_core::wire::{AuditEntry, Person, Role};
 use sha2::{Digest, Sha256};
-
-/// Runs the same body against whichever pool the store holds.
-macro_rules! on_pool {
-    ($store:expr, $pool:ident => $body:expr) => {
-        match $store {
-            Store::Sqlite($pool) => $body,
-            Store::Postgres($pool) => $body,
-        }
-    };
-}
 
 /// The longest display name or organisation name, in characters.
 pub const MAX_NAME_CHARS: usize = 80;
@@ -51,16 +41,6 @@ fn role_from_name(name: &str) -> Role {
     } else {
         Role::Staff
     }
-}
-
-fn to_i64(value: u64) -> i64 {
-    i64::try_from(value).unwrap_or(i64::MAX)
-}
-
-fn id16(bytes: &[u8]) -> Result<[u8; 16], StoreError> {
-    bytes
-        .try_into()
-        .map_err(|_| StoreError::Query(sqlx::Error::Protocol("an id is not 16 bytes".into())))
 }
 
 /// Checks a name a person typed.

@@ -11,6 +11,35 @@ use sqlx::sqlite::{
 use std::str::FromStr;
 use std::time::Duration;
 
+/// Runs the same body against whichever pool the store holds. The relay's
+/// SQL is written to run unchanged on SQLite and PostgreSQL (`$N`
+/// placeholders, `RETURNING`, `ON CONFLICT`, partial indexes).
+macro_rules! on_pool {
+    ($store:expr, $pool:ident => $body:expr) => {
+        match $store {
+            Store::Sqlite($pool) => $body,
+            Store::Postgres($pool) => $body,
+        }
+    };
+}
+pub(crate) use on_pool;
+
+/// Database integers are signed 64-bit; ours are unsigned and far smaller.
+pub(crate) fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// A 16-byte id read back from the database.
+pub(crate) fn id16(bytes: &[u8]) -> Result<[u8; 16], StoreError> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Query(sqlx::Error::Protocol("an id is not 16 bytes".into())))
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(
