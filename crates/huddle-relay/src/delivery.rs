@@ -128,13 +128,18 @@ impl Store {
         submission: &Submission,
         now: UnixMillis,
     ) -> Result<Result<Appended, Rejection>, StoreError> {
+        let mut attempts = 0;
         loop {
+            attempts += 1;
             match self.try_append(sender, submission, now).await {
                 // Two devices created the same group or committed the same
                 // epoch at the same instant: the loser's transaction hit a
                 // unique index. Read again; the answer is now a clean
-                // rejection (or a resend).
-                Err(StoreError::Query(error)) if is_unique_violation(&error) => continue,
+                // rejection (or a resend). A violation that persists is a
+                // bug, reported rather than retried for ever.
+                Err(StoreError::Query(error)) if is_unique_violation(&error) && attempts < 5 => {
+                    continue
+                }
                 other => return other,
             }
         }
