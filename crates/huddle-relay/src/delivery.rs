@@ -358,6 +358,34 @@ impl Store {
                     }
                 }
             }
+            if let Payload::Commit { change, .. } = &submission.payload {
+                // Who changed whom in which group: ids only, never content.
+                let list = |devices: &[DeviceId]| {
+                    devices.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+                };
+                let mut lines = Vec::new();
+                if change.create.is_some() {
+                    lines.push(("group created", format!("group {}", submission.group)));
+                }
+                if !change.add.is_empty() {
+                    lines.push(("members added", format!("group {}: devices {}", submission.group, list(&change.add))));
+                }
+                if !change.remove.is_empty() {
+                    lines.push(("members removed", format!("group {}: devices {}", submission.group, list(&change.remove))));
+                }
+                for (action, subject) in lines {
+                    sqlx::query(
+                        "INSERT INTO audit (at, actor, action, subject)
+                         VALUES ($1, (SELECT user_id FROM devices WHERE id = $2), $3, $4)",
+                    )
+                    .bind(to_i64(now.0))
+                    .bind(sender_bytes)
+                    .bind(action)
+                    .bind(subject)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
             let new_epoch = if entry_kind == EntryKind::Commit { epoch + 1 } else { epoch };
             sqlx::query("UPDATE groups SET last_seq = $2, epoch = $3 WHERE id = $1")
                 .bind(group)

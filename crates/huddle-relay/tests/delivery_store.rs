@@ -261,6 +261,15 @@ async fn a_removed_device_reads_up_to_its_removal_and_nothing_after() {
             .await
             .unwrap()
             .unwrap();
+        // The audit log has who changed the membership, and nothing else.
+        let audit = store.read_audit(None, 10).await.unwrap();
+        let actions: Vec<&str> = audit.iter().rev().map(|e| e.action.as_str()).collect();
+        assert_eq!(
+            actions,
+            vec!["group created", "members added", "members removed"]
+        );
+        assert!(audit[0].subject.contains(&CAROL.to_string()));
+        assert_eq!(audit[0].actor, Some(UserId::from_bytes([1; 16])));
         let carol: Vec<u64> = store
             .backlog(WARD, CAROL, 0, 100, NOW)
             .await
