@@ -491,3 +491,92 @@ async fn expired_entries_are_announced_as_skipped_in_a_backlog() {
     assert_eq!(next(&mut bob_socket).await, ServerFrame::Synced);
     relay.shutdown(Duration::from_secs(1)).await.unwrap();
 }
+
+#[tokio::test]
+async fn a_device_that_stops_reading_does_not_slow_the_others() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let mut config = support::config(dir.path(), dir.path(), None);
+    config.frames_per_second = 0;
+    let relay = support::start(&config).await;
+    let (admin, fast, stalled) = (Phone::new(1), Phone::new(2), Phone::new(3));
+    for (phone, user) in [(&admin, 1), (&fast, 2), (&stalled, 3)] {
+        phone.register(&relay.store, user).await;
+    }
+    let mut admin_socket = admin.connect(&relay).await;
+    let create = Submission {
+        client_msg: msg(1),
+        group: WARD,
+        epoch: 0,
+        expires_at: None,
+        payload: Payload::Commit {
+            commit: b"commit".to_vec(),
+            welcome: Some(b"welcome".to_vec()),
+            change: MembershipChange {
+                create: Some(GroupSpec {
+                    kind: GroupKind::Operational,
+                    retention: RetentionSecs::days(7),
+                }),
+                add: vec![fast.device, stalled.device],
+                remove: vec![],
+            },
+        },
+    };
+    send(&mut admin_socket, ClientFrame::Submit(create)).await;
+    assert!(matches!(
+        next(&mut admin_socket).await,
+        ServerFrame::Accepted { .. }
+    ));
+    let mut fast_socket = fast.connect(&relay).await;
+    let mut stalled_socket = stalled.connect(&relay).await;
+    for socket in [&mut fast_socket, &mut stalled_socket] {
+        send(
+            socket,
+            ClientFrame::Sync {
+                cursors: vec![GroupCursor {
+                    group: WARD,
+                    seq: 1,
+                }],
+            },
+        )
+        .await;
+        assert_eq!(next(socket).await, ServerFrame::Synced);
+    }
+    // The stalled phone stops reading. 3,000 messages of 8 KiB (24 MB)
+    // overflow its socket buffers and its queue in the relay.
+    const COUNT: u32 = 3_000;
+    let reader = tokio::spawn(async move {
+        let mut received = 0;
+        while received < COUNT {
+            if let ServerFrame::Deliver(_) = next(&mut fast_socket).await {
+                received += 1;
+            }
+        }
+        received
+    });
+    let (mut sink, mut acks) = admin_socket.split();
+    let writer = tokio::spawn(async move {
+        for n in 0..COUNT {
+            let mut submission = text(10 + n, 1);
+            submission.payload = Payload::Application {
+                ciphertext: vec![n as u8; 8 * 1024],
+            };
+            sink.send(Message::Binary(
+                ClientFrame::Submit(submission).encode().into(),
+            ))
+            .await
+            .unwrap();
+        }
+        sink
+    });
+    let drain = tokio::spawn(async move { while acks.next().await.is_some() {} });
+    let received = tokio::time::timeout(Duration::from_secs(120), reader)
+        .await
+        .expect("the reading phone got everything while the other did not read")
+        .unwrap();
+    assert_eq!(received, COUNT);
+    writer.await.unwrap();
+    drain.abort();
+    // The relay let the stalled phone go; it will catch up from its cursor.
+    assert_eq!(close_code(&mut stalled_socket).await, Some(1013));
+    relay.shutdown(Duration::from_secs(1)).await.unwrap();
+}
