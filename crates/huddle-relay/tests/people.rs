@@ -3,19 +3,17 @@
 
 mod support;
 
-use futures::{SinkExt, StreamExt};
+use futures::SinkExt;
 use huddle_core::ids::DeviceId;
-use huddle_core::wire::{auth_transcript, ClientFrame, ErrorCode, Role, ServerFrame};
+use huddle_core::wire::{ClientFrame, ErrorCode, Role, ServerFrame};
 use huddle_relay::people::registration_transcript;
 use huddle_relay::registration::{hex, Registered};
 use p384::ecdsa::signature::Signer;
 use p384::ecdsa::{Signature, SigningKey};
 use std::time::Duration;
+use support::ws::{next, sign_in, Socket};
 use support::Engine;
 use tokio_tungstenite::tungstenite::Message;
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 struct Phone {
     device: DeviceId,
@@ -59,38 +57,7 @@ impl Phone {
     }
 
     async fn connect(&self, relay: &huddle_relay::RunningRelay) -> (Socket, ServerFrame) {
-        let url = format!("ws://{}/api/ws", relay.local_addr);
-        let mut socket = tokio_tungstenite::connect_async(url)
-            .await
-            .expect("connect")
-            .0;
-        let ServerFrame::Challenge { nonce, .. } = next(&mut socket).await else {
-            panic!("challenge")
-        };
-        let signature: Signature = self.key.sign(&auth_transcript(&nonce, self.device));
-        let frame = ClientFrame::Authenticate {
-            device: self.device,
-            signature: signature.to_der().as_bytes().to_vec(),
-        };
-        socket
-            .send(Message::Binary(frame.encode().into()))
-            .await
-            .unwrap();
-        let answer = next(&mut socket).await;
-        (socket, answer)
-    }
-}
-
-async fn next(socket: &mut Socket) -> ServerFrame {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .expect("a frame in time")
-            .expect("open")
-            .expect("readable");
-        if let Message::Binary(bytes) = message {
-            return ServerFrame::decode(&bytes).expect("a server frame");
-        }
+        sign_in(relay, self.device, &self.key).await
     }
 }
 

@@ -3,60 +3,19 @@
 
 mod support;
 
-use futures::{SinkExt, StreamExt};
+use support::ws::{next, send, sign_in, Socket};
+
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, UserId};
 use huddle_core::retention::{GroupKind, RetentionSecs};
 use huddle_core::wire::{
-    auth_transcript, ClientFrame, GroupCursor, GroupSpec, MembershipChange, Payload, ServerFrame,
-    Submission,
+    ClientFrame, GroupCursor, GroupSpec, MembershipChange, Payload, ServerFrame, Submission,
 };
-use p384::ecdsa::signature::Signer;
-use p384::ecdsa::{Signature, SigningKey};
+use p384::ecdsa::SigningKey;
 use std::time::Duration;
-use tokio_tungstenite::tungstenite::Message;
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
-
-async fn send(socket: &mut Socket, frame: ClientFrame) {
-    socket
-        .send(Message::Binary(frame.encode().into()))
-        .await
-        .expect("send");
-}
-
-async fn next(socket: &mut Socket) -> ServerFrame {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .expect("a frame in time")
-            .expect("open")
-            .expect("readable");
-        if let Message::Binary(bytes) = message {
-            return ServerFrame::decode(&bytes).expect("a server frame");
-        }
-    }
-}
 
 async fn connect(relay: &huddle_relay::RunningRelay, device: DeviceId, key: &SigningKey) -> Socket {
-    let url = format!("ws://{}/api/ws", relay.local_addr);
-    let mut socket = tokio_tungstenite::connect_async(url)
-        .await
-        .expect("connect")
-        .0;
-    let ServerFrame::Challenge { nonce, .. } = next(&mut socket).await else {
-        panic!("challenge")
-    };
-    let signature: Signature = key.sign(&auth_transcript(&nonce, device));
-    send(
-        &mut socket,
-        ClientFrame::Authenticate {
-            device,
-            signature: signature.to_der().as_bytes().to_vec(),
-        },
-    )
-    .await;
-    assert!(matches!(next(&mut socket).await, ServerFrame::Ready { .. }));
+    let (socket, answer) = sign_in(relay, device, key).await;
+    assert!(matches!(answer, ServerFrame::Ready { .. }));
     socket
 }
 

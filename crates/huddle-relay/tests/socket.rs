@@ -13,11 +13,9 @@ use huddle_core::wire::{
 use p384::ecdsa::signature::Signer;
 use p384::ecdsa::{Signature, SigningKey};
 use std::time::Duration;
+use support::ws::{close_code, next, raw_socket, send, sign_in, Socket};
 use support::Engine;
 use tokio_tungstenite::tungstenite::Message;
-
-type Socket =
-    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 const WARD: GroupId = GroupId::from_bytes([7; 16]);
 
@@ -62,73 +60,14 @@ impl Phone {
             .expect("register the device");
     }
     async fn connect(&self, relay: &huddle_relay::RunningRelay) -> Socket {
-        let mut socket = raw_socket(relay).await;
-        let ServerFrame::Challenge { nonce, .. } = next(&mut socket).await else {
-            panic!("expected a challenge");
-        };
-        let signature: Signature = self.key.sign(&auth_transcript(&nonce, self.device));
-        send(
-            &mut socket,
-            ClientFrame::Authenticate {
-                device: self.device,
-                signature: signature.to_der().as_bytes().to_vec(),
-            },
-        )
-        .await;
-        assert!(
-            matches!(next(&mut socket).await, ServerFrame::Ready { device, .. } if device == self.device)
-        );
+        let (socket, answer) = sign_in(relay, self.device, &self.key).await;
+        assert!(matches!(answer, ServerFrame::Ready { device, .. } if device == self.device));
         socket
     }
 }
 
 fn now() -> UnixMillis {
     huddle_relay::socket::now()
-}
-
-async fn raw_socket(relay: &huddle_relay::RunningRelay) -> Socket {
-    let url = format!("ws://{}/api/ws", relay.local_addr);
-    tokio_tungstenite::connect_async(url)
-        .await
-        .expect("connect")
-        .0
-}
-
-async fn send(socket: &mut Socket, frame: ClientFrame) {
-    socket
-        .send(Message::Binary(frame.encode().into()))
-        .await
-        .expect("send");
-}
-
-async fn next(socket: &mut Socket) -> ServerFrame {
-    loop {
-        let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
-            .await
-            .expect("a frame in time")
-            .expect("the socket is open")
-            .expect("a readable message");
-        match message {
-            Message::Binary(bytes) => return ServerFrame::decode(&bytes).expect("a server frame"),
-            Message::Ping(_) | Message::Pong(_) => continue,
-            other => panic!("unexpected {other:?}"),
-        }
-    }
-}
-
-/// The close code the relay ends the connection with.
-async fn close_code(socket: &mut Socket) -> Option<u16> {
-    loop {
-        match tokio::time::timeout(Duration::from_secs(15), socket.next())
-            .await
-            .ok()??
-        {
-            Ok(Message::Close(Some(frame))) => return Some(frame.code.into()),
-            Ok(Message::Close(None)) => return None,
-            Ok(_) => continue,
-            Err(_) => return None,
-        }
-    }
 }
 
 fn msg(n: u32) -> ClientMessageId {

@@ -1,6 +1,8 @@
 //! Shared set-up for the relay's integration tests: a real relay on 127.0.0.1, on SQLite or on a fresh PostgreSQL database.
 #![allow(dead_code)] // Each test binary uses its own subset.
 
+pub mod ws;
+
 use huddle_relay::{Config, RunningRelay};
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
