@@ -46,7 +46,7 @@ impl Default for SyncConfig {
 }
 
 /// Where a message the user wrote stands. Shown next to it in the conversation.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum OutboxState {
     /// Saved on the device, waiting for a connection.
     Queued,
@@ -59,7 +59,7 @@ pub enum OutboxState {
 }
 
 /// One submission waiting in, or passed through, the outbox.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OutboxItem {
     pub submission: Submission,
     pub state: OutboxState,
@@ -81,7 +81,7 @@ impl OutboxItem {
 }
 
 /// What the device knows about one of its groups, saved with `SaveCursor`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct GroupPosition {
     pub group: GroupId,
     /// The last log entry processed and stored.

@@ -7,7 +7,7 @@
 //! that script can use it but never read it. The page's main thread never
 //! sees either key, nor any record in the clear.
 
-use crate::core::{DeviceRecord, WorkerCore, DEVICE_RECORD};
+use crate::core::{DeviceRecord, PendingKey, WorkerCore, DEVICE_RECORD, PENDING_KEY_RECORD};
 use crate::protocol::{
     RequestEnvelope, ResponseEnvelope, WorkerError, WorkerErrorKind, WorkerRequest,
 };
@@ -81,6 +81,95 @@ async fn committed(tx: rexie::Transaction) -> Result<(), ()> {
     }
 }
 
+/// The data key of a database: unwrapped from its `keys_store` by the
+/// non-extractable WebCrypto key kept beside it, or made (and stored wrapped)
+/// the first time. The page's own database uses this too.
+pub async fn load_or_create_data_key(db: &Rexie, keys_store: &str) -> Result<DataKey, WorkerError> {
+    match unwrap_data_key(db, keys_store).await? {
+        Some(key) => Ok(key),
+        None => create_data_key(db, keys_store).await,
+    }
+}
+
+async fn unwrap_data_key(db: &Rexie, keys_store: &str) -> Result<Option<DataKey>, WorkerError> {
+    let tx = db
+        .transaction(&[keys_store], TransactionMode::ReadOnly)
+        .map_err(|_| storage_error("the key store is unreadable"))?;
+    let store = tx
+        .store(keys_store)
+        .map_err(|_| storage_error("the key store is unreadable"))?;
+    let entry = store
+        .get(STORAGE_KEY_ID.into())
+        .await
+        .map_err(|_| storage_error("the key store is unreadable"))?;
+    let _ = tx.done().await;
+    let Some(entry) = entry.filter(|v| v.is_object()) else {
+        return Ok(None);
+    };
+    let field = |name: &str| Reflect::get(&entry, &name.into()).ok();
+    let wrapping: web_sys::CryptoKey = field("wrappingKey")
+        .and_then(|v| v.dyn_into().ok())
+        .ok_or_else(|| storage_error("the storage key is damaged"))?;
+    let iv: Uint8Array = field("iv")
+        .and_then(|v| v.dyn_into().ok())
+        .ok_or_else(|| storage_error("the storage key is damaged"))?;
+    let wrapped: Uint8Array = field("wrapped")
+        .and_then(|v| v.dyn_into().ok())
+        .ok_or_else(|| storage_error("the storage key is damaged"))?;
+    let params = web_sys::AesGcmParams::new_with_u8_array("AES-GCM", &iv);
+    let plain =
+        promise(subtle()?.decrypt_with_object_and_js_u8_array(&params, &wrapping, &wrapped))
+            .await?;
+    let bytes = Uint8Array::new(&plain).to_vec();
+    let bytes: [u8; KEY_LEN] = bytes
+        .try_into()
+        .map_err(|_| storage_error("the storage key is damaged"))?;
+    Ok(Some(DataKey::from_bytes(bytes)))
+}
+
+async fn create_data_key(db: &Rexie, keys_store: &str) -> Result<DataKey, WorkerError> {
+    let subtle = subtle()?;
+    let usages = Array::of2(&"encrypt".into(), &"decrypt".into());
+    let wrapping = promise(subtle.generate_key_with_object(
+        &web_sys::AesKeyGenParams::new("AES-GCM", 256),
+        false, // non-extractable: usable, never readable
+        &usages,
+    ))
+    .await?;
+    let wrapping: web_sys::CryptoKey = wrapping
+        .dyn_into()
+        .map_err(|_| storage_error("WebCrypto returned no key"))?;
+    let key_bytes = random_bytes::<KEY_LEN>()?;
+    let iv = Uint8Array::from(&random_bytes::<NONCE_LEN>()?[..]);
+    let params = web_sys::AesGcmParams::new_with_u8_array("AES-GCM", &iv);
+    let wrapped = promise(subtle.encrypt_with_object_and_js_u8_array(
+        &params,
+        &wrapping,
+        &Uint8Array::from(&key_bytes[..]),
+    ))
+    .await?;
+    let entry = Object::new();
+    let set = |name: &str, value: &JsValue| Reflect::set(&entry, &name.into(), value);
+    set("wrappingKey", &wrapping)
+        .and_then(|_| set("iv", &iv))
+        .and_then(|_| set("wrapped", &Uint8Array::new(&wrapped)))
+        .map_err(|_| storage_error("the storage key could not be saved"))?;
+    let tx = db
+        .transaction(&[keys_store], TransactionMode::ReadWrite)
+        .map_err(|_| storage_error("the storage key could not be saved"))?;
+    let store = tx
+        .store(keys_store)
+        .map_err(|_| storage_error("the storage key could not be saved"))?;
+    store
+        .put(&entry, Some(&STORAGE_KEY_ID.into()))
+        .await
+        .map_err(|_| storage_error("the storage key could not be saved"))?;
+    committed(tx)
+        .await
+        .map_err(|_| storage_error("the storage key could not be saved"))?;
+    Ok(DataKey::from_bytes(key_bytes))
+}
+
 /// The worker's encrypted store.
 pub struct WorkerStore {
     db: Rexie,
@@ -99,149 +188,82 @@ impl WorkerStore {
             .build()
             .await
             .map_err(|_| storage_error("the worker's storage would not open"))?;
-        let key = match Self::unwrap_storage_key(&db).await? {
-            Some(key) => key,
-            None => Self::create_storage_key(&db).await?,
-        };
+        let key = load_or_create_data_key(&db, KEYS_STORE).await?;
         Ok(WorkerStore { db, key })
     }
 
-    async fn unwrap_storage_key(db: &Rexie) -> Result<Option<DataKey>, WorkerError> {
-        let tx = db
-            .transaction(&[KEYS_STORE], TransactionMode::ReadOnly)
-            .map_err(|_| storage_error("the key store is unreadable"))?;
-        let store = tx
-            .store(KEYS_STORE)
-            .map_err(|_| storage_error("the key store is unreadable"))?;
-        let entry = store
-            .get(STORAGE_KEY_ID.into())
-            .await
-            .map_err(|_| storage_error("the key store is unreadable"))?;
-        let _ = tx.done().await;
-        let Some(entry) = entry.filter(|v| v.is_object()) else {
-            return Ok(None);
-        };
-        let field = |name: &str| Reflect::get(&entry, &name.into()).ok();
-        let wrapping: web_sys::CryptoKey = field("wrappingKey")
-            .and_then(|v| v.dyn_into().ok())
-            .ok_or_else(|| storage_error("the storage key is damaged"))?;
-        let iv: Uint8Array = field("iv")
-            .and_then(|v| v.dyn_into().ok())
-            .ok_or_else(|| storage_error("the storage key is damaged"))?;
-        let wrapped: Uint8Array = field("wrapped")
-            .and_then(|v| v.dyn_into().ok())
-            .ok_or_else(|| storage_error("the storage key is damaged"))?;
-        let params = web_sys::AesGcmParams::new_with_u8_array("AES-GCM", &iv);
-        let plain =
-            promise(subtle()?.decrypt_with_object_and_js_u8_array(&params, &wrapping, &wrapped))
-                .await?;
-        let bytes = Uint8Array::new(&plain).to_vec();
-        let bytes: [u8; KEY_LEN] = bytes
-            .try_into()
-            .map_err(|_| storage_error("the storage key is damaged"))?;
-        Ok(Some(DataKey::from_bytes(bytes)))
-    }
-
-    async fn create_storage_key(db: &Rexie) -> Result<DataKey, WorkerError> {
-        let subtle = subtle()?;
-        let usages = Array::of2(&"encrypt".into(), &"decrypt".into());
-        let wrapping = promise(subtle.generate_key_with_object(
-            &web_sys::AesKeyGenParams::new("AES-GCM", 256),
-            false, // non-extractable: usable, never readable
-            &usages,
-        ))
-        .await?;
-        let wrapping: web_sys::CryptoKey = wrapping
-            .dyn_into()
-            .map_err(|_| storage_error("WebCrypto returned no key"))?;
-        let key_bytes = random_bytes::<KEY_LEN>()?;
-        let iv = Uint8Array::from(&random_bytes::<NONCE_LEN>()?[..]);
-        let params = web_sys::AesGcmParams::new_with_u8_array("AES-GCM", &iv);
-        let wrapped = promise(subtle.encrypt_with_object_and_js_u8_array(
-            &params,
-            &wrapping,
-            &Uint8Array::from(&key_bytes[..]),
-        ))
-        .await?;
-        let entry = Object::new();
-        let set = |name: &str, value: &JsValue| Reflect::set(&entry, &name.into(), value);
-        set("wrappingKey", &wrapping)
-            .and_then(|_| set("iv", &iv))
-            .and_then(|_| set("wrapped", &Uint8Array::new(&wrapped)))
-            .map_err(|_| storage_error("the storage key could not be saved"))?;
-        let tx = db
-            .transaction(&[KEYS_STORE], TransactionMode::ReadWrite)
-            .map_err(|_| storage_error("the storage key could not be saved"))?;
-        let store = tx
-            .store(KEYS_STORE)
-            .map_err(|_| storage_error("the storage key could not be saved"))?;
-        store
-            .put(&entry, Some(&STORAGE_KEY_ID.into()))
-            .await
-            .map_err(|_| storage_error("the storage key could not be saved"))?;
-        committed(tx)
-            .await
-            .map_err(|_| storage_error("the storage key could not be saved"))?;
-        Ok(DataKey::from_bytes(key_bytes))
-    }
-
     pub async fn load_device(&self) -> Result<Option<DeviceRecord>, WorkerError> {
+        self.load_record(DEVICE_RECORD).await
+    }
+
+    pub async fn save_device(&self, record: &DeviceRecord) -> Result<(), WorkerError> {
+        self.save_record(DEVICE_RECORD, record).await
+    }
+
+    pub async fn load_pending_key(&self) -> Result<Option<PendingKey>, WorkerError> {
+        self.load_record(PENDING_KEY_RECORD).await
+    }
+
+    pub async fn save_pending_key(&self, key: &PendingKey) -> Result<(), WorkerError> {
+        self.save_record(PENDING_KEY_RECORD, key).await
+    }
+
+    async fn load_record<T: serde::de::DeserializeOwned>(
+        &self,
+        id: &str,
+    ) -> Result<Option<T>, WorkerError> {
         let tx = self
             .db
             .transaction(&[RECORDS_STORE], TransactionMode::ReadOnly)
-            .map_err(|_| storage_error("the device record is unreadable"))?;
+            .map_err(|_| storage_error("a device record is unreadable"))?;
         let store = tx
             .store(RECORDS_STORE)
-            .map_err(|_| storage_error("the device record is unreadable"))?;
+            .map_err(|_| storage_error("a device record is unreadable"))?;
         let value = store
-            .get(DEVICE_RECORD.into())
+            .get(id.into())
             .await
-            .map_err(|_| storage_error("the device record is unreadable"))?;
+            .map_err(|_| storage_error("a device record is unreadable"))?;
         let _ = tx.done().await;
         let Some(sealed) = value.and_then(|v| v.dyn_into::<Uint8Array>().ok()) else {
             return Ok(None);
         };
-        let plain = open_record(
-            &self.key,
-            RECORDS_STORE,
-            DEVICE_RECORD.as_bytes(),
-            &sealed.to_vec(),
-        )
-        .map_err(|_| storage_error("the device record is damaged"))?;
-        let record: DeviceRecord = postcard::from_bytes(&plain)
-            .map_err(|_| storage_error("the device record is damaged"))?;
+        let plain = open_record(&self.key, RECORDS_STORE, id.as_bytes(), &sealed.to_vec())
+            .map_err(|_| storage_error("a device record is damaged"))?;
+        let record: T = postcard::from_bytes(&plain)
+            .map_err(|_| storage_error("a device record is damaged"))?;
         Ok(Some(record))
     }
 
-    pub async fn save_device(&self, record: &DeviceRecord) -> Result<(), WorkerError> {
+    async fn save_record<T: serde::Serialize>(
+        &self,
+        id: &str,
+        record: &T,
+    ) -> Result<(), WorkerError> {
         let plain = zeroize::Zeroizing::new(
             postcard::to_allocvec(record)
-                .map_err(|_| storage_error("the device record could not be saved"))?,
+                .map_err(|_| storage_error("a device record could not be saved"))?,
         );
         let sealed = seal_record(
             &self.key,
             random_bytes()?,
             RECORDS_STORE,
-            DEVICE_RECORD.as_bytes(),
+            id.as_bytes(),
             &plain,
         );
         let tx = self
             .db
             .transaction(&[RECORDS_STORE], TransactionMode::ReadWrite)
-            .map_err(|_| storage_error("the device record could not be saved"))?;
+            .map_err(|_| storage_error("a device record could not be saved"))?;
         let store = tx
             .store(RECORDS_STORE)
-            .map_err(|_| storage_error("the device record could not be saved"))?;
+            .map_err(|_| storage_error("a device record could not be saved"))?;
         store
-            .put(
-                &Uint8Array::from(&sealed[..]).into(),
-                Some(&DEVICE_RECORD.into()),
-            )
+            .put(&Uint8Array::from(&sealed[..]).into(), Some(&id.into()))
             .await
-            .map_err(|_| storage_error("the device record could not be saved"))?;
+            .map_err(|_| storage_error("a device record could not be saved"))?;
         committed(tx)
             .await
-            .map_err(|_| storage_error("the device record could not be saved"))
+            .map_err(|_| storage_error("a device record could not be saved"))
     }
 
     /// Every MLS state entry, opened.
@@ -356,16 +378,28 @@ impl RequestHandler {
         &mut self,
         request: WorkerRequest,
     ) -> Result<crate::protocol::WorkerResponse, WorkerError> {
+        if let WorkerRequest::PrepareRegistration { transcript } = request {
+            let name = self.database.as_deref().unwrap_or(WORKER_DATABASE);
+            let store = WorkerStore::open(name).await?;
+            let saved = store.load_pending_key().await?;
+            let result = WorkerCore::prepare_registration(saved, &transcript);
+            if let Ok((_, Some(key))) = &result {
+                store.save_pending_key(key).await?;
+            }
+            store.close();
+            return result.map(|(response, _)| response);
+        }
         if let WorkerRequest::OpenDevice { identity } = request {
             let name = self.database.as_deref().unwrap_or(WORKER_DATABASE);
             let store = WorkerStore::open(name).await?;
             let saved = store.load_device().await?;
-            let entries = if saved.is_some() {
-                store.load_entries().await?
+            let (entries, pending) = if saved.is_some() {
+                (store.load_entries().await?, None)
             } else {
-                HashMap::new()
+                (HashMap::new(), store.load_pending_key().await?)
             };
-            let (response, new_record) = self.core.open_device(identity, saved, entries)?;
+            let (response, new_record) =
+                self.core.open_device(identity, saved, pending, entries)?;
             if let Some(record) = new_record {
                 store.save_device(&record).await?;
             }

@@ -21,6 +21,24 @@ pub struct DeviceRecord {
 /// The id of the device record in the worker's store.
 pub const DEVICE_RECORD: &str = "device";
 
+/// The id of the key made for registration, before the device has an identity.
+pub const PENDING_KEY_RECORD: &str = "pending-key";
+
+/// A device key made before the relay said which organisation and person it
+/// belongs to (the identity is part of the MLS credential, so the device
+/// cannot be made until then).
+#[derive(serde::Serialize, serde::Deserialize)]
+pub struct PendingKey {
+    pub private_key: Vec<u8>,
+    pub public_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for PendingKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingKey").finish_non_exhaustive()
+    }
+}
+
 impl std::fmt::Debug for DeviceRecord {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DeviceRecord")
@@ -56,6 +74,7 @@ impl WorkerCore {
         &mut self,
         identity: DeviceIdentity,
         saved: Option<DeviceRecord>,
+        pending: Option<PendingKey>,
         entries: HashMap<Vec<u8>, Vec<u8>>,
     ) -> Result<(WorkerResponse, Option<DeviceRecord>), WorkerError> {
         let (device, new_record) = match saved {
@@ -68,6 +87,18 @@ impl WorkerCore {
                 let signer = DeviceSigner::restore(&record.private_key, &record.public_key)
                     .map_err(|e| storage_error(e.to_string()))?;
                 (MlsDevice::restore(identity, signer, entries), None)
+            }
+            None if pending.is_some() => {
+                let pending = pending.ok_or_else(|| storage_error("the key is missing"))?;
+                let signer = DeviceSigner::restore(&pending.private_key, &pending.public_key)
+                    .map_err(|e| storage_error(e.to_string()))?;
+                let device = MlsDevice::restore(identity, signer, HashMap::new());
+                let record = DeviceRecord {
+                    identity,
+                    private_key: pending.private_key,
+                    public_key: pending.public_key,
+                };
+                (device, Some(record))
             }
             None => {
                 let device = MlsDevice::create(identity).map_err(mls_error)?;
@@ -87,6 +118,39 @@ impl WorkerCore {
         };
         self.device = Some(device);
         Ok((response, new_record))
+    }
+
+    /// Signs the registration transcript with the key the device will be
+    /// registered under: the saved pending key, or a new one (returned, to
+    /// be saved before the answer leaves the worker).
+    pub fn prepare_registration(
+        saved: Option<PendingKey>,
+        transcript: &[u8],
+    ) -> Result<(WorkerResponse, Option<PendingKey>), WorkerError> {
+        let (signer, new_key) = match saved {
+            Some(key) => (
+                DeviceSigner::restore(&key.private_key, &key.public_key)
+                    .map_err(|e| storage_error(e.to_string()))?,
+                None,
+            ),
+            None => {
+                let signer = DeviceSigner::generate().map_err(|e| storage_error(e.to_string()))?;
+                let (private, public) = signer.export();
+                let key = PendingKey {
+                    private_key: private.to_vec(),
+                    public_key: public,
+                };
+                (signer, Some(key))
+            }
+        };
+        let signature = signer
+            .sign_challenge(transcript)
+            .map_err(|e| mls_error(MlsError::Internal(format!("{e:?}"))))?;
+        let response = WorkerResponse::Registration {
+            public_key: signer.public_key().to_vec(),
+            signature,
+        };
+        Ok((response, new_key))
     }
 
     /// The MLS state changes to persist before the answer is sent.
@@ -112,7 +176,7 @@ impl WorkerCore {
         use WorkerRequest as R;
         use WorkerResponse as A;
         let answer = match request {
-            R::Ping | R::OpenDevice { .. } => {
+            R::Ping | R::OpenDevice { .. } | R::PrepareRegistration { .. } => {
                 return Err(WorkerError {
                     kind: WorkerErrorKind::NoDevice,
                     message: "this request is handled by the worker's store".into(),

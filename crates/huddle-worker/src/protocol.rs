@@ -34,6 +34,12 @@ pub enum WorkerRequest {
     OpenDevice {
         identity: DeviceIdentity,
     },
+    /// Before the device has an identity: makes (or reuses) the key it will
+    /// register with, and signs the relay's registration transcript with it.
+    /// `OpenDevice` adopts that key once the relay has said who we are.
+    PrepareRegistration {
+        transcript: Vec<u8>,
+    },
     /// Signs the relay's authentication transcript with the device key.
     SignChallenge {
         transcript: Vec<u8>,
@@ -110,6 +116,11 @@ pub enum WorkerResponse {
         public_key: Vec<u8>,
     },
     Signature {
+        signature: Vec<u8>,
+    },
+    /// The key to register, and its signature over the registration transcript.
+    Registration {
+        public_key: Vec<u8>,
         signature: Vec<u8>,
     },
     KeyPackages {

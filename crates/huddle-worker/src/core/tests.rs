@@ -35,7 +35,7 @@ impl TestWorker {
         };
         let (ready, record) = worker
             .core
-            .open_device(identity(n), None, HashMap::new())
+            .open_device(identity(n), None, None, HashMap::new())
             .unwrap();
         assert!(matches!(
             ready,
@@ -61,7 +61,7 @@ impl TestWorker {
         });
         let (ready, new_record) = self
             .core
-            .open_device(identity(n), record, self.entries.clone())
+            .open_device(identity(n), record, None, self.entries.clone())
             .unwrap();
         assert!(matches!(
             ready,
@@ -195,7 +195,7 @@ fn requests_before_the_device_is_open_and_bad_input_get_typed_errors() {
     let record = alice.record.take();
     let mut other = WorkerCore::default();
     assert!(other
-        .open_device(identity(9), record, HashMap::new())
+        .open_device(identity(9), record, None, HashMap::new())
         .is_err());
 }
 
@@ -204,4 +204,44 @@ fn the_device_record_never_prints_its_key() {
     let alice = TestWorker::start(1);
     let printed = format!("{:?}", alice.record.as_ref().unwrap());
     assert!(!printed.contains("private"), "{printed}");
+}
+
+#[test]
+fn the_registration_key_becomes_the_device_key() {
+    let transcript = b"huddle device registration v1 and the link's secret".to_vec();
+    let (answer, new_key) = WorkerCore::prepare_registration(None, &transcript).unwrap();
+    let Some(pending) = new_key else {
+        panic!("a first registration makes a key");
+    };
+    let WorkerResponse::Registration {
+        public_key,
+        signature,
+    } = answer
+    else {
+        panic!("unexpected answer {answer:?}");
+    };
+    assert!(huddle_mls::identity::verify_device_signature(
+        &public_key,
+        &transcript,
+        &signature
+    ));
+    // Asking again (the page reloaded before the relay answered) reuses the key.
+    let again = PendingKey {
+        private_key: pending.private_key.clone(),
+        public_key: pending.public_key.clone(),
+    };
+    let (answer, new_key) = WorkerCore::prepare_registration(Some(again), &transcript).unwrap();
+    assert!(new_key.is_none());
+    assert!(
+        matches!(answer, WorkerResponse::Registration { public_key: ref key, .. } if *key == public_key)
+    );
+    // Opening the device adopts that key.
+    let mut core = WorkerCore::default();
+    let (ready, record) = core
+        .open_device(identity(1), None, Some(pending), HashMap::new())
+        .unwrap();
+    assert!(
+        matches!(ready, WorkerResponse::DeviceReady { created: true, public_key: ref key, .. } if *key == public_key)
+    );
+    assert_eq!(record.unwrap().public_key, public_key);
 }
