@@ -35,6 +35,15 @@ pub fn auth_transcript(nonce: &[u8; 32], device: DeviceId) -> Vec<u8> {
     transcript
 }
 
+/// What a device signs to register with a setup link or an invite: proof
+/// that it holds the key it registers, bound to the link's secret.
+pub fn registration_transcript(secret: &[u8], device: DeviceId) -> Vec<u8> {
+    let mut transcript = b"huddle device registration v1".to_vec();
+    transcript.extend_from_slice(secret);
+    transcript.extend_from_slice(device.as_bytes());
+    transcript
+}
+
 /// Pairs a request with its answer on one connection.
 pub type RequestId = u32;
 

@@ -20,14 +20,6 @@ pub fn secret_hash(secret: &[u8]) -> Vec<u8> {
     Sha256::digest(secret).to_vec()
 }
 
-/// What a device signs to prove it holds the key it registers with.
-pub fn registration_transcript(secret: &[u8], device: DeviceId) -> Vec<u8> {
-    let mut transcript = b"huddle device registration v1".to_vec();
-    transcript.extend_from_slice(secret);
-    transcript.extend_from_slice(device.as_bytes());
-    transcript
-}
-
 fn role_name(role: Role) -> &'static str {
     match role {
         Role::Staff => "staff",
@@ -259,8 +251,12 @@ impl Store {
         secret: &[u8],
         device: DeviceId,
         public_key: &[u8],
+        chosen_name: &str,
         now: UnixMillis,
     ) -> Result<Result<Joined, LinkRefusal>, StoreError> {
+        // The person may pick the name colleagues see; the invite's name
+        // stands if she leaves it empty.
+        let chosen_name = clean_name(chosen_name);
         type InviteRow = (Vec<u8>, String, String, i64, Option<i64>, Option<i64>);
         on_pool!(self, pool => {
             let mut tx = pool.begin().await?;
@@ -290,6 +286,7 @@ impl Store {
                 return Ok(Err(LinkRefusal::DeviceExists));
             }
             let user = UserId::from_bytes(id16(&user)?);
+            let display_name = chosen_name.unwrap_or(display_name);
             // The update only succeeds once: a second use racing this one finds used_at set.
             let claimed = sqlx::query("UPDATE invites SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL")
                 .bind(&user.as_bytes()[..])
@@ -323,6 +320,16 @@ impl Store {
             tx.commit().await?;
             Ok(Ok(Joined { user, display_name, role: role_from_name(&role) }))
         })
+    }
+
+    /// The organisation's name, once set up.
+    pub async fn org_name(&self) -> Result<Option<String>, StoreError> {
+        let name: Option<String> = on_pool!(self, pool => {
+            sqlx::query_scalar("SELECT value FROM relay_info WHERE key = 'org_name'")
+                .fetch_optional(pool)
+                .await?
+        });
+        Ok(name)
     }
 
     /// Withdraws an unused invite. Returns false if there was none to withdraw.

@@ -6,7 +6,8 @@
 //! and what to do; nothing changes on a refusal.
 
 use crate::api_error::ApiError;
-use crate::people::{registration_transcript, Joined, LinkRefusal};
+use crate::people::{Joined, LinkRefusal};
+use huddle_core::wire::registration_transcript;
 use crate::socket::{now, verify_signature};
 use crate::AppState;
 use axum::extract::State;
@@ -24,8 +25,8 @@ pub struct RegisterDevice {
     /// For setup: the organisation's name. Ignored when joining.
     #[serde(default)]
     pub org_name: String,
-    /// For setup: the administrator's name. For an invite, the name on the
-    /// invite is used.
+    /// The name colleagues will see. For an invite, empty keeps the name on
+    /// the invite.
     #[serde(default)]
     pub display_name: String,
     pub device: DeviceId,
@@ -43,6 +44,8 @@ pub struct Registered {
     pub device: DeviceId,
     pub display_name: String,
     pub administrator: bool,
+    /// The organisation's name, for the app's title bar.
+    pub org_name: String,
 }
 
 pub fn unhex(text: &str) -> Option<Vec<u8>> {
@@ -113,13 +116,17 @@ fn check(request: &RegisterDevice) -> Result<Checked, ApiError> {
     Ok(Checked { secret, public_key })
 }
 
-fn registered(state: &AppState, device: DeviceId, joined: Joined) -> Json<Registered> {
+async fn registered(state: &AppState, device: DeviceId, joined: Joined) -> Json<Registered> {
+    // The name is only a title: a read failure leaves it empty rather than
+    // failing a registration that has already committed.
+    let org_name = state.store.org_name().await.ok().flatten().unwrap_or_default();
     Json(Registered {
         org: state.org,
         user: joined.user,
         device,
         display_name: joined.display_name,
         administrator: joined.role == Role::Administrator,
+        org_name,
     })
 }
 
@@ -153,7 +160,7 @@ pub async fn setup(
     match result {
         Ok(joined) => {
             tracing::info!(device = %request.device, "organisation set up");
-            Ok(registered(&state, request.device, joined))
+            Ok(registered(&state, request.device, joined).await)
         }
         Err(why) => Err(refusal(why)),
     }
@@ -167,13 +174,19 @@ pub async fn join(
     let checked = check(&request)?;
     let result = state
         .store
-        .redeem_invite(&checked.secret, request.device, &checked.public_key, now())
+        .redeem_invite(
+            &checked.secret,
+            request.device,
+            &checked.public_key,
+            &request.display_name,
+            now(),
+        )
         .await
         .map_err(store_failed)?;
     match result {
         Ok(joined) => {
             tracing::info!(device = %request.device, "a person joined");
-            Ok(registered(&state, request.device, joined))
+            Ok(registered(&state, request.device, joined).await)
         }
         Err(why) => {
             tracing::info!(reason = ?why, "an invite was refused");

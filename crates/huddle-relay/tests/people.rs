@@ -6,7 +6,7 @@ mod support;
 use futures::SinkExt;
 use huddle_core::ids::DeviceId;
 use huddle_core::wire::{ClientFrame, ErrorCode, Role, ServerFrame};
-use huddle_relay::people::registration_transcript;
+use huddle_core::wire::registration_transcript;
 use huddle_relay::registration::{hex, Registered};
 use p384::ecdsa::signature::Signer;
 use p384::ecdsa::{Signature, SigningKey};
@@ -202,6 +202,7 @@ async fn setup_invite_join_revoke_and_audit() {
                 &lee_secret,
                 stranger.device,
                 &[4; 97],
+                "",
                 expires_at.saturating_add_millis(1),
             )
             .await
