@@ -1,16 +1,22 @@
 //! Huddle's web app: a Leptos single-page app for phones, with the browser behind `platform`.
 //!
-//! Layers, one way only: `pages` and `components` render `state`; `state` is
-//! plain Rust tested natively; `platform` is the only module that touches the
-//! browser (web-sys, js-sys, gloo, rexie, wasm-bindgen).
+//! Layers, one way only: `pages` and `components` render `state` through the
+//! signals in `model`; `state` is plain Rust tested natively; `platform` is
+//! the only module that touches the browser (web-sys, js-sys, gloo, rexie,
+//! wasm-bindgen) and runs the sync engine, the socket and the crypto worker.
 #![forbid(unsafe_code)]
 
 pub mod components;
+pub mod model;
 pub mod pages;
 pub mod platform;
 pub mod state;
 
 use leptos::prelude::*;
+use model::AppModel;
+use platform::registration::LinkKind;
+use platform::{browser, client};
+use state::route::Route;
 
 /// Starts the app in the browser: replaces the static shell with the live app
 /// and registers the service worker that lets the app open offline.
@@ -23,11 +29,105 @@ pub fn start() {
     leptos::mount::mount_to(root, App).forget();
 }
 
+/// Shows another screen and puts it in the address bar's history.
+pub fn navigate(model: AppModel, route: Route) {
+    browser::set_path(&route.path(), false);
+    model.route.set(route);
+}
+
 /// The whole app.
 #[component]
 pub fn App() -> impl IntoView {
+    let (path, fragment) = browser::location();
+    let route = Route::parse(&path, &fragment);
+    if matches!(route, Route::Setup { .. } | Route::Join { .. }) {
+        // The secret has been read: it leaves the address bar and history.
+        browser::set_path(&route.path(), true);
+    }
+    let model = AppModel::new(route, browser::now());
+    provide_context(model);
+    browser::on_back(move || {
+        let (path, fragment) = browser::location();
+        model.route.set(Route::parse(&path, &fragment));
+    });
+    model.hidden.set(browser::is_hidden());
+    browser::on_visibility(move |hidden| model.hidden.set(hidden));
+    // Paint from the cache first; the crypto worker and the connection follow.
+    leptos::task::spawn_local(async move {
+        match client::load_cache(model).await {
+            Ok(Some((db, session))) => {
+                if let Err(e) = client::start(model, db, session, None).await {
+                    model.notice.set(Some(e));
+                }
+            }
+            Ok(None) => model.loaded.set(true),
+            Err(e) => {
+                model.notice.set(Some(e));
+                model.loaded.set(true);
+            }
+        }
+    });
+    leptos::task::spawn_local(async {
+        // The welcome page reports a failure; elsewhere it only costs offline start.
+        let _ = platform::service_worker::register().await;
+    });
+
     view! {
-        <components::AppBar />
-        <pages::WelcomePage />
+        <div class="shell" class:shell--hidden=move || model.hidden.get()>
+            <components::AppBar />
+            <components::ConnectionBanner />
+            <Show when=move || model.notice.get().is_some()>
+                <p class="banner banner--error" role="alert">
+                    {move || model.notice.get()}
+                    <button class="button button--small button--quiet" type="button"
+                        on:click=move |_| model.notice.set(None)>"Dismiss"</button>
+                </p>
+            </Show>
+            {move || screen(model)}
+        </div>
+    }
+}
+
+fn screen(model: AppModel) -> AnyView {
+    if let Some(reason) = model.signed_out.get() {
+        return view! {
+            <main class="page" id="main">
+                <h1 class="page__title">"This phone has been signed out"</h1>
+                <p class="page__lead">"An administrator signed this phone out of Huddle, and everything Huddle kept on it has been deleted."</p>
+                <p class="notice">{reason}</p>
+                <p>"To use Huddle again, ask your manager for a new invite."</p>
+            </main>
+        }
+        .into_any();
+    }
+    let route = model.route.get();
+    match route {
+        Route::Setup { secret } => {
+            return view! { <pages::RegisterPage kind=LinkKind::Setup secret=secret /> }.into_any()
+        }
+        Route::Join { secret } => {
+            return view! { <pages::RegisterPage kind=LinkKind::Invite secret=secret /> }.into_any()
+        }
+        _ => {}
+    }
+    if !model.loaded.get() {
+        return view! {
+            <main class="page page--loading" aria-busy="true">
+                <p class="page__lead" role="status">"Opening Huddle…"</p>
+            </main>
+        }
+        .into_any();
+    }
+    if model.session.with(Option::is_none) {
+        return view! { <pages::WelcomePage /> }.into_any();
+    }
+    match route {
+        Route::Conversation(group) => view! { <pages::ConversationPage group=group /> }.into_any(),
+        Route::Members(group) => view! { <pages::MembersPage group=group /> }.into_any(),
+        Route::NewGroup => view! { <pages::NewGroupPage /> }.into_any(),
+        Route::NewDirect => view! { <pages::NewDirectPage /> }.into_any(),
+        Route::Invite => view! { <pages::InvitePage /> }.into_any(),
+        Route::People => view! { <pages::PeoplePage /> }.into_any(),
+        _ => view! { <pages::ConversationsPage /> }.into_any(),
     }
 }

@@ -2,6 +2,14 @@
 
 mod app_bar;
 mod check_list;
+mod connection_banner;
+mod install_help;
+mod kind_badge;
+mod qr_code;
 
 pub use app_bar::AppBar;
 pub use check_list::CheckList;
+pub use connection_banner::ConnectionBanner;
+pub use install_help::InstallHelp;
+pub use kind_badge::KindBadge;
+pub use qr_code::QrCodeView;

@@ -1,5 +1,21 @@
 //! Screens, one per route, named `…Page`.
 
+mod conversation;
+mod conversations;
+mod invite;
+mod members;
+mod new_direct;
+mod new_group;
+mod people;
+mod register;
 mod welcome;
 
+pub use conversation::ConversationPage;
+pub use conversations::ConversationsPage;
+pub use invite::InvitePage;
+pub use members::MembersPage;
+pub use new_direct::NewDirectPage;
+pub use new_group::NewGroupPage;
+pub use people::PeoplePage;
+pub use register::RegisterPage;
 pub use welcome::WelcomePage;

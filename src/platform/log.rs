@@ -3,3 +3,8 @@
 pub fn error(message: &str) {
     web_sys::console::error_1(&message.into());
 }
+
+/// Something worth knowing that the app recovers from by itself.
+pub fn warn(message: &str) {
+    web_sys::console::warn_1(&message.into());
+}

@@ -332,6 +332,25 @@ impl WorkerStore {
         committed(tx).await.map_err(|_| failed())
     }
 
+    /// Deletes every record: the device key, the pending key, all group state
+    /// and the storage key itself.
+    pub async fn wipe(&self) -> Result<(), WorkerError> {
+        let failed = || storage_error("the worker's storage could not be cleared");
+        let stores = [KEYS_STORE, RECORDS_STORE, MLS_STORE];
+        let tx = self
+            .db
+            .transaction(&stores, TransactionMode::ReadWrite)
+            .map_err(|_| failed())?;
+        for name in stores {
+            tx.store(name)
+                .map_err(|_| failed())?
+                .clear()
+                .await
+                .map_err(|_| failed())?;
+        }
+        committed(tx).await.map_err(|_| failed())
+    }
+
     pub fn close(self) {
         self.db.close();
     }
@@ -388,6 +407,18 @@ impl RequestHandler {
             }
             store.close();
             return result.map(|(response, _)| response);
+        }
+        if let WorkerRequest::Wipe = request {
+            self.core.forget_device();
+            let store = match self.store.take() {
+                Some(store) => store,
+                None => {
+                    WorkerStore::open(self.database.as_deref().unwrap_or(WORKER_DATABASE)).await?
+                }
+            };
+            let result = store.wipe().await;
+            store.close();
+            return result.map(|()| crate::protocol::WorkerResponse::Done);
         }
         if let WorkerRequest::OpenDevice { identity } = request {
             let name = self.database.as_deref().unwrap_or(WORKER_DATABASE);

@@ -153,6 +153,11 @@ impl WorkerCore {
         Ok((response, new_key))
     }
 
+    /// Forgets the open device (its stored records are cleared by the caller).
+    pub fn forget_device(&mut self) {
+        self.device = None;
+    }
+
     /// The MLS state changes to persist before the answer is sent.
     pub fn take_state_changes(&mut self) -> Vec<StateChange> {
         self.device
@@ -176,7 +181,7 @@ impl WorkerCore {
         use WorkerRequest as R;
         use WorkerResponse as A;
         let answer = match request {
-            R::Ping | R::OpenDevice { .. } | R::PrepareRegistration { .. } => {
+            R::Ping | R::OpenDevice { .. } | R::PrepareRegistration { .. } | R::Wipe => {
                 return Err(WorkerError {
                     kind: WorkerErrorKind::NoDevice,
                     message: "this request is handled by the worker's store".into(),

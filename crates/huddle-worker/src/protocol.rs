@@ -97,6 +97,8 @@ pub enum WorkerRequest {
     DeleteGroup {
         group: GroupId,
     },
+    /// Remote wipe: forgets the device key and every group secret.
+    Wipe,
 }
 
 /// What the crypto worker answers.

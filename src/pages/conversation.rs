@@ -1,0 +1,199 @@
+//! One conversation: its type always in view, messages with sender, time, state and when each disappears, and the composer.
+
+use crate::components::KindBadge;
+use crate::model::{AppModel, FIRST_PAGE};
+use crate::navigate;
+use crate::platform::{browser, client};
+use crate::state::conversations::{delivery_label, patient_data_warning, title};
+use crate::state::records::Delivery;
+use crate::state::route::Route;
+use crate::state::time::{clock_label, duration_label, expiry_label, year_of};
+use huddle_core::ids::GroupId;
+use huddle_core::retention::GroupKind;
+use leptos::html;
+use leptos::prelude::*;
+
+#[component]
+pub fn ConversationPage(group: GroupId) -> impl IntoView {
+    let model = expect_context::<AppModel>();
+    model.open.set(Some(group));
+    model.message_limit.set(FIRST_PAGE);
+    model.messages.set(Vec::new());
+    if let Some(client) = client::client() {
+        client.viewed();
+    }
+    on_cleanup(move || model.open.set(None));
+
+    let record = Memo::new(move |_| {
+        model
+            .records
+            .with(|records| records.iter().find(|r| r.group == group).cloned())
+    });
+    let heading = move || {
+        record
+            .get()
+            .map(|r| model.directory.with(|d| title(&r, d)))
+            .unwrap_or_else(|| "Conversation".to_owned())
+    };
+    let offset = browser::utc_offset_minutes();
+    let end = NodeRef::<html::Div>::new();
+    // Keep the newest message in view as messages arrive.
+    Effect::new(move |_| {
+        model.messages.track();
+        if let Some(end) = end.get() {
+            end.scroll_into_view_with_bool(false);
+        }
+    });
+
+    let can_post = move || {
+        record.get().is_some_and(|r| {
+            !r.ended && (r.kind != GroupKind::EmergencyBroadcast || model.is_admin())
+        })
+    };
+    let more = move |_| {
+        model.message_limit.update(|l| *l += FIRST_PAGE);
+        if let Some(client) = client::client() {
+            client.viewed();
+        }
+    };
+
+    view! {
+        <main class="page page--conversation" id="main">
+            <header class="conversation-head">
+                <h1 class="page__title">{heading}</h1>
+                {move || record.get().map(|r| view! {
+                    <p class="conversation-head__meta">
+                        <KindBadge kind=r.kind />
+                        <span>{format!("Messages disappear after {}", duration_label(r.retention.as_millis()))}</span>
+                    </p>
+                })}
+                <a class="button button--quiet" href=format!("/c/{group}/members")
+                    on:click=move |ev| { ev.prevent_default(); navigate(model, Route::Members(group)) }>
+                    "People in this conversation"
+                </a>
+            </header>
+            <Show when=move || model.messages.with(|m| m.len() as u32 >= model.message_limit.get())>
+                <button class="button button--quiet" type="button" on:click=more>"Show earlier messages"</button>
+            </Show>
+            <ol class="messages" aria-label="Messages" aria-live="polite">
+                <For
+                    each=move || model.messages.get()
+                    key=|m| (m.client_msg, m.delivery.clone(), m.expires_at)
+                    let:message
+                >
+                    {
+                        let state = delivery_label(&message.delivery);
+                        let failed = match &message.delivery {
+                            Delivery::Failed(reason) => Some(reason.clone()),
+                            _ => None,
+                        };
+                        let id = message.client_msg;
+                        let expires_at = message.expires_at;
+                        view! {
+                            <li class="message" class:message--own=message.own data-testid="message">
+                                <span class="message__sender">{message.sender_name.clone()}</span>
+                                <p class="message__text">{message.text.clone()}</p>
+                                <span class="message__meta">
+                                    <time>{clock_label(message.sent_at, model.now.get_untracked(), offset)}</time>
+                                    {(!state.is_empty()).then(|| view! { <span class="message__state" data-state=state>{state}</span> })}
+                                    <span class="message__expiry">{move || expiry_label(expires_at, model.now.get())}</span>
+                                </span>
+                                {failed.map(|reason| view! {
+                                    <span class="message__failed" role="alert">
+                                        {reason}
+                                        <button class="button button--small" type="button"
+                                            on:click=move |_| { if let Some(c) = client::client() { c.retry(id) } }>
+                                            "Try again"
+                                        </button>
+                                    </span>
+                                })}
+                            </li>
+                        }
+                    }
+                </For>
+            </ol>
+            <div node_ref=end></div>
+            <Show
+                when=can_post
+                fallback=move || view! {
+                    <p class="notice">
+                        {move || if record.get().is_some_and(|r| r.ended) {
+                            "You are no longer in this conversation."
+                        } else {
+                            "Only administrators post in emergency broadcasts."
+                        }}
+                    </p>
+                }
+            >
+                <Composer group=group />
+            </Show>
+        </main>
+    }
+}
+
+/// Where a message is written. It warns before sending what looks like
+/// patient-identifiable details.
+#[component]
+fn Composer(group: GroupId) -> impl IntoView {
+    let model = expect_context::<AppModel>();
+    let text = RwSignal::new(String::new());
+    let warning = RwSignal::new(None::<String>);
+    let input = NodeRef::<html::Textarea>::new();
+
+    let send_now = move || {
+        let body = text.get_untracked();
+        if body.trim().is_empty() {
+            return;
+        }
+        match client::client() {
+            Some(client) => {
+                client.compose(group, body.trim_end().to_owned());
+                text.set(String::new());
+                warning.set(None);
+                if let Some(input) = input.get_untracked() {
+                    let _ = input.focus();
+                }
+            }
+            None => model
+                .notice
+                .set(Some("Huddle is still starting. Try again in a moment.".into())),
+        }
+    };
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let body = text.get_untracked();
+        if body.trim().is_empty() {
+            return;
+        }
+        match patient_data_warning(&body, year_of(browser::now())) {
+            Some(found) => warning.set(Some(found)),
+            None => send_now(),
+        }
+    };
+
+    view! {
+        <form class="composer" on:submit=submit>
+            <Show when=move || warning.get().is_some()>
+                <div class="warning" role="alertdialog" aria-labelledby="pii-title" aria-describedby="pii-text">
+                    <h2 id="pii-title" class="warning__title">"Check before you send"</h2>
+                    <p id="pii-text">{move || warning.get()}</p>
+                    <div class="warning__actions">
+                        <button class="button" type="button" on:click=move |_| {
+                            warning.set(None);
+                            if let Some(input) = input.get_untracked() { let _ = input.focus(); }
+                        }>"Edit message"</button>
+                        <button class="button button--secondary" type="button" on:click=move |_| send_now()>
+                            "Send anyway"
+                        </button>
+                    </div>
+                </div>
+            </Show>
+            <label class="visually-hidden" for="composer-text">"Message"</label>
+            <textarea id="composer-text" class="composer__input" rows="2" node_ref=input
+                placeholder="Write a message"
+                prop:value=move || text.get()
+                on:input=move |ev| text.set(event_target_value(&ev))></textarea>
+            <button class="button composer__send" type="submit">"Send"</button>
+        </form>
+    }
+}

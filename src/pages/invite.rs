@@ -1,0 +1,141 @@
+//! Administrators invite a colleague: a one-time link and QR code with the person's name, role and the invite's expiry.
+
+use crate::components::QrCodeView;
+use crate::model::AppModel;
+use crate::platform::{browser, client};
+use crate::state::time::{clock_label, duration_label};
+use huddle_core::wire::{ClientFrame, Role, ServerFrame};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+const VALIDITY_CHOICES: [u64; 3] = [24 * 3600, 3 * 24 * 3600, 7 * 24 * 3600];
+
+#[derive(Clone)]
+struct Made {
+    name: String,
+    role: Role,
+    link: String,
+    expires: String,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[component]
+pub fn InvitePage() -> impl IntoView {
+    let model = expect_context::<AppModel>();
+    let name = RwSignal::new(String::new());
+    let administrator = RwSignal::new(false);
+    let valid_for = RwSignal::new(VALIDITY_CHOICES[1]);
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let made = RwSignal::new(None::<Made>);
+    let copied = RwSignal::new(false);
+
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        let display_name = name.get_untracked().trim().to_owned();
+        if display_name.is_empty() {
+            error.set(Some("Enter the name of the person you are inviting.".into()));
+            return;
+        }
+        let Some(client) = client::client() else {
+            error.set(Some("Huddle is still starting. Try again in a moment.".into()));
+            return;
+        };
+        let role = if administrator.get_untracked() { Role::Administrator } else { Role::Staff };
+        let valid_for_secs = valid_for.get_untracked();
+        busy.set(true);
+        error.set(None);
+        spawn_local(async move {
+            let answer = client
+                .ask(|request| ClientFrame::CreateInvite {
+                    request,
+                    display_name: display_name.clone(),
+                    role,
+                    valid_for_secs,
+                })
+                .await;
+            busy.set(false);
+            match answer {
+                Ok(ServerFrame::InviteCreated { secret, expires_at, .. }) => {
+                    copied.set(false);
+                    made.set(Some(Made {
+                        name: display_name,
+                        role,
+                        link: format!("{}/join#{}", browser::origin(), hex(&secret)),
+                        expires: clock_label(expires_at, browser::now(), browser::utc_offset_minutes()),
+                    }));
+                    name.set(String::new());
+                }
+                Ok(_) => error.set(Some("The relay answered something unexpected.".into())),
+                Err(e) => error.set(Some(e)),
+            }
+        });
+    };
+
+    view! {
+        <main class="page" id="main">
+            <h1 class="page__title">"Invite someone"</h1>
+            {move || made.get().map(|invite| {
+                let link = invite.link.clone();
+                let copy_link = link.clone();
+                view! {
+                    <section class="card invite" aria-labelledby="invite-title" data-testid="invite">
+                        <h2 id="invite-title" class="card__title">{format!("Invite for {}", invite.name)}</h2>
+                        <p>{format!(
+                            "Role: {}. Works once, until {}.",
+                            if invite.role == Role::Administrator { "administrator" } else { "staff" },
+                            invite.expires
+                        )}</p>
+                        <QrCodeView text=link.clone() label=format!("Invite code for {}", invite.name) />
+                        <p class="field__hint">"Ask them to scan this code with their phone's camera, or send them the link. Anyone with the link can use it once, so send it only to them."</p>
+                        <input class="field__input invite__link" readonly prop:value=link.clone() aria-label="Invite link" data-testid="invite-link" />
+                        <button class="button button--secondary" type="button" on:click=move |_| {
+                            let link = copy_link.clone();
+                            spawn_local(async move { copied.set(browser::copy_text(&link).await) });
+                        }>{move || if copied.get() { "Link copied" } else { "Copy link" }}</button>
+                    </section>
+                }
+            })}
+            <form class="form" on:submit=submit>
+                <label class="field">
+                    <span class="field__label">"Their name"</span>
+                    <input class="field__input" name="invite-name" maxlength="80" autocomplete="off"
+                        prop:value=move || name.get()
+                        on:input=move |ev| name.set(event_target_value(&ev)) />
+                </label>
+                <label class="choice">
+                    <input type="checkbox" name="administrator" prop:checked=move || administrator.get()
+                        on:change=move |_| administrator.update(|a| *a = !*a) />
+                    <span class="choice__text">
+                        <strong>"Administrator"</strong>
+                        <span class="field__hint">"Can invite people, make groups and remove people."</span>
+                    </span>
+                </label>
+                <label class="field">
+                    <span class="field__label">"The invite works for"</span>
+                    <select class="field__input" name="valid-for" on:change=move |ev| {
+                        if let Ok(secs) = event_target_value(&ev).parse() { valid_for.set(secs) }
+                    }>
+                        {VALIDITY_CHOICES.into_iter().map(|secs| view! {
+                            <option value=secs.to_string() prop:selected=move || valid_for.get() == secs>
+                                {duration_label(secs * 1000)}
+                            </option>
+                        }).collect_view()}
+                    </select>
+                </label>
+                <Show when=move || error.get().is_some()>
+                    <p class="notice notice--error" role="alert">{move || error.get()}</p>
+                </Show>
+                <button class="button" type="submit" prop:disabled=move || busy.get() || !model.connection.get().live>
+                    "Create invite"
+                </button>
+                <Show when=move || !model.connection.get().live>
+                    <p class="field__hint">"Invites need a connection."</p>
+                </Show>
+            </form>
+        </main>
+    }
+}

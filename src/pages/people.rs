@@ -1,0 +1,79 @@
+//! The team: everyone in the organisation; administrators can sign a person out of every device.
+
+use crate::model::AppModel;
+use crate::platform::client;
+use huddle_core::ids::UserId;
+use huddle_core::wire::{ClientFrame, Role};
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+#[component]
+pub fn PeoplePage() -> impl IntoView {
+    let model = expect_context::<AppModel>();
+    let error = RwSignal::new(None::<String>);
+    let confirm = RwSignal::new(None::<(UserId, String)>);
+    let me = move || model.session.with(|s| s.as_ref().map(|s| s.user));
+    if let Some(client) = client::client() {
+        spawn_local(async move {
+            let _ = client.refresh_directory().await;
+        });
+    }
+    let revoke = move |user: UserId| {
+        let Some(client) = client::client() else {
+            return;
+        };
+        confirm.set(None);
+        spawn_local(async move {
+            match client.ask(|request| ClientFrame::RevokeUser { request, user }).await {
+                Ok(_) => {
+                    let _ = client.refresh_directory().await;
+                }
+                Err(e) => error.set(Some(e)),
+            }
+        });
+    };
+    view! {
+        <main class="page" id="main">
+            <h1 class="page__title">"Team"</h1>
+            <Show when=move || error.get().is_some()>
+                <p class="notice notice--error" role="alert">{move || error.get()}</p>
+            </Show>
+            {move || confirm.get().map(|(user, name)| view! {
+                <div class="warning" role="alertdialog" aria-labelledby="revoke-title">
+                    <h2 id="revoke-title" class="warning__title">{format!("Sign {name} out of Huddle?")}</h2>
+                    <p>"Their phones are disconnected at once and wiped the next time they open Huddle. They will need a new invite to come back."</p>
+                    <div class="warning__actions">
+                        <button class="button button--danger" type="button" on:click=move |_| revoke(user)>"Sign out and wipe"</button>
+                        <button class="button button--secondary" type="button" on:click=move |_| confirm.set(None)>"Cancel"</button>
+                    </div>
+                </div>
+            })}
+            <ul class="people-list" aria-label="Team">
+                {move || model.directory.get().people.into_iter().map(|person| {
+                    let user = person.user;
+                    let name = person.display_name.clone();
+                    let is_me = me() == Some(user);
+                    view! {
+                        <li class="person-row">
+                            <span class="person-row__name">
+                                {person.display_name.clone()}
+                                {is_me.then_some(" (you)")}
+                            </span>
+                            <span class="field__hint">
+                                {if person.role == Role::Administrator { "Administrator" } else { "Staff" }}
+                                {person.devices.is_empty().then_some(" · not joined")}
+                            </span>
+                            <Show when=move || model.is_admin() && !is_me>
+                                <button class="button button--small button--danger" type="button"
+                                    on:click={
+                                        let name = name.clone();
+                                        move |_| confirm.set(Some((user, name.clone())))
+                                    }>"Sign out"</button>
+                            </Show>
+                        </li>
+                    }
+                }).collect_view()}
+            </ul>
+        </main>
+    }
+}

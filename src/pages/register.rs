@@ -1,0 +1,114 @@
+//! The first-run link and invite links: name the home (first run) or yourself, and this phone joins.
+
+use crate::model::AppModel;
+use crate::navigate;
+use crate::platform::{client, registration};
+use crate::platform::registration::LinkKind;
+use crate::state::route::Route;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+
+#[component]
+pub fn RegisterPage(kind: LinkKind, secret: String) -> impl IntoView {
+    let model = expect_context::<AppModel>();
+    let org_name = RwSignal::new(String::new());
+    let display_name = RwSignal::new(String::new());
+    let error = RwSignal::new(None::<String>);
+    let busy = RwSignal::new(false);
+    let complete = registration::secret_looks_complete(&secret);
+    let secret = StoredValue::new(secret);
+
+    let submit = move |ev: leptos::ev::SubmitEvent| {
+        ev.prevent_default();
+        if busy.get_untracked() {
+            return;
+        }
+        let (org, name) = (org_name.get_untracked(), display_name.get_untracked());
+        if kind == LinkKind::Setup && org.trim().is_empty() {
+            error.set(Some("Enter the name of your care home or team.".into()));
+            return;
+        }
+        if kind == LinkKind::Setup && name.trim().is_empty() {
+            error.set(Some("Enter your name as colleagues will see it.".into()));
+            return;
+        }
+        busy.set(true);
+        error.set(None);
+        spawn_local(async move {
+            let secret = secret.get_value();
+            match registration::register(kind, &secret, org.trim(), name.trim()).await {
+                Ok((db, session, worker)) => {
+                    model.session.set(Some(session.clone()));
+                    model.loaded.set(true);
+                    navigate(model, Route::Conversations);
+                    if let Err(e) = client::start(model, db, session, Some(worker)).await {
+                        model.notice.set(Some(e));
+                    }
+                }
+                Err(e) => {
+                    error.set(Some(e));
+                    busy.set(false);
+                }
+            }
+        });
+    };
+
+    let (title, lead, button) = match kind {
+        LinkKind::Setup => (
+            "Set up Huddle for your team",
+            "You are the first person here, so you will be its administrator. You can invite your colleagues next.",
+            "Set up Huddle",
+        ),
+        LinkKind::Invite => (
+            "Join your team on Huddle",
+            "You've been invited to your team's secure messaging. Choose the name your colleagues will see.",
+            "Join",
+        ),
+    };
+
+    view! {
+        <main class="page" id="main">
+            <h1 class="page__title">{title}</h1>
+            <p class="page__lead">{lead}</p>
+            <Show when=move || model.session.with(Option::is_some)>
+                <p class="notice">"This phone is already set up for Huddle. "
+                    <a href="/">"Go to your conversations"</a>
+                </p>
+            </Show>
+            <Show
+                when=move || complete
+                fallback=|| view! {
+                    <p class="notice notice--error" role="alert">
+                        "This link is incomplete. Open the whole link again, or ask for a new one."
+                    </p>
+                }
+            >
+                <form class="form" on:submit=submit>
+                    <Show when=move || kind == LinkKind::Setup>
+                        <label class="field">
+                            <span class="field__label">"Name of your care home or team"</span>
+                            <input class="field__input" name="org" autocomplete="organization" maxlength="80"
+                                prop:value=move || org_name.get()
+                                on:input=move |ev| org_name.set(event_target_value(&ev)) />
+                        </label>
+                    </Show>
+                    <label class="field">
+                        <span class="field__label">"Your name"</span>
+                        <span class="field__hint">
+                            {if kind == LinkKind::Invite { "Leave it empty to use the name on your invite." } else { "As your colleagues will see it." }}
+                        </span>
+                        <input class="field__input" name="name" autocomplete="name" maxlength="80"
+                            prop:value=move || display_name.get()
+                            on:input=move |ev| display_name.set(event_target_value(&ev)) />
+                    </label>
+                    <Show when=move || error.get().is_some()>
+                        <p class="notice notice--error" role="alert">{move || error.get()}</p>
+                    </Show>
+                    <button class="button" type="submit" prop:disabled=move || busy.get()>
+                        {move || if busy.get() { "Setting up this phone…" } else { button }}
+                    </button>
+                </form>
+            </Show>
+        </main>
+    }
+}

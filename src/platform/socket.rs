@@ -1,0 +1,85 @@
+//! The WebSocket to the relay: binary frames in and out, and open/close reported as events tagged with the socket's generation.
+//!
+//! A socket that has been replaced can still fire its `close` later; the
+//! generation lets the app ignore it.
+
+use std::rc::Rc;
+use wasm_bindgen::closure::Closure;
+use wasm_bindgen::JsCast;
+use web_sys::{BinaryType, MessageEvent, WebSocket};
+
+/// What a socket reports.
+#[derive(Debug)]
+pub enum SocketEvent {
+    Opened,
+    Frame(Vec<u8>),
+    Closed,
+}
+
+type Handler = Rc<dyn Fn(u64, SocketEvent)>;
+
+/// An open (or opening) WebSocket. Dropping it closes it.
+pub struct Socket {
+    ws: WebSocket,
+    _on_open: Closure<dyn FnMut()>,
+    _on_message: Closure<dyn FnMut(MessageEvent)>,
+    _on_close: Closure<dyn FnMut()>,
+}
+
+/// The relay's WebSocket address on the origin the app was served from.
+pub fn relay_url() -> Option<String> {
+    let location = web_sys::window()?.location();
+    let scheme = if location.protocol().ok()? == "https:" { "wss" } else { "ws" };
+    Some(format!("{scheme}://{}/api/ws", location.host().ok()?))
+}
+
+impl Socket {
+    /// Starts connecting; `handler` hears about it with `generation`.
+    pub fn connect(url: &str, generation: u64, handler: Handler) -> Option<Socket> {
+        let ws = WebSocket::new(url).ok()?;
+        ws.set_binary_type(BinaryType::Arraybuffer);
+        let on_open = {
+            let handler = handler.clone();
+            Closure::<dyn FnMut()>::new(move || handler(generation, SocketEvent::Opened))
+        };
+        let on_message = {
+            let handler = handler.clone();
+            Closure::<dyn FnMut(MessageEvent)>::new(move |event: MessageEvent| {
+                if let Ok(buffer) = event.data().dyn_into::<js_sys::ArrayBuffer>() {
+                    let bytes = js_sys::Uint8Array::new(&buffer).to_vec();
+                    handler(generation, SocketEvent::Frame(bytes));
+                }
+            })
+        };
+        // `error` is always followed by `close`, so only `close` is reported.
+        let on_close =
+            Closure::<dyn FnMut()>::new(move || handler(generation, SocketEvent::Closed));
+        ws.set_onopen(Some(on_open.as_ref().unchecked_ref()));
+        ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
+        ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
+        Some(Socket {
+            ws,
+            _on_open: on_open,
+            _on_message: on_message,
+            _on_close: on_close,
+        })
+    }
+
+    /// Sends one frame; false if the socket is not open.
+    pub fn send(&self, bytes: &[u8]) -> bool {
+        self.ws.ready_state() == WebSocket::OPEN && self.ws.send_with_u8_array(bytes).is_ok()
+    }
+
+    pub fn close(&self) {
+        let _ = self.ws.close();
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        self.ws.set_onopen(None);
+        self.ws.set_onmessage(None);
+        self.ws.set_onclose(None);
+        let _ = self.ws.close();
+    }
+}

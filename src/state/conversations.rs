@@ -1,0 +1,256 @@
+//! The conversation list and a conversation's messages as the screens show them: titles, previews, order, states.
+
+use super::records::{ConversationRecord, Delivery, Directory, MessageRecord};
+use huddle_core::ids::{ClientMessageId, GroupId, UserId};
+use huddle_core::patient_data::{detect, PatientDataKind};
+use huddle_core::retention::{GroupKind, UnixMillis};
+
+/// One row of the conversation list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConversationSummary {
+    pub group: GroupId,
+    pub title: String,
+    pub kind: GroupKind,
+    pub unread: u32,
+    /// The latest message still on the phone: who wrote it and what it says.
+    pub preview: Option<String>,
+    /// When the latest message was sent, or the conversation began.
+    pub last_at: UnixMillis,
+    pub ended: bool,
+}
+
+/// The name a person sees for a conversation.
+pub fn title(record: &ConversationRecord, directory: &Directory) -> String {
+    match (record.kind, record.peer) {
+        (GroupKind::Direct, Some(peer)) => directory
+            .name_of(peer)
+            .map(str::to_owned)
+            .unwrap_or_else(|| "A colleague".to_owned()),
+        _ if record.name.is_empty() => "Unnamed group".to_owned(),
+        _ => record.name.clone(),
+    }
+}
+
+/// The list row for `record`, given its latest message.
+pub fn summarise(
+    record: &ConversationRecord,
+    latest: Option<&MessageRecord>,
+    directory: &Directory,
+    me: UserId,
+) -> ConversationSummary {
+    let preview = latest.map(|message| {
+        let who = if message.sender == me {
+            "You".to_owned()
+        } else {
+            directory
+                .name_of(message.sender)
+                .unwrap_or("Someone")
+                .to_owned()
+        };
+        format!("{who}: {}", first_line(&message.text, 80))
+    });
+    ConversationSummary {
+        group: record.group,
+        title: title(record, directory),
+        kind: record.kind,
+        unread: record.unread,
+        preview,
+        last_at: latest.map_or(record.created_at, |m| m.sent_at),
+        ended: record.ended,
+    }
+}
+
+/// Newest first; ties by title so that the order is stable.
+pub fn sort_newest_first(list: &mut [ConversationSummary]) {
+    list.sort_by(|a, b| b.last_at.cmp(&a.last_at).then_with(|| a.title.cmp(&b.title)));
+}
+
+fn first_line(text: &str, max_chars: usize) -> String {
+    let line = text.lines().next().unwrap_or("");
+    if line.chars().count() > max_chars || text.lines().nth(1).is_some() {
+        let cut: String = line.chars().take(max_chars).collect();
+        format!("{}…", cut.trim_end())
+    } else {
+        line.to_owned()
+    }
+}
+
+/// A message as the conversation screen shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageView {
+    pub client_msg: ClientMessageId,
+    pub sender_name: String,
+    pub own: bool,
+    pub text: String,
+    pub sent_at: UnixMillis,
+    pub expires_at: UnixMillis,
+    pub delivery: Delivery,
+}
+
+/// A conversation's messages in the order they were written.
+pub fn message_views(
+    mut messages: Vec<MessageRecord>,
+    directory: &Directory,
+    me: UserId,
+) -> Vec<MessageView> {
+    messages.sort_by_key(|m| (m.sent_at, m.client_msg));
+    messages
+        .into_iter()
+        .map(|m| MessageView {
+            client_msg: m.client_msg,
+            sender_name: if m.sender == me {
+                "You".to_owned()
+            } else {
+                directory.name_of(m.sender).unwrap_or("Someone").to_owned()
+            },
+            own: m.sender == me,
+            text: m.text,
+            sent_at: m.sent_at,
+            expires_at: m.expires_at,
+            delivery: m.delivery,
+        })
+        .collect()
+}
+
+/// What a message's state reads as, next to it.
+pub fn delivery_label(delivery: &Delivery) -> &'static str {
+    match delivery {
+        Delivery::Received => "",
+        Delivery::Waiting | Delivery::Queued => "Waiting to send",
+        Delivery::Sending => "Sending",
+        Delivery::Sent => "Sent",
+        Delivery::Failed(_) => "Not sent",
+    }
+}
+
+/// The composer's warning when the text looks like it identifies a patient.
+pub fn patient_data_warning(text: &str, year: i32) -> Option<String> {
+    let mut kinds: Vec<PatientDataKind> = detect(text, year).into_iter().map(|f| f.kind).collect();
+    kinds.dedup();
+    if kinds.is_empty() {
+        return None;
+    }
+    let labels: Vec<&str> = kinds.iter().map(|k| k.label()).collect();
+    let what = match labels.as_slice() {
+        [one] => (*one).to_owned(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+        [] => String::new(),
+    };
+    Some(format!(
+        "This message looks like it contains {what}. Keep details that identify a person in the care record, not in chat."
+    ))
+}
+
+/// The CSS modifier and label that keep each kind of conversation apart.
+pub fn kind_class(kind: GroupKind) -> &'static str {
+    match kind {
+        GroupKind::Clinical => "kind--clinical",
+        GroupKind::Operational => "kind--operational",
+        GroupKind::Social => "kind--social",
+        GroupKind::EmergencyBroadcast => "kind--broadcast",
+        GroupKind::Direct => "kind--direct",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use huddle_core::ids::DeviceId;
+    use huddle_core::retention::RetentionSecs;
+    use huddle_core::wire::{Person, Role};
+
+    const ME: UserId = UserId::from_bytes([1; 16]);
+    const ANN: UserId = UserId::from_bytes([2; 16]);
+
+    fn directory() -> Directory {
+        Directory {
+            people: vec![Person {
+                user: ANN,
+                display_name: "Ann".into(),
+                role: Role::Staff,
+                devices: vec![],
+            }],
+        }
+    }
+
+    fn record(kind: GroupKind, name: &str, peer: Option<UserId>) -> ConversationRecord {
+        ConversationRecord {
+            group: GroupId::from_bytes([9; 16]),
+            kind,
+            retention: RetentionSecs::DAY,
+            name: name.into(),
+            peer,
+            members: vec![ME],
+            unread: 2,
+            created_at: UnixMillis(100),
+            ended: false,
+        }
+    }
+
+    fn message(sender: UserId, at: u64, text: &str) -> MessageRecord {
+        MessageRecord {
+            group: GroupId::from_bytes([9; 16]),
+            client_msg: ClientMessageId::from_bytes([at as u8; 16]),
+            sender,
+            sender_device: DeviceId::from_bytes([0; 16]),
+            sent_at: UnixMillis(at),
+            expires_at: UnixMillis(at + 1000),
+            text: text.into(),
+            delivery: if sender == ME { Delivery::Sent } else { Delivery::Received },
+        }
+    }
+
+    #[test]
+    fn one_to_one_conversations_are_named_after_the_other_person() {
+        let direct = record(GroupKind::Direct, "", Some(ANN));
+        assert_eq!(title(&direct, &directory()), "Ann");
+        let unknown = record(GroupKind::Direct, "", Some(UserId::from_bytes([3; 16])));
+        assert_eq!(title(&unknown, &directory()), "A colleague");
+        assert_eq!(title(&record(GroupKind::Social, "Tea", None), &directory()), "Tea");
+    }
+
+    #[test]
+    fn previews_name_the_sender_and_keep_to_one_line() {
+        let group = record(GroupKind::Operational, "Rota", None);
+        let summary = summarise(&group, Some(&message(ANN, 500, "Can anyone\ncover Sunday?")), &directory(), ME);
+        assert_eq!(summary.preview.as_deref(), Some("Ann: Can anyone…"));
+        assert_eq!(summary.last_at, UnixMillis(500));
+        let own = summarise(&group, Some(&message(ME, 600, "I can")), &directory(), ME);
+        assert_eq!(own.preview.as_deref(), Some("You: I can"));
+        let empty = summarise(&group, None, &directory(), ME);
+        assert_eq!((empty.preview, empty.last_at), (None, UnixMillis(100)));
+    }
+
+    #[test]
+    fn the_list_is_newest_first() {
+        let group = record(GroupKind::Operational, "Rota", None);
+        let mut list = vec![
+            summarise(&group, Some(&message(ANN, 1, "old")), &directory(), ME),
+            summarise(&group, Some(&message(ANN, 3, "new")), &directory(), ME),
+            summarise(&group, Some(&message(ANN, 2, "mid")), &directory(), ME),
+        ];
+        sort_newest_first(&mut list);
+        let order: Vec<u64> = list.iter().map(|s| s.last_at.0).collect();
+        assert_eq!(order, vec![3, 2, 1]);
+    }
+
+    #[test]
+    fn messages_read_in_the_order_written_with_their_senders() {
+        let views = message_views(
+            vec![message(ANN, 20, "second"), message(ME, 10, "first")],
+            &directory(),
+            ME,
+        );
+        assert_eq!(views[0].text, "first");
+        assert!(views[0].own);
+        assert_eq!(views[1].sender_name, "Ann");
+        assert_eq!(delivery_label(&views[0].delivery), "Sent");
+    }
+
+    #[test]
+    fn the_composer_warns_about_patient_details_in_plain_words() {
+        assert_eq!(patient_data_warning("Shift swap on Sunday?", 2026), None);
+        let warning = patient_data_warning("Mrs B, NHS 943 476 5919, DOB 03/04/1941", 2026).unwrap();
+        assert!(warning.contains("an NHS number and a date of birth"), "{warning}");
+    }
+}
