@@ -56,11 +56,15 @@ pub fn App() -> impl IntoView {
     leptos::task::spawn_local(async move {
         match client::load_cache(model).await {
             Ok(Some((db, session))) => {
+                browser::mark_after_render("huddle:list-painted");
                 if let Err(e) = client::start(model, db, session, None).await {
                     model.notice.set(Some(e));
                 }
             }
-            Ok(None) => model.loaded.set(true),
+            Ok(None) => {
+                model.loaded.set(true);
+                browser::mark_after_render("huddle:first-screen");
+            }
             Err(e) => {
                 model.notice.set(Some(e));
                 model.loaded.set(true);

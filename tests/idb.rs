@@ -50,3 +50,84 @@ async fn a_missing_store_is_a_typed_error_not_a_panic() {
     db.close();
     IdbDatabase::delete_database(name).await.expect("clean up");
 }
+
+mod sealed_store {
+    use huddle::platform::idb::IdbDatabase;
+    use huddle::state::records::{Delivery, MessageRecord, Session};
+    use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, OrgId, UserId};
+    use huddle_core::retention::UnixMillis;
+    use wasm_bindgen_test::*;
+
+    fn message(group: GroupId, n: u8, sent_at: u64, expires_at: u64) -> MessageRecord {
+        MessageRecord {
+            group,
+            client_msg: ClientMessageId::from_bytes([n; 16]),
+            sender: UserId::from_bytes([1; 16]),
+            sender_device: DeviceId::from_bytes([2; 16]),
+            sent_at: UnixMillis(sent_at),
+            expires_at: UnixMillis(expires_at),
+            text: format!("message {n}"),
+            delivery: Delivery::Received,
+        }
+    }
+
+    #[wasm_bindgen_test]
+    async fn records_are_sealed_and_expiry_is_one_range_delete() {
+        let name = "huddle-test-sealed";
+        IdbDatabase::delete_database(name)
+            .await
+            .expect("start clean");
+        let db = IdbDatabase::open_sealed(name).await.expect("open");
+        let session = Session {
+            org: OrgId::from_bytes([3; 16]),
+            org_name: "Rosewood House".into(),
+            user: UserId::from_bytes([1; 16]),
+            device: DeviceId::from_bytes([2; 16]),
+            display_name: "Mia".into(),
+            administrator: true,
+            key_packages_published: false,
+        };
+        db.save_session(&session).await.expect("save session");
+        assert_eq!(db.session().await.expect("read"), Some(session.clone()));
+
+        let ward = GroupId::from_bytes([7; 16]);
+        let other = GroupId::from_bytes([8; 16]);
+        db.save_messages(&[
+            message(ward, 1, 10, 1_000),
+            message(ward, 2, 20, 2_000),
+            message(ward, 3, 30, 3_000),
+            message(other, 4, 15, 1_500),
+        ])
+        .await
+        .expect("save");
+        let latest = db.latest_messages(ward, 2).await.expect("latest");
+        let texts: Vec<&str> = latest.iter().map(|m| m.text.as_str()).collect();
+        assert_eq!(
+            texts,
+            ["message 3", "message 2"],
+            "newest first, only this group"
+        );
+        assert_eq!(db.message_count(other).await.expect("count"), 1);
+
+        // Everything that expired by 2,000 goes, in every group, at once.
+        db.delete_expired(UnixMillis(2_000)).await.expect("sweep");
+        let left = db.latest_messages(ward, 10).await.expect("latest");
+        assert_eq!(left.len(), 1);
+        assert_eq!(left[0].text, "message 3");
+        assert_eq!(db.message_count(other).await.expect("count"), 0);
+        db.close();
+
+        // Reopened (as after a restart), the data key unwraps again.
+        let reopened = IdbDatabase::open_sealed(name).await.expect("reopen");
+        assert_eq!(reopened.session().await.expect("read"), Some(session));
+        // Nothing is readable without the key: the raw value is ciphertext.
+        let raw = reopened.get("records", "session").await.expect("raw");
+        let raw = raw.expect("present");
+        assert!(
+            !raw.windows(8).any(|w| w == b"Rosewood"),
+            "no clear text at rest"
+        );
+        reopened.close();
+        IdbDatabase::delete_database(name).await.expect("clean up");
+    }
+}

@@ -23,7 +23,13 @@ pub fn QrCodeView(text: String, label: String) -> impl IntoView {
     match qr_path(&text) {
         Some((path, size)) => {
             let border = 4;
-            let view_box = format!("{} {} {} {}", -border, -border, size + 2 * border, size + 2 * border);
+            let view_box = format!(
+                "{} {} {} {}",
+                -border,
+                -border,
+                size + 2 * border,
+                size + 2 * border
+            );
             view! {
                 <svg class="qr" viewBox=view_box role="img" aria-label=label shape-rendering="crispEdges">
                     <rect x=-border y=-border width=size + 2 * border height=size + 2 * border fill="#ffffff" />
@@ -32,6 +38,8 @@ pub fn QrCodeView(text: String, label: String) -> impl IntoView {
             }
             .into_any()
         }
-        None => view! { <p>"This link is too long for a code; share the link instead."</p> }.into_any(),
+        None => {
+            view! { <p>"This link is too long for a code; share the link instead."</p> }.into_any()
+        }
     }
 }

@@ -154,9 +154,9 @@ fn Composer(group: GroupId) -> impl IntoView {
                     let _ = input.focus();
                 }
             }
-            None => model
-                .notice
-                .set(Some("Huddle is still starting. Try again in a moment.".into())),
+            None => model.notice.set(Some(
+                "Huddle is still starting. Try again in a moment.".into(),
+            )),
         }
     };
     let submit = move |ev: leptos::ev::SubmitEvent| {
@@ -172,7 +172,9 @@ fn Composer(group: GroupId) -> impl IntoView {
     };
 
     view! {
-        <form class="composer" on:submit=submit>
+        // autocomplete=off also keeps the browser from saving the draft in
+        // its session-restore files, in the clear.
+        <form class="composer" autocomplete="off" on:submit=submit>
             <Show when=move || warning.get().is_some()>
                 <div class="warning" role="alertdialog" aria-labelledby="pii-title" aria-describedby="pii-text">
                     <h2 id="pii-title" class="warning__title">"Check before you send"</h2>
@@ -189,7 +191,7 @@ fn Composer(group: GroupId) -> impl IntoView {
                 </div>
             </Show>
             <label class="visually-hidden" for="composer-text">"Message"</label>
-            <textarea id="composer-text" class="composer__input" rows="2" node_ref=input
+            <textarea id="composer-text" class="composer__input" rows="2" node_ref=input autocomplete="off"
                 placeholder="Write a message"
                 prop:value=move || text.get()
                 on:input=move |ev| text.set(event_target_value(&ev))></textarea>

@@ -3,9 +3,9 @@
 use crate::components::{InstallHelp, KindBadge};
 use crate::model::AppModel;
 use crate::navigate;
+use crate::platform::browser;
 use crate::state::route::Route;
 use crate::state::time::clock_label;
-use crate::platform::browser;
 use leptos::prelude::*;
 
 #[component]

@@ -37,14 +37,22 @@ pub fn InvitePage() -> impl IntoView {
         ev.prevent_default();
         let display_name = name.get_untracked().trim().to_owned();
         if display_name.is_empty() {
-            error.set(Some("Enter the name of the person you are inviting.".into()));
+            error.set(Some(
+                "Enter the name of the person you are inviting.".into(),
+            ));
             return;
         }
         let Some(client) = client::client() else {
-            error.set(Some("Huddle is still starting. Try again in a moment.".into()));
+            error.set(Some(
+                "Huddle is still starting. Try again in a moment.".into(),
+            ));
             return;
         };
-        let role = if administrator.get_untracked() { Role::Administrator } else { Role::Staff };
+        let role = if administrator.get_untracked() {
+            Role::Administrator
+        } else {
+            Role::Staff
+        };
         let valid_for_secs = valid_for.get_untracked();
         busy.set(true);
         error.set(None);
@@ -59,13 +67,19 @@ pub fn InvitePage() -> impl IntoView {
                 .await;
             busy.set(false);
             match answer {
-                Ok(ServerFrame::InviteCreated { secret, expires_at, .. }) => {
+                Ok(ServerFrame::InviteCreated {
+                    secret, expires_at, ..
+                }) => {
                     copied.set(false);
                     made.set(Some(Made {
                         name: display_name,
                         role,
                         link: format!("{}/join#{}", browser::origin(), hex(&secret)),
-                        expires: clock_label(expires_at, browser::now(), browser::utc_offset_minutes()),
+                        expires: clock_label(
+                            expires_at,
+                            browser::now(),
+                            browser::utc_offset_minutes(),
+                        ),
                     }));
                     name.set(String::new());
                 }

@@ -10,6 +10,9 @@ use leptos::task::spawn_local;
 #[component]
 pub fn MembersPage(group: GroupId) -> impl IntoView {
     let model = expect_context::<AppModel>();
+    if let Some(client) = client::client() {
+        client.refresh_directory_soon();
+    }
     let error = RwSignal::new(None::<String>);
     let status = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
@@ -27,7 +30,10 @@ pub fn MembersPage(group: GroupId) -> impl IntoView {
     };
     let members = move || record.get().map(|r| r.members).unwrap_or_default();
     let can_manage = move || {
-        model.is_admin() && record.get().is_some_and(|r| !r.ended && r.kind != GroupKind::Direct)
+        model.is_admin()
+            && record
+                .get()
+                .is_some_and(|r| !r.ended && r.kind != GroupKind::Direct)
     };
     let others = move || {
         let inside = members();

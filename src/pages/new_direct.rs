@@ -12,6 +12,9 @@ use leptos::task::spawn_local;
 #[component]
 pub fn NewDirectPage() -> impl IntoView {
     let model = expect_context::<AppModel>();
+    if let Some(client) = client::client() {
+        client.refresh_directory_soon();
+    }
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
     let colleagues = move || {
@@ -39,12 +42,18 @@ pub fn NewDirectPage() -> impl IntoView {
             return;
         }
         let Some(client) = client::client() else {
-            error.set(Some("Huddle is still starting. Try again in a moment.".into()));
+            error.set(Some(
+                "Huddle is still starting. Try again in a moment.".into(),
+            ));
             return;
         };
         let me = client.session().display_name;
         let policy = GroupKind::Direct.retention_policy();
-        let profile = match GroupProfile::new(GroupKind::Direct, policy.default, format!("{me} and {name}")) {
+        let profile = match GroupProfile::new(
+            GroupKind::Direct,
+            policy.default,
+            format!("{me} and {name}"),
+        ) {
             Ok(profile) => profile,
             Err(e) => {
                 error.set(Some(format!("{e}.")));

@@ -37,6 +37,9 @@ fn kind_help(kind: GroupKind) -> &'static str {
 #[component]
 pub fn NewGroupPage() -> impl IntoView {
     let model = expect_context::<AppModel>();
+    if let Some(client) = client::client() {
+        client.refresh_directory_soon();
+    }
     let name = RwSignal::new(String::new());
     let kind = RwSignal::new(GroupKind::Operational);
     let retention = RwSignal::new(GroupKind::Operational.retention_policy().default);
@@ -68,7 +71,11 @@ pub fn NewGroupPage() -> impl IntoView {
         if busy.get_untracked() {
             return;
         }
-        let profile = match GroupProfile::new(kind.get_untracked(), retention.get_untracked(), name.get_untracked()) {
+        let profile = match GroupProfile::new(
+            kind.get_untracked(),
+            retention.get_untracked(),
+            name.get_untracked(),
+        ) {
             Ok(profile) => profile,
             Err(e) => {
                 error.set(Some(format!("{e}.")));
@@ -76,7 +83,9 @@ pub fn NewGroupPage() -> impl IntoView {
             }
         };
         let Some(client) = client::client() else {
-            error.set(Some("Huddle is still starting. Try again in a moment.".into()));
+            error.set(Some(
+                "Huddle is still starting. Try again in a moment.".into(),
+            ));
             return;
         };
         busy.set(true);

@@ -14,9 +14,7 @@ pub fn PeoplePage() -> impl IntoView {
     let confirm = RwSignal::new(None::<(UserId, String)>);
     let me = move || model.session.with(|s| s.as_ref().map(|s| s.user));
     if let Some(client) = client::client() {
-        spawn_local(async move {
-            let _ = client.refresh_directory().await;
-        });
+        client.refresh_directory_soon();
     }
     let revoke = move |user: UserId| {
         let Some(client) = client::client() else {
@@ -24,7 +22,10 @@ pub fn PeoplePage() -> impl IntoView {
         };
         confirm.set(None);
         spawn_local(async move {
-            match client.ask(|request| ClientFrame::RevokeUser { request, user }).await {
+            match client
+                .ask(|request| ClientFrame::RevokeUser { request, user })
+                .await
+            {
                 Ok(_) => {
                     let _ = client.refresh_directory().await;
                 }

@@ -2,8 +2,8 @@
 
 use crate::model::AppModel;
 use crate::navigate;
-use crate::platform::{client, registration};
 use crate::platform::registration::LinkKind;
+use crate::platform::{client, registration};
 use crate::state::route::Route;
 use leptos::prelude::*;
 use leptos::task::spawn_local;

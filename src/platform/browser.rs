@@ -190,3 +190,17 @@ pub fn after(millis: i32, f: impl FnOnce() + 'static) {
     let _ = window
         .set_timeout_with_callback_and_timeout_and_arguments_0(closure.unchecked_ref(), millis);
 }
+
+/// A named point on the page's performance timeline (read by the start-up
+/// benchmark; costs nothing otherwise).
+pub fn mark(name: &str) {
+    if let Some(performance) = web_sys::window().and_then(|w| w.performance()) {
+        let _ = performance.mark(name);
+    }
+}
+
+/// Marks `name` once the current render has reached the page: after the
+/// reactive updates queued so far, in the next task.
+pub fn mark_after_render(name: &'static str) {
+    after(0, move || mark(name));
+}

@@ -125,7 +125,10 @@ async fn refresh_list(db: &IdbDatabase, model: AppModel, session: &Session) {
     let records = db.conversations().await.unwrap_or_default();
     let mut list = Vec::with_capacity(records.len());
     for record in &records {
-        let latest = db.latest_messages(record.group, 1).await.unwrap_or_default();
+        let latest = db
+            .latest_messages(record.group, 1)
+            .await
+            .unwrap_or_default();
         list.push(summarise(record, latest.first(), &directory, session.user));
     }
     sort_newest_first(&mut list);
@@ -312,8 +315,11 @@ impl Client {
         let members = if users.is_empty() {
             Vec::new()
         } else {
-            self.claim_key_packages(users).await?
+            self.claim_key_packages(users.clone()).await?
         };
+        if let Some(notice) = self.not_ready(&users, &members) {
+            self.model.notice.set(Some(notice));
+        }
         let (reply, answer) = oneshot::channel();
         self.send_input(Input::CreateGroup {
             profile,
@@ -327,9 +333,11 @@ impl Client {
     }
 
     pub async fn add_people(&self, group: GroupId, users: Vec<UserId>) -> Result<(), String> {
-        let members = self.claim_key_packages(users).await?;
+        let members = self.claim_key_packages(users.clone()).await?;
         if members.is_empty() {
-            return Err("Nobody to add: they have not set up a phone yet.".into());
+            return Err(self
+                .not_ready(&users, &members)
+                .unwrap_or_else(|| "Nobody to add.".into()));
         }
         let (reply, answer) = oneshot::channel();
         self.send_input(Input::AddMembers {
@@ -343,7 +351,10 @@ impl Client {
     }
 
     pub async fn remove_people(&self, group: GroupId, users: Vec<UserId>) -> Result<(), String> {
-        let members = match self.worker_request(WorkerRequest::Members { group }).await? {
+        let members = match self
+            .worker_request(WorkerRequest::Members { group })
+            .await?
+        {
             WorkerResponse::Members { members } => members,
             _ => return Err(worker_failed("unexpected answer")),
         };
@@ -364,6 +375,34 @@ impl Client {
         answer
             .await
             .map_err(|_| "Huddle stopped. Reload the page.".to_owned())?
+    }
+
+    /// Refreshes the directory in the background (screens that list people
+    /// call this as they open; a failure leaves the cached list).
+    pub fn refresh_directory_soon(self: &Rc<Self>) {
+        let client = self.clone();
+        leptos::task::spawn_local(async move {
+            if let Err(e) = client.refresh_directory().await {
+                log::warn(&format!("directory not refreshed: {e}"));
+            }
+        });
+    }
+
+    /// Names of the people in `users` for whom no key package came back:
+    /// they have no phone set up yet, so they cannot be added now.
+    fn not_ready(&self, users: &[UserId], claimed: &[ClaimedKeyPackage]) -> Option<String> {
+        let directory = self.model.directory.get_untracked();
+        let missing: Vec<String> = users
+            .iter()
+            .filter(|u| !claimed.iter().any(|c| c.user == **u))
+            .map(|u| directory.name_of(*u).unwrap_or("Someone").to_owned())
+            .collect();
+        (!missing.is_empty()).then(|| {
+            format!(
+                "{} could not be added yet: their phone has not finished setting up. Add them later from \"People in this conversation\".",
+                missing.join(", ")
+            )
+        })
     }
 
     /// The organisation's people, fresh from the relay (and cached).
@@ -667,6 +706,14 @@ impl Driver {
     async fn execute(&mut self, command: Command) -> Option<Event> {
         let client = self.client.clone();
         match command {
+            Command::Connect if !browser::is_online() => {
+                // The phone has no network: wait for the browser's `online`
+                // event (or the next backoff) instead of failing to connect.
+                Some(Event::Closed {
+                    now: browser::now(),
+                    jitter: browser::jitter(),
+                })
+            }
             Command::Connect => {
                 let generation = client.generation.get() + 1;
                 client.generation.set(generation);
@@ -738,12 +785,16 @@ impl Driver {
                 spec,
                 welcome,
             } => self.join(group, seq, spec, welcome).await,
-            Command::MergeOwnCommit { group, .. } => {
+            Command::MergeOwnCommit { group, client_msg } => {
                 if let Err(e) = client
                     .worker_request(WorkerRequest::MergePendingCommit { group })
                     .await
                 {
                     log::error(&e);
+                }
+                self.intents.remove(&client_msg);
+                if let Err(e) = client.db.delete_outbox(client_msg).await {
+                    log::error(&e.to_string());
                 }
                 self.update_members(group).await;
                 // Messages written while the change was in flight can be
@@ -778,7 +829,10 @@ impl Driver {
             OutboxState::Sent { .. } => Delivery::Sent,
             OutboxState::Failed { reason } => Delivery::Failed(rejection_words(reason)),
         };
-        let saved = if matches!(item.state, OutboxState::Sent { .. }) {
+        let is_text = matches!(record.intent, Intent::Text { .. });
+        // A sent text is done with; a sent commit is kept until it is merged
+        // (after a restart, its log entry must still be recognised as ours).
+        let saved = if is_text && matches!(item.state, OutboxState::Sent { .. }) {
             self.intents.remove(&id);
             client.db.delete_outbox(id).await
         } else {
@@ -830,7 +884,10 @@ impl Driver {
             return;
         }
         if let Err(e) = Envelope::text(now, text.clone()) {
-            client.model.notice.set(Some(format!("This message can't be sent: {e}.")));
+            client
+                .model
+                .notice
+                .set(Some(format!("This message can't be sent: {e}.")));
             return;
         }
         let session = client.session();
@@ -857,8 +914,8 @@ impl Driver {
     /// ours in flight cannot encrypt yet; the message waits until it lands.
     async fn seal_message(&mut self, message: MessageRecord) -> bool {
         let client = self.client.clone();
-        let Ok(envelope) = Envelope::text(message.sent_at, message.text.clone())
-            .and_then(|e| e.encode())
+        let Ok(envelope) =
+            Envelope::text(message.sent_at, message.text.clone()).and_then(|e| e.encode())
         else {
             return false;
         };
@@ -1127,8 +1184,8 @@ impl Driver {
                     if let Err(e) = client.db.save_message(&message).await {
                         log::error(&e.to_string());
                     }
-                    let viewing = client.model.open.get_untracked() == Some(group)
-                        && !browser::is_hidden();
+                    let viewing =
+                        client.model.open.get_untracked() == Some(group) && !browser::is_hidden();
                     if !viewing {
                         if let Ok(Some(mut record)) = client.db.conversation(group).await {
                             record.unread += 1;
@@ -1171,8 +1228,9 @@ impl Driver {
 
     async fn update_members(&self, group: GroupId) {
         let client = &self.client;
-        let Ok(WorkerResponse::Members { members }) =
-            client.worker_request(WorkerRequest::Members { group }).await
+        let Ok(WorkerResponse::Members { members }) = client
+            .worker_request(WorkerRequest::Members { group })
+            .await
         else {
             return;
         };

@@ -6,9 +6,7 @@
 //! to another key or store no longer opens. Messages are keyed
 //! `[expires_at, group, client_msg]`, so that expiry is one key-range delete.
 
-use crate::state::records::{
-    ConversationRecord, Directory, MessageRecord, OutboxRecord, Session,
-};
+use crate::state::records::{ConversationRecord, Directory, MessageRecord, OutboxRecord, Session};
 use huddle_core::at_rest::{open_record, seal_record, DataKey};
 use huddle_core::ids::{ClientMessageId, GroupId};
 use huddle_core::retention::UnixMillis;
@@ -130,9 +128,8 @@ impl IdbDatabase {
     }
 
     fn seal<T: Serialize>(&self, store: &str, id: &str, value: &T) -> Result<JsValue, IdbError> {
-        let plain = zeroize::Zeroizing::new(
-            postcard::to_allocvec(value).map_err(|_| IdbError::Damaged)?,
-        );
+        let plain =
+            zeroize::Zeroizing::new(postcard::to_allocvec(value).map_err(|_| IdbError::Damaged)?);
         let sealed = seal_record(self.key()?, random_nonce()?, store, id.as_bytes(), &plain);
         Ok(Uint8Array::from(&sealed[..]).into())
     }
@@ -280,14 +277,18 @@ impl IdbDatabase {
     }
 
     pub async fn save_directory(&self, directory: &Directory) -> Result<(), IdbError> {
-        self.put_sealed(RECORDS_STORE, DIRECTORY_ID, directory).await
+        self.put_sealed(RECORDS_STORE, DIRECTORY_ID, directory)
+            .await
     }
 
     pub async fn conversations(&self) -> Result<Vec<ConversationRecord>, IdbError> {
         self.all_sealed(CONVERSATIONS_STORE).await
     }
 
-    pub async fn conversation(&self, group: GroupId) -> Result<Option<ConversationRecord>, IdbError> {
+    pub async fn conversation(
+        &self,
+        group: GroupId,
+    ) -> Result<Option<ConversationRecord>, IdbError> {
         self.get_sealed(CONVERSATIONS_STORE, &group.to_string())
             .await
     }
@@ -297,7 +298,8 @@ impl IdbDatabase {
             .await
     }
 
-    pub async fn save_message(&self, message: &MessageRecord) -> Result<(), IdbError> {
+    /// The stored form of a message: `{g: group, i: record id, r: sealed}`.
+    fn message_value(&self, message: &MessageRecord) -> Result<JsValue, IdbError> {
         let id = message_id(message.expires_at, message.group, message.client_msg);
         let sealed = self.seal(MESSAGES_STORE, &id, message)?;
         let value = Object::new();
@@ -305,8 +307,36 @@ impl IdbDatabase {
             .and_then(|_| Reflect::set(&value, &"i".into(), &id.as_str().into()))
             .and_then(|_| Reflect::set(&value, &"r".into(), &sealed))
             .map_err(|_| IdbError::Transaction)?;
+        Ok(value.into())
+    }
+
+    pub async fn save_message(&self, message: &MessageRecord) -> Result<(), IdbError> {
+        let value = self.message_value(message)?;
         let key = message_key(message.expires_at, message.group, message.client_msg);
         self.put_raw(MESSAGES_STORE, &key, &value).await
+    }
+
+    /// Saves many messages in one transaction: all or none.
+    pub async fn save_messages(&self, messages: &[MessageRecord]) -> Result<(), IdbError> {
+        let pairs = messages
+            .iter()
+            .map(|m| {
+                let key = message_key(m.expires_at, m.group, m.client_msg);
+                self.message_value(m).map(|value| (value, Some(key)))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let tx = self
+            .db
+            .transaction(&[MESSAGES_STORE], TransactionMode::ReadWrite)
+            .map_err(|_| IdbError::Transaction)?;
+        let store = tx
+            .store(MESSAGES_STORE)
+            .map_err(|_| IdbError::Transaction)?;
+        store
+            .put_all(pairs.into_iter())
+            .await
+            .map_err(|_| IdbError::Transaction)?;
+        committed(tx).await
     }
 
     /// One message, by the parts of its key.
@@ -320,7 +350,9 @@ impl IdbDatabase {
             .db
             .transaction(&[MESSAGES_STORE], TransactionMode::ReadOnly)
             .map_err(|_| IdbError::Transaction)?;
-        let store = tx.store(MESSAGES_STORE).map_err(|_| IdbError::Transaction)?;
+        let store = tx
+            .store(MESSAGES_STORE)
+            .map_err(|_| IdbError::Transaction)?;
         let value = store
             .get(message_key(expires_at, group, client_msg))
             .await
@@ -358,7 +390,9 @@ impl IdbDatabase {
             .db
             .transaction(&[MESSAGES_STORE], TransactionMode::ReadOnly)
             .map_err(|_| IdbError::Transaction)?;
-        let store = tx.store(MESSAGES_STORE).map_err(|_| IdbError::Transaction)?;
+        let store = tx
+            .store(MESSAGES_STORE)
+            .map_err(|_| IdbError::Transaction)?;
         let index = store.index(BY_GROUP).map_err(|_| IdbError::Transaction)?;
         let range = KeyRange::only(&group.to_string().into()).map_err(|_| IdbError::Transaction)?;
         let pairs = index
@@ -372,11 +406,13 @@ impl IdbDatabase {
             .collect()
     }
 
-    /// Deletes every message whose expiry has passed: one key-range delete.
+    /// Deletes every message whose expiry has come (`expires_at <= now`):
+    /// one key-range delete. Keys are `[expires_at, group, id]`, and every
+    /// such key sorts below `[now + 1]`.
     pub async fn delete_expired(&self, now: UnixMillis) -> Result<(), IdbError> {
-        let upper = Array::of1(&JsValue::from_f64(now.0 as f64));
-        let range = KeyRange::upper_bound(&upper.into(), Some(false))
-            .map_err(|_| IdbError::Transaction)?;
+        let upper = Array::of1(&JsValue::from_f64(now.0.saturating_add(1) as f64));
+        let range =
+            KeyRange::upper_bound(&upper.into(), Some(true)).map_err(|_| IdbError::Transaction)?;
         self.delete_key(MESSAGES_STORE, range.into()).await
     }
 
@@ -386,10 +422,15 @@ impl IdbDatabase {
             .db
             .transaction(&[MESSAGES_STORE], TransactionMode::ReadOnly)
             .map_err(|_| IdbError::Transaction)?;
-        let store = tx.store(MESSAGES_STORE).map_err(|_| IdbError::Transaction)?;
+        let store = tx
+            .store(MESSAGES_STORE)
+            .map_err(|_| IdbError::Transaction)?;
         let index = store.index(BY_GROUP).map_err(|_| IdbError::Transaction)?;
         let range = KeyRange::only(&group.to_string().into()).map_err(|_| IdbError::Transaction)?;
-        let count = index.count(Some(range)).await.map_err(|_| IdbError::Transaction)?;
+        let count = index
+            .count(Some(range))
+            .await
+            .map_err(|_| IdbError::Transaction)?;
         let _ = tx.done().await;
         Ok(count)
     }

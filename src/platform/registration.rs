@@ -107,8 +107,7 @@ pub async fn register(
         LinkKind::Invite => "/api/join",
     };
     let (status, text) = browser::post_json(path, &body).await.map_err(|()| {
-        "Huddle could not reach your team's server. Check your connection and try again."
-            .to_owned()
+        "Huddle could not reach your team's server. Check your connection and try again.".to_owned()
     })?;
     if !(200..300).contains(&status) {
         let message = serde_json::from_str::<ApiError>(&text)

@@ -29,7 +29,11 @@ pub struct Socket {
 /// The relay's WebSocket address on the origin the app was served from.
 pub fn relay_url() -> Option<String> {
     let location = web_sys::window()?.location();
-    let scheme = if location.protocol().ok()? == "https:" { "wss" } else { "ws" };
+    let scheme = if location.protocol().ok()? == "https:" {
+        "wss"
+    } else {
+        "ws"
+    };
     Some(format!("{scheme}://{}/api/ws", location.host().ok()?))
 }
 

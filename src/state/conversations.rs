@@ -62,7 +62,11 @@ pub fn summarise(
 
 /// Newest first; ties by title so that the order is stable.
 pub fn sort_newest_first(list: &mut [ConversationSummary]) {
-    list.sort_by(|a, b| b.last_at.cmp(&a.last_at).then_with(|| a.title.cmp(&b.title)));
+    list.sort_by(|a, b| {
+        b.last_at
+            .cmp(&a.last_at)
+            .then_with(|| a.title.cmp(&b.title))
+    });
 }
 
 fn first_line(text: &str, max_chars: usize) -> String {
@@ -196,7 +200,11 @@ mod tests {
             sent_at: UnixMillis(at),
             expires_at: UnixMillis(at + 1000),
             text: text.into(),
-            delivery: if sender == ME { Delivery::Sent } else { Delivery::Received },
+            delivery: if sender == ME {
+                Delivery::Sent
+            } else {
+                Delivery::Received
+            },
         }
     }
 
@@ -206,13 +214,21 @@ mod tests {
         assert_eq!(title(&direct, &directory()), "Ann");
         let unknown = record(GroupKind::Direct, "", Some(UserId::from_bytes([3; 16])));
         assert_eq!(title(&unknown, &directory()), "A colleague");
-        assert_eq!(title(&record(GroupKind::Social, "Tea", None), &directory()), "Tea");
+        assert_eq!(
+            title(&record(GroupKind::Social, "Tea", None), &directory()),
+            "Tea"
+        );
     }
 
     #[test]
     fn previews_name_the_sender_and_keep_to_one_line() {
         let group = record(GroupKind::Operational, "Rota", None);
-        let summary = summarise(&group, Some(&message(ANN, 500, "Can anyone\ncover Sunday?")), &directory(), ME);
+        let summary = summarise(
+            &group,
+            Some(&message(ANN, 500, "Can anyone\ncover Sunday?")),
+            &directory(),
+            ME,
+        );
         assert_eq!(summary.preview.as_deref(), Some("Ann: Can anyone…"));
         assert_eq!(summary.last_at, UnixMillis(500));
         let own = summarise(&group, Some(&message(ME, 600, "I can")), &directory(), ME);
@@ -250,7 +266,11 @@ mod tests {
     #[test]
     fn the_composer_warns_about_patient_details_in_plain_words() {
         assert_eq!(patient_data_warning("Shift swap on Sunday?", 2026), None);
-        let warning = patient_data_warning("Mrs B, NHS 943 476 5919, DOB 03/04/1941", 2026).unwrap();
-        assert!(warning.contains("an NHS number and a date of birth"), "{warning}");
+        let warning =
+            patient_data_warning("Mrs B, NHS 943 476 5919, DOB 03/04/1941", 2026).unwrap();
+        assert!(
+            warning.contains("an NHS number and a date of birth"),
+            "{warning}"
+        );
     }
 }

@@ -10,9 +10,13 @@ pub enum Route {
     /// Not set up: what Huddle is and how to join.
     Welcome,
     /// The first-run link: name the home and become its administrator.
-    Setup { secret: String },
+    Setup {
+        secret: String,
+    },
     /// An invite link.
-    Join { secret: String },
+    Join {
+        secret: String,
+    },
     /// The conversation list.
     Conversations,
     Conversation(GroupId),
@@ -98,7 +102,9 @@ mod tests {
         );
         assert_eq!(
             Route::parse("/setup", "#ff"),
-            Route::Setup { secret: "ff".into() }
+            Route::Setup {
+                secret: "ff".into()
+            }
         );
         assert_eq!(Route::parse("/setup", "").path(), "/setup");
     }

@@ -56,8 +56,7 @@ pub fn clock_label(at: UnixMillis, now: UnixMillis, offset_minutes: i64) -> Stri
         _ => {
             let (_, month, day_of_month) = civil_from_days(day(at_local));
             const MONTHS: [&str; 12] = [
-                "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov",
-                "Dec",
+                "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
             ];
             format!("{day_of_month} {} {clock}", MONTHS[(month - 1) as usize])
         }
@@ -116,9 +115,18 @@ mod tests {
         assert_eq!(clock_label(NOW, NOW, 0), "14:05");
         // An hour east of UTC.
         assert_eq!(clock_label(NOW, NOW, 60), "15:05");
-        assert_eq!(clock_label(UnixMillis(NOW.0 - DAY), NOW, 0), "Yesterday 14:05");
-        assert_eq!(clock_label(UnixMillis(NOW.0 - 3 * DAY), NOW, 0), "Thu 14:05");
-        assert_eq!(clock_label(UnixMillis(NOW.0 - 30 * DAY), NOW, 0), "23 Oct 14:05");
+        assert_eq!(
+            clock_label(UnixMillis(NOW.0 - DAY), NOW, 0),
+            "Yesterday 14:05"
+        );
+        assert_eq!(
+            clock_label(UnixMillis(NOW.0 - 3 * DAY), NOW, 0),
+            "Thu 14:05"
+        );
+        assert_eq!(
+            clock_label(UnixMillis(NOW.0 - 30 * DAY), NOW, 0),
+            "23 Oct 14:05"
+        );
         assert_eq!(year_of(NOW), 2026);
     }
 }

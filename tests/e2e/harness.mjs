@@ -20,12 +20,12 @@ function freePort() {
 }
 
 /** Starts the relay and resolves once /healthz answers. */
-export async function startRelay() {
+export async function startRelay({ dataDir: keepDir, port: keepPort } = {}) {
   const bin = process.env.HUDDLE_RELAY_BIN;
   const appDir = process.env.HUDDLE_APP_DIR;
   if (!bin || !appDir) throw new Error("HUDDLE_RELAY_BIN and HUDDLE_APP_DIR must be set (scripts/test sets them)");
-  const dataDir = mkdtempSync(join(tmpdir(), "huddle-e2e-"));
-  const port = await freePort();
+  const dataDir = keepDir ?? mkdtempSync(join(tmpdir(), "huddle-e2e-"));
+  const port = keepPort ?? (await freePort());
   const child = spawn(bin, ["--listen", `127.0.0.1:${port}`, "--data-dir", dataDir, "--app-dir", appDir], {
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -39,9 +39,21 @@ export async function startRelay() {
       if (res.ok) {
         return {
           url,
-          async stop() {
-            child.kill("SIGTERM");
+          port,
+          dataDir,
+          /** The first-run link the relay printed, if it printed one. */
+          setupLink: () => output.match(/https?:\/\/\S+\/setup#[0-9a-f]{64}/)?.[0],
+          /** Stops the process but keeps its data (for a restart). */
+          async kill() {
+            if (child.exitCode !== null) return;
+            child.kill("SIGKILL");
             await new Promise((r) => child.once("exit", r));
+          },
+          async stop() {
+            if (child.exitCode === null) {
+              child.kill("SIGTERM");
+              await new Promise((r) => child.once("exit", r));
+            }
             rmSync(dataDir, { recursive: true, force: true });
           },
           output: () => output,

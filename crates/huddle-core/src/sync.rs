@@ -340,10 +340,20 @@ impl SyncEngine {
     }
 
     /// Drops items the relay has stored from memory (the app keeps its own
-    /// copy of what was said).
+    /// copy of what was said). A commit stays until the group's log has
+    /// reached it and it is merged: MLS cannot open a device's own commit, so
+    /// its log entry must still be recognised as ours.
     pub fn forget_sent(&mut self) {
-        self.outbox
-            .retain(|item| !matches!(item.state, OutboxState::Sent { .. }));
+        let groups = &self.groups;
+        self.outbox.retain(|item| match item.state {
+            OutboxState::Sent { seq } => {
+                matches!(item.submission.payload, Payload::Commit { .. })
+                    && groups
+                        .get(&item.submission.group)
+                        .is_none_or(|track| track.position.seq < seq)
+            }
+            _ => true,
+        });
     }
 
     /// Feeds one event in; returns what to do.

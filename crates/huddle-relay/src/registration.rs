@@ -7,13 +7,13 @@
 
 use crate::api_error::ApiError;
 use crate::people::{Joined, LinkRefusal};
-use huddle_core::wire::registration_transcript;
 use crate::socket::{now, verify_signature};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use huddle_core::ids::{DeviceId, UserId};
+use huddle_core::wire::registration_transcript;
 use huddle_core::wire::Role;
 use serde::{Deserialize, Serialize};
 
@@ -119,7 +119,13 @@ fn check(request: &RegisterDevice) -> Result<Checked, ApiError> {
 async fn registered(state: &AppState, device: DeviceId, joined: Joined) -> Json<Registered> {
     // The name is only a title: a read failure leaves it empty rather than
     // failing a registration that has already committed.
-    let org_name = state.store.org_name().await.ok().flatten().unwrap_or_default();
+    let org_name = state
+        .store
+        .org_name()
+        .await
+        .ok()
+        .flatten()
+        .unwrap_or_default();
     Json(Registered {
         org: state.org,
         user: joined.user,

@@ -5,8 +5,8 @@ mod support;
 
 use futures::SinkExt;
 use huddle_core::ids::DeviceId;
-use huddle_core::wire::{ClientFrame, ErrorCode, Role, ServerFrame};
 use huddle_core::wire::registration_transcript;
+use huddle_core::wire::{ClientFrame, ErrorCode, Role, ServerFrame};
 use huddle_relay::registration::{hex, Registered};
 use p384::ecdsa::signature::Signer;
 use p384::ecdsa::{Signature, SigningKey};

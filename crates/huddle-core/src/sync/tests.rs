@@ -763,3 +763,34 @@ fn deleted_ranges_are_skipped_without_a_resync() {
         })
         .is_empty());
 }
+
+#[test]
+fn an_accepted_commit_is_remembered_until_its_entry_is_merged() {
+    let group = GroupId::from_bytes([3; 16]);
+    let mut engine = engine_with(vec![], vec![]);
+    go_live(&mut engine, 0);
+    engine.handle(Event::Enqueue {
+        now: at(0),
+        submission: commit(1, group, 0),
+    });
+    engine.handle(Event::Enqueue {
+        now: at(0),
+        submission: text(2, group, 1),
+    });
+    accept(&mut engine, 1, group, 1);
+    engine.forget_sent();
+    assert_eq!(engine.outbox().len(), 2, "the commit is kept until merged");
+    // The log reaches our commit: it is recognised as ours and merged, not
+    // handed to the worker to open.
+    let commands = engine.handle(Event::Received {
+        now: at(0),
+        frame: ServerFrame::Deliver(entry(group, 1, 0, ME, 1, EntryKind::Commit)),
+    });
+    assert!(commands.contains(&Command::MergeOwnCommit {
+        group,
+        client_msg: msg_id(1)
+    }));
+    assert!(!commands.iter().any(|c| matches!(c, Command::Process(_))));
+    engine.forget_sent();
+    assert_eq!(engine.outbox().len(), 1, "merged, the commit is forgotten");
+}

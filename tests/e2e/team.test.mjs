@@ -1,0 +1,349 @@
+// End-to-end: a manager and two colleagues, each on their own phone (browser profile), use Huddle through the relay.
+//
+// First run, invites, a group, messages both ways, a one-to-one chat, a
+// removal, offline writing (also across a relay restart), expiry on every
+// device and on the relay, the patient-data warning, the blur when hidden,
+// and finally scans for plaintext in every browser profile, the relay's
+// database and its log.
+import { test, before, after, afterEach } from "node:test";
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { tmpdir } from "node:os";
+import { startRelay, ARTIFACTS } from "./harness.mjs";
+import {
+  person,
+  waitLive,
+  openConversation,
+  send,
+  messageTexts,
+  waitForMessage,
+  backToList,
+  markersIn,
+} from "./people.mjs";
+
+// Every text sent carries a marker, so that the scans at the end can look
+// for all of them.
+const MARK = "zqx";
+const said = [];
+const say = (text) => {
+  const marked = `${text} ${MARK}${said.length}`;
+  said.push(marked);
+  return marked;
+};
+
+// Clinical groups keep messages for at least 5 minutes: the expiry message
+// is sent early, and checked at the end.
+const EXPIRY_MS = 5 * 60 * 1000;
+
+let relay;
+let mia; // the manager
+let ben;
+let cara;
+let expiring; // { text, group, sentAt }
+const earlierLogs = []; // the relay's output before a restart
+
+const shot = (who, name) => who.page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
+
+async function invite(manager, name) {
+  await manager.page.getByRole("link", { name: "Invite someone" }).click();
+  await manager.page.getByLabel("Their name").fill(name);
+  await manager.page.getByRole("button", { name: "Create invite" }).click();
+  const link = await manager.page.getByTestId("invite-link").inputValue();
+  assert.match(link, /\/join#[0-9a-f]{64}$/);
+  return link;
+}
+
+async function joinWith(someone, link) {
+  await someone.page.goto(link);
+  await someone.page.getByRole("button", { name: "Join" }).click();
+  await someone.page.getByRole("heading", { level: 1, name: "Conversations" }).waitFor({ timeout: 30_000 });
+  await waitLive(someone.page);
+  // Let the new device's key packages reach the relay.
+  await someone.page.waitForTimeout(1_000);
+}
+
+async function newGroup(manager, name, kind, members, retention) {
+  await manager.page.getByRole("link", { name: "New group" }).click();
+  await manager.page.getByLabel("Group name").fill(name);
+  await manager.page.getByRole("radio", { name: new RegExp(`^${kind}`) }).check();
+  if (retention) await manager.page.getByLabel("Messages disappear after").selectOption({ label: retention });
+  for (const member of members) await manager.page.getByRole("checkbox", { name: member }).check();
+  await manager.page.getByRole("button", { name: "Create group" }).click();
+  await manager.page.getByRole("heading", { level: 1, name }).waitFor({ timeout: 30_000 });
+  return new URL(manager.page.url()).pathname.split("/")[2];
+}
+
+/** How many messages of `group` the page's IndexedDB holds. */
+function cachedCount(page, group) {
+  return page.evaluate(
+    (group) =>
+      new Promise((resolve, reject) => {
+        const open = indexedDB.open("huddle");
+        open.onerror = () => reject(open.error);
+        open.onsuccess = () => {
+          const db = open.result;
+          const count = db.transaction("messages").objectStore("messages").index("by_group").count(group);
+          count.onsuccess = () => {
+            resolve(count.result);
+            db.close();
+          };
+          count.onerror = () => reject(count.error);
+        };
+      }),
+    group,
+  );
+}
+
+/** Application entries of `group` in the relay's SQLite database. */
+function relayEntries(group) {
+  const script =
+    "import sqlite3,sys\n" +
+    "c=sqlite3.connect(sys.argv[1])\n" +
+    "print(c.execute(\"select count(*) from log where group_id=? and kind<>'commit'\",(bytes.fromhex(sys.argv[2]),)).fetchone()[0])";
+  const out = execFileSync("python3", ["-c", script, join(relay.dataDir, "huddle.db"), group]);
+  return Number(out.toString().trim());
+}
+
+before(async () => {
+  mkdirSync(ARTIFACTS, { recursive: true });
+  relay = await startRelay();
+  [mia, ben, cara] = await Promise.all([person("Mia"), person("Ben"), person("Cara")]);
+});
+
+// Each person's screen after each step, for reading a failure.
+let step = 0;
+afterEach(async () => {
+  step += 1;
+  const dir = join(tmpdir(), "huddle-e2e-steps");
+  mkdirSync(dir, { recursive: true });
+  for (const someone of [mia, ben, cara]) {
+    await someone?.page
+      .screenshot({ path: join(dir, `${step}-${someone.name}.png`), fullPage: true })
+      .catch(() => {});
+  }
+});
+
+after(async () => {
+  for (const someone of [mia, ben, cara]) await someone?.context.close().catch(() => {});
+  await relay?.stop();
+});
+
+test("the manager sets up the home and invites two colleagues, who join", async () => {
+  const link = relay.setupLink();
+  assert.ok(link, "the relay printed a first-run link");
+  await mia.page.goto(link);
+  await mia.page.getByLabel("Name of your care home or team").fill("Rosewood House");
+  await mia.page.getByLabel("Your name").fill("Mia Patel");
+  await mia.page.getByRole("button", { name: "Set up Huddle" }).click();
+  await mia.page.getByRole("heading", { level: 1, name: "Conversations" }).waitFor({ timeout: 30_000 });
+  await waitLive(mia.page);
+  assert.equal(new URL(mia.page.url()).hash, "", "the secret left the address bar");
+
+  const forBen = await invite(mia, "Ben Okafor");
+  await shot(mia, "invite-360");
+  await mia.page.getByRole("button", { name: "Back" }).click();
+  const forCara = await invite(mia, "Cara Jones");
+  await mia.page.getByRole("button", { name: "Back" }).click();
+  await joinWith(ben, forBen);
+  await joinWith(cara, forCara);
+
+  // A used invite is refused with its reason, and nothing changes.
+  const stranger = await person("Stranger");
+  await stranger.page.goto(forBen);
+  await stranger.page.getByRole("button", { name: "Join" }).click();
+  await stranger.page.getByRole("alert").filter({ hasText: "already been used" }).waitFor();
+  await stranger.context.close();
+});
+
+test("a group: messages both ways, live, with the type always in view", async () => {
+  // The expiry group first: its messages must outlive the rest of the run.
+  const handover = await newGroup(mia, "Handover", "Clinical", ["Ben Okafor", "Cara Jones"], "5 minutes");
+  const text = say("Room 4 needs a check at 2am");
+  await send(mia.page, text);
+  await waitForMessage(mia.page, text);
+  expiring = { text, group: handover, sentAt: Date.now() };
+  await backToList(mia.page);
+
+  await newGroup(mia, "Night shift", "Operational", ["Ben Okafor", "Cara Jones"]);
+  await mia.page.locator(".conversation-head .kind", { hasText: "Operational" }).waitFor();
+  const question = say("Who can cover Sunday night?");
+  await send(mia.page, question);
+  await mia.page.locator("[data-state=Sent]").first().waitFor({ timeout: 30_000 });
+
+  for (const colleague of [ben, cara]) {
+    await colleague.page.getByRole("link", { name: /^Night shift/ }).waitFor({ timeout: 30_000 });
+    await openConversation(colleague.page, "Night shift");
+    await waitForMessage(colleague.page, question);
+  }
+  const answer = say("I can do Sunday");
+  await send(ben.page, answer);
+  await waitForMessage(mia.page, answer);
+  await waitForMessage(cara.page, answer);
+  assert.deepEqual(await messageTexts(cara.page), [question, answer]);
+  await shot(mia, "conversation-360");
+
+  // The expiring message reached everyone too.
+  await backToList(cara.page);
+  await openConversation(cara.page, "Handover");
+  await waitForMessage(cara.page, expiring.text);
+  await backToList(cara.page);
+  await shot(cara, "conversations-360");
+});
+
+test("the composer warns before sending what looks like patient details", async () => {
+  const risky = say("Mrs B NHS 943 476 5919 fell");
+  await mia.page.getByLabel("Message", { exact: true }).fill(risky);
+  await mia.page.getByRole("button", { name: "Send", exact: true }).click();
+  const warning = mia.page.getByRole("alertdialog");
+  await warning.filter({ hasText: "an NHS number" }).waitFor();
+  await shot(mia, "patient-data-warning-360");
+  await mia.page.getByRole("button", { name: "Edit message" }).click();
+  assert.equal(await mia.page.getByLabel("Message", { exact: true }).inputValue(), risky, "the text is kept");
+  const safer = say("Room 4 resident fell, see the care record");
+  await mia.page.getByLabel("Message", { exact: true }).fill(safer);
+  await mia.page.getByRole("button", { name: "Send", exact: true }).click();
+  await waitForMessage(ben.page, safer);
+  assert.ok(!(await messageTexts(ben.page)).includes(risky), "the risky text was never sent");
+});
+
+test("a one-to-one conversation", async () => {
+  await cara.page.getByRole("link", { name: "Message a colleague" }).click();
+  await cara.page.getByRole("button", { name: /^Ben Okafor/ }).click();
+  await cara.page.getByRole("heading", { level: 1, name: "Ben Okafor" }).waitFor({ timeout: 30_000 });
+  await cara.page.locator(".conversation-head .kind", { hasText: "One-to-one" }).waitFor();
+  const thanks = say("Thanks for covering, Ben");
+  await send(cara.page, thanks);
+  await backToList(ben.page);
+  await ben.page.getByRole("link", { name: /^Cara Jones/ }).waitFor({ timeout: 30_000 });
+  await openConversation(ben.page, "Cara Jones");
+  await waitForMessage(ben.page, thanks);
+  await backToList(ben.page);
+  await backToList(cara.page);
+});
+
+test("a removed member receives nothing new", async () => {
+  await mia.page.getByRole("link", { name: "People in this conversation" }).click();
+  await mia.page.locator(".person-row", { hasText: "Cara Jones" }).getByRole("button", { name: "Remove" }).click();
+  await mia.page.getByText("Removed.").waitFor({ timeout: 30_000 });
+  await mia.page.getByRole("button", { name: "Back" }).click();
+  await cara.page.getByText("You are no longer in this conversation").waitFor({ timeout: 30_000 });
+  const after = say("Rota for next week is final");
+  await send(mia.page, after);
+  await openConversation(ben.page, "Night shift");
+  await waitForMessage(ben.page, after);
+  await openConversation(cara.page, "Night shift");
+  await cara.page.waitForTimeout(2_000);
+  assert.ok(!(await messageTexts(cara.page)).includes(after), "Cara does not receive it");
+  await cara.page.getByText("You are no longer in this conversation.").first().waitFor();
+  await backToList(cara.page);
+});
+
+async function writeOffline(author, texts) {
+  await author.context.setOffline(true);
+  // Opened again from the home screen, with no connection.
+  await author.page.goto(new URL("/", author.page.url()).href);
+  await author.page.getByRole("link", { name: /^Night shift/ }).waitFor({ timeout: 30_000 });
+  await openConversation(author.page, "Night shift");
+  for (const text of texts) await send(author.page, text);
+  await author.page
+    .getByTestId("connection-banner")
+    .filter({ hasText: `${texts.length} messages are waiting to send` })
+    .waitFor({ timeout: 30_000 });
+}
+
+async function assertArrivedOnceInOrder(reader, texts) {
+  await waitForMessage(reader.page, texts.at(-1));
+  await reader.page.waitForTimeout(1_000);
+  const seen = await messageTexts(reader.page);
+  const positions = texts.map((t) => seen.indexOf(t));
+  for (const text of texts) assert.equal(seen.filter((s) => s === text).length, 1, `${text} arrived once`);
+  assert.deepEqual([...positions].sort((a, b) => a - b), positions, "in the order written");
+}
+
+test("offline: the app opens from cache, queues three messages, and sends each once, in order", async () => {
+  const texts = [say("Running late"), say("Bus cancelled"), say("There in 20")];
+  await writeOffline(ben, texts);
+  await shot(ben, "offline-360");
+  await ben.context.setOffline(false);
+  await waitLive(ben.page);
+  await assertArrivedOnceInOrder(mia, texts);
+});
+
+test("messages written offline survive a relay restart before they are sent", async () => {
+  const texts = [say("Fire door sticks"), say("Reported to facilities"), say("Fixed now")];
+  await writeOffline(ben, texts);
+  await relay.kill();
+  earlierLogs.push(relay.output());
+  relay = await startRelay({ dataDir: relay.dataDir, port: relay.port });
+  await ben.context.setOffline(false);
+  await waitLive(ben.page);
+  await assertArrivedOnceInOrder(mia, texts);
+  await backToList(ben.page);
+  await backToList(mia.page);
+});
+
+test("the content is blurred while the app is hidden", async () => {
+  await mia.page.evaluate(() => {
+    Object.defineProperty(document, "hidden", { value: true, configurable: true });
+    document.dispatchEvent(new Event("visibilitychange"));
+  });
+  await mia.page.locator(".shell--hidden").waitFor();
+  assert.match(await mia.page.locator("main").evaluate((m) => getComputedStyle(m).filter), /blur/);
+  await mia.page.evaluate(() => {
+    Object.defineProperty(document, "hidden", { value: false, configurable: true });
+    document.dispatchEvent(new Event("visibilitychange"));
+  });
+  await mia.page.locator(".shell--hidden").waitFor({ state: "detached" });
+});
+
+test("expiry: the message disappears on every device, from IndexedDB and from the relay", async () => {
+  // Cara's phone is closed while the message expires.
+  await cara.page.close();
+  const wait = expiring.sentAt + EXPIRY_MS + 8_000 - Date.now();
+  if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+  for (const someone of [mia, ben]) {
+    await openConversation(someone.page, "Handover");
+    await someone.page.waitForTimeout(6_000); // one sweep
+    assert.ok(!(await messageTexts(someone.page)).includes(expiring.text), `${someone.name} no longer shows it`);
+    assert.equal(await cachedCount(someone.page, expiring.group), 0, `${someone.name}'s IndexedDB holds none`);
+    await backToList(someone.page);
+  }
+  assert.equal(relayEntries(expiring.group), 0, "the relay's database holds none");
+  // Cara opens Huddle again: the startup sweep runs before anything is shown.
+  cara.page = await cara.context.newPage();
+  await cara.page.goto(relay.url);
+  await openConversation(cara.page, "Handover");
+  assert.ok(!(await messageTexts(cara.page)).includes(expiring.text));
+  assert.equal(await cachedCount(cara.page, expiring.group), 0);
+});
+
+test("no message text is stored in the clear: browser profiles, relay database, relay log", async () => {
+  for (const someone of [mia, ben, cara]) assert.deepEqual(someone.problems(), [], `${someone.name}: no console errors`);
+  // A positive control: the scan does find text that is stored in the clear.
+  const control = `${MARK}control`;
+  await mia.page.evaluate(
+    (control) =>
+      new Promise((resolve) => {
+        const open = indexedDB.open("scan-control");
+        open.onupgradeneeded = () => open.result.createObjectStore("s");
+        open.onsuccess = () => {
+          const tx = open.result.transaction("s", "readwrite");
+          tx.objectStore("s").put(control, "k");
+          tx.oncomplete = () => resolve();
+        };
+      }),
+    control,
+  );
+  for (const someone of [mia, ben, cara]) await someone.context.close();
+  assert.deepEqual(markersIn(mia.profileDir, [control]), [control], "the scan finds clear text");
+  for (const someone of [mia, ben, cara]) {
+    assert.deepEqual(markersIn(someone.profileDir, said), [], `${someone.name}'s profile holds no message text`);
+  }
+  await relay.kill();
+  assert.deepEqual(markersIn(relay.dataDir, said), [], "the relay's files hold no message text");
+  const log = earlierLogs.join("") + relay.output();
+  assert.match(log, /device connected/, "the log was captured");
+  for (const text of said) assert.ok(!log.includes(text), "the relay's log holds no message text");
+});
