@@ -12,6 +12,7 @@ use huddle_core::ids::GroupId;
 use huddle_core::retention::GroupKind;
 use leptos::html;
 use leptos::prelude::*;
+use leptos::task::spawn_local;
 
 #[component]
 pub fn ConversationPage(group: GroupId) -> impl IntoView {
@@ -145,18 +146,32 @@ fn Composer(group: GroupId) -> impl IntoView {
         if body.trim().is_empty() {
             return;
         }
+        let typed = body.clone();
+        let body = body.trim_end().to_owned();
+        // Clears the box once the message is saved, unless the person has
+        // already started the next one.
+        let sent = move || {
+            if text.get_untracked() == typed {
+                text.set(String::new());
+            }
+            warning.set(None);
+            if let Some(input) = input.get_untracked() {
+                let _ = input.focus();
+            }
+        };
         match client::client() {
             Some(client) => {
-                client.compose(group, body.trim_end().to_owned());
-                text.set(String::new());
-                warning.set(None);
-                if let Some(input) = input.get_untracked() {
-                    let _ = input.focus();
-                }
+                client.compose(group, body);
+                sent();
             }
-            None => model.notice.set(Some(
-                "Huddle is still starting. Try again in a moment.".into(),
-            )),
+            // Still starting: the message is saved now and sent once the
+            // encryption is ready. The text stays in the box until saved.
+            None => spawn_local(async move {
+                match client::compose_early(model, group, body).await {
+                    Ok(()) => sent(),
+                    Err(e) => model.notice.set(Some(e)),
+                }
+            }),
         }
     };
     let submit = move |ev: leptos::ev::SubmitEvent| {

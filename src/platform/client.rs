@@ -70,6 +70,8 @@ enum Input {
         reply: oneshot::Sender<Result<(), String>>,
     },
     Retry(ClientMessageId),
+    /// Messages were saved before the client was ready: encrypt them now.
+    SealWaiting,
     Sweep,
     /// The open conversation changed, or the page became visible.
     Viewed,
@@ -135,6 +137,51 @@ async fn refresh_list(db: &IdbDatabase, model: AppModel, session: &Session) {
     model.directory.set(directory);
     model.records.set(records);
     model.conversations.set(list);
+}
+
+/// Saves a message written before the crypto worker was ready (the list is
+/// painted from the cache first). It waits on the phone, unencrypted by MLS
+/// but sealed at rest like every record, and the client encrypts and sends
+/// it as soon as it runs.
+pub async fn compose_early(model: AppModel, group: GroupId, text: String) -> Result<(), String> {
+    let now = browser::now();
+    let session = model
+        .session
+        .get_untracked()
+        .ok_or("This phone is not set up for Huddle.")?;
+    let record = model
+        .record(group)
+        .ok_or("That conversation is no longer on this phone.")?;
+    Envelope::text(now, text.clone()).map_err(|e| format!("This message can't be sent: {e}."))?;
+    let message = MessageRecord {
+        group,
+        client_msg: ClientMessageId::from_bytes(browser::random_id()),
+        sender: session.user,
+        sender_device: session.device,
+        sent_at: now,
+        expires_at: now.saturating_add(record.retention),
+        text,
+        delivery: Delivery::Waiting,
+    };
+    let db = IdbDatabase::open_sealed(DATABASE_NAME)
+        .await
+        .map_err(|e| e.to_string())?;
+    db.save_message(&message).await.map_err(|e| e.to_string())?;
+    let directory = model.directory.get_untracked();
+    let limit = model.message_limit.get_untracked();
+    let messages = db.latest_messages(group, limit).await.unwrap_or_default();
+    db.close();
+    if model.open.get_untracked() == Some(group) {
+        model
+            .messages
+            .set(message_views(messages, &directory, session.user));
+    }
+    // The client may have started meanwhile, past its first look for
+    // waiting messages.
+    if let Some(client) = client() {
+        client.send_input(Input::SealWaiting);
+    }
+    Ok(())
 }
 
 /// Starts the worker, opens the device and connects. Runs for the life of the page.
@@ -423,6 +470,18 @@ impl Client {
         Ok(())
     }
 
+    /// Someone this phone has not heard of (they joined since the directory
+    /// was last fetched): fetch it again so that their name shows.
+    fn learn_about(self: &Rc<Self>, users: &[UserId]) {
+        let unknown = self
+            .model
+            .directory
+            .with_untracked(|d| users.iter().any(|u| d.person(*u).is_none()));
+        if unknown && self.model.connection.get_untracked().live {
+            self.refresh_directory_soon();
+        }
+    }
+
     async fn worker_request(&self, request: WorkerRequest) -> Result<WorkerResponse, String> {
         match self.worker.request(request).await {
             Ok(Ok(response)) => Ok(response),
@@ -644,6 +703,7 @@ impl Driver {
                 let result = self.commit(group, Intent::Remove { devices }).await;
                 let _ = reply.send(result);
             }
+            Input::SealWaiting => self.seal_waiting(None).await,
             Input::Retry(client_msg) => {
                 self.drive(Event::Retry {
                     now: browser::now(),
@@ -1170,6 +1230,7 @@ impl Driver {
                     Ok(envelope) => (envelope.sent_at, envelope.body.preview().to_owned()),
                     Err(_) => (now, "This message could not be read.".to_owned()),
                 };
+                client.learn_about(&[sender.user]);
                 let message = MessageRecord {
                     group,
                     client_msg,
@@ -1282,6 +1343,7 @@ impl Driver {
             created_at: browser::now(),
             ended: false,
         };
+        client.learn_about(&record.members);
         if let Err(e) = client.db.save_conversation(&record).await {
             log::error(&e.to_string());
         }
