@@ -115,11 +115,19 @@ impl IdbDatabase {
 
     /// Opens the database and its data key, ready to read and write records.
     pub async fn open_sealed(name: &str) -> Result<Self, IdbError> {
-        let mut database = Self::open(name).await?;
-        let key = huddle_worker::browser::load_or_create_data_key(&database.db, KEYS_STORE)
-            .await
-            .map_err(|_| IdbError::Open)?;
-        database.key = Some(key);
+        let database = Self::open(name).await?;
+        // The key wrapping needs WebCrypto, which the worker crate only
+        // builds for the browser.
+        #[cfg(target_arch = "wasm32")]
+        let database = {
+            let key = huddle_worker::browser::load_or_create_data_key(&database.db, KEYS_STORE)
+                .await
+                .map_err(|_| IdbError::Open)?;
+            Self {
+                key: Some(key),
+                ..database
+            }
+        };
         Ok(database)
     }
 
