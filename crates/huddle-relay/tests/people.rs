@@ -127,17 +127,19 @@ async fn setup_invite_join_revoke_and_audit() {
             panic!("invite")
         };
         let (status, body) = sam
-            .post(&relay, "join", sam.body(&invite_secret, "", "ignored"))
+            .post(&relay, "join", sam.body(&invite_secret, "", ""))
             .await;
         assert_eq!(status, 200, "{body}");
         let joined: Registered = serde_json::from_value(body).unwrap();
+        // An empty name keeps the one on the invite; the answer names the home.
         assert_eq!(
             (
                 joined.user,
                 joined.display_name.as_str(),
-                joined.administrator
+                joined.administrator,
+                joined.org_name.as_str()
             ),
-            (sam_user, "Sam Carter", false)
+            (sam_user, "Sam Carter", false, "Oak House")
         );
         // Used once only.
         let (status, error) = stranger
@@ -208,6 +210,20 @@ async fn setup_invite_join_revoke_and_audit() {
             .await
             .unwrap();
         assert_eq!(late, Err(huddle_relay::people::LinkRefusal::Expired));
+        // In time, the name the person picks replaces the one on the invite.
+        let in_time = relay
+            .store
+            .redeem_invite(
+                &lee_secret,
+                stranger.device,
+                &[4; 97],
+                "  Lee J  ",
+                expires_at.saturating_sub_millis(1),
+            )
+            .await
+            .unwrap()
+            .expect("the invite works");
+        assert_eq!(in_time.display_name, "Lee J");
 
         // Staff cannot administer, but can read the directory.
         let (mut sam_socket, ready) = sam.connect(&relay).await;
@@ -229,7 +245,7 @@ async fn setup_invite_join_revoke_and_audit() {
             panic!()
         };
         let names: Vec<&str> = people.iter().map(|p| p.display_name.as_str()).collect();
-        assert_eq!(names, vec!["Dee Manager", "Sam Carter"]);
+        assert_eq!(names, vec!["Dee Manager", "Lee J", "Sam Carter"]);
 
         // Revoking Sam's device ends his connection at once and refuses it afterwards.
         assert_eq!(
@@ -282,6 +298,7 @@ async fn setup_invite_join_revoke_and_audit() {
                 "invite created",
                 "invite withdrawn",
                 "invite created",
+                "joined",
                 "device revoked"
             ]
         );
