@@ -2,6 +2,7 @@
 
 use crate::components::QrCodeView;
 use crate::model::AppModel;
+use crate::platform::registration::hex;
 use crate::platform::{browser, client};
 use crate::state::time::{clock_label, duration_label};
 use huddle_core::wire::{ClientFrame, Role, ServerFrame};
@@ -16,10 +17,6 @@ struct Made {
     role: Role,
     link: String,
     expires: String,
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[component]

@@ -47,7 +47,8 @@ struct ApiError {
     message: String,
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// Lowercase hex, as link secrets are written.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
