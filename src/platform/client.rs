@@ -153,16 +153,8 @@ pub async fn compose_early(model: AppModel, group: GroupId, text: String) -> Res
         .record(group)
         .ok_or("That conversation is no longer on this phone.")?;
     Envelope::text(now, text.clone()).map_err(|e| format!("This message can't be sent: {e}."))?;
-    let message = MessageRecord {
-        group,
-        client_msg: ClientMessageId::from_bytes(browser::random_id()),
-        sender: session.user,
-        sender_device: session.device,
-        sent_at: now,
-        expires_at: now.saturating_add(record.retention),
-        text,
-        delivery: Delivery::Waiting,
-    };
+    let client_msg = ClientMessageId::from_bytes(browser::random_id());
+    let message = MessageRecord::written(&session, group, client_msg, now, record.retention, text);
     let db = IdbDatabase::open_sealed(DATABASE_NAME)
         .await
         .map_err(|e| e.to_string())?;
@@ -951,16 +943,9 @@ impl Driver {
             return;
         }
         let session = client.session();
-        let message = MessageRecord {
-            group,
-            client_msg: ClientMessageId::from_bytes(browser::random_id()),
-            sender: session.user,
-            sender_device: session.device,
-            sent_at: now,
-            expires_at: now.saturating_add(record.retention),
-            text,
-            delivery: Delivery::Waiting,
-        };
+        let client_msg = ClientMessageId::from_bytes(browser::random_id());
+        let message =
+            MessageRecord::written(&session, group, client_msg, now, record.retention, text);
         // Saved before anything else: what the person typed is never lost.
         if let Err(e) = client.db.save_message(&message).await {
             client.model.notice.set(Some(e.to_string()));

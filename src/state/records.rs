@@ -80,6 +80,27 @@ pub struct MessageRecord {
 }
 
 impl MessageRecord {
+    /// A message this device's person has just written, not yet encrypted.
+    pub fn written(
+        session: &Session,
+        group: GroupId,
+        client_msg: ClientMessageId,
+        now: UnixMillis,
+        retention: RetentionSecs,
+        text: String,
+    ) -> Self {
+        MessageRecord {
+            group,
+            client_msg,
+            sender: session.user,
+            sender_device: session.device,
+            sent_at: now,
+            expires_at: now.saturating_add(retention),
+            text,
+            delivery: Delivery::Waiting,
+        }
+    }
+
     pub fn is_own(&self) -> bool {
         self.delivery != Delivery::Received
     }
