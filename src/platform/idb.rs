@@ -387,13 +387,12 @@ impl IdbDatabase {
         self.open_value(MESSAGES_STORE, &id, &sealed)
     }
 
-    /// The latest `limit` messages of a group (by expiry, which within a
-    /// group follows the order they were sent), newest first.
-    pub async fn latest_messages(
+    /// A read of one group's messages: the transaction, the by-group index
+    /// and the key range that selects the group.
+    fn group_messages(
         &self,
         group: GroupId,
-        limit: u32,
-    ) -> Result<Vec<MessageRecord>, IdbError> {
+    ) -> Result<(rexie::Transaction, rexie::StoreIndex, KeyRange), IdbError> {
         let tx = self
             .db
             .transaction(&[MESSAGES_STORE], TransactionMode::ReadOnly)
@@ -403,6 +402,17 @@ impl IdbDatabase {
             .map_err(|_| IdbError::Transaction)?;
         let index = store.index(BY_GROUP).map_err(|_| IdbError::Transaction)?;
         let range = KeyRange::only(&group.to_string().into()).map_err(|_| IdbError::Transaction)?;
+        Ok((tx, index, range))
+    }
+
+    /// The latest `limit` messages of a group (by expiry, which within a
+    /// group follows the order they were sent), newest first.
+    pub async fn latest_messages(
+        &self,
+        group: GroupId,
+        limit: u32,
+    ) -> Result<Vec<MessageRecord>, IdbError> {
+        let (tx, index, range) = self.group_messages(group)?;
         let pairs = index
             .scan(Some(range), Some(limit), None, Some(Direction::Prev))
             .await
@@ -426,15 +436,7 @@ impl IdbDatabase {
 
     /// How many messages a group still has on this phone.
     pub async fn message_count(&self, group: GroupId) -> Result<u32, IdbError> {
-        let tx = self
-            .db
-            .transaction(&[MESSAGES_STORE], TransactionMode::ReadOnly)
-            .map_err(|_| IdbError::Transaction)?;
-        let store = tx
-            .store(MESSAGES_STORE)
-            .map_err(|_| IdbError::Transaction)?;
-        let index = store.index(BY_GROUP).map_err(|_| IdbError::Transaction)?;
-        let range = KeyRange::only(&group.to_string().into()).map_err(|_| IdbError::Transaction)?;
+        let (tx, index, range) = self.group_messages(group)?;
         let count = index
             .count(Some(range))
             .await
