@@ -78,6 +78,333 @@ fn is_unique_violation(error: &sqlx::Error) -> bool {
     matches!(error, sqlx::Error::Database(db) if db.is_unique_violation())
 }
 
+/// What appending one submission produced: accepted (fresh or a resend),
+/// rejected with a reason, or a database error.
+pub type AppendOutcome = Result<Result<Appended, Rejection>, StoreError>;
+
+/// One write in a batch committed together (see [`Store::write_batch`]).
+#[derive(Clone, Debug)]
+pub(crate) enum Write {
+    Append {
+        sender: DeviceId,
+        submission: Submission,
+        now: UnixMillis,
+    },
+    Acknowledge {
+        device: DeviceId,
+        group: GroupId,
+        seq: u64,
+    },
+}
+
+/// The outcome of one [`Write`].
+#[derive(Debug)]
+pub(crate) enum Written {
+    Append(AppendOutcome),
+    Acknowledged(Result<(), StoreError>),
+}
+
+/// Appends a submission inside the open transaction `$tx` (a `sqlx`
+/// transaction on either engine) and evaluates to an [`AppendOutcome`]. A
+/// macro rather than a function because the same SQL runs on two connection
+/// types; the caller decides whether to keep what it wrote: only an
+/// accepted append is kept.
+macro_rules! append_within {
+    ($store:expr, $tx:ident, $sender:expr, $submission:expr, $now:expr) => {
+        async {
+            let sender: DeviceId = $sender;
+            let submission: &Submission = $submission;
+            let now: UnixMillis = $now;
+            let group = &submission.group.as_bytes()[..];
+            let sender_bytes = &sender.as_bytes()[..];
+            let client_msg = &submission.client_msg.as_bytes()[..];
+            // Take the group's write lock first (a no-op update): SQLite
+            // then serialises appends without stale snapshots, and
+            // PostgreSQL locks the row.
+            sqlx::query("UPDATE groups SET last_seq = last_seq WHERE id = $1")
+                .bind(group)
+                .execute(&mut *$tx)
+                .await?;
+
+            // A resend of something already stored is acknowledged again.
+            if let Some(row) = sqlx::query(
+                "SELECT l.group_id, l.seq, l.kind, l.epoch, l.expires_at, l.payload, g.kind, g.retention_secs
+                 FROM log l JOIN groups g ON g.id = l.group_id WHERE l.sender = $1 AND l.client_msg = $2",
+            )
+            .bind(sender_bytes)
+            .bind(client_msg)
+            .fetch_optional(&mut *$tx)
+            .await?
+            {
+                let stored_group: Vec<u8> = row.try_get(0)?;
+                let kind: String = row.try_get(2)?;
+                let expires_at: Option<i64> = row.try_get(4)?;
+                let group_kind: String = row.try_get(6)?;
+                let spec = GroupSpec {
+                    kind: kind_from_name(&group_kind).ok_or_else(|| {
+                        StoreError::Query(sqlx::Error::Protocol("unknown group kind".into()))
+                    })?,
+                    retention: RetentionSecs(to_u64(row.try_get(7)?)),
+                };
+                if stored_group != group {
+                    return Ok(Err(Rejection::InvalidCommit(
+                        "this message id was already used in another group".into(),
+                    )));
+                }
+                return Ok(Ok(Appended {
+                    entry: LogEntry {
+                        group: submission.group,
+                        seq: to_u64(row.try_get(1)?),
+                        epoch: to_u64(row.try_get(3)?),
+                        sender,
+                        client_msg: submission.client_msg,
+                        kind: if kind == "commit" { EntryKind::Commit } else { EntryKind::Application },
+                        expires_at: expires_at.map(|e| UnixMillis(to_u64(e))),
+                        payload: row.try_get(5)?,
+                    },
+                    fresh: false,
+                    welcomes: Vec::new(),
+                    spec,
+                }));
+            }
+
+            let existing = sqlx::query(
+                "SELECT kind, retention_secs, epoch, last_seq FROM groups WHERE id = $1",
+            )
+            .bind(group)
+            .fetch_optional(&mut *$tx)
+            .await?;
+            let (kind, retention, epoch, last_seq) = match (existing, &submission.payload) {
+                (Some(row), _) => {
+                    let kind: String = row.try_get(0)?;
+                    let Some(kind) = kind_from_name(&kind) else {
+                        return Err(StoreError::Query(sqlx::Error::Protocol("unknown group kind".into())));
+                    };
+                    (kind, RetentionSecs(to_u64(row.try_get(1)?)), to_u64(row.try_get(2)?), to_u64(row.try_get(3)?))
+                }
+                (
+                    None,
+                    Payload::Commit {
+                        change: MembershipChange { create: Some(spec), .. },
+                        ..
+                    },
+                ) if submission.epoch == 0 => {
+                    if spec.kind.check_retention(spec.retention).is_err() {
+                        return Ok(Err(Rejection::InvalidRetention));
+                    }
+                    sqlx::query(
+                        "INSERT INTO groups (id, kind, retention_secs, epoch, last_seq, created_by, created_at) VALUES ($1, $2, $3, 0, 0, $4, $5)",
+                    )
+                    .bind(group)
+                    .bind(kind_name(spec.kind))
+                    .bind(to_i64(spec.retention.0))
+                    .bind(sender_bytes)
+                    .bind(to_i64(now.0))
+                    .execute(&mut *$tx)
+                    .await?;
+                    sqlx::query("INSERT INTO members (group_id, device_id, joined_seq) VALUES ($1, $2, 0)")
+                        .bind(group)
+                        .bind(sender_bytes)
+                        .execute(&mut *$tx)
+                        .await?;
+                    (spec.kind, spec.retention, 0, 0)
+                }
+                (None, _) => return Ok(Err(Rejection::UnknownGroup)),
+            };
+
+            let is_member: Option<i64> = sqlx::query_scalar(
+                "SELECT joined_seq FROM members WHERE group_id = $1 AND device_id = $2 AND removed_seq IS NULL",
+            )
+            .bind(group)
+            .bind(sender_bytes)
+            .fetch_optional(&mut *$tx)
+            .await?;
+            if is_member.is_none() {
+                return Ok(Err(Rejection::NotAMember));
+            }
+            // Clinical and emergency broadcast groups: only administrators
+            // change who is in them, and only administrators broadcast.
+            let restricted = match &submission.payload {
+                Payload::Commit { .. } => {
+                    matches!(kind, GroupKind::Clinical | GroupKind::EmergencyBroadcast)
+                }
+                Payload::Application { .. } => kind == GroupKind::EmergencyBroadcast,
+            };
+            if restricted {
+                let role: Option<String> = sqlx::query_scalar(
+                    "SELECT u.role FROM devices d JOIN users u ON u.id = d.user_id
+                     WHERE d.id = $1 AND u.revoked_at IS NULL",
+                )
+                .bind(sender_bytes)
+                .fetch_optional(&mut *$tx)
+                .await?;
+                if role.as_deref() != Some("administrator") {
+                    return Ok(Err(Rejection::NotPermitted));
+                }
+            }
+            if submission.epoch != epoch {
+                return Ok(Err(Rejection::StaleEpoch { current_epoch: epoch }));
+            }
+
+            let seq = last_seq + 1;
+            let (entry_kind, payload, expires_at) = match &submission.payload {
+                Payload::Application { ciphertext } => {
+                    if ciphertext.len() > MAX_APPLICATION_BYTES {
+                        return Ok(Err(Rejection::TooLarge { max: MAX_APPLICATION_BYTES as u32 }));
+                    }
+                    let Some(claimed) = submission.expires_at else {
+                        return Ok(Err(Rejection::Expired));
+                    };
+                    match effective_expiry(claimed, now, retention) {
+                        Ok(expires_at) => (EntryKind::Application, ciphertext, Some(expires_at)),
+                        Err(_) => return Ok(Err(Rejection::Expired)),
+                    }
+                }
+                Payload::Commit { commit, .. } => (EntryKind::Commit, commit, None),
+            };
+            sqlx::query(
+                "INSERT INTO log (group_id, seq, kind, epoch, sender, client_msg, expires_at, payload, stored_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(group)
+            .bind(to_i64(seq))
+            .bind(entry_kind_name(entry_kind))
+            .bind(to_i64(epoch))
+            .bind(sender_bytes)
+            .bind(client_msg)
+            .bind(expires_at.map(|e| to_i64(e.0)))
+            .bind(payload.as_slice())
+            .bind(to_i64(now.0))
+            .execute(&mut *$tx)
+            .await?;
+
+            let mut welcomes = Vec::new();
+            if let Payload::Commit { change, welcome, .. } = &submission.payload {
+                for removed in &change.remove {
+                    sqlx::query(
+                        "UPDATE members SET removed_seq = $3 WHERE group_id = $1 AND device_id = $2 AND removed_seq IS NULL",
+                    )
+                    .bind(group)
+                    .bind(&removed.as_bytes()[..])
+                    .bind(to_i64(seq))
+                    .execute(&mut *$tx)
+                    .await?;
+                }
+                for added in &change.add {
+                    // A device removed earlier and added again starts afresh.
+                    sqlx::query("DELETE FROM members WHERE group_id = $1 AND device_id = $2")
+                        .bind(group)
+                        .bind(&added.as_bytes()[..])
+                        .execute(&mut *$tx)
+                        .await?;
+                    sqlx::query("INSERT INTO members (group_id, device_id, joined_seq) VALUES ($1, $2, $3)")
+                        .bind(group)
+                        .bind(&added.as_bytes()[..])
+                        .bind(to_i64(seq))
+                        .execute(&mut *$tx)
+                        .await?;
+                    if let Some(welcome) = welcome {
+                        sqlx::query("DELETE FROM welcomes WHERE device_id = $1 AND group_id = $2")
+                            .bind(&added.as_bytes()[..])
+                            .bind(group)
+                            .execute(&mut *$tx)
+                            .await?;
+                        sqlx::query("INSERT INTO welcomes (device_id, group_id, seq, welcome) VALUES ($1, $2, $3, $4)")
+                            .bind(&added.as_bytes()[..])
+                            .bind(group)
+                            .bind(to_i64(seq))
+                            .bind(welcome.as_slice())
+                            .execute(&mut *$tx)
+                            .await?;
+                        welcomes.push((*added, welcome.clone()));
+                    }
+                }
+            }
+            if let Payload::Commit { change, .. } = &submission.payload {
+                // Who changed whom in which group: ids only, never content.
+                let list = |devices: &[DeviceId]| {
+                    devices.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
+                };
+                let mut lines = Vec::new();
+                if change.create.is_some() {
+                    lines.push(("group created", format!("group {}", submission.group)));
+                }
+                if !change.add.is_empty() {
+                    lines.push(("members added", format!("group {}: devices {}", submission.group, list(&change.add))));
+                }
+                if !change.remove.is_empty() {
+                    lines.push(("members removed", format!("group {}: devices {}", submission.group, list(&change.remove))));
+                }
+                for (action, subject) in lines {
+                    sqlx::query(
+                        "INSERT INTO audit (at, actor, action, subject)
+                         VALUES ($1, (SELECT user_id FROM devices WHERE id = $2), $3, $4)",
+                    )
+                    .bind(to_i64(now.0))
+                    .bind(sender_bytes)
+                    .bind(action)
+                    .bind(subject)
+                    .execute(&mut *$tx)
+                    .await?;
+                }
+            }
+            let new_epoch = if entry_kind == EntryKind::Commit { epoch + 1 } else { epoch };
+            sqlx::query("UPDATE groups SET last_seq = $2, epoch = $3 WHERE id = $1")
+                .bind(group)
+                .bind(to_i64(seq))
+                .bind(to_i64(new_epoch))
+                .execute(&mut *$tx)
+                .await?;
+            if $store.engine() == "postgres" {
+                // Other relay processes on this database deliver the entry
+                // to their own connections. `pg_notify` is transactional:
+                // it is sent if and only if the entry is committed.
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(LOG_CHANNEL)
+                    .bind(format!("{}:{}", submission.group, seq))
+                    .execute(&mut *$tx)
+                    .await?;
+            }
+            AppendOutcome::Ok(Ok(Appended {
+                entry: LogEntry {
+                    group: submission.group,
+                    seq,
+                    epoch,
+                    sender,
+                    client_msg: submission.client_msg,
+                    kind: entry_kind,
+                    expires_at,
+                    payload: payload.clone(),
+                },
+                fresh: true,
+                welcomes,
+                spec: GroupSpec { kind, retention },
+            }))
+        }
+        .await
+    };
+}
+
+/// Records inside `$tx` that a device has processed a group up to a
+/// sequence number (never moving back).
+macro_rules! acknowledge_within {
+    ($tx:ident, $device:expr, $group:expr, $seq:expr) => {
+        async {
+            let (device, group, seq): (DeviceId, GroupId, u64) = ($device, $group, $seq);
+            sqlx::query(
+                "INSERT INTO cursors (device_id, group_id, seq) VALUES ($1, $2, $3)
+                 ON CONFLICT (device_id, group_id) DO UPDATE SET seq = excluded.seq WHERE cursors.seq < excluded.seq",
+            )
+            .bind(&device.as_bytes()[..])
+            .bind(&group.as_bytes()[..])
+            .bind(to_i64(seq))
+            .execute(&mut *$tx)
+            .await?;
+            Ok::<(), StoreError>(())
+        }
+        .await
+    };
+}
+
 impl Store {
     /// Records a device and its public key (registration through invites
     /// calls this).
@@ -121,306 +448,102 @@ impl Store {
         row.transpose()
     }
 
-    /// Appends a submission to its group's log, or says why not.
+    /// Appends one submission to its group's log in a transaction of its
+    /// own, or says why not. Connections go through
+    /// [`crate::group_commit::Appender`], which commits many at once.
     pub async fn append(
         &self,
         sender: DeviceId,
         submission: &Submission,
         now: UnixMillis,
-    ) -> Result<Result<Appended, Rejection>, StoreError> {
-        let mut attempts = 0;
-        loop {
-            attempts += 1;
-            match self.try_append(sender, submission, now).await {
-                // Two devices created the same group or committed the same
-                // epoch at the same instant: the loser's transaction hit a
-                // unique index. Read again; the answer is now a clean
-                // rejection (or a resend). A violation that persists is a
-                // bug, reported rather than retried for ever.
-                Err(StoreError::Query(error)) if is_unique_violation(&error) && attempts < 5 => {
-                    continue
-                }
-                other => return other,
-            }
+    ) -> AppendOutcome {
+        let write = Write::Append {
+            sender,
+            submission: submission.clone(),
+            now,
+        };
+        match self.write_batch(std::slice::from_ref(&write)).await.pop() {
+            Some(Written::Append(outcome)) => outcome,
+            _ => Err(StoreError::NotCommitted(
+                "the write produced no outcome".into(),
+            )),
         }
     }
 
-    async fn try_append(
-        &self,
-        sender: DeviceId,
-        submission: &Submission,
-        now: UnixMillis,
-    ) -> Result<Result<Appended, Rejection>, StoreError> {
-        let group = &submission.group.as_bytes()[..];
-        let sender_bytes = &sender.as_bytes()[..];
-        let client_msg = &submission.client_msg.as_bytes()[..];
-        on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
-            // Take the group's write lock first (a no-op update): SQLite
-            // then serialises appends without stale snapshots, and
-            // PostgreSQL locks the row.
-            sqlx::query("UPDATE groups SET last_seq = last_seq WHERE id = $1")
-                .bind(group)
-                .execute(&mut *tx)
-                .await?;
-
-            // A resend of something already stored is acknowledged again.
-            if let Some(row) = sqlx::query(
-                "SELECT l.group_id, l.seq, l.kind, l.epoch, l.expires_at, l.payload, g.kind, g.retention_secs
-                 FROM log l JOIN groups g ON g.id = l.group_id WHERE l.sender = $1 AND l.client_msg = $2",
-            )
-            .bind(sender_bytes)
-            .bind(client_msg)
-            .fetch_optional(&mut *tx)
-            .await?
-            {
-                let stored_group: Vec<u8> = row.try_get(0)?;
-                let kind: String = row.try_get(2)?;
-                let expires_at: Option<i64> = row.try_get(4)?;
-                let group_kind: String = row.try_get(6)?;
-                let spec = GroupSpec {
-                    kind: kind_from_name(&group_kind).ok_or_else(|| {
-                        StoreError::Query(sqlx::Error::Protocol("unknown group kind".into()))
-                    })?,
-                    retention: RetentionSecs(to_u64(row.try_get(7)?)),
-                };
-                tx.rollback().await?;
-                if stored_group != group {
-                    return Ok(Err(Rejection::InvalidCommit(
-                        "this message id was already used in another group".into(),
-                    )));
-                }
-                return Ok(Ok(Appended {
-                    entry: LogEntry {
-                        group: submission.group,
-                        seq: to_u64(row.try_get(1)?),
-                        epoch: to_u64(row.try_get(3)?),
-                        sender,
-                        client_msg: submission.client_msg,
-                        kind: if kind == "commit" { EntryKind::Commit } else { EntryKind::Application },
-                        expires_at: expires_at.map(|e| UnixMillis(to_u64(e))),
-                        payload: row.try_get(5)?,
-                    },
-                    fresh: false,
-                    welcomes: Vec::new(),
-                    spec,
-                }));
-            }
-
-            let existing = sqlx::query(
-                "SELECT kind, retention_secs, epoch, last_seq FROM groups WHERE id = $1",
-            )
-            .bind(group)
-            .fetch_optional(&mut *tx)
-            .await?;
-            let (kind, retention, epoch, last_seq) = match (existing, &submission.payload) {
-                (Some(row), _) => {
-                    let kind: String = row.try_get(0)?;
-                    let Some(kind) = kind_from_name(&kind) else {
-                        return Err(StoreError::Query(sqlx::Error::Protocol("unknown group kind".into())));
+    /// Writes `writes` in one transaction, each inside a savepoint of its
+    /// own so that a rejection or an error undoes that write alone, and
+    /// commits once: one fsync for the whole batch. Outcomes come back in
+    /// the order of `writes`; an append is reported accepted only if the
+    /// commit succeeded.
+    pub(crate) async fn write_batch(&self, writes: &[Write]) -> Vec<Written> {
+        let attempt = on_pool!(self, pool => {
+            async {
+                let mut tx = pool.begin().await?;
+                let mut outcomes = Vec::with_capacity(writes.len());
+                for write in writes {
+                    let mut attempts = 0;
+                    let outcome = loop {
+                        attempts += 1;
+                        sqlx::query("SAVEPOINT write").execute(&mut *tx).await?;
+                        let outcome = match write {
+                            Write::Append { sender, submission, now } => {
+                                Written::Append(append_within!(self, tx, *sender, submission, *now))
+                            }
+                            Write::Acknowledge { device, group, seq } => {
+                                Written::Acknowledged(acknowledge_within!(tx, *device, *group, *seq))
+                            }
+                        };
+                        let keep = matches!(
+                            outcome,
+                            Written::Append(Ok(Ok(_))) | Written::Acknowledged(Ok(()))
+                        );
+                        if keep {
+                            sqlx::query("RELEASE SAVEPOINT write").execute(&mut *tx).await?;
+                            break outcome;
+                        }
+                        sqlx::query("ROLLBACK TO SAVEPOINT write").execute(&mut *tx).await?;
+                        sqlx::query("RELEASE SAVEPOINT write").execute(&mut *tx).await?;
+                        match outcome {
+                            // Two devices created the same group or committed
+                            // the same epoch at the same instant (relay
+                            // processes sharing PostgreSQL): this write hit a
+                            // unique index. Read again; the answer is now a
+                            // clean rejection or a resend. A violation that
+                            // persists is a bug, reported rather than retried
+                            // for ever.
+                            Written::Append(Err(StoreError::Query(ref error)))
+                                if is_unique_violation(error) && attempts < 5 => {}
+                            outcome => break outcome,
+                        }
                     };
-                    (kind, RetentionSecs(to_u64(row.try_get(1)?)), to_u64(row.try_get(2)?), to_u64(row.try_get(3)?))
+                    outcomes.push(outcome);
                 }
-                (
-                    None,
-                    Payload::Commit {
-                        change: MembershipChange { create: Some(spec), .. },
-                        ..
-                    },
-                ) if submission.epoch == 0 => {
-                    if spec.kind.check_retention(spec.retention).is_err() {
-                        return Ok(Err(Rejection::InvalidRetention));
-                    }
-                    sqlx::query(
-                        "INSERT INTO groups (id, kind, retention_secs, epoch, last_seq, created_by, created_at) VALUES ($1, $2, $3, 0, 0, $4, $5)",
-                    )
-                    .bind(group)
-                    .bind(kind_name(spec.kind))
-                    .bind(to_i64(spec.retention.0))
-                    .bind(sender_bytes)
-                    .bind(to_i64(now.0))
-                    .execute(&mut *tx)
-                    .await?;
-                    sqlx::query("INSERT INTO members (group_id, device_id, joined_seq) VALUES ($1, $2, 0)")
-                        .bind(group)
-                        .bind(sender_bytes)
-                        .execute(&mut *tx)
-                        .await?;
-                    (spec.kind, spec.retention, 0, 0)
-                }
-                (None, _) => return Ok(Err(Rejection::UnknownGroup)),
-            };
-
-            let is_member: Option<i64> = sqlx::query_scalar(
-                "SELECT joined_seq FROM members WHERE group_id = $1 AND device_id = $2 AND removed_seq IS NULL",
-            )
-            .bind(group)
-            .bind(sender_bytes)
-            .fetch_optional(&mut *tx)
-            .await?;
-            if is_member.is_none() {
-                return Ok(Err(Rejection::NotAMember));
+                // Acknowledged only once this returns: the commit is durable.
+                tx.commit().await?;
+                Ok::<_, StoreError>(outcomes)
             }
-            // Clinical and emergency broadcast groups: only administrators
-            // change who is in them, and only administrators broadcast.
-            let restricted = match &submission.payload {
-                Payload::Commit { .. } => {
-                    matches!(kind, GroupKind::Clinical | GroupKind::EmergencyBroadcast)
-                }
-                Payload::Application { .. } => kind == GroupKind::EmergencyBroadcast,
-            };
-            if restricted {
-                let role: Option<String> = sqlx::query_scalar(
-                    "SELECT u.role FROM devices d JOIN users u ON u.id = d.user_id
-                     WHERE d.id = $1 AND u.revoked_at IS NULL",
-                )
-                .bind(sender_bytes)
-                .fetch_optional(&mut *tx)
-                .await?;
-                if role.as_deref() != Some("administrator") {
-                    return Ok(Err(Rejection::NotPermitted));
-                }
+            .await
+        });
+        match attempt {
+            Ok(outcomes) => outcomes,
+            Err(error) => {
+                // Nothing in the batch was committed. Rejections and resends
+                // still stand (they wrote nothing); a fresh append becomes
+                // an error, and its device sends it again.
+                let reason = error.to_string();
+                writes
+                    .iter()
+                    .map(|write| match write {
+                        Write::Append { .. } => {
+                            Written::Append(Err(StoreError::NotCommitted(reason.clone())))
+                        }
+                        Write::Acknowledge { .. } => {
+                            Written::Acknowledged(Err(StoreError::NotCommitted(reason.clone())))
+                        }
+                    })
+                    .collect()
             }
-            if submission.epoch != epoch {
-                return Ok(Err(Rejection::StaleEpoch { current_epoch: epoch }));
-            }
-
-            let seq = last_seq + 1;
-            let (entry_kind, payload, expires_at) = match &submission.payload {
-                Payload::Application { ciphertext } => {
-                    if ciphertext.len() > MAX_APPLICATION_BYTES {
-                        return Ok(Err(Rejection::TooLarge { max: MAX_APPLICATION_BYTES as u32 }));
-                    }
-                    let Some(claimed) = submission.expires_at else {
-                        return Ok(Err(Rejection::Expired));
-                    };
-                    match effective_expiry(claimed, now, retention) {
-                        Ok(expires_at) => (EntryKind::Application, ciphertext, Some(expires_at)),
-                        Err(_) => return Ok(Err(Rejection::Expired)),
-                    }
-                }
-                Payload::Commit { commit, .. } => (EntryKind::Commit, commit, None),
-            };
-            sqlx::query(
-                "INSERT INTO log (group_id, seq, kind, epoch, sender, client_msg, expires_at, payload, stored_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(group)
-            .bind(to_i64(seq))
-            .bind(entry_kind_name(entry_kind))
-            .bind(to_i64(epoch))
-            .bind(sender_bytes)
-            .bind(client_msg)
-            .bind(expires_at.map(|e| to_i64(e.0)))
-            .bind(payload.as_slice())
-            .bind(to_i64(now.0))
-            .execute(&mut *tx)
-            .await?;
-
-            let mut welcomes = Vec::new();
-            if let Payload::Commit { change, welcome, .. } = &submission.payload {
-                for removed in &change.remove {
-                    sqlx::query(
-                        "UPDATE members SET removed_seq = $3 WHERE group_id = $1 AND device_id = $2 AND removed_seq IS NULL",
-                    )
-                    .bind(group)
-                    .bind(&removed.as_bytes()[..])
-                    .bind(to_i64(seq))
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                for added in &change.add {
-                    // A device removed earlier and added again starts afresh.
-                    sqlx::query("DELETE FROM members WHERE group_id = $1 AND device_id = $2")
-                        .bind(group)
-                        .bind(&added.as_bytes()[..])
-                        .execute(&mut *tx)
-                        .await?;
-                    sqlx::query("INSERT INTO members (group_id, device_id, joined_seq) VALUES ($1, $2, $3)")
-                        .bind(group)
-                        .bind(&added.as_bytes()[..])
-                        .bind(to_i64(seq))
-                        .execute(&mut *tx)
-                        .await?;
-                    if let Some(welcome) = welcome {
-                        sqlx::query("DELETE FROM welcomes WHERE device_id = $1 AND group_id = $2")
-                            .bind(&added.as_bytes()[..])
-                            .bind(group)
-                            .execute(&mut *tx)
-                            .await?;
-                        sqlx::query("INSERT INTO welcomes (device_id, group_id, seq, welcome) VALUES ($1, $2, $3, $4)")
-                            .bind(&added.as_bytes()[..])
-                            .bind(group)
-                            .bind(to_i64(seq))
-                            .bind(welcome.as_slice())
-                            .execute(&mut *tx)
-                            .await?;
-                        welcomes.push((*added, welcome.clone()));
-                    }
-                }
-            }
-            if let Payload::Commit { change, .. } = &submission.payload {
-                // Who changed whom in which group: ids only, never content.
-                let list = |devices: &[DeviceId]| {
-                    devices.iter().map(|d| d.to_string()).collect::<Vec<_>>().join(", ")
-                };
-                let mut lines = Vec::new();
-                if change.create.is_some() {
-                    lines.push(("group created", format!("group {}", submission.group)));
-                }
-                if !change.add.is_empty() {
-                    lines.push(("members added", format!("group {}: devices {}", submission.group, list(&change.add))));
-                }
-                if !change.remove.is_empty() {
-                    lines.push(("members removed", format!("group {}: devices {}", submission.group, list(&change.remove))));
-                }
-                for (action, subject) in lines {
-                    sqlx::query(
-                        "INSERT INTO audit (at, actor, action, subject)
-                         VALUES ($1, (SELECT user_id FROM devices WHERE id = $2), $3, $4)",
-                    )
-                    .bind(to_i64(now.0))
-                    .bind(sender_bytes)
-                    .bind(action)
-                    .bind(subject)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-            }
-            let new_epoch = if entry_kind == EntryKind::Commit { epoch + 1 } else { epoch };
-            sqlx::query("UPDATE groups SET last_seq = $2, epoch = $3 WHERE id = $1")
-                .bind(group)
-                .bind(to_i64(seq))
-                .bind(to_i64(new_epoch))
-                .execute(&mut *tx)
-                .await?;
-            if self.engine() == "postgres" {
-                // Other relay processes on this database deliver the entry
-                // to their own connections. `pg_notify` is transactional:
-                // it is sent if and only if the entry is committed.
-                sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(LOG_CHANNEL)
-                    .bind(format!("{}:{}", submission.group, seq))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            // Acknowledged only once this returns: the commit is durable.
-            tx.commit().await?;
-            Ok(Ok(Appended {
-                entry: LogEntry {
-                    group: submission.group,
-                    seq,
-                    epoch,
-                    sender,
-                    client_msg: submission.client_msg,
-                    kind: entry_kind,
-                    expires_at,
-                    payload: payload.clone(),
-                },
-                fresh: true,
-                welcomes,
-                spec: GroupSpec { kind, retention },
-            }))
-        })
+        }
     }
 
     /// The entries of `group` after `after_seq` that `device` may read,
@@ -846,25 +969,22 @@ impl Store {
 pub const HANDSHAKE_RETENTION_MILLIS: u64 = 30 * 24 * 60 * 60 * 1000;
 
 impl Store {
-    /// Records that `device` has processed `group` up to `seq` (never moves back).
+    /// Records that `device` has processed `group` up to `seq` (never moves
+    /// back), in a transaction of its own. Connections go through
+    /// [`crate::group_commit::Appender`].
     pub async fn acknowledge(
         &self,
         device: DeviceId,
         group: GroupId,
         seq: u64,
     ) -> Result<(), StoreError> {
-        on_pool!(self, pool => {
-            sqlx::query(
-                "INSERT INTO cursors (device_id, group_id, seq) VALUES ($1, $2, $3)
-                 ON CONFLICT (device_id, group_id) DO UPDATE SET seq = excluded.seq WHERE cursors.seq < excluded.seq",
-            )
-            .bind(&device.as_bytes()[..])
-            .bind(&group.as_bytes()[..])
-            .bind(to_i64(seq))
-            .execute(pool)
-            .await?;
-        });
-        Ok(())
+        let write = Write::Acknowledge { device, group, seq };
+        match self.write_batch(std::slice::from_ref(&write)).await.pop() {
+            Some(Written::Acknowledged(outcome)) => outcome,
+            _ => Err(StoreError::NotCommitted(
+                "the write produced no outcome".into(),
+            )),
+        }
     }
 
     /// Deletes commits that every current member device has passed, and any

@@ -9,6 +9,7 @@
 pub mod api_error;
 pub mod config;
 pub mod delivery;
+pub mod group_commit;
 pub mod hub;
 pub mod people;
 pub mod registration;
@@ -31,6 +32,8 @@ pub use store::Store;
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub store: Store,
+    /// Appends and acknowledgements, committed in batches.
+    pub appender: group_commit::Appender,
     /// Live connections in this process.
     pub hub: std::sync::Arc<hub::Hub>,
     /// The organisation this relay serves.
@@ -86,7 +89,7 @@ pub struct RunningRelay {
     pub setup_secret: Option<[u8; 32]>,
     handle: axum_server::Handle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
-    /// The expiry sweeper and the PostgreSQL listener.
+    /// The expiry sweeper, the PostgreSQL listener and the group-commit writers.
     background: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -147,9 +150,11 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningRelay> {
     let hub: std::sync::Arc<hub::Hub> = Default::default();
     let sweeper = tokio::spawn(delivery::run_sweeper(store.clone()));
     let listener = tokio::spawn(delivery::run_listener(store.clone(), hub.clone()));
+    let (appender, writers) = group_commit::Appender::start(&store);
     let router = app(
         AppState {
             store: store.clone(),
+            appender,
             hub,
             org,
             rate_limit: hub::RateLimit {
@@ -195,6 +200,6 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningRelay> {
         setup_secret,
         handle,
         task,
-        background: vec![sweeper, listener],
+        background: [sweeper, listener].into_iter().chain(writers).collect(),
     })
 }

@@ -8,14 +8,16 @@
 //! limit closes it with 1009, a device that does not authenticate in time
 //! with 1008.
 
+use crate::delivery::AppendOutcome;
 use crate::hub::LiveFrame;
 use crate::AppState;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
+use futures::stream::FuturesOrdered;
 use futures::StreamExt;
-use huddle_core::ids::{DeviceId, GroupId};
+use huddle_core::ids::{ClientMessageId, DeviceId, GroupId};
 use huddle_core::retention::UnixMillis;
 use huddle_core::wire::{
     auth_transcript, ClientFrame, ErrorCode, GroupCursor, ServerFrame, WireError, MAX_FRAME_BYTES,
@@ -31,6 +33,11 @@ const IDLE_READ_BUFFER: usize = 4 * 1024;
 
 /// How many backlog entries are read from the database at a time.
 const BACKLOG_PAGE: u32 = 500;
+
+/// Submissions from one device that may wait for their commit at once: a
+/// phone flushing its outbox fills a batch, and one device cannot queue
+/// without limit.
+const MAX_SUBMISSIONS_IN_FLIGHT: usize = 64;
 
 /// WebSocket close codes (RFC 6455).
 const CLOSE_POLICY: u16 = 1008;
@@ -186,9 +193,18 @@ async fn serve(socket: WebSocket, state: AppState) {
     tracing::info!(device = %device, "device connected");
     let mut sent_up_to: HashMap<GroupId, u64> = HashMap::new();
     let mut welcomed: HashMap<GroupId, u64> = HashMap::new();
+    // Submissions waiting for their commit, answered in the order they came.
+    let mut submitted = FuturesOrdered::new();
     loop {
         tokio::select! {
-            incoming = connection.receive() => match incoming {
+            Some((client_msg, group, outcome)) = submitted.next(), if !submitted.is_empty() => {
+                if !answer_submission(&mut connection, &state, client_msg, group, outcome).await {
+                    break;
+                }
+            }
+            // A device with many submissions waiting is not read further
+            // until some are answered: back-pressure, not an unbounded queue.
+            incoming = connection.receive(), if submitted.len() < MAX_SUBMISSIONS_IN_FLIGHT => match incoming {
                 Incoming::Frame(frame) => {
                     if let Err(retry_after_ms) = state.rate_limiter.take(device, state.rate_limit, now().0) {
                         if !refuse_for_rate(&mut connection, frame, retry_after_ms).await {
@@ -196,7 +212,13 @@ async fn serve(socket: WebSocket, state: AppState) {
                         }
                         continue;
                     }
-                    if !handle_frame(&mut connection, &state, device, frame, &mut sent_up_to).await {
+                    if let ClientFrame::Submit(submission) = frame {
+                        let appender = state.appender.clone();
+                        let (client_msg, group) = (submission.client_msg, submission.group);
+                        submitted.push_back(async move {
+                            (client_msg, group, appender.append(device, submission, now()).await)
+                        });
+                    } else if !handle_frame(&mut connection, &state, device, frame, &mut sent_up_to).await {
                         break;
                     }
                 }
@@ -255,6 +277,53 @@ async fn serve(socket: WebSocket, state: AppState) {
         state.rate_limiter.forget(device);
     }
     tracing::info!(device = %device, "device disconnected");
+}
+
+/// Tells the device what became of a submission, and on acceptance delivers
+/// the entry to everyone else in the group.
+async fn answer_submission(
+    connection: &mut Connection,
+    state: &AppState,
+    client_msg: ClientMessageId,
+    group: GroupId,
+    outcome: AppendOutcome,
+) -> bool {
+    match outcome {
+        Ok(Ok(appended)) => {
+            let seq = appended.entry.seq;
+            let answered = connection
+                .send(&ServerFrame::Accepted {
+                    client_msg,
+                    group,
+                    seq,
+                })
+                .await;
+            if appended.fresh {
+                state.hub.fan_out(&state.store, appended).await;
+            }
+            answered
+        }
+        Ok(Err(reason)) => {
+            connection
+                .send(&ServerFrame::Rejected {
+                    client_msg,
+                    group,
+                    reason,
+                })
+                .await
+        }
+        Err(error) => {
+            // Not acknowledged: the device keeps the message and sends it
+            // again with the same id.
+            tracing::error!(%error, "could not store a submission");
+            connection
+                .send(&ServerFrame::Error {
+                    code: ErrorCode::Internal,
+                    message: "The relay could not store the message; it will be sent again.".into(),
+                })
+                .await
+        }
+    }
 }
 
 async fn authenticate(connection: &mut Connection, state: &AppState) -> Option<DeviceId> {
@@ -368,52 +437,17 @@ async fn handle_frame(
         ClientFrame::Ping { nonce } => connection.send(&ServerFrame::Pong { nonce }).await,
         ClientFrame::Sync { cursors } => sync(connection, state, device, cursors, sent_up_to).await,
         ClientFrame::Submit(submission) => {
-            let group = submission.group;
-            let client_msg = submission.client_msg;
-            match state.store.append(device, &submission, now()).await {
-                Ok(Ok(appended)) => {
-                    let seq = appended.entry.seq;
-                    let answered = connection
-                        .send(&ServerFrame::Accepted {
-                            client_msg,
-                            group,
-                            seq,
-                        })
-                        .await;
-                    if appended.fresh {
-                        state.hub.fan_out(&state.store, appended).await;
-                    }
-                    answered
-                }
-                Ok(Err(reason)) => {
-                    connection
-                        .send(&ServerFrame::Rejected {
-                            client_msg,
-                            group,
-                            reason,
-                        })
-                        .await
-                }
-                Err(error) => {
-                    // Not acknowledged: the device keeps the message and
-                    // sends it again with the same id.
-                    tracing::error!(%error, "could not store a submission");
-                    connection
-                        .send(&ServerFrame::Error {
-                            code: ErrorCode::Internal,
-                            message:
-                                "The relay could not store the message; it will be sent again."
-                                    .into(),
-                        })
-                        .await
-                }
-            }
+            // `serve` hands submissions to the writers itself, so that
+            // several can wait for one commit; answered here only if called
+            // directly.
+            let (client_msg, group) = (submission.client_msg, submission.group);
+            let outcome = state.appender.append(device, submission, now()).await;
+            answer_submission(connection, state, client_msg, group, outcome).await
         }
         ClientFrame::Ack { group, seq } => {
-            if let Err(error) = state.store.acknowledge(device, group, seq).await {
-                // Only handshake clean-up depends on this; nothing is lost.
-                tracing::warn!(%error, "could not record an acknowledgement");
-            }
+            // Only handshake clean-up depends on this; nothing is lost if
+            // it fails, so the connection does not wait for the commit.
+            state.appender.acknowledge(device, group, seq).await;
             true
         }
         frame @ (ClientFrame::CreateInvite { .. }

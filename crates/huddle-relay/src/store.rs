@@ -52,6 +52,8 @@ pub enum StoreError {
     Migrate(#[source] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
     Query(#[from] sqlx::Error),
+    #[error("the write was not committed: {0}")]
+    NotCommitted(String),
 }
 
 /// Which database engine the relay stores its data in.

@@ -5,7 +5,10 @@ mod support;
 
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, UserId};
 use huddle_core::retention::{GroupKind, RetentionSecs, UnixMillis};
-use huddle_core::wire::{GroupSpec, MembershipChange, Payload, Rejection, Role, Submission};
+use huddle_core::wire::{
+    GroupSpec, MembershipChange, Payload, Rejection, Role, Submission, MAX_APPLICATION_BYTES,
+};
+use huddle_relay::group_commit::Appender;
 use huddle_relay::Store;
 use support::Engine;
 
@@ -376,6 +379,119 @@ async fn racing_commits_for_one_epoch_leave_exactly_one_winner() {
             }
         }
         assert_eq!(accepted, 1);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn writes_committed_together_keep_their_own_outcomes_and_order() {
+    for_each_engine(|store| async move {
+        let (appender, writers) = Appender::start(&store);
+        appender
+            .append(
+                ADMIN,
+                create(
+                    1,
+                    GroupKind::Operational,
+                    RetentionSecs::days(7),
+                    vec![BOB, CAROL],
+                ),
+                NOW,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        let later = NOW.saturating_add_millis(60_000);
+        // Handed over all at once, so the writer commits them in batches:
+        // good messages, stale ones, an oversized one, a resend of a message
+        // in the same batch, an outsider's and a commit for the epoch.
+        let mut writes = Vec::new();
+        for n in 0..300u32 {
+            let sender = [ADMIN, BOB, CAROL][n as usize % 3];
+            let mut submission = text(100 + n, 1, later);
+            match n % 10 {
+                3 => submission.epoch = 0,
+                5 => {
+                    submission.payload = Payload::Application {
+                        ciphertext: vec![0; MAX_APPLICATION_BYTES + 1],
+                    }
+                }
+                // The same message id as the write before it, from the same
+                // device: a resend.
+                8 => submission.client_msg = msg(100 + n - 1),
+                _ => {}
+            }
+            let sender = if n % 10 == 8 {
+                [ADMIN, BOB, CAROL][(n as usize - 1) % 3]
+            } else {
+                sender
+            };
+            writes.push((sender, submission));
+        }
+        writes.push((DeviceId::from_bytes([9; 16]), text(999, 1, later)));
+        let outcomes = futures::future::join_all(
+            writes
+                .iter()
+                .map(|(sender, submission)| appender.append(*sender, submission.clone(), NOW)),
+        )
+        .await;
+
+        // The order in which the writes reach the writer is up to the
+        // runtime; each outcome must hold whatever that order was.
+        let mut accepted = Vec::new();
+        for (n, outcome) in outcomes.iter().enumerate().take(300) {
+            match (n % 10, outcome.as_ref().expect("no database error")) {
+                (3, Err(Rejection::StaleEpoch { current_epoch })) => assert_eq!(*current_epoch, 1),
+                (5, Err(Rejection::TooLarge { .. })) => {}
+                (8, Ok(resent)) => {
+                    // One of the pair was stored, the other answered with
+                    // the same place.
+                    let original = outcomes[n - 1].as_ref().unwrap().as_ref().unwrap();
+                    assert_eq!(resent.entry.seq, original.entry.seq);
+                    assert!(resent.fresh != original.fresh, "a resend is stored once");
+                    let fresh = if resent.fresh { resent } else { original };
+                    accepted.push((fresh.entry.seq, fresh.entry.client_msg));
+                }
+                (7, Ok(_)) => {}
+                (3 | 5 | 8, other) => panic!("write {n}: {other:?}"),
+                (_, Ok(appended)) => {
+                    assert!(
+                        appended.fresh,
+                        "write {n} was not fresh: {:?}",
+                        appended.entry
+                    );
+                    accepted.push((appended.entry.seq, appended.entry.client_msg));
+                }
+                (_, Err(reason)) => panic!("write {n} refused: {reason:?}"),
+            }
+        }
+        assert!(matches!(outcomes[300], Ok(Err(Rejection::NotAMember))));
+
+        // Every accepted message has its own place, with no gaps, and the
+        // log holds exactly those.
+        accepted.sort();
+        assert_eq!(accepted.len(), 210);
+        let seqs: Vec<u64> = accepted.iter().map(|(seq, _)| *seq).collect();
+        assert_eq!(seqs, (2..2 + 210).collect::<Vec<u64>>());
+        let log = store.backlog(WARD, BOB, 1, 1000, NOW).await.unwrap();
+        let stored: Vec<(u64, ClientMessageId)> = log
+            .iter()
+            .map(|entry| (entry.seq, entry.client_msg))
+            .collect();
+        assert_eq!(stored, accepted);
+
+        // Acknowledgements ride along with the next commit: once every
+        // member has passed the group's first commit, it can be deleted.
+        for device in [ADMIN, BOB, CAROL] {
+            appender.acknowledge(device, WARD, 50).await;
+        }
+        appender
+            .append(ADMIN, text(2000, 1, later), NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(store.sweep_handshakes(NOW).await.unwrap(), 1);
+        writers.iter().for_each(|writer| writer.abort());
     })
     .await;
 }

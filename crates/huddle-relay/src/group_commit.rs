@@ -1,0 +1,151 @@
+//! Group commit: connections hand their appends and acknowledgements to a writer that commits whatever has queued up in one transaction, so that one fsync covers many messages.
+//!
+//! Each append still gets its own savepoint, its own outcome and its own
+//! place in its group's log; only the commit is shared, and nobody is told
+//! "accepted" before it. Nothing waits to fill a batch: a writer takes what
+//! is queued the moment the previous commit ends, so a quiet relay commits
+//! each message alone and a busy one commits many per fsync.
+//!
+//! SQLite allows one writer at a time, so it gets one writer task: appends
+//! queue here, in order, instead of sleeping in SQLite's busy handler.
+//! PostgreSQL gets several, each owning the groups whose id falls to it, so
+//! that appends to one group stay in order while different groups commit in
+//! parallel.
+
+use crate::delivery::{AppendOutcome, Write, Written};
+use crate::store::{Store, StoreError};
+use huddle_core::ids::{DeviceId, GroupId};
+use huddle_core::retention::UnixMillis;
+use huddle_core::wire::Submission;
+use std::sync::Arc;
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+/// At most this many writes share one commit, so that one commit's latency
+/// stays bounded when a flood arrives.
+pub const MAX_BATCH: usize = 256;
+
+/// Writes waiting per writer before senders wait: back-pressure for a flood.
+const QUEUE_DEPTH: usize = 4096;
+
+/// Writer tasks for PostgreSQL, each with its own connection while it commits.
+const POSTGRES_WRITERS: usize = 4;
+
+struct Queued {
+    write: Write,
+    /// Where an append's outcome goes; acknowledgements are not waited for.
+    reply: Option<oneshot::Sender<AppendOutcome>>,
+}
+
+/// The way into the writers; cheap to clone, shared by every connection.
+#[derive(Clone)]
+pub struct Appender {
+    writers: Arc<[mpsc::Sender<Queued>]>,
+}
+
+impl std::fmt::Debug for Appender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Appender")
+            .field("writers", &self.writers.len())
+            .finish()
+    }
+}
+
+impl Appender {
+    /// Starts the writer tasks for `store`; they run until every clone of the
+    /// returned appender is dropped (or the handles are aborted).
+    pub fn start(store: &Store) -> (Appender, Vec<JoinHandle<()>>) {
+        let count = match store {
+            Store::Sqlite(_) => 1,
+            Store::Postgres(_) => POSTGRES_WRITERS,
+        };
+        let mut writers = Vec::with_capacity(count);
+        let mut tasks = Vec::with_capacity(count);
+        for _ in 0..count {
+            let (queue, incoming) = mpsc::channel(QUEUE_DEPTH);
+            writers.push(queue);
+            tasks.push(tokio::spawn(run_writer(store.clone(), incoming)));
+        }
+        (
+            Appender {
+                writers: writers.into(),
+            },
+            tasks,
+        )
+    }
+
+    /// The writer that owns `group`: every write for one group goes through
+    /// one writer, in the order it was handed over.
+    fn writer_for(&self, group: GroupId) -> &mpsc::Sender<Queued> {
+        let bytes = group.as_bytes();
+        let index = usize::from(bytes[0]) % self.writers.len();
+        &self.writers[index]
+    }
+
+    /// Appends a submission to its group's log; resolves once the commit
+    /// that holds it is durable (or with the reason it was refused).
+    pub async fn append(
+        &self,
+        sender: DeviceId,
+        submission: Submission,
+        now: UnixMillis,
+    ) -> AppendOutcome {
+        let (reply, outcome) = oneshot::channel();
+        let writer = self.writer_for(submission.group);
+        let queued = Queued {
+            write: Write::Append {
+                sender,
+                submission,
+                now,
+            },
+            reply: Some(reply),
+        };
+        if writer.send(queued).await.is_err() {
+            return Err(StoreError::NotCommitted(
+                "the relay is shutting down".into(),
+            ));
+        }
+        outcome.await.unwrap_or_else(|_| {
+            Err(StoreError::NotCommitted(
+                "the relay is shutting down".into(),
+            ))
+        })
+    }
+
+    /// Records that `device` has processed `group` up to `seq`, with the next
+    /// commit. Not waited for: only the clean-up of old handshakes depends
+    /// on it, and the device acknowledges again on its next sync.
+    pub async fn acknowledge(&self, device: DeviceId, group: GroupId, seq: u64) {
+        let queued = Queued {
+            write: Write::Acknowledge { device, group, seq },
+            reply: None,
+        };
+        // A relay shutting down drops it; the device acknowledges again.
+        let _ = self.writer_for(group).send(queued).await;
+    }
+}
+
+async fn run_writer(store: Store, mut incoming: mpsc::Receiver<Queued>) {
+    let mut batch: Vec<Queued> = Vec::with_capacity(MAX_BATCH);
+    while incoming.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        let (writes, replies): (Vec<Write>, Vec<_>) = batch
+            .drain(..)
+            .map(|queued| (queued.write, queued.reply))
+            .unzip();
+        let outcomes = store.write_batch(&writes).await;
+        tracing::trace!(writes = writes.len(), "batch committed");
+        for (reply, outcome) in replies.into_iter().zip(outcomes) {
+            match (reply, outcome) {
+                (Some(reply), Written::Append(outcome)) => {
+                    // The connection may have closed meanwhile; its device
+                    // resends and is acknowledged again.
+                    let _ = reply.send(outcome);
+                }
+                (None, Written::Acknowledged(Err(error))) => {
+                    tracing::warn!(%error, "could not record an acknowledgement");
+                }
+                _ => {}
+            }
+        }
+    }
+}
