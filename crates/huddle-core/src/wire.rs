@@ -297,7 +297,10 @@ pub enum ServerFrame {
         user: UserId,
         device: DeviceId,
     },
-    /// The submission is durably stored at `seq` (also sent again for a resend).
+    /// The submission is durably stored at `seq` (also sent again for a
+    /// resend). The sender's own `Deliver` of the entry can come first (a
+    /// resend after a lost connection, or relays sharing PostgreSQL); it
+    /// means the same.
     Accepted {
         client_msg: ClientMessageId,
         group: GroupId,

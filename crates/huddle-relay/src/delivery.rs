@@ -118,13 +118,16 @@ macro_rules! append_within {
             let group = &submission.group.as_bytes()[..];
             let sender_bytes = &sender.as_bytes()[..];
             let client_msg = &submission.client_msg.as_bytes()[..];
-            // Take the group's write lock first (a no-op update): SQLite
-            // then serialises appends without stale snapshots, and
-            // PostgreSQL locks the row.
-            sqlx::query("UPDATE groups SET last_seq = last_seq WHERE id = $1")
-                .bind(group)
-                .execute(&mut *$tx)
-                .await?;
+            // Take the group's write lock first (a no-op update) and read it
+            // in the same round trip: SQLite then serialises appends without
+            // stale snapshots, and PostgreSQL locks the row.
+            let existing = sqlx::query(
+                "UPDATE groups SET last_seq = last_seq WHERE id = $1
+                 RETURNING kind, retention_secs, epoch, last_seq",
+            )
+            .bind(group)
+            .fetch_optional(&mut *$tx)
+            .await?;
 
             // A resend of something already stored is acknowledged again.
             if let Some(row) = sqlx::query(
@@ -168,12 +171,6 @@ macro_rules! append_within {
                 }));
             }
 
-            let existing = sqlx::query(
-                "SELECT kind, retention_secs, epoch, last_seq FROM groups WHERE id = $1",
-            )
-            .bind(group)
-            .fetch_optional(&mut *$tx)
-            .await?;
             let (kind, retention, epoch, last_seq) = match (existing, &submission.payload) {
                 (Some(row), _) => {
                     let kind: String = row.try_get(0)?;
@@ -479,12 +476,18 @@ impl Store {
         let attempt = on_pool!(self, pool => {
             async {
                 let mut tx = pool.begin().await?;
+                // A write alone in its transaction needs no savepoint: if it
+                // is not kept, the whole transaction is undone. That saves
+                // two round trips whenever the relay is not busy.
+                let lone = writes.len() == 1;
                 let mut outcomes = Vec::with_capacity(writes.len());
                 for write in writes {
                     let mut attempts = 0;
                     let outcome = loop {
                         attempts += 1;
-                        sqlx::query("SAVEPOINT write").execute(&mut *tx).await?;
+                        if !lone {
+                            sqlx::query("SAVEPOINT write").execute(&mut *tx).await?;
+                        }
                         let outcome = match write {
                             Write::Append { sender, submission, now } => {
                                 Written::Append(append_within!(self, tx, *sender, submission, *now))
@@ -498,22 +501,34 @@ impl Store {
                             Written::Append(Ok(Ok(_))) | Written::Acknowledged(Ok(()))
                         );
                         if keep {
-                            sqlx::query("RELEASE SAVEPOINT write").execute(&mut *tx).await?;
+                            if !lone {
+                                sqlx::query("RELEASE SAVEPOINT write").execute(&mut *tx).await?;
+                            }
                             break outcome;
+                        }
+                        // Two devices created the same group or committed the
+                        // same epoch at the same instant (relay processes
+                        // sharing PostgreSQL): this write hit a unique index.
+                        // Read again; the answer is now a clean rejection or
+                        // a resend. A violation that persists is a bug,
+                        // reported rather than retried for ever.
+                        let retry = matches!(
+                            &outcome,
+                            Written::Append(Err(StoreError::Query(error)))
+                                if is_unique_violation(error) && attempts < 5
+                        );
+                        if lone {
+                            tx.rollback().await?;
+                            if retry {
+                                tx = pool.begin().await?;
+                                continue;
+                            }
+                            return Ok(vec![outcome]);
                         }
                         sqlx::query("ROLLBACK TO SAVEPOINT write").execute(&mut *tx).await?;
                         sqlx::query("RELEASE SAVEPOINT write").execute(&mut *tx).await?;
-                        match outcome {
-                            // Two devices created the same group or committed
-                            // the same epoch at the same instant (relay
-                            // processes sharing PostgreSQL): this write hit a
-                            // unique index. Read again; the answer is now a
-                            // clean rejection or a resend. A violation that
-                            // persists is a bug, reported rather than retried
-                            // for ever.
-                            Written::Append(Err(StoreError::Query(ref error)))
-                                if is_unique_violation(error) && attempts < 5 => {}
-                            outcome => break outcome,
+                        if !retry {
+                            break outcome;
                         }
                     };
                     outcomes.push(outcome);
@@ -527,9 +542,9 @@ impl Store {
         match attempt {
             Ok(outcomes) => outcomes,
             Err(error) => {
-                // Nothing in the batch was committed. Rejections and resends
-                // still stand (they wrote nothing); a fresh append becomes
-                // an error, and its device sends it again.
+                // Nothing in the batch was committed, so nothing in it is
+                // acknowledged: every device sends its message again, with
+                // the same id, and is answered then.
                 let reason = error.to_string();
                 writes
                     .iter()

@@ -90,6 +90,18 @@ impl Appender {
         submission: Submission,
         now: UnixMillis,
     ) -> AppendOutcome {
+        self.enqueue(sender, submission, now).await.outcome().await
+    }
+
+    /// Hands a submission to its writer and returns at once (unless the
+    /// writer's queue is full): submissions enqueued one after another are
+    /// written in that order, while their outcomes are awaited together.
+    pub async fn enqueue(
+        &self,
+        sender: DeviceId,
+        submission: Submission,
+        now: UnixMillis,
+    ) -> PendingAppend {
         let (reply, outcome) = oneshot::channel();
         let writer = self.writer_for(submission.group);
         let queued = Queued {
@@ -100,16 +112,10 @@ impl Appender {
             },
             reply: Some(reply),
         };
-        if writer.send(queued).await.is_err() {
-            return Err(StoreError::NotCommitted(
-                "the relay is shutting down".into(),
-            ));
+        match writer.send(queued).await {
+            Ok(()) => PendingAppend(Some(outcome)),
+            Err(_) => PendingAppend(None),
         }
-        outcome.await.unwrap_or_else(|_| {
-            Err(StoreError::NotCommitted(
-                "the relay is shutting down".into(),
-            ))
-        })
     }
 
     /// Records that `device` has processed `group` up to `seq`, with the next
@@ -122,6 +128,24 @@ impl Appender {
         };
         // A relay shutting down drops it; the device acknowledges again.
         let _ = self.writer_for(group).send(queued).await;
+    }
+}
+
+/// A submission handed to a writer, waiting for its commit.
+pub struct PendingAppend(Option<oneshot::Receiver<AppendOutcome>>);
+
+impl PendingAppend {
+    /// What became of the submission, once its batch is committed.
+    pub async fn outcome(self) -> AppendOutcome {
+        let shutting_down = || {
+            Err(StoreError::NotCommitted(
+                "the relay is shutting down".into(),
+            ))
+        };
+        match self.0 {
+            Some(outcome) => outcome.await.unwrap_or_else(|_| shutting_down()),
+            None => shutting_down(),
+        }
     }
 }
 

@@ -197,6 +197,11 @@ async fn serve(socket: WebSocket, state: AppState) {
     let mut submitted = FuturesOrdered::new();
     loop {
         tokio::select! {
+            // Answers first: a device hears "accepted" as soon as it can.
+            // (With several relay processes its own copy of the entry may
+            // still arrive first, through PostgreSQL; devices take either as
+            // the acceptance.)
+            biased;
             Some((client_msg, group, outcome)) = submitted.next(), if !submitted.is_empty() => {
                 if !answer_submission(&mut connection, &state, client_msg, group, outcome).await {
                     break;
@@ -213,11 +218,11 @@ async fn serve(socket: WebSocket, state: AppState) {
                         continue;
                     }
                     if let ClientFrame::Submit(submission) = frame {
-                        let appender = state.appender.clone();
+                        // Enqueued here, in the order the device sent them,
+                        // so that its messages keep their order in the log.
                         let (client_msg, group) = (submission.client_msg, submission.group);
-                        submitted.push_back(async move {
-                            (client_msg, group, appender.append(device, submission, now()).await)
-                        });
+                        let pending = state.appender.enqueue(device, submission, now()).await;
+                        submitted.push_back(async move { (client_msg, group, pending.outcome().await) });
                     } else if !handle_frame(&mut connection, &state, device, frame, &mut sent_up_to).await {
                         break;
                     }

@@ -3,7 +3,7 @@
 
 mod support;
 
-use support::ws::{next, send, sign_in, Socket};
+use support::ws::{accepted_with_own_copy, next, send, sign_in, Socket};
 
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, UserId};
 use huddle_core::retention::{GroupKind, RetentionSecs};
@@ -89,10 +89,8 @@ async fn messages_cross_between_two_relays_on_one_postgresql() {
         },
     };
     send(&mut on_a, ClientFrame::Submit(create)).await;
-    assert!(matches!(
-        next(&mut on_a).await,
-        ServerFrame::Accepted { seq: 1, .. }
-    ));
+    let (accepted, _) = accepted_with_own_copy(&mut on_a).await;
+    assert!(matches!(accepted, ServerFrame::Accepted { seq: 1, .. }));
     // The welcome crosses to relay B.
     assert!(matches!(
         next(&mut on_b).await,

@@ -13,7 +13,7 @@ use huddle_core::wire::{
 use p384::ecdsa::signature::Signer;
 use p384::ecdsa::{Signature, SigningKey};
 use std::time::Duration;
-use support::ws::{close_code, next, raw_socket, send, sign_in, Socket};
+use support::ws::{accepted_with_own_copy, close_code, next, raw_socket, send, sign_in, Socket};
 use support::Engine;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -135,8 +135,9 @@ async fn a_group_is_created_joined_and_talks_live_and_from_the_backlog() {
             },
         };
         send(&mut admin_socket, ClientFrame::Submit(create)).await;
-        assert_eq!(next(&mut admin_socket).await, ServerFrame::Accepted { client_msg: msg(1), group: WARD, seq: 1 });
-        assert!(matches!(next(&mut admin_socket).await, ServerFrame::Deliver(e) if e.seq == 1 && e.sender == admin.device));
+        let (accepted, own) = accepted_with_own_copy(&mut admin_socket).await;
+        assert_eq!(accepted, ServerFrame::Accepted { client_msg: msg(1), group: WARD, seq: 1 });
+        assert!(own.seq == 1 && own.sender == admin.device);
         match next(&mut bob_socket).await {
             ServerFrame::Welcome { group, seq, welcome, spec } => {
                 assert_eq!((group, seq, welcome.as_slice()), (WARD, 1, &b"welcome for bob"[..]));
@@ -147,9 +148,9 @@ async fn a_group_is_created_joined_and_talks_live_and_from_the_backlog() {
 
         // Live: the admin's message reaches Bob.
         send(&mut admin_socket, ClientFrame::Submit(text(2, 1))).await;
-        assert!(matches!(next(&mut admin_socket).await, ServerFrame::Accepted { seq: 2, .. }));
         // Every member gets the log, the sender too: it keeps her cursor whole.
-        assert!(matches!(next(&mut admin_socket).await, ServerFrame::Deliver(e) if e.seq == 2));
+        let (accepted, own) = accepted_with_own_copy(&mut admin_socket).await;
+        assert!(matches!(accepted, ServerFrame::Accepted { seq: 2, .. }) && own.seq == 2);
         assert!(matches!(next(&mut bob_socket).await, ServerFrame::Deliver(e) if e.seq == 2 && e.payload == b"ciphertext 2"));
         // A resend is acknowledged again, with the same number, and not delivered twice.
         send(&mut admin_socket, ClientFrame::Submit(text(2, 1))).await;
@@ -166,8 +167,7 @@ async fn a_group_is_created_joined_and_talks_live_and_from_the_backlog() {
         drop(bob_socket);
         for n in 4..=6 {
             send(&mut admin_socket, ClientFrame::Submit(text(n, 1))).await;
-            assert!(matches!(next(&mut admin_socket).await, ServerFrame::Accepted { .. }));
-            assert!(matches!(next(&mut admin_socket).await, ServerFrame::Deliver(_)));
+            accepted_with_own_copy(&mut admin_socket).await;
         }
         let mut bob_socket = bob.connect(&relay).await;
         send(&mut bob_socket, ClientFrame::Sync { cursors: vec![GroupCursor { group: WARD, seq: 2 }] }).await;

@@ -2,7 +2,7 @@
 
 use futures::{SinkExt, StreamExt};
 use huddle_core::ids::DeviceId;
-use huddle_core::wire::{auth_transcript, ClientFrame, ServerFrame};
+use huddle_core::wire::{auth_transcript, ClientFrame, LogEntry, ServerFrame};
 use p384::ecdsa::signature::Signer;
 use p384::ecdsa::{Signature, SigningKey};
 use std::time::Duration;
@@ -40,6 +40,24 @@ pub async fn next(socket: &mut Socket) -> ServerFrame {
             Message::Ping(_) | Message::Pong(_) => continue,
             other => panic!("unexpected {other:?}"),
         }
+    }
+}
+
+/// The sender's answers to a fresh submission: `Accepted`, and its own copy
+/// of the entry, in whichever order they come (relays sharing PostgreSQL
+/// can deliver the copy first).
+pub async fn accepted_with_own_copy(socket: &mut Socket) -> (ServerFrame, LogEntry) {
+    let (mut accepted, mut copy) = (None, None);
+    while accepted.is_none() || copy.is_none() {
+        match next(socket).await {
+            ServerFrame::Deliver(entry) if copy.is_none() => copy = Some(entry),
+            frame @ ServerFrame::Accepted { .. } if accepted.is_none() => accepted = Some(frame),
+            other => panic!("expected Accepted and the sender's copy, got {other:?}"),
+        }
+    }
+    match (accepted, copy) {
+        (Some(accepted), Some(copy)) => (accepted, copy),
+        _ => unreachable!("the loop ends only with both"),
     }
 }
 
