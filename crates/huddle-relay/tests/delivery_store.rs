@@ -62,6 +62,17 @@ fn create(n: u32, kind: GroupKind, retention: RetentionSecs, add: Vec<DeviceId>)
     )
 }
 
+/// The operational group every test starts from: the admin creates it with
+/// Bob and Carol.
+fn ward_with_everyone() -> Submission {
+    create(
+        1,
+        GroupKind::Operational,
+        RetentionSecs::days(7),
+        vec![BOB, CAROL],
+    )
+}
+
 async fn open(engine: Engine, dir: &std::path::Path) -> Option<Store> {
     let url = support::database_url(engine, dir).await?;
     let store = Store::connect(&url).await.expect("connect");
@@ -230,16 +241,7 @@ async fn outsiders_unknown_groups_and_bad_retention_are_refused() {
 async fn a_removed_device_reads_up_to_its_removal_and_nothing_after() {
     for_each_engine(|store| async move {
         store
-            .append(
-                ADMIN,
-                &create(
-                    1,
-                    GroupKind::Operational,
-                    RetentionSecs::days(7),
-                    vec![BOB, CAROL],
-                ),
-                NOW,
-            )
+            .append(ADMIN, &ward_with_everyone(), NOW)
             .await
             .unwrap()
             .unwrap();
@@ -348,16 +350,7 @@ async fn expired_messages_are_swept_and_never_served() {
 async fn racing_commits_for_one_epoch_leave_exactly_one_winner() {
     for_each_engine(|store| async move {
         store
-            .append(
-                ADMIN,
-                &create(
-                    1,
-                    GroupKind::Operational,
-                    RetentionSecs::days(7),
-                    vec![BOB, CAROL],
-                ),
-                NOW,
-            )
+            .append(ADMIN, &ward_with_everyone(), NOW)
             .await
             .unwrap()
             .unwrap();
@@ -388,16 +381,7 @@ async fn writes_committed_together_keep_their_own_outcomes_and_order() {
     for_each_engine(|store| async move {
         let (appender, writers) = Appender::start(&store);
         appender
-            .append(
-                ADMIN,
-                create(
-                    1,
-                    GroupKind::Operational,
-                    RetentionSecs::days(7),
-                    vec![BOB, CAROL],
-                ),
-                NOW,
-            )
+            .append(ADMIN, ward_with_everyone(), NOW)
             .await
             .unwrap()
             .unwrap();
