@@ -278,6 +278,21 @@ async fn serve(socket: WebSocket, state: AppState) {
         }
     }
     state.hub.unregister(device, &live);
+    if !submitted.is_empty() {
+        // The device went while some of its messages waited for their
+        // commit. The writer still commits them, and they must still reach
+        // everyone online; the device hears "accepted" when it resends.
+        let state = state.clone();
+        tokio::spawn(async move {
+            while let Some((_, _, outcome)) = submitted.next().await {
+                if let Ok(Ok(appended)) = outcome {
+                    if appended.fresh {
+                        state.hub.fan_out(&state.store, appended).await;
+                    }
+                }
+            }
+        });
+    }
     if !state.hub.is_connected(device) {
         state.rate_limiter.forget(device);
     }

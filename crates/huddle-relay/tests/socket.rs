@@ -180,6 +180,21 @@ async fn a_group_is_created_joined_and_talks_live_and_from_the_backlog() {
             }
         }
         assert_eq!(seqs, vec![3, 4, 5]);
+
+        // A phone sends and loses its connection at once (bad Wi-Fi): what
+        // the relay stores still reaches everyone online, live.
+        for n in 7..=9 {
+            send(&mut admin_socket, ClientFrame::Submit(text(n, 1))).await;
+        }
+        drop(admin_socket);
+        let mut live = Vec::new();
+        while live.len() < 3 {
+            match next(&mut bob_socket).await {
+                ServerFrame::Deliver(entry) => live.push(entry.seq),
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(live, vec![6, 7, 8]);
         relay
     })
     .await;
