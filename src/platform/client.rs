@@ -592,6 +592,7 @@ struct Driver {
 
 impl Driver {
     async fn run(mut self, mut queue: mpsc::UnboundedReceiver<Input>) {
+        self.withdraw_expired().await;
         self.seal_waiting(None).await;
         while let Some(input) = queue.next().await {
             self.handle(input).await;
@@ -599,6 +600,18 @@ impl Driver {
                 self.seal_waiting(Some(group)).await;
             }
             self.show_connection();
+        }
+    }
+
+    /// Messages that expired before the relay stored them leave the outbox
+    /// and the phone, like every other expired message: the outbox record
+    /// holds the text until it is sent.
+    async fn withdraw_expired(&mut self) {
+        for id in self.engine.withdraw_expired(browser::now()) {
+            self.intents.remove(&id);
+            if let Err(e) = self.client.db.delete_outbox(id).await {
+                log::error(&e.to_string());
+            }
         }
     }
 
@@ -709,6 +722,7 @@ impl Driver {
                 if let Err(e) = client.db.delete_expired(now).await {
                     log::error(&e.to_string());
                 }
+                self.withdraw_expired().await;
                 self.clamp_unread().await;
                 client.refresh().await;
             }

@@ -356,6 +356,27 @@ impl SyncEngine {
         });
     }
 
+    /// Withdraws the messages that expired before the relay stored them:
+    /// they are never sent (the relay would refuse them) and the device
+    /// must not keep them past their expiry. Returns their ids, for the
+    /// app to delete its own copies.
+    pub fn withdraw_expired(&mut self, now: UnixMillis) -> Vec<ClientMessageId> {
+        let mut withdrawn = Vec::new();
+        self.outbox.retain(|item| {
+            let expired = matches!(item.submission.payload, Payload::Application { .. })
+                && !matches!(item.state, OutboxState::Sent { .. })
+                && item.submission.expires_at.is_some_and(|at| at <= now);
+            if expired {
+                withdrawn.push(item.id());
+            }
+            !expired
+        });
+        for id in &withdrawn {
+            self.awaiting_reseal.remove(id);
+        }
+        withdrawn
+    }
+
     /// Feeds one event in; returns what to do.
     pub fn handle(&mut self, event: Event) -> Vec<Command> {
         let mut out = Vec::new();

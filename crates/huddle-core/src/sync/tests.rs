@@ -794,3 +794,30 @@ fn an_accepted_commit_is_remembered_until_its_entry_is_merged() {
     engine.forget_sent();
     assert_eq!(engine.outbox().len(), 1, "merged, the commit is forgotten");
 }
+
+#[test]
+fn messages_that_expire_while_waiting_are_withdrawn_not_sent() {
+    let soon = |n: u8, expires: u64| Submission {
+        expires_at: Some(at(expires)),
+        ..text(n, WARD, 0)
+    };
+    // Written offline: one that expires at 5 s, one much later, and a
+    // membership change, which never expires.
+    let mut engine = engine_with(
+        vec![],
+        vec![
+            OutboxItem::new(soon(1, 5_000)),
+            OutboxItem::new(soon(2, 900_000)),
+            OutboxItem::new(commit(3, SOCIAL, 0)),
+        ],
+    );
+    assert!(engine.withdraw_expired(at(4_999)).is_empty());
+    assert_eq!(engine.withdraw_expired(at(5_000)), vec![msg_id(1)]);
+    assert_eq!(engine.waiting_count(), 2);
+    // Back online, only what is still wanted goes out.
+    let live = go_live(&mut engine, 10_000);
+    assert_eq!(sent_ids(&live), vec![msg_id(2), msg_id(3)]);
+    // Once stored, a message is the relay's to expire, not withdrawn again.
+    accept(&mut engine, 2, WARD, 1);
+    assert!(engine.withdraw_expired(at(2_000_000)).is_empty());
+}
