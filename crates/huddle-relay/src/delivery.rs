@@ -6,7 +6,7 @@
 //! written once and runs on both engines (`$N` placeholders, `RETURNING`,
 //! partial indexes), through [`on_pool!`].
 
-use crate::store::{id16, on_pool, to_i64, to_u64, Store, StoreError};
+use crate::store::{id16, on_pool, to_i64, to_u64, BeginWrite, Store, StoreError};
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, UserId};
 use huddle_core::retention::{effective_expiry, GroupKind, RetentionSecs, UnixMillis};
 use huddle_core::wire::{
@@ -475,7 +475,7 @@ impl Store {
     pub(crate) async fn write_batch(&self, writes: &[Write]) -> Vec<Written> {
         let attempt = on_pool!(self, pool => {
             async {
-                let mut tx = pool.begin().await?;
+                let mut tx = pool.begin_write().await?;
                 // A write alone in its transaction needs no savepoint: if it
                 // is not kept, the whole transaction is undone. That saves
                 // two round trips whenever the relay is not busy.
@@ -520,7 +520,7 @@ impl Store {
                         if lone {
                             tx.rollback().await?;
                             if retry {
-                                tx = pool.begin().await?;
+                                tx = pool.begin_write().await?;
                                 continue;
                             }
                             return Ok(vec![outcome]);
@@ -697,7 +697,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let device = &device.as_bytes()[..];
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             for data in key_packages {
                 sqlx::query("INSERT INTO key_packages (device_id, last_resort, data) VALUES ($1, 0, $2)")
                     .bind(device)
@@ -737,8 +737,25 @@ impl Store {
         users: &[UserId],
     ) -> Result<Vec<huddle_core::wire::ClaimedKeyPackage>, StoreError> {
         let mut claimed = Vec::new();
+        // Two devices claiming at once must each get a different single-use
+        // package. SQLite serialises writers; on PostgreSQL the second would
+        // wait for the first's row and then find it gone, so it skips rows
+        // another claim holds and takes the next.
+        let take_single_use = match self {
+            Store::Sqlite(_) => {
+                "DELETE FROM key_packages WHERE id =
+                 (SELECT id FROM key_packages WHERE device_id = $1 AND last_resort = 0 ORDER BY id LIMIT 1)
+                 RETURNING data"
+            }
+            Store::Postgres(_) => {
+                "DELETE FROM key_packages WHERE id =
+                 (SELECT id FROM key_packages WHERE device_id = $1 AND last_resort = 0 ORDER BY id LIMIT 1
+                  FOR UPDATE SKIP LOCKED)
+                 RETURNING data"
+            }
+        };
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             for user in users {
                 let devices: Vec<Vec<u8>> = sqlx::query_scalar(
                     "SELECT id FROM devices WHERE user_id = $1 AND revoked_at IS NULL ORDER BY id",
@@ -747,11 +764,7 @@ impl Store {
                 .fetch_all(&mut *tx)
                 .await?;
                 for device in devices {
-                    let single: Option<Vec<u8>> = sqlx::query_scalar(
-                        "DELETE FROM key_packages WHERE id =
-                         (SELECT id FROM key_packages WHERE device_id = $1 AND last_resort = 0 ORDER BY id LIMIT 1)
-                         RETURNING data",
-                    )
+                    let single: Option<Vec<u8>> = sqlx::query_scalar(take_single_use)
                     .bind(device.as_slice())
                     .fetch_optional(&mut *tx)
                     .await?;

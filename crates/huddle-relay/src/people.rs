@@ -5,7 +5,7 @@
 //! appear in logs. Every change to who may take part is written to the
 //! audit log, with ids and names and never any message content.
 
-use crate::store::{id16, on_pool, to_i64, Store, StoreError};
+use crate::store::{id16, on_pool, to_i64, BeginWrite, Store, StoreError};
 use huddle_core::ids::{DeviceId, UserId};
 use huddle_core::retention::UnixMillis;
 use huddle_core::wire::{AuditEntry, Person, Role};
@@ -140,7 +140,7 @@ impl Store {
             .map(|b| format!("{b:02x}"))
             .collect();
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let stored: Option<String> = sqlx::query_scalar(
                 "SELECT value FROM relay_info WHERE key = 'setup_secret_hash'",
             )
@@ -220,7 +220,7 @@ impl Store {
         now: UnixMillis,
     ) -> Result<(), StoreError> {
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             sqlx::query(
                 "INSERT INTO invites (user_id, secret_hash, display_name, role, created_by, created_at, expires_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -259,7 +259,7 @@ impl Store {
         let chosen_name = clean_name(chosen_name);
         type InviteRow = (Vec<u8>, String, String, i64, Option<i64>, Option<i64>);
         on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let invite: Option<InviteRow> = sqlx::query_as(
                 "SELECT user_id, display_name, role, expires_at, used_at, revoked_at FROM invites WHERE secret_hash = $1",
             )
@@ -394,7 +394,7 @@ impl Store {
         now: UnixMillis,
     ) -> Result<Option<Vec<DeviceId>>, StoreError> {
         let devices: Option<Vec<Vec<u8>>> = on_pool!(self, pool => {
-            let mut tx = pool.begin().await?;
+            let mut tx = pool.begin_write().await?;
             let changed = sqlx::query("UPDATE users SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
                 .bind(&user.as_bytes()[..])
                 .bind(to_i64(now.0))

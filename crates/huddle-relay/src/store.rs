@@ -24,6 +24,30 @@ macro_rules! on_pool {
 }
 pub(crate) use on_pool;
 
+/// Starts a transaction that writes. On SQLite it takes the write lock at
+/// once (`BEGIN IMMEDIATE`): a deferred transaction that reads first and
+/// writes later fails straight away with `SQLITE_BUSY` when another commit
+/// lands in between, without waiting in the busy handler. PostgreSQL locks
+/// rows as they are written and needs nothing special.
+pub(crate) trait BeginWrite {
+    type Database: sqlx::Database;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, Self::Database>, sqlx::Error>;
+}
+
+impl BeginWrite for SqlitePool {
+    type Database = sqlx::Sqlite;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, sqlx::Error> {
+        self.begin_with("BEGIN IMMEDIATE").await
+    }
+}
+
+impl BeginWrite for PgPool {
+    type Database = sqlx::Postgres;
+    async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, sqlx::Error> {
+        self.begin().await
+    }
+}
+
 /// Database integers are signed 64-bit; ours are unsigned and far smaller.
 pub(crate) fn to_i64(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)

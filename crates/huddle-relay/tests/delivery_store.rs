@@ -481,6 +481,47 @@ async fn writes_committed_together_keep_their_own_outcomes_and_order() {
 }
 
 #[tokio::test]
+async fn claims_and_batched_appends_at_once_all_succeed() {
+    // Claiming key packages reads, then writes. On SQLite a transaction that
+    // upgrades from reading to writing while another commits fails at once
+    // unless it takes the write lock first.
+    for_each_engine(|store| async move {
+        let (appender, writers) = Appender::start(&store);
+        appender
+            .append(ADMIN, ward_with_everyone(), NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        let packages: Vec<Vec<u8>> = (0..40u8).map(|n| vec![0x4b, n]).collect();
+        store
+            .publish_key_packages(CAROL, &packages, Some(&[0x4c]))
+            .await
+            .unwrap();
+        let later = NOW.saturating_add_millis(60_000);
+        let appends = (0..200u32).map(|n| appender.append(ADMIN, text(100 + n, 1, later), NOW));
+        let carol = [UserId::from_bytes([3; 16])];
+        let claims = (0..40).map(|_| store.claim_key_packages(&carol));
+        let (appended, claimed) = futures::future::join(
+            futures::future::join_all(appends),
+            futures::future::join_all(claims),
+        )
+        .await;
+        assert!(appended.iter().all(|outcome| matches!(outcome, Ok(Ok(_)))));
+        let mut single_use: Vec<Vec<u8>> = claimed
+            .into_iter()
+            .map(|claim| claim.expect("every claim succeeds").remove(0).key_package)
+            .collect();
+        single_use.sort();
+        assert_eq!(
+            single_use, packages,
+            "each single-use package handed out once"
+        );
+        writers.iter().for_each(|writer| writer.abort());
+    })
+    .await;
+}
+
+#[tokio::test]
 async fn only_administrators_change_clinical_groups_and_broadcast() {
     for_each_engine(|store| async move {
         // Carol is staff: she cannot create a clinical group or an emergency broadcast.
