@@ -8,7 +8,7 @@
 import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { startRelay, ARTIFACTS } from "./harness.mjs";
@@ -73,26 +73,38 @@ async function newGroup(manager, name, kind, members, retention) {
   return new URL(manager.page.url()).pathname.split("/")[2];
 }
 
-/** How many messages of `group` the page's IndexedDB holds. */
-function cachedCount(page, group) {
+/**
+ * How many records the page's IndexedDB holds in each of `stores`; with a
+ * `group`, how many of that group's messages (through the messages index).
+ */
+function storedCounts(page, stores, group = null) {
   return page.evaluate(
-    (group) =>
+    ([stores, group]) =>
       new Promise((resolve, reject) => {
         const open = indexedDB.open("huddle");
         open.onerror = () => reject(open.error);
         open.onsuccess = () => {
           const db = open.result;
-          const count = db.transaction("messages").objectStore("messages").index("by_group").count(group);
-          count.onsuccess = () => {
-            resolve(count.result);
+          const tx = db.transaction(stores);
+          const counts = stores.map((name) =>
+            group === null ? tx.objectStore(name).count() : tx.objectStore(name).index("by_group").count(group),
+          );
+          tx.oncomplete = () => {
+            resolve(counts.map((count) => count.result));
             db.close();
           };
-          count.onerror = () => reject(count.error);
+          tx.onerror = () => reject(tx.error);
         };
       }),
-    group,
+    [stores, group],
   );
 }
+
+/** How many messages of `group` the page's IndexedDB holds. */
+const cachedCount = async (page, group) => (await storedCounts(page, ["messages"], group))[0];
+
+/** How many items wait in the page's outbox (each holds its text until the relay stores it). */
+const outboxCount = async (page) => (await storedCounts(page, ["outbox"]))[0];
 
 /** Application entries of `group` in the relay's SQLite database. */
 function relayEntries(group) {
@@ -121,6 +133,8 @@ afterEach(async () => {
       .screenshot({ path: join(dir, `${step}-${someone.name}.png`), fullPage: true })
       .catch(() => {});
   }
+  // The relay's log so far (it holds no message content: the scan checks).
+  writeFileSync(join(dir, "relay.log"), earlierLogs.join("") + (relay?.output() ?? ""));
 });
 
 after(async () => {
@@ -297,9 +311,18 @@ test("the content is blurred while the app is hidden", async () => {
 });
 
 test("expiry: the message disappears on every device, from IndexedDB and from the relay", async () => {
-  // Cara's phone is closed while the message expires.
+  // Cara writes in the clinical group with no connection, and her phone is
+  // closed before it could send: that message expires unsent.
+  await cara.context.setOffline(true);
+  await openConversation(cara.page, "Handover");
+  const unsent = say("Bay 2 obs due at 4am");
+  await send(cara.page, unsent);
+  await cara.page.getByTestId("connection-banner").filter({ hasText: "1 message is waiting to send" }).waitFor();
+  assert.equal(await outboxCount(cara.page), 1);
+  const unsentAt = Date.now();
+  // Cara's phone is closed while the messages expire.
   await cara.page.close();
-  const wait = expiring.sentAt + EXPIRY_MS + 8_000 - Date.now();
+  const wait = Math.max(expiring.sentAt, unsentAt) + EXPIRY_MS + 8_000 - Date.now();
   if (wait > 0) await new Promise((r) => setTimeout(r, wait));
   for (const someone of [mia, ben]) {
     await openConversation(someone.page, "Handover");
@@ -309,12 +332,20 @@ test("expiry: the message disappears on every device, from IndexedDB and from th
     await backToList(someone.page);
   }
   assert.equal(relayEntries(expiring.group), 0, "the relay's database holds none");
-  // Cara opens Huddle again: the startup sweep runs before anything is shown.
+  // Cara opens Huddle again, online: the startup sweep runs before anything
+  // is shown, and her expired message is withdrawn, not sent.
+  await cara.context.setOffline(false);
   cara.page = await cara.context.newPage();
   await cara.page.goto(relay.url);
   await openConversation(cara.page, "Handover");
-  assert.ok(!(await messageTexts(cara.page)).includes(expiring.text));
+  await waitLive(cara.page);
+  for (const text of [expiring.text, unsent]) assert.ok(!(await messageTexts(cara.page)).includes(text));
   assert.equal(await cachedCount(cara.page, expiring.group), 0);
+  assert.equal(await outboxCount(cara.page), 0, "the unsent message left her outbox");
+  await openConversation(mia.page, "Handover");
+  await mia.page.waitForTimeout(3_000);
+  assert.ok(!(await messageTexts(mia.page)).includes(unsent), "nobody receives an expired message");
+  await backToList(mia.page);
 });
 
 test("an administrator signs a person out, and her phone is wiped", async () => {
@@ -322,23 +353,8 @@ test("an administrator signs a person out, and her phone is wiped", async () => 
   await mia.page.locator(".person-row", { hasText: "Cara Jones" }).getByRole("button", { name: "Sign out" }).click();
   await mia.page.getByRole("button", { name: "Sign out and wipe" }).click();
   await cara.page.getByRole("heading", { name: "This phone has been signed out" }).waitFor({ timeout: 30_000 });
-  const left = await cara.page.evaluate(
-    () =>
-      new Promise((resolve, reject) => {
-        const open = indexedDB.open("huddle");
-        open.onerror = () => reject(open.error);
-        open.onsuccess = () => {
-          const db = open.result;
-          const stores = ["records", "conversations", "messages", "outbox", "keys"];
-          const tx = db.transaction(stores);
-          const counts = stores.map((name) => tx.objectStore(name).count());
-          tx.oncomplete = () => {
-            resolve(counts.reduce((sum, c) => sum + c.result, 0));
-            db.close();
-          };
-        };
-      }),
-  );
+  const stores = ["records", "conversations", "messages", "outbox", "keys"];
+  const left = (await storedCounts(cara.page, stores)).reduce((sum, count) => sum + count, 0);
   assert.equal(left, 0, "nothing is left in Cara's storage");
   await mia.page.getByRole("button", { name: "Back" }).click();
 });
