@@ -120,13 +120,14 @@ impl Appender {
 
     /// Records that `device` has processed `group` up to `seq`, with the next
     /// commit. Not waited for: only the clean-up of old handshakes depends
-    /// on it, and the device acknowledges again on its next sync.
+    /// on it, and acknowledgements are cumulative, so the device's next one
+    /// covers a lost one.
     pub async fn acknowledge(&self, device: DeviceId, group: GroupId, seq: u64) {
         let queued = Queued {
             write: Write::Acknowledge { device, group, seq },
             reply: None,
         };
-        // A relay shutting down drops it; the device acknowledges again.
+        // A relay shutting down drops it; the next acknowledgement covers it.
         let _ = self.writer_for(group).send(queued).await;
     }
 }
@@ -157,7 +158,7 @@ async fn run_writer(store: Store, mut incoming: mpsc::Receiver<Queued>) {
             .map(|queued| (queued.write, queued.reply))
             .unzip();
         let outcomes = store.write_batch(&writes).await;
-        tracing::trace!(writes = writes.len(), "batch committed");
+        tracing::trace!(writes = writes.len(), "batch written");
         for (reply, outcome) in replies.into_iter().zip(outcomes) {
             match (reply, outcome) {
                 (Some(reply), Written::Append(outcome)) => {
