@@ -11,7 +11,9 @@ pub fn ConnectionBanner() -> impl IntoView {
             return None;
         }
         let connection = model.connection.get();
-        if connection.live {
+        // A socket can look open for a while after the phone has lost its
+        // network; the browser's word that it is offline comes first.
+        if connection.live && connection.browser_online {
             return None;
         }
         let waiting = match connection.waiting {

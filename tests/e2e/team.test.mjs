@@ -294,6 +294,13 @@ test("messages written offline survive a relay restart before they are sent", as
   await backToList(mia.page);
 });
 
+test("losing the network while the app is open shows the offline banner at once", async () => {
+  await mia.context.setOffline(true);
+  await mia.page.getByTestId("connection-banner").filter({ hasText: "You're offline" }).waitFor({ timeout: 10_000 });
+  await mia.context.setOffline(false);
+  await waitLive(mia.page);
+});
+
 test("the content is blurred while the app is hidden", async () => {
   await mia.page.evaluate(() => {
     Object.defineProperty(document, "hidden", { value: true, configurable: true });
