@@ -73,6 +73,17 @@ fn ward_with_everyone() -> Submission {
     )
 }
 
+/// Group-commit writers for `store`, and the ward created through them.
+async fn writers_with_the_ward(store: &Store) -> (Appender, Vec<tokio::task::JoinHandle<()>>) {
+    let (appender, writers) = Appender::start(store);
+    appender
+        .append(ADMIN, ward_with_everyone(), NOW)
+        .await
+        .unwrap()
+        .unwrap();
+    (appender, writers)
+}
+
 async fn open(engine: Engine, dir: &std::path::Path) -> Option<Store> {
     let url = support::database_url(engine, dir).await?;
     let store = Store::connect(&url).await.expect("connect");
@@ -379,16 +390,11 @@ async fn racing_commits_for_one_epoch_leave_exactly_one_winner() {
 #[tokio::test]
 async fn writes_committed_together_keep_their_own_outcomes_and_order() {
     for_each_engine(|store| async move {
-        let (appender, writers) = Appender::start(&store);
-        appender
-            .append(ADMIN, ward_with_everyone(), NOW)
-            .await
-            .unwrap()
-            .unwrap();
+        let (appender, writers) = writers_with_the_ward(&store).await;
         let later = NOW.saturating_add_millis(60_000);
         // Handed over all at once, so the writer commits them in batches:
         // good messages, stale ones, an oversized one, a resend of a message
-        // in the same batch, an outsider's and a commit for the epoch.
+        // in the same batch, and an outsider's.
         let mut writes = Vec::new();
         for n in 0..300u32 {
             let sender = [ADMIN, BOB, CAROL][n as usize % 3];
@@ -486,12 +492,7 @@ async fn claims_and_batched_appends_at_once_all_succeed() {
     // upgrades from reading to writing while another commits fails at once
     // unless it takes the write lock first.
     for_each_engine(|store| async move {
-        let (appender, writers) = Appender::start(&store);
-        appender
-            .append(ADMIN, ward_with_everyone(), NOW)
-            .await
-            .unwrap()
-            .unwrap();
+        let (appender, writers) = writers_with_the_ward(&store).await;
         let packages: Vec<Vec<u8>> = (0..40u8).map(|n| vec![0x4b, n]).collect();
         store
             .publish_key_packages(CAROL, &packages, Some(&[0x4c]))
