@@ -6,14 +6,18 @@
 //! wasm-bindgen) and runs the sync engine, the socket and the crypto worker.
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "bench")]
+pub mod bench_hooks;
 pub mod components;
 pub mod model;
+pub mod on_demand;
 pub mod pages;
 pub mod platform;
 pub mod state;
 
 use leptos::prelude::*;
 use model::AppModel;
+use on_demand::SplitScreen;
 use platform::registration::LinkKind;
 use platform::{browser, client};
 use state::route::Route;
@@ -57,7 +61,8 @@ pub fn App() -> impl IntoView {
         match client::load_cache(model).await {
             Ok(Some((db, session))) => {
                 browser::mark_after_render("huddle:list-painted");
-                if let Err(e) = client::start(model, db, session, None).await {
+                on_demand::prefetch_screens();
+                if let Err(e) = on_demand::start_engine(model, db, session, None).await {
                     model.notice.set(Some(e));
                 }
             }
@@ -125,13 +130,14 @@ fn screen(model: AppModel) -> AnyView {
     if model.session.with(Option::is_none) {
         return view! { <pages::WelcomePage /> }.into_any();
     }
-    match route {
-        Route::Conversation(group) => view! { <pages::ConversationPage group=group /> }.into_any(),
-        Route::Members(group) => view! { <pages::MembersPage group=group /> }.into_any(),
-        Route::NewGroup => view! { <pages::NewGroupPage /> }.into_any(),
-        Route::NewDirect => view! { <pages::NewDirectPage /> }.into_any(),
-        Route::Invite => view! { <pages::InvitePage /> }.into_any(),
-        Route::People => view! { <pages::PeoplePage /> }.into_any(),
-        _ => view! { <pages::ConversationsPage /> }.into_any(),
-    }
+    let split = match route {
+        Route::Conversation(group) => SplitScreen::Conversation(group),
+        Route::Members(group) => SplitScreen::Members(group),
+        Route::NewGroup => SplitScreen::NewGroup,
+        Route::NewDirect => SplitScreen::NewDirect,
+        Route::Invite => SplitScreen::Invite,
+        Route::People => SplitScreen::People,
+        _ => return view! { <pages::ConversationsPage /> }.into_any(),
+    };
+    on_demand::screen(model, split)
 }

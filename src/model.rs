@@ -45,8 +45,10 @@ pub struct AppModel {
     pub signed_out: RwSignal<Option<String>>,
 }
 
-/// How many messages a conversation shows at first.
-pub const FIRST_PAGE: u32 = 200;
+/// How many messages a conversation shows at first, and how many more each
+/// "Show earlier messages" adds: several screenfuls, few enough to read,
+/// decrypt and paint within 100 ms on a slow phone.
+pub const FIRST_PAGE: u32 = 50;
 
 impl AppModel {
     pub fn new(route: Route, now: UnixMillis) -> Self {

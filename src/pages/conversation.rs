@@ -20,9 +20,14 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
     model.open.set(Some(group));
     model.message_limit.set(FIRST_PAGE);
     model.messages.set(Vec::new());
-    if let Some(client) = client::client() {
-        client.viewed();
-    }
+    // Messages first, from the cache; marking the conversation read (which
+    // repaints the list) waits until they are on screen.
+    spawn_local(async move {
+        client::show_open(model).await;
+        if let Some(client) = client::client() {
+            client.viewed();
+        }
+    });
     on_cleanup(move || model.open.set(None));
 
     let record = Memo::new(move |_| {
@@ -39,10 +44,15 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
     let offset = browser::utc_offset_minutes();
     let end = NodeRef::<html::Div>::new();
     // Keep the newest message in view as messages arrive.
+    let painted = StoredValue::new(false);
     Effect::new(move |_| {
-        model.messages.track();
+        let any = model.messages.with(|m| !m.is_empty());
         if let Some(end) = end.get() {
             end.scroll_into_view_with_bool(false);
+        }
+        if any && !painted.get_value() {
+            painted.set_value(true);
+            browser::mark_after_render("huddle:conversation-painted");
         }
     });
 
@@ -53,9 +63,7 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
     };
     let more = move |_| {
         model.message_limit.update(|l| *l += FIRST_PAGE);
-        if let Some(client) = client::client() {
-            client.viewed();
-        }
+        spawn_local(client::show_open(model));
     };
 
     view! {

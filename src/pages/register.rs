@@ -2,6 +2,7 @@
 
 use crate::model::AppModel;
 use crate::navigate;
+use crate::on_demand;
 use crate::platform::registration::LinkKind;
 use crate::platform::{client, registration};
 use crate::state::route::Route;
@@ -36,12 +37,17 @@ pub fn RegisterPage(kind: LinkKind, secret: String) -> impl IntoView {
         error.set(None);
         spawn_local(async move {
             let secret = secret.get_value();
-            match registration::register(kind, &secret, org.trim(), name.trim()).await {
+            match on_demand::register(kind, secret, org.trim().to_owned(), name.trim().to_owned())
+                .await
+            {
                 Ok((db, session, worker)) => {
+                    let db = client::share_cache(db);
                     model.session.set(Some(session.clone()));
                     model.loaded.set(true);
                     navigate(model, Route::Conversations);
-                    if let Err(e) = client::start(model, db, session, Some(worker)).await {
+                    on_demand::prefetch_screens();
+                    if let Err(e) = on_demand::start_engine(model, db, session, Some(worker)).await
+                    {
                         model.notice.set(Some(e));
                     }
                 }

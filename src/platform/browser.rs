@@ -199,6 +199,14 @@ pub fn mark(name: &str) {
     }
 }
 
+/// Records how long passed since the mark `start`, under `name` (read by
+/// the benchmarks).
+pub fn measure_since(name: &str, start: &str) {
+    if let Some(performance) = web_sys::window().and_then(|w| w.performance()) {
+        let _ = performance.measure_with_start_mark(name, start);
+    }
+}
+
 /// Marks `name` once the current render has reached the page: after the
 /// reactive updates queued so far, in the next task.
 pub fn mark_after_render(name: &'static str) {

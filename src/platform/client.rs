@@ -73,14 +73,14 @@ enum Input {
     /// Messages were saved before the client was ready: encrypt them now.
     SealWaiting,
     Sweep,
-    /// The open conversation changed, or the page became visible.
+    /// The open conversation changed, or the page became visible: it is read.
     Viewed,
 }
 
 /// The app's connection to everything outside the screens.
 pub struct Client {
     model: AppModel,
-    db: IdbDatabase,
+    db: Rc<IdbDatabase>,
     worker: CryptoWorkerClient,
     session: RefCell<Session>,
     inputs: mpsc::UnboundedSender<Input>,
@@ -93,6 +93,16 @@ pub struct Client {
 
 thread_local! {
     static CLIENT: RefCell<Option<Rc<Client>>> = const { RefCell::new(None) };
+    /// The phone's cache, open from the moment the list is painted: screens
+    /// read it without waiting for the crypto worker.
+    static CACHE: RefCell<Option<Rc<IdbDatabase>>> = const { RefCell::new(None) };
+}
+
+/// Keeps the open cache for the screens, and hands it back shared.
+pub fn share_cache(db: IdbDatabase) -> Rc<IdbDatabase> {
+    let db = Rc::new(db);
+    CACHE.with(|c| *c.borrow_mut() = Some(db.clone()));
+    db
 }
 
 /// The running client, once the device is open.
@@ -106,7 +116,7 @@ fn worker_failed(error: impl std::fmt::Display) -> String {
 
 /// Loads what the phone has cached and paints it; the crypto worker and the
 /// connection start after. Returns the session, if this phone has joined.
-pub async fn load_cache(model: AppModel) -> Result<Option<(IdbDatabase, Session)>, String> {
+pub async fn load_cache(model: AppModel) -> Result<Option<(Rc<IdbDatabase>, Session)>, String> {
     let db = IdbDatabase::open_sealed(DATABASE_NAME)
         .await
         .map_err(|e| e.to_string())?;
@@ -119,7 +129,7 @@ pub async fn load_cache(model: AppModel) -> Result<Option<(IdbDatabase, Session)
     model.session.set(Some(session.clone()));
     refresh_list(&db, model, &session).await;
     model.loaded.set(true);
-    Ok(Some((db, session)))
+    Ok(Some((share_cache(db), session)))
 }
 
 async fn refresh_list(db: &IdbDatabase, model: AppModel, session: &Session) {
@@ -137,6 +147,28 @@ async fn refresh_list(db: &IdbDatabase, model: AppModel, session: &Session) {
     model.directory.set(directory);
     model.records.set(records);
     model.conversations.set(list);
+}
+
+/// Paints the open conversation's newest messages from the cache. It needs
+/// only the cache, not the crypto worker, so that a conversation opens at
+/// once even while the app is still starting.
+pub async fn show_open(model: AppModel) {
+    let (Some(group), Some(db), Some(me)) = (
+        model.open.get_untracked(),
+        CACHE.with(|c| c.borrow().clone()),
+        model.session.with_untracked(|s| s.as_ref().map(|s| s.user)),
+    ) else {
+        return;
+    };
+    let limit = model.message_limit.get_untracked();
+    let messages = db.latest_messages(group, limit).await.unwrap_or_default();
+    if model.open.get_untracked() != Some(group) {
+        return; // the person has left the conversation meanwhile
+    }
+    let views = model
+        .directory
+        .with_untracked(|directory| message_views(messages, directory, me));
+    model.messages.set(views);
 }
 
 /// Saves a message written before the crypto worker was ready (the list is
@@ -179,7 +211,7 @@ pub async fn compose_early(model: AppModel, group: GroupId, text: String) -> Res
 /// Starts the worker, opens the device and connects. Runs for the life of the page.
 pub async fn start(
     model: AppModel,
-    db: IdbDatabase,
+    db: Rc<IdbDatabase>,
     session: Session,
     worker: Option<CryptoWorkerClient>,
 ) -> Result<(), String> {
@@ -261,7 +293,7 @@ pub async fn start(
     model
         .connection
         .update(|c| c.browser_online = browser::is_online());
-    // A conversation opened before the worker was ready loads now.
+    // A conversation opened before the worker was ready is marked read now.
     client.send_input(Input::Viewed);
     Ok(())
 }
@@ -287,7 +319,7 @@ impl Client {
         self.send_input(Input::Retry(client_msg));
     }
 
-    /// The conversation on screen changed: mark it read and load it.
+    /// The conversation on screen changed: mark it read.
     pub fn viewed(&self) {
         self.send_input(Input::Viewed);
     }
@@ -490,18 +522,7 @@ impl Client {
     }
 
     async fn refresh_open(&self) {
-        let Some(group) = self.model.open.get_untracked() else {
-            return;
-        };
-        let limit = self.model.message_limit.get_untracked();
-        let messages = self
-            .db
-            .latest_messages(group, limit)
-            .await
-            .unwrap_or_default();
-        let directory = self.model.directory.get_untracked();
-        let views = message_views(messages, &directory, self.session.borrow().user);
-        self.model.messages.set(views);
+        show_open(self.model).await;
     }
 
     /// Key packages for the relay: a stock the first time, one more after
@@ -719,9 +740,11 @@ impl Driver {
             Input::Sweep => {
                 let now = browser::now();
                 client.model.now.set(now);
+                browser::mark("huddle:sweep-start");
                 if let Err(e) = client.db.delete_expired(now).await {
                     log::error(&e.to_string());
                 }
+                browser::measure_since("huddle:sweep", "huddle:sweep-start");
                 self.withdraw_expired().await;
                 self.clamp_unread().await;
                 client.refresh().await;
@@ -735,7 +758,9 @@ impl Driver {
                         }
                     }
                 }
-                client.refresh().await;
+                // The screen paints the open conversation's messages itself
+                // (`show_open`); only the list's unread count changes here.
+                refresh_list(&client.db, client.model, &client.session()).await;
             }
         }
     }

@@ -8,9 +8,10 @@ import { watchProblems } from "./harness.mjs";
 export const PHONE = { width: 360, height: 740 };
 
 /** One person on one phone: a persistent browser profile of their own. */
-export async function person(name) {
+export async function person(name, contextOptions = {}) {
   const profileDir = mkdtempSync(join(tmpdir(), `huddle-e2e-${name.toLowerCase()}-`));
   const context = await chromium.launchPersistentContext(profileDir, {
+    ...contextOptions,
     executablePath: process.env.CHROMIUM_BIN || "/usr/bin/chromium",
     viewport: PHONE,
     deviceScaleFactor: 2,

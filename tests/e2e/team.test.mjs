@@ -3,8 +3,8 @@
 // First run, invites, a group, messages both ways, a one-to-one chat, a
 // removal, offline writing (also across a relay restart), expiry on every
 // device and on the relay, the patient-data warning, the blur when hidden,
-// and finally scans for plaintext in every browser profile, the relay's
-// database and its log.
+// a part of the app that cannot be fetched on bad Wi-Fi, and finally scans
+// for plaintext in every browser profile, the relay's database and its log.
 import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -363,6 +363,35 @@ test("an administrator signs a person out, and her phone is wiped", async () => 
   const left = (await storedCounts(cara.page, stores)).reduce((sum, count) => sum + count, 0);
   assert.equal(left, 0, "nothing is left in Cara's storage");
   await mia.page.getByRole("button", { name: "Back" }).click();
+});
+
+test("on bad Wi-Fi, a part of the app that cannot be fetched says so, and joining works on the retry", async () => {
+  const forDev = await invite(mia, "Dev Shah");
+  await mia.page.getByRole("button", { name: "Back" }).click();
+  // A new phone whose connection drops every request for the parts of the
+  // app fetched on first use (no service worker has cached them yet).
+  const dev = await person("Dev", { serviceWorkers: "block" });
+  try {
+    const onDemand = /\/on-demand-[^/]*\.wasm$/;
+    let refused = 0;
+    await dev.context.route(onDemand, (route) => {
+      refused += 1;
+      return route.abort("internetdisconnected");
+    });
+    await dev.page.goto(forDev);
+    await dev.page.getByRole("button", { name: "Join" }).click();
+    await dev.page.getByRole("alert").filter({ hasText: "has not been downloaded to this phone yet" }).waitFor();
+    assert.ok(refused > 0, "the join needed a part fetched on first use");
+    assert.ok(await dev.page.getByRole("button", { name: "Join" }).isEnabled(), "the form can be sent again");
+
+    // The connection comes back: the same invite still works.
+    await dev.context.unroute(onDemand);
+    await dev.page.getByRole("button", { name: "Join" }).click();
+    await dev.page.getByRole("heading", { level: 1, name: "Conversations" }).waitFor({ timeout: 30_000 });
+    await waitLive(dev.page);
+  } finally {
+    await dev.context.close();
+  }
 });
 
 test("no message text is stored in the clear: browser profiles, relay database, relay log", async () => {

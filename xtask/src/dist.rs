@@ -155,12 +155,15 @@ pub struct SizeReport {
     pub critical_path: Vec<(String, u64, u64)>,
     /// The crypto worker: its loader, glue and wasm.
     pub worker: Vec<(String, u64, u64)>,
+    /// The page's modules fetched when first used (`xtask split`).
+    pub on_demand: Vec<(String, u64, u64)>,
 }
 
 impl SizeReport {
     fn measure(dist: &Path) -> Result<Self> {
         let mut critical_path = Vec::new();
         let mut worker = Vec::new();
+        let mut on_demand = Vec::new();
         for file in files(dist)? {
             let url = url_of(dist, &file);
             let name = url.trim_start_matches('/');
@@ -173,15 +176,19 @@ impl SizeReport {
             let entry = (url.clone(), raw, brotli);
             if name.starts_with("huddle-worker") {
                 worker.push(entry);
+            } else if name.starts_with("on-demand-") {
+                on_demand.push(entry);
             } else {
                 critical_path.push(entry);
             }
         }
         critical_path.sort();
         worker.sort();
+        on_demand.sort();
         Ok(Self {
             critical_path,
             worker,
+            on_demand,
         })
     }
 
@@ -199,6 +206,7 @@ impl SizeReport {
         for (title, entries) in [
             ("critical path", &self.critical_path),
             ("crypto worker", &self.worker),
+            ("page modules fetched on first use", &self.on_demand),
         ] {
             for (url, raw, brotli) in entries {
                 let _ = writeln!(out, "{url:<48} {raw:>12} {brotli:>12}");
@@ -224,8 +232,10 @@ impl SizeReport {
         serde_json::to_string_pretty(&serde_json::json!({
             "critical_path_brotli_bytes": Self::total_brotli(&self.critical_path),
             "worker_brotli_bytes": Self::total_brotli(&self.worker),
+            "on_demand_brotli_bytes": Self::total_brotli(&self.on_demand),
             "critical_path": list(&self.critical_path),
             "worker": list(&self.worker),
+            "on_demand": list(&self.on_demand),
         }))
         .unwrap_or_default()
     }

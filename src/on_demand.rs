@@ -1,0 +1,178 @@
+//! Code a phone needs only after its first screen, split into wasm modules of their own and fetched on first use.
+//!
+//! A phone on a slow network downloads the whole page module before it can
+//! show anything. The first screens (the conversation list painted from the
+//! cache, the welcome page, the join form) stay in it; the sync engine, the
+//! registration and the other screens are cut out by the build (`cargo xtask
+//! split`, see ARCHITECTURE.md) at the functions marked `#[wasm_split]` here,
+//! and fetched when first called. The service worker keeps every module for
+//! offline starts.
+//!
+//! Every split function is `fallible`: a module that cannot be fetched (the
+//! phone went offline before it was ever cached) becomes an error the screen
+//! can show, never an abort of the whole app.
+
+use crate::model::AppModel;
+use crate::pages;
+use crate::platform::client;
+use crate::platform::crypto_worker::CryptoWorkerClient;
+use crate::platform::idb::IdbDatabase;
+use crate::platform::registration::{self, LinkKind};
+use crate::state::records::Session;
+use huddle_core::ids::GroupId;
+use leptos::prelude::*;
+use leptos::wasm_split::{wasm_split, SplitLoaderError};
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+
+/// What the user is told when a part of the app could not be fetched.
+pub const NOT_LOADED: &str =
+    "This part of Huddle has not been downloaded to this phone yet. Connect to the internet, then try again.";
+
+/// A part of the app that could not be fetched.
+#[derive(Debug)]
+pub struct NotLoaded;
+
+impl From<SplitLoaderError> for NotLoaded {
+    fn from(_: SplitLoaderError) -> Self {
+        NotLoaded
+    }
+}
+
+/// Work that runs in a split module once it has been fetched.
+type Work<T> = Pin<Box<dyn Future<Output = Result<T, String>>>>;
+
+#[wasm_split(engine, wasm_split_path = ::leptos::wasm_split, fallible)]
+fn engine_start(
+    model: AppModel,
+    db: Rc<IdbDatabase>,
+    session: Session,
+    worker: Option<CryptoWorkerClient>,
+) -> Result<Work<()>, NotLoaded> {
+    Ok(Box::pin(client::start(model, db, session, worker)))
+}
+
+#[wasm_split(engine, wasm_split_path = ::leptos::wasm_split, fallible)]
+fn engine_register(
+    kind: LinkKind,
+    secret: String,
+    org_name: String,
+    display_name: String,
+) -> Result<Work<(IdbDatabase, Session, CryptoWorkerClient)>, NotLoaded> {
+    Ok(Box::pin(async move {
+        registration::register(kind, &secret, &org_name, &display_name).await
+    }))
+}
+
+/// Starts the sync engine: the crypto worker, the connection and the outbox.
+pub async fn start_engine(
+    model: AppModel,
+    db: Rc<IdbDatabase>,
+    session: Session,
+    worker: Option<CryptoWorkerClient>,
+) -> Result<(), String> {
+    match engine_start(model, db, session, worker).await {
+        Ok(work) => work.await,
+        Err(NotLoaded) => Err(NOT_LOADED.to_owned()),
+    }
+}
+
+/// Registers this phone with a first-run or invite link (see
+/// `registration::register`).
+pub async fn register(
+    kind: LinkKind,
+    secret: String,
+    org_name: String,
+    display_name: String,
+) -> Result<(IdbDatabase, Session, CryptoWorkerClient), String> {
+    match engine_register(kind, secret, org_name, display_name).await {
+        Ok(work) => work.await,
+        Err(NotLoaded) => Err(NOT_LOADED.to_owned()),
+    }
+}
+
+#[wasm_split(
+    screens,
+    wasm_split_path = ::leptos::wasm_split,
+    fallible,
+    preload(preload_screens)
+)]
+fn conversation_screen(group: GroupId) -> Result<AnyView, NotLoaded> {
+    Ok(view! { <pages::ConversationPage group=group /> }.into_any())
+}
+
+#[wasm_split(screens, wasm_split_path = ::leptos::wasm_split, fallible)]
+fn members_screen(group: GroupId) -> Result<AnyView, NotLoaded> {
+    Ok(view! { <pages::MembersPage group=group /> }.into_any())
+}
+
+#[wasm_split(screens, wasm_split_path = ::leptos::wasm_split, fallible)]
+fn new_group_screen() -> Result<AnyView, NotLoaded> {
+    Ok(view! { <pages::NewGroupPage /> }.into_any())
+}
+
+#[wasm_split(screens, wasm_split_path = ::leptos::wasm_split, fallible)]
+fn new_direct_screen() -> Result<AnyView, NotLoaded> {
+    Ok(view! { <pages::NewDirectPage /> }.into_any())
+}
+
+#[wasm_split(screens, wasm_split_path = ::leptos::wasm_split, fallible)]
+fn invite_screen() -> Result<AnyView, NotLoaded> {
+    Ok(view! { <pages::InvitePage /> }.into_any())
+}
+
+#[wasm_split(screens, wasm_split_path = ::leptos::wasm_split, fallible)]
+fn people_screen() -> Result<AnyView, NotLoaded> {
+    Ok(view! { <pages::PeoplePage /> }.into_any())
+}
+
+/// Fetches the screens' module in the background, once the first screen is
+/// up, so that the first tap on a conversation does not wait for it. A
+/// failure here costs nothing: the screen fetches it again when opened.
+pub fn prefetch_screens() {
+    leptos::task::spawn_local(async {
+        let _ = preload_screens().await;
+    });
+}
+
+/// A screen that lives in the split `screens` module.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SplitScreen {
+    Conversation(GroupId),
+    Members(GroupId),
+    NewGroup,
+    NewDirect,
+    Invite,
+    People,
+}
+
+/// Shows a split screen: nothing while its module is fetched (from the
+/// phone's cache this takes milliseconds), then the screen, or a message
+/// with a retry if it cannot be fetched.
+pub fn screen(model: AppModel, which: SplitScreen) -> AnyView {
+    Suspend::new(async move {
+        let loaded = match which {
+            SplitScreen::Conversation(group) => conversation_screen(group).await,
+            SplitScreen::Members(group) => members_screen(group).await,
+            SplitScreen::NewGroup => new_group_screen().await,
+            SplitScreen::NewDirect => new_direct_screen().await,
+            SplitScreen::Invite => invite_screen().await,
+            SplitScreen::People => people_screen().await,
+        };
+        loaded.unwrap_or_else(|NotLoaded| not_loaded(model))
+    })
+    .into_any()
+}
+
+fn not_loaded(model: AppModel) -> AnyView {
+    view! {
+        <main class="page" id="main">
+            <h1 class="page__title">"This screen could not be opened"</h1>
+            <p class="notice notice--error" role="alert">{NOT_LOADED}</p>
+            <button class="button" type="button"
+                on:click=move |_| model.route.set(model.route.get_untracked())>"Try again"</button>
+        </main>
+    }
+    .into_any()
+}
