@@ -65,6 +65,23 @@ fn engine_register(
     }))
 }
 
+#[wasm_split(engine, wasm_split_path = ::leptos::wasm_split, fallible)]
+fn engine_check_encryption() -> Result<Work<()>, NotLoaded> {
+    Ok(Box::pin(async {
+        let worker = CryptoWorkerClient::spawn().map_err(|e| e.to_string())?;
+        worker.ping().await.map(|_| ()).map_err(|e| e.to_string())
+    }))
+}
+
+/// Whether this phone can run Huddle's encryption: the crypto worker starts
+/// and answers (the welcome page's check).
+pub async fn check_encryption() -> Result<(), String> {
+    match engine_check_encryption().await {
+        Ok(work) => work.await,
+        Err(NotLoaded) => Err(NOT_LOADED.to_owned()),
+    }
+}
+
 /// Starts the sync engine: the crypto worker, the connection and the outbox.
 pub async fn start_engine(
     model: AppModel,

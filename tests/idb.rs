@@ -77,6 +77,11 @@ mod sealed_store {
         IdbDatabase::delete_database(name)
             .await
             .expect("start clean");
+        // A phone that has not joined: no session, found without a key.
+        let fresh = IdbDatabase::open(name).await.expect("open");
+        assert!(!fresh.has_session().await.expect("check"));
+        fresh.close();
+
         let db = IdbDatabase::open_sealed(name).await.expect("open");
         let session = Session {
             org: OrgId::from_bytes([3; 16]),
@@ -89,6 +94,15 @@ mod sealed_store {
         };
         db.save_session(&session).await.expect("save session");
         assert_eq!(db.session().await.expect("read"), Some(session.clone()));
+        // As the app starts: open, check for a session, then load the key.
+        let reopened = IdbDatabase::open(name).await.expect("reopen");
+        assert!(reopened.has_session().await.expect("check"));
+        let reopened = reopened.with_key().await.expect("key");
+        assert_eq!(
+            reopened.session().await.expect("read"),
+            Some(session.clone())
+        );
+        reopened.close();
 
         let ward = GroupId::from_bytes([7; 16]);
         let other = GroupId::from_bytes([8; 16]);

@@ -44,14 +44,17 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
     let offset = browser::utc_offset_minutes();
     let end = NodeRef::<html::Div>::new();
     // Keep the newest message in view as messages arrive.
-    let painted = StoredValue::new(false);
+    // Screen readers announce messages that arrive, not the page of
+    // messages the conversation opens with: the list becomes a live region
+    // once that page is on screen.
+    let painted = RwSignal::new(false);
     Effect::new(move |_| {
         let any = model.messages.with(|m| !m.is_empty());
         if let Some(end) = end.get() {
             end.scroll_into_view_with_bool(false);
         }
-        if any && !painted.get_value() {
-            painted.set_value(true);
+        if any && !painted.get_untracked() {
+            painted.set(true);
             browser::mark_after_render("huddle:conversation-painted");
         }
     });
@@ -84,7 +87,7 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
             <Show when=move || model.messages.with(|m| m.len() as u32 >= model.message_limit.get())>
                 <button class="button button--quiet" type="button" on:click=more>"Show earlier messages"</button>
             </Show>
-            <ol class="messages" aria-label="Messages" aria-live="polite">
+            <ol class="messages" aria-label="Messages" aria-live=move || if painted.get() { "polite" } else { "off" }>
                 <For
                     each=move || model.messages.get()
                     key=|m| (m.client_msg, m.delivery.clone(), m.expires_at)

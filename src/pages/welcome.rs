@@ -1,6 +1,7 @@
 //! The first screen on a phone that is not set up yet: what Huddle is, how to join, and whether this phone is ready.
 
 use crate::components::CheckList;
+use crate::on_demand;
 use crate::platform;
 use crate::state::device_checks::{CheckKind, CheckState, DeviceCheck, DeviceChecks};
 use leptos::prelude::*;
@@ -20,12 +21,9 @@ pub fn WelcomePage() -> impl IntoView {
         set(CheckKind::OfflineStart, state);
     });
     spawn_local(async move {
-        let state = match platform::crypto_worker::CryptoWorkerClient::spawn() {
-            Ok(worker) => match worker.ping().await {
-                Ok(_) => CheckState::Ready,
-                Err(e) => CheckState::Failed(e.to_string()),
-            },
-            Err(e) => CheckState::Failed(e.to_string()),
+        let state = match on_demand::check_encryption().await {
+            Ok(()) => CheckState::Ready,
+            Err(e) => CheckState::Failed(e),
         };
         set(CheckKind::Encryption, state);
     });

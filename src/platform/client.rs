@@ -117,9 +117,14 @@ fn worker_failed(error: impl std::fmt::Display) -> String {
 /// Loads what the phone has cached and paints it; the crypto worker and the
 /// connection start after. Returns the session, if this phone has joined.
 pub async fn load_cache(model: AppModel) -> Result<Option<(Rc<IdbDatabase>, Session)>, String> {
-    let db = IdbDatabase::open_sealed(DATABASE_NAME)
+    let db = IdbDatabase::open(DATABASE_NAME)
         .await
         .map_err(|e| e.to_string())?;
+    if !db.has_session().await.map_err(|e| e.to_string())? {
+        db.close();
+        return Ok(None);
+    }
+    let db = db.with_key().await.map_err(|e| e.to_string())?;
     let Some(session) = db.session().await.map_err(|e| e.to_string())? else {
         return Ok(None);
     };

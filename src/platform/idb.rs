@@ -115,19 +115,26 @@ impl IdbDatabase {
 
     /// Opens the database and its data key, ready to read and write records.
     pub async fn open_sealed(name: &str) -> Result<Self, IdbError> {
-        let database = Self::open(name).await?;
+        Self::open(name).await?.with_key().await
+    }
+
+    /// Loads the data key of a database opened with `open` (making it on
+    /// first use), ready to read and write records.
+    pub async fn with_key(self) -> Result<Self, IdbError> {
         // The key wrapping needs WebCrypto, which the worker crate only
         // builds for the browser.
         #[cfg(target_arch = "wasm32")]
         let database = {
-            let key = huddle_worker::browser::load_or_create_data_key(&database.db, KEYS_STORE)
+            let key = huddle_worker::browser::load_or_create_data_key(&self.db, KEYS_STORE)
                 .await
                 .map_err(|_| IdbError::Open)?;
             Self {
                 key: Some(key),
-                ..database
+                ..self
             }
         };
+        #[cfg(not(target_arch = "wasm32"))]
+        let database = self;
         Ok(database)
     }
 
@@ -268,6 +275,12 @@ impl IdbDatabase {
     }
 
     // --- The app's records ---
+
+    /// Whether this phone has joined (a session is saved); needs no key, so
+    /// a phone that has not joined shows its first screen without making one.
+    pub async fn has_session(&self) -> Result<bool, IdbError> {
+        Ok(self.get(RECORDS_STORE, SESSION_ID).await?.is_some())
+    }
 
     pub async fn session(&self) -> Result<Option<Session>, IdbError> {
         self.get_sealed(RECORDS_STORE, SESSION_ID).await

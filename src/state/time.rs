@@ -12,12 +12,17 @@ pub fn expiry_label(expires_at: UnixMillis, now: UnixMillis) -> String {
     if left == 0 {
         return "Disappearing now".to_owned();
     }
+    // Minutes round up, so the last one reads "1 minute", never "0".
+    // Hours and days round to the nearest: the clock the label is drawn
+    // with ticks every few seconds, and a message sent a moment after the
+    // last tick must read "7 days", not "8", in a 7-day group.
+    let nearest = |unit: u64| ((left + unit / 2) / unit).max(1);
     let (count, unit) = if left < HOUR {
         (left.div_ceil(MINUTE), "minute")
     } else if left < 2 * DAY {
-        (left.div_ceil(HOUR), "hour")
+        (nearest(HOUR), "hour")
     } else {
-        (left.div_ceil(DAY), "day")
+        (nearest(DAY), "day")
     };
     let plural = if count == 1 { "" } else { "s" };
     format!("Disappears in {count} {unit}{plural}")
@@ -97,8 +102,13 @@ mod tests {
         assert_eq!(at(30_000), "Disappears in 1 minute");
         assert_eq!(at(5 * MINUTE), "Disappears in 5 minutes");
         assert_eq!(at(HOUR), "Disappears in 1 hour");
-        assert_eq!(at(DAY + 1), "Disappears in 25 hours");
+        assert_eq!(at(DAY + 1), "Disappears in 24 hours");
+        assert_eq!(at(DAY + 40 * MINUTE), "Disappears in 25 hours");
         assert_eq!(at(7 * DAY), "Disappears in 7 days");
+        // Just sent, drawn with a clock a few seconds behind.
+        assert_eq!(at(7 * DAY + 4_000), "Disappears in 7 days");
+        assert_eq!(at(HOUR + 4_000), "Disappears in 1 hour");
+        assert_eq!(at(7 * DAY - 3 * HOUR), "Disappears in 7 days");
         assert_eq!(expiry_label(UnixMillis(1), NOW), "Disappearing now");
     }
 
