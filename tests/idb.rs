@@ -123,6 +123,23 @@ mod sealed_store {
         );
         assert_eq!(db.message_count(other).await.expect("count"), 1);
 
+        // A browser without `getAllRecords` walks a cursor and reads the same.
+        let prototype = js_sys::Reflect::get(&js_sys::global(), &"IDBIndex".into())
+            .and_then(|class| js_sys::Reflect::get(&class, &"prototype".into()))
+            .expect("IDBIndex.prototype");
+        let get_all_records =
+            js_sys::Reflect::get(&prototype, &"getAllRecords".into()).expect("read getAllRecords");
+        assert!(
+            get_all_records.is_function(),
+            "this Chromium has getAllRecords, so both ways are tested"
+        );
+        js_sys::Reflect::delete_property(&prototype.clone().into(), &"getAllRecords".into())
+            .expect("hide getAllRecords");
+        let walked = db.latest_messages(ward, 2).await;
+        js_sys::Reflect::set(&prototype, &"getAllRecords".into(), &get_all_records)
+            .expect("restore getAllRecords");
+        assert_eq!(walked.expect("latest by cursor"), latest);
+
         // Everything that expired by 2,000 goes, in every group, at once.
         db.delete_expired(UnixMillis(2_000)).await.expect("sweep");
         let left = db.latest_messages(ward, 10).await.expect("latest");

@@ -96,6 +96,9 @@ fn message_id(expires_at: UnixMillis, group: GroupId, client_msg: ClientMessageI
 /// The page's database, open, with its data key.
 pub struct IdbDatabase {
     db: Rexie,
+    /// A second, plain connection for the newest messages of a group in
+    /// one request (`getAllRecords`), which rexie has no call for.
+    plain: Option<web_sys::IdbDatabase>,
     key: Option<DataKey>,
 }
 
@@ -110,7 +113,14 @@ impl IdbDatabase {
             builder = builder.add_object_store(store);
         }
         let db = builder.build().await.map_err(|_| IdbError::Open)?;
-        Ok(Self { db, key: None })
+        // Opened after rexie's connection has upgraded the database, so it
+        // never upgrades anything itself.
+        let plain = open_plain(name).await;
+        Ok(Self {
+            db,
+            plain,
+            key: None,
+        })
     }
 
     /// Opens the database and its data key, ready to read and write records.
@@ -425,6 +435,16 @@ impl IdbDatabase {
         group: GroupId,
         limit: u32,
     ) -> Result<Vec<MessageRecord>, IdbError> {
+        if let Some(records) = self.newest_records(group, limit).await {
+            return records?
+                .iter()
+                .map(|record| {
+                    let value =
+                        Reflect::get(record, &"value".into()).map_err(|_| IdbError::Damaged)?;
+                    self.open_message(&value)
+                })
+                .collect();
+        }
         let (tx, index, range) = self.group_messages(group)?;
         let pairs = index
             .scan(Some(range), Some(limit), None, Some(Direction::Prev))
@@ -482,8 +502,52 @@ impl IdbDatabase {
             .await
     }
 
+    /// The newest `limit` records of a group's messages in one request,
+    /// where the browser has `IDBIndex.getAllRecords` (IndexedDB 3.0); `None`
+    /// where it has not, and the caller walks a cursor instead (one round
+    /// trip per message, which is most of the time a conversation takes to
+    /// open on a slow phone).
+    async fn newest_records(
+        &self,
+        group: GroupId,
+        limit: u32,
+    ) -> Option<Result<Vec<JsValue>, IdbError>> {
+        let plain = self.plain.as_ref()?;
+        let index = plain
+            .transaction_with_str(MESSAGES_STORE)
+            .and_then(|tx| tx.object_store(MESSAGES_STORE))
+            .and_then(|store| store.index(BY_GROUP))
+            .ok()?;
+        let get_all_records: js_sys::Function = Reflect::get(&index, &"getAllRecords".into())
+            .ok()?
+            .dyn_into()
+            .ok()?;
+        let query = web_sys::IdbKeyRange::only(&group.to_string().into()).ok()?;
+        let options = Object::new();
+        for (name, value) in [
+            ("query", JsValue::from(query)),
+            ("count", JsValue::from(limit)),
+            ("direction", JsValue::from_str("prev")),
+        ] {
+            Reflect::set(&options, &name.into(), &value).ok()?;
+        }
+        let request: web_sys::IdbRequest = get_all_records
+            .call1(&index, &options)
+            .ok()?
+            .dyn_into()
+            .ok()?;
+        Some(
+            request_result(&request)
+                .await
+                .map(|records| Array::from(&records).to_vec()),
+        )
+    }
+
     /// Closes the database so that another connection may upgrade or delete it.
     pub fn close(self) {
+        if let Some(plain) = &self.plain {
+            plain.close();
+        }
         self.db.close();
     }
 
@@ -517,5 +581,41 @@ impl IdbDatabase {
                 .map_err(|_| IdbError::Transaction)?;
         }
         committed(tx).await
+    }
+}
+
+/// A plain connection to an existing database, at whatever version it has;
+/// `None` if the browser refuses (the caller then uses rexie alone).
+async fn open_plain(name: &str) -> Option<web_sys::IdbDatabase> {
+    let factory = web_sys::window()?.indexed_db().ok()??;
+    let request = factory.open(name).ok()?;
+    request_result(&request).await.ok()?.dyn_into().ok()
+}
+
+/// Waits for an IndexedDB request to succeed or fail.
+async fn request_result(request: &web_sys::IdbRequest) -> Result<JsValue, IdbError> {
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use wasm_bindgen::closure::Closure;
+    let (sender, receiver) = futures::channel::oneshot::channel::<bool>();
+    let sender = Rc::new(RefCell::new(Some(sender)));
+    let settle = |succeeded: bool| {
+        let sender = sender.clone();
+        Closure::<dyn FnMut()>::new(move || {
+            if let Some(sender) = sender.borrow_mut().take() {
+                let _ = sender.send(succeeded);
+            }
+        })
+    };
+    let (on_success, on_error) = (settle(true), settle(false));
+    request.set_onsuccess(Some(on_success.as_ref().unchecked_ref()));
+    request.set_onerror(Some(on_error.as_ref().unchecked_ref()));
+    let succeeded = receiver.await.unwrap_or(false);
+    request.set_onsuccess(None);
+    request.set_onerror(None);
+    if succeeded {
+        request.result().map_err(|_| IdbError::Transaction)
+    } else {
+        Err(IdbError::Transaction)
     }
 }
