@@ -498,7 +498,20 @@ async fn a_device_that_stops_reading_does_not_slow_the_others() {
             },
         )
         .await;
-        assert_eq!(next(socket).await, ServerFrame::Synced);
+        // The creating commit is fanned out after its `Accepted`, so a phone
+        // that connects at once may still get its welcome live.
+        let mut frame = next(socket).await;
+        if matches!(
+            frame,
+            ServerFrame::Welcome {
+                group: WARD,
+                seq: 1,
+                ..
+            }
+        ) {
+            frame = next(socket).await;
+        }
+        assert_eq!(frame, ServerFrame::Synced);
     }
     // The stalled phone stops reading. 3,000 messages of 8 KiB (24 MB)
     // overflow its socket buffers and its queue in the relay.
