@@ -43,11 +43,11 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
     };
     let offset = browser::utc_offset_minutes();
     let end = NodeRef::<html::Div>::new();
-    // Keep the newest message in view as messages arrive.
     // Screen readers announce messages that arrive, not the page of
     // messages the conversation opens with: the list becomes a live region
     // once that page is on screen.
     let painted = RwSignal::new(false);
+    // Keep the newest message in view as messages arrive.
     Effect::new(move |_| {
         let any = model.messages.with(|m| !m.is_empty());
         if let Some(end) = end.get() {

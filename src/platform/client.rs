@@ -192,19 +192,11 @@ pub async fn compose_early(model: AppModel, group: GroupId, text: String) -> Res
     Envelope::text(now, text.clone()).map_err(|e| format!("This message can't be sent: {e}."))?;
     let client_msg = ClientMessageId::from_bytes(browser::random_id());
     let message = MessageRecord::written(&session, group, client_msg, now, record.retention, text);
-    let db = IdbDatabase::open_sealed(DATABASE_NAME)
-        .await
-        .map_err(|e| e.to_string())?;
+    let db = CACHE
+        .with(|c| c.borrow().clone())
+        .ok_or("This phone's storage is not open yet. Try again in a moment.")?;
     db.save_message(&message).await.map_err(|e| e.to_string())?;
-    let directory = model.directory.get_untracked();
-    let limit = model.message_limit.get_untracked();
-    let messages = db.latest_messages(group, limit).await.unwrap_or_default();
-    db.close();
-    if model.open.get_untracked() == Some(group) {
-        model
-            .messages
-            .set(message_views(messages, &directory, session.user));
-    }
+    show_open(model).await;
     // The client may have started meanwhile, past its first look for
     // waiting messages.
     if let Some(client) = client() {

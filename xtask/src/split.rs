@@ -192,10 +192,7 @@ fn find_asset(html: &str, prefix: &str, suffix: &str) -> Result<String> {
                 .find(['"', '\''])
                 .context("unterminated attribute in index.html")?;
         let candidate = &html[start..end];
-        if candidate.ends_with(suffix)
-            && !candidate.contains("worker")
-            && (suffix != ".js" || !candidate.ends_with("_bg.js"))
-        {
+        if candidate.ends_with(suffix) && !candidate.contains("worker") {
             return Ok(candidate.to_owned());
         }
         from = end;
