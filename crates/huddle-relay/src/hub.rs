@@ -125,7 +125,6 @@ impl Hub {
     /// welcomes to the devices it added.
     pub async fn fan_out(&self, store: &Store, appended: Appended) {
         let entry = appended.entry;
-        self.remember(entry.group, entry.seq);
         match store.recipients(entry.group, entry.seq).await {
             Ok(recipients) => {
                 let frame = ServerFrame::Deliver(entry.clone());
@@ -150,6 +149,11 @@ impl Hub {
                 },
             );
         }
+        // Remembered only once it is in every member's queue: the PostgreSQL
+        // listener skips a remembered entry, and skipping one still on its
+        // way here would let the next entry overtake it (a connection sends
+        // each group's entries in order and drops one that comes too late).
+        self.remember(entry.group, entry.seq);
     }
 }
 
