@@ -17,7 +17,6 @@ pub mod state;
 
 use leptos::prelude::*;
 use model::AppModel;
-use on_demand::SplitScreen;
 use platform::registration::LinkKind;
 use platform::{browser, client};
 use state::route::Route;
@@ -130,14 +129,13 @@ fn screen(model: AppModel) -> AnyView {
     if model.session.with(Option::is_none) {
         return view! { <pages::WelcomePage /> }.into_any();
     }
-    let split = match route {
-        Route::Conversation(group) => SplitScreen::Conversation(group),
-        Route::Members(group) => SplitScreen::Members(group),
-        Route::NewGroup => SplitScreen::NewGroup,
-        Route::NewDirect => SplitScreen::NewDirect,
-        Route::Invite => SplitScreen::Invite,
-        Route::People => SplitScreen::People,
-        _ => return view! { <pages::ConversationsPage /> }.into_any(),
-    };
-    on_demand::screen(model, split)
+    match route {
+        Route::Conversation(_)
+        | Route::Members(_)
+        | Route::NewGroup
+        | Route::NewDirect
+        | Route::Invite
+        | Route::People => on_demand::screen(model, route),
+        _ => view! { <pages::ConversationsPage /> }.into_any(),
+    }
 }

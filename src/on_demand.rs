@@ -19,7 +19,7 @@ use crate::platform::crypto_worker::CryptoWorkerClient;
 use crate::platform::idb::IdbDatabase;
 use crate::platform::registration::{self, LinkKind};
 use crate::state::records::Session;
-use huddle_core::ids::GroupId;
+use crate::state::route::Route;
 use leptos::prelude::*;
 use leptos::wasm_split::{wasm_split, SplitLoaderError};
 use std::future::Future;
@@ -73,13 +73,18 @@ fn engine_check_encryption() -> Result<Work<()>, NotLoaded> {
     }))
 }
 
-/// Whether this phone can run Huddle's encryption: the crypto worker starts
-/// and answers (the welcome page's check).
-pub async fn check_encryption() -> Result<(), String> {
-    match engine_check_encryption().await {
+/// Runs work from a split module, or says that the module could not be fetched.
+async fn finish<T>(loaded: Result<Work<T>, NotLoaded>) -> Result<T, String> {
+    match loaded {
         Ok(work) => work.await,
         Err(NotLoaded) => Err(NOT_LOADED.to_owned()),
     }
+}
+
+/// Whether this phone can run Huddle's encryption: the crypto worker starts
+/// and answers (the welcome page's check).
+pub async fn check_encryption() -> Result<(), String> {
+    finish(engine_check_encryption().await).await
 }
 
 /// Starts the sync engine: the crypto worker, the connection and the outbox.
@@ -89,10 +94,7 @@ pub async fn start_engine(
     session: Session,
     worker: Option<CryptoWorkerClient>,
 ) -> Result<(), String> {
-    match engine_start(model, db, session, worker).await {
-        Ok(work) => work.await,
-        Err(NotLoaded) => Err(NOT_LOADED.to_owned()),
-    }
+    finish(engine_start(model, db, session, worker).await).await
 }
 
 /// Registers this phone with a first-run or invite link (see
@@ -103,45 +105,26 @@ pub async fn register(
     org_name: String,
     display_name: String,
 ) -> Result<(IdbDatabase, Session, CryptoWorkerClient), String> {
-    match engine_register(kind, secret, org_name, display_name).await {
-        Ok(work) => work.await,
-        Err(NotLoaded) => Err(NOT_LOADED.to_owned()),
-    }
+    finish(engine_register(kind, secret, org_name, display_name).await).await
 }
 
+/// Every screen but the first ones (see `screen`).
 #[wasm_split(
     screens,
     wasm_split_path = ::leptos::wasm_split,
     fallible,
     preload(preload_screens)
 )]
-fn conversation_screen(group: GroupId) -> Result<AnyView, NotLoaded> {
-    Ok(view! { <pages::ConversationPage group=group /> }.into_any())
-}
-
-#[wasm_split(screens, wasm_split_path = ::leptos::wasm_split, fallible)]
-fn members_screen(group: GroupId) -> Result<AnyView, NotLoaded> {
-    Ok(view! { <pages::MembersPage group=group /> }.into_any())
-}
-
-#[wasm_split(screens, wasm_split_path = ::leptos::wasm_split, fallible)]
-fn new_group_screen() -> Result<AnyView, NotLoaded> {
-    Ok(view! { <pages::NewGroupPage /> }.into_any())
-}
-
-#[wasm_split(screens, wasm_split_path = ::leptos::wasm_split, fallible)]
-fn new_direct_screen() -> Result<AnyView, NotLoaded> {
-    Ok(view! { <pages::NewDirectPage /> }.into_any())
-}
-
-#[wasm_split(screens, wasm_split_path = ::leptos::wasm_split, fallible)]
-fn invite_screen() -> Result<AnyView, NotLoaded> {
-    Ok(view! { <pages::InvitePage /> }.into_any())
-}
-
-#[wasm_split(screens, wasm_split_path = ::leptos::wasm_split, fallible)]
-fn people_screen() -> Result<AnyView, NotLoaded> {
-    Ok(view! { <pages::PeoplePage /> }.into_any())
+fn split_screen(route: Route) -> Result<AnyView, NotLoaded> {
+    Ok(match route {
+        Route::Conversation(group) => view! { <pages::ConversationPage group=group /> }.into_any(),
+        Route::Members(group) => view! { <pages::MembersPage group=group /> }.into_any(),
+        Route::NewGroup => view! { <pages::NewGroupPage /> }.into_any(),
+        Route::NewDirect => view! { <pages::NewDirectPage /> }.into_any(),
+        Route::Invite => view! { <pages::InvitePage /> }.into_any(),
+        Route::People => view! { <pages::PeoplePage /> }.into_any(),
+        _ => view! { <pages::ConversationsPage /> }.into_any(),
+    })
 }
 
 /// Fetches the screens' module in the background, once the first screen is
@@ -153,31 +136,15 @@ pub fn prefetch_screens() {
     });
 }
 
-/// A screen that lives in the split `screens` module.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum SplitScreen {
-    Conversation(GroupId),
-    Members(GroupId),
-    NewGroup,
-    NewDirect,
-    Invite,
-    People,
-}
-
-/// Shows a split screen: nothing while its module is fetched (from the
-/// phone's cache this takes milliseconds), then the screen, or a message
-/// with a retry if it cannot be fetched.
-pub fn screen(model: AppModel, which: SplitScreen) -> AnyView {
+/// Shows a screen from the split `screens` module: nothing while the module
+/// is fetched (from the phone's cache this takes milliseconds), then the
+/// screen, or a message with a retry if it cannot be fetched. The first
+/// screens (welcome, join form, conversation list) are not shown this way.
+pub fn screen(model: AppModel, route: Route) -> AnyView {
     Suspend::new(async move {
-        let loaded = match which {
-            SplitScreen::Conversation(group) => conversation_screen(group).await,
-            SplitScreen::Members(group) => members_screen(group).await,
-            SplitScreen::NewGroup => new_group_screen().await,
-            SplitScreen::NewDirect => new_direct_screen().await,
-            SplitScreen::Invite => invite_screen().await,
-            SplitScreen::People => people_screen().await,
-        };
-        loaded.unwrap_or_else(|NotLoaded| not_loaded(model))
+        split_screen(route)
+            .await
+            .unwrap_or_else(|NotLoaded| not_loaded(model))
     })
     .into_any()
 }

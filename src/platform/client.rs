@@ -515,10 +515,6 @@ impl Client {
     async fn refresh(&self) {
         let session = self.session();
         refresh_list(&self.db, self.model, &session).await;
-        self.refresh_open().await;
-    }
-
-    async fn refresh_open(&self) {
         show_open(self.model).await;
     }
 
@@ -948,7 +944,7 @@ impl Driver {
                 message.delivery = delivery;
                 let _ = db.save_message(&message).await;
                 if self.client.model.open.get_untracked() == Some(group) {
-                    self.client.refresh_open().await;
+                    show_open(self.client.model).await;
                 }
             }
         }

@@ -15,11 +15,10 @@
 //   (`huddle:sweep`, one key-range delete).
 // Prints a table and writes reports/app-conversation.json. Not a test: no
 // figure fails it.
-import { writeFileSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
 import { startRelay } from "../e2e/harness.mjs";
+import { launch, setUpWithGroup } from "./phone.mjs";
 
 const RUNS = Number(process.env.HUDDLE_BENCH_RUNS || 5);
 const MESSAGES = 10_000;
@@ -65,24 +64,10 @@ function seed(page, group, count, expiresInMs) {
 }
 
 const relay = await startRelay();
-const dir = mkdtempSync(join(tmpdir(), "huddle-bench-conversation-"));
+const { dir, context } = await launch();
 try {
-  const context = await chromium.launchPersistentContext(dir, {
-    executablePath: process.env.CHROMIUM_BIN || "/usr/bin/chromium",
-    viewport: { width: 360, height: 740 },
-    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--disable-quic"],
-  });
   const setup = context.pages()[0] ?? (await context.newPage());
-  await setup.goto(relay.setupLink());
-  await setup.getByLabel("Name of your care home or team").fill("Rosewood House");
-  await setup.getByLabel("Your name").fill("Mia Patel");
-  await setup.getByRole("button", { name: "Set up Huddle" }).click();
-  await setup.waitForFunction(() => !document.querySelector("[data-testid=connection-banner]"), null, { timeout: 60_000 });
-  await setup.getByRole("link", { name: "New group" }).click();
-  await setup.getByLabel("Group name").fill("Night shift");
-  await setup.getByRole("button", { name: "Create group" }).click();
-  await setup.getByRole("heading", { level: 1, name: "Night shift" }).waitFor({ timeout: 60_000 });
-  const group = new URL(setup.url()).pathname.split("/")[2];
+  const group = await setUpWithGroup(setup, relay);
   await seed(setup, group, MESSAGES, 24 * 3600 * 1000);
   await setup.close();
 

@@ -7,25 +7,14 @@
 // `huddle:list-painted` (the conversation list painted from the cache,
 // before the crypto worker has loaded). Prints a table and writes
 // reports/app-startup.json. Not a test: no figure fails it.
-import { writeFileSync, readFileSync, mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { writeFileSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { chromium } from "playwright-core";
 import { startRelay } from "../e2e/harness.mjs";
+import { launch, setUpWithGroup } from "./phone.mjs";
 
 const RUNS = Number(process.env.HUDDLE_BENCH_RUNS || 5);
 const REPORTS = process.env.HUDDLE_REPORTS_DIR || "reports";
 const SLOW_4G = { offline: false, latency: 150, downloadThroughput: (1.6e6 / 8) | 0, uploadThroughput: (750e3 / 8) | 0 };
-
-async function launch() {
-  const dir = mkdtempSync(join(tmpdir(), "huddle-bench-profile-"));
-  const context = await chromium.launchPersistentContext(dir, {
-    executablePath: process.env.CHROMIUM_BIN || "/usr/bin/chromium",
-    viewport: { width: 360, height: 740 },
-    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--disable-quic"],
-  });
-  return { dir, context };
-}
 
 async function throttle(context, page) {
   const cdp = await context.newCDPSession(page);
@@ -73,15 +62,7 @@ try {
   // Warm: a phone that has joined, with a conversation, opened again.
   const { dir, context } = await launch();
   const setup = context.pages()[0] ?? (await context.newPage());
-  await setup.goto(relay.setupLink());
-  await setup.getByLabel("Name of your care home or team").fill("Rosewood House");
-  await setup.getByLabel("Your name").fill("Mia Patel");
-  await setup.getByRole("button", { name: "Set up Huddle" }).click();
-  await setup.waitForFunction(() => !document.querySelector("[data-testid=connection-banner]"), null, { timeout: 60_000 });
-  await setup.getByRole("link", { name: "New group" }).click();
-  await setup.getByLabel("Group name").fill("Night shift");
-  await setup.getByRole("button", { name: "Create group" }).click();
-  await setup.getByRole("heading", { level: 1, name: "Night shift" }).waitFor({ timeout: 60_000 });
+  await setUpWithGroup(setup, relay);
   await setup.getByLabel("Message", { exact: true }).fill("Who can cover Sunday night?");
   await setup.getByRole("button", { name: "Send", exact: true }).click();
   await setup.locator("[data-state=Sent]").first().waitFor({ timeout: 60_000 });
