@@ -4,6 +4,7 @@
 # scripts/run and scripts/test.
 
 TRUNK_VERSION=0.21.14
+CARGO_DENY_VERSION=0.20.2
 WASM_BINDGEN_VERSION=0.2.130 # must equal the wasm-bindgen version in Cargo.lock
 
 say() { printf '\033[1m==> %s\033[0m\n' "$*"; }
@@ -64,6 +65,21 @@ setup_test_tools() {
   if [ ${#missing[@]} -gt 0 ]; then
     need_command apt-get "The tests need ${missing[*]}: install them with your package manager, then try again."
     apt_install "${missing[@]}"
+  fi
+}
+
+setup_check_tools() {
+  if ! rustup component list --installed | grep -q '^clippy'; then
+    say "Installing clippy"
+    rustup component add clippy
+  fi
+  if ! rustup component list --installed | grep -q '^rustfmt'; then
+    say "Installing rustfmt"
+    rustup component add rustfmt
+  fi
+  if ! cargo deny --version 2>/dev/null | grep -q "$CARGO_DENY_VERSION"; then
+    say "Installing cargo-deny $CARGO_DENY_VERSION (checks licences and sources; a few minutes, once)"
+    cargo install cargo-deny --version "$CARGO_DENY_VERSION" --locked
   fi
 }
 

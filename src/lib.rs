@@ -1,13 +1,13 @@
 //! Huddle's web app: a Leptos single-page app for phones, with the browser behind `platform`.
 //!
 //! Layers, one way only: `pages` and `components` render `state` through the
-//! signals in `model`; `state` is plain Rust tested natively; `platform` is
-//! the only module that touches the browser (web-sys, js-sys, gloo, rexie,
-//! wasm-bindgen) and runs the sync engine, the socket and the crypto worker.
+//! signals in `model`; `model` applies the session's updates (`huddle-session`,
+//! which does what the phone does); `state` is plain Rust tested natively,
+//! with every sentence about a problem; `platform` is the only module that
+//! touches the browser (web-sys, js-sys, gloo, rexie, wasm-bindgen), and
+//! mostly implements the session's traits.
 #![forbid(unsafe_code)]
 
-#[cfg(feature = "bench")]
-pub mod bench_hooks;
 pub mod components;
 pub mod model;
 pub mod on_demand;
@@ -17,8 +17,8 @@ pub mod state;
 
 use leptos::prelude::*;
 use model::AppModel;
+use platform::browser;
 use platform::registration::LinkKind;
-use platform::{browser, client};
 use state::route::Route;
 
 /// Starts the app in the browser: replaces the static shell with the live app
@@ -57,20 +57,19 @@ pub fn App() -> impl IntoView {
     browser::on_visibility(move |hidden| model.hidden.set(hidden));
     // Paint from the cache first; the crypto worker and the connection follow.
     leptos::task::spawn_local(async move {
-        match client::load_cache(model).await {
-            Ok(Some((db, session))) => {
+        match platform::phone::load(model).await {
+            Ok(Some(phone)) => {
+                model.loaded.set(true);
                 browser::mark_after_render("huddle:list-painted");
                 on_demand::prefetch_screens();
-                if let Err(e) = on_demand::start_engine(model, db, session, None).await {
-                    model.notice.set(Some(e));
-                }
+                on_demand::start_phone(model, phone, None).await;
             }
             Ok(None) => {
                 model.loaded.set(true);
                 browser::mark_after_render("huddle:first-screen");
             }
             Err(e) => {
-                model.notice.set(Some(e));
+                model.notice.set(Some(state::words::load_error(&e).to_owned()));
                 model.loaded.set(true);
             }
         }
@@ -97,16 +96,10 @@ pub fn App() -> impl IntoView {
 }
 
 fn screen(model: AppModel) -> AnyView {
-    if let Some(reason) = model.signed_out.get() {
-        return view! {
-            <main class="page" id="main">
-                <h1 class="page__title">"This phone has been signed out"</h1>
-                <p class="page__lead">"An administrator signed this phone out of Huddle, and everything Huddle kept on it has been deleted."</p>
-                <p class="notice">{reason}</p>
-                <p>"To use Huddle again, ask your manager for a new invite."</p>
-            </main>
-        }
-        .into_any();
+    if let Some(why) = model.signed_out.get() {
+        // Only a running phone is signed out, so this screen comes with the
+        // others, not with the first screens.
+        return on_demand::signed_out_screen(model, why);
     }
     let route = model.route.get();
     match route {
@@ -126,7 +119,7 @@ fn screen(model: AppModel) -> AnyView {
         }
         .into_any();
     }
-    if model.session.with(Option::is_none) {
+    if model.enrolment.with(Option::is_none) {
         return view! { <pages::WelcomePage /> }.into_any();
     }
     match route {

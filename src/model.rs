@@ -1,10 +1,21 @@
-//! The app's reactive state: the signals every screen reads, filled from the phone's cache and kept current by the client.
+//! The app's reactive state: the signals every screen reads, and the adapter that applies the session's updates to them.
+//!
+//! The session (`huddle-session`) is the only writer of what the phone
+//! knows; it sends [`Update`]s, and [`AppModel::apply`] turns each into the
+//! views the screens show (with `state`'s words). Screens write only their
+//! own state: the route, the open conversation, a notice they dismiss.
 
+use crate::platform::AppPhone;
+use crate::state::conversations::{message_views, sort_newest_first, summarise};
 use crate::state::conversations::{ConversationSummary, MessageView};
-use crate::state::records::{ConversationRecord, Directory, Session};
 use crate::state::route::Route;
+use crate::state::words;
 use huddle_core::ids::GroupId;
 use huddle_core::retention::UnixMillis;
+use huddle_session::{
+    ConversationEntry, ConversationRecord, Directory, Enrolment, Screen, ShownMessage, SignOut,
+    Update as SessionUpdate,
+};
 use leptos::prelude::*;
 
 /// The connection as the offline banner shows it.
@@ -22,7 +33,8 @@ pub struct ConnectionView {
 #[derive(Clone, Copy)]
 pub struct AppModel {
     pub route: RwSignal<Route>,
-    pub session: RwSignal<Option<Session>>,
+    /// Who this phone is, once it has joined.
+    pub enrolment: RwSignal<Option<Enrolment>>,
     /// The cache has been read (the list can be painted).
     pub loaded: RwSignal<bool>,
     pub conversations: RwSignal<Vec<ConversationSummary>>,
@@ -31,9 +43,8 @@ pub struct AppModel {
     /// The conversation on screen, and its messages.
     pub open: RwSignal<Option<GroupId>>,
     pub messages: RwSignal<Vec<MessageView>>,
-    /// How many of the open conversation's messages are loaded (it grows
-    /// when the person asks for earlier ones).
-    pub message_limit: RwSignal<u32>,
+    /// The open conversation has earlier messages than it shows.
+    pub more_messages: RwSignal<bool>,
     pub connection: RwSignal<ConnectionView>,
     /// Something went wrong that the person should know, in words.
     pub notice: RwSignal<Option<String>>,
@@ -41,27 +52,30 @@ pub struct AppModel {
     pub hidden: RwSignal<bool>,
     /// The clock, ticking, for "disappears in" labels.
     pub now: RwSignal<UnixMillis>,
-    /// An administrator signed this phone out; everything was wiped.
-    pub signed_out: RwSignal<Option<String>>,
+    /// The relay refused this phone; everything was wiped.
+    pub signed_out: RwSignal<Option<SignOut>>,
+    /// The phone's session, once loaded. It lives as long as the page, so
+    /// it is leaked rather than owned: nothing ever needs to drop it, and the
+    /// first screen's code carries no drop glue for all it holds.
+    phone: StoredValue<Option<&'static AppPhone>, LocalStorage>,
+    /// What the session last sent, kept so that views can be made again
+    /// when names arrive in the directory.
+    entries: StoredValue<Vec<ConversationEntry>, LocalStorage>,
+    shown: StoredValue<Option<(GroupId, Vec<ShownMessage>)>, LocalStorage>,
 }
-
-/// How many messages a conversation shows at first, and how many more each
-/// "Show earlier messages" adds: several screenfuls, few enough to read,
-/// decrypt and paint within 100 ms on a slow phone.
-pub const FIRST_PAGE: u32 = 50;
 
 impl AppModel {
     pub fn new(route: Route, now: UnixMillis) -> Self {
         AppModel {
             route: RwSignal::new(route),
-            session: RwSignal::new(None),
+            enrolment: RwSignal::new(None),
             loaded: RwSignal::new(false),
             conversations: RwSignal::new(Vec::new()),
             records: RwSignal::new(Vec::new()),
             directory: RwSignal::new(Directory::default()),
             open: RwSignal::new(None),
             messages: RwSignal::new(Vec::new()),
-            message_limit: RwSignal::new(FIRST_PAGE),
+            more_messages: RwSignal::new(false),
             connection: RwSignal::new(ConnectionView {
                 browser_online: true,
                 ..ConnectionView::default()
@@ -70,7 +84,22 @@ impl AppModel {
             hidden: RwSignal::new(false),
             now: RwSignal::new(now),
             signed_out: RwSignal::new(None),
+            phone: StoredValue::new_local(None),
+            entries: StoredValue::new_local(Vec::new()),
+            shown: StoredValue::new_local(None),
         }
+    }
+
+    /// The phone's session, once it is loaded.
+    pub fn phone(&self) -> Option<AppPhone> {
+        self.phone.get_value().cloned()
+    }
+
+    /// Keeps the phone's session for the life of the page.
+    pub fn set_phone(&self, phone: AppPhone) -> &'static AppPhone {
+        let phone: &'static AppPhone = Box::leak(Box::new(phone));
+        self.phone.set_value(Some(phone));
+        phone
     }
 
     pub fn record(&self, group: GroupId) -> Option<ConversationRecord> {
@@ -79,7 +108,120 @@ impl AppModel {
     }
 
     pub fn is_admin(&self) -> bool {
-        self.session
-            .with(|s| s.as_ref().is_some_and(|s| s.administrator))
+        self.enrolment
+            .with(|e| e.as_ref().is_some_and(|e| e.administrator))
+    }
+
+    /// Shows an error from the session in words.
+    pub fn tell(&self, error: &huddle_session::SessionError) {
+        let words = self
+            .directory
+            .with_untracked(|d| words::session_error(error, d));
+        self.notice.set(Some(words));
+    }
+
+    /// Applies one of the session's updates to what the screens show.
+    pub fn apply(&self, update: SessionUpdate) {
+        match update {
+            SessionUpdate::Enrolment(enrolment) => self.enrolment.set(Some(enrolment)),
+            SessionUpdate::Directory(directory) => {
+                self.directory.set(directory);
+                self.paint_list();
+                self.paint_messages();
+            }
+            SessionUpdate::Conversations(entries) => {
+                self.records
+                    .set(entries.iter().map(|e| e.record.clone()).collect());
+                self.entries.set_value(entries);
+                self.paint_list();
+            }
+            SessionUpdate::Messages {
+                group,
+                messages,
+                more,
+            } => {
+                self.shown.set_value(Some((group, messages)));
+                self.more_messages.set(more);
+                self.paint_messages();
+            }
+            SessionUpdate::Connection(status) => self.connection.update(|c| {
+                c.live = status.live;
+                c.waiting = status.waiting;
+            }),
+            SessionUpdate::Problem(problem) => {
+                let words = self
+                    .directory
+                    .with_untracked(|d| words::problem(&problem, d));
+                self.notice.set(Some(words));
+            }
+            SessionUpdate::SignedOut(why) => {
+                self.conversations.set(Vec::new());
+                self.messages.set(Vec::new());
+                self.records.set(Vec::new());
+                self.entries.set_value(Vec::new());
+                self.shown.set_value(None);
+                self.enrolment.set(None);
+                self.signed_out.set(Some(why));
+            }
+            SessionUpdate::Tick(now) => self.now.set(now),
+        }
+    }
+
+    fn me(&self) -> Option<huddle_core::ids::UserId> {
+        self.enrolment
+            .with_untracked(|e| e.as_ref().map(|e| e.user))
+    }
+
+    fn paint_list(&self) {
+        let Some(me) = self.me() else { return };
+        let mut list: Vec<ConversationSummary> = self.entries.with_value(|entries| {
+            self.directory.with_untracked(|directory| {
+                entries
+                    .iter()
+                    .map(|e| summarise(&e.record, e.latest.as_ref(), directory, me))
+                    .collect()
+            })
+        });
+        sort_newest_first(&mut list);
+        self.conversations.set(list);
+    }
+
+    fn paint_messages(&self) {
+        let Some(me) = self.me() else { return };
+        let open = self.open.get_untracked();
+        let views = self.shown.with_value(|shown| match shown {
+            Some((group, messages)) if Some(*group) == open => Some(
+                self.directory
+                    .with_untracked(|directory| message_views(messages, directory, me)),
+            ),
+            _ => None,
+        });
+        if let Some(views) = views {
+            self.messages.set(views);
+        }
+    }
+}
+
+/// The session's screen: its updates go to the model.
+pub struct ModelScreen(pub AppModel);
+
+impl Screen for ModelScreen {
+    fn loaded(
+        &self,
+        enrolment: &Enrolment,
+        directory: &Directory,
+        conversations: Vec<ConversationEntry>,
+    ) {
+        self.0.enrolment.set(Some(enrolment.clone()));
+        self.0.directory.set(directory.clone());
+        self.0
+            .records
+            .set(conversations.iter().map(|e| e.record.clone()).collect());
+        self.0.entries.set_value(conversations);
+        self.0.paint_list();
+    }
+
+    fn show(&self, update: SessionUpdate) {
+        self.0.apply(update);
     }
 }

@@ -14,17 +14,16 @@
 
 use crate::model::AppModel;
 use crate::pages;
-use crate::platform::client;
-use crate::platform::crypto_worker::CryptoWorkerClient;
-use crate::platform::idb::IdbDatabase;
+use crate::platform::cache::IdbCache;
+use crate::platform::crypto_worker::WorkerCrypto;
 use crate::platform::registration::{self, LinkKind};
-use crate::state::records::Session;
+use crate::platform::{phone, AppPhone};
 use crate::state::route::Route;
+use huddle_session::{Crypto, Enrolment, SessionError, SignOut};
 use leptos::prelude::*;
 use leptos::wasm_split::{wasm_split, SplitLoaderError};
 use std::future::Future;
 use std::pin::Pin;
-use std::rc::Rc;
 
 /// What the user is told when a part of the app could not be fetched.
 pub const NOT_LOADED: &str =
@@ -41,16 +40,22 @@ impl From<SplitLoaderError> for NotLoaded {
 }
 
 /// Work that runs in a split module once it has been fetched.
-type Work<T> = Pin<Box<dyn Future<Output = Result<T, String>>>>;
+type Work<T, E> = Pin<Box<dyn Future<Output = Result<T, E>>>>;
 
 #[wasm_split(engine, wasm_split_path = ::leptos::wasm_split, fallible)]
 fn engine_start(
     model: AppModel,
-    db: Rc<IdbDatabase>,
-    session: Session,
-    worker: Option<CryptoWorkerClient>,
-) -> Result<Work<()>, NotLoaded> {
-    Ok(Box::pin(client::start(model, db, session, worker)))
+    phone: &'static AppPhone,
+    crypto: Option<WorkerCrypto>,
+) -> Result<Work<(), SessionError>, NotLoaded> {
+    Ok(Box::pin(async move {
+        // What went wrong is told here, in the split module: the page
+        // module carries none of these sentences.
+        if let Err(error) = phone::start(model, phone, crypto).await {
+            model.tell(&error);
+        }
+        Ok(())
+    }))
 }
 
 #[wasm_split(engine, wasm_split_path = ::leptos::wasm_split, fallible)]
@@ -59,53 +64,66 @@ fn engine_register(
     secret: String,
     org_name: String,
     display_name: String,
-) -> Result<Work<(IdbDatabase, Session, CryptoWorkerClient)>, NotLoaded> {
+) -> Result<Work<(IdbCache, Enrolment, WorkerCrypto), String>, NotLoaded> {
     Ok(Box::pin(async move {
-        registration::register(kind, &secret, &org_name, &display_name).await
+        // In words here, in the split module, like every other sentence
+        // about joining that the page module need not carry.
+        registration::register(kind, &secret, &org_name, &display_name)
+            .await
+            .map_err(|e| crate::state::words::join_error(&e))
     }))
 }
 
 #[wasm_split(engine, wasm_split_path = ::leptos::wasm_split, fallible)]
-fn engine_check_encryption() -> Result<Work<()>, NotLoaded> {
+fn engine_check_encryption() -> Result<Work<(), String>, NotLoaded> {
     Ok(Box::pin(async {
-        let worker = CryptoWorkerClient::spawn().map_err(|e| e.to_string())?;
-        worker.ping().await.map(|_| ()).map_err(|e| e.to_string())
+        let ping = async {
+            let worker = WorkerCrypto::spawn()?;
+            worker
+                .request(huddle_core::crypto_worker::WorkerRequest::Ping)
+                .await
+                .map(|_| ())
+        };
+        ping.await.map_err(|e| crate::state::words::crypto_error(&e))
     }))
 }
 
-/// Runs work from a split module, or says that the module could not be fetched.
-async fn finish<T>(loaded: Result<Work<T>, NotLoaded>) -> Result<T, String> {
-    match loaded {
+/// Whether this phone can run Huddle's encryption: the crypto worker starts
+/// and answers (the welcome page's check). The error is in words.
+pub async fn check_encryption() -> Result<(), String> {
+    match engine_check_encryption().await {
         Ok(work) => work.await,
         Err(NotLoaded) => Err(NOT_LOADED.to_owned()),
     }
 }
 
-/// Whether this phone can run Huddle's encryption: the crypto worker starts
-/// and answers (the welcome page's check).
-pub async fn check_encryption() -> Result<(), String> {
-    finish(engine_check_encryption().await).await
-}
-
-/// Starts the sync engine: the crypto worker, the connection and the outbox.
-pub async fn start_engine(
+/// Runs and starts the phone: the crypto worker, the connection and the
+/// outbox. What went wrong is shown as a notice, in words.
+pub async fn start_phone(
     model: AppModel,
-    db: Rc<IdbDatabase>,
-    session: Session,
-    worker: Option<CryptoWorkerClient>,
-) -> Result<(), String> {
-    finish(engine_start(model, db, session, worker).await).await
+    phone: &'static AppPhone,
+    crypto: Option<WorkerCrypto>,
+) {
+    match engine_start(model, phone, crypto).await {
+        Ok(work) => {
+            let _ = work.await;
+        }
+        Err(NotLoaded) => model.notice.set(Some(NOT_LOADED.to_owned())),
+    }
 }
 
 /// Registers this phone with a first-run or invite link (see
-/// `registration::register`).
+/// `registration::register`); what went wrong is in words.
 pub async fn register(
     kind: LinkKind,
     secret: String,
     org_name: String,
     display_name: String,
-) -> Result<(IdbDatabase, Session, CryptoWorkerClient), String> {
-    finish(engine_register(kind, secret, org_name, display_name).await).await
+) -> Result<(IdbCache, Enrolment, WorkerCrypto), String> {
+    match engine_register(kind, secret, org_name, display_name).await {
+        Ok(work) => work.await,
+        Err(NotLoaded) => Err(NOT_LOADED.to_owned()),
+    }
 }
 
 /// Every screen but the first ones (see `screen`).
@@ -125,6 +143,37 @@ fn split_screen(route: Route) -> Result<AnyView, NotLoaded> {
         Route::People => view! { <pages::PeoplePage /> }.into_any(),
         _ => view! { <pages::ConversationsPage /> }.into_any(),
     })
+}
+
+/// How to put Huddle on the home screen: under the conversation list, a
+/// moment after it, so that the list itself waits for nothing.
+#[wasm_split(screens, wasm_split_path = ::leptos::wasm_split, fallible)]
+fn split_install_help() -> Result<AnyView, NotLoaded> {
+    Ok(view! { <crate::components::InstallHelp /> }.into_any())
+}
+
+/// The install help, once the screens' module is here (nothing if it
+/// cannot be fetched: it is help, not the app).
+pub fn install_help() -> AnyView {
+    Suspend::new(async move { split_install_help().await.unwrap_or_else(|NotLoaded| ().into_any()) })
+        .into_any()
+}
+
+/// The screen of a phone the relay signed out.
+#[wasm_split(screens, wasm_split_path = ::leptos::wasm_split, fallible)]
+fn split_signed_out(why: SignOut) -> Result<AnyView, NotLoaded> {
+    Ok(view! { <pages::SignedOutPage why=why /> }.into_any())
+}
+
+/// Shows the signed-out screen, or a message with a retry if it cannot be
+/// fetched.
+pub fn signed_out_screen(model: AppModel, why: SignOut) -> AnyView {
+    Suspend::new(async move {
+        split_signed_out(why)
+            .await
+            .unwrap_or_else(|NotLoaded| not_loaded(model))
+    })
+    .into_any()
 }
 
 /// Fetches the screens' module in the background, once the first screen is

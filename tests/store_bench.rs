@@ -6,12 +6,14 @@
 //! `HUDDLE-BENCH-JSON` line that scripts/bench writes to reports/.
 #![cfg(all(target_arch = "wasm32", feature = "bench"))]
 
-use huddle::model::FIRST_PAGE;
-use huddle::platform::idb::IdbDatabase;
+use huddle::platform::cache::IdbCache;
 use huddle::state::conversations::message_views;
-use huddle::state::records::{Delivery, Directory, MessageRecord};
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, UserId};
 use huddle_core::retention::UnixMillis;
+use huddle_session::{
+    Cache, CacheWrite, Delivery, Directory, MessageBody, MessageRecord, ShownMessage,
+    PAGE as FIRST_PAGE,
+};
 use wasm_bindgen_test::*;
 
 wasm_bindgen_test_configure!(run_in_browser);
@@ -42,8 +44,9 @@ fn seed(group: GroupId, expires_at: u64) -> Vec<MessageRecord> {
                 sender_device: DeviceId::from_bytes([1; 16]),
                 sent_at: UnixMillis(1_000 + u64::from(n)),
                 expires_at: UnixMillis(expires_at + u64::from(n)),
-                text: format!("Handover note {n}: bay 3 is short of gloves, more due at six."),
-                delivery: Delivery::Received,
+                body: MessageBody::Text(format!(
+                    "Handover note {n}: bay 3 is short of gloves, more due at six."
+                )),
             }
         })
         .collect()
@@ -58,27 +61,39 @@ async fn ten_thousand_messages_open_and_expire() {
     let mut open_ms = Vec::new();
     let mut sweep_ms = Vec::new();
     for _ in 0..RUNS {
-        IdbDatabase::delete_database(name).await.expect("clean");
-        let db = IdbDatabase::open_sealed(name).await.expect("open");
-        db.save_messages(&seed(group, 1_000_000))
+        IdbCache::delete_database(name).await.expect("clean");
+        let db = IdbCache::open_named(name)
             .await
-            .expect("seed");
+            .expect("open")
+            .unlock()
+            .await
+            .expect("key");
+        let writes = seed(group, 1_000_000).into_iter().map(CacheWrite::Message).collect();
+        db.write(writes).await.expect("seed");
 
         let started = now_ms();
         let page = db.latest_messages(group, FIRST_PAGE).await.expect("read");
-        let views = message_views(page, &directory, me);
+        let shown: Vec<ShownMessage> = page
+            .into_iter()
+            .rev()
+            .map(|message| ShownMessage {
+                message,
+                delivery: Delivery::Received,
+            })
+            .collect();
+        let views = message_views(&shown, &directory, me);
         open_ms.push(now_ms() - started);
         assert_eq!(views.len(), FIRST_PAGE as usize);
 
         let started = now_ms();
-        db.delete_expired(UnixMillis(u64::MAX / 2))
-            .await
-            .expect("sweep");
+        db.expire(UnixMillis(u64::MAX / 2))
+        .await
+        .expect("sweep");
         sweep_ms.push(now_ms() - started);
         assert_eq!(db.message_count(group).await.expect("count"), 0);
         db.close();
     }
-    IdbDatabase::delete_database(name).await.expect("clean");
+    IdbCache::delete_database(name).await.expect("clean");
     let (open, sweep) = (median(open_ms), median(sweep_ms));
     let table = format!(
         "\n| with {MESSAGES} cached messages (median of {RUNS}) | ms | budget |\n\

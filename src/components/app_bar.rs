@@ -10,13 +10,13 @@ pub fn AppBar() -> impl IntoView {
     let model = expect_context::<AppModel>();
     let title = move || {
         model
-            .session
+            .enrolment
             .with(|s| s.as_ref().map(|s| s.org_name.clone()))
             .filter(|name| !name.is_empty())
             .unwrap_or_else(|| "Huddle".to_owned())
     };
     let can_go_back = move || {
-        model.session.with(Option::is_some)
+        model.enrolment.with(Option::is_some)
             && !matches!(
                 model.route.get(),
                 Route::Conversations | Route::Welcome | Route::Setup { .. } | Route::Join { .. }

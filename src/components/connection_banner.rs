@@ -7,7 +7,7 @@ use leptos::prelude::*;
 pub fn ConnectionBanner() -> impl IntoView {
     let model = expect_context::<AppModel>();
     let text = move || {
-        if model.session.with(Option::is_none) {
+        if model.enrolment.with(Option::is_none) {
             return None;
         }
         let connection = model.connection.get();

@@ -1,15 +1,16 @@
 //! One conversation: its type always in view, messages with sender, time, state and when each disappears, and the composer.
 
 use crate::components::KindBadge;
-use crate::model::{AppModel, FIRST_PAGE};
+use crate::model::AppModel;
 use crate::navigate;
-use crate::platform::{browser, client};
+use crate::platform::browser;
 use crate::state::conversations::{delivery_label, patient_data_warning, title};
-use crate::state::records::Delivery;
 use crate::state::route::Route;
 use crate::state::time::{clock_label, duration_label, expiry_label, year_of};
+use crate::state::words;
 use huddle_core::ids::GroupId;
 use huddle_core::retention::GroupKind;
+use huddle_session::Delivery;
 use leptos::html;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -18,17 +19,18 @@ use leptos::task::spawn_local;
 pub fn ConversationPage(group: GroupId) -> impl IntoView {
     let model = expect_context::<AppModel>();
     model.open.set(Some(group));
-    model.message_limit.set(FIRST_PAGE);
     model.messages.set(Vec::new());
-    // Messages first, from the cache; marking the conversation read (which
-    // repaints the list) waits until they are on screen.
-    spawn_local(async move {
-        client::show_open(model).await;
-        if let Some(client) = client::client() {
-            client.viewed();
+    // The session paints the messages from the cache, then marks the
+    // conversation read (which repaints the list).
+    if let Some(phone) = model.phone() {
+        phone.open(Some(group));
+    }
+    on_cleanup(move || {
+        model.open.set(None);
+        if let Some(phone) = model.phone() {
+            phone.open(None);
         }
     });
-    on_cleanup(move || model.open.set(None));
 
     let record = Memo::new(move |_| {
         model
@@ -65,8 +67,9 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
         })
     };
     let more = move |_| {
-        model.message_limit.update(|l| *l += FIRST_PAGE);
-        spawn_local(client::show_open(model));
+        if let Some(phone) = model.phone() {
+            phone.show_earlier();
+        }
     };
 
     view! {
@@ -84,7 +87,7 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
                     "People in this conversation"
                 </a>
             </header>
-            <Show when=move || model.messages.with(|m| m.len() as u32 >= model.message_limit.get())>
+            <Show when=move || model.more_messages.get()>
                 <button class="button button--quiet" type="button" on:click=more>"Show earlier messages"</button>
             </Show>
             <ol class="messages" aria-label="Messages" aria-live=move || if painted.get() { "polite" } else { "off" }>
@@ -96,7 +99,7 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
                     {
                         let state = delivery_label(&message.delivery);
                         let failed = match &message.delivery {
-                            Delivery::Failed(reason) => Some(reason.clone()),
+                            Delivery::Failed(reason) => Some(words::failure(reason)),
                             _ => None,
                         };
                         let id = message.client_msg;
@@ -114,7 +117,7 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
                                     <span class="message__failed" role="alert">
                                         {reason}
                                         <button class="button button--small" type="button"
-                                            on:click=move |_| { if let Some(c) = client::client() { c.retry(id) } }>
+                                            on:click=move |_| { if let Some(phone) = model.phone() { phone.retry(id) } }>
                                             "Try again"
                                         </button>
                                     </span>
@@ -170,20 +173,18 @@ fn Composer(group: GroupId) -> impl IntoView {
                 let _ = input.focus();
             }
         };
-        match client::client() {
-            Some(client) => {
-                client.compose(group, body);
-                sent();
+        let Some(phone) = model.phone() else {
+            model.tell(&huddle_session::SessionError::Starting);
+            return;
+        };
+        // The text stays in the box until it is saved on the phone, which
+        // happens at once, whether or not the phone is connected.
+        spawn_local(async move {
+            match phone.compose(group, body).await {
+                Ok(()) => sent(),
+                Err(e) => model.tell(&e),
             }
-            // Still starting: the message is saved now and sent once the
-            // encryption is ready. The text stays in the box until saved.
-            None => spawn_local(async move {
-                match client::compose_early(model, group, body).await {
-                    Ok(()) => sent(),
-                    Err(e) => model.notice.set(Some(e)),
-                }
-            }),
-        }
+        });
     };
     let submit = move |ev: leptos::ev::SubmitEvent| {
         ev.prevent_default();

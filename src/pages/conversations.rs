@@ -1,6 +1,6 @@
 //! The conversation list: newest first, each with its type, latest message and unread count.
 
-use crate::components::{InstallHelp, KindBadge};
+use crate::components::KindBadge;
 use crate::model::AppModel;
 use crate::navigate;
 use crate::platform::browser;
@@ -79,7 +79,7 @@ pub fn ConversationsPage() -> impl IntoView {
                     }
                 </For>
             </ul>
-            <InstallHelp />
+            {crate::on_demand::install_help()}
         </main>
     }
 }

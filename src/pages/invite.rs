@@ -2,10 +2,11 @@
 
 use crate::components::QrCodeView;
 use crate::model::AppModel;
-use crate::platform::registration::hex;
-use crate::platform::{browser, client};
+use crate::platform::browser;
 use crate::state::time::{clock_label, duration_label};
-use huddle_core::wire::{ClientFrame, Role, ServerFrame};
+use crate::state::words;
+use huddle_core::hex;
+use huddle_core::wire::Role;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -39,10 +40,8 @@ pub fn InvitePage() -> impl IntoView {
             ));
             return;
         }
-        let Some(client) = client::client() else {
-            error.set(Some(
-                "Huddle is still starting. Try again in a moment.".into(),
-            ));
+        let Some(phone) = model.phone() else {
+            model.tell(&huddle_session::SessionError::Starting);
             return;
         };
         let role = if administrator.get_untracked() {
@@ -54,34 +53,34 @@ pub fn InvitePage() -> impl IntoView {
         busy.set(true);
         error.set(None);
         spawn_local(async move {
-            let answer = client
-                .ask(|request| ClientFrame::CreateInvite {
-                    request,
-                    display_name: display_name.clone(),
-                    role,
-                    valid_for_secs,
-                })
+            let answer = phone
+                .create_invite(display_name.clone(), role, valid_for_secs)
                 .await;
             busy.set(false);
             match answer {
-                Ok(ServerFrame::InviteCreated {
-                    secret, expires_at, ..
-                }) => {
+                Ok(invite) => {
                     copied.set(false);
                     made.set(Some(Made {
                         name: display_name,
                         role,
-                        link: format!("{}/join#{}", browser::origin(), hex(&secret)),
+                        link: format!(
+                            "{}/join#{}",
+                            browser::origin(),
+                            hex::encode(invite.secret.as_bytes())
+                        ),
                         expires: clock_label(
-                            expires_at,
+                            invite.expires_at,
                             browser::now(),
                             browser::utc_offset_minutes(),
                         ),
                     }));
                     name.set(String::new());
                 }
-                Ok(_) => error.set(Some("The relay answered something unexpected.".into())),
-                Err(e) => error.set(Some(e)),
+                Err(e) => error.set(Some(
+                    model
+                        .directory
+                        .with_untracked(|d| words::session_error(&e, d)),
+                )),
             }
         });
     };

@@ -1,7 +1,7 @@
 //! Who is in a conversation; administrators add and remove people here.
 
 use crate::model::AppModel;
-use crate::platform::client;
+use crate::state::words;
 use huddle_core::ids::{GroupId, UserId};
 use huddle_core::retention::GroupKind;
 use leptos::prelude::*;
@@ -10,8 +10,8 @@ use leptos::task::spawn_local;
 #[component]
 pub fn MembersPage(group: GroupId) -> impl IntoView {
     let model = expect_context::<AppModel>();
-    if let Some(client) = client::client() {
-        client.refresh_directory_soon();
+    if let Some(phone) = model.phone() {
+        phone.refresh_directory_soon();
     }
     let error = RwSignal::new(None::<String>);
     let status = RwSignal::new(None::<String>);
@@ -21,7 +21,7 @@ pub fn MembersPage(group: GroupId) -> impl IntoView {
             .records
             .with(|records| records.iter().find(|r| r.group == group).cloned())
     });
-    let me = move || model.session.with(|s| s.as_ref().map(|s| s.user));
+    let me = move || model.enrolment.with(|s| s.as_ref().map(|s| s.user));
     let name_of = move |user: UserId| {
         model
             .directory
@@ -47,7 +47,7 @@ pub fn MembersPage(group: GroupId) -> impl IntoView {
     };
 
     let change = move |user: UserId, add: bool| {
-        let Some(client) = client::client() else {
+        let Some(phone) = model.phone() else {
             return;
         };
         busy.set(true);
@@ -55,9 +55,9 @@ pub fn MembersPage(group: GroupId) -> impl IntoView {
         status.set(None);
         spawn_local(async move {
             let result = if add {
-                client.add_people(group, vec![user]).await
+                phone.add_people(group, vec![user]).await
             } else {
-                client.remove_people(group, vec![user]).await
+                phone.remove_people(group, vec![user]).await
             };
             busy.set(false);
             match result {
@@ -66,7 +66,11 @@ pub fn MembersPage(group: GroupId) -> impl IntoView {
                 } else {
                     "Removed. They will not receive anything new.".into()
                 })),
-                Err(e) => error.set(Some(e)),
+                Err(e) => error.set(Some(
+                    model
+                        .directory
+                        .with_untracked(|d| words::session_error(&e, d)),
+                )),
             }
         });
     };

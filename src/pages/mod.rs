@@ -8,6 +8,7 @@ mod new_direct;
 mod new_group;
 mod people;
 mod register;
+mod signed_out;
 mod welcome;
 
 pub use conversation::ConversationPage;
@@ -18,4 +19,5 @@ pub use new_direct::NewDirectPage;
 pub use new_group::NewGroupPage;
 pub use people::PeoplePage;
 pub use register::RegisterPage;
+pub use signed_out::SignedOutPage;
 pub use welcome::WelcomePage;

@@ -2,23 +2,23 @@
 
 use crate::model::AppModel;
 use crate::navigate;
-use crate::platform::client;
 use crate::state::route::Route;
+use crate::state::words;
+use huddle_core::group::GroupProfile;
 use huddle_core::retention::GroupKind;
-use huddle_mls::GroupProfile;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 #[component]
 pub fn NewDirectPage() -> impl IntoView {
     let model = expect_context::<AppModel>();
-    if let Some(client) = client::client() {
-        client.refresh_directory_soon();
+    if let Some(phone) = model.phone() {
+        phone.refresh_directory_soon();
     }
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
     let colleagues = move || {
-        let me = model.session.with(|s| s.as_ref().map(|s| s.user));
+        let me = model.enrolment.with(|s| s.as_ref().map(|s| s.user));
         model.directory.with(|d| {
             d.people
                 .iter()
@@ -41,13 +41,11 @@ pub fn NewDirectPage() -> impl IntoView {
             navigate(model, Route::Conversation(group));
             return;
         }
-        let Some(client) = client::client() else {
-            error.set(Some(
-                "Huddle is still starting. Try again in a moment.".into(),
-            ));
+        let Some(phone) = model.phone() else {
+            model.tell(&huddle_session::SessionError::Starting);
             return;
         };
-        let me = client.session().display_name;
+        let me = phone.enrolment().display_name;
         let policy = GroupKind::Direct.retention_policy();
         let profile = match GroupProfile::new(
             GroupKind::Direct,
@@ -56,16 +54,20 @@ pub fn NewDirectPage() -> impl IntoView {
         ) {
             Ok(profile) => profile,
             Err(e) => {
-                error.set(Some(format!("{e}.")));
+                error.set(Some(words::profile_error(&e)));
                 return;
             }
         };
         busy.set(true);
         spawn_local(async move {
-            match client.create_group(profile, Some(user), vec![user]).await {
+            match phone.create_group(profile, Some(user), vec![user]).await {
                 Ok(group) => navigate(model, Route::Conversation(group)),
                 Err(e) => {
-                    error.set(Some(e));
+                    error.set(Some(
+                        model
+                            .directory
+                            .with_untracked(|d| words::session_error(&e, d)),
+                    ));
                     busy.set(false);
                 }
             }

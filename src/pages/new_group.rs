@@ -2,12 +2,12 @@
 
 use crate::model::AppModel;
 use crate::navigate;
-use crate::platform::client;
 use crate::state::route::Route;
 use crate::state::time::duration_label;
+use crate::state::words;
+use huddle_core::group::GroupProfile;
 use huddle_core::ids::UserId;
 use huddle_core::retention::{GroupKind, RetentionSecs};
-use huddle_mls::GroupProfile;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -37,8 +37,8 @@ fn kind_help(kind: GroupKind) -> &'static str {
 #[component]
 pub fn NewGroupPage() -> impl IntoView {
     let model = expect_context::<AppModel>();
-    if let Some(client) = client::client() {
-        client.refresh_directory_soon();
+    if let Some(phone) = model.phone() {
+        phone.refresh_directory_soon();
     }
     let name = RwSignal::new(String::new());
     let kind = RwSignal::new(GroupKind::Operational);
@@ -56,7 +56,7 @@ pub fn NewGroupPage() -> impl IntoView {
             .collect::<Vec<_>>()
     };
     let colleagues = move || {
-        let me = model.session.with(|s| s.as_ref().map(|s| s.user));
+        let me = model.enrolment.with(|s| s.as_ref().map(|s| s.user));
         model.directory.with(|d| {
             d.people
                 .iter()
@@ -78,24 +78,26 @@ pub fn NewGroupPage() -> impl IntoView {
         ) {
             Ok(profile) => profile,
             Err(e) => {
-                error.set(Some(format!("{e}.")));
+                error.set(Some(words::profile_error(&e)));
                 return;
             }
         };
-        let Some(client) = client::client() else {
-            error.set(Some(
-                "Huddle is still starting. Try again in a moment.".into(),
-            ));
+        let Some(phone) = model.phone() else {
+            model.tell(&huddle_session::SessionError::Starting);
             return;
         };
         busy.set(true);
         error.set(None);
         let users = chosen.get_untracked();
         spawn_local(async move {
-            match client.create_group(profile, None, users).await {
+            match phone.create_group(profile, None, users).await {
                 Ok(group) => navigate(model, Route::Conversation(group)),
                 Err(e) => {
-                    error.set(Some(e));
+                    error.set(Some(
+                        model
+                            .directory
+                            .with_untracked(|d| words::session_error(&e, d)),
+                    ));
                     busy.set(false);
                 }
             }

@@ -1,9 +1,9 @@
 //! The team: everyone in the organisation; administrators can sign a person out of every device.
 
 use crate::model::AppModel;
-use crate::platform::client;
+use crate::state::words;
 use huddle_core::ids::UserId;
-use huddle_core::wire::{ClientFrame, Role};
+use huddle_core::wire::Role;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -12,24 +12,25 @@ pub fn PeoplePage() -> impl IntoView {
     let model = expect_context::<AppModel>();
     let error = RwSignal::new(None::<String>);
     let confirm = RwSignal::new(None::<(UserId, String)>);
-    let me = move || model.session.with(|s| s.as_ref().map(|s| s.user));
-    if let Some(client) = client::client() {
-        client.refresh_directory_soon();
+    let me = move || model.enrolment.with(|s| s.as_ref().map(|s| s.user));
+    if let Some(phone) = model.phone() {
+        phone.refresh_directory_soon();
     }
     let revoke = move |user: UserId| {
-        let Some(client) = client::client() else {
+        let Some(phone) = model.phone() else {
             return;
         };
         confirm.set(None);
         spawn_local(async move {
-            match client
-                .ask(|request| ClientFrame::RevokeUser { request, user })
-                .await
-            {
-                Ok(_) => {
-                    let _ = client.refresh_directory().await;
+            match phone.revoke_person(user).await {
+                Ok(()) => {
+                    let _ = phone.refresh_directory().await;
                 }
-                Err(e) => error.set(Some(e)),
+                Err(e) => error.set(Some(
+                    model
+                        .directory
+                        .with_untracked(|d| words::session_error(&e, d)),
+                )),
             }
         });
     };

@@ -3,9 +3,10 @@
 use crate::model::AppModel;
 use crate::navigate;
 use crate::on_demand;
-use crate::platform::registration::LinkKind;
-use crate::platform::{client, registration};
+use crate::platform::phone;
+use crate::platform::registration::{self, LinkKind};
 use crate::state::route::Route;
+use crate::state::words;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -40,17 +41,24 @@ pub fn RegisterPage(kind: LinkKind, secret: String) -> impl IntoView {
             match on_demand::register(kind, secret, org.trim().to_owned(), name.trim().to_owned())
                 .await
             {
-                Ok((db, session, worker)) => {
-                    let db = client::share_cache(db);
-                    model.session.set(Some(session.clone()));
-                    model.loaded.set(true);
-                    navigate(model, Route::Conversations);
-                    on_demand::prefetch_screens();
-                    if let Err(e) = on_demand::start_engine(model, db, session, Some(worker)).await
-                    {
-                        model.notice.set(Some(e));
+                Ok((cache, _enrolment, worker)) => match phone::load_from(model, cache).await {
+                    Ok(Some(phone)) => {
+                        model.loaded.set(true);
+                        navigate(model, Route::Conversations);
+                        on_demand::prefetch_screens();
+                        on_demand::start_phone(model, phone, Some(worker)).await;
                     }
-                }
+                    Ok(None) => {
+                        error.set(Some(
+                            words::cache_error(&huddle_session::CacheError::Failed).to_owned(),
+                        ));
+                        busy.set(false);
+                    }
+                    Err(e) => {
+                        error.set(Some(words::load_error(&e).to_owned()));
+                        busy.set(false);
+                    }
+                },
                 Err(e) => {
                     error.set(Some(e));
                     busy.set(false);
@@ -76,7 +84,7 @@ pub fn RegisterPage(kind: LinkKind, secret: String) -> impl IntoView {
         <main class="page" id="main">
             <h1 class="page__title">{title}</h1>
             <p class="page__lead">{lead}</p>
-            <Show when=move || model.session.with(Option::is_some)>
+            <Show when=move || model.enrolment.with(Option::is_some)>
                 <p class="notice">"This phone is already set up for Huddle. "
                     <a href="/">"Go to your conversations"</a>
                 </p>

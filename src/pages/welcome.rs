@@ -16,7 +16,7 @@ pub fn WelcomePage() -> impl IntoView {
     spawn_local(async move {
         let state = match platform::service_worker::register().await {
             Ok(()) => CheckState::Ready,
-            Err(e) => CheckState::Failed(e.to_string()),
+            Err(e) => CheckState::Failed(crate::state::words::offline_start(&e).into()),
         };
         set(CheckKind::OfflineStart, state);
     });
@@ -28,9 +28,12 @@ pub fn WelcomePage() -> impl IntoView {
         set(CheckKind::Encryption, state);
     });
     spawn_local(async move {
-        let state = match platform::idb::IdbDatabase::open(platform::idb::DATABASE_NAME).await {
-            Ok(_) => CheckState::Ready,
-            Err(e) => CheckState::Failed(e.to_string()),
+        let state = match platform::cache::IdbCache::open().await {
+            Ok(cache) => {
+                cache.close();
+                CheckState::Ready
+            }
+            Err(e) => CheckState::Failed(crate::state::words::cache_error(&e).into()),
         };
         set(CheckKind::Storage, state);
     });

@@ -1,48 +1,59 @@
-//! The page's handle on the crypto worker: spawns it and pairs each request with its answer.
+//! The page's handle on the crypto worker: spawns it, pairs each request with its answer, and gives the session its `Crypto`.
 
 use futures::channel::oneshot;
 use futures::future::{select, Either};
-use gloo_worker::{Spawnable, WorkerBridge};
-use huddle_worker::{
-    CryptoWorker, RequestEnvelope, ResponseEnvelope, WorkerError, WorkerRequest, WorkerResponse,
-    WORKER_LOADER_PATH,
+use gloo_worker::{HandlerId, Spawnable, Worker, WorkerBridge, WorkerScope};
+use huddle_core::crypto_worker::{
+    RequestEnvelope, ResponseEnvelope, WorkerRequest, WorkerResponse,
 };
+use huddle_session::{Crypto, CryptoError};
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
+
+/// The path the page loads the worker from (Trunk's loader shim for the
+/// `huddle-worker` binary).
+const WORKER_LOADER_PATH: &str = "/huddle-worker_loader.js";
 
 /// How long the worker may take to load and answer on a slow phone over 3G;
 /// also longer than any single MLS operation (joining a 1,000-member group).
 const REQUEST_TIMEOUT_MS: u32 = 30_000;
 
-#[derive(Debug, thiserror::Error)]
-pub enum CryptoWorkerError {
-    #[error(
-        "This browser cannot run Huddle's encryption. Update your browser, then reload the page."
-    )]
-    Unsupported,
-    #[error(
-        "Huddle's encryption did not start in time. Check your connection, then reload the page."
-    )]
-    TimedOut,
-    #[error("Huddle's encryption stopped unexpectedly. Reload the page.")]
-    Stopped,
+/// The crypto worker as the page's bridge sees it: the types of its
+/// messages. The worker itself is the `huddle-worker` binary, which
+/// registers its own implementation; this one only names the messages, so
+/// that the page links neither the worker nor MLS, and none of its methods
+/// runs on the page.
+pub struct RemoteCryptoWorker;
+
+impl Worker for RemoteCryptoWorker {
+    type Message = ();
+    type Input = RequestEnvelope;
+    type Output = ResponseEnvelope;
+
+    fn create(_scope: &WorkerScope<Self>) -> Self {
+        RemoteCryptoWorker
+    }
+
+    fn update(&mut self, _scope: &WorkerScope<Self>, _message: Self::Message) {}
+
+    fn received(&mut self, _scope: &WorkerScope<Self>, _request: Self::Input, _from: HandlerId) {}
 }
 
 type Pending = Rc<RefCell<HashMap<u32, oneshot::Sender<ResponseEnvelope>>>>;
 
 /// A running crypto worker. Dropping the last handle stops it.
-pub struct CryptoWorkerClient {
-    bridge: WorkerBridge<CryptoWorker>,
+pub struct WorkerCrypto {
+    bridge: WorkerBridge<RemoteCryptoWorker>,
     pending: Pending,
     next_id: Cell<u32>,
 }
 
-impl CryptoWorkerClient {
-    pub fn spawn() -> Result<Self, CryptoWorkerError> {
+impl WorkerCrypto {
+    pub fn spawn() -> Result<Self, CryptoError> {
         let global = js_sys::global();
         if !js_sys::Reflect::has(&global, &"Worker".into()).unwrap_or(false) {
-            return Err(CryptoWorkerError::Unsupported);
+            return Err(CryptoError::Unsupported);
         }
         let pending: Pending = Rc::default();
         let on_response = {
@@ -54,7 +65,7 @@ impl CryptoWorkerClient {
                 }
             }
         };
-        let bridge = CryptoWorker::spawner()
+        let bridge = RemoteCryptoWorker::spawner()
             .callback(on_response)
             // Trunk's loader shim is a same-origin file, so the worker needs
             // no `blob:` exception in the Content Security Policy.
@@ -68,34 +79,29 @@ impl CryptoWorkerClient {
         })
     }
 
+    /// Asks the worker whether it is running.
+    pub async fn ping(&self) -> Result<(), CryptoError> {
+        self.request(WorkerRequest::Ping).await.map(|_| ())
+    }
+}
+
+impl Crypto for WorkerCrypto {
     /// Sends one request and waits for its answer. The worker answers in
     /// order; the timeout covers a worker that never loaded.
-    pub async fn request(
-        &self,
-        request: WorkerRequest,
-    ) -> Result<Result<WorkerResponse, WorkerError>, CryptoWorkerError> {
+    async fn request(&self, request: WorkerRequest) -> Result<WorkerResponse, CryptoError> {
         let id = self.next_id.get();
         self.next_id.set(id.wrapping_add(1));
         let (reply, answer) = oneshot::channel();
         self.pending.borrow_mut().insert(id, reply);
         self.bridge.send(RequestEnvelope { id, request });
-
         let timeout = gloo_timers::future::TimeoutFuture::new(REQUEST_TIMEOUT_MS);
         match select(answer, timeout).await {
-            Either::Left((Ok(response), _)) => Ok(response.result),
-            Either::Left((Err(_), _)) => Err(CryptoWorkerError::Stopped),
+            Either::Left((Ok(response), _)) => response.result.map_err(CryptoError::Refused),
+            Either::Left((Err(_), _)) => Err(CryptoError::Stopped),
             Either::Right(_) => {
                 self.pending.borrow_mut().remove(&id);
-                Err(CryptoWorkerError::TimedOut)
+                Err(CryptoError::TimedOut)
             }
-        }
-    }
-
-    /// Asks the worker whether it is running, and which ciphersuite it speaks.
-    pub async fn ping(&self) -> Result<WorkerResponse, CryptoWorkerError> {
-        match self.request(WorkerRequest::Ping).await? {
-            Ok(response) => Ok(response),
-            Err(_) => Err(CryptoWorkerError::Stopped),
         }
     }
 }

@@ -1,14 +1,19 @@
-//! The only door to the browser: everything that touches web-sys, js-sys, gloo, rexie or wasm-bindgen lives here.
+//! The only door to the browser: everything that touches web-sys, js-sys, gloo, rexie or wasm-bindgen lives here, most of it as the session's traits.
 
+#[cfg(feature = "bench")]
+pub mod bench_hooks;
 pub mod browser;
-pub mod client;
+pub mod cache;
 pub mod crypto_worker;
 pub mod dom;
-pub mod idb;
 pub mod log;
+pub mod phone;
 pub mod registration;
+pub mod runtime;
 pub mod service_worker;
 pub mod socket;
+
+pub use phone::AppPhone;
 
 /// Sends Rust panics to the browser console with their message, instead of
 /// an opaque "unreachable executed".

@@ -4,14 +4,16 @@
 //! transcript; the relay answers with the organisation and person the device
 //! now belongs to; only then is the MLS device opened under that identity.
 
-use crate::platform::browser;
-use crate::platform::crypto_worker::CryptoWorkerClient;
-use crate::platform::idb::{IdbDatabase, DATABASE_NAME};
-use crate::state::records::Session;
+use super::browser;
+use super::cache::IdbCache;
+use super::crypto_worker::WorkerCrypto;
+use crate::state::words::JoinError;
+use huddle_core::crypto_worker::{WorkerRequest, WorkerResponse};
+use huddle_core::hex;
+use huddle_core::identity::DeviceIdentity;
 use huddle_core::ids::{DeviceId, OrgId, UserId};
 use huddle_core::wire::registration_transcript;
-use huddle_mls::DeviceIdentity;
-use huddle_worker::{WorkerRequest, WorkerResponse};
+use huddle_session::{CacheWrite, Crypto, Enrolment};
 use serde::{Deserialize, Serialize};
 
 /// Which link is being used.
@@ -47,91 +49,76 @@ struct ApiError {
     message: String,
 }
 
-/// Lowercase hex, as link secrets are written.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
 /// Whether a link's secret has the right shape (before asking the relay).
 pub fn secret_looks_complete(secret: &str) -> bool {
-    unhex(secret.trim()).is_some_and(|s| s.len() == 32)
+    hex::decode_array::<32>(secret.trim()).is_some()
 }
 
 /// Registers this phone with a link; on success the device is open in the
-/// returned worker and the session is saved.
+/// returned worker and the enrolment is saved in the returned cache.
 pub async fn register(
     kind: LinkKind,
     secret: &str,
     org_name: &str,
     display_name: &str,
-) -> Result<(IdbDatabase, Session, CryptoWorkerClient), String> {
+) -> Result<(IdbCache, Enrolment, WorkerCrypto), JoinError> {
     let secret = secret.trim();
-    let secret_bytes = unhex(secret)
-        .filter(|s| s.len() == 32)
-        .ok_or("This link is incomplete. Open the whole link again, or scan the code again.")?;
+    let secret_bytes = hex::decode_array::<32>(secret).ok_or(JoinError::Incomplete)?;
     let device = DeviceId::from_bytes(browser::random_id());
-    let worker = CryptoWorkerClient::spawn().map_err(|e| e.to_string())?;
+    let worker = WorkerCrypto::spawn().map_err(JoinError::NoKey)?;
     let transcript = registration_transcript(&secret_bytes, device);
     let (public_key, signature) = match worker
         .request(WorkerRequest::PrepareRegistration { transcript })
         .await
+        .map_err(JoinError::NoKey)?
     {
-        Ok(Ok(WorkerResponse::Registration {
+        WorkerResponse::Registration {
             public_key,
             signature,
-        })) => (public_key, signature),
-        Ok(Err(e)) => return Err(format!("This phone could not make its key: {e}")),
-        Ok(Ok(_)) => return Err("This phone could not make its key.".into()),
-        Err(e) => return Err(e.to_string()),
+        } => (public_key, signature),
+        _ => return Err(JoinError::NoKey(huddle_session::CryptoError::Stopped)),
     };
     let body = serde_json::to_string(&RegisterDevice {
         secret,
         org_name,
         display_name,
         device,
-        public_key: hex(&public_key),
-        signature: hex(&signature),
+        public_key: hex::encode(&public_key),
+        signature: hex::encode(&signature),
     })
-    .map_err(|_| "This phone could not write its request.".to_owned())?;
+    .map_err(|_| JoinError::Unreadable)?;
     let path = match kind {
         LinkKind::Setup => "/api/setup",
         LinkKind::Invite => "/api/join",
     };
-    let (status, text) = browser::post_json(path, &body).await.map_err(|()| {
-        "Huddle could not reach your team's server. Check your connection and try again.".to_owned()
-    })?;
+    let (status, text) = browser::post_json(path, &body)
+        .await
+        .map_err(|()| JoinError::Unreachable)?;
     if !(200..300).contains(&status) {
-        let message = serde_json::from_str::<ApiError>(&text)
-            .map(|e| e.message)
-            .unwrap_or_else(|_| format!("The server refused this link (error {status})."));
-        return Err(message);
+        // The relay's refusals are sentences written for the person.
+        return Err(match serde_json::from_str::<ApiError>(&text) {
+            Ok(error) => JoinError::Refused(error.message),
+            Err(_) => JoinError::RefusedWithStatus(status),
+        });
     }
-    let registered: Registered = serde_json::from_str(&text)
-        .map_err(|_| "The server's answer was unreadable. Try again.".to_owned())?;
+    let registered: Registered = serde_json::from_str(&text).map_err(|_| JoinError::Unreadable)?;
     if registered.device != device {
-        return Err("The server registered a different device. Try again.".into());
+        return Err(JoinError::WrongDevice);
     }
     let identity = DeviceIdentity {
         org: registered.org,
         user: registered.user,
         device,
     };
-    match worker.request(WorkerRequest::OpenDevice { identity }).await {
-        Ok(Ok(WorkerResponse::DeviceReady { .. })) => {}
-        Ok(Err(e)) => return Err(format!("This phone could not open its key: {e}")),
-        _ => return Err("This phone could not open its key.".into()),
+    match worker
+        .request(WorkerRequest::OpenDevice { identity })
+        .await
+        .map_err(JoinError::NoKey)?
+    {
+        WorkerResponse::DeviceReady { .. } => {}
+        _ => return Err(JoinError::NoKey(huddle_session::CryptoError::Stopped)),
     }
-    let session = Session {
+    let enrolment = Enrolment {
         org: registered.org,
         org_name: if registered.org_name.is_empty() {
             org_name.to_owned()
@@ -144,11 +131,20 @@ pub async fn register(
         administrator: registered.administrator,
         key_packages_published: false,
     };
-    let db = IdbDatabase::open_sealed(DATABASE_NAME)
+    let cache = IdbCache::open()
         .await
-        .map_err(|e| e.to_string())?;
-    db.save_session(&session).await.map_err(|e| e.to_string())?;
-    // Ask the browser to keep Huddle's storage; a refusal is not an error.
-    let _ = browser::persist_storage().await;
-    Ok((db, session, worker))
+        .map_err(JoinError::Storage)?
+        .unlock()
+        .await
+        .map_err(JoinError::Storage)?;
+    huddle_session::Cache::write(&cache, vec![CacheWrite::Enrolment(enrolment.clone())])
+        .await
+        .map_err(JoinError::Storage)?;
+    // Ask the browser to keep Huddle's storage, without waiting for the
+    // answer: some browsers ask the person, and joining must never hang on
+    // a permission prompt (a refusal is not an error either).
+    wasm_bindgen_futures::spawn_local(async {
+        let _ = browser::persist_storage().await;
+    });
+    Ok((cache, enrolment, worker))
 }

@@ -1,17 +1,10 @@
 //! Registers `sw.js`, the service worker that keeps the app shell so that Huddle opens offline.
 
+use crate::state::words::ServiceWorkerError;
 use wasm_bindgen_futures::JsFuture;
 
 /// Where the service worker is served; its scope is the whole app.
 pub const SERVICE_WORKER_PATH: &str = "/sw.js";
-
-#[derive(Debug, thiserror::Error)]
-pub enum ServiceWorkerError {
-    #[error("This browser cannot keep Huddle for offline use. Open Huddle in Chrome, Samsung Internet or Safari.")]
-    Unsupported,
-    #[error("Huddle could not be saved for offline use. Check that you are not in private browsing, then reload the page.")]
-    RegistrationFailed,
-}
 
 /// Registers the service worker. Resolves once the browser has accepted it;
 /// installation carries on in the background.

@@ -1,9 +1,11 @@
 //! The conversation list and a conversation's messages as the screens show them: titles, previews, order, states.
 
-use super::records::{ConversationRecord, Delivery, Directory, MessageRecord};
 use huddle_core::ids::{ClientMessageId, GroupId, UserId};
 use huddle_core::patient_data::{detect, PatientDataKind};
 use huddle_core::retention::{GroupKind, UnixMillis};
+use huddle_session::{
+    ConversationRecord, Delivery, Directory, MessageBody, MessageRecord, ShownMessage,
+};
 
 /// One row of the conversation list.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -47,7 +49,7 @@ pub fn summarise(
                 .unwrap_or("Someone")
                 .to_owned()
         };
-        format!("{who}: {}", first_line(&message.text, 80))
+        format!("{who}: {}", first_line(&body_text(&message.body), 80))
     });
     ConversationSummary {
         group: record.group,
@@ -91,27 +93,39 @@ pub struct MessageView {
     pub delivery: Delivery,
 }
 
-/// A conversation's messages in the order they were written.
+/// What a message's body reads as.
+pub fn body_text(body: &MessageBody) -> String {
+    match body {
+        MessageBody::Text(text) => text.clone(),
+        MessageBody::NewerKind => "Update Huddle to see this message.".into(),
+        MessageBody::Unreadable => "This message could not be read.".into(),
+    }
+}
+
+/// A conversation's messages, as the session sends them (oldest first),
+/// with their senders' names.
 pub fn message_views(
-    mut messages: Vec<MessageRecord>,
+    messages: &[ShownMessage],
     directory: &Directory,
     me: UserId,
 ) -> Vec<MessageView> {
-    messages.sort_by_key(|m| (m.sent_at, m.client_msg));
     messages
-        .into_iter()
-        .map(|m| MessageView {
-            client_msg: m.client_msg,
-            sender_name: if m.sender == me {
-                "You".to_owned()
-            } else {
-                directory.name_of(m.sender).unwrap_or("Someone").to_owned()
-            },
-            own: m.sender == me,
-            text: m.text,
-            sent_at: m.sent_at,
-            expires_at: m.expires_at,
-            delivery: m.delivery,
+        .iter()
+        .map(|shown| {
+            let m = &shown.message;
+            MessageView {
+                client_msg: m.client_msg,
+                sender_name: if m.sender == me {
+                    "You".to_owned()
+                } else {
+                    directory.name_of(m.sender).unwrap_or("Someone").to_owned()
+                },
+                own: m.sender == me,
+                text: body_text(&m.body),
+                sent_at: m.sent_at,
+                expires_at: m.expires_at,
+                delivery: shown.delivery.clone(),
+            }
         })
         .collect()
 }
@@ -120,7 +134,7 @@ pub fn message_views(
 pub fn delivery_label(delivery: &Delivery) -> &'static str {
     match delivery {
         Delivery::Received => "",
-        Delivery::Waiting | Delivery::Queued => "Waiting to send",
+        Delivery::Waiting => "Waiting to send",
         Delivery::Sending => "Sending",
         Delivery::Sent => "Sent",
         Delivery::Failed(_) => "Not sent",
@@ -199,13 +213,17 @@ mod tests {
             sender_device: DeviceId::from_bytes([0; 16]),
             sent_at: UnixMillis(at),
             expires_at: UnixMillis(at + 1000),
-            text: text.into(),
-            delivery: if sender == ME {
-                Delivery::Sent
-            } else {
-                Delivery::Received
-            },
+            body: MessageBody::Text(text.into()),
         }
+    }
+
+    fn shown(message: MessageRecord) -> ShownMessage {
+        let delivery = if message.sender == ME {
+            Delivery::Sent
+        } else {
+            Delivery::Received
+        };
+        ShownMessage { message, delivery }
     }
 
     #[test]
@@ -253,7 +271,10 @@ mod tests {
     #[test]
     fn messages_read_in_the_order_written_with_their_senders() {
         let views = message_views(
-            vec![message(ANN, 20, "second"), message(ME, 10, "first")],
+            &[
+                shown(message(ME, 10, "first")),
+                shown(message(ANN, 20, "second")),
+            ],
             &directory(),
             ME,
         );
@@ -271,6 +292,18 @@ mod tests {
         assert!(
             warning.contains("an NHS number and a date of birth"),
             "{warning}"
+        );
+    }
+
+    #[test]
+    fn messages_this_version_cannot_show_say_so() {
+        assert_eq!(
+            body_text(&MessageBody::NewerKind),
+            "Update Huddle to see this message."
+        );
+        assert_eq!(
+            body_text(&MessageBody::Unreadable),
+            "This message could not be read."
         );
     }
 }

@@ -1,7 +1,7 @@
-//! View state as plain Rust types with methods: no browser, tested natively.
+//! View state as plain Rust types with methods, and every sentence the app shows about a problem: no browser, tested natively.
 
 pub mod conversations;
 pub mod device_checks;
-pub mod records;
 pub mod route;
 pub mod time;
+pub mod words;

@@ -62,7 +62,7 @@ pub fn move_inline_scripts(dist: &Path) -> Result<()> {
             continue;
         }
         let digest = Sha256::digest(body.as_bytes());
-        let name = format!("boot-{}.js", &hex(&digest)[..16]);
+        let name = format!("boot-{}.js", &huddle_core::hex::encode(&digest)[..16]);
         std::fs::write(dist.join(&name), &body)?;
         let integrity = format!(
             "sha384-{}",
@@ -99,7 +99,7 @@ fn write_precache_manifest(dist: &Path) -> Result<()> {
         urls.push(url);
     }
     urls.sort();
-    let manifest = serde_json::json!({ "build": &hex(&build.finalize())[..16], "files": urls });
+    let manifest = serde_json::json!({ "build": &huddle_core::hex::encode(&build.finalize())[..16], "files": urls });
     let mut replaced = false;
     let rewritten: Vec<String> = sw
         .lines()
@@ -282,10 +282,6 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     name.push(".");
     name.push(suffix);
     PathBuf::from(name)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

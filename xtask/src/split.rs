@@ -55,6 +55,20 @@ pub fn run(staging: &Path, profile: &str, target_dir: &Path) -> Result<()> {
             .map_err(|e| anyhow::anyhow!("splitting the page's wasm: {e:#}"))?;
     }
 
+    // For size work: `HUDDLE_SPLIT_KEEP=DIR` keeps the modules as split,
+    // before wasm-bindgen and wasm-opt, with their function names (read
+    // them with `twiggy top DIR/main.wasm`).
+    if let Some(keep) = std::env::var_os("HUDDLE_SPLIT_KEEP") {
+        let keep = Path::new(&keep);
+        std::fs::create_dir_all(keep)?;
+        for entry in std::fs::read_dir(out)? {
+            let path = entry?.path();
+            if let Some(name) = path.file_name().filter(|_| wasm_stem(&path).is_some()) {
+                std::fs::copy(&path, keep.join(name))?;
+            }
+        }
+    }
+
     let bindgen_out = out.join("bindgen");
     run_tool(
         Command::new("wasm-bindgen")
@@ -101,7 +115,7 @@ pub fn run(staging: &Path, profile: &str, target_dir: &Path) -> Result<()> {
         build.update(&bytes);
         module_bytes.push((stem.clone(), bytes));
     }
-    let id = &hex(&build.finalize())[..16];
+    let id = &huddle_core::hex::encode(&build.finalize())[..16];
 
     let glue_name = format!("{PAGE}-{id}.js");
     let loader_name = format!("{PAGE}-split-{id}.js");
@@ -271,10 +285,6 @@ fn wasm_stem(path: &Path) -> Option<&str> {
         return None;
     }
     path.file_stem()?.to_str()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -67,7 +67,7 @@ pub fn decrypt(
     nonce: &[u8; NONCE_LEN],
     aad: &[u8],
     ciphertext_and_tag: &[u8],
-) -> Result<Vec<u8>, AtRestError> {
+) -> Result<Zeroizing<Vec<u8>>, AtRestError> {
     if ciphertext_and_tag.len() < TAG_LEN {
         return Err(AtRestError::Truncated);
     }
@@ -79,6 +79,7 @@ pub fn decrypt(
                 aad,
             },
         )
+        .map(Zeroizing::new)
         .map_err(|_| AtRestError::Unauthentic)
 }
 
@@ -113,13 +114,14 @@ pub fn seal_record(
     sealed
 }
 
-/// Opens a record sealed by [`seal_record`] for the same store and id.
+/// Opens a record sealed by [`seal_record`] for the same store and id. The
+/// plaintext is wiped from memory when the caller drops it.
 pub fn open_record(
     key: &DataKey,
     store: &str,
     record_id: &[u8],
     sealed: &[u8],
-) -> Result<Vec<u8>, AtRestError> {
+) -> Result<Zeroizing<Vec<u8>>, AtRestError> {
     let (&version, rest) = sealed.split_first().ok_or(AtRestError::Truncated)?;
     if version != RECORD_VERSION {
         return Err(AtRestError::UnknownVersion(version));

@@ -39,7 +39,7 @@ pub enum EnvelopeKind {
 }
 
 /// A decoded message.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Envelope {
     /// The sender's clock when she pressed send. Shown to readers; expiry is
     /// computed from it with [`crate::retention::effective_expiry`].
@@ -48,7 +48,7 @@ pub struct Envelope {
 }
 
 /// What a message says.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub enum EnvelopeBody {
     /// A plain text message.
     Text { text: String },
@@ -161,12 +161,37 @@ impl Envelope {
 }
 
 impl EnvelopeBody {
-    /// What the app shows in a conversation list preview or a message bubble.
-    pub fn preview(&self) -> &str {
+    /// The text of a text message; `None` for a kind this version does not
+    /// know (the app says "update Huddle to see this message").
+    pub fn text(&self) -> Option<&str> {
         match self {
-            EnvelopeBody::Text { text } => text,
-            EnvelopeBody::Unsupported { .. } => "Update Huddle to see this message.",
+            EnvelopeBody::Text { text } => Some(text),
+            EnvelopeBody::Unsupported { .. } => None,
         }
+    }
+}
+
+/// Content never prints: only its kind and size, so that an envelope in a
+/// log or a panic message gives nothing away.
+impl std::fmt::Debug for EnvelopeBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EnvelopeBody::Text { text } => write!(f, "Text({} characters)", text.chars().count()),
+            EnvelopeBody::Unsupported { kind, version } => f
+                .debug_struct("Unsupported")
+                .field("kind", kind)
+                .field("version", version)
+                .finish(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Envelope {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Envelope")
+            .field("sent_at", &self.sent_at)
+            .field("body", &self.body)
+            .finish()
     }
 }
 

@@ -30,10 +30,7 @@ macro_rules! random_id {
 
         impl fmt::Display for $name {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                for byte in self.0 {
-                    write!(f, "{byte:02x}")?;
-                }
-                Ok(())
+                f.write_str(&crate::hex::encode(&self.0))
             }
         }
 
@@ -75,26 +72,7 @@ random_id!(
 );
 
 fn parse_hex16(text: &str) -> Result<[u8; 16], ParseIdError> {
-    let text = text.as_bytes();
-    if text.len() != 32 {
-        return Err(ParseIdError);
-    }
-    let mut out = [0u8; 16];
-    for (index, pair) in text.chunks_exact(2).enumerate() {
-        let high = hex_value(pair[0]).ok_or(ParseIdError)?;
-        let low = hex_value(pair[1]).ok_or(ParseIdError)?;
-        out[index] = (high << 4) | low;
-    }
-    Ok(out)
-}
-
-fn hex_value(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        b'A'..=b'F' => Some(digit - b'A' + 10),
-        _ => None,
-    }
+    crate::hex::decode_array(text).ok_or(ParseIdError)
 }
 
 #[cfg(test)]

@@ -7,7 +7,11 @@
 #![forbid(unsafe_code)]
 
 pub mod at_rest;
+pub mod crypto_worker;
 pub mod envelope;
+pub mod group;
+pub mod hex;
+pub mod identity;
 pub mod ids;
 pub mod patient_data;
 pub mod retention;
@@ -15,5 +19,7 @@ pub mod sync;
 pub mod wire;
 
 pub use envelope::{Envelope, EnvelopeBody};
+pub use group::GroupProfile;
+pub use identity::{DeviceIdentity, Fingerprint, SafetyNumber};
 pub use ids::{ClientMessageId, DeviceId, GroupId, OrgId, UserId};
 pub use retention::{GroupKind, RetentionPolicy, RetentionSecs, UnixMillis};

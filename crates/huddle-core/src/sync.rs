@@ -7,18 +7,23 @@
 //! events. That is what lets every path here be tested in plain Rust.
 //!
 //! Guarantees it keeps:
-//! - an outbox item is saved (`SaveOutboxItem`) before it is first sent;
+//! - an item is queued (`Enqueue`) only after the platform has saved it, and
+//!   every change of its state is saved (`SaveOutboxItem`) before the next
+//!   frame goes out;
 //! - items go out in the order they were queued, and a resend carries the
 //!   same client message id, so the relay stores each once;
 //! - a group's log is processed in sequence order, each entry once;
-//! - a commit that lost the race for its epoch, or an application message
-//!   made in an epoch the group has left, is made again (`Reseal`) once the
-//!   device has caught up, and then sent.
+//! - a message is encrypted (`Seal`) only when nothing of this device's is
+//!   changing its group: a message written offline, before the crypto worker
+//!   started, or while a commit of ours is in flight waits for its turn;
+//! - a commit that lost the race for its epoch, or a message made in an
+//!   epoch the group has left, is made again (`Seal`) once the device has
+//!   caught up, and then sent.
 
 use crate::ids::{ClientMessageId, DeviceId, GroupId};
 use crate::retention::UnixMillis;
 use crate::wire::{
-    auth_transcript, ClientFrame, GroupCursor, GroupSpec, LogEntry, Payload, Rejection,
+    auth_transcript, ClientFrame, EntryKind, GroupCursor, GroupSpec, LogEntry, Payload, Rejection,
     ServerFrame, Submission,
 };
 use std::collections::{BTreeMap, HashSet};
@@ -45,38 +50,102 @@ impl Default for SyncConfig {
     }
 }
 
-/// Where a message the user wrote stands. Shown next to it in the conversation.
+/// Where something this device wrote stands.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum OutboxState {
-    /// Saved on the device, waiting for a connection.
+    /// Saved on the device, waiting to be encrypted or for a connection.
     Queued,
     /// Sent; the relay has not answered yet.
     Sending,
     /// Durably stored by the relay at this sequence number.
     Sent { seq: u64 },
-    /// Refused for good; the user can retry or delete it.
-    Failed { reason: Rejection },
+    /// Not sent, for good unless the person tries again.
+    Failed { reason: Failure },
 }
 
-/// One submission waiting in, or passed through, the outbox.
+/// Why an item was not sent.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Failure {
+    /// The relay refused it.
+    Refused(Rejection),
+    /// The crypto worker could not encrypt it (the group is gone from this
+    /// device, or the worker failed).
+    NotEncrypted,
+}
+
+/// The MLS message an item carries, once made, and the epoch it was made in.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Made {
+    pub epoch: u64,
+    pub payload: Payload,
+}
+
+/// One thing this device wrote for a group: a message (encrypted when its
+/// turn comes) or a commit (made when the person asked for the change).
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct OutboxItem {
-    pub submission: Submission,
+    pub client_msg: ClientMessageId,
+    pub group: GroupId,
+    pub kind: EntryKind,
+    /// When a message must be deleted everywhere (none for commits).
+    pub expires_at: Option<UnixMillis>,
+    /// `None` until the message is encrypted.
+    pub made: Option<Made>,
     pub state: OutboxState,
     /// How many times it has been sent.
     pub attempts: u32,
 }
 
 impl OutboxItem {
+    /// An item whose MLS message is already made (a commit, or a message
+    /// sealed at once).
     pub fn new(submission: Submission) -> Self {
         OutboxItem {
-            submission,
+            client_msg: submission.client_msg,
+            group: submission.group,
+            kind: submission.payload.kind(),
+            expires_at: submission.expires_at,
+            made: Some(Made {
+                epoch: submission.epoch,
+                payload: submission.payload,
+            }),
             state: OutboxState::Queued,
             attempts: 0,
         }
     }
+
+    /// A message written but not encrypted yet: the engine asks for it to
+    /// be sealed (`Seal`) when its group is ready.
+    pub fn unsealed(client_msg: ClientMessageId, group: GroupId, expires_at: UnixMillis) -> Self {
+        OutboxItem {
+            client_msg,
+            group,
+            kind: EntryKind::Application,
+            expires_at: Some(expires_at),
+            made: None,
+            state: OutboxState::Queued,
+            attempts: 0,
+        }
+    }
+
     pub fn id(&self) -> ClientMessageId {
-        self.submission.client_msg
+        self.client_msg
+    }
+
+    pub fn is_commit(&self) -> bool {
+        self.kind == EntryKind::Commit
+    }
+
+    /// The frame's content, once the MLS message is made.
+    pub fn submission(&self) -> Option<Submission> {
+        let made = self.made.as_ref()?;
+        Some(Submission {
+            client_msg: self.client_msg,
+            group: self.group,
+            epoch: made.epoch,
+            expires_at: self.expires_at,
+            payload: made.payload.clone(),
+        })
     }
 }
 
@@ -123,17 +192,20 @@ pub enum Event {
     Received { now: UnixMillis, frame: ServerFrame },
     /// The device key signed the challenge transcript.
     ChallengeSigned { signature: Vec<u8> },
-    /// The user wrote something; the platform has sealed it.
-    Enqueue {
-        now: UnixMillis,
-        submission: Submission,
-    },
-    /// A `Reseal` was carried out: the same message, made again in `epoch`.
-    Resealed {
+    /// The user wrote something, and the platform has saved it.
+    Enqueue { now: UnixMillis, item: OutboxItem },
+    /// A `Seal` was carried out: the message, made in `epoch`.
+    Sealed {
         now: UnixMillis,
         client_msg: ClientMessageId,
         epoch: u64,
         payload: Payload,
+    },
+    /// A `Seal` could not be carried out; the item fails until the person
+    /// tries again.
+    NotSealed {
+        now: UnixMillis,
+        client_msg: ClientMessageId,
     },
     /// A `Process` was carried out; the entry's effects are stored.
     Processed {
@@ -186,8 +258,10 @@ pub enum Command {
         group: GroupId,
         client_msg: ClientMessageId,
     },
-    /// Make this message again in the group's current epoch; answer with `Resealed`.
-    Reseal {
+    /// Make this item's MLS message in the group's current epoch (encrypt
+    /// a message; make a commit that lost its epoch again); answer with
+    /// `Sealed` or `NotSealed`.
+    Seal {
         client_msg: ClientMessageId,
         group: GroupId,
         epoch: u64,
@@ -201,8 +275,12 @@ pub enum Command {
 pub enum Notice {
     /// The relay found a gap in a group's log; the device asked again.
     Resyncing { group: GroupId },
-    /// The relay refused our device: revoked or unknown.
-    SignedOut { reason: String },
+    /// The relay refused our device: revoked (`ErrorCode::Revoked`) or not
+    /// recognised (`ErrorCode::AuthenticationFailed`), with its words.
+    SignedOut {
+        code: crate::wire::ErrorCode,
+        message: String,
+    },
 }
 
 impl GroupTrack {
@@ -233,7 +311,8 @@ impl Event {
             | Event::Closed { now, .. }
             | Event::Received { now, .. }
             | Event::Enqueue { now, .. }
-            | Event::Resealed { now, .. }
+            | Event::Sealed { now, .. }
+            | Event::NotSealed { now, .. }
             | Event::Retry { now, .. } => Some(*now),
             Event::ChallengeSigned { .. } | Event::Processed { .. } | Event::Joined { .. } => None,
         }
@@ -261,17 +340,18 @@ pub struct SyncEngine {
     groups: BTreeMap<GroupId, GroupTrack>,
     /// In the order the user wrote them.
     outbox: Vec<OutboxItem>,
-    /// Items waiting for a `Resealed`, with the epoch they must reach first.
-    awaiting_reseal: BTreeMap<ClientMessageId, ResealWait>,
+    /// Items waiting to be made again, with the epoch they must reach first,
+    /// or whose `Seal` was issued.
+    awaiting_seal: BTreeMap<ClientMessageId, SealWait>,
     /// The latest time any event carried, for events that carry none.
     last_now: UnixMillis,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum ResealWait {
+enum SealWait {
     /// The group must reach this epoch before the item is made again.
     UntilEpoch(u64),
-    /// `Reseal` was issued.
+    /// `Seal` was issued.
     Requested,
 }
 
@@ -313,7 +393,7 @@ impl SyncEngine {
             paused_until: None,
             groups,
             outbox,
-            awaiting_reseal: BTreeMap::new(),
+            awaiting_seal: BTreeMap::new(),
             last_now: UnixMillis(0),
         }
     }
@@ -347,9 +427,9 @@ impl SyncEngine {
         let groups = &self.groups;
         self.outbox.retain(|item| match item.state {
             OutboxState::Sent { seq } => {
-                matches!(item.submission.payload, Payload::Commit { .. })
+                item.is_commit()
                     && groups
-                        .get(&item.submission.group)
+                        .get(&item.group)
                         .is_none_or(|track| track.position.seq < seq)
             }
             _ => true,
@@ -363,16 +443,16 @@ impl SyncEngine {
     pub fn withdraw_expired(&mut self, now: UnixMillis) -> Vec<ClientMessageId> {
         let mut withdrawn = Vec::new();
         self.outbox.retain(|item| {
-            let expired = matches!(item.submission.payload, Payload::Application { .. })
+            let expired = !item.is_commit()
                 && !matches!(item.state, OutboxState::Sent { .. })
-                && item.submission.expires_at.is_some_and(|at| at <= now);
+                && item.expires_at.is_some_and(|at| at <= now);
             if expired {
                 withdrawn.push(item.id());
             }
             !expired
         });
         for id in &withdrawn {
-            self.awaiting_reseal.remove(id);
+            self.awaiting_seal.remove(id);
         }
         withdrawn
     }
@@ -401,26 +481,35 @@ impl SyncEngine {
                     }));
                 }
             }
-            Event::Enqueue { now, submission } => {
-                let item = OutboxItem::new(submission);
-                out.push(Command::SaveOutboxItem(item.clone()));
-                self.outbox.push(item);
+            Event::Enqueue { now, item } => {
+                if self.item_mut(item.id()).is_none() {
+                    self.outbox.push(item);
+                }
                 self.flush(now, &mut out);
                 if matches!(self.connection, ConnectionState::Offline { .. }) {
                     self.wake(now, false, &mut out);
                 }
             }
-            Event::Resealed {
+            Event::Sealed {
                 now,
                 client_msg,
                 epoch,
                 payload,
             } => {
-                self.awaiting_reseal.remove(&client_msg);
+                self.awaiting_seal.remove(&client_msg);
                 if let Some(item) = self.item_mut(client_msg) {
-                    item.submission.epoch = epoch;
-                    item.submission.payload = payload;
+                    item.made = Some(Made { epoch, payload });
                     item.state = OutboxState::Queued;
+                    out.push(Command::SaveOutboxItem(item.clone()));
+                }
+                self.flush(now, &mut out);
+            }
+            Event::NotSealed { now, client_msg } => {
+                self.awaiting_seal.remove(&client_msg);
+                if let Some(item) = self.item_mut(client_msg) {
+                    item.state = OutboxState::Failed {
+                        reason: Failure::NotEncrypted,
+                    };
                     out.push(Command::SaveOutboxItem(item.clone()));
                 }
                 self.flush(now, &mut out);
@@ -438,7 +527,7 @@ impl SyncEngine {
                         out.push(Command::Send(ClientFrame::Ack { group, seq }));
                     }
                 }
-                self.release_reseals(group, &mut out);
+                self.release_seals(group, &mut out);
                 self.flush(self.last_now, &mut out);
             }
             Event::Joined { group, seq, epoch } => {
@@ -500,9 +589,9 @@ impl SyncEngine {
             } else if let Some(at) = retry_at {
                 out.push(Command::WakeAt(at));
             }
-        } else if self.connection == ConnectionState::Live {
-            self.flush(now, out);
         }
+        // Messages are encrypted in turn even offline; they are sent once live.
+        self.flush(now, out);
     }
 
     /// The delay before reconnect attempt `failures`: exponential with a cap,
@@ -618,7 +707,7 @@ impl SyncEngine {
             ServerFrame::Error { code, message } => {
                 use crate::wire::ErrorCode;
                 if matches!(code, ErrorCode::Revoked | ErrorCode::AuthenticationFailed) {
-                    out.push(Command::Notice(Notice::SignedOut { reason: message }));
+                    out.push(Command::Notice(Notice::SignedOut { code, message }));
                     out.push(Command::Disconnect);
                 }
             }
@@ -669,10 +758,30 @@ impl SyncEngine {
             Rejection::StaleEpoch { current_epoch } => {
                 item.state = OutboxState::Queued;
                 let id = item.id();
-                let group = item.submission.group;
-                self.awaiting_reseal
-                    .insert(id, ResealWait::UntilEpoch(current_epoch));
-                self.release_reseals(group, out);
+                let group = item.group;
+                self.awaiting_seal
+                    .insert(id, SealWait::UntilEpoch(current_epoch));
+                // The commit that moved the group on is usually on its way
+                // here; if its live copy was lost, nothing else would bring
+                // it. Ask for the log from where we stand (what arrives twice
+                // is dropped as a duplicate).
+                let connection = self.connection;
+                let track = self.track(group);
+                if track.position.epoch < current_epoch
+                    && matches!(
+                        connection,
+                        ConnectionState::Live | ConnectionState::CatchingUp
+                    )
+                {
+                    track.dispatched = track.position.seq;
+                    out.push(Command::Send(ClientFrame::Sync {
+                        cursors: vec![GroupCursor {
+                            group,
+                            seq: track.position.seq,
+                        }],
+                    }));
+                }
+                self.release_seals(group, out);
             }
             Rejection::RateLimited { retry_after_ms } => {
                 item.state = OutboxState::Queued;
@@ -681,7 +790,9 @@ impl SyncEngine {
                 out.push(Command::WakeAt(until));
             }
             reason => {
-                item.state = OutboxState::Failed { reason };
+                item.state = OutboxState::Failed {
+                    reason: Failure::Refused(reason),
+                };
                 out.push(Command::SaveOutboxItem(item.clone()));
             }
         }
@@ -730,7 +841,7 @@ impl SyncEngine {
         // has them. The entry may come before the relay's `Accepted` when a
         // resend follows a lost connection: it counts as the acceptance.
         let item = &mut self.outbox[index];
-        let is_commit = matches!(item.submission.payload, Payload::Commit { .. });
+        let is_commit = item.is_commit();
         if !matches!(item.state, OutboxState::Sent { .. }) {
             item.state = OutboxState::Sent { seq: entry.seq };
             out.push(Command::SaveOutboxItem(item.clone()));
@@ -753,28 +864,24 @@ impl SyncEngine {
         }));
     }
 
-    /// Issues `Reseal` for items whose group has reached the epoch they wait for.
-    fn release_reseals(&mut self, group: GroupId, out: &mut Vec<Command>) {
-        let epoch = match self.groups.get(&group) {
-            Some(track) => track.position.epoch,
-            None => 0,
-        };
+    /// Issues `Seal` for items whose group has reached the epoch they wait for.
+    fn release_seals(&mut self, group: GroupId, out: &mut Vec<Command>) {
+        let epoch = self.groups.get(&group).map_or(0, |t| t.position.epoch);
         let ready: Vec<ClientMessageId> = self
-            .awaiting_reseal
+            .awaiting_seal
             .iter()
             .filter(|(id, wait)| {
-                matches!(wait, ResealWait::UntilEpoch(target) if epoch >= *target)
+                matches!(wait, SealWait::UntilEpoch(target) if epoch >= *target)
                     && self
                         .outbox
                         .iter()
-                        .any(|item| item.id() == **id && item.submission.group == group)
+                        .any(|item| item.id() == **id && item.group == group)
             })
             .map(|(id, _)| *id)
             .collect();
         for client_msg in ready {
-            self.awaiting_reseal
-                .insert(client_msg, ResealWait::Requested);
-            out.push(Command::Reseal {
+            self.awaiting_seal.insert(client_msg, SealWait::Requested);
+            out.push(Command::Seal {
                 client_msg,
                 group,
                 epoch,
@@ -782,18 +889,20 @@ impl SyncEngine {
         }
     }
 
-    /// Sends queued items in order, within the window. A group with an item
-    /// waiting to be made again holds back its later items, so that order
-    /// within a conversation is kept.
+    /// Walks the outbox in order: asks for items to be encrypted (or made
+    /// again) when their turn comes, and sends what is ready, within the
+    /// window, when live. A group with an item waiting to be made, or with a
+    /// commit of ours not yet merged, holds back its later items, so that
+    /// order within a conversation is kept and nothing is made in an epoch
+    /// that is about to end.
     fn flush(&mut self, now: UnixMillis, out: &mut Vec<Command>) {
-        if self.connection != ConnectionState::Live {
-            return;
-        }
+        let mut can_send = self.connection == ConnectionState::Live;
         if let Some(until) = self.paused_until {
             if now < until {
-                return;
+                can_send = false;
+            } else {
+                self.paused_until = None;
             }
-            self.paused_until = None;
         }
         let mut in_flight = self
             .outbox
@@ -807,55 +916,58 @@ impl SyncEngine {
             .outbox
             .iter()
             .filter(|item| {
-                let group = item.submission.group;
-                let merged_up_to = self.groups.get(&group).map_or(0, |t| t.position.seq);
-                matches!(item.submission.payload, Payload::Commit { .. })
+                let merged_up_to = self.groups.get(&item.group).map_or(0, |t| t.position.seq);
+                item.is_commit()
                     && match item.state {
                         OutboxState::Sending => true,
                         OutboxState::Sent { seq } => seq > merged_up_to,
                         _ => false,
                     }
             })
-            .map(|item| item.submission.group)
+            .map(|item| item.group)
             .collect();
-        let mut newly_waiting = Vec::new();
+        let mut to_seal = Vec::new();
         for index in 0..self.outbox.len() {
-            if in_flight >= self.config.max_in_flight {
-                break;
-            }
             let item = &self.outbox[index];
-            let group = item.submission.group;
+            let group = item.group;
             if item.state != OutboxState::Queued || held_groups.contains(&group) {
                 continue;
             }
-            let is_commit = matches!(item.submission.payload, Payload::Commit { .. });
-            if self.awaiting_reseal.contains_key(&item.id()) {
+            if self.awaiting_seal.contains_key(&item.id()) {
                 held_groups.insert(group);
                 continue;
             }
-            let group_epoch = self.groups.get(&group).map(|t| t.position.epoch);
-            let made_in_old_epoch = group_epoch.is_some_and(|epoch| epoch > item.submission.epoch);
-            if made_in_old_epoch {
+            let group_epoch = self.groups.get(&group).map_or(0, |t| t.position.epoch);
+            let ready = item.made.as_ref().is_some_and(|m| m.epoch >= group_epoch);
+            if !ready {
                 held_groups.insert(group);
-                newly_waiting.push((item.id(), group_epoch.unwrap_or(0)));
+                to_seal.push((item.id(), group, group_epoch));
+                continue;
+            }
+            if item.is_commit() {
+                // Ours, pending in the worker: nothing after it in the group
+                // can be made until it is merged.
+                held_groups.insert(group);
+            }
+            if !can_send || in_flight >= self.config.max_in_flight {
                 continue;
             }
             let item = &mut self.outbox[index];
+            let Some(submission) = item.submission() else {
+                continue;
+            };
             item.state = OutboxState::Sending;
             item.attempts = item.attempts.saturating_add(1);
             in_flight += 1;
-            out.push(Command::Send(ClientFrame::Submit(item.submission.clone())));
-            if is_commit {
-                held_groups.insert(group);
-            }
+            out.push(Command::Send(ClientFrame::Submit(submission)));
         }
-        for (client_msg, epoch) in newly_waiting {
-            self.awaiting_reseal
-                .insert(client_msg, ResealWait::UntilEpoch(epoch));
-            if let Some(item) = self.outbox.iter().find(|i| i.id() == client_msg) {
-                let group = item.submission.group;
-                self.release_reseals(group, out);
-            }
+        for (client_msg, group, epoch) in to_seal {
+            self.awaiting_seal.insert(client_msg, SealWait::Requested);
+            out.push(Command::Seal {
+                client_msg,
+                group,
+                epoch,
+            });
         }
     }
 }

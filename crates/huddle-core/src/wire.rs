@@ -47,6 +47,31 @@ pub fn registration_transcript(secret: &[u8], device: DeviceId) -> Vec<u8> {
 /// Pairs a request with its answer on one connection.
 pub type RequestId = u32;
 
+/// The secret of a one-time link (an invite): whoever holds it may join.
+/// It goes into the link and its QR code and nowhere else: it prints as
+/// `LinkSecret(***)` and is wiped from memory when dropped.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LinkSecret(pub [u8; 32]);
+
+impl LinkSecret {
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for LinkSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LinkSecret(***)")
+    }
+}
+
+impl Drop for LinkSecret {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.0);
+    }
+}
+
 /// A position in a group's log: the last sequence number a device has processed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupCursor {
@@ -137,7 +162,7 @@ pub struct ClaimedKeyPackage {
 }
 
 /// Why the relay did not append a submission.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize, thiserror::Error)]
 pub enum Rejection {
     /// Another commit for this epoch was accepted first. Process the log up
     /// to `current_epoch` and make the commit again.
@@ -343,7 +368,7 @@ pub enum ServerFrame {
     InviteCreated {
         request: RequestId,
         user: UserId,
-        secret: [u8; 32],
+        secret: LinkSecret,
         expires_at: UnixMillis,
     },
     /// An administration request was carried out.

@@ -4,11 +4,13 @@
 //! timed tests. The clock is passed in, so the same code measures natively
 //! (`Instant`) and in a browser worker (`performance.now()`).
 
-use crate::device::{Incoming, MlsDevice};
-use crate::identity::{DeviceIdentity, DeviceSigner, SIGNATURE_SCHEME};
+use crate::device::MlsDevice;
+use crate::identity::{DeviceSigner, SIGNATURE_SCHEME};
 use crate::profile::GroupProfile;
 use crate::provider::HuddleCrypto;
+use crate::Incoming;
 use huddle_core::at_rest::{open_record, seal_record, DataKey};
+use huddle_core::identity::DeviceIdentity;
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, OrgId, UserId};
 use huddle_core::retention::{GroupKind, RetentionSecs, UnixMillis};
 use openmls_traits::crypto::OpenMlsCrypto;

@@ -4,10 +4,12 @@
 //! are plain bytes (TLS-encoded MLS messages) and results are Huddle types,
 //! so that the crypto worker and the tests never touch OpenMLS directly.
 
-use crate::identity::{DeviceIdentity, DeviceSigner, Fingerprint};
+use crate::identity::DeviceSigner;
 use crate::profile::{GroupProfile, ProfileError, PROFILE_EXTENSION_TYPE};
 use crate::provider::{HuddleProvider, CIPHERSUITE};
 use crate::state::{storage_from_entries, StateChange, StateJournal};
+use huddle_core::crypto_worker::{CommitOut, Incoming, JoinedGroup, Plaintext, Sealed};
+use huddle_core::identity::{DeviceIdentity, Fingerprint};
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId};
 use huddle_core::retention::{effective_expiry, UnixMillis};
 use huddle_core::wire::MembershipChange;
@@ -42,63 +44,6 @@ impl MessageAad {
         let aad: MessageAad = postcard::from_bytes(bytes).ok()?;
         (aad.version == AAD_VERSION).then_some(aad)
     }
-}
-
-/// A sealed application message, ready for a `Submit` frame.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Sealed {
-    pub epoch: u64,
-    pub ciphertext: Vec<u8>,
-}
-
-/// A commit made by this device, waiting for the relay to accept it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct CommitOut {
-    /// The epoch the commit was made in (the relay orders on it).
-    pub epoch: u64,
-    pub commit: Vec<u8>,
-    /// For the devices it adds.
-    pub welcome: Option<Vec<u8>>,
-    /// What it does, declared to the relay and checked by every member.
-    pub change: MembershipChange,
-}
-
-/// A group this device has joined.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub struct JoinedGroup {
-    pub group: GroupId,
-    pub epoch: u64,
-    pub profile: GroupProfile,
-    pub members: Vec<DeviceIdentity>,
-}
-
-/// What opening a delivered message did.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Incoming {
-    /// An application message: the envelope bytes and who sent them.
-    Message {
-        sender: DeviceIdentity,
-        client_msg: ClientMessageId,
-        /// The expiry this device enforces (the claim, capped by the group's retention).
-        expires_at: UnixMillis,
-        epoch: u64,
-        envelope: Vec<u8>,
-    },
-    /// A message that had expired before it arrived: opened (the ratchet
-    /// must move on) and dropped.
-    Expired { client_msg: ClientMessageId },
-    /// A commit that changed who is in the group.
-    MembershipChanged {
-        epoch: u64,
-        added: Vec<DeviceIdentity>,
-        removed: Vec<DeviceIdentity>,
-        /// This device was removed: the group is gone from it.
-        removed_self: bool,
-    },
-    /// A commit that only renewed keys (or changed the profile).
-    EpochChanged { epoch: u64, profile: GroupProfile },
-    /// A member asked to leave; an administrator's next commit applies it.
-    LeaveRequested { member: DeviceIdentity },
 }
 
 /// Why an operation failed. Every path from untrusted bytes ends here,
@@ -662,7 +607,7 @@ impl MlsDevice {
                         client_msg: aad.client_msg,
                         expires_at,
                         epoch: group_epoch,
-                        envelope: application.into_bytes(),
+                        envelope: Plaintext::new(application.into_bytes()),
                     }),
                     Err(_) => Ok(Incoming::Expired {
                         client_msg: aad.client_msg,

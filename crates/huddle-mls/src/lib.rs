@@ -13,9 +13,11 @@ pub mod profile;
 pub mod provider;
 pub mod state;
 
-pub use device::{CommitOut, Incoming, JoinedGroup, MessageAad, MlsDevice, MlsError, Sealed};
-pub use identity::{DeviceIdentity, DeviceSigner, Fingerprint, SafetyNumber};
-pub use profile::GroupProfile;
+pub use device::{MessageAad, MlsDevice, MlsError};
+pub use huddle_core::crypto_worker::{CommitOut, Incoming, JoinedGroup, Plaintext, Sealed};
+pub use huddle_core::identity::{DeviceIdentity, Fingerprint, SafetyNumber};
+pub use huddle_core::GroupProfile;
+pub use identity::DeviceSigner;
 pub use provider::{HuddleProvider, CIPHERSUITE};
 pub use state::StateChange;
 

@@ -11,6 +11,7 @@
 use openmls_memory_storage::MemoryStorage;
 use std::collections::HashMap;
 use std::sync::RwLock;
+use zeroize::Zeroize;
 
 /// One change to persist.
 #[derive(Clone, PartialEq, Eq)]
@@ -36,10 +37,28 @@ impl std::fmt::Debug for StateChange {
     }
 }
 
-/// What the store held at the last save, to compare against.
+/// A change's value is a copy of a secret (an epoch's key schedule, a key
+/// package's private key): it is wiped once the change has been stored.
+impl Drop for StateChange {
+    fn drop(&mut self) {
+        if let StateChange::Put { value, .. } = self {
+            value.zeroize();
+        }
+    }
+}
+
+/// What the store held at the last save, to compare against. It is a copy
+/// of every secret OpenMLS holds, so its values are wiped when replaced,
+/// removed or dropped.
 #[derive(Default)]
 pub struct StateJournal {
     saved: HashMap<Vec<u8>, Vec<u8>>,
+}
+
+impl Drop for StateJournal {
+    fn drop(&mut self) {
+        self.saved.values_mut().for_each(Zeroize::zeroize);
+    }
 }
 
 impl StateJournal {
@@ -72,10 +91,14 @@ impl StateJournal {
         for change in &changes {
             match change {
                 StateChange::Put { key, value } => {
-                    self.saved.insert(key.clone(), value.clone());
+                    if let Some(mut old) = self.saved.insert(key.clone(), value.clone()) {
+                        old.zeroize();
+                    }
                 }
                 StateChange::Delete { key } => {
-                    self.saved.remove(key);
+                    if let Some(mut old) = self.saved.remove(key) {
+                        old.zeroize();
+                    }
                 }
             }
         }
@@ -96,10 +119,14 @@ pub fn apply_changes(entries: &mut HashMap<Vec<u8>, Vec<u8>>, changes: &[StateCh
     for change in changes {
         match change {
             StateChange::Put { key, value } => {
-                entries.insert(key.clone(), value.clone());
+                if let Some(mut old) = entries.insert(key.clone(), value.clone()) {
+                    old.zeroize();
+                }
             }
             StateChange::Delete { key } => {
-                entries.remove(key);
+                if let Some(mut old) = entries.remove(key) {
+                    old.zeroize();
+                }
             }
         }
     }

@@ -189,7 +189,7 @@ fn message(group: GroupId, counter: u64, origin: Instant) -> Submission {
         client_msg: ClientMessageId::from_bytes(id),
         group,
         epoch: 1,
-        expires_at: Some(huddle_relay::socket::now().saturating_add_millis(3_600_000)),
+        expires_at: Some(huddle_relay::clock::now().saturating_add_millis(3_600_000)),
         payload: Payload::Application {
             ciphertext: payload,
         },
@@ -217,7 +217,7 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     {
         let store = huddle_relay::Store::connect(&url).await?;
-        let now = huddle_relay::socket::now();
+        let now = huddle_relay::clock::now();
         for (i, key) in keys.iter().enumerate() {
             let user = UserId::from_bytes(*device_id(i).as_bytes());
             store.put_user(user, "Load", Role::Staff, now).await?;

@@ -21,12 +21,12 @@ pub async fn main() -> std::process::ExitCode {
 async fn run(config: Config) -> anyhow::Result<()> {
     let relay = huddle_relay::start(&config).await?;
     let scheme = if config.serves_tls() { "https" } else { "http" };
-    tracing::info!(address = %relay.local_addr, database = relay.store.engine(), "relay started");
+    tracing::info!(address = %relay.local_addr, database = relay.store.engine_name(), "relay started");
     println!("Huddle is running at {scheme}://{}", relay.local_addr);
     if let Some(secret) = relay.setup_secret {
         // Printed, never logged: whoever opens this link first becomes the
         // organisation's administrator.
-        let secret: String = secret.iter().map(|b| format!("{b:02x}")).collect();
+        let secret = huddle_core::hex::encode(&secret);
         println!();
         println!("First run: open this link on the manager's phone to set up Huddle.");
         println!("It works once; a restart before it is used makes a new one.");

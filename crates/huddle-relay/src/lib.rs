@@ -6,15 +6,16 @@
 // A native server only; see the note in Cargo.toml.
 #![cfg(not(target_arch = "wasm32"))]
 
+pub mod announcement;
 pub mod api_error;
+pub mod auth;
+pub mod clock;
 pub mod config;
-pub mod delivery;
-pub mod group_commit;
-pub mod hub;
-pub mod people;
+pub mod live;
 pub mod registration;
 pub mod socket;
 pub mod store;
+pub mod sweeper;
 pub mod web_app;
 
 use api_error::ApiError;
@@ -33,14 +34,14 @@ pub use store::Store;
 pub struct AppState {
     pub store: Store,
     /// Appends and acknowledgements, committed in batches.
-    pub appender: group_commit::Appender,
+    pub appender: store::group_commit::Appender,
     /// Live connections in this process.
-    pub hub: std::sync::Arc<hub::Hub>,
+    pub hub: std::sync::Arc<live::hub::Hub>,
     /// The organisation this relay serves.
     pub org: huddle_core::ids::OrgId,
     /// Per-device frame limits.
-    pub rate_limit: hub::RateLimit,
-    pub rate_limiter: std::sync::Arc<hub::RateLimiter>,
+    pub rate_limit: socket::limits::RateLimit,
+    pub rate_limiter: std::sync::Arc<socket::limits::RateLimiter>,
 }
 
 /// The whole HTTP surface of the relay, without a socket, so that tests can
@@ -68,7 +69,7 @@ async fn healthz(State(state): State<AppState>) -> axum::response::Response {
     match state.store.ping().await {
         Ok(()) => Json(serde_json::json!({
             "status": "ok",
-            "database": state.store.engine(),
+            "database": state.store.engine_name(),
             "version": env!("CARGO_PKG_VERSION"),
         }))
         .into_response(),
@@ -89,7 +90,7 @@ pub struct RunningRelay {
     pub setup_secret: Option<[u8; 32]>,
     handle: axum_server::Handle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
-    /// The expiry sweeper, the PostgreSQL listener and the group-commit writers.
+    /// The expiry sweeper, the bus listener and the group-commit writers.
     background: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -147,17 +148,17 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningRelay> {
     } else {
         None
     };
-    let hub: std::sync::Arc<hub::Hub> = Default::default();
-    let sweeper = tokio::spawn(delivery::run_sweeper(store.clone()));
-    let listener = tokio::spawn(delivery::run_listener(store.clone(), hub.clone()));
-    let (appender, writers) = group_commit::Appender::start(&store);
+    let hub: std::sync::Arc<live::hub::Hub> = Default::default();
+    let sweeper = tokio::spawn(sweeper::run(store.clone()));
+    let listener = tokio::spawn(live::bus::run(store.clone(), hub.clone()));
+    let (appender, writers) = store::group_commit::Appender::start(&store);
     let router = app(
         AppState {
             store: store.clone(),
             appender,
             hub,
             org,
-            rate_limit: hub::RateLimit {
+            rate_limit: socket::limits::RateLimit {
                 per_second: config.frames_per_second,
                 burst: config.frame_burst,
             },

@@ -6,8 +6,9 @@
 //! and what to do; nothing changes on a refusal.
 
 use crate::api_error::ApiError;
-use crate::people::{Joined, LinkRefusal};
-use crate::socket::{now, verify_signature};
+use crate::auth::verify_signature;
+use crate::clock::now;
+use crate::store::people::{Joined, LinkRefusal};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -48,18 +49,12 @@ pub struct Registered {
     pub org_name: String,
 }
 
-pub fn unhex(text: &str) -> Option<Vec<u8>> {
-    if !text.len().is_multiple_of(2) || text.len() > 4096 {
+/// Hex from a request, refused beyond any size a key or signature has.
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() > 4096 {
         return None;
     }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
-}
-
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    huddle_core::hex::decode(text)
 }
 
 fn bad_request(error: &'static str, message: impl Into<String>) -> ApiError {

@@ -8,8 +8,9 @@ use huddle_core::retention::{GroupKind, RetentionSecs, UnixMillis};
 use huddle_core::wire::{
     GroupSpec, MembershipChange, Payload, Rejection, Role, Submission, MAX_APPLICATION_BYTES,
 };
-use huddle_relay::group_commit::Appender;
+use huddle_relay::store::group_commit::Appender;
 use huddle_relay::Store;
+use support::device::msg;
 use support::Engine;
 
 const NOW: UnixMillis = UnixMillis(1_795_000_000_000);
@@ -17,12 +18,6 @@ const WARD: GroupId = GroupId::from_bytes([7; 16]);
 const ADMIN: DeviceId = DeviceId::from_bytes([1; 16]);
 const BOB: DeviceId = DeviceId::from_bytes([2; 16]);
 const CAROL: DeviceId = DeviceId::from_bytes([3; 16]);
-
-fn msg(n: u32) -> ClientMessageId {
-    let mut bytes = [0u8; 16];
-    bytes[..4].copy_from_slice(&n.to_be_bytes());
-    ClientMessageId::from_bytes(bytes)
-}
 
 fn commit(n: u32, epoch: u64, change: MembershipChange) -> Submission {
     Submission {
@@ -649,7 +644,7 @@ async fn handshakes_are_kept_until_every_member_has_passed_them() {
             .unwrap()
             .unwrap();
         let much_later =
-            NOW.saturating_add_millis(huddle_relay::delivery::HANDSHAKE_RETENTION_MILLIS + 1);
+            NOW.saturating_add_millis(huddle_relay::store::log::HANDSHAKE_RETENTION_MILLIS + 1);
         assert_eq!(store.sweep_handshakes(much_later).await.unwrap(), 1);
     })
     .await;

@@ -4,11 +4,11 @@
 mod support;
 
 use futures::{SinkExt, StreamExt};
-use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, UserId};
-use huddle_core::retention::{GroupKind, RetentionSecs};
+use huddle_core::ids::{DeviceId, GroupId};
+use huddle_core::retention::GroupKind;
+use huddle_core::wire::Role;
 use huddle_core::wire::{
-    auth_transcript, ClientFrame, GroupCursor, GroupSpec, MembershipChange, Payload, ServerFrame,
-    Submission,
+    auth_transcript, ClientFrame, GroupCursor, Payload, ServerFrame, Submission,
 };
 use p384::ecdsa::signature::Signer;
 use p384::ecdsa::{Signature, SigningKey};
@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
+use support::device::{create, msg, TestDevice};
 use support::Engine;
 use tokio_tungstenite::tungstenite::Message;
 
@@ -126,18 +127,12 @@ async fn next(socket: &mut Socket) -> Option<ServerFrame> {
     }
 }
 
-fn msg(n: u32) -> ClientMessageId {
-    let mut bytes = [0u8; 16];
-    bytes[..4].copy_from_slice(&n.to_be_bytes());
-    ClientMessageId::from_bytes(bytes)
-}
-
 fn submission(n: u32) -> Submission {
     Submission {
         client_msg: msg(n),
         group: GROUP,
         epoch: 1,
-        expires_at: Some(huddle_relay::socket::now().saturating_add_millis(3_600_000)),
+        expires_at: Some(huddle_relay::clock::now().saturating_add_millis(3_600_000)),
         payload: Payload::Application {
             ciphertext: format!("{MARKER}{n}").into_bytes(),
         },
@@ -199,37 +194,11 @@ async fn durability(engine: Engine) {
     let Some(url) = support::database_url(engine, dir.path()).await else {
         return;
     };
-    let (alice, bob) = (DeviceId::from_bytes([1; 16]), DeviceId::from_bytes([2; 16]));
-    let keys: Vec<SigningKey> = (0..2)
-        .map(|_| SigningKey::random(&mut p384::elliptic_curve::rand_core::OsRng))
-        .collect();
+    let (alice, bob) = (TestDevice::new(1), TestDevice::new(2));
     {
         let store = huddle_relay::Store::connect(&url).await.expect("database");
-        for (device, key, user) in [(alice, &keys[0], 1u8), (bob, &keys[1], 2)] {
-            let public = key
-                .verifying_key()
-                .to_encoded_point(false)
-                .as_bytes()
-                .to_vec();
-            store
-                .put_user(
-                    UserId::from_bytes([user; 16]),
-                    "Test person",
-                    huddle_core::wire::Role::Staff,
-                    huddle_relay::socket::now(),
-                )
-                .await
-                .unwrap();
-            store
-                .put_device(
-                    device,
-                    UserId::from_bytes([user; 16]),
-                    &public,
-                    huddle_relay::socket::now(),
-                )
-                .await
-                .unwrap();
-        }
+        alice.register(&store, Role::Staff).await;
+        bob.register(&store, Role::Staff).await;
         store.close().await;
     }
     let addr = free_address();
@@ -237,29 +206,12 @@ async fn durability(engine: Engine) {
 
     // Alice creates the group with Bob in it.
     let mut socket = loop {
-        if let Some(socket) = connect(&addr, alice, &keys[0]).await {
+        if let Some(socket) = connect(&addr, alice.device, &alice.key).await {
             break socket;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     };
-    let create = Submission {
-        client_msg: msg(u32::MAX),
-        group: GROUP,
-        epoch: 0,
-        expires_at: None,
-        payload: Payload::Commit {
-            commit: b"commit".to_vec(),
-            welcome: Some(b"welcome".to_vec()),
-            change: MembershipChange {
-                create: Some(GroupSpec {
-                    kind: GroupKind::Operational,
-                    retention: RetentionSecs::days(7),
-                }),
-                add: vec![bob],
-                remove: vec![],
-            },
-        },
-    };
+    let create = create(u32::MAX, GROUP, GroupKind::Operational, vec![bob.device]);
     socket
         .send(Message::Binary(ClientFrame::Submit(create).encode().into()))
         .await
@@ -273,8 +225,8 @@ async fn durability(engine: Engine) {
     // Send while the relay is killed and restarted.
     let sender = {
         let addr = addr.clone();
-        let key = keys[0].clone();
-        tokio::spawn(async move { send_all(&addr, alice, &key).await })
+        let (device, key) = (alice.device, alice.key.clone());
+        tokio::spawn(async move { send_all(&addr, device, &key).await })
     };
     for _ in 0..KILLS {
         tokio::time::sleep(Duration::from_millis(400)).await;
@@ -293,7 +245,7 @@ async fn durability(engine: Engine) {
 
     // Bob reads the whole log: every message once, in the order sent.
     let mut bob_socket = loop {
-        if let Some(socket) = connect(&addr, bob, &keys[1]).await {
+        if let Some(socket) = connect(&addr, bob.device, &bob.key).await {
             break socket;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;

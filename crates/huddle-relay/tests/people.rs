@@ -4,10 +4,11 @@
 mod support;
 
 use futures::SinkExt;
+use huddle_core::hex::encode as hex;
 use huddle_core::ids::DeviceId;
 use huddle_core::wire::registration_transcript;
 use huddle_core::wire::{ClientFrame, ErrorCode, Role, ServerFrame};
-use huddle_relay::registration::{hex, Registered};
+use huddle_relay::registration::Registered;
 use p384::ecdsa::signature::Signer;
 use p384::ecdsa::{Signature, SigningKey};
 use std::time::Duration;
@@ -119,13 +120,14 @@ async fn setup_invite_join_revoke_and_audit() {
             valid_for_secs: 86_400,
         };
         let ServerFrame::InviteCreated {
-            secret: invite_secret,
+            secret: invite_secret_link,
             user: sam_user,
             ..
         } = ask(&mut admin, invite).await
         else {
             panic!("invite")
         };
+        let invite_secret = invite_secret_link.0;
         let (status, body) = sam
             .post(&relay, "join", sam.body(&invite_secret, "", ""))
             .await;
@@ -158,13 +160,14 @@ async fn setup_invite_join_revoke_and_audit() {
             valid_for_secs: 600,
         };
         let ServerFrame::InviteCreated {
-            secret: pat_secret,
+            secret: pat_secret_link,
             user: pat,
             ..
         } = ask(&mut admin, invite).await
         else {
             panic!()
         };
+        let pat_secret = pat_secret_link.0;
         assert_eq!(
             ask(
                 &mut admin,
@@ -191,13 +194,14 @@ async fn setup_invite_join_revoke_and_audit() {
             valid_for_secs: 60,
         };
         let ServerFrame::InviteCreated {
-            secret: lee_secret,
+            secret: lee_secret_link,
             expires_at,
             ..
         } = ask(&mut admin, invite).await
         else {
             panic!()
         };
+        let lee_secret = lee_secret_link.0;
         let late = relay
             .store
             .redeem_invite(
@@ -209,7 +213,7 @@ async fn setup_invite_join_revoke_and_audit() {
             )
             .await
             .unwrap();
-        assert_eq!(late, Err(huddle_relay::people::LinkRefusal::Expired));
+        assert_eq!(late, Err(huddle_relay::store::people::LinkRefusal::Expired));
         // In time, the name the person picks replaces the one on the invite.
         let in_time = relay
             .store

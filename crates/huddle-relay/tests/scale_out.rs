@@ -1,93 +1,52 @@
-//! Two relay processes sharing one PostgreSQL serve one organisation: a message sent through one reaches a device connected to the other.
+//! Two relay processes sharing one PostgreSQL serve one organisation: a message sent through one reaches a device connected to the other, and a device revoked on one is cut off on the other.
 #![cfg(not(target_arch = "wasm32"))]
 
 mod support;
 
-use support::ws::{accepted_with_own_copy, next, send, sign_in, Socket};
-
-use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, UserId};
-use huddle_core::retention::{GroupKind, RetentionSecs};
+use futures::StreamExt;
+use huddle_core::ids::{ClientMessageId, GroupId};
+use huddle_core::retention::GroupKind;
 use huddle_core::wire::{
-    ClientFrame, GroupCursor, GroupSpec, MembershipChange, Payload, ServerFrame, Submission,
+    ClientFrame, ErrorCode, GroupCursor, Payload, Role, ServerFrame, Submission,
 };
-use p384::ecdsa::SigningKey;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+use support::device::{create, now, TestDevice};
+use support::ws::{accepted_with_own_copy, next, send, Socket};
+use tokio_tungstenite::tungstenite::Message;
 
-async fn connect(relay: &huddle_relay::RunningRelay, device: DeviceId, key: &SigningKey) -> Socket {
-    let (socket, answer) = sign_in(relay, device, key).await;
-    assert!(matches!(answer, ServerFrame::Ready { .. }));
-    socket
+/// Two relays on one fresh PostgreSQL database; `None` without PostgreSQL.
+async fn two_relays() -> Option<(
+    huddle_relay::RunningRelay,
+    huddle_relay::RunningRelay,
+    [tempfile::TempDir; 2],
+)> {
+    let url = support::fresh_postgres_database().await?;
+    let dirs = [tempfile::tempdir().ok()?, tempfile::tempdir().ok()?];
+    let relay_a = support::start(&support::config(
+        dirs[0].path(),
+        dirs[0].path(),
+        Some(url.clone()),
+    ))
+    .await;
+    let relay_b = support::start(&support::config(dirs[1].path(), dirs[1].path(), Some(url))).await;
+    Some((relay_a, relay_b, dirs))
 }
 
 #[tokio::test]
 async fn messages_cross_between_two_relays_on_one_postgresql() {
-    let Some(url) = support::fresh_postgres_database().await else {
+    let Some((relay_a, relay_b, _dirs)) = two_relays().await else {
         return;
     };
-    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-    let relay_a = support::start(&support::config(
-        dir_a.path(),
-        dir_a.path(),
-        Some(url.clone()),
-    ))
-    .await;
-    let relay_b = support::start(&support::config(dir_b.path(), dir_b.path(), Some(url))).await;
-
     let group = GroupId::from_bytes([5; 16]);
-    let (alice, bob) = (DeviceId::from_bytes([1; 16]), DeviceId::from_bytes([2; 16]));
-    let keys: Vec<SigningKey> = (0..2)
-        .map(|_| SigningKey::random(&mut p384::elliptic_curve::rand_core::OsRng))
-        .collect();
-    for (device, key, user) in [(alice, &keys[0], 1u8), (bob, &keys[1], 2)] {
-        let public = key
-            .verifying_key()
-            .to_encoded_point(false)
-            .as_bytes()
-            .to_vec();
-        relay_a
-            .store
-            .put_user(
-                UserId::from_bytes([user; 16]),
-                "Test person",
-                huddle_core::wire::Role::Staff,
-                huddle_relay::socket::now(),
-            )
-            .await
-            .unwrap();
-        relay_a
-            .store
-            .put_device(
-                device,
-                UserId::from_bytes([user; 16]),
-                &public,
-                huddle_relay::socket::now(),
-            )
-            .await
-            .unwrap();
-    }
-    let mut on_a = connect(&relay_a, alice, &keys[0]).await;
-    let mut on_b = connect(&relay_b, bob, &keys[1]).await;
+    let (alice, bob) = (TestDevice::new(1), TestDevice::new(2));
+    alice.register(&relay_a.store, Role::Staff).await;
+    bob.register(&relay_a.store, Role::Staff).await;
+    let mut on_a = alice.connect(&relay_a).await;
+    let mut on_b = bob.connect(&relay_b).await;
     send(&mut on_b, ClientFrame::Sync { cursors: vec![] }).await;
     assert_eq!(next(&mut on_b).await, ServerFrame::Synced);
 
-    let create = Submission {
-        client_msg: ClientMessageId::from_bytes([1; 16]),
-        group,
-        epoch: 0,
-        expires_at: None,
-        payload: Payload::Commit {
-            commit: b"commit".to_vec(),
-            welcome: Some(b"welcome".to_vec()),
-            change: MembershipChange {
-                create: Some(GroupSpec {
-                    kind: GroupKind::Social,
-                    retention: RetentionSecs::days(14),
-                }),
-                add: vec![bob],
-                remove: vec![],
-            },
-        },
-    };
+    let create = create(1, group, GroupKind::Social, vec![bob.device]);
     send(&mut on_a, ClientFrame::Submit(create)).await;
     let (accepted, _) = accepted_with_own_copy(&mut on_a).await;
     assert!(matches!(accepted, ServerFrame::Accepted { seq: 1, .. }));
@@ -111,7 +70,7 @@ async fn messages_cross_between_two_relays_on_one_postgresql() {
             client_msg: ClientMessageId::from_bytes([n; 16]),
             group,
             epoch: 1,
-            expires_at: Some(huddle_relay::socket::now().saturating_add_millis(60_000)),
+            expires_at: Some(now().saturating_add_millis(60_000)),
             payload: Payload::Application {
                 ciphertext: vec![n],
             },
@@ -128,7 +87,7 @@ async fn messages_cross_between_two_relays_on_one_postgresql() {
         client_msg: ClientMessageId::from_bytes([9; 16]),
         group,
         epoch: 1,
-        expires_at: Some(huddle_relay::socket::now().saturating_add_millis(60_000)),
+        expires_at: Some(now().saturating_add_millis(60_000)),
         payload: Payload::Application {
             ciphertext: b"from b".to_vec(),
         },
@@ -136,13 +95,130 @@ async fn messages_cross_between_two_relays_on_one_postgresql() {
     send(&mut on_b, ClientFrame::Submit(reply)).await;
     loop {
         match next(&mut on_a).await {
-            ServerFrame::Deliver(entry) if entry.sender == bob => {
+            ServerFrame::Deliver(entry) if entry.sender == bob.device => {
                 assert_eq!(entry.payload, b"from b");
                 break;
             }
             _ => continue, // Alice's own acknowledgements and entries
         }
     }
+    relay_a.shutdown(Duration::from_secs(1)).await.unwrap();
+    relay_b.shutdown(Duration::from_secs(1)).await.unwrap();
+}
+
+/// Reads until the relay closes the socket; how it ended, and when.
+async fn until_closed(socket: &mut Socket) -> (Option<ErrorCode>, Option<u16>, Instant) {
+    let mut error = None;
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), socket.next()).await {
+            Ok(Some(Ok(Message::Binary(bytes)))) => {
+                if let Ok(ServerFrame::Error { code, .. }) = ServerFrame::decode(&bytes) {
+                    error = Some(code);
+                }
+            }
+            Ok(Some(Ok(Message::Close(frame)))) => {
+                return (error, frame.map(|f| f.code.into()), Instant::now())
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(Some(Err(_)) | None) => return (error, None, Instant::now()),
+            Err(_) => panic!("the socket was not closed within 10 s"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_device_revoked_on_one_relay_is_cut_off_on_the_other_even_while_flooding() {
+    let Some((relay_a, relay_b, _dirs)) = two_relays().await else {
+        return;
+    };
+    let (admin, nurse, flooder) = (TestDevice::new(1), TestDevice::new(2), TestDevice::new(3));
+    admin.register(&relay_a.store, Role::Administrator).await;
+    nurse.register(&relay_a.store, Role::Staff).await;
+    flooder.register(&relay_a.store, Role::Staff).await;
+    let mut admin_socket = admin.connect(&relay_a).await;
+
+    // A quiet device on relay B.
+    let mut quiet = nurse.connect(&relay_b).await;
+    // A device on relay B that floods pings as fast as it can (and reads
+    // what comes back, as a client does), so that a frame from it is always
+    // waiting to be handled.
+    let loud = flooder.connect(&relay_b).await;
+    let (mut loud_sink, mut loud_stream) = loud.split();
+    let flood = tokio::spawn(async move {
+        use futures::SinkExt;
+        let ping = ClientFrame::Ping { nonce: 1 }.encode();
+        let mut sent = 0u64;
+        while loud_sink
+            .send(Message::Binary(ping.clone().into()))
+            .await
+            .is_ok()
+        {
+            sent += 1;
+        }
+        sent
+    });
+    let closed = tokio::spawn(async move {
+        let mut answers = 0u64;
+        loop {
+            match loud_stream.next().await {
+                Some(Ok(Message::Close(frame))) => {
+                    return (frame.map(|f| u16::from(f.code)), Instant::now(), answers)
+                }
+                Some(Ok(_)) => answers += 1,
+                Some(Err(_)) | None => return (None, Instant::now(), answers),
+            }
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let revoked_at = Instant::now();
+    send(
+        &mut admin_socket,
+        ClientFrame::RevokeDevice {
+            request: 1,
+            device: nurse.device,
+        },
+    )
+    .await;
+    assert_eq!(
+        next(&mut admin_socket).await,
+        ServerFrame::Done { request: 1 }
+    );
+    let (error, code, closed_at) = until_closed(&mut quiet).await;
+    assert_eq!(error, Some(ErrorCode::Revoked));
+    assert_eq!(code, Some(1008));
+    let after = closed_at.duration_since(revoked_at);
+    assert!(
+        after < Duration::from_secs(1),
+        "closed {after:?} after the revocation"
+    );
+
+    let revoked_at = Instant::now();
+    send(
+        &mut admin_socket,
+        ClientFrame::RevokeDevice {
+            request: 2,
+            device: flooder.device,
+        },
+    )
+    .await;
+    assert_eq!(
+        next(&mut admin_socket).await,
+        ServerFrame::Done { request: 2 }
+    );
+    // The flooder's socket closes within a second, flood or no flood.
+    let (code, closed_at, answers) = tokio::time::timeout(Duration::from_secs(10), closed)
+        .await
+        .expect("the flooding socket is closed")
+        .expect("the reader ran");
+    let after = closed_at.duration_since(revoked_at);
+    assert!(
+        after < Duration::from_secs(1),
+        "closed {after:?} after the revocation"
+    );
+    assert_eq!(code, Some(1008));
+    flood.abort();
+    assert!(answers > 100, "the device was flooding ({answers} answers)");
     relay_a.shutdown(Duration::from_secs(1)).await.unwrap();
     relay_b.shutdown(Duration::from_secs(1)).await.unwrap();
 }

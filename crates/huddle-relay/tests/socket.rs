@@ -4,88 +4,25 @@
 mod support;
 
 use futures::{SinkExt, StreamExt};
-use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, UserId};
-use huddle_core::retention::{GroupKind, RetentionSecs, UnixMillis};
+use huddle_core::ids::GroupId;
+use huddle_core::retention::{GroupKind, RetentionSecs};
+use huddle_core::wire::Role;
 use huddle_core::wire::{
     auth_transcript, ClientFrame, ErrorCode, GroupCursor, GroupSpec, MembershipChange, Payload,
     Rejection, ServerFrame, Submission, MAX_FRAME_BYTES,
 };
 use p384::ecdsa::signature::Signer;
-use p384::ecdsa::{Signature, SigningKey};
+use p384::ecdsa::Signature;
 use std::time::Duration;
-use support::ws::{accepted_with_own_copy, close_code, next, raw_socket, send, sign_in, Socket};
+use support::device::{msg, now, TestDevice};
+use support::ws::{accepted_with_own_copy, close_code, next, raw_socket, send};
 use support::Engine;
 use tokio_tungstenite::tungstenite::Message;
 
 const WARD: GroupId = GroupId::from_bytes([7; 16]);
 
-struct Phone {
-    device: DeviceId,
-    key: SigningKey,
-}
-
-impl Phone {
-    fn new(n: u8) -> Phone {
-        let key = SigningKey::random(&mut p384::elliptic_curve::rand_core::OsRng);
-        Phone {
-            device: DeviceId::from_bytes([n; 16]),
-            key,
-        }
-    }
-    fn public_key(&self) -> Vec<u8> {
-        self.key
-            .verifying_key()
-            .to_encoded_point(false)
-            .as_bytes()
-            .to_vec()
-    }
-    async fn register(&self, store: &huddle_relay::Store, user: u8) {
-        store
-            .put_user(
-                UserId::from_bytes([user; 16]),
-                "Test person",
-                huddle_core::wire::Role::Staff,
-                now(),
-            )
-            .await
-            .expect("register the person");
-        store
-            .put_device(
-                self.device,
-                UserId::from_bytes([user; 16]),
-                &self.public_key(),
-                now(),
-            )
-            .await
-            .expect("register the device");
-    }
-    async fn connect(&self, relay: &huddle_relay::RunningRelay) -> Socket {
-        let (socket, answer) = sign_in(relay, self.device, &self.key).await;
-        assert!(matches!(answer, ServerFrame::Ready { device, .. } if device == self.device));
-        socket
-    }
-}
-
-fn now() -> UnixMillis {
-    huddle_relay::socket::now()
-}
-
-fn msg(n: u32) -> ClientMessageId {
-    let mut bytes = [0u8; 16];
-    bytes[..4].copy_from_slice(&n.to_be_bytes());
-    ClientMessageId::from_bytes(bytes)
-}
-
 fn text(n: u32, epoch: u64) -> Submission {
-    Submission {
-        client_msg: msg(n),
-        group: WARD,
-        epoch,
-        expires_at: Some(now().saturating_add_millis(3_600_000)),
-        payload: Payload::Application {
-            ciphertext: format!("ciphertext {n}").into_bytes(),
-        },
-    }
+    support::device::text(n, WARD, epoch)
 }
 
 async fn with_relay<F, Fut>(test: F)
@@ -110,9 +47,9 @@ where
 #[tokio::test]
 async fn a_group_is_created_joined_and_talks_live_and_from_the_backlog() {
     with_relay(|relay| async move {
-        let (admin, bob) = (Phone::new(1), Phone::new(2));
-        admin.register(&relay.store, 1).await;
-        bob.register(&relay.store, 2).await;
+        let (admin, bob) = (TestDevice::new(1), TestDevice::new(2));
+        admin.register(&relay.store, Role::Staff).await;
+        bob.register(&relay.store, Role::Staff).await;
         let mut admin_socket = admin.connect(&relay).await;
         let mut bob_socket = bob.connect(&relay).await;
         send(&mut bob_socket, ClientFrame::Sync { cursors: vec![] }).await;
@@ -208,8 +145,8 @@ async fn a_group_is_created_joined_and_talks_live_and_from_the_backlog() {
 #[tokio::test]
 async fn bad_input_gets_a_clear_refusal_and_the_relay_carries_on() {
     with_relay(|relay| async move {
-        let (alice, mallory) = (Phone::new(1), Phone::new(2));
-        alice.register(&relay.store, 1).await;
+        let (alice, mallory) = (TestDevice::new(1), TestDevice::new(2));
+        alice.register(&relay.store, Role::Staff).await;
 
         // An unknown device, and a registered device with a wrong signature.
         let mut socket = raw_socket(&relay).await;
@@ -334,9 +271,9 @@ async fn a_device_over_its_rate_limit_is_told_when_to_retry_and_others_are_unaff
     config.frames_per_second = 1;
     config.frame_burst = 3;
     let relay = support::start(&config).await;
-    let (noisy, quiet) = (Phone::new(1), Phone::new(2));
-    noisy.register(&relay.store, 1).await;
-    quiet.register(&relay.store, 2).await;
+    let (noisy, quiet) = (TestDevice::new(1), TestDevice::new(2));
+    noisy.register(&relay.store, Role::Staff).await;
+    quiet.register(&relay.store, Role::Staff).await;
     let mut noisy_socket = noisy.connect(&relay).await;
     for nonce in 0..3 {
         send(&mut noisy_socket, ClientFrame::Ping { nonce }).await;
@@ -381,9 +318,9 @@ async fn a_device_over_its_rate_limit_is_told_when_to_retry_and_others_are_unaff
 async fn expired_entries_are_announced_as_skipped_in_a_backlog() {
     let dir = tempfile::tempdir().expect("temp dir");
     let relay = support::start(&support::config(dir.path(), dir.path(), None)).await;
-    let (admin, bob) = (Phone::new(1), Phone::new(2));
-    admin.register(&relay.store, 1).await;
-    bob.register(&relay.store, 2).await;
+    let (admin, bob) = (TestDevice::new(1), TestDevice::new(2));
+    admin.register(&relay.store, Role::Staff).await;
+    bob.register(&relay.store, Role::Staff).await;
     let mut admin_socket = admin.connect(&relay).await;
     let create = Submission {
         client_msg: msg(1),
@@ -457,9 +394,9 @@ async fn a_device_that_stops_reading_does_not_slow_the_others() {
     let mut config = support::config(dir.path(), dir.path(), None);
     config.frames_per_second = 0;
     let relay = support::start(&config).await;
-    let (admin, fast, stalled) = (Phone::new(1), Phone::new(2), Phone::new(3));
-    for (phone, user) in [(&admin, 1), (&fast, 2), (&stalled, 3)] {
-        phone.register(&relay.store, user).await;
+    let (admin, fast, stalled) = (TestDevice::new(1), TestDevice::new(2), TestDevice::new(3));
+    for phone in [&admin, &fast, &stalled] {
+        phone.register(&relay.store, Role::Staff).await;
     }
     let mut admin_socket = admin.connect(&relay).await;
     let create = Submission {

@@ -206,9 +206,8 @@ async fn sqlite_is_durable_and_created_in_the_data_folder() {
     ))
     .await;
     assert!(data.path().join("nested/huddle.db").is_file());
-    let huddle_relay::Store::Sqlite(pool) = &relay.store else {
-        panic!("the default store is SQLite");
-    };
+    assert_eq!(relay.store.engine(), huddle_relay::store::Engine::Sqlite);
+    let pool = relay.store.pool();
     let journal: String = sqlx::query_scalar("PRAGMA journal_mode")
         .fetch_one(pool)
         .await

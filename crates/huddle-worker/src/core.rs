@@ -4,17 +4,18 @@
 //! native tests use a map. Keeping this part free of IO is what lets the
 //! whole request set be tested without a browser.
 
-use crate::protocol::{WorkerError, WorkerErrorKind, WorkerRequest, WorkerResponse};
+use huddle_core::crypto_worker::{WorkerError, WorkerErrorKind, WorkerRequest, WorkerResponse};
 use huddle_mls::state::StateChange;
 use huddle_mls::{DeviceIdentity, DeviceSigner, MlsDevice, MlsError};
 use std::collections::HashMap;
+use zeroize::Zeroizing;
 
 /// What the worker keeps about its device besides MLS state: the identity
 /// and the signing key, saved (encrypted) under [`DEVICE_RECORD`].
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct DeviceRecord {
     pub identity: DeviceIdentity,
-    pub private_key: Vec<u8>,
+    pub private_key: Zeroizing<Vec<u8>>,
     pub public_key: Vec<u8>,
 }
 
@@ -29,7 +30,7 @@ pub const PENDING_KEY_RECORD: &str = "pending-key";
 /// cannot be made until then).
 #[derive(serde::Serialize, serde::Deserialize)]
 pub struct PendingKey {
-    pub private_key: Vec<u8>,
+    pub private_key: Zeroizing<Vec<u8>>,
     pub public_key: Vec<u8>,
 }
 
@@ -105,7 +106,7 @@ impl WorkerCore {
                 let (private, public) = device.signer().export();
                 let record = DeviceRecord {
                     identity,
-                    private_key: private.to_vec(),
+                    private_key: private,
                     public_key: public,
                 };
                 (device, Some(record))
@@ -137,7 +138,7 @@ impl WorkerCore {
                 let signer = DeviceSigner::generate().map_err(|e| storage_error(e.to_string()))?;
                 let (private, public) = signer.export();
                 let key = PendingKey {
-                    private_key: private.to_vec(),
+                    private_key: private,
                     public_key: public,
                 };
                 (signer, Some(key))
@@ -236,7 +237,7 @@ impl WorkerCore {
                 envelope,
             } => A::Sealed(
                 device
-                    .seal(group, client_msg, expires_at, &envelope)
+                    .seal(group, client_msg, expires_at, envelope.as_bytes())
                     .map_err(mls_error)?,
             ),
             R::Open {

@@ -9,10 +9,9 @@
 #[cfg(target_arch = "wasm32")]
 pub mod browser;
 pub mod core;
-pub mod protocol;
 
 use gloo_worker::{HandlerId, Worker, WorkerScope};
-pub use protocol::{
+pub use huddle_core::crypto_worker::{
     RequestEnvelope, ResponseEnvelope, WorkerError, WorkerErrorKind, WorkerRequest, WorkerResponse,
 };
 

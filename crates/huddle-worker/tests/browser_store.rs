@@ -135,7 +135,7 @@ async fn the_worker_keeps_its_state_encrypted_and_resumes_after_a_restart() {
             group: GROUP,
             client_msg: ClientMessageId::from_bytes([9; 16]),
             expires_at: NOW.saturating_add_millis(60_000),
-            envelope,
+            envelope: huddle_core::crypto_worker::Plaintext::new(envelope),
         },
     )
     .await
@@ -175,7 +175,11 @@ async fn the_worker_keeps_its_state_encrypted_and_resumes_after_a_restart() {
         panic!("opened");
     };
     assert_eq!(
-        Envelope::decode(&envelope).unwrap().body.preview(),
+        Envelope::decode(envelope.as_bytes())
+            .unwrap()
+            .body
+            .text()
+            .unwrap_or(""),
         SECRET_TEXT
     );
 

@@ -40,7 +40,7 @@ both! {
                 match test.result {
                     TestResult::Valid | TestResult::Acceptable => {
                         assert_eq!(encrypt(&key, &nonce, &test.aad, &test.pt), expected, "tc {}", test.tc_id);
-                        assert_eq!(opened.as_deref(), Ok(&test.pt[..]), "tc {}", test.tc_id);
+                        assert_eq!(opened.as_ref().map(|p| p.as_slice()), Ok(&test.pt[..]), "tc {}", test.tc_id);
                         valid += 1;
                     }
                     TestResult::Invalid => {
@@ -60,7 +60,7 @@ both! {
     fn records_open_only_under_their_key_store_and_id() {
         let key = DataKey::from_bytes([7; 32]);
         let sealed = seal_record(&key, [1; 12], "messages", b"id-1", b"Handover at 8");
-        assert_eq!(open_record(&key, "messages", b"id-1", &sealed).unwrap(), b"Handover at 8");
+        assert_eq!(open_record(&key, "messages", b"id-1", &sealed).unwrap().as_slice(), b"Handover at 8");
         assert!(!sealed.windows(8).any(|w| w == b"Handover"), "no plaintext in the record");
         assert_eq!(open_record(&key, "messages", b"id-2", &sealed), Err(AtRestError::Unauthentic));
         assert_eq!(open_record(&key, "outbox", b"id-1", &sealed), Err(AtRestError::Unauthentic));

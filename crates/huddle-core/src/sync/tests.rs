@@ -132,20 +132,16 @@ fn accept(engine: &mut SyncEngine, n: u8, group: GroupId, seq: u64) -> Vec<Comma
 }
 
 #[test]
-fn messages_written_offline_are_saved_first_then_sent_in_order_once_live() {
+fn messages_written_offline_are_sent_in_order_once_live() {
     let mut engine = engine_with(vec![], vec![]);
-    let mut saved_before_send = Vec::new();
     for n in 1..=3 {
         let commands = engine.handle(Event::Enqueue {
             now: at(0),
-            submission: text(n, WARD, 0),
+            item: OutboxItem::new(text(n, WARD, 0)),
         });
-        // Saved before anything else happens; the first also starts connecting.
-        assert!(matches!(&commands[0], Command::SaveOutboxItem(item) if item.id() == msg_id(n)));
-        saved_before_send.push(n);
-        if n == 1 {
-            assert!(commands.contains(&Command::Connect));
-        }
+        // Nothing can be sent yet; the first starts connecting.
+        assert!(sent_ids(&commands).is_empty());
+        assert_eq!(commands.contains(&Command::Connect), n == 1);
     }
     assert_eq!(engine.waiting_count(), 3);
     // The first connection attempt fails; the messages wait.
@@ -172,12 +168,12 @@ fn a_lost_connection_resends_unanswered_items_with_the_same_ids() {
     go_live(&mut engine, 0);
     let first = engine.handle(Event::Enqueue {
         now: at(0),
-        submission: text(1, WARD, 0),
+        item: OutboxItem::new(text(1, WARD, 0)),
     });
     assert_eq!(sent_ids(&first), vec![msg_id(1)]);
     engine.handle(Event::Enqueue {
         now: at(0),
-        submission: text(2, WARD, 0),
+        item: OutboxItem::new(text(2, WARD, 0)),
     });
     accept(&mut engine, 1, WARD, 1);
     // The relay restarts before answering the second.
@@ -381,13 +377,13 @@ fn a_commit_that_lost_its_epoch_is_made_again_after_catching_up_and_lands() {
     go_live(&mut engine, 0);
     let sent = engine.handle(Event::Enqueue {
         now: at(0),
-        submission: commit(1, WARD, 3),
+        item: OutboxItem::new(commit(1, WARD, 3)),
     });
     assert_eq!(sent_ids(&sent), vec![msg_id(1)]);
     // A message written meanwhile waits behind the unanswered commit.
     let held = engine.handle(Event::Enqueue {
         now: at(0),
-        submission: text(2, WARD, 3),
+        item: OutboxItem::new(text(2, WARD, 3)),
     });
     assert!(sent_ids(&held).is_empty());
     // Someone else's commit for epoch 3 won.
@@ -403,7 +399,7 @@ fn a_commit_that_lost_its_epoch_is_made_again_after_catching_up_and_lands() {
         sent_ids(&rejected).is_empty(),
         "nothing goes before catching up"
     );
-    assert!(!rejected.iter().any(|c| matches!(c, Command::Reseal { .. })));
+    assert!(!rejected.iter().any(|c| matches!(c, Command::Seal { .. })));
     // The winning commit arrives and is processed: now at epoch 4.
     let winner = engine.handle(Event::Received {
         now: at(0),
@@ -417,18 +413,18 @@ fn a_commit_that_lost_its_epoch_is_made_again_after_catching_up_and_lands() {
     });
     let reseals: Vec<_> = caught_up
         .iter()
-        .filter(|c| matches!(c, Command::Reseal { .. }))
+        .filter(|c| matches!(c, Command::Seal { .. }))
         .collect();
     assert_eq!(
         reseals,
-        vec![&Command::Reseal {
+        vec![&Command::Seal {
             client_msg: msg_id(1),
             group: WARD,
             epoch: 4
         }]
     );
     // The commit is made again on epoch 4 and sent first; the message waits for it.
-    let resent = engine.handle(Event::Resealed {
+    let resent = engine.handle(Event::Sealed {
         now: at(0),
         client_msg: msg_id(1),
         epoch: 4,
@@ -463,12 +459,12 @@ fn a_commit_that_lost_its_epoch_is_made_again_after_catching_up_and_lands() {
         })
     );
     // The message made in epoch 3 is made again in epoch 5 before it goes.
-    assert!(own.contains(&Command::Reseal {
+    assert!(own.contains(&Command::Seal {
         client_msg: msg_id(2),
         group: WARD,
         epoch: 5
     }));
-    let resealed = engine.handle(Event::Resealed {
+    let resealed = engine.handle(Event::Sealed {
         now: at(0),
         client_msg: msg_id(2),
         epoch: 5,
@@ -492,7 +488,7 @@ fn own_entries_seen_before_the_answer_count_as_accepted() {
     go_live(&mut engine, 0);
     engine.handle(Event::Enqueue {
         now: at(0),
-        submission: commit(1, WARD, 1),
+        item: OutboxItem::new(commit(1, WARD, 1)),
     });
     engine.handle(Event::Closed {
         now: at(0),
@@ -519,7 +515,7 @@ fn permanent_refusals_fail_until_retried_and_rate_limits_pause() {
     go_live(&mut engine, 0);
     engine.handle(Event::Enqueue {
         now: at(0),
-        submission: text(1, WARD, 0),
+        item: OutboxItem::new(text(1, WARD, 0)),
     });
     let refused = engine.handle(Event::Received {
         now: at(0),
@@ -533,7 +529,7 @@ fn permanent_refusals_fail_until_retried_and_rate_limits_pause() {
         &refused[..],
         [Command::SaveOutboxItem(OutboxItem {
             state: OutboxState::Failed {
-                reason: Rejection::NotAMember
+                reason: Failure::Refused(Rejection::NotAMember)
             },
             ..
         })]
@@ -573,25 +569,27 @@ fn one_group_waiting_does_not_hold_up_another() {
         }],
         vec![],
     );
-    engine.handle(Event::Enqueue {
+    // Made in an epoch the group has left: made again at once, offline.
+    let queued = engine.handle(Event::Enqueue {
         now: at(0),
-        submission: text(1, WARD, 1),
+        item: OutboxItem::new(text(1, WARD, 1)),
     });
+    assert!(queued.contains(&Command::Seal {
+        client_msg: msg_id(1),
+        group: WARD,
+        epoch: 2
+    }));
     engine.handle(Event::Enqueue {
         now: at(0),
-        submission: text(2, SOCIAL, 0),
+        item: OutboxItem::new(text(2, SOCIAL, 0)),
     });
     engine.handle(Event::Closed {
         now: at(0),
         jitter: 0.0,
     });
     let live = go_live(&mut engine, 1_000);
-    assert_eq!(sent_ids(&live), vec![msg_id(2)]);
-    assert!(live.contains(&Command::Reseal {
-        client_msg: msg_id(1),
-        group: WARD,
-        epoch: 2
-    }));
+    assert_eq!(sent_ids(&live), vec![msg_id(2)], "the other group goes");
+    assert_eq!(sent_ids(&sealed(&mut engine, 1, 2)), vec![msg_id(1)]);
 }
 
 #[test]
@@ -771,11 +769,11 @@ fn an_accepted_commit_is_remembered_until_its_entry_is_merged() {
     go_live(&mut engine, 0);
     engine.handle(Event::Enqueue {
         now: at(0),
-        submission: commit(1, group, 0),
+        item: OutboxItem::new(commit(1, group, 0)),
     });
     engine.handle(Event::Enqueue {
         now: at(0),
-        submission: text(2, group, 1),
+        item: OutboxItem::new(text(2, group, 1)),
     });
     accept(&mut engine, 1, group, 1);
     engine.forget_sent();
@@ -820,4 +818,134 @@ fn messages_that_expire_while_waiting_are_withdrawn_not_sent() {
     // Once stored, a message is the relay's to expire, not withdrawn again.
     accept(&mut engine, 2, WARD, 1);
     assert!(engine.withdraw_expired(at(2_000_000)).is_empty());
+}
+
+/// What the engine asked to be encrypted, in order.
+fn seal_requests(commands: &[Command]) -> Vec<ClientMessageId> {
+    commands
+        .iter()
+        .filter_map(|c| match c {
+            Command::Seal { client_msg, .. } => Some(*client_msg),
+            _ => None,
+        })
+        .collect()
+}
+
+fn sealed(engine: &mut SyncEngine, n: u8, epoch: u64) -> Vec<Command> {
+    engine.handle(Event::Sealed {
+        now: at(0),
+        client_msg: msg_id(n),
+        epoch,
+        payload: Payload::Application {
+            ciphertext: vec![n],
+        },
+    })
+}
+
+#[test]
+fn messages_written_before_encryption_is_ready_are_sealed_in_turn_even_offline() {
+    // Written while the crypto worker was starting: saved unsealed.
+    let mut engine = engine_with(
+        vec![GroupPosition {
+            group: WARD,
+            seq: 4,
+            epoch: 2,
+        }],
+        vec![
+            OutboxItem::unsealed(msg_id(1), WARD, at(1_000_000)),
+            OutboxItem::unsealed(msg_id(2), WARD, at(1_000_000)),
+            OutboxItem::unsealed(msg_id(3), SOCIAL, at(1_000_000)),
+        ],
+    );
+    // Offline, the first of each group is sealed; the second waits its turn.
+    let first = engine.handle(Event::Timer { now: at(0) });
+    assert_eq!(seal_requests(&first), vec![msg_id(1), msg_id(3)]);
+    assert!(first.contains(&Command::Seal {
+        client_msg: msg_id(1),
+        group: WARD,
+        epoch: 2
+    }));
+    assert!(sent_ids(&first).is_empty(), "offline: nothing is sent");
+    let second = sealed(&mut engine, 1, 2);
+    assert!(
+        matches!(&second[0], Command::SaveOutboxItem(item) if item.id() == msg_id(1) && item.made.is_some())
+    );
+    assert_eq!(seal_requests(&second), vec![msg_id(2)]);
+    sealed(&mut engine, 2, 2);
+    sealed(&mut engine, 3, 0);
+    engine.handle(Event::Closed {
+        now: at(0),
+        jitter: 0.0,
+    });
+    let live = go_live(&mut engine, 1_000);
+    assert_eq!(sent_ids(&live), vec![msg_id(1), msg_id(2), msg_id(3)]);
+}
+
+#[test]
+fn nothing_after_our_commit_is_sealed_until_the_commit_is_merged() {
+    let mut engine = engine_with(
+        vec![GroupPosition {
+            group: WARD,
+            seq: 1,
+            epoch: 1,
+        }],
+        vec![],
+    );
+    go_live(&mut engine, 0);
+    let sent = engine.handle(Event::Enqueue {
+        now: at(0),
+        item: OutboxItem::new(commit(1, WARD, 1)),
+    });
+    assert_eq!(sent_ids(&sent), vec![msg_id(1)]);
+    let waiting = engine.handle(Event::Enqueue {
+        now: at(0),
+        item: OutboxItem::unsealed(msg_id(2), WARD, at(1_000_000)),
+    });
+    assert!(
+        seal_requests(&waiting).is_empty(),
+        "the worker's commit is pending"
+    );
+    accept(&mut engine, 1, WARD, 2);
+    let merged = engine.handle(Event::Received {
+        now: at(0),
+        frame: ServerFrame::Deliver(entry(WARD, 2, 1, ME, 1, EntryKind::Commit)),
+    });
+    assert!(merged.contains(&Command::Seal {
+        client_msg: msg_id(2),
+        group: WARD,
+        epoch: 2
+    }));
+    assert_eq!(sent_ids(&sealed(&mut engine, 2, 2)), vec![msg_id(2)]);
+}
+
+#[test]
+fn a_message_that_cannot_be_encrypted_fails_until_tried_again() {
+    let mut engine = engine_with(
+        vec![],
+        vec![
+            OutboxItem::unsealed(msg_id(1), WARD, at(1_000_000)),
+            OutboxItem::unsealed(msg_id(2), WARD, at(1_000_000)),
+        ],
+    );
+    assert_eq!(
+        seal_requests(&engine.handle(Event::Timer { now: at(0) })),
+        vec![msg_id(1)]
+    );
+    let failed = engine.handle(Event::NotSealed {
+        now: at(0),
+        client_msg: msg_id(1),
+    });
+    assert!(failed.contains(&Command::SaveOutboxItem(OutboxItem {
+        state: OutboxState::Failed {
+            reason: Failure::NotEncrypted
+        },
+        ..OutboxItem::unsealed(msg_id(1), WARD, at(1_000_000))
+    })));
+    // The next one is not held up by a failure.
+    assert_eq!(seal_requests(&failed), vec![msg_id(2)]);
+    let retried = engine.handle(Event::Retry {
+        now: at(1),
+        client_msg: msg_id(1),
+    });
+    assert_eq!(seal_requests(&retried), vec![msg_id(1)]);
 }

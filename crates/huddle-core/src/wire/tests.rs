@@ -3,15 +3,13 @@
 use super::*;
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::encode(bytes)
 }
 
+/// A test vector written with spaces between bytes.
 fn unhex(text: &str) -> Vec<u8> {
     let text: String = text.split_whitespace().collect();
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).expect("test vector is hex"))
-        .collect()
+    crate::hex::decode(&text).expect("test vector is hex")
 }
 
 fn group() -> GroupId {
@@ -162,7 +160,7 @@ fn sample_server_frames() -> Vec<ServerFrame> {
         ServerFrame::InviteCreated {
             request: 11,
             user: UserId::from_bytes([0x66; 16]),
-            secret: [9; 32],
+            secret: LinkSecret([9; 32]),
             expires_at: UnixMillis(5),
         },
         ServerFrame::Done { request: 13 },
@@ -295,4 +293,18 @@ fn the_auth_transcript_binds_nonce_and_device() {
     assert_ne!(a, auth_transcript(&[2; 32], device()));
     assert_ne!(a, auth_transcript(&[1; 32], DeviceId::from_bytes([0; 16])));
     assert!(a.starts_with(b"huddle relay authentication v1"));
+}
+
+#[test]
+fn an_invite_frame_never_prints_its_secret() {
+    let frame = ServerFrame::InviteCreated {
+        request: 1,
+        user: UserId::from_bytes([0x66; 16]),
+        secret: LinkSecret([0xab; 32]),
+        expires_at: UnixMillis(5),
+    };
+    let printed = format!("{frame:?}");
+    assert!(!printed.contains("171"), "{printed}"); // 0xab as a decimal byte
+    assert!(!printed.to_ascii_lowercase().contains("abab"), "{printed}");
+    assert!(printed.contains("LinkSecret(***)"), "{printed}");
 }

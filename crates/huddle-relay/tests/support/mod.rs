@@ -1,6 +1,7 @@
 //! Shared set-up for the relay's integration tests: a real relay on 127.0.0.1, on SQLite or on a fresh PostgreSQL database.
 #![allow(dead_code)] // Each test binary uses its own subset.
 
+pub mod device;
 pub mod ws;
 
 use huddle_relay::{Config, RunningRelay};

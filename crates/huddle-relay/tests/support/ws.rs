@@ -13,8 +13,11 @@ pub type Socket =
 
 /// A socket to the relay's device endpoint, not yet signed in.
 pub async fn raw_socket(relay: &huddle_relay::RunningRelay) -> Socket {
-    let url = format!("ws://{}/api/ws", relay.local_addr);
-    tokio_tungstenite::connect_async(url)
+    raw_socket_at(relay.local_addr).await
+}
+
+pub async fn raw_socket_at(addr: std::net::SocketAddr) -> Socket {
+    tokio_tungstenite::connect_async(format!("ws://{addr}/api/ws"))
         .await
         .expect("connect")
         .0
@@ -83,7 +86,15 @@ pub async fn sign_in(
     device: DeviceId,
     key: &SigningKey,
 ) -> (Socket, ServerFrame) {
-    let mut socket = raw_socket(relay).await;
+    sign_in_at(relay.local_addr, device, key).await
+}
+
+pub async fn sign_in_at(
+    addr: std::net::SocketAddr,
+    device: DeviceId,
+    key: &SigningKey,
+) -> (Socket, ServerFrame) {
+    let mut socket = raw_socket_at(addr).await;
     let ServerFrame::Challenge { nonce, .. } = next(&mut socket).await else {
         panic!("expected a challenge");
     };

@@ -1,7 +1,7 @@
 //! Tests for the worker's request handling, natively: two devices talk through requests only, and one restarts from its store.
 
 use super::*;
-use crate::protocol::WorkerErrorKind;
+use huddle_core::crypto_worker::WorkerErrorKind;
 use huddle_core::envelope::Envelope;
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, OrgId, UserId};
 use huddle_core::retention::{GroupKind, RetentionSecs, UnixMillis};
@@ -77,7 +77,7 @@ fn seal(worker: &mut TestWorker, n: u8, text: &str) -> Vec<u8> {
         group: GROUP,
         client_msg: ClientMessageId::from_bytes([n; 16]),
         expires_at: NOW.saturating_add_millis(60_000),
-        envelope,
+        envelope: huddle_core::crypto_worker::Plaintext::new(envelope),
     }) {
         Ok(WorkerResponse::Sealed(sealed)) => sealed.ciphertext,
         other => panic!("{other:?}"),
@@ -92,10 +92,11 @@ fn open(worker: &mut TestWorker, message: Vec<u8>) -> String {
         now: NOW,
     }) {
         Ok(WorkerResponse::Opened(Incoming::Message { envelope, .. })) => {
-            Envelope::decode(&envelope)
+            Envelope::decode(envelope.as_bytes())
                 .unwrap()
                 .body
-                .preview()
+                .text()
+                .unwrap_or("")
                 .to_owned()
         }
         other => panic!("{other:?}"),

@@ -1,11 +1,11 @@
-//! The organisation's people: the first-run setup link, invites, joining with a device, roles, revocation, the directory and the audit log.
+//! The organisation's people and their devices: the first-run setup link, invites, joining with a device, roles, revocation, the directory and the audit log.
 //!
 //! One relay serves one organisation (a care home, a council team). Secrets
 //! in links are stored only as SHA-256 hashes, are single use, and never
 //! appear in logs. Every change to who may take part is written to the
 //! audit log, with ids and names and never any message content.
 
-use crate::store::{id16, on_pool, to_i64, BeginWrite, Store, StoreError};
+use super::{id16, to_i64, Store, StoreError};
 use huddle_core::ids::{DeviceId, UserId};
 use huddle_core::retention::UnixMillis;
 use huddle_core::wire::{AuditEntry, Person, Role};
@@ -74,9 +74,11 @@ pub struct Joined {
 
 impl Store {
     pub async fn user_count(&self) -> Result<i64, StoreError> {
-        Ok(on_pool!(self, pool => {
-            sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(pool).await?
-        }))
+        Ok({
+            sqlx::query_scalar("SELECT COUNT(*) FROM users")
+                .fetch_one(&self.pool)
+                .await?
+        })
     }
 
     /// Writes one audit line.
@@ -87,34 +89,15 @@ impl Store {
         action: &str,
         subject: &str,
     ) -> Result<(), StoreError> {
-        on_pool!(self, pool => {
+        {
             sqlx::query("INSERT INTO audit (at, actor, action, subject) VALUES ($1, $2, $3, $4)")
                 .bind(to_i64(now.0))
                 .bind(actor.map(|a| a.as_bytes().to_vec()))
                 .bind(action)
                 .bind(subject)
-                .execute(pool)
+                .execute(&self.pool)
                 .await?;
-        });
-        Ok(())
-    }
-
-    /// Remembers the hash of a fresh setup secret, replacing any earlier
-    /// one. Only meaningful while nobody is registered.
-    pub async fn set_setup_secret(&self, secret: &[u8]) -> Result<(), StoreError> {
-        let hash: String = secret_hash(secret)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        on_pool!(self, pool => {
-            sqlx::query(
-                "INSERT INTO relay_info (key, value) VALUES ('setup_secret_hash', $1)
-                 ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-            )
-            .bind(hash)
-            .execute(pool)
-            .await?;
-        });
+        };
         Ok(())
     }
 
@@ -135,18 +118,16 @@ impl Store {
         else {
             return Ok(Err(LinkRefusal::BadName));
         };
-        let hash: String = secret_hash(secret)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
-        on_pool!(self, pool => {
-            let mut tx = pool.begin_write().await?;
-            let stored: Option<String> = sqlx::query_scalar(
-                "SELECT value FROM relay_info WHERE key = 'setup_secret_hash'",
-            )
-            .fetch_optional(&mut *tx)
-            .await?;
-            let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users").fetch_one(&mut *tx).await?;
+        let hash = huddle_core::hex::encode(&secret_hash(secret));
+        {
+            let mut tx = self.begin_write().await?;
+            let stored: Option<String> =
+                sqlx::query_scalar("SELECT value FROM relay_info WHERE key = 'setup_secret_hash'")
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            let users: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM users")
+                .fetch_one(&mut *tx)
+                .await?;
             if users > 0 {
                 return Ok(Err(LinkRefusal::AlreadySetUp));
             }
@@ -159,13 +140,15 @@ impl Store {
                 .bind(to_i64(now.0))
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("INSERT INTO devices (id, user_id, public_key, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(&device.as_bytes()[..])
-                .bind(&user.as_bytes()[..])
-                .bind(public_key)
-                .bind(to_i64(now.0))
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO devices (id, user_id, public_key, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&device.as_bytes()[..])
+            .bind(&user.as_bytes()[..])
+            .bind(public_key)
+            .bind(to_i64(now.0))
+            .execute(&mut *tx)
+            .await?;
             sqlx::query(
                 "INSERT INTO relay_info (key, value) VALUES ('org_name', $1)
                  ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -183,7 +166,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-        });
+        };
         Ok(Ok(Joined {
             user,
             display_name,
@@ -194,15 +177,15 @@ impl Store {
     /// The person using `device`, with their role; `None` if the device or
     /// the person is unknown or revoked.
     pub async fn role_of(&self, device: DeviceId) -> Result<Option<(UserId, Role)>, StoreError> {
-        let row: Option<(Vec<u8>, String)> = on_pool!(self, pool => {
+        let row: Option<(Vec<u8>, String)> = {
             sqlx::query_as(
                 "SELECT u.id, u.role FROM devices d JOIN users u ON u.id = d.user_id
                  WHERE d.id = $1 AND d.revoked_at IS NULL AND u.revoked_at IS NULL",
             )
             .bind(&device.as_bytes()[..])
-            .fetch_optional(pool)
+            .fetch_optional(&self.pool)
             .await?
-        });
+        };
         row.map(|(user, role)| Ok((UserId::from_bytes(id16(&user)?), role_from_name(&role))))
             .transpose()
     }
@@ -219,8 +202,8 @@ impl Store {
         expires_at: UnixMillis,
         now: UnixMillis,
     ) -> Result<(), StoreError> {
-        on_pool!(self, pool => {
-            let mut tx = pool.begin_write().await?;
+        {
+            let mut tx = self.begin_write().await?;
             sqlx::query(
                 "INSERT INTO invites (user_id, secret_hash, display_name, role, created_by, created_at, expires_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -241,7 +224,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-        });
+        };
         Ok(())
     }
 
@@ -258,8 +241,8 @@ impl Store {
         // stands if she leaves it empty.
         let chosen_name = clean_name(chosen_name);
         type InviteRow = (Vec<u8>, String, String, i64, Option<i64>, Option<i64>);
-        on_pool!(self, pool => {
-            let mut tx = pool.begin_write().await?;
+        {
+            let mut tx = self.begin_write().await?;
             let invite: Option<InviteRow> = sqlx::query_as(
                 "SELECT user_id, display_name, role, expires_at, used_at, revoked_at FROM invites WHERE secret_hash = $1",
             )
@@ -288,48 +271,50 @@ impl Store {
             let user = UserId::from_bytes(id16(&user)?);
             let display_name = chosen_name.unwrap_or(display_name);
             // The update only succeeds once: a second use racing this one finds used_at set.
-            let claimed = sqlx::query("UPDATE invites SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL")
-                .bind(&user.as_bytes()[..])
-                .bind(to_i64(now.0))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+            let claimed = sqlx::query(
+                "UPDATE invites SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL",
+            )
+            .bind(&user.as_bytes()[..])
+            .bind(to_i64(now.0))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
             if claimed != 1 {
                 return Ok(Err(LinkRefusal::Used));
             }
-            sqlx::query("INSERT INTO users (id, display_name, role, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(&user.as_bytes()[..])
-                .bind(&display_name)
-                .bind(&role)
-                .bind(to_i64(now.0))
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("INSERT INTO devices (id, user_id, public_key, created_at) VALUES ($1, $2, $3, $4)")
-                .bind(&device.as_bytes()[..])
-                .bind(&user.as_bytes()[..])
-                .bind(public_key)
-                .bind(to_i64(now.0))
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query("INSERT INTO audit (at, actor, action, subject) VALUES ($1, $2, 'joined', $3)")
-                .bind(to_i64(now.0))
-                .bind(&user.as_bytes()[..])
-                .bind(format!("{display_name} ({role}), device {device}"))
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO users (id, display_name, role, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&user.as_bytes()[..])
+            .bind(&display_name)
+            .bind(&role)
+            .bind(to_i64(now.0))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO devices (id, user_id, public_key, created_at) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(&device.as_bytes()[..])
+            .bind(&user.as_bytes()[..])
+            .bind(public_key)
+            .bind(to_i64(now.0))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query(
+                "INSERT INTO audit (at, actor, action, subject) VALUES ($1, $2, 'joined', $3)",
+            )
+            .bind(to_i64(now.0))
+            .bind(&user.as_bytes()[..])
+            .bind(format!("{display_name} ({role}), device {device}"))
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
-            Ok(Ok(Joined { user, display_name, role: role_from_name(&role) }))
-        })
-    }
-
-    /// The organisation's name, once set up.
-    pub async fn org_name(&self) -> Result<Option<String>, StoreError> {
-        let name: Option<String> = on_pool!(self, pool => {
-            sqlx::query_scalar("SELECT value FROM relay_info WHERE key = 'org_name'")
-                .fetch_optional(pool)
-                .await?
-        });
-        Ok(name)
+            Ok(Ok(Joined {
+                user,
+                display_name,
+                role: role_from_name(&role),
+            }))
+        }
     }
 
     /// Withdraws an unused invite. Returns false if there was none to withdraw.
@@ -339,14 +324,14 @@ impl Store {
         user: UserId,
         now: UnixMillis,
     ) -> Result<bool, StoreError> {
-        let changed = on_pool!(self, pool => {
+        let changed = {
             sqlx::query("UPDATE invites SET revoked_at = $2 WHERE user_id = $1 AND used_at IS NULL AND revoked_at IS NULL")
                 .bind(&user.as_bytes()[..])
                 .bind(to_i64(now.0))
-                .execute(pool)
+                .execute(&self.pool)
                 .await?
                 .rows_affected()
-        });
+        };
         if changed == 1 {
             self.audit(
                 now,
@@ -366,14 +351,14 @@ impl Store {
         device: DeviceId,
         now: UnixMillis,
     ) -> Result<bool, StoreError> {
-        let changed = on_pool!(self, pool => {
+        let changed = {
             sqlx::query("UPDATE devices SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
                 .bind(&device.as_bytes()[..])
                 .bind(to_i64(now.0))
-                .execute(pool)
+                .execute(&self.pool)
                 .await?
                 .rows_affected()
-        });
+        };
         if changed == 1 {
             self.audit(
                 now,
@@ -393,14 +378,16 @@ impl Store {
         user: UserId,
         now: UnixMillis,
     ) -> Result<Option<Vec<DeviceId>>, StoreError> {
-        let devices: Option<Vec<Vec<u8>>> = on_pool!(self, pool => {
-            let mut tx = pool.begin_write().await?;
-            let changed = sqlx::query("UPDATE users SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-                .bind(&user.as_bytes()[..])
-                .bind(to_i64(now.0))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+        let devices: Option<Vec<Vec<u8>>> = {
+            let mut tx = self.begin_write().await?;
+            let changed = sqlx::query(
+                "UPDATE users SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+            )
+            .bind(&user.as_bytes()[..])
+            .bind(to_i64(now.0))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
             if changed != 1 {
                 None
             } else {
@@ -420,7 +407,7 @@ impl Store {
                 tx.commit().await?;
                 Some(devices)
             }
-        });
+        };
         devices
             .map(|list| {
                 list.iter()
@@ -433,15 +420,15 @@ impl Store {
     /// Everyone who may take part, with their current devices.
     pub async fn directory(&self) -> Result<Vec<Person>, StoreError> {
         type DirectoryRow = (Vec<u8>, String, String, Option<Vec<u8>>);
-        let rows: Vec<DirectoryRow> = on_pool!(self, pool => {
+        let rows: Vec<DirectoryRow> = {
             sqlx::query_as(
                 "SELECT u.id, u.display_name, u.role, d.id FROM users u
                  LEFT JOIN devices d ON d.user_id = u.id AND d.revoked_at IS NULL
                  WHERE u.revoked_at IS NULL ORDER BY u.display_name, u.id, d.id",
             )
-            .fetch_all(pool)
+            .fetch_all(&self.pool)
             .await?
-        });
+        };
         let mut people: Vec<Person> = Vec::new();
         for (user, display_name, role, device) in rows {
             let user = UserId::from_bytes(id16(&user)?);
@@ -467,15 +454,15 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<AuditEntry>, StoreError> {
         type AuditRow = (i64, i64, Option<Vec<u8>>, String, String);
-        let rows: Vec<AuditRow> = on_pool!(self, pool => {
+        let rows: Vec<AuditRow> = {
             sqlx::query_as(
                 "SELECT id, at, actor, action, subject FROM audit WHERE id < $1 ORDER BY id DESC LIMIT $2",
             )
             .bind(before.map_or(i64::MAX, to_i64))
             .bind(i64::from(limit.min(500)))
-            .fetch_all(pool)
+            .fetch_all(&self.pool)
             .await?
-        });
+        };
         rows.into_iter()
             .map(|(id, at, actor, action, subject)| {
                 Ok(AuditEntry {
@@ -502,7 +489,7 @@ impl Store {
         role: Role,
         now: UnixMillis,
     ) -> Result<(), StoreError> {
-        on_pool!(self, pool => {
+        {
             sqlx::query(
                 "INSERT INTO users (id, display_name, role, created_at) VALUES ($1, $2, $3, $4)
                  ON CONFLICT (id) DO NOTHING",
@@ -511,9 +498,56 @@ impl Store {
             .bind(display_name)
             .bind(role_name(role))
             .bind(to_i64(now.0))
-            .execute(pool)
+            .execute(&self.pool)
             .await?;
-        });
+        };
         Ok(())
+    }
+}
+
+/// A device as the relay knows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeviceRow {
+    pub user: UserId,
+    pub public_key: Vec<u8>,
+    pub revoked: bool,
+}
+
+impl Store {
+    /// Records a device and its public key, for a person who exists (for
+    /// operators' tools and tests; the app's devices join through invites).
+    pub async fn put_device(
+        &self,
+        device: DeviceId,
+        user: UserId,
+        public_key: &[u8],
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO devices (id, user_id, public_key, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(&device.as_bytes()[..])
+        .bind(&user.as_bytes()[..])
+        .bind(public_key)
+        .bind(to_i64(now.0))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    pub async fn device(&self, device: DeviceId) -> Result<Option<DeviceRow>, StoreError> {
+        let row: Option<(Vec<u8>, Vec<u8>, Option<i64>)> =
+            sqlx::query_as("SELECT user_id, public_key, revoked_at FROM devices WHERE id = $1")
+                .bind(&device.as_bytes()[..])
+                .fetch_optional(&self.pool)
+                .await?;
+        row.map(|(user, public_key, revoked_at)| {
+            Ok(DeviceRow {
+                user: UserId::from_bytes(id16(&user)?),
+                public_key,
+                revoked: revoked_at.is_some(),
+            })
+        })
+        .transpose()
     }
 }

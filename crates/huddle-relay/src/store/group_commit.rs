@@ -12,8 +12,8 @@
 //! that appends to one group stay in order while different groups commit in
 //! parallel.
 
-use crate::delivery::{AppendOutcome, Write, Written};
-use crate::store::{Store, StoreError};
+use super::log::{AppendOutcome, Write, Written};
+use super::{Engine, Store, StoreError};
 use huddle_core::ids::{DeviceId, GroupId};
 use huddle_core::retention::UnixMillis;
 use huddle_core::wire::Submission;
@@ -55,9 +55,9 @@ impl Appender {
     /// Starts the writer tasks for `store`; they run until every clone of the
     /// returned appender is dropped (or the handles are aborted).
     pub fn start(store: &Store) -> (Appender, Vec<JoinHandle<()>>) {
-        let count = match store {
-            Store::Sqlite(_) => 1,
-            Store::Postgres(_) => POSTGRES_WRITERS,
+        let count = match store.engine() {
+            Engine::Sqlite => 1,
+            Engine::Postgres => POSTGRES_WRITERS,
         };
         let mut writers = Vec::with_capacity(count);
         let mut tasks = Vec::with_capacity(count);

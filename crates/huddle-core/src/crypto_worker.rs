@@ -1,14 +1,106 @@
-//! The typed messages between the page's main thread and the crypto worker.
+//! What the page and the crypto worker say to each other: the requests, the answers, and what each MLS operation produces, with no key in any of them.
 //!
-//! Only requests and results cross this boundary: ciphertext, public keys,
-//! envelopes to seal and envelopes opened. The device's private key, the
-//! MLS group secrets and the worker's storage key stay on the worker's side.
+//! MLS runs only in the crypto worker (`huddle-worker`, on `huddle-mls`).
+//! The page, the session layer and their tests speak to it in these types,
+//! so that none of them links MLS. What crosses: ciphertext, public
+//! identities, group profiles, and message plaintext (sealed on the way in,
+//! opened on the way out). What never crosses: the device's signing key,
+//! group secrets and the worker's storage key.
 
-use huddle_core::ids::{ClientMessageId, DeviceId, GroupId};
-use huddle_core::retention::UnixMillis;
-use huddle_core::wire::MembershipChange;
-use huddle_mls::{CommitOut, DeviceIdentity, GroupProfile, Incoming, JoinedGroup, Sealed};
+use crate::group::GroupProfile;
+use crate::identity::DeviceIdentity;
+use crate::ids::{ClientMessageId, DeviceId, GroupId};
+use crate::retention::UnixMillis;
+use crate::wire::MembershipChange;
 use serde::{Deserialize, Serialize};
+use std::fmt;
+use zeroize::Zeroize;
+
+/// Message plaintext (an encoded [`crate::Envelope`]) on its way to be
+/// sealed or just opened. It prints its length only, and is wiped from
+/// memory when dropped.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Plaintext(Vec<u8>);
+
+impl Plaintext {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Plaintext(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Plaintext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Plaintext({} bytes)", self.0.len())
+    }
+}
+
+impl Drop for Plaintext {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+/// A sealed application message, ready for a `Submit` frame.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sealed {
+    pub epoch: u64,
+    pub ciphertext: Vec<u8>,
+}
+
+/// A commit made by this device, waiting for the relay to accept it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommitOut {
+    /// The epoch the commit was made in (the relay orders on it).
+    pub epoch: u64,
+    pub commit: Vec<u8>,
+    /// For the devices it adds.
+    pub welcome: Option<Vec<u8>>,
+    /// What it does, declared to the relay and checked by every member.
+    pub change: MembershipChange,
+}
+
+/// A group this device has joined.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JoinedGroup {
+    pub group: GroupId,
+    pub epoch: u64,
+    pub profile: GroupProfile,
+    pub members: Vec<DeviceIdentity>,
+}
+
+/// What opening a delivered message did.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Incoming {
+    /// An application message: the envelope and who sent it.
+    Message {
+        sender: DeviceIdentity,
+        client_msg: ClientMessageId,
+        /// The expiry this device enforces (the claim, capped by the group's retention).
+        expires_at: UnixMillis,
+        epoch: u64,
+        envelope: Plaintext,
+    },
+    /// A message that had expired before it arrived: opened (the ratchet
+    /// must move on) and dropped.
+    Expired { client_msg: ClientMessageId },
+    /// A commit that changed who is in the group.
+    MembershipChanged {
+        epoch: u64,
+        added: Vec<DeviceIdentity>,
+        removed: Vec<DeviceIdentity>,
+        /// This device was removed: the group is gone from it.
+        removed_self: bool,
+    },
+    /// A commit that only renewed keys (or changed the profile).
+    EpochChanged { epoch: u64, profile: GroupProfile },
+    /// A member asked to leave; an administrator's next commit applies it.
+    LeaveRequested { member: DeviceIdentity },
+}
 
 /// One request, with the id its answer will carry.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -82,7 +174,7 @@ pub enum WorkerRequest {
         group: GroupId,
         client_msg: ClientMessageId,
         expires_at: UnixMillis,
-        envelope: Vec<u8>,
+        envelope: Plaintext,
     },
     Open {
         group: GroupId,
@@ -145,7 +237,8 @@ pub enum WorkerResponse {
     },
 }
 
-/// Why a request failed, in words the page can show or log (never secrets).
+/// Why a request failed, in words for logs (never secrets). What the person
+/// is told is decided by the page from the kind.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
 #[error("{message}")]
 pub struct WorkerError {
@@ -162,3 +255,6 @@ pub enum WorkerErrorKind {
     /// The worker's store could not be read or written.
     Storage,
 }
+
+#[cfg(test)]
+mod tests;

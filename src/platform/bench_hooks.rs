@@ -6,10 +6,10 @@
 //! and measures the real app opening it and sweeping it, in the DOM, on a
 //! slowed CPU.
 
-use crate::platform::idb::{IdbDatabase, DATABASE_NAME};
-use crate::state::records::{Delivery, MessageRecord};
+use crate::platform::cache::IdbCache;
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, UserId};
 use huddle_core::retention::UnixMillis;
+use huddle_session::{Cache, CacheWrite, MessageBody, MessageRecord};
 use wasm_bindgen::prelude::*;
 
 /// Writes `count` messages to `group` in this phone's encrypted cache, sent
@@ -32,19 +32,23 @@ pub async fn seed(group: String, count: u32, expires_in_ms: f64) -> Result<(), J
                 sender_device: DeviceId::from_bytes([1; 16]),
                 sent_at: UnixMillis(now - u64::from(count - n) * 1_000),
                 expires_at: UnixMillis(expires_at + u64::from(n)),
-                text: format!("Handover note {n}: bay 3 is short of gloves, more due at six."),
-                delivery: Delivery::Received,
+                body: MessageBody::Text(format!(
+                    "Handover note {n}: bay 3 is short of gloves, more due at six."
+                )),
             }
         })
         .collect();
-    let db = IdbDatabase::open_sealed(DATABASE_NAME)
+    let fail = |e: huddle_session::CacheError| JsValue::from_str(&e.to_string());
+    let cache = IdbCache::open()
         .await
-        .map_err(|e| JsValue::from_str(&e.to_string()))?;
+        .map_err(fail)?
+        .unlock()
+        .await
+        .map_err(fail)?;
     for batch in messages.chunks(1_000) {
-        db.save_messages(batch)
-            .await
-            .map_err(|e| JsValue::from_str(&e.to_string()))?;
+        let writes = batch.iter().cloned().map(CacheWrite::Message).collect();
+        cache.write(writes).await.map_err(fail)?;
     }
-    db.close();
+    cache.close();
     Ok(())
 }

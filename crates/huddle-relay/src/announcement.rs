@@ -1,0 +1,76 @@
+//! What one relay process tells the others sharing its PostgreSQL database, as a typed announcement: a new log entry to deliver, or a device whose connections must end.
+//!
+//! Announcements travel as `pg_notify` payloads on one channel. An entry is
+//! announced inside the transaction that stores it (PostgreSQL sends the
+//! notification if and only if the transaction commits); a revocation right
+//! after the revocation is stored. The payload is text: `e:GROUP:SEQ` or
+//! `r:DEVICE`, ids in hex; anything else is ignored as unreadable.
+
+use huddle_core::ids::{DeviceId, GroupId};
+
+/// The PostgreSQL channel every announcement travels on.
+pub const BUS_CHANNEL: &str = "huddle_bus";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Announcement {
+    /// The entry at `seq` of `group` is stored: deliver it to this
+    /// process's connections of its members.
+    Entry { group: GroupId, seq: u64 },
+    /// The device was revoked: end its connections in this process.
+    Revoked { device: DeviceId },
+}
+
+impl Announcement {
+    pub fn encode(&self) -> String {
+        match self {
+            Announcement::Entry { group, seq } => format!("e:{group}:{seq}"),
+            Announcement::Revoked { device } => format!("r:{device}"),
+        }
+    }
+
+    pub fn decode(payload: &str) -> Option<Announcement> {
+        match payload.split(':').collect::<Vec<_>>().as_slice() {
+            ["e", group, seq] => Some(Announcement::Entry {
+                group: group.parse().ok()?,
+                seq: seq.parse().ok()?,
+            }),
+            ["r", device] => Some(Announcement::Revoked {
+                device: device.parse().ok()?,
+            }),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn announcements_round_trip_and_anything_else_is_ignored() {
+        let entry = Announcement::Entry {
+            group: GroupId::from_bytes([1; 16]),
+            seq: 42,
+        };
+        let revoked = Announcement::Revoked {
+            device: DeviceId::from_bytes([2; 16]),
+        };
+        for announcement in [entry, revoked] {
+            assert_eq!(
+                Announcement::decode(&announcement.encode()),
+                Some(announcement)
+            );
+        }
+        // The old format of entries (`GROUP:SEQ`), and junk, are not announcements.
+        for junk in [
+            "01010101010101010101010101010101:42",
+            "e:zz:1",
+            "e:01010101010101010101010101010101:x",
+            "r:",
+            "",
+            "x:y:z:w",
+        ] {
+            assert_eq!(Announcement::decode(junk), None, "{junk}");
+        }
+    }
+}

@@ -1,0 +1,77 @@
+//! The bus between relay processes on one PostgreSQL database: each announces what the others must act on (a stored entry, a revoked device), and listens for theirs.
+//!
+//! On SQLite there is one process and no bus: the hub does everything.
+
+use super::hub::Hub;
+use crate::announcement::{Announcement, BUS_CHANNEL};
+use crate::store::{Engine, Store};
+use huddle_core::ids::DeviceId;
+use std::sync::Arc;
+
+/// Tells the other relay processes to end a revoked device's connections
+/// (a no-op on SQLite: one process).
+pub async fn announce_revoked(store: &Store, device: DeviceId) {
+    if store.engine() != Engine::Postgres {
+        return;
+    }
+    let sent = sqlx::query("SELECT pg_notify($1, $2)")
+        .bind(BUS_CHANNEL)
+        .bind(Announcement::Revoked { device }.encode())
+        .execute(store.pool())
+        .await;
+    if let Err(error) = sent {
+        tracing::warn!(%error, "could not announce a revoked device to other relays");
+    }
+}
+
+/// Acts on the other processes' announcements for as long as the relay
+/// runs: delivers their entries to this process's connections, and ends
+/// revoked devices' connections here. A process also hears its own
+/// announcements: the hub remembers what it delivered, and each connection
+/// skips sequence numbers it already sent.
+pub async fn run(store: Store, hub: Arc<Hub>) {
+    if store.engine() != Engine::Postgres {
+        return;
+    }
+    loop {
+        let mut listener = match sqlx::postgres::PgListener::connect(store.url()).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::warn!(%error, "could not listen for other relays' announcements; retrying");
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(error) = listener.listen(BUS_CHANNEL).await {
+            tracing::warn!(%error, "could not listen for other relays' announcements; retrying");
+            tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+            continue;
+        }
+        loop {
+            let notification = match listener.recv().await {
+                Ok(notification) => notification,
+                Err(error) => {
+                    // Devices catch up on anything missed when they next sync;
+                    // a revocation missed here still refuses the device when
+                    // it next connects or appends.
+                    tracing::warn!(%error, "lost the connection for other relays' announcements");
+                    break;
+                }
+            };
+            match Announcement::decode(notification.payload()) {
+                Some(Announcement::Entry { group, seq }) => {
+                    if hub.already_delivered(group, seq) {
+                        continue;
+                    }
+                    match store.appended_at(group, seq).await {
+                        Ok(Some(appended)) => hub.fan_out(&store, appended).await,
+                        Ok(None) => {} // expired and swept already
+                        Err(error) => tracing::warn!(%error, "could not read an announced entry"),
+                    }
+                }
+                Some(Announcement::Revoked { device }) => hub.revoke(device),
+                None => tracing::warn!("an unreadable announcement on the bus"),
+            }
+        }
+    }
+}

@@ -1,0 +1,205 @@
+//! Administration over the device socket: invites, revocations, the directory and the audit log. Only administrators may act, except for reading the directory.
+
+use super::connection::Connection;
+use super::internal_error;
+use crate::auth::random_nonce;
+use crate::clock::now;
+use crate::live::bus;
+use crate::store::people::{clean_name, MAX_INVITE_SECS};
+use crate::store::StoreError;
+use crate::AppState;
+use axum::extract::ws::Message;
+use futures::{Sink, Stream};
+use huddle_core::ids::{DeviceId, UserId};
+use huddle_core::wire::{ClientFrame, LinkSecret, RequestId, Role, ServerFrame};
+
+/// The administration frames of the wire, as their own type: what
+/// [`administer`] handles, each once.
+#[derive(Debug)]
+pub enum AdminRequest {
+    CreateInvite {
+        display_name: String,
+        role: Role,
+        valid_for_secs: u64,
+    },
+    RevokeInvite {
+        user: UserId,
+    },
+    RevokeDevice {
+        device: DeviceId,
+    },
+    RevokeUser {
+        user: UserId,
+    },
+    Directory,
+    ReadAudit {
+        before: Option<u64>,
+        limit: u32,
+    },
+}
+
+/// A device's frame, sorted: administration, or the rest of the protocol.
+pub enum Sorted {
+    Admin(RequestId, AdminRequest),
+    Device(ClientFrame),
+}
+
+impl AdminRequest {
+    /// Takes the administration request out of `frame`, if it is one.
+    pub fn sort(frame: ClientFrame) -> Sorted {
+        let (request, admin) = match frame {
+            ClientFrame::CreateInvite {
+                request,
+                display_name,
+                role,
+                valid_for_secs,
+            } => (
+                request,
+                AdminRequest::CreateInvite {
+                    display_name,
+                    role,
+                    valid_for_secs,
+                },
+            ),
+            ClientFrame::RevokeInvite { request, user } => {
+                (request, AdminRequest::RevokeInvite { user })
+            }
+            ClientFrame::RevokeDevice { request, device } => {
+                (request, AdminRequest::RevokeDevice { device })
+            }
+            ClientFrame::RevokeUser { request, user } => {
+                (request, AdminRequest::RevokeUser { user })
+            }
+            ClientFrame::Directory { request } => (request, AdminRequest::Directory),
+            ClientFrame::ReadAudit {
+                request,
+                before,
+                limit,
+            } => (request, AdminRequest::ReadAudit { before, limit }),
+            other => return Sorted::Device(other),
+        };
+        Sorted::Admin(request, admin)
+    }
+
+    /// Whether staff may ask this too.
+    fn open_to_staff(&self) -> bool {
+        matches!(self, AdminRequest::Directory)
+    }
+}
+
+/// Carries out one administration request and answers it; false once the
+/// connection is gone.
+pub async fn administer<S>(
+    connection: &mut Connection<S>,
+    state: &AppState,
+    device: DeviceId,
+    request: RequestId,
+    admin: AdminRequest,
+) -> bool
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
+{
+    let refuse = |reason: &str| ServerFrame::Refused {
+        request,
+        reason: reason.to_owned(),
+    };
+    let (actor, role) = match state.store.role_of(device).await {
+        Ok(Some(actor)) => actor,
+        Ok(None) => {
+            return connection
+                .send(&refuse("This device is no longer registered."))
+                .await
+        }
+        Err(error) => {
+            tracing::error!(%error, "could not look up a role");
+            return connection.send(&internal_error()).await;
+        }
+    };
+    if role != Role::Administrator && !admin.open_to_staff() {
+        return connection
+            .send(&refuse("Only administrators can do this."))
+            .await;
+    }
+    let answer = match carry_out(state, actor, request, admin).await {
+        Ok(Ok(frame)) => frame,
+        Ok(Err(reason)) => refuse(reason),
+        Err(error) => {
+            tracing::error!(%error, "an administration request failed");
+            internal_error()
+        }
+    };
+    connection.send(&answer).await
+}
+
+/// The answer to an administration request, or the refusal in words.
+async fn carry_out(
+    state: &AppState,
+    actor: UserId,
+    request: RequestId,
+    admin: AdminRequest,
+) -> Result<Result<ServerFrame, &'static str>, StoreError> {
+    let now = now();
+    Ok(Ok(match admin {
+        AdminRequest::CreateInvite {
+            display_name,
+            role,
+            valid_for_secs,
+        } => {
+            let Some(display_name) = clean_name(&display_name) else {
+                return Ok(Err("Names need 1 to 80 characters."));
+            };
+            if !(60..=MAX_INVITE_SECS).contains(&valid_for_secs) {
+                return Ok(Err("An invite lasts between a minute and 30 days."));
+            }
+            let (Some(secret), Some(user)) = (random_nonce(), random_nonce()) else {
+                return Err(StoreError::Corrupt("no secure random numbers"));
+            };
+            let mut user_id = [0u8; 16];
+            user_id.copy_from_slice(&user[..16]);
+            let user = UserId::from_bytes(user_id);
+            let expires_at = now.saturating_add_millis(valid_for_secs.saturating_mul(1000));
+            state
+                .store
+                .create_invite(actor, user, &secret, &display_name, role, expires_at, now)
+                .await?;
+            ServerFrame::InviteCreated {
+                request,
+                user,
+                secret: LinkSecret(secret),
+                expires_at,
+            }
+        }
+        AdminRequest::RevokeInvite { user } => {
+            if !state.store.revoke_invite(actor, user, now).await? {
+                return Ok(Err("There is no unused invite for that person."));
+            }
+            ServerFrame::Done { request }
+        }
+        AdminRequest::RevokeDevice { device } => {
+            if !state.store.revoke_device(actor, device, now).await? {
+                return Ok(Err("That device is unknown or already revoked."));
+            }
+            state.hub.revoke(device);
+            bus::announce_revoked(&state.store, device).await;
+            ServerFrame::Done { request }
+        }
+        AdminRequest::RevokeUser { user } => {
+            let Some(devices) = state.store.revoke_user(actor, user, now).await? else {
+                return Ok(Err("That person is unknown or already revoked."));
+            };
+            for device in devices {
+                state.hub.revoke(device);
+                bus::announce_revoked(&state.store, device).await;
+            }
+            ServerFrame::Done { request }
+        }
+        AdminRequest::Directory => ServerFrame::People {
+            request,
+            people: state.store.directory().await?,
+        },
+        AdminRequest::ReadAudit { before, limit } => ServerFrame::Audit {
+            request,
+            entries: state.store.read_audit(before, limit).await?,
+        },
+    }))
+}

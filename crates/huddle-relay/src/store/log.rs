@@ -1,0 +1,792 @@
+//! The per-group logs: appending in order (one commit per epoch, each client message once), backlogs after a cursor, welcomes for added devices, acknowledgements, and expiry.
+//!
+//! An append is reported accepted only after the transaction that holds it
+//! has committed (SQLite WAL with `synchronous=FULL`, PostgreSQL with
+//! `synchronous_commit=on`). Appends and acknowledgements run in batches
+//! ([`Store::write_batch`], fed by `group_commit.rs`), each in a savepoint
+//! of its own, so that one fsync covers many.
+
+use super::{id16, kind_from_name, kind_name, to_i64, to_u64, Engine, Store, StoreError};
+use crate::announcement::{Announcement, BUS_CHANNEL};
+use huddle_core::ids::{ClientMessageId, DeviceId, GroupId};
+use huddle_core::retention::{effective_expiry, GroupKind, RetentionSecs, UnixMillis};
+use huddle_core::wire::{
+    EntryKind, GroupSpec, LogEntry, MembershipChange, Payload, Rejection, Submission,
+    MAX_APPLICATION_BYTES,
+};
+use sqlx::{AnyConnection, Row};
+
+/// What an accepted submission produced: its place in the log, and what to
+/// fan out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Appended {
+    pub entry: LogEntry,
+    /// False when this was a resend of an entry already stored.
+    pub fresh: bool,
+    /// Devices added by this commit, with their welcome.
+    pub welcomes: Vec<(DeviceId, Vec<u8>)>,
+    /// The group's type and retention.
+    pub spec: GroupSpec,
+}
+
+/// A welcome waiting for a device.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingWelcome {
+    pub group: GroupId,
+    pub seq: u64,
+    pub spec: GroupSpec,
+    pub welcome: Vec<u8>,
+}
+
+/// What appending one submission produced: accepted (fresh or a resend),
+/// rejected with a reason, or a database error.
+pub type AppendOutcome = Result<Result<Appended, Rejection>, StoreError>;
+
+/// One write in a batch committed together (see [`Store::write_batch`]).
+#[derive(Clone, Debug)]
+pub(crate) enum Write {
+    Append {
+        sender: DeviceId,
+        submission: Submission,
+        now: UnixMillis,
+    },
+    Acknowledge {
+        device: DeviceId,
+        group: GroupId,
+        seq: u64,
+    },
+}
+
+/// The outcome of one [`Write`].
+#[derive(Debug)]
+pub(crate) enum Written {
+    Append(AppendOutcome),
+    Acknowledged(Result<(), StoreError>),
+}
+
+fn entry_kind_name(kind: EntryKind) -> &'static str {
+    match kind {
+        EntryKind::Application => "application",
+        EntryKind::Commit => "commit",
+    }
+}
+
+fn entry_kind_from_name(name: &str) -> EntryKind {
+    if name == "commit" {
+        EntryKind::Commit
+    } else {
+        EntryKind::Application
+    }
+}
+
+fn is_unique_violation(error: &StoreError) -> bool {
+    matches!(error, StoreError::Query(sqlx::Error::Database(db)) if db.is_unique_violation())
+}
+
+/// Appends a submission inside the open transaction on `tx`. The caller
+/// decides whether to keep what it wrote: only an accepted append is kept.
+async fn append(
+    tx: &mut AnyConnection,
+    engine: Engine,
+    sender: DeviceId,
+    submission: &Submission,
+    now: UnixMillis,
+) -> AppendOutcome {
+    let group = &submission.group.as_bytes()[..];
+    let sender_bytes = &sender.as_bytes()[..];
+    let client_msg = &submission.client_msg.as_bytes()[..];
+    // Take the group's write lock first (a no-op update) and read it in the
+    // same round trip: SQLite then serialises appends without stale
+    // snapshots, and PostgreSQL locks the row.
+    let existing = sqlx::query(
+        "UPDATE groups SET last_seq = last_seq WHERE id = $1
+         RETURNING kind, retention_secs, epoch, last_seq",
+    )
+    .bind(group)
+    .fetch_optional(&mut *tx)
+    .await?;
+
+    // A resend of something already stored is acknowledged again.
+    if let Some(row) = sqlx::query(
+        "SELECT l.group_id, l.seq, l.kind, l.epoch, l.expires_at, l.payload, g.kind, g.retention_secs
+         FROM log l JOIN groups g ON g.id = l.group_id WHERE l.sender = $1 AND l.client_msg = $2",
+    )
+    .bind(sender_bytes)
+    .bind(client_msg)
+    .fetch_optional(&mut *tx)
+    .await?
+    {
+        let stored_group: Vec<u8> = row.try_get(0)?;
+        if stored_group != group {
+            return Ok(Err(Rejection::InvalidCommit(
+                "this message id was already used in another group".into(),
+            )));
+        }
+        let kind: String = row.try_get(2)?;
+        let expires_at: Option<i64> = row.try_get(4)?;
+        let group_kind: String = row.try_get(6)?;
+        return Ok(Ok(Appended {
+            entry: LogEntry {
+                group: submission.group,
+                seq: to_u64(row.try_get(1)?),
+                epoch: to_u64(row.try_get(3)?),
+                sender,
+                client_msg: submission.client_msg,
+                kind: entry_kind_from_name(&kind),
+                expires_at: expires_at.map(|e| UnixMillis(to_u64(e))),
+                payload: row.try_get(5)?,
+            },
+            fresh: false,
+            welcomes: Vec::new(),
+            spec: GroupSpec {
+                kind: kind_from_name(&group_kind)?,
+                retention: RetentionSecs(to_u64(row.try_get(7)?)),
+            },
+        }));
+    }
+
+    let (kind, retention, epoch, last_seq) = match (existing, &submission.payload) {
+        (Some(row), _) => {
+            let kind: String = row.try_get(0)?;
+            (
+                kind_from_name(&kind)?,
+                RetentionSecs(to_u64(row.try_get(1)?)),
+                to_u64(row.try_get(2)?),
+                to_u64(row.try_get(3)?),
+            )
+        }
+        (
+            None,
+            Payload::Commit {
+                change:
+                    MembershipChange {
+                        create: Some(spec), ..
+                    },
+                ..
+            },
+        ) if submission.epoch == 0 => {
+            if spec.kind.check_retention(spec.retention).is_err() {
+                return Ok(Err(Rejection::InvalidRetention));
+            }
+            sqlx::query(
+                "INSERT INTO groups (id, kind, retention_secs, epoch, last_seq, created_by, created_at)
+                 VALUES ($1, $2, $3, 0, 0, $4, $5)",
+            )
+            .bind(group)
+            .bind(kind_name(spec.kind))
+            .bind(to_i64(spec.retention.0))
+            .bind(sender_bytes)
+            .bind(to_i64(now.0))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("INSERT INTO members (group_id, device_id, joined_seq) VALUES ($1, $2, 0)")
+                .bind(group)
+                .bind(sender_bytes)
+                .execute(&mut *tx)
+                .await?;
+            (spec.kind, spec.retention, 0, 0)
+        }
+        (None, _) => return Ok(Err(Rejection::UnknownGroup)),
+    };
+
+    let is_member: Option<i64> = sqlx::query_scalar(
+        "SELECT joined_seq FROM members WHERE group_id = $1 AND device_id = $2 AND removed_seq IS NULL",
+    )
+    .bind(group)
+    .bind(sender_bytes)
+    .fetch_optional(&mut *tx)
+    .await?;
+    if is_member.is_none() {
+        return Ok(Err(Rejection::NotAMember));
+    }
+    // Clinical and emergency broadcast groups: only administrators change
+    // who is in them, and only administrators broadcast.
+    let restricted = match &submission.payload {
+        Payload::Commit { .. } => {
+            matches!(kind, GroupKind::Clinical | GroupKind::EmergencyBroadcast)
+        }
+        Payload::Application { .. } => kind == GroupKind::EmergencyBroadcast,
+    };
+    if restricted {
+        let role: Option<String> = sqlx::query_scalar(
+            "SELECT u.role FROM devices d JOIN users u ON u.id = d.user_id
+             WHERE d.id = $1 AND u.revoked_at IS NULL",
+        )
+        .bind(sender_bytes)
+        .fetch_optional(&mut *tx)
+        .await?;
+        if role.as_deref() != Some("administrator") {
+            return Ok(Err(Rejection::NotPermitted));
+        }
+    }
+    if submission.epoch != epoch {
+        return Ok(Err(Rejection::StaleEpoch {
+            current_epoch: epoch,
+        }));
+    }
+
+    let seq = last_seq + 1;
+    let (entry_kind, payload, expires_at) = match &submission.payload {
+        Payload::Application { ciphertext } => {
+            if ciphertext.len() > MAX_APPLICATION_BYTES {
+                return Ok(Err(Rejection::TooLarge {
+                    max: MAX_APPLICATION_BYTES as u32,
+                }));
+            }
+            let Some(claimed) = submission.expires_at else {
+                return Ok(Err(Rejection::Expired));
+            };
+            match effective_expiry(claimed, now, retention) {
+                Ok(expires_at) => (EntryKind::Application, ciphertext, Some(expires_at)),
+                Err(_) => return Ok(Err(Rejection::Expired)),
+            }
+        }
+        Payload::Commit { commit, .. } => (EntryKind::Commit, commit, None),
+    };
+    sqlx::query(
+        "INSERT INTO log (group_id, seq, kind, epoch, sender, client_msg, expires_at, payload, stored_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(group)
+    .bind(to_i64(seq))
+    .bind(entry_kind_name(entry_kind))
+    .bind(to_i64(epoch))
+    .bind(sender_bytes)
+    .bind(client_msg)
+    .bind(expires_at.map(|e| to_i64(e.0)))
+    .bind(payload.as_slice())
+    .bind(to_i64(now.0))
+    .execute(&mut *tx)
+    .await?;
+
+    let mut welcomes = Vec::new();
+    if let Payload::Commit {
+        change, welcome, ..
+    } = &submission.payload
+    {
+        apply_change(&mut *tx, submission.group, seq, change, welcome.as_deref()).await?;
+        if let Some(welcome) = welcome {
+            welcomes = change
+                .add
+                .iter()
+                .map(|added| (*added, welcome.clone()))
+                .collect();
+        }
+        audit_change(&mut *tx, sender, submission.group, change, now).await?;
+    }
+    let new_epoch = if entry_kind == EntryKind::Commit {
+        epoch + 1
+    } else {
+        epoch
+    };
+    sqlx::query("UPDATE groups SET last_seq = $2, epoch = $3 WHERE id = $1")
+        .bind(group)
+        .bind(to_i64(seq))
+        .bind(to_i64(new_epoch))
+        .execute(&mut *tx)
+        .await?;
+    if engine == Engine::Postgres {
+        // Other relay processes on this database deliver the entry to their
+        // own connections. `pg_notify` is transactional: it is sent if and
+        // only if the entry is committed.
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(BUS_CHANNEL)
+            .bind(
+                Announcement::Entry {
+                    group: submission.group,
+                    seq,
+                }
+                .encode(),
+            )
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(Ok(Appended {
+        entry: LogEntry {
+            group: submission.group,
+            seq,
+            epoch,
+            sender,
+            client_msg: submission.client_msg,
+            kind: entry_kind,
+            expires_at,
+            payload: payload.clone(),
+        },
+        fresh: true,
+        welcomes,
+        spec: GroupSpec { kind, retention },
+    }))
+}
+
+/// The membership change a commit declares: who leaves at `seq`, who joins
+/// after it (with a welcome waiting for each).
+async fn apply_change(
+    tx: &mut AnyConnection,
+    group: GroupId,
+    seq: u64,
+    change: &MembershipChange,
+    welcome: Option<&[u8]>,
+) -> Result<(), StoreError> {
+    let group = &group.as_bytes()[..];
+    for removed in &change.remove {
+        sqlx::query(
+            "UPDATE members SET removed_seq = $3 WHERE group_id = $1 AND device_id = $2 AND removed_seq IS NULL",
+        )
+        .bind(group)
+        .bind(&removed.as_bytes()[..])
+        .bind(to_i64(seq))
+        .execute(&mut *tx)
+        .await?;
+    }
+    for added in &change.add {
+        let added = &added.as_bytes()[..];
+        // A device removed earlier and added again starts afresh.
+        sqlx::query("DELETE FROM members WHERE group_id = $1 AND device_id = $2")
+            .bind(group)
+            .bind(added)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("INSERT INTO members (group_id, device_id, joined_seq) VALUES ($1, $2, $3)")
+            .bind(group)
+            .bind(added)
+            .bind(to_i64(seq))
+            .execute(&mut *tx)
+            .await?;
+        if let Some(welcome) = welcome {
+            sqlx::query("DELETE FROM welcomes WHERE device_id = $1 AND group_id = $2")
+                .bind(added)
+                .bind(group)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO welcomes (device_id, group_id, seq, welcome) VALUES ($1, $2, $3, $4)",
+            )
+            .bind(added)
+            .bind(group)
+            .bind(to_i64(seq))
+            .bind(welcome)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    Ok(())
+}
+
+/// Who changed whom in which group, in the audit log: ids only, never content.
+async fn audit_change(
+    tx: &mut AnyConnection,
+    sender: DeviceId,
+    group: GroupId,
+    change: &MembershipChange,
+    now: UnixMillis,
+) -> Result<(), StoreError> {
+    let list = |devices: &[DeviceId]| {
+        devices
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut lines = Vec::new();
+    if change.create.is_some() {
+        lines.push(("group created", format!("group {group}")));
+    }
+    if !change.add.is_empty() {
+        lines.push((
+            "members added",
+            format!("group {group}: devices {}", list(&change.add)),
+        ));
+    }
+    if !change.remove.is_empty() {
+        lines.push((
+            "members removed",
+            format!("group {group}: devices {}", list(&change.remove)),
+        ));
+    }
+    for (action, subject) in lines {
+        sqlx::query(
+            "INSERT INTO audit (at, actor, action, subject)
+             VALUES ($1, (SELECT user_id FROM devices WHERE id = $2), $3, $4)",
+        )
+        .bind(to_i64(now.0))
+        .bind(&sender.as_bytes()[..])
+        .bind(action)
+        .bind(subject)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Records that a device has processed a group up to `seq` (never moving back).
+async fn acknowledge(
+    tx: &mut AnyConnection,
+    device: DeviceId,
+    group: GroupId,
+    seq: u64,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO cursors (device_id, group_id, seq) VALUES ($1, $2, $3)
+         ON CONFLICT (device_id, group_id) DO UPDATE SET seq = excluded.seq WHERE cursors.seq < excluded.seq",
+    )
+    .bind(&device.as_bytes()[..])
+    .bind(&group.as_bytes()[..])
+    .bind(to_i64(seq))
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
+
+async fn write_one(tx: &mut AnyConnection, engine: Engine, write: &Write) -> Written {
+    match write {
+        Write::Append {
+            sender,
+            submission,
+            now,
+        } => Written::Append(append(tx, engine, *sender, submission, *now).await),
+        Write::Acknowledge { device, group, seq } => {
+            Written::Acknowledged(acknowledge(tx, *device, *group, *seq).await)
+        }
+    }
+}
+
+impl Store {
+    /// Appends one submission to its group's log in a transaction of its
+    /// own, or says why not. Connections go through
+    /// [`super::group_commit::Appender`], which commits many at once.
+    pub async fn append(
+        &self,
+        sender: DeviceId,
+        submission: &Submission,
+        now: UnixMillis,
+    ) -> AppendOutcome {
+        let write = Write::Append {
+            sender,
+            submission: submission.clone(),
+            now,
+        };
+        match self.write_batch(std::slice::from_ref(&write)).await.pop() {
+            Some(Written::Append(outcome)) => outcome,
+            _ => Err(StoreError::NotCommitted(
+                "the write produced no outcome".into(),
+            )),
+        }
+    }
+
+    /// Records that `device` has processed `group` up to `seq`, in a
+    /// transaction of its own.
+    pub async fn acknowledge(
+        &self,
+        device: DeviceId,
+        group: GroupId,
+        seq: u64,
+    ) -> Result<(), StoreError> {
+        let write = Write::Acknowledge { device, group, seq };
+        match self.write_batch(std::slice::from_ref(&write)).await.pop() {
+            Some(Written::Acknowledged(outcome)) => outcome,
+            _ => Err(StoreError::NotCommitted(
+                "the write produced no outcome".into(),
+            )),
+        }
+    }
+
+    /// Writes `writes` in one transaction, each inside a savepoint of its
+    /// own so that a rejection or an error undoes that write alone, and
+    /// commits once: one fsync for the whole batch. Outcomes come back in
+    /// the order of `writes`; an append is reported accepted only if the
+    /// commit succeeded.
+    pub(crate) async fn write_batch(&self, writes: &[Write]) -> Vec<Written> {
+        match self.try_write_batch(writes).await {
+            Ok(outcomes) => outcomes,
+            Err(error) => {
+                // Nothing in the batch was committed, so nothing in it is
+                // acknowledged: every device sends its message again, with
+                // the same id, and is answered then.
+                let reason = error.to_string();
+                writes
+                    .iter()
+                    .map(|write| match write {
+                        Write::Append { .. } => {
+                            Written::Append(Err(StoreError::NotCommitted(reason.clone())))
+                        }
+                        Write::Acknowledge { .. } => {
+                            Written::Acknowledged(Err(StoreError::NotCommitted(reason.clone())))
+                        }
+                    })
+                    .collect()
+            }
+        }
+    }
+
+    async fn try_write_batch(&self, writes: &[Write]) -> Result<Vec<Written>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        // A write alone in its transaction needs no savepoint: if it is not
+        // kept, the whole transaction is undone. That saves two round trips
+        // whenever the relay is not busy.
+        let lone = writes.len() == 1;
+        let mut outcomes = Vec::with_capacity(writes.len());
+        for write in writes {
+            let mut attempts = 0;
+            let outcome = loop {
+                attempts += 1;
+                if !lone {
+                    sqlx::query("SAVEPOINT write").execute(&mut *tx).await?;
+                }
+                let outcome = write_one(&mut tx, self.engine, write).await;
+                let keep = matches!(
+                    outcome,
+                    Written::Append(Ok(Ok(_))) | Written::Acknowledged(Ok(()))
+                );
+                if keep {
+                    if !lone {
+                        sqlx::query("RELEASE SAVEPOINT write")
+                            .execute(&mut *tx)
+                            .await?;
+                    }
+                    break outcome;
+                }
+                // Two devices created the same group or committed the same
+                // epoch at the same instant (relay processes sharing
+                // PostgreSQL): this write hit a unique index. Read again;
+                // the answer is now a clean rejection or a resend. A
+                // violation that persists is a bug, reported rather than
+                // retried for ever.
+                let retry = matches!(
+                    &outcome,
+                    Written::Append(Err(error)) if is_unique_violation(error) && attempts < 5
+                );
+                if lone {
+                    tx.rollback().await?;
+                    if retry {
+                        tx = self.begin_write().await?;
+                        continue;
+                    }
+                    return Ok(vec![outcome]);
+                }
+                sqlx::query("ROLLBACK TO SAVEPOINT write")
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("RELEASE SAVEPOINT write")
+                    .execute(&mut *tx)
+                    .await?;
+                if !retry {
+                    break outcome;
+                }
+            };
+            outcomes.push(outcome);
+        }
+        // Acknowledged only once this returns: the commit is durable.
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    /// The entries of `group` after `after_seq` that `device` may read,
+    /// oldest first, skipping expired messages.
+    pub async fn backlog(
+        &self,
+        group: GroupId,
+        device: DeviceId,
+        after_seq: u64,
+        limit: u32,
+        now: UnixMillis,
+    ) -> Result<Vec<LogEntry>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT l.seq, l.kind, l.epoch, l.sender, l.client_msg, l.expires_at, l.payload
+             FROM log l JOIN members m ON m.group_id = l.group_id AND m.device_id = $2
+             WHERE l.group_id = $1 AND l.seq > $3 AND l.seq > m.joined_seq
+               AND (m.removed_seq IS NULL OR l.seq <= m.removed_seq)
+               AND (l.expires_at IS NULL OR l.expires_at > $4)
+             ORDER BY l.seq LIMIT $5",
+        )
+        .bind(&group.as_bytes()[..])
+        .bind(&device.as_bytes()[..])
+        .bind(to_i64(after_seq))
+        .bind(to_i64(now.0))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                let kind: String = row.try_get(1)?;
+                let sender: Vec<u8> = row.try_get(3)?;
+                let client_msg: Vec<u8> = row.try_get(4)?;
+                let expires_at: Option<i64> = row.try_get(5)?;
+                Ok(LogEntry {
+                    group,
+                    seq: to_u64(row.try_get(0)?),
+                    epoch: to_u64(row.try_get(2)?),
+                    sender: DeviceId::from_bytes(id16(&sender)?),
+                    client_msg: ClientMessageId::from_bytes(id16(&client_msg)?),
+                    kind: entry_kind_from_name(&kind),
+                    expires_at: expires_at.map(|e| UnixMillis(to_u64(e))),
+                    payload: row.try_get(6)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The groups a device belongs to (including one it was just removed
+    /// from, until it has read its removal).
+    pub async fn groups_of(&self, device: DeviceId) -> Result<Vec<GroupId>, StoreError> {
+        let ids: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT group_id FROM members WHERE device_id = $1 ORDER BY group_id",
+        )
+        .bind(&device.as_bytes()[..])
+        .fetch_all(&self.pool)
+        .await?;
+        ids.iter()
+            .map(|id| Ok(GroupId::from_bytes(id16(id)?)))
+            .collect()
+    }
+
+    /// The members of a group who receive the entry at `seq`.
+    pub async fn recipients(&self, group: GroupId, seq: u64) -> Result<Vec<DeviceId>, StoreError> {
+        let ids: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT device_id FROM members WHERE group_id = $1 AND joined_seq < $2
+             AND (removed_seq IS NULL OR removed_seq >= $2)",
+        )
+        .bind(&group.as_bytes()[..])
+        .bind(to_i64(seq))
+        .fetch_all(&self.pool)
+        .await?;
+        ids.iter()
+            .map(|id| Ok(DeviceId::from_bytes(id16(id)?)))
+            .collect()
+    }
+
+    /// The last sequence number of `group` that `device` may read: the end
+    /// of the log, or the entry that removed it. 0 if it is not a member.
+    pub async fn readable_end(&self, group: GroupId, device: DeviceId) -> Result<u64, StoreError> {
+        let row: Option<(i64, Option<i64>)> = sqlx::query_as(
+            "SELECT g.last_seq, m.removed_seq FROM groups g JOIN members m ON m.group_id = g.id
+             WHERE g.id = $1 AND m.device_id = $2",
+        )
+        .bind(&group.as_bytes()[..])
+        .bind(&device.as_bytes()[..])
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map_or(0, |(last, removed)| {
+            to_u64(removed.map_or(last, |r| r.min(last)))
+        }))
+    }
+
+    /// Welcomes waiting for a device.
+    pub async fn welcomes_for(&self, device: DeviceId) -> Result<Vec<PendingWelcome>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT w.group_id, w.seq, g.kind, g.retention_secs, w.welcome
+             FROM welcomes w JOIN groups g ON g.id = w.group_id WHERE w.device_id = $1 ORDER BY w.seq",
+        )
+        .bind(&device.as_bytes()[..])
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|row| {
+                let group: Vec<u8> = row.try_get(0)?;
+                let kind: String = row.try_get(2)?;
+                Ok(PendingWelcome {
+                    group: GroupId::from_bytes(id16(&group)?),
+                    seq: to_u64(row.try_get(1)?),
+                    spec: GroupSpec {
+                        kind: kind_from_name(&kind)?,
+                        retention: RetentionSecs(to_u64(row.try_get(3)?)),
+                    },
+                    welcome: row.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    /// A device has joined: its welcome is no longer needed.
+    pub async fn welcome_used(&self, device: DeviceId, group: GroupId) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM welcomes WHERE device_id = $1 AND group_id = $2")
+            .bind(&device.as_bytes()[..])
+            .bind(&group.as_bytes()[..])
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The entry at `seq` of `group`, with the welcomes it carried: what a
+    /// relay process rebuilds to deliver an entry another process stored.
+    pub async fn appended_at(
+        &self,
+        group: GroupId,
+        seq: u64,
+    ) -> Result<Option<Appended>, StoreError> {
+        let row = sqlx::query(
+            "SELECT l.kind, l.epoch, l.sender, l.client_msg, l.expires_at, l.payload, g.kind, g.retention_secs
+             FROM log l JOIN groups g ON g.id = l.group_id WHERE l.group_id = $1 AND l.seq = $2",
+        )
+        .bind(&group.as_bytes()[..])
+        .bind(to_i64(seq))
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(row) = row else {
+            return Ok(None);
+        };
+        let kind: String = row.try_get(0)?;
+        let sender: Vec<u8> = row.try_get(2)?;
+        let client_msg: Vec<u8> = row.try_get(3)?;
+        let expires_at: Option<i64> = row.try_get(4)?;
+        let group_kind: String = row.try_get(6)?;
+        let welcomes: Vec<(Vec<u8>, Vec<u8>)> = sqlx::query_as(
+            "SELECT device_id, welcome FROM welcomes WHERE group_id = $1 AND seq = $2",
+        )
+        .bind(&group.as_bytes()[..])
+        .bind(to_i64(seq))
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(Some(Appended {
+            entry: LogEntry {
+                group,
+                seq,
+                epoch: to_u64(row.try_get(1)?),
+                sender: DeviceId::from_bytes(id16(&sender)?),
+                client_msg: ClientMessageId::from_bytes(id16(&client_msg)?),
+                kind: entry_kind_from_name(&kind),
+                expires_at: expires_at.map(|e| UnixMillis(to_u64(e))),
+                payload: row.try_get(5)?,
+            },
+            fresh: true,
+            welcomes: welcomes
+                .into_iter()
+                .map(|(device, welcome)| Ok((DeviceId::from_bytes(id16(&device)?), welcome)))
+                .collect::<Result<_, StoreError>>()?,
+            spec: GroupSpec {
+                kind: kind_from_name(&group_kind)?,
+                retention: RetentionSecs(to_u64(row.try_get(7)?)),
+            },
+        }))
+    }
+
+    /// Deletes every application message whose expiry has passed; returns how many.
+    pub async fn sweep_expired(&self, now: UnixMillis) -> Result<u64, StoreError> {
+        Ok(
+            sqlx::query("DELETE FROM log WHERE expires_at IS NOT NULL AND expires_at <= $1")
+                .bind(to_i64(now.0))
+                .execute(&self.pool)
+                .await?
+                .rows_affected(),
+        )
+    }
+
+    /// Deletes commits that every current member device has passed, and any
+    /// older than [`HANDSHAKE_RETENTION_MILLIS`]; returns how many.
+    pub async fn sweep_handshakes(&self, now: UnixMillis) -> Result<u64, StoreError> {
+        let cap = to_i64(now.0.saturating_sub(HANDSHAKE_RETENTION_MILLIS));
+        Ok(sqlx::query(
+            "DELETE FROM log WHERE kind = 'commit' AND (stored_at < $1 OR seq <= (
+                SELECT MIN(COALESCE(c.seq, m.joined_seq)) FROM members m
+                LEFT JOIN cursors c ON c.device_id = m.device_id AND c.group_id = m.group_id
+                WHERE m.group_id = log.group_id AND m.removed_seq IS NULL))",
+        )
+        .bind(cap)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+}
+
+/// How long handshake messages (commits) are kept at most, even if some
+/// member device never came back to pass them.
+pub const HANDSHAKE_RETENTION_MILLIS: u64 = 30 * 24 * 60 * 60 * 1000;

@@ -1,0 +1,219 @@
+//! The relay's database: SQLite (embedded, the default) or PostgreSQL, opened, tuned for durability and migrated; one SQL text for both, through sqlx's `Any` driver.
+//!
+//! Each engine has its own migrations (`migrations/sqlite`,
+//! `migrations/postgres`) because their DDL differs; the two sets describe
+//! the same schema, and the relay's queries are written once to run
+//! unchanged on both (`$N` placeholders, `RETURNING`, `ON CONFLICT`, partial
+//! indexes; only BIGINT, BLOB/BYTEA and TEXT columns). The same tests run
+//! against both.
+//!
+//! - `log.rs`: the per-group logs, backlogs, welcomes and expiry;
+//! - `group_commit.rs`: the writer tasks that commit appends in batches;
+//! - `keys.rs`: key packages;
+//! - `people.rs`: people, devices, invites, roles, revocation, the audit log;
+//! - `relay_info.rs`: facts about the installation (organisation, setup link).
+
+pub mod group_commit;
+pub mod keys;
+pub mod log;
+pub mod people;
+pub mod relay_info;
+
+use huddle_core::retention::GroupKind;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor};
+use std::str::FromStr;
+use std::time::Duration;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "the database URL must start with sqlite:// or postgres:// (got a URL starting {0:?})"
+    )]
+    UnknownScheme(String),
+    #[error("could not open the database: {0}")]
+    Open(#[source] sqlx::Error),
+    #[error("could not bring the database schema up to date: {0}")]
+    Migrate(#[source] sqlx::migrate::MigrateError),
+    #[error("database error: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("the write was not committed: {0}")]
+    NotCommitted(String),
+    #[error("the database holds a value this relay cannot read: {0}")]
+    Corrupt(&'static str),
+}
+
+/// Which database engine the relay stores its data in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// The relay's database, shared by every task (cheap to clone).
+#[derive(Clone)]
+pub struct Store {
+    pool: AnyPool,
+    engine: Engine,
+    /// For PostgreSQL's `LISTEN` connection. May hold a password: never
+    /// printed.
+    url: String,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("engine", &self.engine)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens the database at `url` and applies any pending migrations.
+    pub async fn connect(url: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
+        let (engine, url) = if let Some(path) = url.strip_prefix("sqlite:") {
+            // Create the file if missing (`mode=rwc`), unless told otherwise.
+            let url = if path.contains('?') {
+                url.to_owned()
+            } else {
+                format!("{url}?mode=rwc")
+            };
+            (Engine::Sqlite, url)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            (Engine::Postgres, url.to_owned())
+        } else {
+            let scheme: String = url.chars().take_while(|c| *c != ':').take(16).collect();
+            return Err(StoreError::UnknownScheme(scheme));
+        };
+        let options = AnyConnectOptions::from_str(&url).map_err(StoreError::Open)?;
+        let pool = match engine {
+            // Invariant: the relay acknowledges a message only after its
+            // transaction has committed, and a commit must survive power
+            // loss: WAL with synchronous=FULL syncs the log at every commit.
+            Engine::Sqlite => {
+                AnyPoolOptions::new()
+                    .max_connections(4)
+                    .after_connect(|connection, _| {
+                        Box::pin(async move {
+                            connection
+                                .execute(
+                                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; \
+                                 PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
+                                )
+                                .await
+                                .map(|_| ())
+                        })
+                    })
+            }
+            // A commit is acknowledged only once it is on disk.
+            Engine::Postgres => AnyPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(10))
+                .after_connect(|connection, _| {
+                    Box::pin(async move {
+                        connection
+                            .execute("SET synchronous_commit = on")
+                            .await
+                            .map(|_| ())
+                    })
+                }),
+        }
+        .connect_with(options)
+        .await
+        .map_err(StoreError::Open)?;
+        let store = Store { pool, engine, url };
+        store.migrate().await?;
+        Ok(store)
+    }
+
+    async fn migrate(&self) -> Result<(), StoreError> {
+        match self.engine {
+            Engine::Sqlite => sqlx::migrate!("./migrations/sqlite").run(&self.pool).await,
+            Engine::Postgres => {
+                sqlx::migrate!("./migrations/postgres")
+                    .run(&self.pool)
+                    .await
+            }
+        }
+        .map_err(StoreError::Migrate)
+    }
+
+    pub fn engine(&self) -> Engine {
+        self.engine
+    }
+
+    /// The engine's name, for health checks and logs.
+    pub fn engine_name(&self) -> &'static str {
+        match self.engine {
+            Engine::Sqlite => "sqlite",
+            Engine::Postgres => "postgres",
+        }
+    }
+
+    /// The pool, for tests that look at what is stored.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// Starts a transaction that writes. On SQLite it takes the write lock at
+    /// once (`BEGIN IMMEDIATE`): a deferred transaction that reads first and
+    /// writes later fails straight away with `SQLITE_BUSY` when another
+    /// commit lands in between, without waiting in the busy handler.
+    /// PostgreSQL locks rows as they are written and needs nothing special.
+    pub(crate) async fn begin_write(
+        &self,
+    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+        match self.engine {
+            Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
+            Engine::Postgres => self.pool.begin().await,
+        }
+    }
+
+    /// Checks that the database answers.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+/// Database integers are signed 64-bit; ours are unsigned and far smaller.
+pub(crate) fn to_i64(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+pub(crate) fn to_u64(value: i64) -> u64 {
+    u64::try_from(value).unwrap_or(0)
+}
+
+/// A 16-byte id read back from the database.
+pub(crate) fn id16(bytes: &[u8]) -> Result<[u8; 16], StoreError> {
+    bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt("an id that is not 16 bytes"))
+}
+
+pub(crate) fn kind_name(kind: GroupKind) -> &'static str {
+    match kind {
+        GroupKind::Clinical => "clinical",
+        GroupKind::Operational => "operational",
+        GroupKind::Social => "social",
+        GroupKind::EmergencyBroadcast => "emergency_broadcast",
+        GroupKind::Direct => "direct",
+    }
+}
+
+pub(crate) fn kind_from_name(name: &str) -> Result<GroupKind, StoreError> {
+    GroupKind::ALL
+        .into_iter()
+        .find(|k| kind_name(*k) == name)
+        .ok_or(StoreError::Corrupt("an unknown group kind"))
+}

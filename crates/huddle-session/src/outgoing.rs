@@ -1,0 +1,73 @@
+//! A message just written: checked and encoded once, into the record the conversation shows and the outbox record that sends it.
+
+use crate::error::SessionError;
+use crate::records::{
+    ConversationRecord, Enrolment, Intent, MessageBody, MessageRecord, OutboxRecord,
+};
+use huddle_core::crypto_worker::Plaintext;
+use huddle_core::envelope::{Envelope, EnvelopeBody};
+use huddle_core::ids::ClientMessageId;
+use huddle_core::retention::UnixMillis;
+use huddle_core::sync::OutboxItem;
+
+impl MessageBody {
+    /// What a phone shows for an envelope's body: the same mapping for what
+    /// it sends and what it receives.
+    pub fn of(body: &EnvelopeBody) -> MessageBody {
+        match body {
+            EnvelopeBody::Text { text } => MessageBody::Text(text.clone()),
+            EnvelopeBody::Unsupported { .. } => MessageBody::NewerKind,
+        }
+    }
+}
+
+/// What writing one message produces: both are saved in one write, before
+/// anything is encrypted or sent, so that nothing typed is ever lost.
+#[derive(Debug)]
+pub struct Outgoing {
+    pub message: MessageRecord,
+    pub outbox: OutboxRecord,
+}
+
+impl Outgoing {
+    /// The one constructor of a message this phone sends: it checks the
+    /// body, encodes the envelope once (the outbox keeps those bytes, so a
+    /// message made again in a later epoch is the same message), and takes
+    /// the expiry from the conversation's retention.
+    pub fn new(
+        enrolment: &Enrolment,
+        conversation: &ConversationRecord,
+        client_msg: ClientMessageId,
+        order: u64,
+        now: UnixMillis,
+        body: EnvelopeBody,
+    ) -> Result<Outgoing, SessionError> {
+        if conversation.ended {
+            return Err(SessionError::NotInConversation);
+        }
+        let shown = MessageBody::of(&body);
+        let envelope = Envelope { sent_at: now, body }
+            .encode()
+            .map_err(SessionError::Invalid)?;
+        let expires_at = now.saturating_add(conversation.retention);
+        let group = conversation.group;
+        Ok(Outgoing {
+            message: MessageRecord {
+                group,
+                client_msg,
+                sender: enrolment.user,
+                sender_device: enrolment.device,
+                sent_at: now,
+                expires_at,
+                body: shown,
+            },
+            outbox: OutboxRecord {
+                order,
+                item: OutboxItem::unsealed(client_msg, group, expires_at),
+                intent: Intent::Text {
+                    envelope: Plaintext::new(envelope),
+                },
+            },
+        })
+    }
+}

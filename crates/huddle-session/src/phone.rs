@@ -1,0 +1,466 @@
+//! The phone the screens talk to: loaded from the cache (and painted) before anything else runs, then started with the crypto worker and the connection.
+//!
+//! A [`Phone`] is a cheap handle. What changes what the phone knows goes
+//! through one queue and is handled in order by the driver (`driver.rs`):
+//! that keeps MLS operations from interleaving and the outbox in the order
+//! things were written. Questions that only ask the relay something (the
+//! directory, key packages, invites) go straight out and are paired with
+//! their answers by request id (`relay.rs`).
+//!
+//! Three stages, so that a slow phone shows its messages at once:
+//! 1. [`Phone::load`] reads the cache, deletes what has expired and paints
+//!    the conversation list: nothing else is needed for the first screen.
+//! 2. [`Phone::run`] starts the driver: from then on the person can open
+//!    conversations, write (saved at once, sent later) and messages expire
+//!    on a timer.
+//! 3. [`Phone::start`] opens the device in the crypto worker and connects:
+//!    what was written is encrypted and sent, and what arrives is received.
+
+use crate::driver::{Driver, Input, Reply};
+use crate::error::SessionError;
+use crate::platform::{Cache, CacheWrite, Clock, Log, Parts, Platform, Screen, Tasks};
+use crate::records::{delivery_of, ConversationRecord, Directory, Enrolment, OutboxRecord};
+use crate::update::{ConnectionStatus, ConversationEntry, ShownMessage, Update};
+use futures::channel::{mpsc, oneshot};
+use huddle_core::envelope::EnvelopeBody;
+use huddle_core::group::GroupProfile;
+use huddle_core::ids::{ClientMessageId, GroupId, UserId};
+use huddle_core::wire::{RequestId, ServerFrame};
+use std::cell::{Cell, RefCell};
+use std::collections::HashMap;
+use std::rc::Rc;
+
+/// How many messages a conversation shows at first, and how many more each
+/// "show earlier messages" adds: several screenfuls, few enough to read,
+/// decrypt and paint within 100 ms on a slow phone.
+pub const PAGE: u32 = 50;
+
+/// How often expired messages are swept (and the clock labels refreshed).
+pub const SWEEP_EVERY_MS: u64 = 5_000;
+
+/// A handle on the phone's session.
+pub struct Phone<P: Platform> {
+    pub(crate) shared: Rc<Shared<P>>,
+}
+
+impl<P: Platform> Clone for Phone<P> {
+    fn clone(&self) -> Self {
+        Phone {
+            shared: self.shared.clone(),
+        }
+    }
+}
+
+/// What the handle, the driver and the relay questions share.
+pub(crate) struct Shared<P: Platform> {
+    pub cache: P::Cache,
+    pub clock: P::Clock,
+    pub randomness: P::Randomness,
+    pub screen: P::Screen,
+    pub tasks: P::Tasks,
+    pub log: P::Log,
+    pub state: RefCell<State>,
+    /// The driver's queue, once it runs.
+    pub inputs: RefCell<Option<mpsc::UnboundedSender<Input<P>>>>,
+    /// The crypto worker and the connection, once started.
+    pub live: RefCell<Option<Live<P>>>,
+    /// Questions to the relay waiting for their answers.
+    pub requests: RefCell<HashMap<RequestId, oneshot::Sender<ServerFrame>>>,
+    pub next_request: Cell<RequestId>,
+}
+
+/// The parts that arrive with [`Phone::start`].
+pub(crate) struct Live<P: Platform> {
+    pub crypto: Rc<P::Crypto>,
+    pub transport: Rc<P::Transport>,
+}
+
+impl<P: Platform> Clone for Live<P> {
+    fn clone(&self) -> Self {
+        Live {
+            crypto: self.crypto.clone(),
+            transport: self.transport.clone(),
+        }
+    }
+}
+
+/// What the phone knows, in memory. The driver is its only writer once it
+/// runs; every change is written to the cache first.
+pub(crate) struct State {
+    pub enrolment: Enrolment,
+    pub directory: Directory,
+    pub conversations: Vec<ConversationRecord>,
+    /// Everything written here that the relay has not stored yet (and our
+    /// commits until they are merged): the one record of where each stands.
+    pub outbox: HashMap<ClientMessageId, OutboxRecord>,
+    pub next_order: u64,
+    /// The conversation on screen, and how many of its messages it shows.
+    pub open: Option<GroupId>,
+    pub limit: u32,
+    /// The page is visible (a hidden page reads nothing).
+    pub visible: bool,
+    pub connection: ConnectionStatus,
+    /// The phone was wiped: nothing more happens.
+    pub wiped: bool,
+}
+
+impl State {
+    pub fn conversation(&self, group: GroupId) -> Option<&ConversationRecord> {
+        self.conversations.iter().find(|c| c.group == group)
+    }
+
+    pub fn conversation_mut(&mut self, group: GroupId) -> Option<&mut ConversationRecord> {
+        self.conversations.iter_mut().find(|c| c.group == group)
+    }
+
+    /// Puts a conversation record in place of the one it replaces.
+    pub fn store_conversation(&mut self, record: ConversationRecord) {
+        match self.conversation_mut(record.group) {
+            Some(existing) => *existing = record,
+            None => self.conversations.push(record),
+        }
+    }
+
+    /// Whether the person is looking at `group` right now.
+    pub fn is_reading(&self, group: GroupId) -> bool {
+        self.visible && self.open == Some(group)
+    }
+}
+
+impl<P: Platform> Phone<P> {
+    /// Reads what the phone has cached, deletes what has expired, and
+    /// paints the conversation list. `None` if this phone has not joined.
+    pub async fn load(parts: Parts<P>) -> Result<Option<Phone<P>>, SessionError> {
+        let Some(enrolment) = parts.cache.enrolment().await? else {
+            return Ok(None);
+        };
+        // The startup sweep: nothing expired is ever shown.
+        let now = parts.clock.now();
+        parts.cache.expire(now).await?;
+        let directory = parts.cache.directory().await?;
+        let conversations = parts.cache.conversations().await?;
+        let entries = list_entries(&parts.cache, &parts.log, &conversations).await;
+        // Made after the last wait, so that a load given up half-way has
+        // only plain records to drop.
+        let shared: Rc<Shared<P>> = Rc::new(Shared {
+            cache: parts.cache,
+            clock: parts.clock,
+            randomness: parts.randomness,
+            screen: parts.screen,
+            tasks: parts.tasks,
+            log: parts.log,
+            state: RefCell::new(State {
+                enrolment: enrolment.clone(),
+                directory: directory.clone(),
+                conversations,
+                // Read when the driver starts (see `Driver::run`): the list
+                // does not need it, and the first screen waits for nothing
+                // it does not need.
+                outbox: HashMap::new(),
+                next_order: 1,
+                open: None,
+                limit: PAGE,
+                visible: true,
+                connection: ConnectionStatus::default(),
+                wiped: false,
+            }),
+            inputs: RefCell::new(None),
+            live: RefCell::new(None),
+            requests: RefCell::new(HashMap::new()),
+            next_request: Cell::new(1),
+        });
+        shared.screen.loaded(&enrolment, &directory, entries);
+        Ok(Some(Phone { shared }))
+    }
+
+    /// Who this phone is.
+    pub fn enrolment(&self) -> Enrolment {
+        self.shared.state.borrow().enrolment.clone()
+    }
+
+    /// A conversation as this phone knows it.
+    pub fn conversation(&self, group: GroupId) -> Option<ConversationRecord> {
+        self.shared.state.borrow().conversation(group).cloned()
+    }
+
+    pub fn directory(&self) -> Directory {
+        self.shared.state.borrow().directory.clone()
+    }
+
+    /// Starts the driver (once): writing, reading and expiry work from now
+    /// on, before the crypto worker is ready.
+    pub fn run(&self) {
+        if self.shared.inputs.borrow().is_some() {
+            return;
+        }
+        let (inputs, queue) = mpsc::unbounded();
+        *self.shared.inputs.borrow_mut() = Some(inputs.clone());
+        let driver = Driver::new(self.shared.clone(), inputs);
+        self.shared.tasks.spawn(Box::pin(driver.run(queue)));
+        self.sweep_every(SWEEP_EVERY_MS);
+    }
+
+    fn sweep_every(&self, millis: u64) {
+        let phone = self.clone();
+        self.shared.clock.after(
+            millis,
+            Box::new(move || {
+                if phone.send(Input::Sweep) {
+                    phone.sweep_every(millis);
+                }
+            }),
+        );
+    }
+
+    /// Opens the device in the crypto worker and connects. Runs the driver
+    /// first if it is not running.
+    pub async fn start(
+        &self,
+        crypto: P::Crypto,
+        transport: P::Transport,
+    ) -> Result<(), SessionError> {
+        self.run();
+        self.call(|reply| Input::Start {
+            crypto,
+            transport,
+            reply,
+        })
+        .await
+    }
+
+    /// Hands an input to the driver; false once it has stopped.
+    pub(crate) fn send(&self, input: Input<P>) -> bool {
+        self.shared
+            .inputs
+            .borrow()
+            .as_ref()
+            .is_some_and(|inputs| inputs.unbounded_send(input).is_ok())
+    }
+
+    /// Hands an input with a reply to the driver and waits for the reply.
+    async fn call<T>(&self, input: impl FnOnce(Reply<T>) -> Input<P>) -> Result<T, SessionError> {
+        self.run();
+        let (reply, answer) = oneshot::channel();
+        if !self.send(input(reply)) {
+            return Err(SessionError::Stopped);
+        }
+        answer.await.unwrap_or(Err(SessionError::Stopped))
+    }
+
+    /// Writes a message: saved on the phone at once (when this returns),
+    /// encrypted and sent when it can be.
+    pub async fn compose(&self, group: GroupId, text: String) -> Result<(), SessionError> {
+        self.call(|reply| Input::Compose {
+            group,
+            body: EnvelopeBody::Text { text },
+            reply,
+        })
+        .await
+    }
+
+    /// Sends a message that failed again.
+    pub fn retry(&self, client_msg: ClientMessageId) {
+        self.run();
+        self.send(Input::Retry(client_msg));
+    }
+
+    /// The conversation on screen changed (or closed): its messages are
+    /// painted, and it is marked read.
+    pub fn open(&self, group: Option<GroupId>) {
+        {
+            let mut state = self.shared.state.borrow_mut();
+            state.open = group;
+            state.limit = PAGE;
+        }
+        self.run();
+        self.send(Input::Viewed);
+    }
+
+    /// Shows `PAGE` more of the open conversation's earlier messages.
+    pub fn show_earlier(&self) {
+        self.shared.state.borrow_mut().limit += PAGE;
+        self.run();
+        self.send(Input::Paint);
+    }
+
+    /// The page became visible or hidden. Visible again: connect if need
+    /// be, and what is on screen is read.
+    pub fn set_visible(&self, visible: bool) {
+        self.shared.state.borrow_mut().visible = visible;
+        if visible {
+            self.wake();
+            self.send(Input::Viewed);
+        }
+    }
+
+    /// Try to be connected now (the network came back, the app came to the
+    /// foreground).
+    pub fn wake(&self) {
+        self.send(Input::Wake);
+    }
+
+    /// Makes a group with these people in it; returns its id. People whose
+    /// phones are not set up yet are left out and reported
+    /// ([`crate::Problem::NotSetUpYet`]).
+    pub async fn create_group(
+        &self,
+        profile: GroupProfile,
+        peer: Option<UserId>,
+        users: Vec<UserId>,
+    ) -> Result<GroupId, SessionError> {
+        let members = if users.is_empty() {
+            Vec::new()
+        } else {
+            self.claim_key_packages(users.clone()).await?
+        };
+        let missing = missing_people(&users, &members);
+        if !missing.is_empty() {
+            self.shared
+                .screen
+                .show(Update::Problem(crate::update::Problem::NotSetUpYet(
+                    missing,
+                )));
+        }
+        self.call(|reply| Input::CreateGroup {
+            profile,
+            peer,
+            members,
+            reply,
+        })
+        .await
+    }
+
+    /// Adds people to a group.
+    pub async fn add_people(&self, group: GroupId, users: Vec<UserId>) -> Result<(), SessionError> {
+        let members = self.claim_key_packages(users.clone()).await?;
+        if members.is_empty() {
+            return Err(SessionError::NotSetUpYet(users));
+        }
+        self.call(|reply| Input::AddMembers {
+            group,
+            members,
+            reply,
+        })
+        .await
+    }
+
+    /// Removes people (all their devices) from a group.
+    pub async fn remove_people(
+        &self,
+        group: GroupId,
+        users: Vec<UserId>,
+    ) -> Result<(), SessionError> {
+        self.call(|reply| Input::RemoveMembers {
+            group,
+            users,
+            reply,
+        })
+        .await
+    }
+}
+
+/// The people in `users` for whom no key package came back.
+fn missing_people(
+    users: &[UserId],
+    claimed: &[huddle_core::wire::ClaimedKeyPackage],
+) -> Vec<UserId> {
+    users
+        .iter()
+        .filter(|u| !claimed.iter().any(|c| c.user == **u))
+        .copied()
+        .collect()
+}
+
+impl<P: Platform> Shared<P> {
+    /// Repaints the conversation list from memory and the cache.
+    pub async fn paint_list(&self) {
+        let conversations = self.state.borrow().conversations.clone();
+        let entries = list_entries(&self.cache, &self.log, &conversations).await;
+        self.screen.show(Update::Conversations(entries));
+    }
+
+    /// Repaints the open conversation's messages from the cache.
+    pub async fn paint_open(&self) {
+        let (group, limit) = {
+            let state = self.state.borrow();
+            match state.open {
+                Some(group) => (group, state.limit),
+                None => return,
+            }
+        };
+        // One more than shown, to know whether there are earlier ones.
+        let mut messages = match self.cache.latest_messages(group, limit + 1).await {
+            Ok(messages) => messages,
+            Err(error) => {
+                self.log
+                    .warn(&format!("a conversation's messages were not read: {error}"));
+                return;
+            }
+        };
+        let state = self.state.borrow();
+        if state.open != Some(group) {
+            return; // the person has left the conversation meanwhile
+        }
+        let more = messages.len() > limit as usize;
+        messages.truncate(limit as usize);
+        messages.sort_by_key(|m| (m.sent_at, m.client_msg));
+        let device = state.enrolment.device;
+        let shown = messages
+            .into_iter()
+            .map(|message| ShownMessage {
+                delivery: delivery_of(
+                    &message,
+                    device,
+                    state.outbox.get(&message.client_msg).map(|r| &r.item.state),
+                ),
+                message,
+            })
+            .collect();
+        drop(state);
+        self.screen.show(Update::Messages {
+            group,
+            messages: shown,
+            more,
+        });
+    }
+
+    /// Writes `writes` in one transaction, reporting a failure on screen.
+    pub async fn write(&self, writes: Vec<CacheWrite>) -> bool {
+        if writes.is_empty() {
+            return true;
+        }
+        match self.cache.write(writes).await {
+            Ok(()) => true,
+            Err(error) => {
+                self.log
+                    .warn(&format!("the phone's storage refused a write: {error}"));
+                self.screen
+                    .show(Update::Problem(crate::update::Problem::Storage(error)));
+                false
+            }
+        }
+    }
+}
+
+/// Each conversation with its newest message still on the phone.
+async fn list_entries<C: Cache, L: Log>(
+    cache: &C,
+    log: &L,
+    conversations: &[ConversationRecord],
+) -> Vec<ConversationEntry> {
+    let mut entries = Vec::with_capacity(conversations.len());
+    for record in conversations {
+        let record = record.clone();
+        let latest = match cache.latest_messages(record.group, 1).await {
+            Ok(mut latest) => latest.pop(),
+            Err(error) => {
+                log.warn(&format!(
+                    "a conversation's newest message was not read: {error}"
+                ));
+                None
+            }
+        };
+        entries.push(ConversationEntry { record, latest });
+    }
+    entries
+}

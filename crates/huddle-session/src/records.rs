@@ -1,0 +1,178 @@
+//! What a phone keeps, as plain records: who it is, its conversations, their messages, its outbox and the organisation's directory.
+//!
+//! The platform seals each record with AES-256-GCM before it reaches
+//! storage; nothing here is ever stored in the clear. Records are encoded
+//! with postcard, field by field, so their layout is frozen by the vectors
+//! in `records/tests.rs`: a later version must still read what this one
+//! wrote.
+
+use huddle_core::crypto_worker::Plaintext;
+use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, OrgId, UserId};
+use huddle_core::retention::{GroupKind, RetentionSecs, UnixMillis};
+use huddle_core::sync::{Failure, OutboxItem, OutboxState};
+use huddle_core::wire::{GroupSpec, Person};
+use serde::{Deserialize, Serialize};
+use std::fmt;
+
+/// Who this phone is, once it has joined its organisation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enrolment {
+    pub org: OrgId,
+    pub org_name: String,
+    pub user: UserId,
+    pub device: DeviceId,
+    pub display_name: String,
+    pub administrator: bool,
+    /// Whether this device has given the relay its first key packages.
+    pub key_packages_published: bool,
+}
+
+/// One conversation (an MLS group) as this device knows it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationRecord {
+    pub group: GroupId,
+    pub kind: GroupKind,
+    pub retention: RetentionSecs,
+    /// The group's name (for one-to-one conversations, see `peer`).
+    pub name: String,
+    /// For a one-to-one conversation: the other person.
+    pub peer: Option<UserId>,
+    /// The people in it, as of the last change this device processed.
+    pub members: Vec<UserId>,
+    pub unread: u32,
+    pub created_at: UnixMillis,
+    /// This device was removed: nothing new arrives, nothing can be sent.
+    pub ended: bool,
+}
+
+impl ConversationRecord {
+    pub fn spec(&self) -> GroupSpec {
+        GroupSpec {
+            kind: self.kind,
+            retention: self.retention,
+        }
+    }
+}
+
+/// One message, kept until it expires. Whether one of this phone's own
+/// messages has reached the relay is not kept here but in the outbox
+/// ([`delivery_of`]): one record of it, not two.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MessageRecord {
+    pub group: GroupId,
+    pub client_msg: ClientMessageId,
+    pub sender: UserId,
+    pub sender_device: DeviceId,
+    pub sent_at: UnixMillis,
+    pub expires_at: UnixMillis,
+    pub body: MessageBody,
+}
+
+/// What a message says.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MessageBody {
+    Text(String),
+    /// A kind of message that a newer version of Huddle sends.
+    NewerKind,
+    /// It was opened, but what it holds is damaged.
+    Unreadable,
+}
+
+impl MessageBody {
+    pub fn text(&self) -> Option<&str> {
+        match self {
+            MessageBody::Text(text) => Some(text),
+            MessageBody::NewerKind | MessageBody::Unreadable => None,
+        }
+    }
+}
+
+/// Message text is content: it never reaches a log, so it never prints.
+impl fmt::Debug for MessageBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MessageBody::Text(text) => write!(f, "Text({} characters)", text.chars().count()),
+            MessageBody::NewerKind => f.write_str("NewerKind"),
+            MessageBody::Unreadable => f.write_str("Unreadable"),
+        }
+    }
+}
+
+/// What an outbox item was made from, kept so that it can be made again in
+/// a later epoch when the group has moved on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Intent {
+    /// A message: the envelope to seal, encoded once when it was written.
+    Text {
+        envelope: Plaintext,
+    },
+    /// Adds devices (the first commit of a new group carries `create`).
+    Add {
+        key_packages: Vec<Vec<u8>>,
+        create: Option<GroupSpec>,
+    },
+    Remove {
+        devices: Vec<DeviceId>,
+    },
+}
+
+/// One outbox entry: the engine's item and what it was made from. It is the
+/// only record of where this phone's own message stands.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxRecord {
+    /// The order things were written in (the outbox is replayed in it).
+    pub order: u64,
+    pub item: OutboxItem,
+    pub intent: Intent,
+}
+
+/// The organisation's people, as the relay last told this device.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Directory {
+    pub people: Vec<Person>,
+}
+
+impl Directory {
+    pub fn name_of(&self, user: UserId) -> Option<&str> {
+        self.person(user).map(|p| p.display_name.as_str())
+    }
+
+    pub fn person(&self, user: UserId) -> Option<&Person> {
+        self.people.iter().find(|p| p.user == user)
+    }
+}
+
+/// Where a message stands, as the conversation shows it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Delivery {
+    /// Written by someone else.
+    Received,
+    /// Saved on this phone; waiting to be encrypted or for a connection.
+    Waiting,
+    /// Sent; the relay has not confirmed it yet.
+    Sending,
+    /// The relay has stored it.
+    Sent,
+    /// Not sent; the person can try again.
+    Failed(Failure),
+}
+
+/// Where `message` stands, given this phone's device and its outbox.
+pub fn delivery_of(
+    message: &MessageRecord,
+    device: DeviceId,
+    outbox: Option<&OutboxState>,
+) -> Delivery {
+    if message.sender_device != device {
+        return Delivery::Received;
+    }
+    match outbox {
+        None | Some(OutboxState::Sent { .. }) => Delivery::Sent,
+        Some(OutboxState::Queued) => Delivery::Waiting,
+        Some(OutboxState::Sending) => Delivery::Sending,
+        Some(OutboxState::Failed { reason }) => Delivery::Failed(reason.clone()),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,228 @@
+//! Questions to the relay that change nothing on the phone by themselves (the directory, key packages, invites, revocations, the audit log), each paired with its answer by request id.
+
+use crate::driver::Input;
+use crate::error::SessionError;
+use crate::phone::{Phone, Shared};
+use crate::platform::{Clock, Log, Platform, Tasks, Transport};
+use crate::records::Directory;
+use futures::channel::oneshot;
+use futures::future::{select, Either};
+use huddle_core::ids::{DeviceId, UserId};
+use huddle_core::retention::UnixMillis;
+use huddle_core::wire::{
+    AuditEntry, ClaimedKeyPackage, ClientFrame, LinkSecret, RequestId, Role, ServerFrame,
+};
+
+/// How long a question to the relay may take before the person is told.
+pub const ASK_TIMEOUT_MS: u64 = 15_000;
+
+/// A one-time invite the relay made.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Invite {
+    pub user: UserId,
+    pub secret: LinkSecret,
+    pub expires_at: UnixMillis,
+}
+
+impl<P: Platform> Shared<P> {
+    /// Sends the frame `make` builds and waits for the frame that answers it.
+    pub(crate) async fn ask(
+        &self,
+        make: impl FnOnce(RequestId) -> ClientFrame,
+    ) -> Result<ServerFrame, SessionError> {
+        let transport = match &*self.live.borrow() {
+            Some(live) if self.state.borrow().connection.live => live.transport.clone(),
+            _ => return Err(SessionError::Offline),
+        };
+        let id = self.next_request.get();
+        self.next_request.set(id.wrapping_add(1));
+        let (reply, answer) = oneshot::channel();
+        self.requests.borrow_mut().insert(id, reply);
+        if !transport.send(&make(id).encode()) {
+            self.requests.borrow_mut().remove(&id);
+            return Err(SessionError::Offline);
+        }
+        let (timer, timeout) = oneshot::channel::<()>();
+        self.clock.after(
+            ASK_TIMEOUT_MS,
+            Box::new(move || {
+                let _ = timer.send(());
+            }),
+        );
+        match select(answer, timeout).await {
+            Either::Left((Ok(ServerFrame::Refused { reason, .. }), _)) => {
+                Err(SessionError::Refused(reason))
+            }
+            Either::Left((Ok(frame), _)) => Ok(frame),
+            // The connection closed: questions in flight get no answer.
+            Either::Left((Err(_), _)) => Err(SessionError::Dropped),
+            Either::Right(_) => {
+                self.requests.borrow_mut().remove(&id);
+                Err(SessionError::NoAnswer)
+            }
+        }
+    }
+
+    /// Hands an answer to whoever asked; false if nobody did.
+    pub(crate) fn answer(&self, frame: &ServerFrame) -> bool {
+        let Some(request) = request_of(frame) else {
+            return false;
+        };
+        match self.requests.borrow_mut().remove(&request) {
+            Some(reply) => {
+                let _ = reply.send(frame.clone());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The connection closed: nobody will answer the questions in flight.
+    pub(crate) fn drop_questions(&self) {
+        self.requests.borrow_mut().clear();
+    }
+
+    pub(crate) async fn claim_key_packages(
+        &self,
+        users: Vec<UserId>,
+    ) -> Result<Vec<ClaimedKeyPackage>, SessionError> {
+        match self
+            .ask(|request| ClientFrame::ClaimKeyPackages { request, users })
+            .await?
+        {
+            ServerFrame::KeyPackages { key_packages, .. } => Ok(key_packages),
+            _ => Err(SessionError::UnexpectedAnswer),
+        }
+    }
+
+    pub(crate) async fn fetch_directory(&self) -> Result<Directory, SessionError> {
+        match self
+            .ask(|request| ClientFrame::Directory { request })
+            .await?
+        {
+            ServerFrame::People { people, .. } => Ok(Directory { people }),
+            _ => Err(SessionError::UnexpectedAnswer),
+        }
+    }
+}
+
+impl<P: Platform> Phone<P> {
+    /// One key package for each device of each person.
+    pub async fn claim_key_packages(
+        &self,
+        users: Vec<UserId>,
+    ) -> Result<Vec<ClaimedKeyPackage>, SessionError> {
+        self.shared.claim_key_packages(users).await
+    }
+
+    /// The organisation's people, fresh from the relay; saved and shown.
+    pub async fn refresh_directory(&self) -> Result<(), SessionError> {
+        let directory = self.shared.fetch_directory().await?;
+        self.send(Input::SaveDirectory(directory));
+        Ok(())
+    }
+
+    /// Refreshes the directory in the background (screens that list people
+    /// call this as they open; a failure leaves the cached list).
+    pub fn refresh_directory_soon(&self) {
+        let phone = self.clone();
+        self.shared.tasks.spawn(Box::pin(async move {
+            if let Err(error) = phone.refresh_directory().await {
+                phone
+                    .shared
+                    .log
+                    .warn(&format!("the directory was not refreshed: {error}"));
+            }
+        }));
+    }
+
+    /// A one-time invite for a named person (administrators).
+    pub async fn create_invite(
+        &self,
+        display_name: String,
+        role: Role,
+        valid_for_secs: u64,
+    ) -> Result<Invite, SessionError> {
+        match self
+            .shared
+            .ask(|request| ClientFrame::CreateInvite {
+                request,
+                display_name,
+                role,
+                valid_for_secs,
+            })
+            .await?
+        {
+            ServerFrame::InviteCreated {
+                user,
+                secret,
+                expires_at,
+                ..
+            } => Ok(Invite {
+                user,
+                secret,
+                expires_at,
+            }),
+            _ => Err(SessionError::UnexpectedAnswer),
+        }
+    }
+
+    /// Signs a person out: every device of theirs is disconnected and wiped.
+    pub async fn revoke_person(&self, user: UserId) -> Result<(), SessionError> {
+        self.done(|request| ClientFrame::RevokeUser { request, user })
+            .await
+    }
+
+    /// Signs one device out.
+    pub async fn revoke_device(&self, device: DeviceId) -> Result<(), SessionError> {
+        self.done(|request| ClientFrame::RevokeDevice { request, device })
+            .await
+    }
+
+    /// Withdraws an unused invite.
+    pub async fn withdraw_invite(&self, user: UserId) -> Result<(), SessionError> {
+        self.done(|request| ClientFrame::RevokeInvite { request, user })
+            .await
+    }
+
+    /// The audit log, newest first (administrators).
+    pub async fn read_audit(
+        &self,
+        before: Option<u64>,
+        limit: u32,
+    ) -> Result<Vec<AuditEntry>, SessionError> {
+        match self
+            .shared
+            .ask(|request| ClientFrame::ReadAudit {
+                request,
+                before,
+                limit,
+            })
+            .await?
+        {
+            ServerFrame::Audit { entries, .. } => Ok(entries),
+            _ => Err(SessionError::UnexpectedAnswer),
+        }
+    }
+
+    async fn done(&self, make: impl FnOnce(RequestId) -> ClientFrame) -> Result<(), SessionError> {
+        match self.shared.ask(make).await? {
+            ServerFrame::Done { .. } => Ok(()),
+            _ => Err(SessionError::UnexpectedAnswer),
+        }
+    }
+}
+
+/// The request id of an answer frame, if it is one.
+fn request_of(frame: &ServerFrame) -> Option<RequestId> {
+    match frame {
+        ServerFrame::KeyPackagesPublished { request }
+        | ServerFrame::KeyPackages { request, .. }
+        | ServerFrame::InviteCreated { request, .. }
+        | ServerFrame::Done { request }
+        | ServerFrame::Refused { request, .. }
+        | ServerFrame::People { request, .. }
+        | ServerFrame::Audit { request, .. } => Some(*request),
+        _ => None,
+    }
+}

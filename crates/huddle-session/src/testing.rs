@@ -1,0 +1,993 @@
+//! In-memory implementations of the session's traits, for its native tests: a cache of maps, the crypto worker's own logic in process (real MLS), a hand-driven clock, a screen that records, and a small relay that orders logs the way the real one does.
+//!
+//! The relay here keeps only the rules the phone depends on (one commit per
+//! epoch, each client message stored once, backlogs after a cursor,
+//! welcomes for added devices); the real relay is tested against real
+//! sockets and databases in `huddle-relay`, and the whole app end to end.
+//! Tests can make it misbehave the ways a network does: drop an answer,
+//! drop a live entry, close a connection.
+
+use crate::platform::{
+    Cache, CacheError, CacheWrite, Clock, Crypto, CryptoError, Log, Parts, Platform, Randomness,
+    Screen, SocketEvent, SocketEvents, Tasks, Transport,
+};
+use crate::records::{ConversationRecord, Directory, Enrolment, MessageRecord, OutboxRecord};
+use crate::update::Update;
+use crate::Phone;
+use futures::executor::{LocalPool, LocalSpawner};
+use futures::future::LocalBoxFuture;
+use futures::task::LocalSpawnExt;
+use huddle_core::crypto_worker::{WorkerRequest, WorkerResponse};
+use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, OrgId, UserId};
+use huddle_core::retention::UnixMillis;
+use huddle_core::sync::GroupPosition;
+use huddle_core::wire::{
+    ClaimedKeyPackage, ClientFrame, EntryKind, GroupCursor, GroupSpec, LogEntry, Payload, Person,
+    Rejection, Role, ServerFrame, Submission,
+};
+use huddle_worker::core::{DeviceRecord, WorkerCore};
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
+
+pub const ORG: OrgId = OrgId::from_bytes([1; 16]);
+/// When every test begins.
+pub const START: UnixMillis = UnixMillis(1_795_000_000_000);
+
+// --- The cache ------------------------------------------------------------
+
+#[derive(Default)]
+pub struct MemStore {
+    pub enrolment: Option<Enrolment>,
+    pub directory: Directory,
+    pub conversations: BTreeMap<GroupId, ConversationRecord>,
+    /// Keyed as the browser keys them: expiry first.
+    pub messages: BTreeMap<(UnixMillis, GroupId, ClientMessageId), MessageRecord>,
+    pub outbox: BTreeMap<ClientMessageId, OutboxRecord>,
+    pub cursors: BTreeMap<GroupId, GroupPosition>,
+    /// Every transaction written, in order.
+    pub transactions: Vec<Vec<CacheWrite>>,
+    /// The next writes fail, as a full disk would make them.
+    pub failing: bool,
+}
+
+#[derive(Clone, Default)]
+pub struct MemCache(pub Rc<RefCell<MemStore>>);
+
+impl Cache for MemCache {
+    async fn enrolment(&self) -> Result<Option<Enrolment>, CacheError> {
+        Ok(self.0.borrow().enrolment.clone())
+    }
+    async fn directory(&self) -> Result<Directory, CacheError> {
+        Ok(self.0.borrow().directory.clone())
+    }
+    async fn conversations(&self) -> Result<Vec<ConversationRecord>, CacheError> {
+        Ok(self.0.borrow().conversations.values().cloned().collect())
+    }
+    async fn latest_messages(
+        &self,
+        group: GroupId,
+        limit: u32,
+    ) -> Result<Vec<MessageRecord>, CacheError> {
+        Ok(self
+            .0
+            .borrow()
+            .messages
+            .values()
+            .rev()
+            .filter(|m| m.group == group)
+            .take(limit as usize)
+            .cloned()
+            .collect())
+    }
+    async fn message_count(&self, group: GroupId) -> Result<u32, CacheError> {
+        let count = self
+            .0
+            .borrow()
+            .messages
+            .values()
+            .filter(|m| m.group == group)
+            .count();
+        Ok(u32::try_from(count).unwrap_or(u32::MAX))
+    }
+    async fn outbox(&self) -> Result<Vec<OutboxRecord>, CacheError> {
+        let mut records: Vec<OutboxRecord> = self.0.borrow().outbox.values().cloned().collect();
+        records.sort_by_key(|r| r.order);
+        Ok(records)
+    }
+    async fn cursors(&self) -> Result<Vec<GroupPosition>, CacheError> {
+        Ok(self.0.borrow().cursors.values().copied().collect())
+    }
+    async fn write(&self, writes: Vec<CacheWrite>) -> Result<(), CacheError> {
+        let mut store = self.0.borrow_mut();
+        if store.failing {
+            return Err(CacheError::Failed);
+        }
+        for write in &writes {
+            match write.clone() {
+                CacheWrite::Enrolment(e) => store.enrolment = Some(e),
+                CacheWrite::Directory(d) => store.directory = d,
+                CacheWrite::Conversation(c) => {
+                    store.conversations.insert(c.group, c);
+                }
+                CacheWrite::Message(m) => {
+                    store
+                        .messages
+                        .insert((m.expires_at, m.group, m.client_msg), m);
+                }
+                CacheWrite::DeleteMessage {
+                    expires_at,
+                    group,
+                    client_msg,
+                } => {
+                    store.messages.remove(&(expires_at, group, client_msg));
+                }
+                CacheWrite::Outbox(r) => {
+                    store.outbox.insert(r.item.id(), r);
+                }
+                CacheWrite::DeleteOutbox(id) => {
+                    store.outbox.remove(&id);
+                }
+                CacheWrite::Cursor(p) => {
+                    store.cursors.insert(p.group, p);
+                }
+            }
+        }
+        store.transactions.push(writes);
+        Ok(())
+    }
+    async fn expire(&self, now: UnixMillis) -> Result<(), CacheError> {
+        let mut store = self.0.borrow_mut();
+        if store.failing {
+            return Err(CacheError::Failed);
+        }
+        store.messages.retain(|(at, _, _), _| *at > now);
+        Ok(())
+    }
+    async fn wipe(&self) -> Result<(), CacheError> {
+        *self.0.borrow_mut() = MemStore::default();
+        Ok(())
+    }
+}
+
+// --- The crypto worker ----------------------------------------------------
+
+/// The worker's logic with its "disk": what the browser glue does around
+/// `WorkerCore` (persist every change before answering), in memory.
+#[derive(Clone)]
+pub struct MemCrypto(pub Rc<RefCell<WorkerDisk>>);
+
+pub struct WorkerDisk {
+    core: WorkerCore,
+    record: Option<DeviceRecord>,
+    entries: HashMap<Vec<u8>, Vec<u8>>,
+    pub wiped: bool,
+    /// Requests fail with this, as a stuck worker's would.
+    pub failing: Option<CryptoError>,
+}
+
+impl MemCrypto {
+    pub fn new() -> Self {
+        MemCrypto(Rc::new(RefCell::new(WorkerDisk {
+            core: WorkerCore::default(),
+            record: None,
+            entries: HashMap::new(),
+            wiped: false,
+            failing: None,
+        })))
+    }
+
+    /// The same disk, opened by a fresh worker (the page reloaded).
+    pub fn restarted(&self) -> Self {
+        self.0.borrow_mut().core = WorkerCore::default();
+        self.clone()
+    }
+}
+
+impl Crypto for MemCrypto {
+    async fn request(&self, request: WorkerRequest) -> Result<WorkerResponse, CryptoError> {
+        let mut disk = self.0.borrow_mut();
+        if let Some(error) = disk.failing.clone() {
+            return Err(error);
+        }
+        let disk = &mut *disk;
+        let answer = match request {
+            WorkerRequest::OpenDevice { identity } => {
+                let saved = disk.record.as_ref().map(|r| DeviceRecord {
+                    identity: r.identity,
+                    private_key: r.private_key.clone(),
+                    public_key: r.public_key.clone(),
+                });
+                let entries = disk.entries.clone();
+                disk.core
+                    .open_device(identity, saved, None, entries)
+                    .map(|(response, record)| {
+                        if record.is_some() {
+                            disk.record = record;
+                        }
+                        response
+                    })
+            }
+            WorkerRequest::Wipe => {
+                disk.core.forget_device();
+                disk.record = None;
+                disk.entries.clear();
+                disk.wiped = true;
+                Ok(WorkerResponse::Done)
+            }
+            request => disk.core.handle(request),
+        };
+        huddle_mls::state::apply_changes(&mut disk.entries, &disk.core.take_state_changes());
+        answer.map_err(CryptoError::Refused)
+    }
+}
+
+// --- Time, randomness, tasks, the screen and the log ----------------------
+
+type Timer = (UnixMillis, u64, Box<dyn FnOnce()>);
+
+#[derive(Clone)]
+pub struct ManualClock(pub Rc<ClockState>);
+
+pub struct ClockState {
+    now: Cell<UnixMillis>,
+    next: Cell<u64>,
+    timers: RefCell<Vec<Timer>>,
+}
+
+impl ManualClock {
+    pub fn new() -> Self {
+        ManualClock(Rc::new(ClockState {
+            now: Cell::new(START),
+            next: Cell::new(0),
+            timers: RefCell::new(Vec::new()),
+        }))
+    }
+
+    /// Moves time on, firing what falls due, in time order.
+    pub fn advance(&self, millis: u64) {
+        let until = self.0.now.get().saturating_add_millis(millis);
+        loop {
+            let due = {
+                let mut timers = self.0.timers.borrow_mut();
+                timers.sort_by_key(|(at, n, _)| (*at, *n));
+                match timers.first() {
+                    Some((at, _, _)) if *at <= until => Some(timers.remove(0)),
+                    _ => None,
+                }
+            };
+            let Some((at, _, then)) = due else { break };
+            self.0.now.set(self.0.now.get().max(at));
+            then();
+        }
+        self.0.now.set(until);
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> UnixMillis {
+        self.0.now.get()
+    }
+    fn after(&self, millis: u64, then: Box<dyn FnOnce()>) {
+        let n = self.0.next.get();
+        self.0.next.set(n + 1);
+        let at = self.0.now.get().saturating_add_millis(millis);
+        self.0.timers.borrow_mut().push((at, n, then));
+    }
+}
+
+/// Deterministic "random" ids: a counter, distinct per phone.
+pub struct Counter {
+    seed: u8,
+    next: Cell<u32>,
+}
+
+impl Randomness for Counter {
+    fn id(&self) -> [u8; 16] {
+        let n = self.next.get();
+        self.next.set(n + 1);
+        let mut id = [self.seed; 16];
+        id[12..].copy_from_slice(&n.to_be_bytes());
+        id
+    }
+    fn jitter(&self) -> f64 {
+        0.5
+    }
+}
+
+#[derive(Clone)]
+pub struct Spawner(pub LocalSpawner);
+
+impl Tasks for Spawner {
+    fn spawn(&self, task: LocalBoxFuture<'static, ()>) {
+        self.0.spawn_local(task).expect("the test's executor runs");
+    }
+}
+
+#[derive(Clone, Default)]
+pub struct RecordingScreen(pub Rc<RefCell<Vec<Update>>>);
+
+impl Screen for RecordingScreen {
+    fn loaded(
+        &self,
+        enrolment: &Enrolment,
+        directory: &Directory,
+        conversations: Vec<crate::update::ConversationEntry>,
+    ) {
+        let mut updates = self.0.borrow_mut();
+        updates.push(Update::Enrolment(enrolment.clone()));
+        updates.push(Update::Directory(directory.clone()));
+        updates.push(Update::Conversations(conversations));
+    }
+
+    fn show(&self, update: Update) {
+        self.0.borrow_mut().push(update);
+    }
+}
+
+#[derive(Clone, Default)]
+pub struct MemLog(pub Rc<RefCell<Vec<String>>>);
+
+impl Log for MemLog {
+    fn warn(&self, line: &str) {
+        self.0.borrow_mut().push(line.to_owned());
+    }
+}
+
+// --- The relay ------------------------------------------------------------
+
+#[derive(Default)]
+struct LogGroup {
+    spec: Option<GroupSpec>,
+    epoch: u64,
+    entries: Vec<LogEntry>,
+    members: Vec<DeviceId>,
+}
+
+/// A welcome waiting for a device: its group, the commit's place, the
+/// group's type and the welcome.
+type WaitingWelcome = (GroupId, u64, GroupSpec, Vec<u8>);
+
+#[derive(Default)]
+pub struct RelayState {
+    people: BTreeMap<UserId, (String, Vec<DeviceId>)>,
+    key_packages: HashMap<DeviceId, Vec<Vec<u8>>>,
+    groups: HashMap<GroupId, LogGroup>,
+    welcomes: HashMap<DeviceId, Vec<WaitingWelcome>>,
+    /// Each connected device's event sink.
+    connections: HashMap<DeviceId, Rc<SocketEvents>>,
+    /// The next `Accepted` for these is lost, and the connection with it.
+    pub lose_answer: Vec<ClientMessageId>,
+    /// The next live delivery of these entries (group, seq) to this device
+    /// is lost.
+    pub lose_live: Vec<(DeviceId, GroupId, u64)>,
+    /// The next submission of these is lost on its way in, with the
+    /// connection: the relay never stores it.
+    pub lose_submission: Vec<ClientMessageId>,
+    /// Every frame devices sent, in order.
+    pub received: Vec<(DeviceId, ClientFrame)>,
+}
+
+#[derive(Clone, Default)]
+pub struct MemRelay(pub Rc<RefCell<RelayState>>);
+
+impl MemRelay {
+    pub fn enrol(&self, user: UserId, name: &str, device: DeviceId) {
+        let mut state = self.0.borrow_mut();
+        let person = state
+            .people
+            .entry(user)
+            .or_insert_with(|| (name.to_owned(), Vec::new()));
+        person.1.push(device);
+    }
+
+    /// How many entries a group's log holds.
+    pub fn log_len(&self, group: GroupId) -> usize {
+        self.0
+            .borrow()
+            .groups
+            .get(&group)
+            .map_or(0, |g| g.entries.len())
+    }
+
+    pub fn log(&self, group: GroupId) -> Vec<LogEntry> {
+        self.0
+            .borrow()
+            .groups
+            .get(&group)
+            .map(|g| g.entries.clone())
+            .unwrap_or_default()
+    }
+
+    /// Submissions `device` made of `client_msg`, counting resends.
+    pub fn submissions(&self, client_msg: ClientMessageId) -> usize {
+        self.0
+            .borrow()
+            .received
+            .iter()
+            .filter(|(_, f)| matches!(f, ClientFrame::Submit(s) if s.client_msg == client_msg))
+            .count()
+    }
+
+    /// Ends `device`'s connection, as a network drop would.
+    pub fn drop_connection(&self, device: DeviceId) {
+        let sink = self.0.borrow_mut().connections.remove(&device);
+        if let Some(sink) = sink {
+            sink(SocketEvent::Closed);
+        }
+    }
+
+    /// Sends `device` a frame on its connection.
+    pub fn push(&self, device: DeviceId, frame: ServerFrame) {
+        let sink = self.0.borrow().connections.get(&device).cloned();
+        if let Some(sink) = sink {
+            sink(SocketEvent::Frame(frame.encode()));
+        }
+    }
+
+    fn connect(&self, device: DeviceId, events: SocketEvents) {
+        let events = Rc::new(events);
+        self.0
+            .borrow_mut()
+            .connections
+            .insert(device, events.clone());
+        events(SocketEvent::Opened);
+        events(SocketEvent::Frame(
+            ServerFrame::Challenge {
+                nonce: [7; 32],
+                relay_time: START,
+            }
+            .encode(),
+        ));
+    }
+
+    fn handle(&self, device: DeviceId, bytes: &[u8]) {
+        let Ok(frame) = ClientFrame::decode(bytes) else {
+            return;
+        };
+        self.0.borrow_mut().received.push((device, frame.clone()));
+        let reply = |frame: ServerFrame| self.push(device, frame);
+        match frame {
+            ClientFrame::Authenticate { .. } => {
+                let user = self.user_of(device);
+                reply(ServerFrame::Ready {
+                    org: ORG,
+                    user,
+                    device,
+                });
+            }
+            ClientFrame::Sync { cursors } => self.sync(device, cursors),
+            ClientFrame::Submit(submission) => self.submit(device, submission),
+            ClientFrame::PublishKeyPackages {
+                request,
+                key_packages,
+                ..
+            } => {
+                self.0
+                    .borrow_mut()
+                    .key_packages
+                    .entry(device)
+                    .or_default()
+                    .extend(key_packages);
+                reply(ServerFrame::KeyPackagesPublished { request });
+            }
+            ClientFrame::ClaimKeyPackages { request, users } => {
+                let mut claimed = Vec::new();
+                let mut state = self.0.borrow_mut();
+                for user in users {
+                    let devices = state
+                        .people
+                        .get(&user)
+                        .map(|p| p.1.clone())
+                        .unwrap_or_default();
+                    for device in devices {
+                        if let Some(key_package) =
+                            state.key_packages.get_mut(&device).and_then(|k| k.pop())
+                        {
+                            claimed.push(ClaimedKeyPackage {
+                                user,
+                                device,
+                                key_package,
+                            });
+                        }
+                    }
+                }
+                drop(state);
+                reply(ServerFrame::KeyPackages {
+                    request,
+                    key_packages: claimed,
+                });
+            }
+            ClientFrame::Directory { request } => {
+                let people = self
+                    .0
+                    .borrow()
+                    .people
+                    .iter()
+                    .map(|(user, (name, devices))| Person {
+                        user: *user,
+                        display_name: name.clone(),
+                        role: Role::Staff,
+                        devices: devices.clone(),
+                    })
+                    .collect();
+                reply(ServerFrame::People { request, people });
+            }
+            ClientFrame::Ack { .. } | ClientFrame::Ping { .. } => {}
+            _ => {}
+        }
+    }
+
+    fn user_of(&self, device: DeviceId) -> UserId {
+        self.0
+            .borrow()
+            .people
+            .iter()
+            .find(|(_, (_, devices))| devices.contains(&device))
+            .map_or(UserId::from_bytes([0; 16]), |(user, _)| *user)
+    }
+
+    fn sync(&self, device: DeviceId, cursors: Vec<GroupCursor>) {
+        let asked: HashMap<GroupId, u64> = cursors.iter().map(|c| (c.group, c.seq)).collect();
+        let (welcomes, backlog) = {
+            let state = self.0.borrow();
+            let welcomes: Vec<ServerFrame> = state
+                .welcomes
+                .get(&device)
+                .into_iter()
+                .flatten()
+                .filter(|(group, ..)| !asked.contains_key(group))
+                .map(|(group, seq, spec, welcome)| ServerFrame::Welcome {
+                    group: *group,
+                    seq: *seq,
+                    spec: *spec,
+                    welcome: welcome.clone(),
+                })
+                .collect();
+            let backlog: Vec<ServerFrame> = asked
+                .iter()
+                .filter_map(|(group, after)| Some((state.groups.get(group)?, *after)))
+                .flat_map(|(group, after)| {
+                    group
+                        .entries
+                        .iter()
+                        .filter(move |e| e.seq > after)
+                        .cloned()
+                        .map(ServerFrame::Deliver)
+                })
+                .collect();
+            (welcomes, backlog)
+        };
+        for frame in welcomes.into_iter().chain(backlog) {
+            self.push(device, frame);
+        }
+        self.push(device, ServerFrame::Synced);
+    }
+
+    fn submit(&self, device: DeviceId, submission: Submission) {
+        let client_msg = submission.client_msg;
+        let group = submission.group;
+        let dropped = {
+            let mut state = self.0.borrow_mut();
+            let dropped = state.lose_submission.contains(&client_msg);
+            state.lose_submission.retain(|id| *id != client_msg);
+            dropped
+        };
+        if dropped {
+            self.drop_connection(device);
+            return;
+        }
+        let outcome = self.append(device, submission);
+        let (entry, recipients, welcomes) = match outcome {
+            Err(reason) => {
+                self.push(
+                    device,
+                    ServerFrame::Rejected {
+                        client_msg,
+                        group,
+                        reason,
+                    },
+                );
+                return;
+            }
+            Ok(appended) => appended,
+        };
+        let lost = {
+            let mut state = self.0.borrow_mut();
+            let lost = state.lose_answer.contains(&client_msg);
+            state.lose_answer.retain(|id| *id != client_msg);
+            lost
+        };
+        if lost {
+            // The relay stored it, and the connection broke before its
+            // answer (or the sender's own copy) got out.
+            self.drop_connection(device);
+        } else {
+            self.push(
+                device,
+                ServerFrame::Accepted {
+                    client_msg,
+                    group,
+                    seq: entry.seq,
+                },
+            );
+        }
+        for (added, welcome, spec) in welcomes {
+            self.push(
+                added,
+                ServerFrame::Welcome {
+                    group,
+                    seq: entry.seq,
+                    spec,
+                    welcome,
+                },
+            );
+        }
+        for recipient in recipients {
+            if lost && recipient == device {
+                continue;
+            }
+            let skip = {
+                let mut state = self.0.borrow_mut();
+                let key = (recipient, group, entry.seq);
+                let skip = state.lose_live.contains(&key);
+                state.lose_live.retain(|k| *k != key);
+                skip
+            };
+            if !skip {
+                self.push(recipient, ServerFrame::Deliver(entry.clone()));
+            }
+        }
+    }
+
+    /// The relay's ordering rules, for one submission.
+    #[allow(clippy::type_complexity)]
+    fn append(
+        &self,
+        device: DeviceId,
+        submission: Submission,
+    ) -> Result<(LogEntry, Vec<DeviceId>, Vec<(DeviceId, Vec<u8>, GroupSpec)>), Rejection> {
+        let mut state = self.0.borrow_mut();
+        let group = state.groups.entry(submission.group).or_default();
+        if let Some(stored) = group
+            .entries
+            .iter()
+            .find(|e| e.sender == device && e.client_msg == submission.client_msg)
+        {
+            return Ok((stored.clone(), vec![device], Vec::new()));
+        }
+        let creating = matches!(
+            &submission.payload,
+            Payload::Commit { change, .. } if change.create.is_some()
+        );
+        if group.entries.is_empty() && creating {
+            group.members.push(device);
+        }
+        if !group.members.contains(&device) {
+            return Err(Rejection::NotAMember);
+        }
+        if submission.epoch != group.epoch {
+            return Err(Rejection::StaleEpoch {
+                current_epoch: group.epoch,
+            });
+        }
+        let seq = group.entries.len() as u64 + 1;
+        let mut removed = Vec::new();
+        let (kind, payload, mut welcomes) = match submission.payload {
+            Payload::Application { ciphertext } => (EntryKind::Application, ciphertext, Vec::new()),
+            Payload::Commit {
+                commit,
+                welcome,
+                change,
+            } => {
+                if let Some(spec) = change.create {
+                    group.spec = Some(spec);
+                }
+                // Removed devices still receive the commit that removes them.
+                removed = change.remove.clone();
+                group.members.retain(|m| !change.remove.contains(m));
+                let mut welcomes = Vec::new();
+                for added in change.add {
+                    group.members.push(added);
+                    if let (Some(welcome), Some(spec)) = (&welcome, group.spec) {
+                        welcomes.push((added, welcome.clone(), spec));
+                    }
+                }
+                group.epoch += 1;
+                (EntryKind::Commit, commit, welcomes)
+            }
+        };
+        let entry = LogEntry {
+            group: submission.group,
+            seq,
+            epoch: submission.epoch,
+            sender: device,
+            client_msg: submission.client_msg,
+            kind,
+            expires_at: submission.expires_at,
+            payload,
+        };
+        group.entries.push(entry.clone());
+        let recipients: Vec<DeviceId> = group
+            .members
+            .iter()
+            .copied()
+            .filter(|m| !welcomes.iter().any(|(added, ..)| added == m))
+            .chain(removed)
+            .collect();
+        let group_id = submission.group;
+        for (added, welcome, spec) in &welcomes {
+            state
+                .welcomes
+                .entry(*added)
+                .or_default()
+                .push((group_id, seq, *spec, welcome.clone()));
+        }
+        welcomes.retain(|(added, ..)| state.connections.contains_key(added));
+        Ok((entry, recipients, welcomes))
+    }
+}
+
+/// One phone's end of the relay.
+pub struct MemTransport {
+    relay: MemRelay,
+    device: DeviceId,
+    pub online: Rc<Cell<bool>>,
+}
+
+impl Transport for MemTransport {
+    fn connect(&self, events: SocketEvents) -> bool {
+        if !self.online.get() {
+            return false;
+        }
+        self.relay.connect(self.device, events);
+        true
+    }
+    fn send(&self, frame: &[u8]) -> bool {
+        if !self.online.get() || !self.relay.0.borrow().connections.contains_key(&self.device) {
+            return false;
+        }
+        self.relay.handle(self.device, frame);
+        true
+    }
+    fn disconnect(&self) {
+        self.relay.0.borrow_mut().connections.remove(&self.device);
+    }
+    fn is_online(&self) -> bool {
+        self.online.get()
+    }
+}
+
+// --- Phones ---------------------------------------------------------------
+
+pub struct TestPlatform;
+
+impl Platform for TestPlatform {
+    type Cache = MemCache;
+    type Crypto = MemCrypto;
+    type Transport = MemTransport;
+    type Clock = ManualClock;
+    type Randomness = Counter;
+    type Screen = RecordingScreen;
+    type Tasks = Spawner;
+    type Log = MemLog;
+}
+
+/// A world of phones around one relay, on one hand-driven clock.
+pub struct World {
+    pub pool: LocalPool,
+    pub clock: ManualClock,
+    pub relay: MemRelay,
+}
+
+/// One person's phone, and everything it runs on, for the test to inspect.
+pub struct TestPhone {
+    pub phone: Phone<TestPlatform>,
+    pub user: UserId,
+    pub device: DeviceId,
+    pub cache: MemCache,
+    pub crypto: MemCrypto,
+    pub screen: RecordingScreen,
+    pub log: MemLog,
+    pub online: Rc<Cell<bool>>,
+    seed: u8,
+}
+
+impl World {
+    pub fn new() -> Self {
+        World {
+            pool: LocalPool::new(),
+            clock: ManualClock::new(),
+            relay: MemRelay::default(),
+        }
+    }
+
+    /// Runs every task until none can make progress.
+    pub fn settle(&mut self) {
+        self.pool.run_until_stalled();
+    }
+
+    /// Moves time on, running what that wakes.
+    pub fn advance(&mut self, millis: u64) {
+        // In steps, so that work a timer starts runs before the next fires.
+        let mut left = millis;
+        while left > 0 {
+            let step = left.min(1_000);
+            self.clock.advance(step);
+            self.settle();
+            left -= step;
+        }
+    }
+
+    /// Runs `future` on the test's executor until it resolves, letting time
+    /// pass (in 100 ms steps, up to a simulated minute) if it waits for it.
+    pub fn run<T: 'static>(&mut self, future: impl std::future::Future<Output = T> + 'static) -> T {
+        let result = Rc::new(RefCell::new(None));
+        let slot = result.clone();
+        self.pool
+            .spawner()
+            .spawn_local(async move {
+                let value = future.await;
+                *slot.borrow_mut() = Some(value);
+            })
+            .expect("the test's executor runs");
+        for _ in 0..600 {
+            self.settle();
+            if let Some(value) = result.borrow_mut().take() {
+                return value;
+            }
+            self.clock.advance(100);
+        }
+        panic!("the future did not resolve within a simulated minute");
+    }
+
+    /// A person with a phone enrolled with the relay, loaded but not started.
+    pub fn phone(&mut self, seed: u8, name: &str) -> TestPhone {
+        let user = UserId::from_bytes([seed; 16]);
+        let device = DeviceId::from_bytes([seed + 100; 16]);
+        self.relay.enrol(user, name, device);
+        let cache = MemCache::default();
+        cache.0.borrow_mut().enrolment = Some(Enrolment {
+            org: ORG,
+            org_name: "Oak Lodge".into(),
+            user,
+            device,
+            display_name: name.into(),
+            administrator: true,
+            key_packages_published: false,
+        });
+        let crypto = MemCrypto::new();
+        let online = Rc::new(Cell::new(true));
+        let mut phone = TestPhone {
+            phone: self.load(seed, &cache),
+            user,
+            device,
+            cache,
+            crypto,
+            screen: RecordingScreen::default(),
+            log: MemLog::default(),
+            online,
+            seed,
+        };
+        phone.screen = self.screen_of(&phone.phone);
+        phone.log = self.log_of(&phone.phone);
+        phone
+    }
+
+    fn load(&mut self, seed: u8, cache: &MemCache) -> Phone<TestPlatform> {
+        let parts = Parts {
+            cache: cache.clone(),
+            clock: self.clock.clone(),
+            randomness: Counter {
+                seed,
+                next: Cell::new(0),
+            },
+            screen: RecordingScreen::default(),
+            tasks: Spawner(self.pool.spawner()),
+            log: MemLog::default(),
+        };
+        self.run(Phone::load(parts))
+            .expect("the cache reads")
+            .expect("the phone is enrolled")
+    }
+
+    fn screen_of(&self, phone: &Phone<TestPlatform>) -> RecordingScreen {
+        phone.shared.screen.clone()
+    }
+
+    fn log_of(&self, phone: &Phone<TestPlatform>) -> MemLog {
+        phone.shared.log.clone()
+    }
+
+    /// Starts a phone: its crypto worker opens the device, and it connects.
+    pub fn start(&mut self, phone: &TestPhone) {
+        let transport = MemTransport {
+            relay: self.relay.clone(),
+            device: phone.device,
+            online: phone.online.clone(),
+        };
+        let (handle, crypto) = (phone.phone.clone(), phone.crypto.clone());
+        self.run(async move { handle.start(crypto, transport).await })
+            .expect("the phone starts");
+    }
+
+    /// The page reloads: the same storage, a fresh session and worker.
+    pub fn reload(&mut self, phone: &mut TestPhone) {
+        phone.phone = self.load(phone.seed, &phone.cache);
+        phone.screen = self.screen_of(&phone.phone);
+        phone.log = self.log_of(&phone.phone);
+        phone.crypto = phone.crypto.restarted();
+    }
+}
+
+impl TestPhone {
+    /// The messages the open conversation shows now, as (text, delivery).
+    pub fn shown(&self) -> Vec<(String, crate::records::Delivery)> {
+        self.screen
+            .0
+            .borrow()
+            .iter()
+            .rev()
+            .find_map(|u| match u {
+                Update::Messages { messages, .. } => Some(
+                    messages
+                        .iter()
+                        .map(|m| {
+                            (
+                                m.message.body.text().unwrap_or("").to_owned(),
+                                m.delivery.clone(),
+                            )
+                        })
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    /// The conversation list as last painted: (group, unread, latest text).
+    pub fn listed(&self) -> Vec<(GroupId, u32, Option<String>)> {
+        self.screen
+            .0
+            .borrow()
+            .iter()
+            .rev()
+            .find_map(|u| match u {
+                Update::Conversations(entries) => Some(
+                    entries
+                        .iter()
+                        .map(|e| {
+                            (
+                                e.record.group,
+                                e.record.unread,
+                                e.latest
+                                    .as_ref()
+                                    .and_then(|m| m.body.text().map(str::to_owned)),
+                            )
+                        })
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .unwrap_or_default()
+    }
+
+    /// Every text message in the cache, oldest first.
+    pub fn cached_texts(&self, group: GroupId) -> Vec<String> {
+        let store = self.cache.0.borrow();
+        let mut messages: Vec<&MessageRecord> = store
+            .messages
+            .values()
+            .filter(|m| m.group == group)
+            .collect();
+        messages.sort_by_key(|m| (m.sent_at, m.client_msg));
+        messages
+            .into_iter()
+            .filter_map(|m| m.body.text().map(str::to_owned))
+            .collect()
+    }
+
+    pub fn updates(&self) -> Vec<Update> {
+        self.screen.0.borrow().clone()
+    }
+}

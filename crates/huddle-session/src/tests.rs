@@ -1,0 +1,490 @@
+//! The session layer's own tests, natively: phones with in-memory caches, the real crypto worker logic (real MLS) and a small in-memory relay, on a hand-driven clock.
+
+use crate::records::Delivery;
+use crate::testing::{TestPhone, World};
+use crate::update::{SignOut, Update};
+use crate::{CacheWrite, SessionError};
+use huddle_core::group::GroupProfile;
+use huddle_core::ids::GroupId;
+use huddle_core::retention::{GroupKind, RetentionSecs};
+use huddle_core::sync::{Failure, OutboxState};
+use huddle_core::wire::{ClientFrame, EntryKind, ErrorCode, Rejection, ServerFrame};
+
+/// An operational group; a clinical one for retention under an hour (the
+/// only kind that allows it).
+fn profile(retention: RetentionSecs) -> GroupProfile {
+    let kind = if retention < RetentionSecs::HOUR {
+        GroupKind::Clinical
+    } else {
+        GroupKind::Operational
+    };
+    GroupProfile::new(kind, retention, "Night shift").expect("a valid profile")
+}
+
+/// Alice and Bob, started, in a group Alice made.
+fn alice_and_bob(world: &mut World, retention: RetentionSecs) -> (TestPhone, TestPhone, GroupId) {
+    let alice = world.phone(1, "Alice");
+    let bob = world.phone(2, "Bob");
+    world.start(&alice);
+    world.start(&bob);
+    let (phone, bob_user) = (alice.phone.clone(), bob.user);
+    let group = world
+        .run(async move {
+            phone
+                .create_group(profile(retention), None, vec![bob_user])
+                .await
+        })
+        .expect("the group is made");
+    world.settle();
+    assert!(bob.phone.conversation(group).is_some(), "Bob joined");
+    (alice, bob, group)
+}
+
+fn compose(world: &mut World, phone: &TestPhone, group: GroupId, text: &str) {
+    let (handle, text) = (phone.phone.clone(), text.to_owned());
+    world
+        .run(async move { handle.compose(group, text).await })
+        .expect("the message is saved");
+}
+
+fn texts(shown: &[(String, Delivery)]) -> Vec<&str> {
+    shown.iter().map(|(text, _)| text.as_str()).collect()
+}
+
+#[test]
+fn a_message_written_while_starting_is_saved_at_once_and_sent_once_started() {
+    let mut world = World::new();
+    let (mut alice, bob, group) = alice_and_bob(&mut world, RetentionSecs::days(7));
+    // Alice's page reloads; her phone paints from the cache and she writes
+    // before the crypto worker is ready.
+    world.reload(&mut alice);
+    alice.phone.run();
+    alice.phone.open(Some(group));
+    compose(&mut world, &alice, group, "Handover at eight");
+    assert_eq!(alice.cached_texts(group), vec!["Handover at eight"]);
+    assert_eq!(
+        alice.shown(),
+        vec![("Handover at eight".to_owned(), Delivery::Waiting)]
+    );
+    let log_before = world.relay.log_len(group);
+    // Now the worker and the connection: it is encrypted and sent.
+    world.start(&alice);
+    assert_eq!(world.relay.log_len(group), log_before + 1);
+    assert_eq!(
+        alice.shown(),
+        vec![("Handover at eight".to_owned(), Delivery::Sent)]
+    );
+    assert!(
+        alice.cache.0.borrow().outbox.is_empty(),
+        "sent: the outbox is empty"
+    );
+    bob.phone.open(Some(group));
+    world.settle();
+    assert_eq!(texts(&bob.shown()), vec!["Handover at eight"]);
+}
+
+#[test]
+fn messages_written_offline_wait_and_go_in_order_when_the_network_returns() {
+    let mut world = World::new();
+    let (alice, bob, group) = alice_and_bob(&mut world, RetentionSecs::days(7));
+    alice.online.set(false);
+    world.relay.drop_connection(alice.device);
+    world.settle();
+    alice.phone.open(Some(group));
+    for text in ["one", "two", "three"] {
+        compose(&mut world, &alice, group, text);
+    }
+    let before = world.relay.log_len(group);
+    world.advance(60_000);
+    assert_eq!(world.relay.log_len(group), before, "offline: nothing went");
+    assert!(alice
+        .shown()
+        .iter()
+        .all(|(_, delivery)| *delivery == Delivery::Waiting));
+    // Saved before anything was sent: each with its outbox record, in one write.
+    let store = alice.cache.0.borrow();
+    assert_eq!(store.outbox.len(), 3);
+    assert!(store
+        .transactions
+        .iter()
+        .any(|writes| { matches!(writes[..], [CacheWrite::Message(_), CacheWrite::Outbox(_)]) }));
+    drop(store);
+    alice.online.set(true);
+    alice.phone.wake();
+    world.settle();
+    let log = world.relay.log(group);
+    let sent: Vec<_> = log[before..].iter().map(|e| e.sender).collect();
+    assert_eq!(sent, vec![alice.device; 3]);
+    assert_eq!(texts(&alice.shown()), vec!["one", "two", "three"]);
+    assert!(alice.shown().iter().all(|(_, d)| *d == Delivery::Sent));
+    bob.phone.open(Some(group));
+    world.settle();
+    assert_eq!(texts(&bob.shown()), vec!["one", "two", "three"]);
+}
+
+#[test]
+fn entries_are_received_in_order_each_once_and_a_gap_is_filled() {
+    let mut world = World::new();
+    let (alice, bob, group) = alice_and_bob(&mut world, RetentionSecs::days(7));
+    alice.phone.open(Some(group));
+    // The live copy of Bob's second message is lost on the way to Alice.
+    let next = world.relay.log_len(group) as u64 + 1;
+    world
+        .relay
+        .0
+        .borrow_mut()
+        .lose_live
+        .push((alice.device, group, next + 1));
+    for text in ["first", "second", "third"] {
+        compose(&mut world, &bob, group, text);
+    }
+    world.settle();
+    // Alice saw a gap at the third, asked again, and has all three in order.
+    assert_eq!(texts(&alice.shown()), vec!["first", "second", "third"]);
+    assert_eq!(alice.cached_texts(group), vec!["first", "second", "third"]);
+    let resyncs = world
+        .relay
+        .0
+        .borrow()
+        .received
+        .iter()
+        .filter(|(device, frame)| {
+            *device == alice.device
+                && matches!(frame, ClientFrame::Sync { cursors } if cursors.len() == 1)
+        })
+        .count();
+    assert_eq!(resyncs, 1, "one resync for the gap");
+    // The position moved with the messages, in the same writes.
+    let store = alice.cache.0.borrow();
+    assert_eq!(store.cursors.get(&group).map(|p| p.seq), Some(next + 2));
+    let received_with_cursor = store.transactions.iter().filter(|writes| {
+        writes.iter().any(|w| matches!(w, CacheWrite::Message(_)))
+            && writes.iter().any(|w| matches!(w, CacheWrite::Cursor(_)))
+    });
+    assert_eq!(received_with_cursor.count(), 3);
+}
+
+#[test]
+fn a_received_message_and_its_position_are_written_together_or_not_at_all() {
+    let mut world = World::new();
+    let (alice, bob, group) = alice_and_bob(&mut world, RetentionSecs::days(7));
+    let position = alice.cache.0.borrow().cursors.get(&group).map(|p| p.seq);
+    let transactions = alice.cache.0.borrow().transactions.len();
+    alice.cache.0.borrow_mut().failing = true;
+    compose(&mut world, &bob, group, "lost to a full disk?");
+    world.settle();
+    // Neither the message nor the position that passes it was written.
+    let store = alice.cache.0.borrow();
+    assert_eq!(store.cursors.get(&group).map(|p| p.seq), position);
+    assert!(alice.cached_texts(group).is_empty());
+    assert_eq!(store.transactions.len(), transactions);
+    drop(store);
+    // The person is told, in the app's words.
+    assert!(alice
+        .updates()
+        .contains(&Update::Problem(crate::Problem::Storage(
+            crate::CacheError::Failed
+        ))));
+}
+
+#[test]
+fn a_commit_that_lost_its_epoch_is_made_again_and_lands() {
+    let mut world = World::new();
+    let (alice, bob, group) = alice_and_bob(&mut world, RetentionSecs::days(7));
+    let carol = world.phone(3, "Carol");
+    let dan = world.phone(4, "Dan");
+    world.start(&carol);
+    world.start(&dan);
+    // Alice adds Carol; the live copy of her commit never reaches Bob, so
+    // he still thinks the group is in the epoch before it.
+    let next = world.relay.log_len(group) as u64 + 1;
+    world
+        .relay
+        .0
+        .borrow_mut()
+        .lose_live
+        .push((bob.device, group, next));
+    let (a, carol_user) = (alice.phone.clone(), carol.user);
+    world
+        .run(async move { a.add_people(group, vec![carol_user]).await })
+        .expect("Alice adds Carol");
+    world.settle();
+    // Bob adds Dan: his commit is made in the old epoch and refused; he
+    // fetches what he missed, makes it again and it lands.
+    let (b, dan_user) = (bob.phone.clone(), dan.user);
+    world
+        .run(async move { b.add_people(group, vec![dan_user]).await })
+        .expect("Bob adds Dan");
+    world.settle();
+    let commit_epochs: Vec<u64> = world
+        .relay
+        .log(group)
+        .into_iter()
+        .filter(|e| e.kind == EntryKind::Commit)
+        .map(|e| e.epoch)
+        .collect();
+    assert_eq!(commit_epochs, vec![0, 1, 2], "create, Carol, then Dan");
+    let refused = world
+        .relay
+        .0
+        .borrow()
+        .received
+        .iter()
+        .filter(|(device, frame)| {
+            *device == bob.device
+                && matches!(frame, ClientFrame::Submit(s) if s.payload.kind() == EntryKind::Commit)
+        })
+        .count();
+    assert_eq!(
+        refused, 2,
+        "Bob's commit went twice: refused, then made again"
+    );
+    assert!(carol.phone.conversation(group).is_some(), "Carol was added");
+    assert!(dan.phone.conversation(group).is_some(), "Dan was added");
+    // Everyone is in the same epoch: a message from each is read by all.
+    compose(&mut world, &dan, group, "from Dan");
+    compose(&mut world, &alice, group, "from Alice");
+    world.settle();
+    for phone in [&alice, &bob, &carol, &dan] {
+        let texts = phone.cached_texts(group);
+        assert!(texts.contains(&"from Dan".to_owned()), "{texts:?}");
+        assert!(texts.contains(&"from Alice".to_owned()), "{texts:?}");
+    }
+}
+
+#[test]
+fn sent_received_and_unsent_messages_expire_on_the_phone() {
+    let mut world = World::new();
+    let (alice, bob, group) = alice_and_bob(&mut world, RetentionSecs::minutes(5));
+    alice.phone.open(Some(group));
+    compose(&mut world, &alice, group, "sent");
+    world.advance(1_000);
+    compose(&mut world, &bob, group, "received");
+    world.advance(1_000);
+    // Written offline, never stored by the relay.
+    alice.online.set(false);
+    world.relay.drop_connection(alice.device);
+    world.settle();
+    compose(&mut world, &alice, group, "unsent");
+    assert_eq!(texts(&alice.shown()), vec!["sent", "received", "unsent"]);
+    assert_eq!(alice.cache.0.borrow().outbox.len(), 1);
+    world.advance(4 * 60_000);
+    assert_eq!(alice.cached_texts(group).len(), 3, "not yet");
+    world.advance(70_000);
+    assert!(alice.cached_texts(group).is_empty(), "all three are gone");
+    assert!(alice.shown().is_empty());
+    assert!(
+        alice.cache.0.borrow().outbox.is_empty(),
+        "the unsent text left the outbox too"
+    );
+    assert!(bob.cached_texts(group).is_empty());
+    // Back online, the expired message is never sent.
+    let before = world.relay.log_len(group);
+    alice.online.set(true);
+    alice.phone.wake();
+    world.settle();
+    assert_eq!(world.relay.log_len(group), before);
+}
+
+#[test]
+fn a_revoked_phone_wipes_everything_and_says_why() {
+    let mut world = World::new();
+    let (alice, bob, group) = alice_and_bob(&mut world, RetentionSecs::days(7));
+    compose(&mut world, &alice, group, "before");
+    world.settle();
+    assert!(!bob.cached_texts(group).is_empty());
+    world.relay.push(
+        bob.device,
+        ServerFrame::Error {
+            code: ErrorCode::Revoked,
+            message: "This device was removed by an administrator.".into(),
+        },
+    );
+    world.settle();
+    let store = bob.cache.0.borrow();
+    assert!(
+        store.enrolment.is_none() && store.messages.is_empty() && store.conversations.is_empty()
+    );
+    assert!(bob.crypto.0.borrow().wiped);
+    assert!(bob.updates().contains(&Update::SignedOut(SignOut::Revoked)));
+    drop(store);
+    // A wiped phone does nothing more.
+    assert!(matches!(
+        world.run({
+            let phone = bob.phone.clone();
+            async move { phone.compose(group, "after".into()).await }
+        }),
+        Err(SessionError::Stopped)
+    ));
+}
+
+/// The id Alice's phone (seed 1) draws for its `n`th random id.
+fn alices_id(n: u32) -> huddle_core::ids::ClientMessageId {
+    let mut id = [1u8; 16];
+    id[12..].copy_from_slice(&n.to_be_bytes());
+    huddle_core::ids::ClientMessageId::from_bytes(id)
+}
+
+#[test]
+fn a_lost_answer_is_recognised_from_the_log_and_the_message_is_stored_once() {
+    let mut world = World::new();
+    let (alice, _bob, group) = alice_and_bob(&mut world, RetentionSecs::days(7));
+    alice.phone.open(Some(group));
+    // The relay stores the next message, then the connection breaks before
+    // "accepted" gets out. (Alice's phone drew ids 0 and 1 for the group
+    // and its first commit.)
+    let before = world.relay.log_len(group);
+    world.relay.0.borrow_mut().lose_answer.push(alices_id(2));
+    compose(&mut world, &alice, group, "are you there?");
+    world.settle();
+    assert_eq!(world.relay.log_len(group), before + 1, "stored");
+    assert_eq!(
+        alice.shown(),
+        vec![("are you there?".to_owned(), Delivery::Waiting)],
+        "not confirmed yet"
+    );
+    // Reconnected, the phone finds its message in the log and stops there.
+    world.advance(5_000);
+    assert_eq!(world.relay.log_len(group), before + 1, "still stored once");
+    assert_eq!(world.relay.submissions(alices_id(2)), 1, "not sent again");
+    assert_eq!(
+        alice.shown(),
+        vec![("are you there?".to_owned(), Delivery::Sent)]
+    );
+}
+
+#[test]
+fn a_message_lost_on_the_way_in_is_resent_with_the_same_id_and_stored_once() {
+    let mut world = World::new();
+    let (alice, _bob, group) = alice_and_bob(&mut world, RetentionSecs::days(7));
+    alice.phone.open(Some(group));
+    let before = world.relay.log_len(group);
+    world
+        .relay
+        .0
+        .borrow_mut()
+        .lose_submission
+        .push(alices_id(2));
+    compose(&mut world, &alice, group, "are you there?");
+    world.settle();
+    assert_eq!(world.relay.log_len(group), before, "the relay never had it");
+    world.advance(5_000);
+    let log = world.relay.log(group);
+    assert_eq!(log.len(), before + 1, "stored once");
+    assert_eq!(log[before].client_msg, alices_id(2), "with the same id");
+    assert_eq!(world.relay.submissions(alices_id(2)), 2, "sent twice");
+    assert_eq!(
+        alice.shown(),
+        vec![("are you there?".to_owned(), Delivery::Sent)]
+    );
+}
+
+#[test]
+fn a_refused_message_says_why_and_can_be_tried_again() {
+    let mut world = World::new();
+    let (alice, bob, group) = alice_and_bob(&mut world, RetentionSecs::days(7));
+    alice.phone.open(Some(group));
+    // Bob removes Alice while her message is on its way.
+    let (b, alice_user) = (bob.phone.clone(), alice.user);
+    world
+        .run(async move { b.remove_people(group, vec![alice_user]).await })
+        .expect("Bob removes Alice");
+    world.settle();
+    let record = alice.phone.conversation(group).expect("still listed");
+    assert!(record.ended, "Alice's phone knows she was removed");
+    let refused = world.run({
+        let phone = alice.phone.clone();
+        async move { phone.compose(group, "hello?".into()).await }
+    });
+    assert_eq!(refused, Err(SessionError::NotInConversation));
+}
+
+#[test]
+fn a_message_that_cannot_be_encrypted_fails_visibly_and_retries() {
+    let mut world = World::new();
+    let (alice, _bob, group) = alice_and_bob(&mut world, RetentionSecs::days(7));
+    alice.phone.open(Some(group));
+    alice.crypto.0.borrow_mut().failing = Some(crate::CryptoError::TimedOut);
+    compose(&mut world, &alice, group, "stuck worker");
+    assert_eq!(
+        alice.shown(),
+        vec![(
+            "stuck worker".to_owned(),
+            Delivery::Failed(Failure::NotEncrypted)
+        )]
+    );
+    let record = alice.cache.0.borrow().outbox.values().next().cloned();
+    assert!(matches!(
+        record.map(|r| r.item.state),
+        Some(OutboxState::Failed { .. })
+    ));
+    alice.crypto.0.borrow_mut().failing = None;
+    let id = world.relay.log_len(group);
+    let client_msg = alice.cache.0.borrow().outbox.keys().next().copied();
+    alice.phone.retry(client_msg.expect("one item"));
+    world.settle();
+    assert_eq!(world.relay.log_len(group), id + 1);
+    assert_eq!(
+        alice.shown(),
+        vec![("stuck worker".to_owned(), Delivery::Sent)]
+    );
+}
+
+#[test]
+fn the_list_counts_unread_messages_until_the_conversation_is_opened() {
+    let mut world = World::new();
+    let (alice, bob, group) = alice_and_bob(&mut world, RetentionSecs::days(7));
+    for text in ["a", "b"] {
+        compose(&mut world, &bob, group, text);
+    }
+    world.settle();
+    assert_eq!(alice.listed(), vec![(group, 2, Some("b".to_owned()))]);
+    alice.phone.open(Some(group));
+    world.settle();
+    assert_eq!(alice.listed(), vec![(group, 0, Some("b".to_owned()))]);
+    // Read while hidden does not count as read.
+    alice.phone.set_visible(false);
+    compose(&mut world, &bob, group, "c");
+    world.settle();
+    assert_eq!(alice.listed(), vec![(group, 1, Some("c".to_owned()))]);
+    alice.phone.set_visible(true);
+    world.settle();
+    assert_eq!(alice.listed(), vec![(group, 0, Some("c".to_owned()))]);
+}
+
+#[test]
+fn asking_the_relay_offline_or_unanswered_is_a_typed_error() {
+    let mut world = World::new();
+    let alice = world.phone(1, "Alice");
+    // Not started: no connection to ask on.
+    let phone = alice.phone.clone();
+    assert_eq!(
+        world.run(async move { phone.refresh_directory().await }),
+        Err(SessionError::Offline)
+    );
+    world.start(&alice);
+    let phone = alice.phone.clone();
+    assert_eq!(
+        world.run(async move { phone.refresh_directory().await }),
+        Ok(())
+    );
+    assert!(alice
+        .updates()
+        .iter()
+        .any(|u| matches!(u, Update::Directory(d) if d.name_of(alice.user) == Some("Alice"))));
+    // A rejection the relay sends for a message nobody wrote changes nothing.
+    world.relay.push(
+        alice.device,
+        ServerFrame::Rejected {
+            client_msg: huddle_core::ids::ClientMessageId::from_bytes([9; 16]),
+            group: GroupId::from_bytes([9; 16]),
+            reason: Rejection::NotAMember,
+        },
+    );
+    world.settle();
+    assert!(
+        alice.log.0.borrow().is_empty(),
+        "{:?}",
+        alice.log.0.borrow()
+    );
+}

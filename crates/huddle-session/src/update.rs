@@ -1,0 +1,76 @@
+//! What the session tells the screens: typed updates that the app applies to what it shows, with no wording (the app chooses the words).
+
+use crate::platform::{CacheError, CryptoError};
+use crate::records::{ConversationRecord, Delivery, Directory, Enrolment, MessageRecord};
+use huddle_core::ids::{GroupId, UserId};
+use huddle_core::retention::UnixMillis;
+
+/// One change to show.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Update {
+    /// Who this phone is (after loading, and when it changes).
+    Enrolment(Enrolment),
+    Directory(Directory),
+    /// Every conversation, with its newest message still on the phone, in
+    /// no particular order (the app sorts, since titles are its words).
+    Conversations(Vec<ConversationEntry>),
+    /// The open conversation's newest messages, oldest first; `more` when
+    /// there are earlier ones than the page shows.
+    Messages {
+        group: GroupId,
+        messages: Vec<ShownMessage>,
+        more: bool,
+    },
+    Connection(ConnectionStatus),
+    /// Something the person should know about, that did not come from an
+    /// action of hers (those get a `SessionError` back).
+    Problem(Problem),
+    /// The relay refused this phone; everything on it was wiped.
+    SignedOut(SignOut),
+    /// The time, for "disappears in" labels; sent with every sweep.
+    Tick(UnixMillis),
+}
+
+/// A conversation in the list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConversationEntry {
+    pub record: ConversationRecord,
+    pub latest: Option<MessageRecord>,
+}
+
+/// A message as the conversation shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShownMessage {
+    pub message: MessageRecord,
+    pub delivery: Delivery,
+}
+
+/// The connection, as the offline banner shows it.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ConnectionStatus {
+    /// Authenticated and caught up.
+    pub live: bool,
+    /// Messages written here that the relay has not stored yet.
+    pub waiting: usize,
+}
+
+/// Something that went wrong in the background.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Problem {
+    /// These people could not be added: their phones have not finished
+    /// setting up (no key package on the relay yet).
+    NotSetUpYet(Vec<UserId>),
+    /// The phone's storage failed.
+    Storage(CacheError),
+    /// The crypto worker failed.
+    Crypto(CryptoError),
+}
+
+/// Why the phone was signed out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SignOut {
+    /// An administrator revoked this device or its person.
+    Revoked,
+    /// The relay does not know this device (or its key did not verify).
+    NotRecognised,
+}

@@ -1,0 +1,86 @@
+//! The session on the browser: which types it runs on, loading it from the page's cache, and starting it with the crypto worker and the connection.
+
+use super::browser;
+use super::cache::IdbCache;
+use super::crypto_worker::WorkerCrypto;
+use super::runtime::{BrowserClock, BrowserRandomness, ConsoleLog, LocalTasks};
+use super::socket::WsTransport;
+use crate::model::{AppModel, ModelScreen};
+use huddle_session::{Parts, Phone, Platform, SessionError};
+use leptos::prelude::Update;
+
+/// The browser, as the session's platform.
+pub struct Browser;
+
+impl Platform for Browser {
+    type Cache = IdbCache;
+    type Crypto = WorkerCrypto;
+    type Transport = WsTransport;
+    type Clock = BrowserClock;
+    type Randomness = BrowserRandomness;
+    type Screen = ModelScreen;
+    type Tasks = LocalTasks;
+    type Log = ConsoleLog;
+}
+
+/// The phone's session in this app.
+pub type AppPhone = Phone<Browser>;
+
+/// Loads the phone from its cache and paints the conversation list. `None`
+/// if this phone has not joined: then no data key is made or unwrapped, so
+/// that the first screen of a new phone does not wait for WebCrypto.
+pub async fn load(model: AppModel) -> Result<Option<&'static AppPhone>, SessionError> {
+    let cache = IdbCache::open().await?;
+    if !cache.has_enrolment().await? {
+        cache.close();
+        return Ok(None);
+    }
+    load_from(model, cache.unlock().await?).await
+}
+
+/// Loads the phone from a cache already open and unlocked (registration
+/// has just saved this phone's enrolment in it).
+pub async fn load_from(
+    model: AppModel,
+    cache: IdbCache,
+) -> Result<Option<&'static AppPhone>, SessionError> {
+    let parts = Parts {
+        cache,
+        clock: BrowserClock,
+        randomness: BrowserRandomness,
+        screen: ModelScreen(model),
+        tasks: LocalTasks,
+        log: ConsoleLog,
+    };
+    // The phone lives as long as the page (see `AppModel::set_phone`).
+    Ok(Phone::load(parts).await?.map(|phone| model.set_phone(phone)))
+}
+
+/// Runs a loaded phone and starts it: the crypto worker (`crypto`, if
+/// registration already spawned it) and the connection. It is woken when
+/// the network comes back or the page is shown again; no reliance on
+/// Background Sync.
+pub async fn start(
+    model: AppModel,
+    phone: &'static AppPhone,
+    crypto: Option<WorkerCrypto>,
+) -> Result<(), SessionError> {
+    phone.run();
+    browser::on_online({
+        move || {
+            model.connection.update(|c| c.browser_online = true);
+            phone.wake();
+        }
+    });
+    browser::on_offline(move || model.connection.update(|c| c.browser_online = false));
+    browser::on_visibility(move |hidden| phone.set_visible(!hidden));
+    model
+        .connection
+        .update(|c| c.browser_online = browser::is_online());
+    phone.set_visible(!browser::is_hidden());
+    let crypto = match crypto {
+        Some(crypto) => crypto,
+        None => WorkerCrypto::spawn()?,
+    };
+    phone.start(crypto, WsTransport::default()).await
+}

@@ -1,0 +1,283 @@
+//! Every sentence the app says about something that went wrong: the session's, the platform's and the relay's typed errors, in words a tired care worker can act on.
+//!
+//! The layers below speak in types; only this module chooses the words, so
+//! that the same problem always reads the same way, wherever it shows.
+
+use huddle_core::group::ProfileError;
+use huddle_core::ids::UserId;
+use huddle_core::retention::RetentionError;
+use huddle_core::sync::Failure;
+use huddle_core::wire::Rejection;
+use huddle_session::{CacheError, CryptoError, Directory, Problem, SessionError, SignOut};
+
+/// "Ann, Ben and someone who has since left", for a list of people.
+pub fn names(users: &[UserId], directory: &Directory) -> String {
+    let names: Vec<&str> = users
+        .iter()
+        .map(|u| {
+            directory
+                .name_of(*u)
+                .unwrap_or("someone who has not joined yet")
+        })
+        .collect();
+    match names.as_slice() {
+        [] => String::new(),
+        [one] => (*one).to_owned(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// Why something the person asked for did not happen.
+pub fn session_error(error: &SessionError, directory: &Directory) -> String {
+    match error {
+        SessionError::Starting => {
+            "Huddle is still starting. Try again in a moment.".into()
+        }
+        SessionError::Stopped => "Huddle stopped. Reload the page.".into(),
+        SessionError::ConversationGone => {
+            "That conversation is no longer on this phone.".into()
+        }
+        SessionError::NotInConversation => "You are no longer in this conversation.".into(),
+        SessionError::Invalid(error) => message_invalid(error),
+        SessionError::Storage(error) => cache_error(error).into(),
+        SessionError::Crypto(error) => crypto_error(error),
+        SessionError::Offline => "You're offline. Try again when Huddle is connected.".into(),
+        SessionError::NoAnswer => "The relay did not answer. Try again in a moment.".into(),
+        SessionError::Dropped => "The connection dropped. Try again in a moment.".into(),
+        // The relay's own sentence (it is written for people).
+        SessionError::Refused(reason) => reason.clone(),
+        SessionError::UnexpectedAnswer => {
+            "Huddle's server answered in a way this version does not understand. Reload the page to update Huddle.".into()
+        }
+        SessionError::NotSetUpYet(users) => not_set_up_yet(users, directory),
+        SessionError::NotMembers => "They are not in this group.".into(),
+    }
+}
+
+fn message_invalid(error: &huddle_core::envelope::EnvelopeError) -> String {
+    use huddle_core::envelope::EnvelopeError as E;
+    match error {
+        E::EmptyText => "Write something first.".into(),
+        E::TextTooLong { max, .. } => format!(
+            "This message is too long to send. Shorten it (the limit is about {} letters) and send again.",
+            max
+        ),
+        E::TooLarge { .. } | E::Malformed(_) => "This message can't be sent as it is.".into(),
+    }
+}
+
+fn not_set_up_yet(users: &[UserId], directory: &Directory) -> String {
+    format!(
+        "{} could not be added yet: their phone has not finished setting up. Add them later from \"People in this conversation\".",
+        names(users, directory)
+    )
+}
+
+/// Why the phone's conversations could not be read as the app opened.
+pub fn load_error(error: &SessionError) -> &'static str {
+    match error {
+        SessionError::Storage(error) => cache_error(error),
+        _ => "Huddle could not open what it keeps on this phone. Reload the page.",
+    }
+}
+
+/// Something that went wrong in the background.
+pub fn problem(problem: &Problem, directory: &Directory) -> String {
+    match problem {
+        Problem::NotSetUpYet(users) => not_set_up_yet(users, directory),
+        Problem::Storage(error) => cache_error(error).into(),
+        Problem::Crypto(error) => crypto_error(error),
+    }
+}
+
+pub fn cache_error(error: &CacheError) -> &'static str {
+    match error {
+        CacheError::Unavailable => "This phone's browser would not open Huddle's storage. Leave private browsing, or free some space, then reload.",
+        CacheError::Failed => "Huddle could not read or write its storage on this phone. Reload the page; if it happens again, free some space.",
+        CacheError::Damaged => "Some of Huddle's storage on this phone is damaged. Reload the page; if it happens again, ask your manager for a new invite.",
+    }
+}
+
+pub fn crypto_error(error: &CryptoError) -> String {
+    match error {
+        CryptoError::Unsupported => {
+            "This browser cannot run Huddle's encryption. Update your browser, then reload the page.".into()
+        }
+        CryptoError::TimedOut => {
+            "Huddle's encryption did not start in time. Check your connection, then reload the page.".into()
+        }
+        CryptoError::Stopped => "Huddle's encryption stopped unexpectedly. Reload the page.".into(),
+        CryptoError::Refused(_) => "Huddle's encryption could not do that. Reload the page and try again.".into(),
+    }
+}
+
+/// Why the phone was signed out, on the screen that replaces everything.
+pub fn sign_out(why: &SignOut) -> &'static str {
+    match why {
+        SignOut::Revoked => "An administrator signed this phone out of Huddle.",
+        SignOut::NotRecognised => "Huddle's server no longer recognises this phone.",
+    }
+}
+
+/// Why a message was not sent, next to it.
+pub fn failure(failure: &Failure) -> String {
+    match failure {
+        Failure::NotEncrypted => "Huddle could not encrypt it on this phone. Try again.".into(),
+        Failure::Refused(rejection) => rejection_words(rejection),
+    }
+}
+
+fn rejection_words(reason: &Rejection) -> String {
+    match reason {
+        Rejection::NotAMember | Rejection::UnknownGroup => {
+            "You are no longer in this conversation.".into()
+        }
+        Rejection::NotPermitted => "Only administrators can post here.".into(),
+        Rejection::Expired => "It was too old to send: it had already expired.".into(),
+        Rejection::TooLarge { .. } => "It is too long. Shorten it and send again.".into(),
+        Rejection::InvalidRetention | Rejection::InvalidCommit(_) => {
+            "Huddle's server refused it. Try again.".into()
+        }
+        Rejection::StaleEpoch { .. } | Rejection::RateLimited { .. } => {
+            "It could not be sent yet. Try again.".into()
+        }
+    }
+}
+
+/// Why joining with a link did not work.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum JoinError {
+    /// The link's secret is cut short.
+    Incomplete,
+    /// The crypto worker could not make or open the device key.
+    NoKey(CryptoError),
+    /// The relay could not be reached.
+    Unreachable,
+    /// The relay refused, with its sentence.
+    Refused(String),
+    /// The relay refused without one.
+    RefusedWithStatus(u16),
+    /// The relay's answer (or our request) could not be read or written.
+    Unreadable,
+    /// The relay registered another device than this one.
+    WrongDevice,
+    Storage(CacheError),
+}
+
+pub fn join_error(error: &JoinError) -> String {
+    match error {
+        JoinError::Incomplete => {
+            "This link is incomplete. Open the whole link again, or scan the code again.".into()
+        }
+        JoinError::NoKey(error) => {
+            format!("This phone could not make its key. {}", crypto_error(error))
+        }
+        JoinError::Unreachable => {
+            "Huddle could not reach your team's server. Check your connection and try again.".into()
+        }
+        JoinError::Refused(message) => message.clone(),
+        JoinError::RefusedWithStatus(status) => {
+            format!("The server refused this link (error {status}).")
+        }
+        JoinError::Unreadable => "The server's answer was unreadable. Try again.".into(),
+        JoinError::WrongDevice => "The server registered a different device. Try again.".into(),
+        JoinError::Storage(error) => cache_error(error).into(),
+    }
+}
+
+/// Why the app cannot be kept for offline use.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServiceWorkerError {
+    /// The browser has no service workers (an insecure origin, some
+    /// private modes, an old browser).
+    Unsupported,
+    /// The browser refused to register it.
+    RegistrationFailed,
+}
+
+pub fn offline_start(error: &ServiceWorkerError) -> &'static str {
+    match error {
+        ServiceWorkerError::Unsupported => "This browser cannot keep Huddle for offline use. Open Huddle in Chrome, Samsung Internet or Safari.",
+        ServiceWorkerError::RegistrationFailed => "Huddle could not be saved for offline use. Check that you are not in private browsing, then reload the page.",
+    }
+}
+
+/// Why a group could not be made as described.
+pub fn profile_error(error: &ProfileError) -> String {
+    match error {
+        ProfileError::Name => format!(
+            "Give the group a name of 1 to {} characters.",
+            huddle_core::group::MAX_NAME_CHARS
+        ),
+        ProfileError::Retention(RetentionError::TooShort { .. })
+        | ProfileError::Retention(RetentionError::TooLong { .. }) => {
+            "Choose one of the times offered for how long messages are kept.".into()
+        }
+        ProfileError::Missing | ProfileError::Malformed => {
+            "This group's details are damaged.".into()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use huddle_core::wire::{Person, Role};
+
+    fn directory() -> Directory {
+        Directory {
+            people: vec![
+                Person {
+                    user: UserId::from_bytes([1; 16]),
+                    display_name: "Ann".into(),
+                    role: Role::Staff,
+                    devices: vec![],
+                },
+                Person {
+                    user: UserId::from_bytes([2; 16]),
+                    display_name: "Ben".into(),
+                    role: Role::Staff,
+                    devices: vec![],
+                },
+            ],
+        }
+    }
+
+    #[test]
+    fn people_are_named_in_plain_english() {
+        let d = directory();
+        let (ann, ben, gone) = (
+            UserId::from_bytes([1; 16]),
+            UserId::from_bytes([2; 16]),
+            UserId::from_bytes([3; 16]),
+        );
+        assert_eq!(names(&[ann], &d), "Ann");
+        assert_eq!(names(&[ann, ben], &d), "Ann and Ben");
+        assert_eq!(
+            names(&[ann, ben, gone], &d),
+            "Ann, Ben and someone who has not joined yet"
+        );
+        assert!(
+            problem(&Problem::NotSetUpYet(vec![ben]), &d).starts_with("Ben could not be added yet")
+        );
+    }
+
+    #[test]
+    fn no_sentence_shows_internals() {
+        // What the old screens showed: Rust's debug output of a rejection.
+        let rejections = [
+            Rejection::StaleEpoch { current_epoch: 4 },
+            Rejection::InvalidCommit("x".into()),
+            Rejection::RateLimited { retry_after_ms: 5 },
+        ];
+        for rejection in rejections {
+            let words = failure(&Failure::Refused(rejection));
+            assert!(!words.contains('{') && !words.contains("epoch"), "{words}");
+        }
+        let words = session_error(&SessionError::UnexpectedAnswer, &directory());
+        assert!(
+            !words.contains("relay answered something unexpected"),
+            "{words}"
+        );
+    }
+}
