@@ -69,7 +69,9 @@ pub fn App() -> impl IntoView {
                 browser::mark_after_render("huddle:first-screen");
             }
             Err(e) => {
-                model.notice.set(Some(state::words::load_error(&e).to_owned()));
+                model
+                    .notice
+                    .set(Some(state::words::load_error(&e).to_owned()));
                 model.loaded.set(true);
             }
         }

@@ -84,7 +84,8 @@ fn engine_check_encryption() -> Result<Work<(), String>, NotLoaded> {
                 .await
                 .map(|_| ())
         };
-        ping.await.map_err(|e| crate::state::words::crypto_error(&e))
+        ping.await
+            .map_err(|e| crate::state::words::crypto_error(&e))
     }))
 }
 
@@ -99,11 +100,7 @@ pub async fn check_encryption() -> Result<(), String> {
 
 /// Runs and starts the phone: the crypto worker, the connection and the
 /// outbox. What went wrong is shown as a notice, in words.
-pub async fn start_phone(
-    model: AppModel,
-    phone: &'static AppPhone,
-    crypto: Option<WorkerCrypto>,
-) {
+pub async fn start_phone(model: AppModel, phone: &'static AppPhone, crypto: Option<WorkerCrypto>) {
     match engine_start(model, phone, crypto).await {
         Ok(work) => {
             let _ = work.await;
@@ -155,8 +152,12 @@ fn split_install_help() -> Result<AnyView, NotLoaded> {
 /// The install help, once the screens' module is here (nothing if it
 /// cannot be fetched: it is help, not the app).
 pub fn install_help() -> AnyView {
-    Suspend::new(async move { split_install_help().await.unwrap_or_else(|NotLoaded| ().into_any()) })
-        .into_any()
+    Suspend::new(async move {
+        split_install_help()
+            .await
+            .unwrap_or_else(|NotLoaded| ().into_any())
+    })
+    .into_any()
 }
 
 /// The screen of a phone the relay signed out.

@@ -146,10 +146,7 @@ async fn records_are_sealed_and_expiry_is_one_range_delete() {
     assert_eq!(walked.expect("latest by cursor"), latest);
 
     // Everything that expired by 2,000 goes, in every group, at once.
-    cache
-        .expire(UnixMillis(2_000))
-        .await
-        .expect("sweep");
+    cache.expire(UnixMillis(2_000)).await.expect("sweep");
     assert_eq!(
         texts(&cache.latest_messages(ward, 10).await.expect("latest")),
         ["message 3"]

@@ -68,7 +68,10 @@ async fn ten_thousand_messages_open_and_expire() {
             .unlock()
             .await
             .expect("key");
-        let writes = seed(group, 1_000_000).into_iter().map(CacheWrite::Message).collect();
+        let writes = seed(group, 1_000_000)
+            .into_iter()
+            .map(CacheWrite::Message)
+            .collect();
         db.write(writes).await.expect("seed");
 
         let started = now_ms();
@@ -86,9 +89,7 @@ async fn ten_thousand_messages_open_and_expire() {
         assert_eq!(views.len(), FIRST_PAGE as usize);
 
         let started = now_ms();
-        db.expire(UnixMillis(u64::MAX / 2))
-        .await
-        .expect("sweep");
+        db.expire(UnixMillis(u64::MAX / 2)).await.expect("sweep");
         sweep_ms.push(now_ms() - started);
         assert_eq!(db.message_count(group).await.expect("count"), 0);
         db.close();

@@ -126,7 +126,7 @@ pub fn NewGroupPage() -> impl IntoView {
                                         retention.set(k.retention_policy().default);
                                     } />
                                 <span class="choice__text">
-                                    <strong>{k.label()}</strong>
+                                    <strong>{crate::state::conversations::kind_label(k)}</strong>
                                     <span class="field__hint">{kind_help(k)}</span>
                                 </span>
                             </label>

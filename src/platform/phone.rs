@@ -53,7 +53,9 @@ pub async fn load_from(
         log: ConsoleLog,
     };
     // The phone lives as long as the page (see `AppModel::set_phone`).
-    Ok(Phone::load(parts).await?.map(|phone| model.set_phone(phone)))
+    Ok(Phone::load(parts)
+        .await?
+        .map(|phone| model.set_phone(phone)))
 }
 
 /// Runs a loaded phone and starts it: the crypto worker (`crypto`, if

@@ -148,7 +148,7 @@ pub fn patient_data_warning(text: &str, year: i32) -> Option<String> {
     if kinds.is_empty() {
         return None;
     }
-    let labels: Vec<&str> = kinds.iter().map(|k| k.label()).collect();
+    let labels: Vec<&str> = kinds.iter().map(|k| patient_data_label(*k)).collect();
     let what = match labels.as_slice() {
         [one] => (*one).to_owned(),
         [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
@@ -157,6 +157,26 @@ pub fn patient_data_warning(text: &str, year: i32) -> Option<String> {
     Some(format!(
         "This message looks like it contains {what}. Keep details that identify a person in the care record, not in chat."
     ))
+}
+
+/// A kind of patient data, in plain English, for the composer's warning.
+pub fn patient_data_label(kind: PatientDataKind) -> &'static str {
+    match kind {
+        PatientDataKind::NhsNumber => "an NHS number",
+        PatientDataKind::DateOfBirth => "a date of birth",
+        PatientDataKind::Postcode => "a postcode",
+    }
+}
+
+/// The label a person sees next to a conversation's name.
+pub fn kind_label(kind: GroupKind) -> &'static str {
+    match kind {
+        GroupKind::Clinical => "Clinical",
+        GroupKind::Operational => "Operational",
+        GroupKind::Social => "Social",
+        GroupKind::EmergencyBroadcast => "Emergency broadcast",
+        GroupKind::Direct => "One-to-one",
+    }
 }
 
 /// The CSS modifier and label that keep each kind of conversation apart.

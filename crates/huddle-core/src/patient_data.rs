@@ -20,17 +20,6 @@ pub enum PatientDataKind {
     Postcode,
 }
 
-impl PatientDataKind {
-    /// Plain English, for the warning in the composer.
-    pub fn label(self) -> &'static str {
-        match self {
-            PatientDataKind::NhsNumber => "an NHS number",
-            PatientDataKind::DateOfBirth => "a date of birth",
-            PatientDataKind::Postcode => "a postcode",
-        }
-    }
-}
-
 /// One piece of text that looks like patient data.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {

@@ -97,17 +97,6 @@ impl GroupKind {
         GroupKind::Direct,
     ];
 
-    /// The label a person sees next to the conversation's name.
-    pub fn label(self) -> &'static str {
-        match self {
-            GroupKind::Clinical => "Clinical",
-            GroupKind::Operational => "Operational",
-            GroupKind::Social => "Social",
-            GroupKind::EmergencyBroadcast => "Emergency broadcast",
-            GroupKind::Direct => "One-to-one",
-        }
-    }
-
     /// How long messages may be kept in a conversation of this kind.
     pub fn retention_policy(self) -> RetentionPolicy {
         use RetentionSecs as R;
@@ -174,9 +163,9 @@ pub struct RetentionPolicy {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum RetentionError {
-    #[error("{} conversations keep messages for at least {min}", kind.label())]
+    #[error("{kind:?} conversations keep messages for at least {min}")]
     TooShort { kind: GroupKind, min: RetentionSecs },
-    #[error("{} conversations keep messages for at most {max}", kind.label())]
+    #[error("{kind:?} conversations keep messages for at most {max}")]
     TooLong { kind: GroupKind, max: RetentionSecs },
 }
 

@@ -10,17 +10,6 @@ use huddle_core::ids::ClientMessageId;
 use huddle_core::retention::UnixMillis;
 use huddle_core::sync::OutboxItem;
 
-impl MessageBody {
-    /// What a phone shows for an envelope's body: the same mapping for what
-    /// it sends and what it receives.
-    pub fn of(body: &EnvelopeBody) -> MessageBody {
-        match body {
-            EnvelopeBody::Text { text } => MessageBody::Text(text.clone()),
-            EnvelopeBody::Unsupported { .. } => MessageBody::NewerKind,
-        }
-    }
-}
-
 /// What writing one message produces: both are saved in one write, before
 /// anything is encrypted or sent, so that nothing typed is ever lost.
 #[derive(Debug)]

@@ -7,6 +7,7 @@
 //! wrote.
 
 use huddle_core::crypto_worker::Plaintext;
+use huddle_core::envelope::EnvelopeBody;
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, OrgId, UserId};
 use huddle_core::retention::{GroupKind, RetentionSecs, UnixMillis};
 use huddle_core::sync::{Failure, OutboxItem, OutboxState};
@@ -79,6 +80,16 @@ pub enum MessageBody {
 }
 
 impl MessageBody {
+    /// What a phone shows for an envelope's body: the same mapping for what
+    /// it sends and what it receives, so that a new kind of message is
+    /// added here once.
+    pub fn of(body: &EnvelopeBody) -> MessageBody {
+        match body {
+            EnvelopeBody::Text { text } => MessageBody::Text(text.clone()),
+            EnvelopeBody::Unsupported { .. } => MessageBody::NewerKind,
+        }
+    }
+
     pub fn text(&self) -> Option<&str> {
         match self {
             MessageBody::Text(text) => Some(text),

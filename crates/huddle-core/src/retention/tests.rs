@@ -16,36 +16,57 @@ fn every_kind_has_a_sane_policy() {
 }
 
 #[test]
-fn retention_outside_the_limits_is_refused_with_a_plain_reason() {
-    let check = |kind: GroupKind, secs: u64, expected: Result<(), &str>| {
-        let got = kind
-            .check_retention(RetentionSecs(secs))
-            .map(|_| ())
-            .map_err(|e| e.to_string());
-        assert_eq!(got, expected.map_err(str::to_owned), "{kind:?} {secs}s");
+fn retention_outside_the_limits_is_refused_with_the_limit() {
+    use RetentionError::{TooLong, TooShort};
+    let check = |kind: GroupKind, secs: u64, expected: Result<(), RetentionError>| {
+        let got = kind.check_retention(RetentionSecs(secs)).map(|_| ());
+        assert_eq!(got, expected, "{kind:?} {secs}s");
     };
-    check(
+    let min = |kind: GroupKind| kind.retention_policy().min;
+    let max = |kind: GroupKind| kind.retention_policy().max;
+    let (clinical, social, broadcast) = (
         GroupKind::Clinical,
-        60,
-        Err("Clinical conversations keep messages for at least 5 minutes"),
-    );
-    check(GroupKind::Clinical, 300, Ok(()));
-    check(
-        GroupKind::Clinical,
-        8 * 86_400,
-        Err("Clinical conversations keep messages for at most 1 week"),
-    );
-    check(GroupKind::Social, 90 * 86_400, Ok(()));
-    check(
         GroupKind::Social,
-        91 * 86_400,
-        Err("Social conversations keep messages for at most 90 days"),
+        GroupKind::EmergencyBroadcast,
     );
     check(
-        GroupKind::EmergencyBroadcast,
-        1_800,
-        Err("Emergency broadcast conversations keep messages for at least 1 hour"),
+        clinical,
+        60,
+        Err(TooShort {
+            kind: clinical,
+            min: min(clinical),
+        }),
     );
+    check(clinical, 300, Ok(()));
+    check(
+        clinical,
+        8 * 86_400,
+        Err(TooLong {
+            kind: clinical,
+            max: max(clinical),
+        }),
+    );
+    check(social, 90 * 86_400, Ok(()));
+    check(
+        social,
+        91 * 86_400,
+        Err(TooLong {
+            kind: social,
+            max: max(social),
+        }),
+    );
+    check(
+        broadcast,
+        1_800,
+        Err(TooShort {
+            kind: broadcast,
+            min: min(broadcast),
+        }),
+    );
+    assert_eq!(min(clinical), RetentionSecs::minutes(5));
+    assert_eq!(max(clinical), RetentionSecs::days(7));
+    assert_eq!(max(social), RetentionSecs::days(90));
+    assert_eq!(min(broadcast), RetentionSecs::HOUR);
 }
 
 #[test]

@@ -1,0 +1,127 @@
+//! Keeping the phone tidy: a conversation marked read, what has expired deleted, and everything wiped when the relay says so.
+
+use super::*;
+
+impl<P: Platform> Driver<P> {
+    /// The open conversation is on screen: repaint it, and it is read.
+    pub(super) async fn viewed(&mut self) {
+        self.shared.paint_open().await;
+        let read = {
+            let mut state = self.shared.state.borrow_mut();
+            let Some(group) = state.open.filter(|_| state.visible) else {
+                return;
+            };
+            match state.conversation_mut(group) {
+                Some(conversation) if conversation.unread > 0 => {
+                    conversation.unread = 0;
+                    Some(conversation.clone())
+                }
+                _ => None,
+            }
+        };
+        if let Some(conversation) = read {
+            self.shared
+                .write(vec![CacheWrite::Conversation(conversation)])
+                .await;
+            self.repaint_list = true;
+        }
+    }
+
+    /// Deletes what has expired: messages by one range delete, and what the
+    /// relay never stored from the outbox (its text is in the outbox too).
+    pub(super) async fn sweep(&mut self) {
+        let now = self.shared.clock.now();
+        let withdrawn: Vec<ClientMessageId> = match self.engine.as_mut() {
+            Some(engine) => engine.withdraw_expired(now),
+            None => {
+                let state = self.shared.state.borrow();
+                state
+                    .outbox
+                    .values()
+                    .filter(|r| {
+                        !r.item.is_commit()
+                            && !matches!(r.item.state, OutboxState::Sent { .. })
+                            && r.item.expires_at.is_some_and(|at| at <= now)
+                    })
+                    .map(|r| r.item.id())
+                    .collect()
+            }
+        };
+        if let Err(error) = self.shared.cache.expire(now).await {
+            self.log(&format!("expired messages were not deleted: {error}"));
+            self.shared
+                .screen
+                .show(Update::Problem(crate::update::Problem::Storage(error)));
+            return;
+        }
+        let writes = {
+            let mut state = self.shared.state.borrow_mut();
+            withdrawn
+                .iter()
+                .map(|id| {
+                    state.outbox.remove(id);
+                    CacheWrite::DeleteOutbox(*id)
+                })
+                .collect()
+        };
+        self.shared.write(writes).await;
+        self.clamp_unread().await;
+        self.shared.screen.show(Update::Tick(now));
+        self.repaint_list = true;
+        self.repaint_open = true;
+    }
+
+    /// Unread counts never exceed what is left after expiry.
+    pub(super) async fn clamp_unread(&mut self) {
+        let unread: Vec<(GroupId, u32)> = self
+            .shared
+            .state
+            .borrow()
+            .conversations
+            .iter()
+            .filter(|c| c.unread > 0)
+            .map(|c| (c.group, c.unread))
+            .collect();
+        let mut writes = Vec::new();
+        for (group, unread) in unread {
+            let left = self
+                .shared
+                .cache
+                .message_count(group)
+                .await
+                .unwrap_or(unread);
+            if left < unread {
+                let mut state = self.shared.state.borrow_mut();
+                if let Some(conversation) = state.conversation_mut(group) {
+                    conversation.unread = left;
+                    writes.push(CacheWrite::Conversation(conversation.clone()));
+                }
+            }
+        }
+        self.shared.write(writes).await;
+    }
+
+    /// Remote wipe: the relay refused this device. Everything on the phone
+    /// goes: messages, keys, group secrets.
+    pub(super) async fn wipe(&mut self, why: SignOut) {
+        let live = self.shared.live.borrow_mut().take();
+        if let Some(live) = live {
+            live.transport.disconnect();
+            if let Err(error) = live.crypto.request(WorkerRequest::Wipe).await {
+                self.log(&format!("the crypto worker's store was not wiped: {error}"));
+            }
+        }
+        if let Err(error) = self.shared.cache.wipe().await {
+            self.log(&format!("the phone's storage was not wiped: {error}"));
+        }
+        self.engine = None;
+        {
+            let mut state = self.shared.state.borrow_mut();
+            state.wiped = true;
+            state.conversations.clear();
+            state.outbox.clear();
+            state.directory = Default::default();
+        }
+        self.shared.screen.show(Update::SignedOut(why));
+    }
+}

@@ -1,0 +1,178 @@
+//! Receiving: a log entry opened and what it changed stored with the group's new position; welcomes joined.
+
+use super::*;
+
+impl<P: Platform> Driver<P> {
+    /// Opens one log entry; returns the engine's event and the writes that
+    /// store what it changed (written with the group's new position).
+    pub(super) async fn process(&mut self, entry: LogEntry) -> Staged {
+        let group = entry.group;
+        let seq = entry.seq;
+        let mut epoch = self
+            .engine
+            .as_ref()
+            .and_then(|e| e.position(group))
+            .map_or(0, |p| p.epoch);
+        let now = self.shared.clock.now();
+        let mut writes = Vec::new();
+        let opened = self
+            .crypto(WorkerRequest::Open {
+                group,
+                message: entry.payload,
+                declared: None,
+                now,
+            })
+            .await;
+        match opened {
+            Ok(WorkerResponse::Opened(Incoming::Message {
+                sender,
+                client_msg,
+                expires_at,
+                envelope,
+                ..
+            })) => {
+                let (sent_at, body) = match Envelope::decode(envelope.as_bytes()) {
+                    Ok(envelope) => (envelope.sent_at, MessageBody::of(&envelope.body)),
+                    Err(_) => (now, MessageBody::Unreadable),
+                };
+                self.learn_about(&[sender.user]);
+                if expires_at > now {
+                    writes.push(CacheWrite::Message(MessageRecord {
+                        group,
+                        client_msg,
+                        sender: sender.user,
+                        sender_device: sender.device,
+                        sent_at,
+                        expires_at,
+                        body,
+                    }));
+                    let mut state = self.shared.state.borrow_mut();
+                    let reading = state.is_reading(group);
+                    if let Some(conversation) = state.conversation_mut(group) {
+                        if !reading {
+                            conversation.unread += 1;
+                            writes.push(CacheWrite::Conversation(conversation.clone()));
+                        }
+                    }
+                    self.repaint_list = true;
+                    self.repaint_open |= reading;
+                }
+            }
+            Ok(WorkerResponse::Opened(Incoming::MembershipChanged {
+                epoch: new_epoch,
+                removed_self,
+                ..
+            })) => {
+                epoch = new_epoch;
+                if removed_self {
+                    let mut state = self.shared.state.borrow_mut();
+                    if let Some(conversation) = state.conversation_mut(group) {
+                        conversation.ended = true;
+                        writes.push(CacheWrite::Conversation(conversation.clone()));
+                    }
+                    self.repaint_list = true;
+                } else {
+                    writes.extend(self.members_changed(group).await);
+                }
+            }
+            Ok(WorkerResponse::Opened(Incoming::EpochChanged {
+                epoch: new_epoch, ..
+            })) => epoch = new_epoch,
+            Ok(_) => {}
+            Err(error) => {
+                // Never the content: only that an entry could not be used.
+                self.log(&format!(
+                    "entry {seq} of a group could not be opened: {error}"
+                ));
+                if entry.kind == EntryKind::Commit {
+                    epoch = entry.epoch + 1;
+                }
+            }
+        }
+        (Event::Processed { group, seq, epoch }, writes)
+    }
+
+    /// The people in a group changed: the write that records who is in it now.
+    pub(super) async fn members_changed(&mut self, group: GroupId) -> Vec<CacheWrite> {
+        let Ok(WorkerResponse::Members { members }) =
+            self.crypto(WorkerRequest::Members { group }).await
+        else {
+            return Vec::new();
+        };
+        let mut users: Vec<UserId> = members.iter().map(|m| m.user).collect();
+        users.sort();
+        users.dedup();
+        self.learn_about(&users);
+        self.repaint_list = true;
+        let mut state = self.shared.state.borrow_mut();
+        match state.conversation_mut(group) {
+            Some(conversation) => {
+                conversation.members = users;
+                vec![CacheWrite::Conversation(conversation.clone())]
+            }
+            None => Vec::new(),
+        }
+    }
+
+    pub(super) async fn join(
+        &mut self,
+        group: GroupId,
+        seq: u64,
+        spec: GroupSpec,
+        welcome: Vec<u8>,
+    ) -> Option<Staged> {
+        let joined = match self.crypto(WorkerRequest::Join { welcome }).await {
+            Ok(WorkerResponse::Joined(joined)) => joined,
+            Ok(_) => return None,
+            Err(error) => {
+                self.log(&format!("a welcome could not be used: {error}"));
+                return None;
+            }
+        };
+        if joined.group != group || joined.profile.kind != spec.kind {
+            self.log("a welcome did not match the group the relay named");
+            return None;
+        }
+        let me = self.shared.state.borrow().enrolment.user;
+        let mut users: Vec<UserId> = joined.members.iter().map(|m| m.user).collect();
+        users.sort();
+        users.dedup();
+        let peer = (joined.profile.kind == GroupKind::Direct)
+            .then(|| users.iter().copied().find(|u| *u != me))
+            .flatten();
+        let record = ConversationRecord {
+            group,
+            kind: joined.profile.kind,
+            retention: joined.profile.retention,
+            name: joined.profile.name.clone(),
+            peer,
+            members: users,
+            unread: 0,
+            created_at: self.shared.clock.now(),
+            ended: false,
+        };
+        self.learn_about(&record.members);
+        self.shared
+            .state
+            .borrow_mut()
+            .store_conversation(record.clone());
+        self.repaint_list = true;
+        // One key package was used up: give the relay another.
+        let shared = self.shared.clone();
+        self.shared.tasks.spawn(Box::pin(async move {
+            if let Err(error) = publish_key_packages(&shared, 1, false).await {
+                shared
+                    .log
+                    .warn(&format!("a key package was not replenished: {error}"));
+            }
+        }));
+        Some((
+            Event::Joined {
+                group,
+                seq,
+                epoch: joined.epoch,
+            },
+            vec![CacheWrite::Conversation(record)],
+        ))
+    }
+}

@@ -1,0 +1,302 @@
+//! Writing: a message saved and queued, an outbox item encrypted (or a commit made again) when its turn comes, groups made and changed.
+
+use super::*;
+
+impl<P: Platform> Driver<P> {
+    pub(super) async fn compose(
+        &mut self,
+        group: GroupId,
+        body: EnvelopeBody,
+    ) -> Result<(), SessionError> {
+        let now = self.shared.clock.now();
+        let client_msg = ClientMessageId::from_bytes(self.shared.randomness.id());
+        let outgoing = {
+            let state = self.shared.state.borrow();
+            let conversation = state
+                .conversation(group)
+                .ok_or(SessionError::ConversationGone)?;
+            Outgoing::new(
+                &state.enrolment,
+                conversation,
+                client_msg,
+                state.next_order,
+                now,
+                body,
+            )?
+        };
+        // Saved before anything else: what the person typed is never lost.
+        self.shared
+            .cache
+            .write(vec![
+                CacheWrite::Message(outgoing.message),
+                CacheWrite::Outbox(outgoing.outbox.clone()),
+            ])
+            .await?;
+        let item = outgoing.outbox.item.clone();
+        {
+            let mut state = self.shared.state.borrow_mut();
+            state.next_order += 1;
+            state.outbox.insert(client_msg, outgoing.outbox);
+        }
+        self.repaint_list = true;
+        self.repaint_open = true;
+        // Encrypted and sent when its turn comes (at once, if the phone is
+        // started and nothing of ours is changing the group).
+        self.drive(Event::Enqueue { now, item }).await;
+        Ok(())
+    }
+
+    /// Saves a made outbox record and queues it.
+    pub(super) async fn enqueue(
+        &mut self,
+        submission: Submission,
+        intent: Intent,
+    ) -> Result<(), SessionError> {
+        let client_msg = submission.client_msg;
+        let record = {
+            let state = self.shared.state.borrow();
+            OutboxRecord {
+                order: state.next_order,
+                item: OutboxItem::new(submission),
+                intent,
+            }
+        };
+        self.shared
+            .cache
+            .write(vec![CacheWrite::Outbox(record.clone())])
+            .await?;
+        let item = record.item.clone();
+        {
+            let mut state = self.shared.state.borrow_mut();
+            state.next_order += 1;
+            state.outbox.insert(client_msg, record);
+        }
+        let now = self.shared.clock.now();
+        self.drive(Event::Enqueue { now, item }).await;
+        Ok(())
+    }
+
+    /// Makes the MLS message of an outbox item in the group's current epoch:
+    /// encrypts a message, or makes a commit that lost its epoch again.
+    pub(super) async fn seal(&mut self, client_msg: ClientMessageId, group: GroupId) -> Event {
+        let now = self.shared.clock.now();
+        let record = self.shared.state.borrow().outbox.get(&client_msg).cloned();
+        let made = match record {
+            None => Err("the item is no longer in the outbox".to_owned()),
+            Some(record) => match &record.intent {
+                Intent::Text { envelope } => {
+                    let request = WorkerRequest::Seal {
+                        group,
+                        client_msg,
+                        expires_at: record.item.expires_at.unwrap_or(now),
+                        envelope: envelope.clone(),
+                    };
+                    match self.crypto(request).await {
+                        Ok(WorkerResponse::Sealed(sealed)) => Ok((
+                            sealed.epoch,
+                            Payload::Application {
+                                ciphertext: sealed.ciphertext,
+                            },
+                        )),
+                        Ok(_) => Err("the crypto worker answered something else".to_owned()),
+                        Err(error) => Err(error.to_string()),
+                    }
+                }
+                intent => {
+                    // Our commit lost the race for its epoch: drop it and make
+                    // the same change again on top of the one that won.
+                    if record.item.made.is_some() {
+                        let _ = self
+                            .crypto(WorkerRequest::DiscardPendingCommit { group })
+                            .await;
+                    }
+                    self.make_commit(group, intent)
+                        .await
+                        .map(|submission| (submission.epoch, submission.payload))
+                        .map_err(|error| error.to_string())
+                }
+            },
+        };
+        match made {
+            Ok((epoch, payload)) => Event::Sealed {
+                now,
+                client_msg,
+                epoch,
+                payload,
+            },
+            Err(error) => {
+                self.log(&format!("an outbox item could not be made: {error}"));
+                Event::NotSealed { now, client_msg }
+            }
+        }
+    }
+
+    pub(super) async fn create_group(
+        &mut self,
+        profile: GroupProfile,
+        peer: Option<UserId>,
+        members: Vec<ClaimedKeyPackage>,
+    ) -> Result<GroupId, SessionError> {
+        let group = GroupId::from_bytes(self.shared.randomness.id());
+        self.crypto(WorkerRequest::CreateGroup {
+            group,
+            profile: profile.clone(),
+        })
+        .await?;
+        let me = self.shared.state.borrow().enrolment.user;
+        let mut users = vec![me];
+        users.extend(members.iter().map(|m| m.user));
+        users.sort();
+        users.dedup();
+        let record = ConversationRecord {
+            group,
+            kind: profile.kind,
+            retention: profile.retention,
+            name: profile.name.clone(),
+            peer,
+            members: users,
+            unread: 0,
+            created_at: self.shared.clock.now(),
+            ended: false,
+        };
+        self.shared
+            .cache
+            .write(vec![CacheWrite::Conversation(record.clone())])
+            .await?;
+        self.shared.state.borrow_mut().store_conversation(record);
+        self.repaint_list = true;
+        let intent = Intent::Add {
+            key_packages: members.into_iter().map(|m| m.key_package).collect(),
+            create: Some(GroupSpec {
+                kind: profile.kind,
+                retention: profile.retention,
+            }),
+        };
+        self.commit(group, intent).await?;
+        Ok(group)
+    }
+
+    pub(super) async fn remove(
+        &mut self,
+        group: GroupId,
+        users: Vec<UserId>,
+    ) -> Result<(), SessionError> {
+        let members = match self.crypto(WorkerRequest::Members { group }).await? {
+            WorkerResponse::Members { members } => members,
+            _ => return Err(SessionError::Crypto(CryptoError::Stopped)),
+        };
+        let devices: Vec<DeviceId> = members
+            .iter()
+            .filter(|m| users.contains(&m.user))
+            .map(|m| m.device)
+            .collect();
+        if devices.is_empty() {
+            return Err(SessionError::NotMembers);
+        }
+        self.commit(group, Intent::Remove { devices }).await
+    }
+
+    /// Makes the commit an intent describes, in the group's current epoch,
+    /// and queues it.
+    pub(super) async fn commit(
+        &mut self,
+        group: GroupId,
+        intent: Intent,
+    ) -> Result<(), SessionError> {
+        if self.shared.state.borrow().conversation(group).is_none() {
+            return Err(SessionError::ConversationGone);
+        }
+        let mut submission = self.make_commit(group, &intent).await?;
+        submission.client_msg = ClientMessageId::from_bytes(self.shared.randomness.id());
+        self.enqueue(submission, intent).await
+    }
+
+    pub(super) async fn make_commit(
+        &self,
+        group: GroupId,
+        intent: &Intent,
+    ) -> Result<Submission, SessionError> {
+        let request = match intent {
+            Intent::Add { key_packages, .. } if key_packages.is_empty() => {
+                WorkerRequest::SelfUpdate { group }
+            }
+            Intent::Add { key_packages, .. } => WorkerRequest::AddMembers {
+                group,
+                key_packages: key_packages.clone(),
+            },
+            Intent::Remove { devices } => WorkerRequest::RemoveMembers {
+                group,
+                devices: devices.clone(),
+            },
+            Intent::Text { .. } => return Err(SessionError::UnexpectedAnswer),
+        };
+        let WorkerResponse::Commit(commit) = self.crypto(request).await? else {
+            return Err(SessionError::Crypto(CryptoError::Stopped));
+        };
+        let create = match intent {
+            Intent::Add { create, .. } => *create,
+            _ => None,
+        };
+        Ok(Submission {
+            client_msg: ClientMessageId::from_bytes([0; 16]),
+            group,
+            epoch: commit.epoch,
+            expires_at: None,
+            payload: Payload::Commit {
+                commit: commit.commit,
+                welcome: commit.welcome,
+                change: MembershipChange {
+                    create,
+                    ..commit.change
+                },
+            },
+        })
+    }
+}
+
+/// Key packages for the relay: a stock the first time, one more after each
+/// group this device joins.
+pub(super) async fn publish_key_packages<P: Platform>(
+    shared: &Shared<P>,
+    count: u32,
+    last_resort: bool,
+) -> Result<(), SessionError> {
+    let crypto = shared
+        .live
+        .borrow()
+        .as_ref()
+        .map(|live| live.crypto.clone())
+        .ok_or(SessionError::Starting)?;
+    let key_packages = match crypto
+        .request(WorkerRequest::KeyPackages {
+            count,
+            last_resort: false,
+        })
+        .await?
+    {
+        WorkerResponse::KeyPackages { key_packages } => key_packages,
+        _ => return Err(SessionError::Crypto(CryptoError::Stopped)),
+    };
+    let last_resort = if last_resort {
+        match crypto
+            .request(WorkerRequest::KeyPackages {
+                count: 1,
+                last_resort: true,
+            })
+            .await?
+        {
+            WorkerResponse::KeyPackages { mut key_packages } => key_packages.pop(),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    shared
+        .ask(|request| ClientFrame::PublishKeyPackages {
+            request,
+            key_packages,
+            last_resort,
+        })
+        .await?;
+    Ok(())
+}
