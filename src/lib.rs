@@ -131,6 +131,10 @@ fn screen(model: AppModel) -> AnyView {
         | Route::NewDirect
         | Route::Invite
         | Route::People => on_demand::screen(model, route),
-        _ => view! { <pages::ConversationsPage /> }.into_any(),
+        // The install help comes from the screens' module, a moment after
+        // the list. (Called here, not inside the list's component, which the
+        // screens' module itself shows too: code in a split module must not
+        // load another split module.)
+        _ => view! { <pages::ConversationsPage /> {on_demand::install_help()} }.into_any(),
     }
 }

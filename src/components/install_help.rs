@@ -9,6 +9,8 @@ pub fn InstallHelp() -> impl IntoView {
     let apple = browser::is_apple_mobile();
     view! {
         <Show when=move || !dismissed.get()>
+            // Under the conversation list, in the page's own column.
+            <div class="page page--aside">
             <section class="card install" aria-labelledby="install-title">
                 <h2 id="install-title" class="card__title">"Put Huddle on your home screen"</h2>
                 {if apple {
@@ -34,6 +36,7 @@ pub fn InstallHelp() -> impl IntoView {
                     "Done"
                 </button>
             </section>
+            </div>
         </Show>
     }
 }

@@ -79,7 +79,6 @@ pub fn ConversationsPage() -> impl IntoView {
                     }
                 </For>
             </ul>
-            {crate::on_demand::install_help()}
         </main>
     }
 }
