@@ -141,6 +141,7 @@ fn rejection_words(reason: &Rejection) -> String {
         Rejection::StaleEpoch { .. } | Rejection::RateLimited { .. } => {
             "It could not be sent yet. Try again.".into()
         }
+        Rejection::Revoked => "This phone has been signed out of Huddle.".into(),
     }
 }
 

@@ -184,6 +184,9 @@ pub enum Rejection {
     RateLimited { retry_after_ms: u32 },
     #[error("the commit does not match the group: {0}")]
     InvalidCommit(String),
+    /// The sending device, or its person, has been revoked.
+    #[error("this device has been signed out")]
+    Revoked,
 }
 
 impl Rejection {

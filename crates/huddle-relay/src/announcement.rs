@@ -1,10 +1,11 @@
 //! What one relay process tells the others sharing its PostgreSQL database, as a typed announcement: a new log entry to deliver, or a device whose connections must end.
 //!
-//! Announcements travel as `pg_notify` payloads on one channel. An entry is
-//! announced inside the transaction that stores it (PostgreSQL sends the
-//! notification if and only if the transaction commits); a revocation right
-//! after the revocation is stored. The payload is text: `e:GROUP:SEQ` or
-//! `r:DEVICE`, ids in hex; anything else is ignored as unreadable.
+//! Announcements travel as `pg_notify` payloads on one channel. Entries are
+//! announced inside the transaction that stores them (PostgreSQL sends the
+//! notification if and only if the transaction commits), one line each, a
+//! whole batch in one payload; a revocation right after the revocation is
+//! stored. Each line is text: `e:GROUP:SEQ` or `r:DEVICE`, ids in hex;
+//! anything else is ignored as unreadable.
 
 use huddle_core::ids::{DeviceId, GroupId};
 

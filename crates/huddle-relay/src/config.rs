@@ -50,6 +50,41 @@ pub struct Config {
     #[arg(long, env = "HUDDLE_FRAME_BURST", default_value_t = 200)]
     pub frame_burst: u32,
 
+    /// Connections the relay holds open at once, of every kind (phones'
+    /// sockets, page loads, registrations). Past it, new connections are
+    /// closed as soon as they arrive, and phones retry a little later. Each
+    /// idle phone costs about 16 KiB.
+    #[arg(long, env = "HUDDLE_MAX_CONNECTIONS", default_value_t = 16_384)]
+    pub max_connections: usize,
+
+    /// Device sockets still proving who they are (each may hold up to 2 MiB
+    /// while it does). Past it, a new socket is closed with code 1013, "try
+    /// again later".
+    #[arg(long, env = "HUDDLE_MAX_UNAUTHENTICATED", default_value_t = 256)]
+    pub max_unauthenticated: usize,
+
+    /// Seconds a connection has to send a request's headers; also how long
+    /// a new or idle connection may stay silent before it is closed.
+    #[arg(long, env = "HUDDLE_HEADER_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_timeout_secs: u64,
+
+    /// Seconds a request (a registration) has to send its body and be
+    /// answered; a slower one is answered 408.
+    #[arg(long, env = "HUDDLE_BODY_TIMEOUT_SECS", default_value_t = 30)]
+    pub body_timeout_secs: u64,
+
+    /// Seconds between pings to a quiet phone. A phone that answers nothing
+    /// for two pings in a row is taken for gone and its socket closed (with
+    /// the default, within 45 seconds).
+    #[arg(long, env = "HUDDLE_PING_SECS", default_value_t = 15)]
+    pub ping_secs: u64,
+
+    /// Registrations (first-run setup and invite links) each network
+    /// address may make per minute; the relay as a whole takes ten times
+    /// as many. Each one costs the relay a signature check.
+    #[arg(long, env = "HUDDLE_REGISTRATIONS_PER_MINUTE", default_value_t = 30)]
+    pub registrations_per_minute: u32,
+
     /// Log format: `text` for people, `json` for log collectors.
     #[arg(long, env = "HUDDLE_LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
@@ -66,5 +101,14 @@ impl Config {
 
     pub fn serves_tls(&self) -> bool {
         self.tls_cert.is_some() && self.tls_key.is_some()
+    }
+
+    /// The relay's settings as they are when no flag or variable is given,
+    /// with the data and app folders given (tests, tools).
+    pub fn with_defaults(data_dir: PathBuf, app_dir: PathBuf) -> Self {
+        let mut config = Config::parse_from(["huddle-relay"]);
+        config.data_dir = data_dir;
+        config.app_dir = app_dir;
+        config
     }
 }

@@ -6,6 +6,7 @@
 // A native server only; see the note in Cargo.toml.
 #![cfg(not(target_arch = "wasm32"))]
 
+pub mod admission;
 pub mod announcement;
 pub mod api_error;
 pub mod auth;
@@ -20,44 +21,68 @@ pub mod web_app;
 
 use api_error::ApiError;
 use axum::extract::{OriginalUri, State};
+use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 pub use config::Config;
+use socket::limits::{NetworkKey, RateLimit, RateLimiter};
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 pub use store::Store;
+use tower_http::timeout::TimeoutLayer;
 
 /// What every request handler can reach.
 #[derive(Clone, Debug)]
 pub struct AppState {
     pub store: Store,
-    /// Appends and acknowledgements, committed in batches.
+    /// Appends, acknowledgements and key packages, committed in batches.
     pub appender: store::group_commit::Appender,
     /// Live connections in this process.
-    pub hub: std::sync::Arc<live::hub::Hub>,
+    pub hub: Arc<live::hub::Hub>,
     /// The organisation this relay serves.
     pub org: huddle_core::ids::OrgId,
-    /// Per-device frame limits.
-    pub rate_limit: socket::limits::RateLimit,
-    pub rate_limiter: std::sync::Arc<socket::limits::RateLimiter>,
+    /// Each device's frame allowance, kept across its reconnections.
+    pub frame_limiter: Arc<RateLimiter<huddle_core::ids::DeviceId>>,
+    /// Registrations by network, and by everyone together.
+    pub registration_limiter: Arc<RateLimiter<NetworkKey>>,
+    pub all_registrations: Arc<RateLimiter<()>>,
+    /// Device sockets still proving who they are.
+    pub unauthenticated: Arc<admission::Gate>,
+    /// How often a quiet phone is pinged.
+    pub ping_interval: Duration,
 }
 
 /// The whole HTTP surface of the relay, without a socket, so that tests can
-/// drive it directly.
-pub fn app(state: AppState, app_dir: &Path) -> Router {
-    let api = Router::new()
-        .route("/ws", get(socket::upgrade))
+/// drive it directly. `tls`: it is served over HTTPS.
+pub fn app(state: AppState, app_dir: &Path, body_timeout: Duration, tls: bool) -> Router {
+    let registration = Router::new()
         .route("/setup", axum::routing::post(registration::setup))
         .route("/join", axum::routing::post(registration::join))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            registration::limit,
+        ))
+        // A body dripped in slowly holds a connection open: a registration
+        // is answered within this time, or answered 408.
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            body_timeout,
+        ));
+    let api = Router::new()
+        .route("/ws", get(socket::upgrade))
+        .merge(registration)
         .fallback(api_not_found);
     Router::new()
         .route("/healthz", get(healthz))
         .nest("/api", api)
         .with_state(state)
         .merge(web_app::router(app_dir))
-        .layer(axum::middleware::from_fn(web_app::headers_middleware))
+        .layer(axum::middleware::from_fn(move |request, next| {
+            web_app::headers_middleware(tls, request, next)
+        }))
 }
 
 async fn api_not_found(OriginalUri(uri): OriginalUri) -> ApiError {
@@ -67,10 +92,10 @@ async fn api_not_found(OriginalUri(uri): OriginalUri) -> ApiError {
 /// Liveness and readiness in one: 200 when the database answers.
 async fn healthz(State(state): State<AppState>) -> axum::response::Response {
     match state.store.ping().await {
+        // No version: it would tell anyone which flaws to try.
         Ok(()) => Json(serde_json::json!({
             "status": "ok",
             "database": state.store.engine_name(),
-            "version": env!("CARGO_PKG_VERSION"),
         }))
         .into_response(),
         Err(e) => {
@@ -118,6 +143,25 @@ impl RunningRelay {
     }
 }
 
+/// Gives the HTTP server a timer, without which none of its timeouts fire:
+/// a request's headers must arrive within `header_timeout`, and an HTTP/2
+/// connection that stops answering pings is closed.
+fn set_timeouts(
+    builder: &mut hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>,
+    header_timeout: Duration,
+    ping_secs: u64,
+) {
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout);
+    builder
+        .http2()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .keep_alive_interval(Duration::from_secs(ping_secs.max(1)))
+        .keep_alive_timeout(Duration::from_secs(ping_secs.max(1)));
+}
+
 /// Opens the database, binds the socket and starts serving in the background.
 pub async fn start(config: &Config) -> anyhow::Result<RunningRelay> {
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
@@ -148,25 +192,44 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningRelay> {
     } else {
         None
     };
-    let hub: std::sync::Arc<live::hub::Hub> = Default::default();
+    let hub: Arc<live::hub::Hub> = Default::default();
+    let publisher = Arc::new(live::publisher::LivePublisher::new(
+        hub.clone(),
+        store.engine() == store::Engine::Postgres,
+    ));
     let sweeper = tokio::spawn(sweeper::run(store.clone()));
-    let listener = tokio::spawn(live::bus::run(store.clone(), hub.clone()));
-    let (appender, writers) = store::group_commit::Appender::start(&store);
+    let listener = tokio::spawn(live::bus::run(store.clone(), publisher.clone()));
+    let (appender, writers) = store::group_commit::Appender::start(&store, publisher);
+    let registrations = RateLimit::per_minute(
+        config.registrations_per_minute,
+        config.registrations_per_minute,
+    );
+    let everyone = RateLimit::per_minute(
+        config.registrations_per_minute.saturating_mul(10),
+        config.registrations_per_minute.saturating_mul(10),
+    );
+    let header_timeout = Duration::from_secs(config.header_timeout_secs.max(1));
     let router = app(
         AppState {
             store: store.clone(),
             appender,
             hub,
             org,
-            rate_limit: socket::limits::RateLimit {
-                per_second: config.frames_per_second,
-                burst: config.frame_burst,
-            },
-            rate_limiter: Default::default(),
+            frame_limiter: Arc::new(RateLimiter::new(RateLimit::per_second(
+                config.frames_per_second,
+                config.frame_burst,
+            ))),
+            registration_limiter: Arc::new(RateLimiter::new(registrations)),
+            all_registrations: Arc::new(RateLimiter::new(everyone)),
+            unauthenticated: admission::Gate::new(config.max_unauthenticated),
+            ping_interval: Duration::from_secs(config.ping_secs.max(1)),
         },
         &config.app_dir,
+        Duration::from_secs(config.body_timeout_secs.max(1)),
+        config.serves_tls(),
     );
     let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    let connections = admission::Gate::new(config.max_connections);
 
     let handle = axum_server::Handle::new();
     let task = match (&config.tls_cert, &config.tls_key) {
@@ -177,11 +240,29 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningRelay> {
             let tls = axum_server::tls_rustls::RustlsConfig::from_pem_file(cert, key)
                 .await
                 .map_err(|e| anyhow::anyhow!("could not load the TLS certificate or key: {e}"))?;
-            let server = axum_server::bind_rustls(config.listen, tls).handle(handle.clone());
+            let acceptor = admission::Admission::new(
+                axum_server::tls_rustls::RustlsAcceptor::new(tls),
+                connections,
+                header_timeout,
+                true,
+            );
+            let mut server = axum_server::bind(config.listen)
+                .acceptor(acceptor)
+                .handle(handle.clone());
+            set_timeouts(server.http_builder(), header_timeout, config.ping_secs);
             tokio::spawn(async move { server.serve(service).await })
         }
         _ => {
-            let server = axum_server::bind(config.listen).handle(handle.clone());
+            let acceptor = admission::Admission::new(
+                axum_server::accept::DefaultAcceptor,
+                connections,
+                header_timeout,
+                false,
+            );
+            let mut server = axum_server::bind(config.listen)
+                .acceptor(acceptor)
+                .handle(handle.clone());
+            set_timeouts(server.http_builder(), header_timeout, config.ping_secs);
             tokio::spawn(async move { server.serve(service).await })
         }
     };

@@ -8,10 +8,12 @@
 use crate::api_error::ApiError;
 use crate::auth::verify_signature;
 use crate::clock::now;
+use crate::socket::limits::NetworkKey;
 use crate::store::people::{Joined, LinkRefusal};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::IntoResponse;
 use axum::Json;
 use huddle_core::ids::{DeviceId, UserId};
 use huddle_core::wire::registration_transcript;
@@ -134,6 +136,43 @@ async fn registered(state: &AppState, device: DeviceId, joined: Joined) -> Json<
 fn store_failed(error: crate::store::StoreError) -> ApiError {
     tracing::error!(%error, "registration: database error");
     ApiError::unavailable("The relay could not save this. Try again in a minute.")
+}
+
+/// In front of `/api/setup` and `/api/join`: each costs the relay a
+/// signature check, so each network, and everyone together, may make only
+/// so many a minute. Past it: 429, with when to try again.
+pub async fn limit(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let now = now().0;
+    let network = request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| NetworkKey::from(info.0.ip()));
+    let allowed = network
+        .map_or(Ok(()), |key| state.registration_limiter.take(key, now, 1))
+        .and_then(|()| state.all_registrations.take((), now, 1));
+    match allowed {
+        Ok(()) => next.run(request).await,
+        Err(retry_after_ms) => {
+            let seconds = retry_after_ms.div_ceil(1000).max(1);
+            let error = ApiError {
+                status: StatusCode::TOO_MANY_REQUESTS,
+                error: "too_many_requests",
+                message: format!(
+                    "Too many people are joining from here at once. Try again in {seconds} seconds."
+                ),
+            };
+            let mut response = error.into_response();
+            response.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                axum::http::HeaderValue::from(seconds),
+            );
+            response
+        }
+    }
 }
 
 /// `POST /api/setup`: the first administrator, from the first-run link.

@@ -1,4 +1,4 @@
-//! The relay's expiry: deleting expired messages, and handshakes every member has passed, every few seconds.
+//! The relay's expiry: deleting expired messages, handshakes every member has passed, and welcomes nobody will use, every few seconds.
 
 use crate::clock::now;
 use crate::store::Store;
@@ -22,6 +22,11 @@ pub async fn run(store: Store) {
             Ok(0) => {}
             Ok(deleted) => tracing::debug!(deleted, "handshakes everyone has passed deleted"),
             Err(error) => tracing::warn!(%error, "could not delete old handshakes"),
+        }
+        match store.sweep_welcomes(now()).await {
+            Ok(0) => {}
+            Ok(deleted) => tracing::debug!(deleted, "welcomes nobody will use deleted"),
+            Err(error) => tracing::warn!(%error, "could not delete old welcomes"),
         }
     }
 }

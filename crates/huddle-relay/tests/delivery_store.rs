@@ -70,7 +70,7 @@ fn ward_with_everyone() -> Submission {
 
 /// Group-commit writers for `store`, and the ward created through them.
 async fn writers_with_the_ward(store: &Store) -> (Appender, Vec<tokio::task::JoinHandle<()>>) {
-    let (appender, writers) = Appender::start(store);
+    let (appender, writers) = Appender::start(store, std::sync::Arc::new(()));
     appender
         .append(ADMIN, ward_with_everyone(), NOW)
         .await
@@ -130,7 +130,9 @@ async fn the_log_orders_entries_and_accepts_one_commit_per_epoch() {
             (created.entry.seq, created.entry.epoch, created.fresh),
             (1, 0, true)
         );
-        assert_eq!(created.welcomes, vec![(BOB, vec![0x3e, 1])]);
+        assert_eq!(created.added, vec![BOB]);
+        assert_eq!(created.welcome, Some(vec![0x3e, 1]));
+        assert_eq!(created.recipients, vec![ADMIN]);
         let welcomes = store.welcomes_for(BOB).await.unwrap();
         assert_eq!(welcomes.len(), 1);
         assert_eq!(welcomes[0].seq, 1);

@@ -20,15 +20,27 @@ async fn two_relays() -> Option<(
     huddle_relay::RunningRelay,
     [tempfile::TempDir; 2],
 )> {
+    two_relays_limited(20).await
+}
+
+/// The same, with `frames_per_second` for each device (0: no limit).
+async fn two_relays_limited(
+    frames_per_second: u32,
+) -> Option<(
+    huddle_relay::RunningRelay,
+    huddle_relay::RunningRelay,
+    [tempfile::TempDir; 2],
+)> {
     let url = support::fresh_postgres_database().await?;
     let dirs = [tempfile::tempdir().ok()?, tempfile::tempdir().ok()?];
-    let relay_a = support::start(&support::config(
-        dirs[0].path(),
-        dirs[0].path(),
-        Some(url.clone()),
-    ))
-    .await;
-    let relay_b = support::start(&support::config(dirs[1].path(), dirs[1].path(), Some(url))).await;
+    let mut relays = Vec::new();
+    for dir in &dirs {
+        let mut config = support::config(dir.path(), dir.path(), Some(url.clone()));
+        config.frames_per_second = frames_per_second;
+        relays.push(support::start(&config).await);
+    }
+    let relay_b = relays.pop()?;
+    let relay_a = relays.pop()?;
     Some((relay_a, relay_b, dirs))
 }
 
@@ -128,7 +140,8 @@ async fn until_closed(socket: &mut Socket) -> (Option<ErrorCode>, Option<u16>, I
 
 #[tokio::test]
 async fn a_device_revoked_on_one_relay_is_cut_off_on_the_other_even_while_flooding() {
-    let Some((relay_a, relay_b, _dirs)) = two_relays().await else {
+    // No frame limit, so that the flood is not cut off for its own sake.
+    let Some((relay_a, relay_b, _dirs)) = two_relays_limited(0).await else {
         return;
     };
     let (admin, nurse, flooder) = (TestDevice::new(1), TestDevice::new(2), TestDevice::new(3));
@@ -211,6 +224,10 @@ async fn a_device_revoked_on_one_relay_is_cut_off_on_the_other_even_while_floodi
         .await
         .expect("the flooding socket is closed")
         .expect("the reader ran");
+    assert!(
+        closed_at > revoked_at,
+        "the flooder was closed before its revocation"
+    );
     let after = closed_at.duration_since(revoked_at);
     assert!(
         after < Duration::from_secs(1),
@@ -219,6 +236,94 @@ async fn a_device_revoked_on_one_relay_is_cut_off_on_the_other_even_while_floodi
     assert_eq!(code, Some(1008));
     flood.abort();
     assert!(answers > 100, "the device was flooding ({answers} answers)");
+    relay_a.shutdown(Duration::from_secs(1)).await.unwrap();
+    relay_b.shutdown(Duration::from_secs(1)).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn members_on_two_relays_sending_at_once_reach_a_third_live_and_in_order() {
+    let Some((relay_a, relay_b, _dirs)) = two_relays_limited(0).await else {
+        return;
+    };
+    let group = GroupId::from_bytes([6; 16]);
+    let (alice, bob, carol) = (TestDevice::new(1), TestDevice::new(2), TestDevice::new(3));
+    for device in [&alice, &bob, &carol] {
+        device.register(&relay_a.store, Role::Staff).await;
+    }
+    // Alice and Carol on relay A, Bob on relay B.
+    let mut on_a = alice.connect(&relay_a).await;
+    let mut bob_on_b = bob.connect(&relay_b).await;
+    let mut carol_on_a = carol.connect(&relay_a).await;
+    for socket in [&mut bob_on_b, &mut carol_on_a] {
+        send(socket, ClientFrame::Sync { cursors: vec![] }).await;
+        assert_eq!(next(socket).await, ServerFrame::Synced);
+    }
+    let create = create(1, group, GroupKind::Social, vec![bob.device, carol.device]);
+    send(&mut on_a, ClientFrame::Submit(create)).await;
+    accepted_with_own_copy(&mut on_a).await;
+    for socket in [&mut bob_on_b, &mut carol_on_a] {
+        assert!(matches!(
+            next(socket).await,
+            ServerFrame::Welcome { seq: 1, .. }
+        ));
+        send(
+            socket,
+            ClientFrame::Sync {
+                cursors: vec![GroupCursor { group, seq: 1 }],
+            },
+        )
+        .await;
+        assert_eq!(next(socket).await, ServerFrame::Synced);
+    }
+
+    // Alice (through A) and Bob (through B) each send 200 at once: entries
+    // stored by B reach Carol through the bus, Alice's straight from A, and
+    // Carol must get them all in the order they were stored.
+    const EACH: u8 = 200;
+    let mut senders = Vec::new();
+    for (socket, tag) in [(on_a, 0xa0u8), (bob_on_b, 0xb0)] {
+        senders.push(tokio::spawn(async move {
+            use futures::SinkExt;
+            let (mut sink, mut stream) = socket.split();
+            for n in 0..EACH {
+                let text = Submission {
+                    client_msg: ClientMessageId::from_bytes([
+                        tag, n, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1,
+                    ]),
+                    group,
+                    epoch: 1,
+                    expires_at: Some(now().saturating_add_millis(60_000)),
+                    payload: Payload::Application {
+                        ciphertext: vec![tag, n],
+                    },
+                };
+                let frame = ClientFrame::Submit(text).encode();
+                sink.send(Message::Binary(frame.into()))
+                    .await
+                    .expect("send");
+            }
+            let mut accepted = 0;
+            while accepted < EACH {
+                if let Some(Ok(Message::Binary(bytes))) = stream.next().await {
+                    if let Ok(ServerFrame::Accepted { .. }) = ServerFrame::decode(&bytes) {
+                        accepted += 1;
+                    }
+                }
+            }
+        }));
+    }
+    let mut seqs = Vec::new();
+    while seqs.len() < 2 * usize::from(EACH) {
+        match next(&mut carol_on_a).await {
+            ServerFrame::Deliver(entry) => seqs.push(entry.seq),
+            other => panic!("Carol got {other:?} after {} entries", seqs.len()),
+        }
+    }
+    let expected: Vec<u64> = (2..2 + 2 * u64::from(EACH)).collect();
+    assert_eq!(seqs, expected, "entries missing or out of order");
+    for sender in senders {
+        sender.await.expect("sender");
+    }
     relay_a.shutdown(Duration::from_secs(1)).await.unwrap();
     relay_b.shutdown(Duration::from_secs(1)).await.unwrap();
 }

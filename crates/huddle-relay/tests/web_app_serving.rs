@@ -178,6 +178,10 @@ async fn serves_the_app(engine: Engine) {
         Engine::Postgres => "postgres",
     };
     assert_eq!(json["database"], engine_name);
+    // Nothing that tells a stranger which version (and which flaws) to try.
+    assert!(json.get("version").is_none(), "{json}");
+    // Plain HTTP gets no HSTS: it would mean nothing there.
+    assert_eq!(health.header("strict-transport-security"), "");
 
     relay
         .shutdown(Duration::from_secs(5))
@@ -274,6 +278,93 @@ async fn serves_https_from_certificate_files() {
         .await
         .expect("https request");
     assert_eq!(response.status(), StatusCode::OK);
+    // Browsers that reached Huddle over HTTPS keep to it.
+    assert_eq!(
+        response
+            .headers()
+            .get("strict-transport-security")
+            .and_then(|v| v.to_str().ok()),
+        Some("max-age=63072000")
+    );
+    relay
+        .shutdown(Duration::from_secs(5))
+        .await
+        .expect("clean shutdown");
+}
+
+/// Sends `request` as raw bytes and returns the whole answer as text.
+async fn raw_answer(addr: std::net::SocketAddr, request: &[u8]) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    stream.write_all(request).await.expect("write");
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut answer)).await;
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
+#[tokio::test]
+async fn hidden_files_impossible_paths_and_unparseable_requests_get_plain_refusals() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let app = tempfile::tempdir().expect("tempdir");
+    write_app(app.path());
+    // What an operator's tools might leave in the app folder.
+    std::fs::write(app.path().join(".env"), "DATABASE_PASSWORD=secret").expect("write");
+    std::fs::create_dir(app.path().join(".git")).expect("mkdir");
+    std::fs::write(app.path().join(".git").join("config"), "[core]").expect("write");
+    let relay = support::start(&support::config(data.path(), app.path(), None)).await;
+    let base = format!("http://{}", relay.local_addr);
+
+    for path in ["/.env", "/.git/config", "/%2Eenv", "/%2egit/config"] {
+        let served = get(&base, path, None).await;
+        assert_eq!(served.status, StatusCode::NOT_FOUND, "{path}");
+        assert!(
+            !served.body.contains("secret") && !served.body.contains("[core]"),
+            "{path}"
+        );
+        assert_security_headers(&served, path);
+    }
+    // Longer than any file name: not found, rather than a fault (the file
+    // system's refusal used to answer 500 and write an error to the log).
+    for path in [
+        format!("/{}", "a".repeat(300)),
+        format!("/{}.js", "a".repeat(300)),
+        format!("/icons/{}", "%61".repeat(300)),
+    ] {
+        let served = get(&base, &path, None).await;
+        assert_eq!(served.status, StatusCode::NOT_FOUND, "{}", &path[..20]);
+    }
+
+    // Requests the HTTP layer refuses before the relay sees them still
+    // carry the security headers.
+    let too_long = format!(
+        "GET /{} HTTP/1.1\r\nHost: relay\r\n\r\n",
+        "a".repeat(70 * 1024)
+    );
+    let garbage = "NOT HTTP AT ALL\r\n\r\n".to_owned();
+    let mut many_headers = "GET / HTTP/1.1\r\nHost: relay\r\n".to_owned();
+    for n in 0..200 {
+        many_headers.push_str(&format!("X-Header-{n}: {n}\r\n"));
+    }
+    many_headers.push_str("\r\n");
+    for (request, status) in [(too_long, "414"), (garbage, "400"), (many_headers, "431")] {
+        let answer = raw_answer(relay.local_addr, request.as_bytes()).await;
+        assert!(
+            answer.starts_with(&format!("HTTP/1.1 {status} ")),
+            "{answer}"
+        );
+        let head = answer.to_ascii_lowercase();
+        for header in [
+            "x-content-type-options: nosniff",
+            "content-security-policy: default-src 'self'",
+            "x-frame-options: deny",
+            "referrer-policy: no-referrer",
+        ] {
+            assert!(
+                head.contains(header),
+                "{status}: {header} missing from {answer}"
+            );
+        }
+    }
     relay
         .shutdown(Duration::from_secs(5))
         .await

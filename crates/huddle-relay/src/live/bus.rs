@@ -2,7 +2,7 @@
 //!
 //! On SQLite there is one process and no bus: the hub does everything.
 
-use super::hub::Hub;
+use super::publisher::LivePublisher;
 use crate::announcement::{Announcement, BUS_CHANNEL};
 use crate::store::{Engine, Store};
 use huddle_core::ids::DeviceId;
@@ -24,16 +24,16 @@ pub async fn announce_revoked(store: &Store, device: DeviceId) {
     }
 }
 
-/// Acts on the other processes' announcements for as long as the relay
-/// runs: delivers their entries to this process's connections, and ends
-/// revoked devices' connections here. A process also hears its own
-/// announcements: the hub remembers what it delivered, and each connection
-/// skips sequence numbers it already sent.
-pub async fn run(store: Store, hub: Arc<Hub>) {
+/// Acts on every process's announcements, this one's included, for as
+/// long as the relay runs: delivers entries to this process's connections
+/// in the order they were committed (see `publisher.rs`), and ends revoked
+/// devices' connections here.
+pub async fn run(store: Store, publisher: Arc<LivePublisher>) {
     if store.engine() != Engine::Postgres {
         return;
     }
     loop {
+        publisher.set_listening(false);
         let mut listener = match sqlx::postgres::PgListener::connect(store.url()).await {
             Ok(listener) => listener,
             Err(error) => {
@@ -47,6 +47,7 @@ pub async fn run(store: Store, hub: Arc<Hub>) {
             tokio::time::sleep(std::time::Duration::from_secs(1)).await;
             continue;
         }
+        publisher.set_listening(true);
         loop {
             let notification = match listener.recv().await {
                 Ok(notification) => notification,
@@ -58,20 +59,28 @@ pub async fn run(store: Store, hub: Arc<Hub>) {
                     break;
                 }
             };
-            match Announcement::decode(notification.payload()) {
-                Some(Announcement::Entry { group, seq }) => {
-                    if hub.already_delivered(group, seq) {
-                        continue;
-                    }
-                    match store.appended_at(group, seq).await {
-                        Ok(Some(appended)) => hub.fan_out(&store, appended).await,
-                        Ok(None) => {} // expired and swept already
-                        Err(error) => tracing::warn!(%error, "could not read an announced entry"),
-                    }
-                }
-                Some(Announcement::Revoked { device }) => hub.revoke(device),
-                None => tracing::warn!("an unreadable announcement on the bus"),
+            // One notification per batch: an announcement per line.
+            for line in notification.payload().lines() {
+                act_on(&store, &publisher, Announcement::decode(line)).await;
             }
         }
+    }
+}
+
+async fn act_on(store: &Store, publisher: &LivePublisher, announcement: Option<Announcement>) {
+    let hub = publisher.hub();
+    match announcement {
+        Some(Announcement::Entry { group, seq }) => {
+            if publisher.announced(group, seq) || hub.already_delivered(group, seq) {
+                return;
+            }
+            match store.appended_at(group, seq).await {
+                Ok(Some(appended)) => hub.publish(&appended),
+                Ok(None) => {} // expired and swept already
+                Err(error) => tracing::warn!(%error, "could not read an announced entry"),
+            }
+        }
+        Some(Announcement::Revoked { device }) => hub.revoke(device),
+        None => tracing::warn!("an unreadable announcement on the bus"),
     }
 }

@@ -1,71 +1,122 @@
 //! Live delivery inside one relay process: who is connected, and handing each new log entry to the connections of its recipients without waiting for any of them.
+//!
+//! A frame is encoded once and shared by every connection it goes to: a
+//! commit of 2 MiB to a group of a thousand is one buffer, not a thousand.
 
 use crate::store::log::Appended;
-use crate::store::Store;
+use axum::body::Bytes;
 use huddle_core::ids::{DeviceId, GroupId};
 use huddle_core::wire::ServerFrame;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
-use tokio::sync::mpsc;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::{mpsc, Notify};
 
 /// Frames waiting for one connection. A device that lets this many pile up
 /// is disconnected (it catches up from its cursor when it reconnects), so
 /// that a slow phone never slows the others.
 pub const LIVE_QUEUE: usize = 1024;
 
-/// What the hub hands a connection.
-#[derive(Debug)]
+/// A frame from the hub for one connection, already encoded.
+#[derive(Clone, Debug)]
 pub enum LiveFrame {
-    Frame(ServerFrame),
-    /// The device was revoked: end the connection now.
-    Revoked,
+    /// The entry at `seq` of `group`.
+    Entry {
+        group: GroupId,
+        seq: u64,
+        frame: Bytes,
+    },
+    /// A welcome into `group`, made by its commit at `seq`.
+    Welcome {
+        group: GroupId,
+        seq: u64,
+        frame: Bytes,
+    },
 }
 
-/// One registered connection.
+/// What a connection gets when it registers: its frames, and a signal that
+/// its device was revoked. The signal does not queue behind the frames, so
+/// a revoked device is cut off at once however busy its connection is.
+#[derive(Debug)]
+pub struct Registration {
+    pub handle: LiveHandle,
+    pub frames: mpsc::Receiver<LiveFrame>,
+    pub revoked: Arc<Notify>,
+}
+
+/// One registered connection, to unregister it.
 #[derive(Debug)]
 pub struct LiveHandle {
     id: u64,
 }
 
-/// Each device's live connections, by connection id.
-type ConnectionMap = HashMap<DeviceId, Vec<(u64, mpsc::Sender<LiveFrame>)>>;
+struct LiveConnection {
+    id: u64,
+    frames: mpsc::Sender<LiveFrame>,
+    revoked: Arc<Notify>,
+}
 
-#[derive(Debug, Default)]
+/// Each device's live connections.
+type ConnectionMap = HashMap<DeviceId, Vec<LiveConnection>>;
+
+/// Entries this process has delivered recently, so that one heard again
+/// (its own PostgreSQL announcement, or a lost race) is not read twice.
+#[derive(Default)]
+struct Recent {
+    order: VecDeque<(GroupId, u64)>,
+    set: HashSet<(GroupId, u64)>,
+}
+
+#[derive(Default)]
 pub struct Hub {
     connections: Mutex<ConnectionMap>,
     next_id: AtomicU64,
-    /// Entries this process has fanned out recently, so that its own
-    /// PostgreSQL announcements are not delivered twice.
-    recent: Mutex<std::collections::VecDeque<(GroupId, u64)>>,
+    recent: Mutex<Recent>,
+}
+
+impl std::fmt::Debug for Hub {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hub")
+            .field("connected_devices", &self.connected_devices())
+            .finish()
+    }
 }
 
 /// How many recent entries the hub remembers having delivered.
 const RECENT_CAPACITY: usize = 4096;
 
-impl Hub {
-    fn connections(&self) -> std::sync::MutexGuard<'_, ConnectionMap> {
-        // The map stays consistent even if a holder panicked: every update
-        // is a single insert or removal.
-        self.connections
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
+/// A lock whose data stays consistent even if a holder panicked: every
+/// update under these locks is a single insert or removal.
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
-    pub fn register(&self, device: DeviceId) -> (LiveHandle, mpsc::Receiver<LiveFrame>) {
-        let (sender, receiver) = mpsc::channel(LIVE_QUEUE);
+impl Hub {
+    pub fn register(&self, device: DeviceId) -> Registration {
+        let (sender, frames) = mpsc::channel(LIVE_QUEUE);
+        let revoked = Arc::new(Notify::new());
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
-        self.connections()
+        lock(&self.connections)
             .entry(device)
             .or_default()
-            .push((id, sender));
-        (LiveHandle { id }, receiver)
+            .push(LiveConnection {
+                id,
+                frames: sender,
+                revoked: revoked.clone(),
+            });
+        Registration {
+            handle: LiveHandle { id },
+            frames,
+            revoked,
+        }
     }
 
     pub fn unregister(&self, device: DeviceId, handle: &LiveHandle) {
-        let mut connections = self.connections();
+        let mut connections = lock(&self.connections);
         if let Some(list) = connections.get_mut(&device) {
-            list.retain(|(id, _)| *id != handle.id);
+            list.retain(|connection| connection.id != handle.id);
             if list.is_empty() {
                 connections.remove(&device);
             }
@@ -73,86 +124,81 @@ impl Hub {
     }
 
     pub fn is_connected(&self, device: DeviceId) -> bool {
-        self.connections().contains_key(&device)
+        lock(&self.connections).contains_key(&device)
     }
 
     pub fn connected_devices(&self) -> usize {
-        self.connections().len()
+        lock(&self.connections).len()
     }
 
-    /// Queues a frame for every connection of `device`; a connection whose
-    /// queue is full is dropped from the hub, which ends it.
-    pub fn send(&self, device: DeviceId, frame: &ServerFrame) {
-        let mut connections = self.connections();
-        if let Some(list) = connections.get_mut(&device) {
-            list.retain(|(_, sender)| sender.try_send(LiveFrame::Frame(frame.clone())).is_ok());
-            if list.is_empty() {
-                connections.remove(&device);
+    /// Queues a frame for every connection of each of `devices`; a
+    /// connection whose queue is full is dropped from the hub, which ends it.
+    fn send(&self, devices: &[DeviceId], frame: &LiveFrame) {
+        let mut connections = lock(&self.connections);
+        for device in devices {
+            if let Some(list) = connections.get_mut(device) {
+                list.retain(|connection| connection.frames.try_send(frame.clone()).is_ok());
+                if list.is_empty() {
+                    connections.remove(device);
+                }
             }
         }
     }
 
     /// Ends every connection of a revoked device.
     pub fn revoke(&self, device: DeviceId) {
-        if let Some(list) = self.connections().remove(&device) {
-            for (_, sender) in list {
-                let _ = sender.try_send(LiveFrame::Revoked);
+        if let Some(list) = lock(&self.connections).remove(&device) {
+            for connection in list {
+                connection.revoked.notify_one();
             }
         }
     }
 
-    /// Whether this process already delivered the entry (it stored it, or
-    /// an announcement for it arrived before).
+    /// Delivers a newly stored entry to its recipients, and its welcome to
+    /// the devices it added. Called in log order for each group (see
+    /// `publisher.rs`), so every connection gets a group's entries in order.
+    pub fn publish(&self, appended: &Appended) {
+        let entry = &appended.entry;
+        let (group, seq) = (entry.group, entry.seq);
+        let frame = LiveFrame::Entry {
+            group,
+            seq,
+            frame: ServerFrame::Deliver(entry.clone()).encode().into(),
+        };
+        self.send(&appended.recipients, &frame);
+        if let Some(welcome) = &appended.welcome {
+            let frame = LiveFrame::Welcome {
+                group,
+                seq,
+                frame: ServerFrame::Welcome {
+                    group,
+                    seq,
+                    spec: appended.spec,
+                    welcome: welcome.clone(),
+                }
+                .encode()
+                .into(),
+            };
+            self.send(&appended.added, &frame);
+        }
+        self.remember(group, seq);
+    }
+
+    /// Whether this process already delivered the entry.
     pub fn already_delivered(&self, group: GroupId, seq: u64) -> bool {
-        self.recent
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .contains(&(group, seq))
+        lock(&self.recent).set.contains(&(group, seq))
     }
 
     fn remember(&self, group: GroupId, seq: u64) {
-        let mut recent = self
-            .recent
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if recent.len() == RECENT_CAPACITY {
-            recent.pop_front();
+        let mut recent = lock(&self.recent);
+        if !recent.set.insert((group, seq)) {
+            return;
         }
-        recent.push_back((group, seq));
-    }
-
-    /// Delivers a freshly stored entry to the group's members and its
-    /// welcomes to the devices it added.
-    pub async fn fan_out(&self, store: &Store, appended: Appended) {
-        let entry = appended.entry;
-        match store.recipients(entry.group, entry.seq).await {
-            Ok(recipients) => {
-                let frame = ServerFrame::Deliver(entry.clone());
-                for device in recipients {
-                    self.send(device, &frame);
-                }
-            }
-            Err(error) => {
-                // Members still get the entry from the backlog when they
-                // next sync.
-                tracing::error!(%error, "could not list recipients for live delivery");
+        recent.order.push_back((group, seq));
+        if recent.order.len() > RECENT_CAPACITY {
+            if let Some(oldest) = recent.order.pop_front() {
+                recent.set.remove(&oldest);
             }
         }
-        for (device, welcome) in appended.welcomes {
-            self.send(
-                device,
-                &ServerFrame::Welcome {
-                    group: entry.group,
-                    seq: entry.seq,
-                    spec: appended.spec,
-                    welcome,
-                },
-            );
-        }
-        // Remembered only once it is in every member's queue: the PostgreSQL
-        // listener skips a remembered entry, and skipping one still on its
-        // way here would let the next entry overtake it (a connection sends
-        // each group's entries in order and drops one that comes too late).
-        self.remember(entry.group, entry.seq);
     }
 }

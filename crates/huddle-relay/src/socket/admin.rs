@@ -5,13 +5,17 @@ use super::internal_error;
 use crate::auth::random_nonce;
 use crate::clock::now;
 use crate::live::bus;
-use crate::store::people::{clean_name, MAX_INVITE_SECS};
+use crate::store::people::{clean_name, RevokeRefusal, MAX_INVITE_SECS};
 use crate::store::StoreError;
 use crate::AppState;
 use axum::extract::ws::Message;
 use futures::{Sink, Stream};
 use huddle_core::ids::{DeviceId, UserId};
 use huddle_core::wire::{ClientFrame, LinkSecret, RequestId, Role, ServerFrame};
+
+/// Why the last administrator stays.
+const LAST_ADMINISTRATOR: &str = "Huddle must keep at least one administrator. \
+Invite another administrator before removing this one.";
 
 /// The administration frames of the wire, as their own type: what
 /// [`administer`] handles, each once.
@@ -176,16 +180,24 @@ async fn carry_out(
             ServerFrame::Done { request }
         }
         AdminRequest::RevokeDevice { device } => {
-            if !state.store.revoke_device(actor, device, now).await? {
-                return Ok(Err("That device is unknown or already revoked."));
+            match state.store.revoke_device(actor, device, now).await? {
+                Ok(()) => {}
+                Err(RevokeRefusal::Unknown) => {
+                    return Ok(Err("That device is unknown or already revoked."))
+                }
+                Err(RevokeRefusal::LastAdministrator) => return Ok(Err(LAST_ADMINISTRATOR)),
             }
             state.hub.revoke(device);
             bus::announce_revoked(&state.store, device).await;
             ServerFrame::Done { request }
         }
         AdminRequest::RevokeUser { user } => {
-            let Some(devices) = state.store.revoke_user(actor, user, now).await? else {
-                return Ok(Err("That person is unknown or already revoked."));
+            let devices = match state.store.revoke_user(actor, user, now).await? {
+                Ok(devices) => devices,
+                Err(RevokeRefusal::Unknown) => {
+                    return Ok(Err("That person is unknown or already revoked."))
+                }
+                Err(RevokeRefusal::LastAdministrator) => return Ok(Err(LAST_ADMINISTRATOR)),
             };
             for device in devices {
                 state.hub.revoke(device);

@@ -1,27 +1,47 @@
-//! Per-device rate limits: a token bucket per device, shared by all its connections.
+//! Rate limits: token buckets by key (a device, a network address), kept across reconnects, and what each frame costs.
 
-use huddle_core::ids::DeviceId;
+use crate::store::keys::{MAX_CLAIM_USERS, MAX_KEY_PACKAGES_PER_DEVICE};
+use crate::store::log::MAX_CHANGES_PER_COMMIT;
+use huddle_core::wire::{ClientFrame, Payload};
 use std::collections::HashMap;
+use std::hash::Hash;
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-/// A token bucket: `burst` frames at once, refilled at `per_second`.
+/// A rate: `burst` tokens at once, refilled at `per_second`.
 #[derive(Clone, Copy, Debug, PartialEq)]
-pub struct TokenBucket {
-    tokens: f64,
-    last_millis: u64,
-}
-
-/// The limits every device gets.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct RateLimit {
-    pub per_second: u32,
+    pub per_second: f64,
     pub burst: u32,
 }
 
 impl RateLimit {
-    pub fn is_unlimited(&self) -> bool {
-        self.per_second == 0
+    pub fn per_second(per_second: u32, burst: u32) -> Self {
+        RateLimit {
+            per_second: f64::from(per_second),
+            burst,
+        }
     }
+
+    pub fn per_minute(per_minute: u32, burst: u32) -> Self {
+        RateLimit {
+            per_second: f64::from(per_minute) / 60.0,
+            burst,
+        }
+    }
+
+    /// No limit (load tests only).
+    pub fn is_unlimited(&self) -> bool {
+        self.per_second <= 0.0
+    }
+}
+
+/// A token bucket.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct TokenBucket {
+    tokens: f64,
+    last_millis: u64,
 }
 
 impl TokenBucket {
@@ -32,47 +52,128 @@ impl TokenBucket {
         }
     }
 
-    /// Takes one token; on refusal, how long until one is available.
-    pub fn take(&mut self, limit: RateLimit, now_millis: u64) -> Result<(), u32> {
+    fn refill(&mut self, limit: RateLimit, now_millis: u64) {
+        let elapsed = now_millis.saturating_sub(self.last_millis) as f64 / 1000.0;
+        self.last_millis = self.last_millis.max(now_millis);
+        self.tokens = (self.tokens + elapsed * limit.per_second).min(f64::from(limit.burst.max(1)));
+    }
+
+    /// Takes `cost` tokens (at most a full bucket's worth); on refusal, how
+    /// many milliseconds until they are there.
+    pub fn take(&mut self, limit: RateLimit, now_millis: u64, cost: u32) -> Result<(), u32> {
         if limit.is_unlimited() {
             return Ok(());
         }
-        let elapsed = now_millis.saturating_sub(self.last_millis) as f64 / 1000.0;
-        self.last_millis = self.last_millis.max(now_millis);
-        let rate = f64::from(limit.per_second);
-        self.tokens = (self.tokens + elapsed * rate).min(f64::from(limit.burst.max(1)));
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
+        self.refill(limit, now_millis);
+        let cost = f64::from(cost.clamp(1, limit.burst.max(1)));
+        if self.tokens >= cost {
+            self.tokens -= cost;
             Ok(())
         } else {
-            let wait = ((1.0 - self.tokens) / rate * 1000.0).ceil();
-            Err(wait.clamp(1.0, 60_000.0) as u32)
+            let wait = ((cost - self.tokens) / limit.per_second * 1000.0).ceil();
+            Err(wait.clamp(1.0, 3_600_000.0) as u32)
+        }
+    }
+
+    /// Whether the bucket has refilled to the brim by `now_millis`: then it
+    /// is the same as a new one, and can be forgotten.
+    fn is_full(&self, limit: RateLimit, now_millis: u64) -> bool {
+        let mut probe = *self;
+        probe.refill(limit, now_millis);
+        probe.tokens >= f64::from(limit.burst.max(1))
+    }
+}
+
+/// How often (in calls) a limiter forgets buckets that have refilled.
+const TIDY_EVERY: u64 = 1024;
+
+/// A bucket per key, shared by all of that key's connections and kept when
+/// they close: reconnecting does not refill it.
+#[derive(Debug)]
+pub struct RateLimiter<K> {
+    limit: RateLimit,
+    buckets: Mutex<HashMap<K, TokenBucket>>,
+    calls: AtomicU64,
+}
+
+impl<K: Hash + Eq + Copy> RateLimiter<K> {
+    pub fn new(limit: RateLimit) -> Self {
+        RateLimiter {
+            limit,
+            buckets: Mutex::new(HashMap::new()),
+            calls: AtomicU64::new(0),
+        }
+    }
+
+    pub fn limit(&self) -> RateLimit {
+        self.limit
+    }
+
+    /// Takes `cost` tokens from `key`'s bucket; on refusal, how many
+    /// milliseconds until they are there.
+    pub fn take(&self, key: K, now_millis: u64, cost: u32) -> Result<(), u32> {
+        if self.limit.is_unlimited() {
+            return Ok(());
+        }
+        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
+        if self.calls.fetch_add(1, Ordering::Relaxed) % TIDY_EVERY == TIDY_EVERY - 1 {
+            // A bucket that has refilled is the same as a new one: forget it,
+            // so that the map holds only keys that were busy lately.
+            buckets.retain(|_, bucket| !bucket.is_full(self.limit, now_millis));
+        }
+        buckets
+            .entry(key)
+            .or_insert_with(|| TokenBucket::full(self.limit, now_millis))
+            .take(self.limit, now_millis, cost)
+    }
+
+    /// How many keys have a bucket (for tests of the tidying).
+    pub fn tracked(&self) -> usize {
+        self.buckets.lock().unwrap_or_else(|p| p.into_inner()).len()
+    }
+}
+
+/// The network a request comes from, for per-address limits: the address
+/// for IPv4, its /64 for IPv6 (one household or phone gets a whole /64).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NetworkKey(u128);
+
+impl From<IpAddr> for NetworkKey {
+    fn from(address: IpAddr) -> Self {
+        match address {
+            IpAddr::V4(v4) => NetworkKey(u128::from(u32::from(v4))),
+            IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+                Some(v4) => NetworkKey(u128::from(u32::from(v4))),
+                None => NetworkKey(((u128::from(v6) >> 64) << 64) | (1 << 32)),
+            },
         }
     }
 }
 
-/// Each device's bucket, shared by all its connections.
-#[derive(Debug, Default)]
-pub struct RateLimiter {
-    buckets: Mutex<HashMap<DeviceId, TokenBucket>>,
-}
-
-impl RateLimiter {
-    pub fn take(&self, device: DeviceId, limit: RateLimit, now_millis: u64) -> Result<(), u32> {
-        let mut buckets = self.buckets.lock().unwrap_or_else(|p| p.into_inner());
-        buckets
-            .entry(device)
-            .or_insert_with(|| TokenBucket::full(limit, now_millis))
-            .take(limit, now_millis)
+/// What a frame costs in tokens: one, plus one for each unit of work it
+/// asks of the writer (each key package stored, each person whose key
+/// packages are claimed, each device a commit adds or removes), so that a
+/// device cannot make its allowance go further by packing more into a frame.
+/// A frame over the per-frame limits is refused without any work: one.
+pub fn frame_cost(frame: &ClientFrame) -> u32 {
+    let (items, most) = match frame {
+        ClientFrame::PublishKeyPackages { key_packages, .. } => {
+            (key_packages.len(), MAX_KEY_PACKAGES_PER_DEVICE)
+        }
+        ClientFrame::ClaimKeyPackages { users, .. } => (users.len(), MAX_CLAIM_USERS),
+        ClientFrame::Submit(submission) => match &submission.payload {
+            Payload::Commit { change, .. } => (
+                change.add.len() + change.remove.len(),
+                MAX_CHANGES_PER_COMMIT,
+            ),
+            Payload::Application { .. } => (0, 0),
+        },
+        _ => (0, 0),
+    };
+    if items > most {
+        return 1;
     }
-
-    /// Forgets devices that are not connected, so the map stays small.
-    pub fn forget(&self, device: DeviceId) {
-        self.buckets
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&device);
-    }
+    u32::try_from(items).unwrap_or(u32::MAX).saturating_add(1)
 }
 
 #[cfg(test)]
@@ -81,28 +182,72 @@ mod tests {
 
     #[test]
     fn the_bucket_allows_a_burst_then_the_sustained_rate() {
-        let limit = RateLimit {
-            per_second: 10,
-            burst: 5,
-        };
+        let limit = RateLimit::per_second(10, 5);
         let mut bucket = TokenBucket::full(limit, 0);
         for _ in 0..5 {
-            assert_eq!(bucket.take(limit, 0), Ok(()));
+            assert_eq!(bucket.take(limit, 0, 1), Ok(()));
         }
-        assert_eq!(bucket.take(limit, 0), Err(100));
-        assert_eq!(bucket.take(limit, 50), Err(50));
-        assert_eq!(bucket.take(limit, 100), Ok(()));
+        assert_eq!(bucket.take(limit, 0, 1), Err(100));
+        assert_eq!(bucket.take(limit, 50, 1), Err(50));
+        assert_eq!(bucket.take(limit, 100, 1), Ok(()));
         // Idle time refills up to the burst, not beyond.
         for _ in 0..5 {
-            assert_eq!(bucket.take(limit, 60_000), Ok(()));
+            assert_eq!(bucket.take(limit, 60_000, 1), Ok(()));
         }
-        assert!(bucket.take(limit, 60_000).is_err());
+        assert!(bucket.take(limit, 60_000, 1).is_err());
         // Clocks going backwards do not mint tokens.
-        assert!(bucket.take(limit, 1_000).is_err());
-        let unlimited = RateLimit {
-            per_second: 0,
-            burst: 0,
-        };
-        assert_eq!(TokenBucket::full(unlimited, 0).take(unlimited, 0), Ok(()));
+        assert!(bucket.take(limit, 1_000, 1).is_err());
+        let unlimited = RateLimit::per_second(0, 0);
+        assert_eq!(
+            TokenBucket::full(unlimited, 0).take(unlimited, 0, 1),
+            Ok(())
+        );
+    }
+
+    #[test]
+    fn costly_frames_take_more_and_never_more_than_a_full_bucket() {
+        let limit = RateLimit::per_second(10, 50);
+        let mut bucket = TokenBucket::full(limit, 0);
+        assert_eq!(bucket.take(limit, 0, 40), Ok(()));
+        assert_eq!(bucket.take(limit, 0, 20), Err(1_000));
+        // A frame dearer than the whole bucket costs the whole bucket.
+        assert_eq!(bucket.take(limit, 10_000, 1_000), Ok(()));
+        assert!(bucket.take(limit, 10_000, 1).is_err());
+    }
+
+    #[test]
+    fn per_minute_limits_refill_slowly() {
+        let limit = RateLimit::per_minute(30, 2);
+        let mut bucket = TokenBucket::full(limit, 0);
+        assert_eq!(bucket.take(limit, 0, 1), Ok(()));
+        assert_eq!(bucket.take(limit, 0, 1), Ok(()));
+        assert_eq!(bucket.take(limit, 0, 1), Err(2_000));
+        assert_eq!(bucket.take(limit, 2_000, 1), Ok(()));
+    }
+
+    #[test]
+    fn buckets_outlive_their_connections_until_they_have_refilled() {
+        let limiter = RateLimiter::new(RateLimit::per_second(1, 2));
+        assert_eq!(limiter.take(7u8, 0, 2), Ok(()));
+        // However often the key comes back, its bucket is the one it emptied.
+        assert!(limiter.take(7u8, 10, 1).is_err());
+        // Tidying forgets only buckets that have refilled to the brim.
+        for key in 0..(TIDY_EVERY as u8 / 8) {
+            let _ = limiter.take(key.wrapping_add(100), 0, 1);
+        }
+        for _ in 0..TIDY_EVERY {
+            let _ = limiter.take(200u8, 5_000, 1);
+        }
+        assert!(limiter.tracked() < 10, "refilled buckets are forgotten");
+    }
+
+    #[test]
+    fn ipv6_addresses_share_a_bucket_per_64_and_ipv4_per_address() {
+        let key = |text: &str| NetworkKey::from(text.parse::<IpAddr>().expect("address"));
+        assert_eq!(key("2001:db8:1:2::1"), key("2001:db8:1:2:ffff::9"));
+        assert_ne!(key("2001:db8:1:2::1"), key("2001:db8:1:3::1"));
+        assert_ne!(key("192.0.2.1"), key("192.0.2.2"));
+        assert_eq!(key("192.0.2.1"), key("::ffff:192.0.2.1"));
+        assert_ne!(key("0.0.0.1"), key("::1"));
     }
 }

@@ -6,7 +6,8 @@
 //! `Synced`, and from then on live traffic. Frames the relay cannot read get
 //! an `Error` frame and the connection carries on; a frame over the size
 //! limit closes it with 1009, a device that does not authenticate in time
-//! with 1008.
+//! with 1008, and a socket beyond the cap of those still authenticating
+//! with 1013.
 
 pub mod admin;
 pub mod connection;
@@ -80,7 +81,17 @@ where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
 {
     let mut connection = Connection::new(socket);
-    if let Some(device) = authenticate(&mut connection, &state).await {
+    // Sockets still proving who they are cost the relay without telling it
+    // whose they are: only so many at once.
+    let Some(proving) = state.unauthenticated.try_enter() else {
+        connection
+            .close(CloseCode::TryAgainLater, "the relay is busy; try again")
+            .await;
+        return;
+    };
+    let device = authenticate(&mut connection, &state).await;
+    drop(proving);
+    if let Some(device) = device {
         session::DeviceSession::new(device)
             .run(&mut connection, &state)
             .await;

@@ -3,9 +3,11 @@
 use super::admin::{administer, AdminRequest, Sorted};
 use super::connection::{CloseCode, Connection, Incoming};
 use super::internal_error;
+use super::limits::frame_cost;
 use super::sync::sync;
 use crate::clock::now;
-use crate::live::hub::LiveFrame;
+use crate::live::hub::{LiveFrame, Registration};
+use crate::store::keys::{check_claim, check_publication};
 use crate::store::log::AppendOutcome;
 use crate::AppState;
 use axum::extract::ws::Message;
@@ -16,11 +18,18 @@ use huddle_core::wire::{ClientFrame, ErrorCode, Rejection, ServerFrame};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
+use tokio::time::{Instant, MissedTickBehavior};
 
 /// Submissions from one device that may wait for their commit at once: a
 /// phone flushing its outbox fills a batch, and one device cannot queue
 /// without limit.
 const MAX_SUBMISSIONS_IN_FLIGHT: usize = 64;
+
+/// Frames refused in a row for the rate limit before the connection is
+/// closed. A phone that listens to "try again in N ms" never gets near it
+/// (at most one refusal per message in flight); a flood gets there in a
+/// moment. Its bucket is kept, so reconnecting does not help.
+const MAX_REFUSALS_IN_A_ROW: u32 = 256;
 
 /// A submission handed to the writers, waiting for its commit.
 type Pending = Pin<Box<dyn Future<Output = (ClientMessageId, GroupId, AppendOutcome)> + Send>>;
@@ -29,12 +38,26 @@ type Pending = Pin<Box<dyn Future<Output = (ClientMessageId, GroupId, AppendOutc
 pub struct DeviceSession {
     device: DeviceId,
     /// The newest entry of each group sent on this connection: the same
-    /// entry can arrive from the backlog and live, or from this process and
-    /// from its own PostgreSQL announcement, and goes out once.
+    /// entry can arrive from the backlog and live, and goes out once.
     sent_up_to: HashMap<GroupId, u64>,
     welcomed: HashMap<GroupId, u64>,
     /// Submissions waiting for their commit, answered in the order they came.
     submitted: FuturesOrdered<Pending>,
+    /// Frames refused for the rate limit since the last one allowed.
+    refused_in_a_row: u32,
+}
+
+/// The rate limiter's verdict on one frame.
+enum Allowed {
+    Yes,
+    /// Over the limit; `first` when it is the first refusal in a row (the
+    /// only one answered, for frames that need no answer of their own).
+    No {
+        retry_after_ms: u32,
+        first: bool,
+    },
+    /// Far over the limit: the connection ends.
+    Close,
 }
 
 impl DeviceSession {
@@ -44,75 +67,164 @@ impl DeviceSession {
             sent_up_to: HashMap::new(),
             welcomed: HashMap::new(),
             submitted: FuturesOrdered::new(),
+            refused_in_a_row: 0,
         }
     }
 
-    /// Serves the device until it goes, is revoked or falls behind.
+    /// Serves the device until it goes, stops answering, is revoked or
+    /// falls behind.
     pub async fn run<S>(mut self, connection: &mut Connection<S>, state: &AppState)
     where
         S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
     {
         let device = self.device;
-        let (live, mut live_frames) = state.hub.register(device);
+        let Registration {
+            handle,
+            mut frames,
+            revoked,
+        } = state.hub.register(device);
+        let ping_every = state.ping_interval;
+        let mut pings = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
+        pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
         tracing::info!(device = %device, "device connected");
         loop {
             tokio::select! {
-                // Live frames first: a revocation ends the connection at
-                // once, however fast the device sends.
+                // A revocation first: a revoked device is cut off at once,
+                // however fast it sends.
                 biased;
-                frame = live_frames.recv() => {
+                () = revoked.notified() => {
+                    let _ = connection
+                        .send(&ServerFrame::Error {
+                            code: ErrorCode::Revoked,
+                            message: "This device was removed by an administrator.".into(),
+                        })
+                        .await;
+                    connection.close(CloseCode::Policy, "device revoked").await;
+                    break;
+                }
+                // Answers next: a device hears "accepted" as soon as it can,
+                // and before its own entry comes back to it.
+                Some((client_msg, group, outcome)) = self.submitted.next(), if !self.submitted.is_empty() => {
+                    if !answer_submission(connection, client_msg, group, outcome).await {
+                        break;
+                    }
+                }
+                // Then live frames.
+                frame = frames.recv() => {
                     if !self.live(connection, frame).await {
                         break;
                     }
                 }
-                // Answers next: a device hears "accepted" as soon as it can.
-                // (With several relay processes its own copy of the entry may
-                // still arrive first, through PostgreSQL; devices take either
-                // as the acceptance.)
-                Some((client_msg, group, outcome)) = self.submitted.next(), if !self.submitted.is_empty() => {
-                    if !answer_submission(connection, state, client_msg, group, outcome).await {
+                _ = pings.tick() => {
+                    // A phone that lost its network sends no close: only
+                    // silence says it is gone. Two unanswered pings end it.
+                    let silent = connection.last_heard().elapsed();
+                    if silent >= ping_every * 2 {
+                        tracing::info!(device = %device, "device stopped answering");
+                        connection.close(CloseCode::GoingAway, "no answer to pings").await;
+                        break;
+                    }
+                    if silent >= ping_every && !connection.ping().await {
                         break;
                     }
                 }
                 // A device with many submissions waiting is not read further
                 // until some are answered: back-pressure, not an unbounded queue.
                 incoming = connection.receive(), if self.submitted.len() < MAX_SUBMISSIONS_IN_FLIGHT => {
-                    let keep_going = match incoming {
-                        Incoming::Frame(frame) => self.frame(connection, state, frame).await,
-                        Incoming::Bad(code, message) => {
-                            tracing::debug!(device = %device, ?code, "unreadable frame");
-                            connection.send(&ServerFrame::Error { code, message }).await
-                        }
-                        Incoming::Gone => false,
-                    };
-                    if !keep_going {
+                    if !self.incoming(connection, state, incoming).await {
                         break;
                     }
                 }
             }
         }
-        state.hub.unregister(device, &live);
-        if !self.submitted.is_empty() {
-            // The device went while some of its messages waited for their
-            // commit. The writer still commits them, and they must still
-            // reach everyone online; the device hears "accepted" when it
-            // resends.
-            let state = state.clone();
-            let mut submitted = std::mem::take(&mut self.submitted);
-            tokio::spawn(async move {
-                while let Some((_, _, outcome)) = submitted.next().await {
-                    if let Ok(Ok(appended)) = outcome {
-                        if appended.fresh {
-                            state.hub.fan_out(&state.store, appended).await;
-                        }
+        state.hub.unregister(device, &handle);
+        // Submissions still waiting for their commit are committed and
+        // delivered by the writer all the same; the device hears "accepted"
+        // when it sends them again.
+        tracing::info!(device = %device, "device disconnected");
+    }
+
+    /// Counts what came in against the device's limit, then handles it;
+    /// false ends the connection.
+    async fn incoming<S>(
+        &mut self,
+        connection: &mut Connection<S>,
+        state: &AppState,
+        incoming: Incoming,
+    ) -> bool
+    where
+        S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
+    {
+        let frame = match incoming {
+            Incoming::Gone => return false,
+            Incoming::Frame(frame) => frame,
+            // Unreadable frames and pings cost like any other frame: a
+            // device cannot make the relay work for it outside its limit.
+            Incoming::Bad(code, message) => {
+                return match self.allow(state, 1) {
+                    Allowed::Yes => {
+                        tracing::debug!(device = %self.device, ?code, "unreadable frame");
+                        connection.send(&ServerFrame::Error { code, message }).await
+                    }
+                    Allowed::No {
+                        retry_after_ms,
+                        first,
+                    } => !first || connection.send(&rate_limited(retry_after_ms)).await,
+                    Allowed::Close => close_for_flooding(connection, self.device).await,
+                };
+            }
+            Incoming::Control => {
+                return match self.allow(state, 1) {
+                    Allowed::Yes => true,
+                    Allowed::No {
+                        retry_after_ms,
+                        first,
+                    } => !first || connection.send(&rate_limited(retry_after_ms)).await,
+                    Allowed::Close => close_for_flooding(connection, self.device).await,
+                };
+            }
+        };
+        match self.allow(state, frame_cost(&frame)) {
+            Allowed::Yes => self.frame(connection, state, frame).await,
+            Allowed::No {
+                retry_after_ms,
+                first,
+            } => match frame {
+                // Every submission is answered: the phone keeps it and
+                // sends it again after the wait.
+                ClientFrame::Submit(submission) => {
+                    connection
+                        .send(&ServerFrame::Rejected {
+                            client_msg: submission.client_msg,
+                            group: submission.group,
+                            reason: Rejection::RateLimited { retry_after_ms },
+                        })
+                        .await
+                }
+                _ => !first || connection.send(&rate_limited(retry_after_ms)).await,
+            },
+            Allowed::Close => close_for_flooding(connection, self.device).await,
+        }
+    }
+
+    fn allow(&mut self, state: &AppState, cost: u32) -> Allowed {
+        match state.frame_limiter.take(self.device, now().0, cost) {
+            Ok(()) => {
+                self.refused_in_a_row = 0;
+                Allowed::Yes
+            }
+            Err(retry_after_ms) => {
+                self.refused_in_a_row = self.refused_in_a_row.saturating_add(1);
+                if self.refused_in_a_row > MAX_REFUSALS_IN_A_ROW {
+                    Allowed::Close
+                } else {
+                    Allowed::No {
+                        retry_after_ms,
+                        first: self.refused_in_a_row == 1,
                     }
                 }
-            });
+            }
         }
-        if !state.hub.is_connected(device) {
-            state.rate_limiter.forget(device);
-        }
-        tracing::info!(device = %device, "device disconnected");
     }
 
     /// Passes on a frame from the hub; false ends the connection.
@@ -121,27 +233,19 @@ impl DeviceSession {
         S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
     {
         match frame {
-            Some(LiveFrame::Frame(frame)) => {
-                match &frame {
-                    ServerFrame::Deliver(entry) => {
-                        if self
-                            .sent_up_to
-                            .get(&entry.group)
-                            .is_some_and(|seq| entry.seq <= *seq)
-                        {
-                            return true;
-                        }
-                        self.sent_up_to.insert(entry.group, entry.seq);
-                    }
-                    ServerFrame::Welcome { group, seq, .. } => {
-                        if self.welcomed.get(group).is_some_and(|sent| seq <= sent) {
-                            return true;
-                        }
-                        self.welcomed.insert(*group, *seq);
-                    }
-                    _ => {}
+            Some(LiveFrame::Entry { group, seq, frame }) => {
+                if self.sent_up_to.get(&group).is_some_and(|sent| seq <= *sent) {
+                    return true;
                 }
-                connection.send(&frame).await
+                self.sent_up_to.insert(group, seq);
+                connection.send_encoded(frame).await
+            }
+            Some(LiveFrame::Welcome { group, seq, frame }) => {
+                if self.welcomed.get(&group).is_some_and(|sent| seq <= *sent) {
+                    return true;
+                }
+                self.welcomed.insert(group, seq);
+                connection.send_encoded(frame).await
             }
             None => {
                 // This device fell behind and the hub let it go; it resyncs
@@ -150,16 +254,6 @@ impl DeviceSession {
                 connection
                     .close(CloseCode::TryAgainLater, "fell behind; reconnect")
                     .await;
-                false
-            }
-            Some(LiveFrame::Revoked) => {
-                let _ = connection
-                    .send(&ServerFrame::Error {
-                        code: ErrorCode::Revoked,
-                        message: "This device was removed by an administrator.".into(),
-                    })
-                    .await;
-                connection.close(CloseCode::Policy, "device revoked").await;
                 false
             }
         }
@@ -176,9 +270,6 @@ impl DeviceSession {
         S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
     {
         let device = self.device;
-        if let Err(retry_after_ms) = state.rate_limiter.take(device, state.rate_limit, now().0) {
-            return refuse_for_rate(connection, frame, retry_after_ms).await;
-        }
         let frame = match AdminRequest::sort(frame) {
             Sorted::Admin(request, admin) => {
                 return administer(connection, state, device, request, admin).await
@@ -219,9 +310,12 @@ impl DeviceSession {
                 key_packages,
                 last_resort,
             } => {
+                if let Err(refusal) = check_publication(&key_packages, last_resort.as_deref()) {
+                    return connection.send(&malformed(refusal.to_string())).await;
+                }
                 match state
-                    .store
-                    .publish_key_packages(device, &key_packages, last_resort.as_deref())
+                    .appender
+                    .publish_key_packages(device, key_packages, last_resort)
                     .await
                 {
                     Ok(()) => {
@@ -236,15 +330,10 @@ impl DeviceSession {
                 }
             }
             ClientFrame::ClaimKeyPackages { request, users } => {
-                if users.len() > 100 {
-                    return connection
-                        .send(&ServerFrame::Error {
-                            code: ErrorCode::Malformed,
-                            message: "ask for at most 100 people at a time".into(),
-                        })
-                        .await;
+                if let Err(refusal) = check_claim(&users) {
+                    return connection.send(&malformed(refusal.to_string())).await;
                 }
-                match state.store.claim_key_packages(&users).await {
+                match state.appender.claim_key_packages(users).await {
                     Ok(key_packages) => {
                         connection
                             .send(&ServerFrame::KeyPackages {
@@ -270,11 +359,10 @@ impl DeviceSession {
     }
 }
 
-/// Tells the device what became of a submission, and on acceptance delivers
-/// the entry to everyone else in the group.
+/// Tells the device what became of a submission. (Its delivery to the
+/// group is the writer's business: see `live/publisher.rs`.)
 async fn answer_submission<S>(
     connection: &mut Connection<S>,
-    state: &AppState,
     client_msg: ClientMessageId,
     group: GroupId,
     outcome: AppendOutcome,
@@ -282,64 +370,52 @@ async fn answer_submission<S>(
 where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
 {
-    match outcome {
-        Ok(Ok(appended)) => {
-            let seq = appended.entry.seq;
-            let answered = connection
-                .send(&ServerFrame::Accepted {
-                    client_msg,
-                    group,
-                    seq,
-                })
-                .await;
-            if appended.fresh {
-                state.hub.fan_out(&state.store, appended).await;
-            }
-            answered
-        }
-        Ok(Err(reason)) => {
-            connection
-                .send(&ServerFrame::Rejected {
-                    client_msg,
-                    group,
-                    reason,
-                })
-                .await
-        }
+    let answer = match outcome {
+        Ok(Ok(appended)) => ServerFrame::Accepted {
+            client_msg,
+            group,
+            seq: appended.entry.seq,
+        },
+        Ok(Err(reason)) => ServerFrame::Rejected {
+            client_msg,
+            group,
+            reason,
+        },
         Err(error) => {
             // Not acknowledged: the device keeps the message and sends it
             // again with the same id.
             tracing::error!(%error, "could not store a submission");
-            connection
-                .send(&ServerFrame::Error {
-                    code: ErrorCode::Internal,
-                    message: "The relay could not store the message; it will be sent again.".into(),
-                })
-                .await
+            ServerFrame::Error {
+                code: ErrorCode::Internal,
+                message: "The relay could not store the message; it will be sent again.".into(),
+            }
         }
+    };
+    connection.send(&answer).await
+}
+
+fn rate_limited(retry_after_ms: u32) -> ServerFrame {
+    ServerFrame::Error {
+        code: ErrorCode::RateLimited,
+        message: format!("Too many requests; try again in {retry_after_ms} ms."),
     }
 }
 
-/// Answers a frame over the device's rate limit: a submission is rejected
-/// as retryable (the outbox tries again later), anything else gets an error.
-async fn refuse_for_rate<S>(
-    connection: &mut Connection<S>,
-    frame: ClientFrame,
-    retry_after_ms: u32,
-) -> bool
+fn malformed(message: String) -> ServerFrame {
+    ServerFrame::Error {
+        code: ErrorCode::Malformed,
+        message,
+    }
+}
+
+/// Ends the connection of a device far over its limit; always false.
+async fn close_for_flooding<S>(connection: &mut Connection<S>, device: DeviceId) -> bool
 where
     S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
 {
-    let answer = match frame {
-        ClientFrame::Submit(submission) => ServerFrame::Rejected {
-            client_msg: submission.client_msg,
-            group: submission.group,
-            reason: Rejection::RateLimited { retry_after_ms },
-        },
-        _ => ServerFrame::Error {
-            code: ErrorCode::RateLimited,
-            message: format!("Too many requests; try again in {retry_after_ms} ms."),
-        },
-    };
-    connection.send(&answer).await
+    tracing::warn!(device = %device, "closing a device that kept sending over its limit");
+    connection
+        .close(CloseCode::Policy, "too many frames; slow down")
+        .await;
+    false
 }

@@ -48,7 +48,11 @@ where
     };
     for welcome in welcomes {
         if asked.contains_key(&welcome.group) {
-            continue; // already joined
+            // It has joined: the welcome is not needed again.
+            if let Err(error) = state.store.welcome_used(device, welcome.group).await {
+                tracing::warn!(%error, "could not delete a used welcome");
+            }
+            continue;
         }
         let frame = ServerFrame::Welcome {
             group: welcome.group,

@@ -1,4 +1,4 @@
-//! Group commit: connections hand their appends and acknowledgements to a writer that commits whatever has queued up in one transaction, so that one fsync covers many messages.
+//! Group commit: connections hand their appends, acknowledgements and key packages to a writer that commits whatever has queued up in one transaction, so that one fsync covers many messages.
 //!
 //! Each append still gets its own savepoint, its own outcome and its own
 //! place in its group's log; only the commit is shared, and nobody is told
@@ -11,12 +11,16 @@
 //! PostgreSQL gets several, each owning the groups whose id falls to it, so
 //! that appends to one group stay in order while different groups commit in
 //! parallel.
+//!
+//! Each writer tells its [`CommitListener`] about the new entries of a
+//! batch around its commit, in log order: live delivery hears of a group's
+//! entries in the order they were stored, whoever sent them.
 
-use super::log::{AppendOutcome, Write, Written};
+use super::log::{AppendOutcome, Appended, CommitListener, Write, Written};
 use super::{Engine, Store, StoreError};
-use huddle_core::ids::{DeviceId, GroupId};
+use huddle_core::ids::{DeviceId, GroupId, UserId};
 use huddle_core::retention::UnixMillis;
-use huddle_core::wire::Submission;
+use huddle_core::wire::{ClaimedKeyPackage, Submission};
 use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
@@ -33,8 +37,8 @@ const POSTGRES_WRITERS: usize = 4;
 
 struct Queued {
     write: Write,
-    /// Where an append's outcome goes; acknowledgements are not waited for.
-    reply: Option<oneshot::Sender<AppendOutcome>>,
+    /// Where the outcome goes; acknowledgements are not waited for.
+    reply: Option<oneshot::Sender<Written>>,
 }
 
 /// The way into the writers; cheap to clone, shared by every connection.
@@ -52,9 +56,13 @@ impl std::fmt::Debug for Appender {
 }
 
 impl Appender {
-    /// Starts the writer tasks for `store`; they run until every clone of the
-    /// returned appender is dropped (or the handles are aborted).
-    pub fn start(store: &Store) -> (Appender, Vec<JoinHandle<()>>) {
+    /// Starts the writer tasks for `store`, telling `listener` of each new
+    /// entry; they run until every clone of the returned appender is dropped
+    /// (or the handles are aborted).
+    pub fn start(
+        store: &Store,
+        listener: Arc<dyn CommitListener>,
+    ) -> (Appender, Vec<JoinHandle<()>>) {
         let count = match store.engine() {
             Engine::Sqlite => 1,
             Engine::Postgres => POSTGRES_WRITERS,
@@ -64,7 +72,11 @@ impl Appender {
         for _ in 0..count {
             let (queue, incoming) = mpsc::channel(QUEUE_DEPTH);
             writers.push(queue);
-            tasks.push(tokio::spawn(run_writer(store.clone(), incoming)));
+            tasks.push(tokio::spawn(run_writer(
+                store.clone(),
+                incoming,
+                listener.clone(),
+            )));
         }
         (
             Appender {
@@ -77,9 +89,63 @@ impl Appender {
     /// The writer that owns `group`: every write for one group goes through
     /// one writer, in the order it was handed over.
     fn writer_for(&self, group: GroupId) -> &mpsc::Sender<Queued> {
-        let bytes = group.as_bytes();
-        let index = usize::from(bytes[0]) % self.writers.len();
-        &self.writers[index]
+        self.writer_by(group.as_bytes()[0])
+    }
+
+    fn writer_by(&self, byte: u8) -> &mpsc::Sender<Queued> {
+        &self.writers[usize::from(byte) % self.writers.len()]
+    }
+
+    /// Hands a write to `writer` and waits for its commit.
+    async fn write(&self, writer: &mpsc::Sender<Queued>, write: Write) -> Written {
+        let (reply, outcome) = oneshot::channel();
+        let queued = Queued {
+            write,
+            reply: Some(reply),
+        };
+        if writer.send(queued).await.is_err() {
+            return Written::Acknowledged(Err(shutting_down()));
+        }
+        outcome
+            .await
+            .unwrap_or_else(|_| Written::Acknowledged(Err(shutting_down())))
+    }
+
+    /// Stores a device's key packages with the next commit.
+    pub async fn publish_key_packages(
+        &self,
+        device: DeviceId,
+        key_packages: Vec<Vec<u8>>,
+        last_resort: Option<Vec<u8>>,
+    ) -> Result<(), StoreError> {
+        let write = Write::PublishKeyPackages {
+            device,
+            key_packages,
+            last_resort,
+        };
+        match self
+            .write(self.writer_by(device.as_bytes()[0]), write)
+            .await
+        {
+            Written::KeyPackagesPublished(outcome) => outcome,
+            _ => Err(shutting_down()),
+        }
+    }
+
+    /// Claims a key package for each current device of each of `users`,
+    /// with the next commit.
+    pub async fn claim_key_packages(
+        &self,
+        users: Vec<UserId>,
+    ) -> Result<Vec<ClaimedKeyPackage>, StoreError> {
+        let byte = users.first().map_or(0, |user| user.as_bytes()[0]);
+        match self
+            .write(self.writer_by(byte), Write::ClaimKeyPackages { users })
+            .await
+        {
+            Written::KeyPackagesClaimed(outcome) => outcome,
+            _ => Err(shutting_down()),
+        }
     }
 
     /// Appends a submission to its group's log; resolves once the commit
@@ -132,45 +198,61 @@ impl Appender {
     }
 }
 
+fn shutting_down() -> StoreError {
+    StoreError::NotCommitted("the relay is shutting down".into())
+}
+
 /// A submission handed to a writer, waiting for its commit.
-pub struct PendingAppend(Option<oneshot::Receiver<AppendOutcome>>);
+pub struct PendingAppend(Option<oneshot::Receiver<Written>>);
 
 impl PendingAppend {
     /// What became of the submission, once its batch is committed.
     pub async fn outcome(self) -> AppendOutcome {
-        let shutting_down = || {
-            Err(StoreError::NotCommitted(
-                "the relay is shutting down".into(),
-            ))
-        };
         match self.0 {
-            Some(outcome) => outcome.await.unwrap_or_else(|_| shutting_down()),
-            None => shutting_down(),
+            Some(outcome) => match outcome.await {
+                Ok(Written::Append(outcome)) => outcome,
+                _ => Err(shutting_down()),
+            },
+            None => Err(shutting_down()),
         }
     }
 }
 
-async fn run_writer(store: Store, mut incoming: mpsc::Receiver<Queued>) {
+async fn run_writer(
+    store: Store,
+    mut incoming: mpsc::Receiver<Queued>,
+    listener: Arc<dyn CommitListener>,
+) {
     let mut batch: Vec<Queued> = Vec::with_capacity(MAX_BATCH);
     while incoming.recv_many(&mut batch, MAX_BATCH).await > 0 {
         let (writes, replies): (Vec<Write>, Vec<_>) = batch
             .drain(..)
             .map(|queued| (queued.write, queued.reply))
             .unzip();
-        let outcomes = store.write_batch(&writes).await;
+        let outcomes = store.write_batch(&writes, listener.as_ref()).await;
         tracing::trace!(writes = writes.len(), "batch written");
+        // Kept (cheaply: a clone of each new entry) to hand to live
+        // delivery once every sender is answered.
+        let fresh: Vec<Appended> = outcomes
+            .iter()
+            .filter_map(Written::fresh_entry)
+            .cloned()
+            .collect();
         for (reply, outcome) in replies.into_iter().zip(outcomes) {
             match (reply, outcome) {
-                (Some(reply), Written::Append(outcome)) => {
-                    // The connection may have closed meanwhile; its device
-                    // resends and is acknowledged again.
-                    let _ = reply.send(outcome);
-                }
                 (None, Written::Acknowledged(Err(error))) => {
                     tracing::warn!(%error, "could not record an acknowledgement");
                 }
-                _ => {}
+                // The connection may have closed meanwhile; its device
+                // sends again and is answered then.
+                (Some(reply), outcome) => {
+                    let _ = reply.send(outcome);
+                }
+                (None, _) => {}
             }
         }
+        fresh
+            .iter()
+            .for_each(|appended| listener.committed(appended));
     }
 }

@@ -6,13 +6,13 @@
 //! ([`Store::write_batch`], fed by `group_commit.rs`), each in a savepoint
 //! of its own, so that one fsync covers many.
 
-use super::{id16, kind_from_name, kind_name, to_i64, to_u64, Engine, Store, StoreError};
+use super::{id16, keys, kind_from_name, kind_name, to_i64, to_u64, Engine, Store, StoreError};
 use crate::announcement::{Announcement, BUS_CHANNEL};
-use huddle_core::ids::{ClientMessageId, DeviceId, GroupId};
+use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, UserId};
 use huddle_core::retention::{effective_expiry, GroupKind, RetentionSecs, UnixMillis};
 use huddle_core::wire::{
-    EntryKind, GroupSpec, LogEntry, MembershipChange, Payload, Rejection, Submission,
-    MAX_APPLICATION_BYTES,
+    ClaimedKeyPackage, EntryKind, GroupSpec, LogEntry, MembershipChange, Payload, Rejection,
+    Submission, MAX_APPLICATION_BYTES,
 };
 use sqlx::{AnyConnection, Row};
 
@@ -23,11 +23,20 @@ pub struct Appended {
     pub entry: LogEntry,
     /// False when this was a resend of an entry already stored.
     pub fresh: bool,
-    /// Devices added by this commit, with their welcome.
-    pub welcomes: Vec<(DeviceId, Vec<u8>)>,
+    /// Who receives the entry: the group's members when it was appended
+    /// (those it removes included, so that they learn of it).
+    pub recipients: Vec<DeviceId>,
+    /// Devices added by this commit; each gets `welcome`.
+    pub added: Vec<DeviceId>,
+    pub welcome: Option<Vec<u8>>,
     /// The group's type and retention.
     pub spec: GroupSpec,
 }
+
+/// The most devices one commit may add and remove together: bounded work
+/// for the writer every other device waits behind. (Care teams add people a
+/// few at a time; a new group of a whole home is still far below it.)
+pub const MAX_CHANGES_PER_COMMIT: usize = 500;
 
 /// A welcome waiting for a device.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -42,7 +51,8 @@ pub struct PendingWelcome {
 /// rejected with a reason, or a database error.
 pub type AppendOutcome = Result<Result<Appended, Rejection>, StoreError>;
 
-/// One write in a batch committed together (see [`Store::write_batch`]).
+/// One write in a batch committed together (see [`Store::write_batch`]):
+/// everything a device does often, so that one fsync covers many.
 #[derive(Clone, Debug)]
 pub(crate) enum Write {
     Append {
@@ -55,6 +65,14 @@ pub(crate) enum Write {
         group: GroupId,
         seq: u64,
     },
+    PublishKeyPackages {
+        device: DeviceId,
+        key_packages: Vec<Vec<u8>>,
+        last_resort: Option<Vec<u8>>,
+    },
+    ClaimKeyPackages {
+        users: Vec<UserId>,
+    },
 }
 
 /// The outcome of one [`Write`].
@@ -62,6 +80,60 @@ pub(crate) enum Write {
 pub(crate) enum Written {
     Append(AppendOutcome),
     Acknowledged(Result<(), StoreError>),
+    KeyPackagesPublished(Result<(), StoreError>),
+    KeyPackagesClaimed(Result<Vec<ClaimedKeyPackage>, StoreError>),
+}
+
+impl Written {
+    /// Whether the write is kept (committed with its batch).
+    fn is_kept(&self) -> bool {
+        matches!(
+            self,
+            Written::Append(Ok(Ok(_)))
+                | Written::Acknowledged(Ok(()))
+                | Written::KeyPackagesPublished(Ok(()))
+                | Written::KeyPackagesClaimed(Ok(_))
+        )
+    }
+
+    /// The outcome for a write whose batch did not commit.
+    fn not_committed(write: &Write, reason: &str) -> Written {
+        let error = || StoreError::NotCommitted(reason.to_owned());
+        match write {
+            Write::Append { .. } => Written::Append(Err(error())),
+            Write::Acknowledge { .. } => Written::Acknowledged(Err(error())),
+            Write::PublishKeyPackages { .. } => Written::KeyPackagesPublished(Err(error())),
+            Write::ClaimKeyPackages { .. } => Written::KeyPackagesClaimed(Err(error())),
+        }
+    }
+
+    /// The entry this write appended, if it stored a new one.
+    pub(crate) fn fresh_entry(&self) -> Option<&Appended> {
+        match self {
+            Written::Append(Ok(Ok(appended))) if appended.fresh => Some(appended),
+            _ => None,
+        }
+    }
+}
+
+/// Hears about new entries around their batch's commit, in log order: how
+/// live delivery learns of them without the store knowing about connections.
+pub trait CommitListener: Send + Sync {
+    /// Just before the batch holding `appended` commits.
+    fn committing(&self, appended: &Appended);
+    /// The batch did not commit after all.
+    fn abandoned(&self, appended: &Appended);
+    /// The batch committed and its senders have been told (called by the
+    /// writer, after answering them, so that a sender hears "accepted"
+    /// before its own entry comes back to it).
+    fn committed(&self, appended: &Appended);
+}
+
+/// No one listens: appends made outside the writers (tests, tools).
+impl CommitListener for () {
+    fn committing(&self, _: &Appended) {}
+    fn abandoned(&self, _: &Appended) {}
+    fn committed(&self, _: &Appended) {}
 }
 
 fn entry_kind_name(kind: EntryKind) -> &'static str {
@@ -106,43 +178,34 @@ async fn append(
     .fetch_optional(&mut *tx)
     .await?;
 
-    // A resend of something already stored is acknowledged again.
-    if let Some(row) = sqlx::query(
-        "SELECT l.group_id, l.seq, l.kind, l.epoch, l.expires_at, l.payload, g.kind, g.retention_secs
-         FROM log l JOIN groups g ON g.id = l.group_id WHERE l.sender = $1 AND l.client_msg = $2",
-    )
+    // Who is sending, and whether this is a resend, in one round trip: the
+    // sender's role (none if the device or its person is revoked), and
+    // whether (sender, client message id) is already stored. On PostgreSQL
+    // the device and person rows are key-share locked until the commit: a
+    // revocation (which locks them for update) waits for this append, and
+    // an append after it sees it. SQLite's writers take turns anyway.
+    let status = sqlx::query(match engine {
+        Engine::Sqlite => {
+            "SELECT (SELECT u.role FROM devices d JOIN users u ON u.id = d.user_id
+                     WHERE d.id = $1 AND d.revoked_at IS NULL AND u.revoked_at IS NULL),
+                    (SELECT COUNT(*) FROM log WHERE sender = $1 AND client_msg = $2)"
+        }
+        Engine::Postgres => {
+            "SELECT (SELECT u.role FROM devices d JOIN users u ON u.id = d.user_id
+                     WHERE d.id = $1 AND d.revoked_at IS NULL AND u.revoked_at IS NULL
+                     FOR KEY SHARE OF d, u),
+                    (SELECT COUNT(*) FROM log WHERE sender = $1 AND client_msg = $2)"
+        }
+    })
     .bind(sender_bytes)
     .bind(client_msg)
-    .fetch_optional(&mut *tx)
-    .await?
-    {
-        let stored_group: Vec<u8> = row.try_get(0)?;
-        if stored_group != group {
-            return Ok(Err(Rejection::InvalidCommit(
-                "this message id was already used in another group".into(),
-            )));
-        }
-        let kind: String = row.try_get(2)?;
-        let expires_at: Option<i64> = row.try_get(4)?;
-        let group_kind: String = row.try_get(6)?;
-        return Ok(Ok(Appended {
-            entry: LogEntry {
-                group: submission.group,
-                seq: to_u64(row.try_get(1)?),
-                epoch: to_u64(row.try_get(3)?),
-                sender,
-                client_msg: submission.client_msg,
-                kind: entry_kind_from_name(&kind),
-                expires_at: expires_at.map(|e| UnixMillis(to_u64(e))),
-                payload: row.try_get(5)?,
-            },
-            fresh: false,
-            welcomes: Vec::new(),
-            spec: GroupSpec {
-                kind: kind_from_name(&group_kind)?,
-                retention: RetentionSecs(to_u64(row.try_get(7)?)),
-            },
-        }));
+    .fetch_one(&mut *tx)
+    .await?;
+    let role: Option<String> = status.try_get(0)?;
+    let resent: i64 = status.try_get(1)?;
+    // A resend of something already stored is acknowledged again.
+    if resent > 0 {
+        return stored_again(tx, sender, submission).await;
     }
 
     let (kind, retention, epoch, last_seq) = match (existing, &submission.payload) {
@@ -189,15 +252,21 @@ async fn append(
         (None, _) => return Ok(Err(Rejection::UnknownGroup)),
     };
 
-    let is_member: Option<i64> = sqlx::query_scalar(
-        "SELECT joined_seq FROM members WHERE group_id = $1 AND device_id = $2 AND removed_seq IS NULL",
+    // The members receive the entry; the sender must be one.
+    let members: Vec<Vec<u8>> = sqlx::query_scalar(
+        "SELECT device_id FROM members WHERE group_id = $1 AND removed_seq IS NULL",
     )
     .bind(group)
-    .bind(sender_bytes)
-    .fetch_optional(&mut *tx)
+    .fetch_all(&mut *tx)
     .await?;
-    if is_member.is_none() {
+    if !members.iter().any(|m| m.as_slice() == sender_bytes) {
         return Ok(Err(Rejection::NotAMember));
+    }
+    // A revoked device (or a device of a revoked person) stays on the
+    // member lists until someone removes it from each group, but nothing it
+    // sends is stored.
+    if role.is_none() {
+        return Ok(Err(Rejection::Revoked));
     }
     // Clinical and emergency broadcast groups: only administrators change
     // who is in them, and only administrators broadcast.
@@ -207,22 +276,27 @@ async fn append(
         }
         Payload::Application { .. } => kind == GroupKind::EmergencyBroadcast,
     };
-    if restricted {
-        let role: Option<String> = sqlx::query_scalar(
-            "SELECT u.role FROM devices d JOIN users u ON u.id = d.user_id
-             WHERE d.id = $1 AND u.revoked_at IS NULL",
-        )
-        .bind(sender_bytes)
-        .fetch_optional(&mut *tx)
-        .await?;
-        if role.as_deref() != Some("administrator") {
-            return Ok(Err(Rejection::NotPermitted));
-        }
+    if restricted && role.as_deref() != Some("administrator") {
+        return Ok(Err(Rejection::NotPermitted));
     }
     if submission.epoch != epoch {
         return Ok(Err(Rejection::StaleEpoch {
             current_epoch: epoch,
         }));
+    }
+
+    if let Payload::Commit { change, .. } = &submission.payload {
+        if change.add.len() + change.remove.len() > MAX_CHANGES_PER_COMMIT {
+            return Ok(Err(Rejection::InvalidCommit(format!(
+                "a commit adds and removes at most {MAX_CHANGES_PER_COMMIT} devices"
+            ))));
+        }
+        let distinct: std::collections::HashSet<&DeviceId> = change.add.iter().collect();
+        if distinct.len() != change.add.len() {
+            return Ok(Err(Rejection::InvalidCommit(
+                "a commit adds each device once".into(),
+            )));
+        }
     }
 
     let seq = last_seq + 1;
@@ -259,18 +333,23 @@ async fn append(
     .execute(&mut *tx)
     .await?;
 
-    let mut welcomes = Vec::new();
+    let (mut added, mut shared_welcome) = (Vec::new(), None);
     if let Payload::Commit {
         change, welcome, ..
     } = &submission.payload
     {
-        apply_change(&mut *tx, submission.group, seq, change, welcome.as_deref()).await?;
-        if let Some(welcome) = welcome {
-            welcomes = change
-                .add
-                .iter()
-                .map(|added| (*added, welcome.clone()))
-                .collect();
+        apply_change(
+            &mut *tx,
+            submission.group,
+            seq,
+            change,
+            welcome.as_deref(),
+            now,
+        )
+        .await?;
+        if welcome.is_some() {
+            added = change.add.clone();
+            shared_welcome = welcome.clone();
         }
         audit_change(&mut *tx, sender, submission.group, change, now).await?;
     }
@@ -285,22 +364,6 @@ async fn append(
         .bind(to_i64(new_epoch))
         .execute(&mut *tx)
         .await?;
-    if engine == Engine::Postgres {
-        // Other relay processes on this database deliver the entry to their
-        // own connections. `pg_notify` is transactional: it is sent if and
-        // only if the entry is committed.
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(BUS_CHANNEL)
-            .bind(
-                Announcement::Entry {
-                    group: submission.group,
-                    seq,
-                }
-                .encode(),
-            )
-            .execute(&mut *tx)
-            .await?;
-    }
     Ok(Ok(Appended {
         entry: LogEntry {
             group: submission.group,
@@ -313,66 +376,164 @@ async fn append(
             payload: payload.clone(),
         },
         fresh: true,
-        welcomes,
+        recipients: members
+            .iter()
+            .map(|m| Ok(DeviceId::from_bytes(id16(m)?)))
+            .collect::<Result<_, StoreError>>()?,
+        added,
+        welcome: shared_welcome,
         spec: GroupSpec { kind, retention },
     }))
 }
 
+/// The answer to a resend: the entry as it was stored (its sender's own
+/// copy, delivered to nobody again).
+async fn stored_again(
+    tx: &mut AnyConnection,
+    sender: DeviceId,
+    submission: &Submission,
+) -> AppendOutcome {
+    let row = sqlx::query(
+        "SELECT l.group_id, l.seq, l.kind, l.epoch, l.expires_at, l.payload, g.kind, g.retention_secs
+         FROM log l JOIN groups g ON g.id = l.group_id WHERE l.sender = $1 AND l.client_msg = $2",
+    )
+    .bind(&sender.as_bytes()[..])
+    .bind(&submission.client_msg.as_bytes()[..])
+    .fetch_one(&mut *tx)
+    .await?;
+    let stored_group: Vec<u8> = row.try_get(0)?;
+    if stored_group != submission.group.as_bytes() {
+        return Ok(Err(Rejection::InvalidCommit(
+            "this message id was already used in another group".into(),
+        )));
+    }
+    let kind: String = row.try_get(2)?;
+    let expires_at: Option<i64> = row.try_get(4)?;
+    let group_kind: String = row.try_get(6)?;
+    Ok(Ok(Appended {
+        entry: LogEntry {
+            group: submission.group,
+            seq: to_u64(row.try_get(1)?),
+            epoch: to_u64(row.try_get(3)?),
+            sender,
+            client_msg: submission.client_msg,
+            kind: entry_kind_from_name(&kind),
+            expires_at: expires_at.map(|e| UnixMillis(to_u64(e))),
+            payload: row.try_get(5)?,
+        },
+        fresh: false,
+        recipients: Vec::new(),
+        added: Vec::new(),
+        welcome: None,
+        spec: GroupSpec {
+            kind: kind_from_name(&group_kind)?,
+            retention: RetentionSecs(to_u64(row.try_get(7)?)),
+        },
+    }))
+}
+
 /// The membership change a commit declares: who leaves at `seq`, who joins
-/// after it (with a welcome waiting for each).
+/// after it (the commit's welcome stored once, waiting for each).
 async fn apply_change(
     tx: &mut AnyConnection,
     group: GroupId,
     seq: u64,
     change: &MembershipChange,
     welcome: Option<&[u8]>,
+    now: UnixMillis,
 ) -> Result<(), StoreError> {
     let group = &group.as_bytes()[..];
-    for removed in &change.remove {
+    if let (Some(welcome), false) = (welcome, change.add.is_empty()) {
         sqlx::query(
-            "UPDATE members SET removed_seq = $3 WHERE group_id = $1 AND device_id = $2 AND removed_seq IS NULL",
+            "INSERT INTO welcome_blobs (group_id, seq, welcome, created_at) VALUES ($1, $2, $3, $4)",
         )
         .bind(group)
-        .bind(&removed.as_bytes()[..])
         .bind(to_i64(seq))
+        .bind(welcome)
+        .bind(to_i64(now.0))
         .execute(&mut *tx)
         .await?;
     }
-    for added in &change.add {
-        let added = &added.as_bytes()[..];
+    let seq = to_i64(seq);
+    // A few statements per slice of devices rather than several per device:
+    // a commit adding hundreds is a handful of round trips, not thousands.
+    for removed in change.remove.chunks(DEVICES_PER_STATEMENT) {
+        let sql = format!(
+            "UPDATE members SET removed_seq = $2 WHERE group_id = $1 AND removed_seq IS NULL \
+             AND device_id IN ({})",
+            numbered(3, removed.len())
+        );
+        let mut query = sqlx::query(&sql).bind(group).bind(seq);
+        for device in removed {
+            query = query.bind(&device.as_bytes()[..]);
+        }
+        query.execute(&mut *tx).await?;
+    }
+    for added in change.add.chunks(DEVICES_PER_STATEMENT) {
         // A device removed earlier and added again starts afresh.
-        sqlx::query("DELETE FROM members WHERE group_id = $1 AND device_id = $2")
-            .bind(group)
-            .bind(added)
-            .execute(&mut *tx)
-            .await?;
-        sqlx::query("INSERT INTO members (group_id, device_id, joined_seq) VALUES ($1, $2, $3)")
-            .bind(group)
-            .bind(added)
-            .bind(to_i64(seq))
-            .execute(&mut *tx)
-            .await?;
-        if let Some(welcome) = welcome {
-            sqlx::query("DELETE FROM welcomes WHERE device_id = $1 AND group_id = $2")
-                .bind(added)
-                .bind(group)
-                .execute(&mut *tx)
-                .await?;
-            sqlx::query(
-                "INSERT INTO welcomes (device_id, group_id, seq, welcome) VALUES ($1, $2, $3, $4)",
-            )
-            .bind(added)
-            .bind(group)
-            .bind(to_i64(seq))
-            .bind(welcome)
-            .execute(&mut *tx)
-            .await?;
+        let sql = format!(
+            "DELETE FROM members WHERE group_id = $1 AND device_id IN ({})",
+            numbered(2, added.len())
+        );
+        let mut query = sqlx::query(&sql).bind(group);
+        for device in added {
+            query = query.bind(&device.as_bytes()[..]);
+        }
+        query.execute(&mut *tx).await?;
+        let sql = format!(
+            "INSERT INTO members (group_id, device_id, joined_seq) VALUES {}",
+            rows(3, added.len(), |n| format!("($1, ${n}, $2)"))
+        );
+        let mut query = sqlx::query(&sql).bind(group).bind(seq);
+        for device in added {
+            query = query.bind(&device.as_bytes()[..]);
+        }
+        query.execute(&mut *tx).await?;
+        if welcome.is_some() {
+            let sql = format!(
+                "DELETE FROM pending_welcomes WHERE group_id = $1 AND device_id IN ({})",
+                numbered(2, added.len())
+            );
+            let mut query = sqlx::query(&sql).bind(group);
+            for device in added {
+                query = query.bind(&device.as_bytes()[..]);
+            }
+            query.execute(&mut *tx).await?;
+            let sql = format!(
+                "INSERT INTO pending_welcomes (group_id, seq, device_id) VALUES {}",
+                rows(3, added.len(), |n| format!("($1, $2, ${n})"))
+            );
+            let mut query = sqlx::query(&sql).bind(group).bind(seq);
+            for device in added {
+                query = query.bind(&device.as_bytes()[..]);
+            }
+            query.execute(&mut *tx).await?;
         }
     }
     Ok(())
 }
 
-/// Who changed whom in which group, in the audit log: ids only, never content.
+/// How many devices one statement names at most (far below both engines'
+/// limits on parameters).
+const DEVICES_PER_STATEMENT: usize = 250;
+
+/// `$first, $first+1, …` for `count` parameters.
+pub(crate) fn numbered(first: usize, count: usize) -> String {
+    (first..first + count)
+        .map(|n| format!("${n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `count` rows of a multi-row `VALUES`, the `i`th made by `row` from its
+/// parameter number `first + i`.
+pub(crate) fn rows(first: usize, count: usize, row: impl Fn(usize) -> String) -> String {
+    (first..first + count)
+        .map(row)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 async fn audit_change(
     tx: &mut AnyConnection,
     sender: DeviceId,
@@ -434,6 +595,15 @@ async fn acknowledge(
     .bind(to_i64(seq))
     .execute(&mut *tx)
     .await?;
+    // A device past the commit that added it has joined: its welcome goes.
+    sqlx::query(
+        "DELETE FROM pending_welcomes WHERE device_id = $1 AND group_id = $2 AND seq <= $3",
+    )
+    .bind(&device.as_bytes()[..])
+    .bind(&group.as_bytes()[..])
+    .bind(to_i64(seq))
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 
@@ -446,6 +616,16 @@ async fn write_one(tx: &mut AnyConnection, engine: Engine, write: &Write) -> Wri
         } => Written::Append(append(tx, engine, *sender, submission, *now).await),
         Write::Acknowledge { device, group, seq } => {
             Written::Acknowledged(acknowledge(tx, *device, *group, *seq).await)
+        }
+        Write::PublishKeyPackages {
+            device,
+            key_packages,
+            last_resort,
+        } => Written::KeyPackagesPublished(
+            keys::publish(tx, *device, key_packages, last_resort.as_deref()).await,
+        ),
+        Write::ClaimKeyPackages { users } => {
+            Written::KeyPackagesClaimed(keys::claim(tx, engine, users).await)
         }
     }
 }
@@ -465,7 +645,11 @@ impl Store {
             submission: submission.clone(),
             now,
         };
-        match self.write_batch(std::slice::from_ref(&write)).await.pop() {
+        match self
+            .write_batch(std::slice::from_ref(&write), &())
+            .await
+            .pop()
+        {
             Some(Written::Append(outcome)) => outcome,
             _ => Err(StoreError::NotCommitted(
                 "the write produced no outcome".into(),
@@ -482,7 +666,11 @@ impl Store {
         seq: u64,
     ) -> Result<(), StoreError> {
         let write = Write::Acknowledge { device, group, seq };
-        match self.write_batch(std::slice::from_ref(&write)).await.pop() {
+        match self
+            .write_batch(std::slice::from_ref(&write), &())
+            .await
+            .pop()
+        {
             Some(Written::Acknowledged(outcome)) => outcome,
             _ => Err(StoreError::NotCommitted(
                 "the write produced no outcome".into(),
@@ -494,9 +682,15 @@ impl Store {
     /// own so that a rejection or an error undoes that write alone, and
     /// commits once: one fsync for the whole batch. Outcomes come back in
     /// the order of `writes`; an append is reported accepted only if the
-    /// commit succeeded.
-    pub(crate) async fn write_batch(&self, writes: &[Write]) -> Vec<Written> {
-        match self.try_write_batch(writes).await {
+    /// commit succeeded. `listener` hears of each new entry before the
+    /// commit (and if it fails), in log order; telling it of the commit is
+    /// the caller's, once the senders are answered.
+    pub(crate) async fn write_batch(
+        &self,
+        writes: &[Write],
+        listener: &dyn CommitListener,
+    ) -> Vec<Written> {
+        match self.try_write_batch(writes, listener).await {
             Ok(outcomes) => outcomes,
             Err(error) => {
                 // Nothing in the batch was committed, so nothing in it is
@@ -505,20 +699,17 @@ impl Store {
                 let reason = error.to_string();
                 writes
                     .iter()
-                    .map(|write| match write {
-                        Write::Append { .. } => {
-                            Written::Append(Err(StoreError::NotCommitted(reason.clone())))
-                        }
-                        Write::Acknowledge { .. } => {
-                            Written::Acknowledged(Err(StoreError::NotCommitted(reason.clone())))
-                        }
-                    })
+                    .map(|write| Written::not_committed(write, &reason))
                     .collect()
             }
         }
     }
 
-    async fn try_write_batch(&self, writes: &[Write]) -> Result<Vec<Written>, StoreError> {
+    async fn try_write_batch(
+        &self,
+        writes: &[Write],
+        listener: &dyn CommitListener,
+    ) -> Result<Vec<Written>, StoreError> {
         let mut tx = self.begin_write().await?;
         // A write alone in its transaction needs no savepoint: if it is not
         // kept, the whole transaction is undone. That saves two round trips
@@ -533,11 +724,7 @@ impl Store {
                     sqlx::query("SAVEPOINT write").execute(&mut *tx).await?;
                 }
                 let outcome = write_one(&mut tx, self.engine, write).await;
-                let keep = matches!(
-                    outcome,
-                    Written::Append(Ok(Ok(_))) | Written::Acknowledged(Ok(()))
-                );
-                if keep {
+                if outcome.is_kept() {
                     if !lone {
                         sqlx::query("RELEASE SAVEPOINT write")
                             .execute(&mut *tx)
@@ -575,8 +762,16 @@ impl Store {
             };
             outcomes.push(outcome);
         }
+        if self.engine == Engine::Postgres {
+            announce_entries(&mut tx, &outcomes).await?;
+        }
+        let fresh = || outcomes.iter().filter_map(Written::fresh_entry);
+        fresh().for_each(|appended| listener.committing(appended));
         // Acknowledged only once this returns: the commit is durable.
-        tx.commit().await?;
+        if let Err(error) = tx.commit().await {
+            fresh().for_each(|appended| listener.abandoned(appended));
+            return Err(error.into());
+        }
         Ok(outcomes)
     }
 
@@ -673,8 +868,11 @@ impl Store {
     /// Welcomes waiting for a device.
     pub async fn welcomes_for(&self, device: DeviceId) -> Result<Vec<PendingWelcome>, StoreError> {
         let rows = sqlx::query(
-            "SELECT w.group_id, w.seq, g.kind, g.retention_secs, w.welcome
-             FROM welcomes w JOIN groups g ON g.id = w.group_id WHERE w.device_id = $1 ORDER BY w.seq",
+            "SELECT p.group_id, p.seq, g.kind, g.retention_secs, b.welcome
+             FROM pending_welcomes p
+             JOIN welcome_blobs b ON b.group_id = p.group_id AND b.seq = p.seq
+             JOIN groups g ON g.id = p.group_id
+             WHERE p.device_id = $1 ORDER BY p.seq",
         )
         .bind(&device.as_bytes()[..])
         .fetch_all(&self.pool)
@@ -698,16 +896,29 @@ impl Store {
 
     /// A device has joined: its welcome is no longer needed.
     pub async fn welcome_used(&self, device: DeviceId, group: GroupId) -> Result<(), StoreError> {
-        sqlx::query("DELETE FROM welcomes WHERE device_id = $1 AND group_id = $2")
+        let mut tx = self.begin_write().await?;
+        sqlx::query("DELETE FROM pending_welcomes WHERE device_id = $1 AND group_id = $2")
             .bind(&device.as_bytes()[..])
             .bind(&group.as_bytes()[..])
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?;
+        tx.commit().await?;
         Ok(())
     }
 
-    /// The entry at `seq` of `group`, with the welcomes it carried: what a
-    /// relay process rebuilds to deliver an entry another process stored.
+    /// How many welcomes wait, for anyone (the tests and the soak watch it).
+    pub async fn pending_welcomes(&self) -> Result<(u64, u64), StoreError> {
+        let (pending, blobs): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT COUNT(*) FROM pending_welcomes), (SELECT COUNT(*) FROM welcome_blobs)",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((to_u64(pending), to_u64(blobs)))
+    }
+
+    /// The entry at `seq` of `group`, with its recipients and the welcome it
+    /// carried: what a relay process rebuilds to deliver an entry another
+    /// process stored.
     pub async fn appended_at(
         &self,
         group: GroupId,
@@ -729,8 +940,15 @@ impl Store {
         let client_msg: Vec<u8> = row.try_get(3)?;
         let expires_at: Option<i64> = row.try_get(4)?;
         let group_kind: String = row.try_get(6)?;
-        let welcomes: Vec<(Vec<u8>, Vec<u8>)> = sqlx::query_as(
-            "SELECT device_id, welcome FROM welcomes WHERE group_id = $1 AND seq = $2",
+        let welcome: Option<Vec<u8>> = sqlx::query_scalar(
+            "SELECT welcome FROM welcome_blobs WHERE group_id = $1 AND seq = $2",
+        )
+        .bind(&group.as_bytes()[..])
+        .bind(to_i64(seq))
+        .fetch_optional(&self.pool)
+        .await?;
+        let added: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT device_id FROM pending_welcomes WHERE group_id = $1 AND seq = $2",
         )
         .bind(&group.as_bytes()[..])
         .bind(to_i64(seq))
@@ -748,10 +966,12 @@ impl Store {
                 payload: row.try_get(5)?,
             },
             fresh: true,
-            welcomes: welcomes
-                .into_iter()
-                .map(|(device, welcome)| Ok((DeviceId::from_bytes(id16(&device)?), welcome)))
+            recipients: self.recipients(group, seq).await?,
+            added: added
+                .iter()
+                .map(|d| Ok(DeviceId::from_bytes(id16(d)?)))
                 .collect::<Result<_, StoreError>>()?,
+            welcome,
             spec: GroupSpec {
                 kind: kind_from_name(&group_kind)?,
                 retention: RetentionSecs(to_u64(row.try_get(7)?)),
@@ -760,33 +980,119 @@ impl Store {
     }
 
     /// Deletes every application message whose expiry has passed; returns how many.
+    ///
+    /// It deletes in slices of [`SWEEP_SLICE`] rows, each in a transaction
+    /// of its own, so that devices' writes take turns with it instead of
+    /// waiting for an hour's worth of expired messages to go at once.
     pub async fn sweep_expired(&self, now: UnixMillis) -> Result<u64, StoreError> {
-        Ok(
-            sqlx::query("DELETE FROM log WHERE expires_at IS NOT NULL AND expires_at <= $1")
-                .bind(to_i64(now.0))
-                .execute(&self.pool)
-                .await?
-                .rows_affected(),
+        let mut deleted = 0;
+        loop {
+            let mut tx = self.begin_write().await?;
+            let slice = sqlx::query(
+                "DELETE FROM log WHERE (group_id, seq) IN (SELECT group_id, seq FROM log
+                 WHERE expires_at IS NOT NULL AND expires_at <= $1 LIMIT $2)",
+            )
+            .bind(to_i64(now.0))
+            .bind(SWEEP_SLICE)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            tx.commit().await?;
+            deleted += slice;
+            if slice < to_u64(SWEEP_SLICE) {
+                return Ok(deleted);
+            }
+        }
+    }
+
+    /// Deletes welcomes older than [`HANDSHAKE_RETENTION_MILLIS`] (a device
+    /// away that long rejoins by a new invitation to the group), and stored
+    /// welcomes nobody waits for any more; returns how many.
+    pub async fn sweep_welcomes(&self, now: UnixMillis) -> Result<u64, StoreError> {
+        let cap = to_i64(now.0.saturating_sub(HANDSHAKE_RETENTION_MILLIS));
+        let mut tx = self.begin_write().await?;
+        let stale = sqlx::query(
+            "DELETE FROM pending_welcomes WHERE EXISTS (SELECT 1 FROM welcome_blobs b
+             WHERE b.group_id = pending_welcomes.group_id AND b.seq = pending_welcomes.seq
+             AND b.created_at < $1)",
         )
+        .bind(cap)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        let unused = sqlx::query(
+            "DELETE FROM welcome_blobs WHERE NOT EXISTS (SELECT 1 FROM pending_welcomes p
+             WHERE p.group_id = welcome_blobs.group_id AND p.seq = welcome_blobs.seq)",
+        )
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(stale + unused)
     }
 
     /// Deletes commits that every current member device has passed, and any
     /// older than [`HANDSHAKE_RETENTION_MILLIS`]; returns how many.
     pub async fn sweep_handshakes(&self, now: UnixMillis) -> Result<u64, StoreError> {
         let cap = to_i64(now.0.saturating_sub(HANDSHAKE_RETENTION_MILLIS));
-        Ok(sqlx::query(
+        let mut tx = self.begin_write().await?;
+        let deleted = sqlx::query(
             "DELETE FROM log WHERE kind = 'commit' AND (stored_at < $1 OR seq <= (
                 SELECT MIN(COALESCE(c.seq, m.joined_seq)) FROM members m
                 LEFT JOIN cursors c ON c.device_id = m.device_id AND c.group_id = m.group_id
                 WHERE m.group_id = log.group_id AND m.removed_seq IS NULL))",
         )
         .bind(cap)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?
-        .rows_affected())
+        .rows_affected();
+        tx.commit().await?;
+        Ok(deleted)
     }
 }
+
+/// How many expired messages one sweeping transaction deletes at most.
+const SWEEP_SLICE: i64 = 1_000;
 
 /// How long handshake messages (commits) are kept at most, even if some
 /// member device never came back to pass them.
 pub const HANDSHAKE_RETENTION_MILLIS: u64 = 30 * 24 * 60 * 60 * 1000;
+
+/// The largest payload of one `pg_notify` (PostgreSQL's limit is 8,000 bytes).
+const NOTIFY_PAYLOAD: usize = 7_900;
+
+/// Tells the other relay processes, with one `pg_notify` per batch (or a few,
+/// for a large one), about the entries this batch stored. `pg_notify` is
+/// transactional: it is sent if and only if the batch commits.
+async fn announce_entries(tx: &mut AnyConnection, outcomes: &[Written]) -> Result<(), StoreError> {
+    let mut payload = String::new();
+    let mut payloads = Vec::new();
+    for outcome in outcomes {
+        let Some(appended) = outcome.fresh_entry() else {
+            continue;
+        };
+        let line = Announcement::Entry {
+            group: appended.entry.group,
+            seq: appended.entry.seq,
+        }
+        .encode();
+        if !payload.is_empty() && payload.len() + 1 + line.len() > NOTIFY_PAYLOAD {
+            payloads.push(std::mem::take(&mut payload));
+        }
+        if !payload.is_empty() {
+            payload.push('\n');
+        }
+        payload.push_str(&line);
+    }
+    if !payload.is_empty() {
+        payloads.push(payload);
+    }
+    for payload in payloads {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(BUS_CHANNEL)
+            .bind(payload)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}

@@ -23,6 +23,7 @@ use huddle_core::retention::GroupKind;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{AnyPool, Executor};
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +56,10 @@ pub enum Engine {
 pub struct Store {
     pool: AnyPool,
     engine: Engine,
+    /// SQLite has one writer at a time. Its busy handler makes a waiting
+    /// writer sleep in steps of up to 100 ms; writers queue here instead, in
+    /// order, and each starts the moment the previous one commits.
+    write_gate: Arc<tokio::sync::Mutex<()>>,
     /// For PostgreSQL's `LISTEN` connection. May hold a password: never
     /// printed.
     url: String,
@@ -122,7 +127,12 @@ impl Store {
         .connect_with(options)
         .await
         .map_err(StoreError::Open)?;
-        let store = Store { pool, engine, url };
+        let store = Store {
+            pool,
+            engine,
+            url,
+            write_gate: Arc::default(),
+        };
         store.migrate().await?;
         Ok(store)
     }
@@ -165,12 +175,24 @@ impl Store {
     /// writes later fails straight away with `SQLITE_BUSY` when another
     /// commit lands in between, without waiting in the busy handler.
     /// PostgreSQL locks rows as they are written and needs nothing special.
-    pub(crate) async fn begin_write(
-        &self,
-    ) -> Result<sqlx::Transaction<'static, sqlx::Any>, sqlx::Error> {
+    ///
+    /// Every write goes through here, so that on SQLite they take turns at
+    /// the write gate rather than in the busy handler. Never begin a second
+    /// write while holding one: the gate is not re-entrant.
+    pub(crate) async fn begin_write(&self) -> Result<WriteTx, sqlx::Error> {
         match self.engine {
-            Engine::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await,
-            Engine::Postgres => self.pool.begin().await,
+            Engine::Sqlite => {
+                let turn = self.write_gate.clone().lock_owned().await;
+                let tx = self.pool.begin_with("BEGIN IMMEDIATE").await?;
+                Ok(WriteTx {
+                    tx,
+                    _turn: Some(turn),
+                })
+            }
+            Engine::Postgres => Ok(WriteTx {
+                tx: self.pool.begin().await?,
+                _turn: None,
+            }),
         }
     }
 
@@ -182,6 +204,36 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// A write transaction, holding SQLite's write turn until it ends.
+pub(crate) struct WriteTx {
+    tx: sqlx::Transaction<'static, sqlx::Any>,
+    _turn: Option<tokio::sync::OwnedMutexGuard<()>>,
+}
+
+impl WriteTx {
+    pub(crate) async fn commit(self) -> Result<(), sqlx::Error> {
+        self.tx.commit().await
+    }
+
+    pub(crate) async fn rollback(self) -> Result<(), sqlx::Error> {
+        self.tx.rollback().await
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::AnyConnection;
+
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
     }
 }
 

@@ -5,7 +5,7 @@
 //! appear in logs. Every change to who may take part is written to the
 //! audit log, with ids and names and never any message content.
 
-use super::{id16, to_i64, Store, StoreError};
+use super::{id16, to_i64, Engine, Store, StoreError};
 use huddle_core::ids::{DeviceId, UserId};
 use huddle_core::retention::UnixMillis;
 use huddle_core::wire::{AuditEntry, Person, Role};
@@ -64,6 +64,34 @@ pub enum LinkRefusal {
     BadName,
 }
 
+/// Why a device or a person was not revoked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RevokeRefusal {
+    /// Unknown, or revoked already.
+    Unknown,
+    /// The last administrator (or her last device): the home would be left
+    /// with nobody who can invite or remove anyone.
+    LastAdministrator,
+}
+
+/// Records an administrator's action in the audit log, inside `tx`.
+async fn audit(
+    tx: &mut sqlx::AnyConnection,
+    now: UnixMillis,
+    actor: UserId,
+    action: &str,
+    subject: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO audit (at, actor, action, subject) VALUES ($1, $2, $3, $4)")
+        .bind(to_i64(now.0))
+        .bind(&actor.as_bytes()[..])
+        .bind(action)
+        .bind(subject)
+        .execute(&mut *tx)
+        .await?;
+    Ok(())
+}
+
 /// Who joined.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Joined {
@@ -89,15 +117,15 @@ impl Store {
         action: &str,
         subject: &str,
     ) -> Result<(), StoreError> {
-        {
-            sqlx::query("INSERT INTO audit (at, actor, action, subject) VALUES ($1, $2, $3, $4)")
-                .bind(to_i64(now.0))
-                .bind(actor.map(|a| a.as_bytes().to_vec()))
-                .bind(action)
-                .bind(subject)
-                .execute(&self.pool)
-                .await?;
-        };
+        let mut tx = self.begin_write().await?;
+        sqlx::query("INSERT INTO audit (at, actor, action, subject) VALUES ($1, $2, $3, $4)")
+            .bind(to_i64(now.0))
+            .bind(actor.map(|a| a.as_bytes().to_vec()))
+            .bind(action)
+            .bind(subject)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 
@@ -324,97 +352,181 @@ impl Store {
         user: UserId,
         now: UnixMillis,
     ) -> Result<bool, StoreError> {
-        let changed = {
-            sqlx::query("UPDATE invites SET revoked_at = $2 WHERE user_id = $1 AND used_at IS NULL AND revoked_at IS NULL")
-                .bind(&user.as_bytes()[..])
-                .bind(to_i64(now.0))
-                .execute(&self.pool)
-                .await?
-                .rows_affected()
-        };
+        let mut tx = self.begin_write().await?;
+        let changed = sqlx::query(
+            "UPDATE invites SET revoked_at = $2 WHERE user_id = $1 AND used_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(&user.as_bytes()[..])
+        .bind(to_i64(now.0))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
         if changed == 1 {
-            self.audit(
+            audit(
+                &mut tx,
                 now,
-                Some(actor),
+                actor,
                 "invite withdrawn",
                 &format!("person {user}"),
             )
             .await?;
         }
+        tx.commit().await?;
         Ok(changed == 1)
     }
 
-    /// Revokes one device. Returns false if it was unknown or already revoked.
+    /// Revokes one device, unless it is unknown, already revoked, or the
+    /// last device of the last administrator.
     pub async fn revoke_device(
         &self,
         actor: UserId,
         device: DeviceId,
         now: UnixMillis,
-    ) -> Result<bool, StoreError> {
-        let changed = {
-            sqlx::query("UPDATE devices SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
-                .bind(&device.as_bytes()[..])
-                .bind(to_i64(now.0))
-                .execute(&self.pool)
-                .await?
-                .rows_affected()
+    ) -> Result<Result<(), RevokeRefusal>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        self.hold_administrators(&mut tx).await?;
+        let owner: Option<(Vec<u8>, String)> = sqlx::query_as(
+            "SELECT u.id, u.role FROM devices d JOIN users u ON u.id = d.user_id
+             WHERE d.id = $1 AND d.revoked_at IS NULL",
+        )
+        .bind(&device.as_bytes()[..])
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some((_, role)) = owner else {
+            return Ok(Err(RevokeRefusal::Unknown));
         };
-        if changed == 1 {
-            self.audit(
-                now,
-                Some(actor),
-                "device revoked",
-                &format!("device {device}"),
+        if role_from_name(&role) == Role::Administrator {
+            let others: i64 = sqlx::query_scalar(
+                "SELECT COUNT(DISTINCT u.id) FROM users u JOIN devices d ON d.user_id = u.id
+                 WHERE u.role = 'administrator' AND u.revoked_at IS NULL
+                   AND d.revoked_at IS NULL AND d.id <> $1",
             )
+            .bind(&device.as_bytes()[..])
+            .fetch_one(&mut *tx)
             .await?;
+            if others == 0 {
+                return Ok(Err(RevokeRefusal::LastAdministrator));
+            }
         }
-        Ok(changed == 1)
+        self.hold_devices(&mut tx, Some(device), None).await?;
+        sqlx::query("UPDATE devices SET revoked_at = $2 WHERE id = $1")
+            .bind(&device.as_bytes()[..])
+            .bind(to_i64(now.0))
+            .execute(&mut *tx)
+            .await?;
+        audit(
+            &mut tx,
+            now,
+            actor,
+            "device revoked",
+            &format!("device {device}"),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Ok(()))
     }
 
-    /// Revokes a person and all their devices; returns the devices.
+    /// Revokes a person and all their devices, and returns the devices;
+    /// unless the person is unknown, already revoked, or the last
+    /// administrator.
     pub async fn revoke_user(
         &self,
         actor: UserId,
         user: UserId,
         now: UnixMillis,
-    ) -> Result<Option<Vec<DeviceId>>, StoreError> {
-        let devices: Option<Vec<Vec<u8>>> = {
-            let mut tx = self.begin_write().await?;
-            let changed = sqlx::query(
-                "UPDATE users SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL",
+    ) -> Result<Result<Vec<DeviceId>, RevokeRefusal>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        self.hold_administrators(&mut tx).await?;
+        let role: Option<String> =
+            sqlx::query_scalar("SELECT role FROM users WHERE id = $1 AND revoked_at IS NULL")
+                .bind(&user.as_bytes()[..])
+                .fetch_optional(&mut *tx)
+                .await?;
+        let Some(role) = role else {
+            return Ok(Err(RevokeRefusal::Unknown));
+        };
+        if role_from_name(&role) == Role::Administrator {
+            let others: i64 = sqlx::query_scalar(
+                "SELECT COUNT(DISTINCT u.id) FROM users u JOIN devices d ON d.user_id = u.id
+                 WHERE u.role = 'administrator' AND u.revoked_at IS NULL
+                   AND d.revoked_at IS NULL AND u.id <> $1",
             )
+            .bind(&user.as_bytes()[..])
+            .fetch_one(&mut *tx)
+            .await?;
+            if others == 0 {
+                return Ok(Err(RevokeRefusal::LastAdministrator));
+            }
+        }
+        self.hold_devices(&mut tx, None, Some(user)).await?;
+        sqlx::query("UPDATE users SET revoked_at = $2 WHERE id = $1")
             .bind(&user.as_bytes()[..])
             .bind(to_i64(now.0))
             .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if changed != 1 {
-                None
-            } else {
-                let devices: Vec<Vec<u8>> = sqlx::query_scalar(
-                    "UPDATE devices SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL RETURNING id",
-                )
-                .bind(&user.as_bytes()[..])
-                .bind(to_i64(now.0))
-                .fetch_all(&mut *tx)
-                .await?;
-                sqlx::query("INSERT INTO audit (at, actor, action, subject) VALUES ($1, $2, 'person revoked', $3)")
-                    .bind(to_i64(now.0))
-                    .bind(&actor.as_bytes()[..])
-                    .bind(format!("person {user}, {} devices", devices.len()))
-                    .execute(&mut *tx)
-                    .await?;
-                tx.commit().await?;
-                Some(devices)
-            }
-        };
+            .await?;
+        let devices: Vec<Vec<u8>> = sqlx::query_scalar(
+            "UPDATE devices SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL RETURNING id",
+        )
+        .bind(&user.as_bytes()[..])
+        .bind(to_i64(now.0))
+        .fetch_all(&mut *tx)
+        .await?;
+        audit(
+            &mut tx,
+            now,
+            actor,
+            "person revoked",
+            &format!("person {user}, {} devices", devices.len()),
+        )
+        .await?;
+        tx.commit().await?;
         devices
-            .map(|list| {
-                list.iter()
-                    .map(|d| Ok(DeviceId::from_bytes(id16(d)?)))
-                    .collect()
-            })
-            .transpose()
+            .iter()
+            .map(|d| Ok(DeviceId::from_bytes(id16(d)?)))
+            .collect::<Result<_, StoreError>>()
+            .map(Ok)
+    }
+
+    /// Makes concurrent revocations on PostgreSQL take turns, so that two
+    /// administrators cannot each revoke the other and leave none. (SQLite
+    /// writers take turns anyway.) The lock does not hold up appends: they
+    /// take only a key-share lock, which it allows.
+    async fn hold_administrators(&self, tx: &mut sqlx::AnyConnection) -> Result<(), StoreError> {
+        if self.engine == Engine::Postgres {
+            sqlx::query("SELECT id FROM users WHERE role = 'administrator' FOR NO KEY UPDATE")
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// On PostgreSQL, waits for appends in flight from the devices being
+    /// revoked (they hold a key-share lock on their rows until they commit)
+    /// and keeps new ones waiting until the revocation commits; they then
+    /// find the device revoked. Nothing a device sends after its revocation
+    /// is stored.
+    async fn hold_devices(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        device: Option<DeviceId>,
+        user: Option<UserId>,
+    ) -> Result<(), StoreError> {
+        if self.engine != Engine::Postgres {
+            return Ok(());
+        }
+        if let Some(device) = device {
+            sqlx::query("SELECT id FROM devices WHERE id = $1 FOR UPDATE")
+                .bind(&device.as_bytes()[..])
+                .execute(&mut *tx)
+                .await?;
+        }
+        if let Some(user) = user {
+            sqlx::query("SELECT id FROM users WHERE id = $1 FOR UPDATE")
+                .bind(&user.as_bytes()[..])
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Everyone who may take part, with their current devices.

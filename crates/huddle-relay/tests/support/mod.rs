@@ -60,18 +60,17 @@ pub async fn database_url(engine: Engine, data_dir: &Path) -> Option<String> {
 }
 
 /// Settings for a relay on a free port of 127.0.0.1.
+/// The relay's defaults, except what a test must control.
 pub fn config(data_dir: &Path, app_dir: &Path, database_url: Option<String>) -> Config {
-    Config {
-        listen: "127.0.0.1:0".parse().expect("address"),
-        data_dir: data_dir.to_path_buf(),
-        database_url,
-        app_dir: app_dir.to_path_buf(),
-        tls_cert: None,
-        tls_key: None,
-        log_format: "text".into(),
-        frames_per_second: 20,
-        frame_burst: 200,
-    }
+    let mut config = Config::with_defaults(data_dir.to_path_buf(), app_dir.to_path_buf());
+    config.listen = "127.0.0.1:0".parse().expect("address");
+    config.database_url = database_url;
+    config.tls_cert = None;
+    config.tls_key = None;
+    config.log_format = "text".into();
+    config.frames_per_second = 20;
+    config.frame_burst = 200;
+    config
 }
 
 pub async fn start(config: &Config) -> RunningRelay {
