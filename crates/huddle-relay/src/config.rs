@@ -74,8 +74,8 @@ pub struct Config {
     pub body_timeout_secs: u64,
 
     /// Seconds between pings to a quiet phone. A phone that answers nothing
-    /// for two pings in a row is taken for gone and its socket closed (with
-    /// the default, within 45 seconds).
+    /// to two pings in a row is taken for gone and its socket closed (with
+    /// the default, within 45 seconds of its going).
     #[arg(long, env = "HUDDLE_PING_SECS", default_value_t = 15)]
     pub ping_secs: u64,
 

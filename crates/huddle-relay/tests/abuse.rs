@@ -265,7 +265,7 @@ fn flood_frame(n: u32) -> Vec<u8> {
     match n % 4 {
         0 => key_packages(100, 256).encode(),
         1 => {
-            let add = (0..500u32)
+            let add = (0..1_000u32)
                 .map(|m| {
                     let mut bytes = [0xb0; 16];
                     bytes[..4].copy_from_slice(&n.to_be_bytes());
@@ -324,7 +324,7 @@ async fn key_package_and_add_floods_are_bounded_and_others_keep_being_served() {
             }
         ));
         assert_eq!(stored_key_packages(&relay.store, mallory.device).await, 0);
-        let many: Vec<DeviceId> = (0..501u32)
+        let many: Vec<DeviceId> = (0..1_001u32)
             .map(|n| {
                 let mut bytes = [0xa0; 16];
                 bytes[..4].copy_from_slice(&n.to_be_bytes());
@@ -349,7 +349,7 @@ async fn key_package_and_add_floods_are_bounded_and_others_keep_being_served() {
         let quiet = latencies(&mut alice_socket, &mut bob_socket, 100, 50).await;
 
         // Mallory floods at her limit, and comes back each time she is cut
-        // off: full frames of key packages, groups of 500, claims of a
+        // off: full frames of key packages, groups of 1,000, claims of a
         // hundred people, garbage.
         drop(mallory_socket);
         let (addr, mallory_device) = (relay.local_addr, mallory.device);
@@ -587,7 +587,7 @@ async fn pings_find_a_phone_that_stopped_answering() {
     let mut alive = quiet.connect(&relay).await;
     // A phone whose network vanished: its socket is never read again, so
     // it answers no ping.
-    let mut dead = gone.connect(&relay).await;
+    let mut dead = hand_made_device(relay.local_addr, &gone).await;
 
     // The live one reads (and so answers pings) for seven seconds.
     let mut pings = 0;
@@ -608,7 +608,7 @@ async fn pings_find_a_phone_that_stopped_answering() {
     assert_eq!(next(&mut alive).await, ServerFrame::Pong { nonce: 3 });
 
     // The silent one was let go (its pings and the close wait in its buffer).
-    assert_eq!(close_code(&mut dead).await, Some(1001));
+    assert_eq!(read_close_code(&mut dead).await, Some(1001));
     stop(relay).await;
 }
 
@@ -645,33 +645,29 @@ async fn hand_made_socket(addr: std::net::SocketAddr) -> TcpStream {
     stream
 }
 
-/// Reads server frames until a close; its code.
-async fn read_close_code(stream: &mut TcpStream) -> Option<u16> {
-    let mut data = Vec::new();
+/// Reads the next whole server frame (server frames are not masked):
+/// its opcode and payload; `None` when the connection ends or nothing
+/// comes within five seconds.
+async fn read_frame(stream: &mut TcpStream, data: &mut Vec<u8>) -> Option<(u8, Vec<u8>)> {
     let mut buf = [0u8; 4096];
     let deadline = Instant::now() + Duration::from_secs(5);
     while Instant::now() < deadline {
-        // Parse whole frames (server frames are not masked).
-        loop {
-            if data.len() < 2 {
-                break;
-            }
+        if data.len() >= 2 {
             let (opcode, short) = (data[0] & 0x0f, usize::from(data[1] & 0x7f));
             let (len, start) = match short {
-                126 => (usize::from(u16::from_be_bytes([data[2], data[3]])), 4),
-                127 => (
+                126 if data.len() >= 4 => (usize::from(u16::from_be_bytes([data[2], data[3]])), 4),
+                127 if data.len() >= 10 => (
                     usize::try_from(u64::from_be_bytes(data[2..10].try_into().ok()?)).ok()?,
                     10,
                 ),
+                126 | 127 => (usize::MAX / 2, 0),
                 n => (n, 2),
             };
-            if data.len() < start + len {
-                break;
+            if data.len() >= start + len {
+                let payload = data[start..start + len].to_vec();
+                data.drain(..start + len);
+                return Some((opcode, payload));
             }
-            if opcode == 0x8 {
-                return (len >= 2).then(|| u16::from_be_bytes([data[start], data[start + 1]]));
-            }
-            data.drain(..start + len);
         }
         match tokio::time::timeout(Duration::from_millis(200), stream.read(&mut buf)).await {
             Ok(Ok(0)) | Ok(Err(_)) => return None,
@@ -680,6 +676,65 @@ async fn read_close_code(stream: &mut TcpStream) -> Option<u16> {
         }
     }
     None
+}
+
+/// Reads server frames until a close; its code. (Pings go unanswered.)
+async fn read_close_code(stream: &mut TcpStream) -> Option<u16> {
+    let mut data = Vec::new();
+    while let Some((opcode, payload)) = read_frame(stream, &mut data).await {
+        if opcode == 0x8 {
+            return (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+        }
+    }
+    None
+}
+
+/// Sends one masked binary frame.
+async fn write_binary(stream: &mut TcpStream, payload: &[u8]) {
+    let mask = [0x5a, 0xa5, 0x3c, 0xc3];
+    let mut frame = vec![0x82];
+    match payload.len() {
+        n if n < 126 => frame.push(0x80 | n as u8),
+        n if n <= 0xffff => {
+            frame.push(0x80 | 126);
+            frame.extend_from_slice(&(n as u16).to_be_bytes());
+        }
+        n => {
+            frame.push(0x80 | 127);
+            frame.extend_from_slice(&(n as u64).to_be_bytes());
+        }
+    }
+    frame.extend_from_slice(&mask);
+    frame.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    stream.write_all(&frame).await.expect("write");
+}
+
+/// A device signed in over a hand-made WebSocket, which answers nothing
+/// unless told to: a phone whose network is gone.
+async fn hand_made_device(addr: std::net::SocketAddr, device: &TestDevice) -> TcpStream {
+    use p384::ecdsa::signature::Signer;
+    let mut stream = hand_made_socket(addr).await;
+    let mut data = Vec::new();
+    let (_, challenge) = read_frame(&mut stream, &mut data)
+        .await
+        .expect("a challenge");
+    let Ok(ServerFrame::Challenge { nonce, .. }) = ServerFrame::decode(&challenge) else {
+        panic!("expected a challenge");
+    };
+    let signature: p384::ecdsa::Signature = device
+        .key
+        .sign(&huddle_core::wire::auth_transcript(&nonce, device.device));
+    let answer = ClientFrame::Authenticate {
+        device: device.device,
+        signature: signature.to_der().as_bytes().to_vec(),
+    };
+    write_binary(&mut stream, &answer.encode()).await;
+    let (_, ready) = read_frame(&mut stream, &mut data).await.expect("an answer");
+    assert!(matches!(
+        ServerFrame::decode(&ready),
+        Ok(ServerFrame::Ready { .. })
+    ));
+    stream
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -216,10 +216,11 @@ async fn durability(engine: Engine) {
         .send(Message::Binary(ClientFrame::Submit(create).encode().into()))
         .await
         .unwrap();
-    assert!(matches!(
-        next(&mut socket).await,
-        Some(ServerFrame::Accepted { seq: 1, .. })
-    ));
+    let answer = next(&mut socket).await;
+    assert!(
+        matches!(answer, Some(ServerFrame::Accepted { seq: 1, .. })),
+        "the group was not created: {answer:?}"
+    );
     drop(socket);
 
     // Send while the relay is killed and restarted.

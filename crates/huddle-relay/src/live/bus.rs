@@ -71,7 +71,7 @@ async fn act_on(store: &Store, publisher: &LivePublisher, announcement: Option<A
     let hub = publisher.hub();
     match announcement {
         Some(Announcement::Entry { group, seq }) => {
-            if publisher.announced(group, seq) || hub.already_delivered(group, seq) {
+            if publisher.announced(group, seq).await || hub.already_delivered(group, seq) {
                 return;
             }
             match store.appended_at(group, seq).await {

@@ -11,6 +11,10 @@
 //! the bus announces them, which is the order PostgreSQL committed them.
 //! Its own entries wait here from just before their commit until their
 //! announcement arrives (no database read needed); others' are read back.
+//! An announcement can overtake the writer (PostgreSQL tells listeners
+//! before the writer hears its commit returned), so an own entry is
+//! published only once its writer has answered its sender too: a phone
+//! hears "accepted" before its own message comes back to it.
 //! While the bus is down, a process publishes its own entries directly.
 
 use super::hub::Hub;
@@ -18,16 +22,29 @@ use crate::store::log::{Appended, CommitListener};
 use huddle_core::ids::GroupId;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::Notify;
 
 /// Own entries waiting for their announcement, at most: beyond it they are
 /// published directly (only a bus far behind gets here).
 const MAX_AWAITING: usize = 16_384;
 
+/// How long an announced own entry waits for its writer to answer the
+/// sender. The writer does so microseconds after its commit returns; this
+/// only bounds a writer that never does.
+const WRITER_ANSWER_WAIT: Duration = Duration::from_secs(2);
+
 #[derive(Default)]
 struct Awaiting {
     /// Whether this process is listening to the bus right now.
     listening: bool,
-    entries: HashMap<(GroupId, u64), Appended>,
+    entries: HashMap<(GroupId, u64), OwnEntry>,
+}
+
+struct OwnEntry {
+    appended: Appended,
+    /// Whether the writer has answered the sender.
+    committed: bool,
 }
 
 /// The writers' [`CommitListener`]: publishes committed entries to the hub.
@@ -36,6 +53,8 @@ pub struct LivePublisher {
     /// Whether entries are published in the bus's order (PostgreSQL).
     through_bus: bool,
     awaiting: Mutex<Awaiting>,
+    /// Woken when a writer marks an awaited entry committed.
+    commits: Notify,
 }
 
 impl LivePublisher {
@@ -44,6 +63,7 @@ impl LivePublisher {
             hub,
             through_bus,
             awaiting: Mutex::default(),
+            commits: Notify::new(),
         }
     }
 
@@ -68,15 +88,38 @@ impl LivePublisher {
     }
 
     /// The bus announced an entry: publishes it if it is one of this
-    /// process's own; false if it must be read from the database.
-    pub fn announced(&self, group: GroupId, seq: u64) -> bool {
-        let mut awaiting = self.awaiting();
-        match awaiting.entries.remove(&(group, seq)) {
-            Some(appended) => {
-                self.hub.publish(&appended);
-                true
+    /// process's own, once its writer has answered its sender (the bus's
+    /// later announcements wait meanwhile, keeping the log's order); false
+    /// if it must be read from the database.
+    pub async fn announced(&self, group: GroupId, seq: u64) -> bool {
+        let key = (group, seq);
+        let deadline = tokio::time::Instant::now() + WRITER_ANSWER_WAIT;
+        loop {
+            let commits = self.commits.notified();
+            tokio::pin!(commits);
+            // Registered before looking, so a commit marked in between
+            // still wakes this.
+            commits.as_mut().enable();
+            {
+                let mut awaiting = self.awaiting();
+                match awaiting.entries.get(&key) {
+                    None => return false,
+                    Some(own) if own.committed => {
+                        if let Some(own) = awaiting.entries.remove(&key) {
+                            self.hub.publish(&own.appended);
+                        }
+                        return true;
+                    }
+                    Some(_) => {}
+                }
             }
-            None => false,
+            if tokio::time::timeout_at(deadline, commits).await.is_err() {
+                // Stored and announced, so it is delivered, answer or not.
+                if let Some(own) = self.awaiting().entries.remove(&key) {
+                    self.hub.publish(&own.appended);
+                }
+                return true;
+            }
         }
     }
 }
@@ -89,7 +132,11 @@ impl CommitListener for LivePublisher {
         let mut awaiting = self.awaiting();
         if awaiting.listening && awaiting.entries.len() < MAX_AWAITING {
             let key = (appended.entry.group, appended.entry.seq);
-            awaiting.entries.insert(key, appended.clone());
+            let own = OwnEntry {
+                appended: appended.clone(),
+                committed: false,
+            };
+            awaiting.entries.insert(key, own);
         }
     }
 
@@ -106,11 +153,19 @@ impl CommitListener for LivePublisher {
             return;
         }
         let key = (appended.entry.group, appended.entry.seq);
-        let awaiting = self.awaiting();
-        if !awaiting.entries.contains_key(&key) && !self.hub.already_delivered(key.0, key.1) {
-            // Not waiting for the bus (it is down, or far behind) and not
-            // delivered by it yet: deliver it now.
-            self.hub.publish(appended);
+        let mut awaiting = self.awaiting();
+        match awaiting.entries.get_mut(&key) {
+            Some(own) => {
+                own.committed = true;
+                drop(awaiting);
+                self.commits.notify_waiters();
+            }
+            None if !self.hub.already_delivered(key.0, key.1) => {
+                // Not waiting for the bus (it is down, or far behind) and
+                // not delivered by it yet: deliver it now.
+                self.hub.publish(appended);
+            }
+            None => {}
         }
     }
 }

@@ -86,6 +86,7 @@ impl DeviceSession {
         let ping_every = state.ping_interval;
         let mut pings = tokio::time::interval_at(Instant::now() + ping_every, ping_every);
         pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let (mut pinged_at, mut unanswered): (Option<Instant>, u32) = (None, 0);
         tracing::info!(device = %device, "device connected");
         loop {
             tokio::select! {
@@ -117,15 +118,23 @@ impl DeviceSession {
                 }
                 _ = pings.tick() => {
                     // A phone that lost its network sends no close: only
-                    // silence says it is gone. Two unanswered pings end it.
-                    let silent = connection.last_heard().elapsed();
-                    if silent >= ping_every * 2 {
+                    // silence says it is gone. Two pings in a row with
+                    // nothing heard after them end it.
+                    match pinged_at {
+                        Some(at) if connection.last_heard() < at => unanswered += 1,
+                        _ => unanswered = 0,
+                    }
+                    if unanswered >= 2 {
                         tracing::info!(device = %device, "device stopped answering");
                         connection.close(CloseCode::GoingAway, "no answer to pings").await;
                         break;
                     }
-                    if silent >= ping_every && !connection.ping().await {
-                        break;
+                    pinged_at = None;
+                    if connection.last_heard().elapsed() >= ping_every / 2 {
+                        if !connection.ping().await {
+                            break;
+                        }
+                        pinged_at = Some(Instant::now());
                     }
                 }
                 // A device with many submissions waiting is not read further

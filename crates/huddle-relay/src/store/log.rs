@@ -35,8 +35,9 @@ pub struct Appended {
 
 /// The most devices one commit may add and remove together: bounded work
 /// for the writer every other device waits behind. (Care teams add people a
-/// few at a time; a new group of a whole home is still far below it.)
-pub const MAX_CHANGES_PER_COMMIT: usize = 500;
+/// few at a time; a broadcast group of a whole council's staff, a thousand
+/// phones, is made in one.)
+pub const MAX_CHANGES_PER_COMMIT: usize = 1_000;
 
 /// A welcome waiting for a device.
 #[derive(Clone, Debug, PartialEq, Eq)]
