@@ -115,7 +115,8 @@ pub struct RunningRelay {
     pub setup_secret: Option<[u8; 32]>,
     handle: axum_server::Handle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
-    /// The expiry sweeper, the bus listener and the group-commit writers.
+    /// The expiry sweeper, the checkpointer, the bus listener and the
+    /// group-commit writers.
     background: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -198,6 +199,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningRelay> {
         store.engine() == store::Engine::Postgres,
     ));
     let sweeper = tokio::spawn(sweeper::run(store.clone()));
+    let checkpoints = tokio::spawn(store::run_checkpoints(store.clone()));
     let listener = tokio::spawn(live::bus::run(store.clone(), publisher.clone()));
     let (appender, writers) = store::group_commit::Appender::start(&store, publisher);
     let registrations = RateLimit::per_minute(
@@ -282,6 +284,9 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningRelay> {
         setup_secret,
         handle,
         task,
-        background: [sweeper, listener].into_iter().chain(writers).collect(),
+        background: [sweeper, checkpoints, listener]
+            .into_iter()
+            .chain(writers)
+            .collect(),
     })
 }

@@ -9,7 +9,7 @@ use huddle_core::wire::{
 };
 use p384::ecdsa::signature::Signer;
 use p384::ecdsa::{Signature, SigningKey};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -22,6 +22,10 @@ pub struct AbuseCounts {
     pub frames: AtomicU64,
     pub bytes: AtomicU64,
     pub reconnects: AtomicU64,
+    /// While set, abusers hold their connections but send nothing: the
+    /// soak alternates windows with and without them, so that whatever else
+    /// the machine is doing falls on both alike.
+    pub paused: AtomicBool,
 }
 
 /// The most bytes a second one abuser sends: a fast phone's uplink. (On
@@ -29,24 +33,73 @@ pub struct AbuseCounts {
 /// flood would measure the generator.)
 const BYTES_PER_SECOND: u64 = 1_000_000;
 
-/// Runs abuser `index` (device `device`, signing with `key`) until the
-/// task is aborted, sending at most `frames_per_second`.
+/// Different frames each abuser cycles through.
+const FRAME_VARIANTS: u64 = 64;
+
+/// The kinds of abuse, one per abuser in turn.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// Undecodable binary frames.
+    Garbage,
+    /// Text frames, which the relay does not speak.
+    Text,
+    /// Full frames of key packages.
+    KeyPackages,
+    /// Strangers declaring 16 MiB frames.
+    Oversized,
+    /// Claims of a hundred people, and new groups of a thousand.
+    Commits,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 5] = [
+        Kind::Garbage,
+        Kind::Text,
+        Kind::KeyPackages,
+        Kind::Oversized,
+        Kind::Commits,
+    ];
+
+    /// From its name on the command line (`--abuse-kinds garbage,text`).
+    pub fn parse(name: &str) -> Option<Kind> {
+        Some(match name {
+            "garbage" => Kind::Garbage,
+            "text" => Kind::Text,
+            "keys" | "key-packages" => Kind::KeyPackages,
+            "oversized" => Kind::Oversized,
+            "commits" => Kind::Commits,
+            _ => return None,
+        })
+    }
+}
+
+/// Runs one abuser of `kind` (device `device`, signing with `key`) until
+/// the task is aborted, sending at most `frames_per_second`.
 pub async fn run(
     addr: String,
-    index: usize,
+    kind: Kind,
     device: usize,
     key: SigningKey,
     frames_per_second: u32,
     counts: Arc<AbuseCounts>,
 ) {
     let pace = Duration::from_secs_f64(1.0 / f64::from(frames_per_second.max(1)));
+    // Enough different frames that the few a device's allowance lets
+    // through each ask for new work (a new group, new key packages).
+    let frames: Vec<Message> = (0..FRAME_VARIANTS)
+        .map(|n| frame(kind, device, n))
+        .collect();
     let mut n = 0u64;
     loop {
-        match index % 5 {
-            3 => oversized(&addr, &counts).await,
+        if counts.paused.load(Ordering::Relaxed) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
+        match kind {
+            Kind::Oversized => oversized(&addr, &counts).await,
             _ => {
                 if let Some(socket) = sign_in(&addr, device, &key).await {
-                    flood(socket, index, &mut n, pace, &counts).await;
+                    flood(socket, &frames, &mut n, pace, &counts).await;
                 }
             }
         }
@@ -81,13 +134,24 @@ async fn sign_in(addr: &str, n: usize, key: &SigningKey) -> Option<Socket> {
 }
 
 /// Floods one kind of frame until the relay closes the connection.
-async fn flood(socket: Socket, index: usize, n: &mut u64, pace: Duration, counts: &AbuseCounts) {
+async fn flood(
+    socket: Socket,
+    frames: &[Message],
+    n: &mut u64,
+    pace: Duration,
+    counts: &AbuseCounts,
+) {
     let (mut sink, mut stream) = socket.split();
     // Read (and drop) whatever comes back, as a client would.
     let reading = tokio::spawn(async move { while stream.next().await.is_some() {} });
     loop {
+        while counts.paused.load(Ordering::Relaxed) && !reading.is_finished() {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         *n += 1;
-        let message = frame(index, *n);
+        // Cheap to clone: the generator shares the relay's cores, and should
+        // spend them on sending, not on encoding.
+        let message = frames[(*n as usize) % frames.len()].clone();
         let len = message.len() as u64;
         if sink.send(message).await.is_err() {
             break;
@@ -105,20 +169,17 @@ async fn flood(socket: Socket, index: usize, n: &mut u64, pace: Duration, counts
     reading.abort();
 }
 
-/// The `n`th frame of abuser `index`'s kind of flood.
-fn frame(index: usize, n: u64) -> Message {
-    match index % 5 {
-        // Garbage.
-        0 => Message::Binary(
+/// The `n`th frame of a flood of `kind` from `device`.
+fn frame(kind: Kind, device: usize, n: u64) -> Message {
+    match kind {
+        Kind::Garbage => Message::Binary(
             (0..64)
                 .map(|i| (n as u8).wrapping_mul(31) ^ i)
                 .collect::<Vec<u8>>()
                 .into(),
         ),
-        // Text frames, which the relay does not speak.
-        1 => Message::Text(format!("hello {n}").into()),
-        // Full frames of key packages.
-        2 => Message::Binary(
+        Kind::Text => Message::Text(format!("hello {n}").into()),
+        Kind::KeyPackages => Message::Binary(
             ClientFrame::PublishKeyPackages {
                 request: n as u32,
                 key_packages: vec![vec![0x4b; 256]; 100],
@@ -127,8 +188,7 @@ fn frame(index: usize, n: u64) -> Message {
             .encode()
             .into(),
         ),
-        // Claims of a hundred people, and new groups of a thousand.
-        _ if n.is_multiple_of(2) => Message::Binary(
+        Kind::Commits if n.is_multiple_of(2) => Message::Binary(
             ClientFrame::ClaimKeyPackages {
                 request: n as u32,
                 users: (0..100)
@@ -141,7 +201,7 @@ fn frame(index: usize, n: u64) -> Message {
         _ => {
             let mut group = [0x77; 16];
             group[..8].copy_from_slice(&n.to_be_bytes());
-            group[8] = index as u8;
+            group[8..10].copy_from_slice(&(device as u16).to_be_bytes());
             let add: Vec<DeviceId> = (0..1_000u64)
                 .map(|m| {
                     let mut bytes = [0x99; 16];

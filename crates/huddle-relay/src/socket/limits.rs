@@ -58,19 +58,22 @@ impl TokenBucket {
         self.tokens = (self.tokens + elapsed * limit.per_second).min(f64::from(limit.burst.max(1)));
     }
 
-    /// Takes `cost` tokens (at most a full bucket's worth); on refusal, how
-    /// many milliseconds until they are there.
+    /// Takes `cost` tokens; on refusal, how many milliseconds until they are
+    /// there. A cost over a full bucket is let through once the bucket is
+    /// full, and leaves it in debt: a costly frame is paid for in full, so
+    /// packing more into one frame never buys more work per second.
     pub fn take(&mut self, limit: RateLimit, now_millis: u64, cost: u32) -> Result<(), u32> {
         if limit.is_unlimited() {
             return Ok(());
         }
         self.refill(limit, now_millis);
-        let cost = f64::from(cost.clamp(1, limit.burst.max(1)));
-        if self.tokens >= cost {
+        let cost = f64::from(cost.max(1));
+        let needed = cost.min(f64::from(limit.burst.max(1)));
+        if self.tokens >= needed {
             self.tokens -= cost;
             Ok(())
         } else {
-            let wait = ((cost - self.tokens) / limit.per_second * 1000.0).ceil();
+            let wait = ((needed - self.tokens) / limit.per_second * 1000.0).ceil();
             Err(wait.clamp(1.0, 3_600_000.0) as u32)
         }
     }
@@ -205,14 +208,17 @@ mod tests {
     }
 
     #[test]
-    fn costly_frames_take_more_and_never_more_than_a_full_bucket() {
+    fn costly_frames_are_paid_for_in_full() {
         let limit = RateLimit::per_second(10, 50);
         let mut bucket = TokenBucket::full(limit, 0);
         assert_eq!(bucket.take(limit, 0, 40), Ok(()));
         assert_eq!(bucket.take(limit, 0, 20), Err(1_000));
-        // A frame dearer than the whole bucket costs the whole bucket.
+        // A frame dearer than the whole bucket goes through on a full
+        // bucket, and the device then waits for all of it to refill.
+        assert_eq!(bucket.take(limit, 2_000, 1_000), Err(2_000));
         assert_eq!(bucket.take(limit, 10_000, 1_000), Ok(()));
-        assert!(bucket.take(limit, 10_000, 1).is_err());
+        assert_eq!(bucket.take(limit, 10_000, 1), Err(95_100));
+        assert_eq!(bucket.take(limit, 105_100, 1), Ok(()));
     }
 
     #[test]

@@ -29,8 +29,18 @@ use tokio::task::JoinHandle;
 /// stays bounded when a flood arrives.
 pub const MAX_BATCH: usize = 256;
 
+/// At most about this many rows of work share one commit (a write counts
+/// one, plus the devices it adds or removes, the key packages it stores,
+/// the people it claims for): a message queued behind a commit adding a
+/// thousand devices waits for that commit alone, not for a dozen like it.
+const MAX_BATCH_ROWS: usize = 1_024;
+
 /// Writes waiting per writer before senders wait: back-pressure for a flood.
 const QUEUE_DEPTH: usize = 4096;
+
+/// A batch that takes longer than this to commit is logged: every message
+/// behind it waited as long.
+const SLOW_BATCH: std::time::Duration = std::time::Duration::from_millis(250);
 
 /// Writer tasks for PostgreSQL, each with its own connection while it commits.
 const POSTGRES_WRITERS: usize = 4;
@@ -198,6 +208,22 @@ impl Appender {
     }
 }
 
+/// How many of `queued` (at least one) go into the next batch: in order,
+/// up to [`MAX_BATCH`] writes and [`MAX_BATCH_ROWS`] rows of work.
+fn batch_length(queued: &[Queued]) -> usize {
+    let mut rows = 0;
+    let mut take = 0;
+    for queued in queued.iter().take(MAX_BATCH) {
+        let cost = 1 + queued.write.extra_rows();
+        if take > 0 && rows + cost > MAX_BATCH_ROWS {
+            break;
+        }
+        rows += cost;
+        take += 1;
+    }
+    take
+}
+
 fn shutting_down() -> StoreError {
     StoreError::NotCommitted("the relay is shutting down".into())
 }
@@ -223,14 +249,48 @@ async fn run_writer(
     mut incoming: mpsc::Receiver<Queued>,
     listener: Arc<dyn CommitListener>,
 ) {
-    let mut batch: Vec<Queued> = Vec::with_capacity(MAX_BATCH);
-    while incoming.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let (writes, replies): (Vec<Write>, Vec<_>) = batch
-            .drain(..)
+    let mut queued: Vec<Queued> = Vec::with_capacity(MAX_BATCH);
+    loop {
+        if queued.is_empty() {
+            if incoming.recv_many(&mut queued, MAX_BATCH).await == 0 {
+                return;
+            }
+        } else {
+            // Writes left over from a batch that was full go first; top up
+            // with what has arrived since, without waiting.
+            while queued.len() < MAX_BATCH {
+                match incoming.try_recv() {
+                    Ok(write) => queued.push(write),
+                    Err(_) => break,
+                }
+            }
+        }
+        let take = batch_length(&queued);
+        let (writes, replies): (Vec<Write>, Vec<_>) = queued
+            .drain(..take)
             .map(|queued| (queued.write, queued.reply))
             .unzip();
+        let started = std::time::Instant::now();
         let outcomes = store.write_batch(&writes, listener.as_ref()).await;
-        tracing::trace!(writes = writes.len(), "batch written");
+        let took = started.elapsed();
+        if took >= SLOW_BATCH {
+            // Counts only: what a batch holds is nobody's business but its
+            // groups'.
+            let appends = writes
+                .iter()
+                .filter(|write| matches!(write, Write::Append { .. }))
+                .count();
+            let extra_rows: usize = writes.iter().map(Write::extra_rows).sum();
+            tracing::warn!(
+                writes = writes.len(),
+                appends,
+                extra_rows,
+                millis = took.as_millis(),
+                "a batch of writes was slow to commit"
+            );
+        } else {
+            tracing::trace!(writes = writes.len(), "batch written");
+        }
         // Kept (cheaply: a clone of each new entry) to hand to live
         // delivery once every sender is answered.
         let fresh: Vec<Appended> = outcomes
@@ -254,5 +314,67 @@ async fn run_writer(
         fresh
             .iter()
             .for_each(|appended| listener.committed(appended));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use huddle_core::ids::ClientMessageId;
+    use huddle_core::wire::{MembershipChange, Payload};
+
+    fn queued(adds: usize) -> Queued {
+        let payload = if adds == 0 {
+            Payload::Application {
+                ciphertext: vec![1],
+            }
+        } else {
+            Payload::Commit {
+                commit: vec![1],
+                welcome: Some(vec![2]),
+                change: MembershipChange {
+                    create: None,
+                    add: (0..adds)
+                        .map(|n| DeviceId::from_bytes([n as u8; 16]))
+                        .collect(),
+                    remove: vec![],
+                },
+            }
+        };
+        Queued {
+            write: Write::Append {
+                sender: DeviceId::from_bytes([9; 16]),
+                submission: Submission {
+                    client_msg: ClientMessageId::from_bytes([adds as u8; 16]),
+                    group: GroupId::from_bytes([7; 16]),
+                    epoch: 0,
+                    expires_at: None,
+                    payload,
+                },
+                now: UnixMillis(0),
+            },
+            reply: None,
+        }
+    }
+
+    #[test]
+    fn a_batch_is_bounded_by_its_work_as_well_as_its_length() {
+        // Messages alone: as many as a batch holds.
+        let messages: Vec<Queued> = (0..MAX_BATCH + 10).map(|_| queued(0)).collect();
+        assert_eq!(batch_length(&messages), MAX_BATCH);
+        // A commit adding a thousand devices goes with the few writes
+        // around it that fit; a second such commit waits for the next batch.
+        let mixed = vec![
+            queued(0),
+            queued(0),
+            queued(1_000),
+            queued(1_000),
+            queued(0),
+        ];
+        assert_eq!(batch_length(&mixed), 3);
+        assert_eq!(batch_length(&mixed[3..]), 2);
+        // Bigger than a whole batch's work: it still goes, alone.
+        let huge = vec![queued(5_000), queued(0)];
+        assert_eq!(batch_length(&huge), 1);
     }
 }

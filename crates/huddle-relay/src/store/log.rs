@@ -76,6 +76,22 @@ pub(crate) enum Write {
     },
 }
 
+impl Write {
+    /// The rows of work it asks for beyond its own: devices a commit adds
+    /// or removes, key packages stored, people whose packages are claimed.
+    pub(crate) fn extra_rows(&self) -> usize {
+        match self {
+            Write::Append { submission, .. } => match &submission.payload {
+                Payload::Commit { change, .. } => change.add.len() + change.remove.len(),
+                Payload::Application { .. } => 0,
+            },
+            Write::Acknowledge { .. } => 0,
+            Write::PublishKeyPackages { key_packages, .. } => key_packages.len(),
+            Write::ClaimKeyPackages { users } => users.len(),
+        }
+    }
+}
+
 /// The outcome of one [`Write`].
 #[derive(Debug)]
 pub(crate) enum Written {
