@@ -46,6 +46,10 @@ pub struct AppState {
     pub org: huddle_core::ids::OrgId,
     /// Each device's frame allowance, kept across its reconnections.
     pub frame_limiter: Arc<RateLimiter<huddle_core::ids::DeviceId>>,
+    /// Each device's allowance of rows of work for the writer (key packages
+    /// stored, people claimed for, devices added or removed): a group of a
+    /// thousand at once, then as many a second as frames.
+    pub work_limiter: Arc<RateLimiter<huddle_core::ids::DeviceId>>,
     /// Registrations by network, and by everyone together.
     pub registration_limiter: Arc<RateLimiter<NetworkKey>>,
     pub all_registrations: Arc<RateLimiter<()>>,
@@ -198,7 +202,15 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningRelay> {
         hub.clone(),
         store.engine() == store::Engine::Postgres,
     ));
-    let sweeper = tokio::spawn(sweeper::run(store.clone()));
+    // On SQLite the sweeper holds the one write lock while it deletes: it
+    // runs on a thread of its own, like the writer, so that it lets go as
+    // soon as it can however busy the connections are.
+    let sweeper = match store.engine() {
+        store::Engine::Sqlite => {
+            store::group_commit::on_its_own_thread(sweeper::run(store.clone()))
+        }
+        store::Engine::Postgres => tokio::spawn(sweeper::run(store.clone())),
+    };
     let checkpoints = tokio::spawn(store::run_checkpoints(store.clone()));
     let listener = tokio::spawn(live::bus::run(store.clone(), publisher.clone()));
     let (appender, writers) = store::group_commit::Appender::start(&store, publisher);
@@ -220,6 +232,10 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningRelay> {
             frame_limiter: Arc::new(RateLimiter::new(RateLimit::per_second(
                 config.frames_per_second,
                 config.frame_burst,
+            ))),
+            work_limiter: Arc::new(RateLimiter::new(RateLimit::per_second(
+                config.frames_per_second,
+                socket::limits::WORK_BURST,
             ))),
             registration_limiter: Arc::new(RateLimiter::new(registrations)),
             all_registrations: Arc::new(RateLimiter::new(everyone)),

@@ -493,6 +493,83 @@ async fn limits_count_every_frame_and_survive_reconnecting() {
 // 4. Idle, slow-header and slow-body connections are closed.
 
 /// Reads until the peer closes; true if it did within `within`.
+/// The answer to the submission `n`, skipping the sender's own copies.
+async fn answer_to(socket: &mut Socket, n: u32) -> ServerFrame {
+    loop {
+        match next(socket).await {
+            ServerFrame::Deliver(_) | ServerFrame::Welcome { .. } => {}
+            ServerFrame::Accepted { client_msg, .. } | ServerFrame::Rejected { client_msg, .. }
+                if client_msg != msg(n) => {}
+            answer => return answer,
+        }
+    }
+}
+
+// 3b. Rows of work are paid for in full, from an allowance of their own: a
+//     group of a thousand at once leaves the device free to write in it, but
+//     a second at once is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_council_wide_group_is_paid_for_without_silencing_its_maker() {
+    for engine in [Engine::Sqlite, Engine::Postgres] {
+        let Some((relay, _dir)) = relay_with(engine, |_| {}).await else {
+            continue;
+        };
+        let admin = TestDevice::new(11);
+        admin.register(&relay.store, Role::Administrator).await;
+        let mut socket = admin.connect(&relay).await;
+        let everyone = |first: u8| -> Vec<DeviceId> {
+            (0..1_000u16)
+                .map(|n| {
+                    let mut bytes = [first; 16];
+                    bytes[..2].copy_from_slice(&n.to_be_bytes());
+                    DeviceId::from_bytes(bytes)
+                })
+                .collect()
+        };
+        let council = GroupId::from_bytes([0xc0; 16]);
+        let big = create(1, council, GroupKind::Operational, everyone(0x51));
+        send(&mut socket, ClientFrame::Submit(big)).await;
+        assert!(
+            matches!(
+                answer_to(&mut socket, 1).await,
+                ServerFrame::Accepted { seq: 1, .. }
+            ),
+            "{engine:?}: the group of a thousand"
+        );
+        // Messages in it go at once.
+        for n in 2..12 {
+            send(&mut socket, ClientFrame::Submit(text(n, council, 1))).await;
+            assert!(
+                matches!(
+                    answer_to(&mut socket, n).await,
+                    ServerFrame::Accepted { .. }
+                ),
+                "{engine:?}: message {n} after the big group"
+            );
+        }
+        // A second group of a thousand straight away is work it has not
+        // got the allowance for: refused, with a wait of about fifty seconds.
+        let other = create(
+            20,
+            GroupId::from_bytes([0xc1; 16]),
+            GroupKind::Operational,
+            everyone(0x52),
+        );
+        send(&mut socket, ClientFrame::Submit(other)).await;
+        match answer_to(&mut socket, 20).await {
+            ServerFrame::Rejected {
+                reason: Rejection::RateLimited { retry_after_ms },
+                ..
+            } => assert!(
+                (40_000..=60_000).contains(&retry_after_ms),
+                "{engine:?}: told to wait {retry_after_ms} ms"
+            ),
+            other => panic!("{engine:?}: a second group of a thousand: {other:?}"),
+        }
+        stop(relay).await;
+    }
+}
+
 async fn closed_within(stream: &mut TcpStream, within: Duration) -> bool {
     let mut buf = [0u8; 1024];
     tokio::time::timeout(within, async {

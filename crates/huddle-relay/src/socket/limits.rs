@@ -153,12 +153,16 @@ impl From<IpAddr> for NetworkKey {
     }
 }
 
-/// What a frame costs in tokens: one, plus one for each unit of work it
-/// asks of the writer (each key package stored, each person whose key
-/// packages are claimed, each device a commit adds or removes), so that a
-/// device cannot make its allowance go further by packing more into a frame.
-/// A frame over the per-frame limits is refused without any work: one.
-pub fn frame_cost(frame: &ClientFrame) -> u32 {
+/// Rows of work a device may ask for at once: a commit of the largest
+/// size (a group of a whole council's staff), or ten frames of key packages.
+pub const WORK_BURST: u32 = MAX_CHANGES_PER_COMMIT as u32;
+
+/// The rows of work a frame asks of the writer: each key package stored,
+/// each person whose key packages are claimed, each device a commit adds or
+/// removes. Paid for from the device's work allowance, beside the one frame
+/// it costs, so that packing more into a frame never buys more work. A
+/// frame over the per-frame limits is refused without any work: none.
+pub fn frame_work(frame: &ClientFrame) -> u32 {
     let (items, most) = match frame {
         ClientFrame::PublishKeyPackages { key_packages, .. } => {
             (key_packages.len(), MAX_KEY_PACKAGES_PER_DEVICE)
@@ -174,9 +178,9 @@ pub fn frame_cost(frame: &ClientFrame) -> u32 {
         _ => (0, 0),
     };
     if items > most {
-        return 1;
+        return 0;
     }
-    u32::try_from(items).unwrap_or(u32::MAX).saturating_add(1)
+    u32::try_from(items).unwrap_or(u32::MAX)
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 use super::admin::{administer, AdminRequest, Sorted};
 use super::connection::{CloseCode, Connection, Incoming};
 use super::internal_error;
-use super::limits::frame_cost;
+use super::limits::frame_work;
 use super::sync::sync;
 use crate::clock::now;
 use crate::live::hub::{LiveFrame, Registration};
@@ -170,7 +170,7 @@ impl DeviceSession {
             // Unreadable frames and pings cost like any other frame: a
             // device cannot make the relay work for it outside its limit.
             Incoming::Bad(code, message) => {
-                return match self.allow(state, 1) {
+                return match self.allow(state, 0) {
                     Allowed::Yes => {
                         tracing::debug!(device = %self.device, ?code, "unreadable frame");
                         connection.send(&ServerFrame::Error { code, message }).await
@@ -183,7 +183,7 @@ impl DeviceSession {
                 };
             }
             Incoming::Control => {
-                return match self.allow(state, 1) {
+                return match self.allow(state, 0) {
                     Allowed::Yes => true,
                     Allowed::No {
                         retry_after_ms,
@@ -193,7 +193,7 @@ impl DeviceSession {
                 };
             }
         };
-        match self.allow(state, frame_cost(&frame)) {
+        match self.allow(state, frame_work(&frame)) {
             Allowed::Yes => self.frame(connection, state, frame).await,
             Allowed::No {
                 retry_after_ms,
@@ -216,8 +216,17 @@ impl DeviceSession {
         }
     }
 
-    fn allow(&mut self, state: &AppState, cost: u32) -> Allowed {
-        match state.frame_limiter.take(self.device, now().0, cost) {
+    /// Pays for one frame asking for `work` rows of the writer's work.
+    fn allow(&mut self, state: &AppState, work: u32) -> Allowed {
+        let at = now().0;
+        let paid = state.frame_limiter.take(self.device, at, 1).and_then(|()| {
+            if work == 0 {
+                Ok(())
+            } else {
+                state.work_limiter.take(self.device, at, work)
+            }
+        });
+        match paid {
             Ok(()) => {
                 self.refused_in_a_row = 0;
                 Allowed::Yes

@@ -82,11 +82,11 @@ impl Appender {
         for _ in 0..count {
             let (queue, incoming) = mpsc::channel(QUEUE_DEPTH);
             writers.push(queue);
-            tasks.push(tokio::spawn(run_writer(
-                store.clone(),
-                incoming,
-                listener.clone(),
-            )));
+            let writer = run_writer(store.clone(), incoming, listener.clone());
+            tasks.push(match store.engine() {
+                Engine::Sqlite => on_its_own_thread(writer),
+                Engine::Postgres => tokio::spawn(writer),
+            });
         }
         (
             Appender {
@@ -206,6 +206,49 @@ impl Appender {
         // A relay shutting down drops it; the next acknowledgement covers it.
         let _ = self.writer_for(group).send(queued).await;
     }
+}
+
+/// Runs `writer` (the SQLite writer, the sweeper) on a thread of its own,
+/// with its own single-threaded runtime; the returned task stands for it
+/// (aborting the task stops the writer).
+///
+/// Each statement of an append is a round trip to SQLite's worker thread,
+/// about eight per message. On the shared runtime the writer would queue
+/// behind every runnable connection task after each of them, so a relay
+/// busy with sockets (a flood, ten thousand phones reconnecting after a
+/// network blip) would store everyone's messages slowly. On its own thread
+/// it resumes as soon as SQLite answers. The same holds for anything else
+/// that holds SQLite's write gate for a while: everyone's messages wait.
+pub(crate) fn on_its_own_thread(
+    writer: impl std::future::Future<Output = ()> + Send + 'static,
+) -> JoinHandle<()> {
+    let (stop, stopped) = oneshot::channel::<()>();
+    let (finished, done) = oneshot::channel::<()>();
+    let started = std::thread::Builder::new()
+        .name("huddle-writer".into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(async move {
+                    tokio::select! {
+                        () = writer => {}
+                        _ = stopped => {}
+                    }
+                }),
+                Err(error) => tracing::error!(%error, "could not start the writer's runtime"),
+            }
+            let _ = finished.send(());
+        });
+    if let Err(error) = started {
+        tracing::error!(%error, "could not start the writer's thread");
+    }
+    tokio::spawn(async move {
+        // Dropped with this task, which stops the writer.
+        let _stop = stop;
+        let _ = done.await;
+    })
 }
 
 /// How many of `queued` (at least one) go into the next batch: in order,

@@ -1069,7 +1069,7 @@ impl Store {
 }
 
 /// How many expired messages one sweeping transaction deletes at most.
-const SWEEP_SLICE: i64 = 1_000;
+const SWEEP_SLICE: i64 = 500;
 
 /// How long handshake messages (commits) are kept at most, even if some
 /// member device never came back to pass them.
