@@ -480,11 +480,9 @@ async fn apply_change(
              AND device_id IN ({})",
             numbered(3, removed.len())
         );
-        let mut query = sqlx::query(&sql).bind(group).bind(seq);
-        for device in removed {
-            query = query.bind(&device.as_bytes()[..]);
-        }
-        query.execute(&mut *tx).await?;
+        bind_devices(sqlx::query(&sql).bind(group).bind(seq), removed)
+            .execute(&mut *tx)
+            .await?;
     }
     for added in change.add.chunks(DEVICES_PER_STATEMENT) {
         // A device removed earlier and added again starts afresh.
@@ -492,42 +490,45 @@ async fn apply_change(
             "DELETE FROM members WHERE group_id = $1 AND device_id IN ({})",
             numbered(2, added.len())
         );
-        let mut query = sqlx::query(&sql).bind(group);
-        for device in added {
-            query = query.bind(&device.as_bytes()[..]);
-        }
-        query.execute(&mut *tx).await?;
+        bind_devices(sqlx::query(&sql).bind(group), added)
+            .execute(&mut *tx)
+            .await?;
         let sql = format!(
             "INSERT INTO members (group_id, device_id, joined_seq) VALUES {}",
             rows(3, added.len(), |n| format!("($1, ${n}, $2)"))
         );
-        let mut query = sqlx::query(&sql).bind(group).bind(seq);
-        for device in added {
-            query = query.bind(&device.as_bytes()[..]);
-        }
-        query.execute(&mut *tx).await?;
+        bind_devices(sqlx::query(&sql).bind(group).bind(seq), added)
+            .execute(&mut *tx)
+            .await?;
         if welcome.is_some() {
             let sql = format!(
                 "DELETE FROM pending_welcomes WHERE group_id = $1 AND device_id IN ({})",
                 numbered(2, added.len())
             );
-            let mut query = sqlx::query(&sql).bind(group);
-            for device in added {
-                query = query.bind(&device.as_bytes()[..]);
-            }
-            query.execute(&mut *tx).await?;
+            bind_devices(sqlx::query(&sql).bind(group), added)
+                .execute(&mut *tx)
+                .await?;
             let sql = format!(
                 "INSERT INTO pending_welcomes (group_id, seq, device_id) VALUES {}",
                 rows(3, added.len(), |n| format!("($1, $2, ${n})"))
             );
-            let mut query = sqlx::query(&sql).bind(group).bind(seq);
-            for device in added {
-                query = query.bind(&device.as_bytes()[..]);
-            }
-            query.execute(&mut *tx).await?;
+            bind_devices(sqlx::query(&sql).bind(group).bind(seq), added)
+                .execute(&mut *tx)
+                .await?;
         }
     }
     Ok(())
+}
+
+/// `query` with each of `devices` bound in turn, for the statements that
+/// name a slice of devices.
+fn bind_devices<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    devices: &'q [DeviceId],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    devices
+        .iter()
+        .fold(query, |query, device| query.bind(&device.as_bytes()[..]))
 }
 
 /// How many devices one statement names at most (far below both engines'
