@@ -227,8 +227,11 @@ pub(crate) fn on_its_own_thread(
     let started = std::thread::Builder::new()
         .name("huddle-writer".into())
         .spawn(move || {
+            // Timers only: SQLite needs no sockets, and without an IO
+            // driver the thread parks on a futex, the cheapest thing to
+            // wake after each of SQLite's answers.
             match tokio::runtime::Builder::new_current_thread()
-                .enable_all()
+                .enable_time()
                 .build()
             {
                 Ok(runtime) => runtime.block_on(async move {
