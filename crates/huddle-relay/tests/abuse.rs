@@ -9,7 +9,7 @@ use huddle_core::retention::GroupKind;
 use huddle_core::wire::{ClientFrame, ErrorCode, GroupCursor, Rejection, Role, ServerFrame};
 use std::time::{Duration, Instant};
 use support::device::{create, msg, now, text, TestDevice};
-use support::ws::{close_code, next, raw_socket, send, Socket};
+use support::ws::{close_code, next, raw_socket, send, until_accepted, Socket};
 use support::Engine;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -864,14 +864,7 @@ async fn two_members_sending_at_once_are_delivered_live_and_in_order() {
                         .expect("send");
                 }
                 // Wait for every acceptance so the socket stays open.
-                let mut accepted = 0;
-                while accepted < EACH {
-                    if let Some(Ok(Message::Binary(bytes))) = stream.next().await {
-                        if let Ok(ServerFrame::Accepted { .. }) = ServerFrame::decode(&bytes) {
-                            accepted += 1;
-                        }
-                    }
-                }
+                until_accepted(&mut stream, EACH as usize).await;
             }));
         }
         let mut seqs = Vec::new();

@@ -11,7 +11,7 @@ use huddle_core::wire::{
 };
 use std::time::{Duration, Instant};
 use support::device::{create, now, TestDevice};
-use support::ws::{accepted_with_own_copy, next, send, Socket};
+use support::ws::{accepted_with_own_copy, next, send, until_accepted, Socket};
 use tokio_tungstenite::tungstenite::Message;
 
 /// Two relays on one fresh PostgreSQL database; `None` without PostgreSQL.
@@ -302,14 +302,7 @@ async fn members_on_two_relays_sending_at_once_reach_a_third_live_and_in_order()
                     .await
                     .expect("send");
             }
-            let mut accepted = 0;
-            while accepted < EACH {
-                if let Some(Ok(Message::Binary(bytes))) = stream.next().await {
-                    if let Ok(ServerFrame::Accepted { .. }) = ServerFrame::decode(&bytes) {
-                        accepted += 1;
-                    }
-                }
-            }
+            until_accepted(&mut stream, usize::from(EACH)).await;
         }));
     }
     let mut seqs = Vec::new();

@@ -31,6 +31,24 @@ pub async fn send(socket: &mut Socket, frame: ClientFrame) {
 }
 
 /// The next server frame; fails the test after 10 s or on anything else.
+/// Reads the receiving half of a split socket until `count` submissions
+/// are accepted (other frames skipped), so that its sender can stay open
+/// until then; panics if the socket ends first.
+pub async fn until_accepted(stream: &mut futures::stream::SplitStream<Socket>, count: usize) {
+    let mut accepted = 0;
+    while accepted < count {
+        match stream.next().await {
+            Some(Ok(Message::Binary(bytes))) => {
+                if let Ok(ServerFrame::Accepted { .. }) = ServerFrame::decode(&bytes) {
+                    accepted += 1;
+                }
+            }
+            Some(_) => {}
+            None => panic!("the socket ended after {accepted} of {count} acceptances"),
+        }
+    }
+}
+
 pub async fn next(socket: &mut Socket) -> ServerFrame {
     loop {
         let message = tokio::time::timeout(Duration::from_secs(10), socket.next())
