@@ -7,11 +7,12 @@
 //! opened on the way out). What never crosses: the device's signing key,
 //! group secrets and the worker's storage key.
 
+use crate::certificate::OrgKeyFingerprint;
 use crate::group::GroupProfile;
 use crate::identity::DeviceIdentity;
-use crate::ids::{ClientMessageId, DeviceId, GroupId};
+use crate::ids::{ClientMessageId, DeviceId, GroupId, UserId};
 use crate::retention::UnixMillis;
-use crate::wire::MembershipChange;
+use crate::wire::{ClaimedKeyPackage, MembershipChange, Role};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use zeroize::Zeroize;
@@ -40,6 +41,35 @@ impl fmt::Debug for Plaintext {
 }
 
 impl Drop for Plaintext {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+/// The private half of a one-time invite key: it goes into the invite
+/// link's fragment and nowhere else. Prints as `InviteKey(***)`; wiped
+/// from memory when dropped.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct InviteKey(Vec<u8>);
+
+impl InviteKey {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        InviteKey(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for InviteKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("InviteKey(***)")
+    }
+}
+
+impl Drop for InviteKey {
     fn drop(&mut self) {
         self.0.zeroize();
     }
@@ -145,9 +175,11 @@ pub enum WorkerRequest {
         group: GroupId,
         profile: GroupProfile,
     },
+    /// Adds the devices the relay handed key packages out for; each key
+    /// package must be certified for the person and device named with it.
     AddMembers {
         group: GroupId,
-        key_packages: Vec<Vec<u8>>,
+        key_packages: Vec<ClaimedKeyPackage>,
     },
     RemoveMembers {
         group: GroupId,
@@ -179,6 +211,8 @@ pub enum WorkerRequest {
     Open {
         group: GroupId,
         message: Vec<u8>,
+        /// The device the relay authenticated as the sender.
+        sender: DeviceId,
         declared: Option<MembershipChange>,
         now: UnixMillis,
     },
@@ -191,6 +225,30 @@ pub enum WorkerRequest {
     },
     /// Remote wipe: forgets the device key and every group secret.
     Wipe,
+    /// Setup: makes the organisation key on this phone and certifies this
+    /// device as the first administrator's.
+    FoundOrganisation {
+        display_name: String,
+        now: UnixMillis,
+    },
+    /// An administrator certifies an invite the relay has made: answered by
+    /// `InviteCertified`.
+    CertifyInvite {
+        user: UserId,
+        display_name: String,
+        role: Role,
+        expires_at: UnixMillis,
+        now: UnixMillis,
+    },
+    /// A joining phone checks the invite the relay handed over against the
+    /// organisation key fingerprint from its link, and certifies itself
+    /// with the invite key from the link.
+    AcceptInvite {
+        certificate: Vec<u8>,
+        invite_key: InviteKey,
+        org_key: OrgKeyFingerprint,
+        now: UnixMillis,
+    },
 }
 
 /// What the crypto worker answers.
@@ -208,6 +266,8 @@ pub enum WorkerResponse {
         /// This device's half of a safety number.
         fingerprint: String,
         public_key: Vec<u8>,
+        /// The organisation key this device trusts; `None` until certified.
+        org_key: Option<OrgKeyFingerprint>,
     },
     Signature {
         signature: Vec<u8>,
@@ -234,6 +294,15 @@ pub enum WorkerResponse {
     Opened(Incoming),
     Members {
         members: Vec<DeviceIdentity>,
+    },
+    /// This device is certified, under this organisation key.
+    Certified {
+        org_key: OrgKeyFingerprint,
+    },
+    /// The invite's certificate (for the relay) and key (for the link).
+    InviteCertified {
+        certificate: Vec<u8>,
+        invite_key: InviteKey,
     },
 }
 

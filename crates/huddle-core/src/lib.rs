@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod at_rest;
+pub mod certificate;
 pub mod crypto_worker;
 pub mod envelope;
 pub mod group;

@@ -5,6 +5,7 @@
 //! (`Instant`) and in a browser worker (`performance.now()`).
 
 use crate::device::MlsDevice;
+use crate::fixtures::claimed;
 use crate::identity::{DeviceSigner, SIGNATURE_SCHEME};
 use crate::profile::GroupProfile;
 use crate::provider::HuddleCrypto;
@@ -13,6 +14,7 @@ use huddle_core::at_rest::{open_record, seal_record, DataKey};
 use huddle_core::identity::DeviceIdentity;
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, OrgId, UserId};
 use huddle_core::retention::{GroupKind, RetentionSecs, UnixMillis};
+use huddle_core::wire::{ClaimedKeyPackage, Role};
 use openmls_traits::crypto::OpenMlsCrypto;
 use openmls_traits::signatures::Signer;
 use std::fmt::Write as _;
@@ -62,8 +64,20 @@ fn identity(n: u32) -> DeviceIdentity {
     }
 }
 
-fn device(n: u32) -> MlsDevice {
-    MlsDevice::create(identity(n)).expect("benchmark device")
+/// The organisation's founder, who certifies everyone else in the
+/// benchmarks (through real invites, so that every chain is the usual
+/// three links: organisation, administrator, invite).
+fn founder() -> MlsDevice {
+    crate::fixtures::found(identity(u32::MAX)).expect("founder")
+}
+
+fn device(founder: &mut MlsDevice, n: u32) -> MlsDevice {
+    let role = if n == 0 {
+        Role::Administrator
+    } else {
+        Role::Staff
+    };
+    crate::fixtures::enrol(founder, identity(n), role).expect("benchmark device")
 }
 
 fn profile() -> GroupProfile {
@@ -78,12 +92,16 @@ fn msg(n: u32) -> ClientMessageId {
 
 /// A group of `size` members, of which only the creator holds state: the
 /// others' key packages are made by throwaway devices.
-fn group_of(size: u32) -> MlsDevice {
-    let mut admin = device(0);
+fn group_of(founder: &mut MlsDevice, size: u32) -> MlsDevice {
+    let mut admin = device(founder, 0);
     admin.create_group(GROUP, &profile()).expect("create");
     if size > 1 {
-        let key_packages: Vec<Vec<u8>> = (1..size)
-            .map(|n| device(n).key_packages(1).expect("kp").remove(0))
+        let key_packages: Vec<ClaimedKeyPackage> = (1..size)
+            .map(|n| {
+                let mut member = device(founder, n);
+                let kp = member.key_packages(1).expect("kp").remove(0);
+                claimed(&member, kp)
+            })
             .collect();
         admin.add_members(GROUP, &key_packages).expect("add");
         admin.merge_pending_commit(GROUP).expect("merge");
@@ -137,11 +155,13 @@ pub fn run(plan: BenchPlan, now: &dyn Fn() -> f64) -> Vec<BenchRow> {
     );
 
     // Seal and open a 1 KiB message in a group of two.
-    let mut alice = device(1);
-    let mut bob = device(2);
+    let mut founder = founder();
+    let mut alice = device(&mut founder, 1);
+    let mut bob = device(&mut founder, 2);
+    let alice_device = alice.identity().device;
     alice.create_group(GROUP, &profile()).expect("create");
     let kp = bob.key_packages(1).expect("kp").remove(0);
-    let commit = alice.add_members(GROUP, &[kp]).expect("add");
+    let commit = alice.add_members(GROUP, &[claimed(&bob, kp)]).expect("add");
     alice.merge_pending_commit(GROUP).expect("merge");
     bob.join(commit.welcome.as_deref().expect("welcome"))
         .expect("join");
@@ -165,7 +185,10 @@ pub fn run(plan: BenchPlan, now: &dyn Fn() -> f64) -> Vec<BenchRow> {
     );
     let start = now();
     for message in &sealed {
-        match bob.open(GROUP, message, None, NOW).expect("open") {
+        match bob
+            .open(GROUP, message, alice_device, None, NOW)
+            .expect("open")
+        {
             Incoming::Message { .. } => {}
             other => panic!("unexpected {other:?}"),
         }
@@ -188,7 +211,8 @@ pub fn run(plan: BenchPlan, now: &dyn Fn() -> f64) -> Vec<BenchRow> {
         .collect();
     let start = now();
     for message in &backlog {
-        bob.open(GROUP, message, None, NOW).expect("open backlog");
+        bob.open(GROUP, message, alice_device, None, NOW)
+            .expect("open backlog");
     }
     let per_message = (now() - start) / f64::from(plan.backlog.max(1));
     row(
@@ -200,9 +224,10 @@ pub fn run(plan: BenchPlan, now: &dyn Fn() -> f64) -> Vec<BenchRow> {
 
     // Adding one member to groups of each size, and that member joining.
     for &size in plan.group_sizes {
-        let mut admin = group_of(size);
-        let mut newcomer = device(900_000 + size);
+        let mut admin = group_of(&mut founder, size);
+        let mut newcomer = device(&mut founder, 900_000 + size);
         let kp = newcomer.key_packages(1).expect("kp").remove(0);
+        let kp = claimed(&newcomer, kp);
         let start = now();
         let commit = admin.add_members(GROUP, &[kp]).expect("add one");
         let add = now() - start;

@@ -8,11 +8,18 @@ use crate::identity::DeviceSigner;
 use crate::profile::{GroupProfile, ProfileError, PROFILE_EXTENSION_TYPE};
 use crate::provider::{HuddleProvider, CIPHERSUITE};
 use crate::state::{storage_from_entries, StateChange, StateJournal};
+use crate::trust::{Trust, TrustError, Verifier};
+use huddle_core::certificate::{
+    check_names, CertificateError, Chain, InviteCertificate, OrgKeyFingerprint,
+};
+use huddle_core::crypto_worker::InviteKey;
 use huddle_core::crypto_worker::{CommitOut, Incoming, JoinedGroup, Plaintext, Sealed};
 use huddle_core::identity::{DeviceIdentity, Fingerprint};
+use huddle_core::ids::UserId;
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId};
 use huddle_core::retention::{effective_expiry, UnixMillis};
-use huddle_core::wire::MembershipChange;
+use huddle_core::wire::Role;
+use huddle_core::wire::{ClaimedKeyPackage, MembershipChange};
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::*;
 use openmls_memory_storage::MemoryStorage;
@@ -25,6 +32,21 @@ pub const AAD_VERSION: u16 = 1;
 
 /// Key packages stay valid this long (the OpenMLS default is about 3 months).
 const KEY_PACKAGE_LIFETIME_SECS: u64 = 60 * 60 * 24 * 28;
+
+/// Where the device's trust (its chain and the pinned organisation key) is
+/// kept among the MLS state entries, so that it is saved, sealed and wiped
+/// with them. OpenMLS's own keys start with its labels, never with this.
+const TRUST_ENTRY: &[u8] = b"huddle:trust";
+
+/// Where the organisation key is kept, on the phone that made it.
+const ORG_KEY_ENTRY: &[u8] = b"huddle:organisation-key";
+
+/// The organisation key's halves, as stored.
+#[derive(Serialize, Deserialize)]
+struct OrgKeyRecord {
+    private: zeroize::Zeroizing<Vec<u8>>,
+    public: Vec<u8>,
+}
 
 /// What every application message carries in MLS `authenticated_data`:
 /// readable by the relay, and authenticated for members (a change to it
@@ -62,6 +84,16 @@ pub enum MlsError {
     Rejected(String),
     #[error("the sender's credential is not a Huddle credential")]
     BadCredential,
+    #[error("a certificate is not acceptable: {0}")]
+    Untrusted(#[from] CertificateError),
+    #[error("this device has no certificate yet")]
+    NotCertified,
+    #[error("{0}")]
+    Trust(#[from] TrustError),
+    #[error("the relay says device {relay} sent this, but it was signed by device {signed}")]
+    WrongSender { relay: DeviceId, signed: DeviceId },
+    #[error("a member's credential or key changed inside a commit")]
+    CredentialChanged,
     #[error("the message's authenticated data is missing or damaged")]
     BadAad,
     #[error("the commit does not make the change it declares")]
@@ -91,6 +123,10 @@ pub struct MlsDevice {
     provider: HuddleProvider<MemoryStorage>,
     journal: StateJournal,
     groups: HashMap<GroupId, MlsGroup>,
+    /// The organisation key this device pinned and its own chain; `None`
+    /// until the device has been certified (just after registering).
+    trust: Option<Trust>,
+    verifier: Verifier,
 }
 
 impl std::fmt::Debug for MlsDevice {
@@ -136,9 +172,36 @@ fn huddle_group_id(group: &openmls::group::GroupId) -> Option<GroupId> {
     Some(GroupId::from_bytes(bytes))
 }
 
+fn chain_of(credential: &Credential) -> Result<Chain, CertificateError> {
+    let basic =
+        BasicCredential::try_from(credential.clone()).map_err(|_| CertificateError::Unreadable)?;
+    Chain::from_credential_bytes(basic.identity())
+}
+
+/// Who a credential names, without checking it: only for credentials that
+/// were checked when they entered the group (see [`MlsDevice::check_credential`]).
 fn identity_of(credential: &Credential) -> Option<DeviceIdentity> {
-    let basic = BasicCredential::try_from(credential.clone()).ok()?;
-    DeviceIdentity::from_credential_bytes(basic.identity())
+    chain_of(credential).ok()?.claimed_identity()
+}
+
+/// See [`MlsDevice::check_credential`]; a function of the fields it needs,
+/// so that it can be called while a group is borrowed.
+fn check_credential(
+    trust: Option<&Trust>,
+    verifier: &Verifier,
+    credential: &Credential,
+    signature_key: &[u8],
+    expected: Option<DeviceIdentity>,
+) -> Result<DeviceIdentity, MlsError> {
+    let trust = trust.ok_or(MlsError::NotCertified)?;
+    let chain = chain_of(credential)?;
+    let leaf = chain.verify(&trust.org_key, &|k, m, s| verifier.verify(k, m, s))?;
+    let identity = check_names(leaf, expected, signature_key)?;
+    let own_org = trust.chain.claimed_identity().map(|id| id.org);
+    if Some(identity.org) != own_org {
+        return Err(CertificateError::OtherOrganisation.into());
+    }
+    Ok(identity)
 }
 
 fn profile_of(group: &MlsGroup) -> Result<GroupProfile, ProfileError> {
@@ -175,13 +238,199 @@ impl MlsDevice {
         entries: HashMap<Vec<u8>, Vec<u8>>,
     ) -> Self {
         let journal = StateJournal::restored(&entries);
-        MlsDevice {
+        let saved_trust = entries
+            .get(TRUST_ENTRY)
+            .and_then(|bytes| postcard::from_bytes::<Trust>(bytes).ok());
+        let mut device = MlsDevice {
             identity,
             signer,
             provider: HuddleProvider::with_storage(storage_from_entries(entries)),
             journal,
             groups: HashMap::new(),
+            trust: None,
+            verifier: Verifier::default(),
+        };
+        if let Some(trust) = saved_trust {
+            // A stored chain that no longer checks out is dropped: the
+            // device then refuses to act until it is certified again.
+            let _ = device.adopt_trust(trust);
         }
+        device
+    }
+
+    fn put_entry(&self, key: &[u8], value: Vec<u8>) {
+        let mut values = match self.provider.storage().values.write() {
+            Ok(values) => values,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        values.insert(key.to_vec(), value);
+    }
+
+    fn adopt_trust(&mut self, trust: Trust) -> Result<(), MlsError> {
+        let verifier = &self.verifier;
+        let leaf = trust
+            .chain
+            .verify(&trust.org_key, &|k, m, s| verifier.verify(k, m, s))?;
+        check_names(leaf, Some(self.identity), self.signer.public_key())?;
+        self.trust = Some(trust);
+        Ok(())
+    }
+
+    /// Adopts and saves a certificate chain for this device, after checking
+    /// that it certifies this device's key from the organisation key.
+    pub fn set_trust(&mut self, trust: Trust) -> Result<(), MlsError> {
+        let bytes = postcard::to_allocvec(&trust).map_err(internal)?;
+        self.adopt_trust(trust)?;
+        self.put_entry(TRUST_ENTRY, bytes);
+        Ok(())
+    }
+
+    /// A modified app: takes any chain as its own, checked or not (tests only).
+    #[cfg(test)]
+    pub(crate) fn force_trust(&mut self, trust: Trust) {
+        self.trust = Some(trust);
+    }
+
+    /// A modified app: adds key packages without checking their
+    /// certificates (tests only).
+    #[cfg(test)]
+    pub(crate) fn add_unchecked(
+        &mut self,
+        group: GroupId,
+        key_packages: &[Vec<u8>],
+    ) -> Result<CommitOut, MlsError> {
+        let validated: Vec<KeyPackage> = key_packages
+            .iter()
+            .map(|bytes| {
+                KeyPackageIn::tls_deserialize_exact(bytes)
+                    .map_err(|_| MlsError::Malformed)?
+                    .validate(self.provider.crypto(), ProtocolVersion::Mls10)
+                    .map_err(|e| MlsError::BadKeyPackage(format!("{e:?}")))
+            })
+            .collect::<Result<_, _>>()?;
+        let added = validated
+            .iter()
+            .filter_map(|kp| identity_of(kp.leaf_node().credential()).map(|id| id.device))
+            .collect();
+        let provider = &self.provider;
+        let signer = &self.signer;
+        let mls_group = self.groups.get_mut(&group).ok_or(MlsError::UnknownGroup)?;
+        let epoch = mls_group.epoch().as_u64();
+        let (commit, welcome, _info) = mls_group
+            .add_members(provider, signer, &validated)
+            .map_err(|e| MlsError::Rejected(format!("{e:?}")))?;
+        Ok(CommitOut {
+            epoch,
+            commit: serialize(&commit)?,
+            welcome: Some(serialize(&welcome)?),
+            change: MembershipChange {
+                create: None,
+                add: added,
+                remove: Vec::new(),
+            },
+        })
+    }
+
+    /// The fingerprint of the organisation key this device trusts.
+    pub fn org_key_fingerprint(&self) -> Option<OrgKeyFingerprint> {
+        self.trust
+            .as_ref()
+            .map(|t| OrgKeyFingerprint::of(&t.org_key))
+    }
+
+    /// Setup: makes the organisation key on this (the first
+    /// administrator's) device and certifies the device with it.
+    pub fn found_organisation(
+        &mut self,
+        display_name: &str,
+        now: UnixMillis,
+    ) -> Result<OrgKeyFingerprint, MlsError> {
+        if self.trust.is_some() {
+            return Err(MlsError::Internal(
+                "this device is already certified".into(),
+            ));
+        }
+        let (org_key, trust) =
+            crate::trust::found_organisation(&self.signer, self.identity, display_name, now)?;
+        let (private, public) = org_key.export();
+        let record = postcard::to_allocvec(&OrgKeyRecord { private, public }).map_err(internal)?;
+        self.set_trust(trust)?;
+        self.put_entry(ORG_KEY_ENTRY, record);
+        self.org_key_fingerprint().ok_or(MlsError::NotCertified)
+    }
+
+    /// An administrator certifies an invite: the certificate for the relay
+    /// to hand to the person, and the key for the link.
+    pub fn certify_invite(
+        &mut self,
+        user: UserId,
+        display_name: &str,
+        role: Role,
+        expires_at: UnixMillis,
+        now: UnixMillis,
+    ) -> Result<(InviteCertificate, InviteKey), MlsError> {
+        let trust = self.trust.as_ref().ok_or(MlsError::NotCertified)?;
+        let (certificate, key) = crate::trust::certify_invite(
+            &self.signer,
+            trust,
+            user,
+            display_name,
+            role,
+            expires_at,
+            now,
+        )?;
+        let (private, _public) = key.export();
+        Ok((certificate, InviteKey::new(private.to_vec())))
+    }
+
+    /// A joining device checks its invite against the organisation key it
+    /// pinned from the link and certifies itself with the invite key.
+    pub fn accept_invite(
+        &mut self,
+        invite: &InviteCertificate,
+        invite_key: &InviteKey,
+        pinned: OrgKeyFingerprint,
+        now: UnixMillis,
+    ) -> Result<OrgKeyFingerprint, MlsError> {
+        let invite_public = invite
+            .chain
+            .leaf()
+            .map(|c| c.statement.public_key.clone())
+            .ok_or(CertificateError::Length)?;
+        let key = DeviceSigner::restore(invite_key.as_bytes(), &invite_public)
+            .map_err(|_| TrustError::WrongInviteKey)?;
+        let trust = crate::trust::accept_invite(
+            self.identity,
+            self.signer.public_key(),
+            invite,
+            &key,
+            pinned,
+            now,
+        )?;
+        self.set_trust(trust)?;
+        self.org_key_fingerprint().ok_or(MlsError::NotCertified)
+    }
+
+    pub fn trust(&self) -> Option<&Trust> {
+        self.trust.as_ref()
+    }
+
+    /// Checks a credential met in a key package, a welcome or a commit: its
+    /// chain goes back to the pinned organisation key, it names `expected`
+    /// (when the relay named someone) and it certifies `signature_key`.
+    fn check_credential(
+        &self,
+        credential: &Credential,
+        signature_key: &[u8],
+        expected: Option<DeviceIdentity>,
+    ) -> Result<DeviceIdentity, MlsError> {
+        check_credential(
+            self.trust.as_ref(),
+            &self.verifier,
+            credential,
+            signature_key,
+            expected,
+        )
     }
 
     pub fn identity(&self) -> DeviceIdentity {
@@ -203,11 +452,12 @@ impl MlsDevice {
         self.journal.take_changes(self.provider.storage())
     }
 
-    fn credential(&self) -> CredentialWithKey {
-        CredentialWithKey {
-            credential: BasicCredential::new(self.identity.to_credential_bytes()).into(),
+    fn credential(&self) -> Result<CredentialWithKey, MlsError> {
+        let trust = self.trust.as_ref().ok_or(MlsError::NotCertified)?;
+        Ok(CredentialWithKey {
+            credential: BasicCredential::new(trust.chain.to_credential_bytes()).into(),
             signature_key: self.signer.public_key().to_vec().into(),
-        }
+        })
     }
 
     fn new_key_package(&self, last_resort: bool) -> Result<Vec<u8>, MlsError> {
@@ -218,7 +468,12 @@ impl MlsDevice {
             builder = builder.mark_as_last_resort();
         }
         let bundle = builder
-            .build(CIPHERSUITE, &self.provider, &self.signer, self.credential())
+            .build(
+                CIPHERSUITE,
+                &self.provider,
+                &self.signer,
+                self.credential()?,
+            )
             .map_err(internal)?;
         bundle
             .key_package()
@@ -238,11 +493,17 @@ impl MlsDevice {
 
     /// Checks a key package from the relay and says whose it is.
     pub fn inspect_key_package(&self, bytes: &[u8]) -> Result<DeviceIdentity, MlsError> {
-        let key_package = self.validate_key_package(bytes)?;
-        identity_of(key_package.leaf_node().credential()).ok_or(MlsError::BadCredential)
+        Ok(self.validate_key_package(bytes, None)?.1)
     }
 
-    fn validate_key_package(&self, bytes: &[u8]) -> Result<KeyPackage, MlsError> {
+    /// Checks a key package: MLS validity, the ciphersuite, and its
+    /// certificate chain, which must name `expected` (the person and device
+    /// the relay said it belongs to).
+    fn validate_key_package(
+        &self,
+        bytes: &[u8],
+        expected: Option<DeviceIdentity>,
+    ) -> Result<(KeyPackage, DeviceIdentity), MlsError> {
         let key_package_in = KeyPackageIn::tls_deserialize_exact(bytes)
             .map_err(|e| MlsError::BadKeyPackage(format!("{e:?}")))?;
         let key_package = key_package_in
@@ -251,14 +512,10 @@ impl MlsDevice {
         if key_package.ciphersuite() != CIPHERSUITE {
             return Err(MlsError::BadKeyPackage("not ciphersuite 0x0007".into()));
         }
+        let leaf = key_package.leaf_node();
         let identity =
-            identity_of(key_package.leaf_node().credential()).ok_or(MlsError::BadCredential)?;
-        if identity.org != self.identity.org {
-            return Err(MlsError::BadKeyPackage(
-                "the device belongs to another organisation".into(),
-            ));
-        }
-        Ok(key_package)
+            self.check_credential(leaf.credential(), leaf.signature_key().as_slice(), expected)?;
+        Ok((key_package, identity))
     }
 
     fn group_mut(&mut self, group: GroupId) -> Result<&mut MlsGroup, MlsError> {
@@ -322,7 +579,7 @@ impl MlsDevice {
             &self.signer,
             &config,
             mls_group_id(group),
-            self.credential(),
+            self.credential()?,
         )
         .map_err(internal)?;
         self.groups.insert(group, created);
@@ -336,23 +593,32 @@ impl MlsDevice {
         Ok(())
     }
 
-    /// Adds devices by their key packages. The commit stays pending until
-    /// the relay accepts it ([`MlsDevice::merge_pending_commit`]) or another
-    /// commit wins the epoch ([`MlsDevice::discard_pending_commit`]).
+    /// Adds devices by the key packages the relay handed out for them. Each
+    /// must be certified for the person and device the relay named. The
+    /// commit stays pending until the relay accepts it
+    /// ([`MlsDevice::merge_pending_commit`]) or another commit wins the
+    /// epoch ([`MlsDevice::discard_pending_commit`]).
     pub fn add_members(
         &mut self,
         group: GroupId,
-        key_packages: &[Vec<u8>],
+        key_packages: &[ClaimedKeyPackage],
     ) -> Result<CommitOut, MlsError> {
         self.ensure_no_pending_commit(group)?;
-        let validated: Vec<KeyPackage> = key_packages
+        let org = self.identity.org;
+        let (validated, added): (Vec<KeyPackage>, Vec<DeviceId>) = key_packages
             .iter()
-            .map(|bytes| self.validate_key_package(bytes))
-            .collect::<Result<_, _>>()?;
-        let added: Vec<DeviceId> = validated
-            .iter()
-            .filter_map(|kp| identity_of(kp.leaf_node().credential()).map(|id| id.device))
-            .collect();
+            .map(|claimed| {
+                let expected = DeviceIdentity {
+                    org,
+                    user: claimed.user,
+                    device: claimed.device,
+                };
+                self.validate_key_package(&claimed.key_package, Some(expected))
+                    .map(|(kp, id)| (kp, id.device))
+            })
+            .collect::<Result<Vec<_>, _>>()?
+            .into_iter()
+            .unzip();
         let provider = &self.provider;
         let signer = &self.signer;
         let mls_group = self.groups.get_mut(&group).ok_or(MlsError::UnknownGroup)?;
@@ -493,11 +759,8 @@ impl MlsDevice {
             let profile = profile_of(&mls_group)?;
             let members: Vec<DeviceIdentity> = mls_group
                 .members()
-                .map(|m| identity_of(&m.credential).ok_or(MlsError::BadCredential))
+                .map(|m| self.check_credential(&m.credential, &m.signature_key, None))
                 .collect::<Result<_, _>>()?;
-            if members.iter().any(|m| m.org != self.identity.org) {
-                return Err(MlsError::BadCredential);
-            }
             Ok((group, profile, members))
         })();
         match checked {
@@ -556,13 +819,16 @@ impl MlsDevice {
         }
     }
 
-    /// Opens something the relay delivered for `group`. `declared` is the
-    /// membership change the relay recorded for a commit; the commit must
-    /// make exactly that change. `now` is this device's clock.
+    /// Opens something the relay delivered for `group`. `relay_sender` is
+    /// the device the relay authenticated as its sender: the MLS sender
+    /// must be that device. `declared` is the membership change the relay
+    /// recorded for a commit; the commit must make exactly that change.
+    /// `now` is this device's clock.
     pub fn open(
         &mut self,
         group: GroupId,
         bytes: &[u8],
+        relay_sender: DeviceId,
         declared: Option<&MembershipChange>,
         now: UnixMillis,
     ) -> Result<Incoming, MlsError> {
@@ -596,6 +862,16 @@ impl MlsDevice {
             .process_message(provider, protocol)
             .map_err(|e| MlsError::Rejected(format!("{e:?}")))?;
         let sender = identity_of(processed.credential()).ok_or(MlsError::BadCredential)?;
+        if sender.device != relay_sender {
+            return Err(MlsError::WrongSender {
+                relay: relay_sender,
+                signed: sender.device,
+            });
+        }
+        let sender_leaf = match processed.sender() {
+            Sender::Member(index) => mls_group.member_at(*index),
+            _ => None,
+        };
         let aad = processed.aad().to_vec();
         match processed.into_content() {
             ProcessedMessageContent::ApplicationMessage(application) => {
@@ -637,12 +913,33 @@ impl MlsDevice {
                 Err(MlsError::Rejected("external joins are not allowed".into()))
             }
             ProcessedMessageContent::StagedCommitMessage(staged) => {
+                // Every device the commit adds must be certified, and the
+                // committer may renew its keys but not change who it is.
                 let added: Vec<DeviceIdentity> = staged
                     .add_proposals()
-                    .filter_map(|p| {
-                        identity_of(p.add_proposal().key_package().leaf_node().credential())
+                    .map(|p| {
+                        let leaf = p.add_proposal().key_package().leaf_node();
+                        check_credential(
+                            self.trust.as_ref(),
+                            &self.verifier,
+                            leaf.credential(),
+                            leaf.signature_key().as_slice(),
+                            None,
+                        )
                     })
-                    .collect();
+                    .collect::<Result<_, _>>()?;
+                if staged.update_proposals().next().is_some() {
+                    return Err(MlsError::Rejected("update proposals are not used".into()));
+                }
+                if let Some(leaf) = staged.update_path_leaf_node() {
+                    let unchanged = sender_leaf.as_ref().is_some_and(|old| {
+                        old.credential == *leaf.credential()
+                            && old.signature_key == leaf.signature_key().as_slice()
+                    });
+                    if !unchanged {
+                        return Err(MlsError::CredentialChanged);
+                    }
+                }
                 let removed: Vec<DeviceIdentity> = staged
                     .remove_proposals()
                     .filter_map(|p| {
@@ -660,9 +957,6 @@ impl MlsDevice {
                     if set(&added) != declared_add || set(&removed) != declared_remove {
                         return Err(MlsError::UndeclaredChange);
                     }
-                }
-                if added.iter().any(|id| id.org != self.identity.org) {
-                    return Err(MlsError::BadCredential);
                 }
                 let removed_self = staged.self_removed();
                 mls_group

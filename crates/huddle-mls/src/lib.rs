@@ -8,10 +8,12 @@
 
 pub mod bench;
 pub mod device;
+pub mod fixtures;
 pub mod identity;
 pub mod profile;
 pub mod provider;
 pub mod state;
+pub mod trust;
 
 pub use device::{MessageAad, MlsDevice, MlsError};
 pub use huddle_core::crypto_worker::{CommitOut, Incoming, JoinedGroup, Plaintext, Sealed};
@@ -20,6 +22,7 @@ pub use huddle_core::GroupProfile;
 pub use identity::DeviceSigner;
 pub use provider::{HuddleProvider, CIPHERSUITE};
 pub use state::StateChange;
+pub use trust::{Trust, TrustError};
 
 /// The ciphersuite's name as people and logs see it.
 pub fn ciphersuite_name() -> &'static str {

@@ -4,6 +4,7 @@
 //! epoch wins); the relay's own behaviour is tested against a real relay.
 
 use crate::device::{MlsDevice, MlsError};
+use crate::fixtures;
 use crate::profile::GroupProfile;
 use crate::provider::CIPHERSUITE;
 use crate::state::{apply_changes, StateChange};
@@ -13,6 +14,7 @@ use huddle_core::envelope::Envelope;
 use huddle_core::identity::DeviceIdentity;
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, OrgId, UserId};
 use huddle_core::retention::{GroupKind, RetentionSecs, UnixMillis};
+use huddle_core::wire::{ClaimedKeyPackage, Role};
 use std::collections::HashMap;
 
 #[cfg(target_arch = "wasm32")]
@@ -38,8 +40,33 @@ fn identity(n: u32) -> DeviceIdentity {
     }
 }
 
+thread_local! {
+    /// The organisation's founder, who invites every device in these tests.
+    static FOUNDER: std::cell::RefCell<Option<MlsDevice>> = const { std::cell::RefCell::new(None) };
+}
+
+/// Device `n`, certified through a real invite (device 0 as an administrator).
 fn device(n: u32) -> MlsDevice {
-    MlsDevice::create(identity(n)).expect("a device")
+    FOUNDER.with(|founder| {
+        let mut founder = founder.borrow_mut();
+        let founder =
+            founder.get_or_insert_with(|| fixtures::found(identity(u32::MAX)).expect("founder"));
+        let role = if n == 0 {
+            Role::Administrator
+        } else {
+            Role::Staff
+        };
+        fixtures::enrol(founder, identity(n), role).expect("a device")
+    })
+}
+
+fn dev(n: u32) -> DeviceId {
+    identity(n).device
+}
+
+fn key_package(device: &mut MlsDevice) -> ClaimedKeyPackage {
+    let kp = device.key_packages(1).unwrap().remove(0);
+    fixtures::claimed(device, kp)
 }
 
 fn profile() -> GroupProfile {
@@ -70,8 +97,8 @@ fn seal_text(device: &mut MlsDevice, n: u32, text: &str) -> Vec<u8> {
         .ciphertext
 }
 
-fn open_text(device: &mut MlsDevice, ciphertext: &[u8]) -> Result<String, MlsError> {
-    match device.open(WARD, ciphertext, None, NOW)? {
+fn open_text(device: &mut MlsDevice, from: u32, ciphertext: &[u8]) -> Result<String, MlsError> {
+    match device.open(WARD, ciphertext, dev(from), None, NOW)? {
         Incoming::Message { envelope, .. } => Ok(Envelope::decode(envelope.as_bytes())
             .unwrap()
             .body
@@ -89,10 +116,7 @@ fn team(size: u32) -> (MlsDevice, Vec<MlsDevice>) {
     admin.create_group(WARD, &profile()).unwrap();
     let mut others: Vec<MlsDevice> = (1..size).map(device).collect();
     if !others.is_empty() {
-        let key_packages: Vec<Vec<u8>> = others
-            .iter_mut()
-            .map(|d| d.key_packages(1).unwrap().remove(0))
-            .collect();
+        let key_packages: Vec<ClaimedKeyPackage> = others.iter_mut().map(key_package).collect();
         let commit = admin.add_members(WARD, &key_packages).unwrap();
         assert_eq!(commit.change.add.len(), others.len());
         admin.merge_pending_commit(WARD).unwrap();
@@ -108,11 +132,11 @@ fn team(size: u32) -> (MlsDevice, Vec<MlsDevice>) {
     (admin, others)
 }
 
-fn apply_commit(devices: &mut [&mut MlsDevice], commit: &CommitOut) -> Vec<Incoming> {
+fn apply_commit(devices: &mut [&mut MlsDevice], from: u32, commit: &CommitOut) -> Vec<Incoming> {
     devices
         .iter_mut()
         .map(|d| {
-            d.open(WARD, &commit.commit, Some(&commit.change), NOW)
+            d.open(WARD, &commit.commit, dev(from), Some(&commit.change), NOW)
                 .expect("commit")
         })
         .collect()
@@ -150,9 +174,9 @@ scenario! {
         let (mut admin, mut others) = team(2);
         let bob = &mut others[0];
         let to_bob = seal_text(&mut admin, 1, "Handover at 8, room 4 needs a check");
-        assert_eq!(open_text(bob, &to_bob).unwrap(), "Handover at 8, room 4 needs a check");
+        assert_eq!(open_text(bob, 0, &to_bob).unwrap(), "Handover at 8, room 4 needs a check");
         let to_admin = seal_text(bob, 2, "On my way");
-        match admin.open(WARD, &to_admin, None, NOW).unwrap() {
+        match admin.open(WARD, &to_admin, dev(1), None, NOW).unwrap() {
             Incoming::Message { sender, client_msg, expires_at, .. } => {
                 assert_eq!(sender, identity(1));
                 assert_eq!(client_msg, msg_id(2));
@@ -161,7 +185,7 @@ scenario! {
             other => panic!("{other:?}"),
         }
         // MLS deletes a message key after use: the same ciphertext cannot be opened twice.
-        assert!(open_text(bob, &to_bob).is_err());
+        assert!(open_text(bob, 0, &to_bob).is_err());
     }
 }
 
@@ -171,11 +195,11 @@ scenario! {
         for (index, sender) in others.iter_mut().enumerate() {
             let text = format!("message from {index}");
             let sealed = seal_text(sender, index as u32, &text);
-            assert_eq!(open_text(&mut admin, &sealed).unwrap(), text);
+            assert_eq!(open_text(&mut admin, index as u32 + 1, &sealed).unwrap(), text);
         }
         let broadcast = seal_text(&mut admin, 99, "All staff: fire drill at 2");
         for other in &mut others {
-            assert_eq!(open_text(other, &broadcast).unwrap(), "All staff: fire drill at 2");
+            assert_eq!(open_text(other, 0, &broadcast).unwrap(), "All staff: fire drill at 2");
         }
     }
 }
@@ -187,10 +211,7 @@ scenario! {
         let mut admin = device(0);
         admin.create_group(WARD, &profile()).unwrap();
         let mut devices: Vec<MlsDevice> = (1..=100).map(device).collect();
-        let key_packages: Vec<Vec<u8>> = devices
-            .iter_mut()
-            .map(|d| d.key_packages(1).unwrap().remove(0))
-            .collect();
+        let key_packages: Vec<ClaimedKeyPackage> = devices.iter_mut().map(key_package).collect();
         let commit = admin.add_members(WARD, &key_packages).unwrap();
         admin.merge_pending_commit(WARD).unwrap();
         assert_eq!(admin.members(WARD).unwrap().len(), 101);
@@ -202,11 +223,11 @@ scenario! {
         }).collect();
         let sealed = seal_text(&mut admin, 1, "Beds free on Oak ward: 2");
         for d in &mut joined {
-            assert_eq!(open_text(d, &sealed).unwrap(), "Beds free on Oak ward: 2");
+            assert_eq!(open_text(d, 0, &sealed).unwrap(), "Beds free on Oak ward: 2");
         }
         let reply = seal_text(&mut joined[2], 2, "Noted");
-        assert_eq!(open_text(&mut admin, &reply).unwrap(), "Noted");
-        assert_eq!(open_text(&mut joined[0], &reply).unwrap(), "Noted");
+        assert_eq!(open_text(&mut admin, 100, &reply).unwrap(), "Noted");
+        assert_eq!(open_text(&mut joined[0], 100, &reply).unwrap(), "Noted");
     }
 }
 
@@ -218,22 +239,22 @@ scenario! {
         let commit = admin.remove_members(WARD, &[identity(2).device]).unwrap();
         admin.merge_pending_commit(WARD).unwrap();
         // Carol, who had the old epoch's state, processes her removal.
-        let seen = apply_commit(&mut [bob, carol], &commit);
+        let seen = apply_commit(&mut [bob, carol], 0, &commit);
         assert!(matches!(&seen[0], Incoming::MembershipChanged { removed, removed_self: false, .. } if removed == &vec![identity(2)]));
         assert!(matches!(&seen[1], Incoming::MembershipChanged { removed_self: true, .. }));
         assert!(!carol.has_group(WARD));
         let after = seal_text(&mut admin, 5, "Carol has left the ward team");
-        assert_eq!(open_text(bob, &after).unwrap(), "Carol has left the ward team");
-        assert_eq!(open_text(carol, &after), Err(MlsError::UnknownGroup));
+        assert_eq!(open_text(bob, 0, &after).unwrap(), "Carol has left the ward team");
+        assert_eq!(open_text(carol, 0, &after), Err(MlsError::UnknownGroup));
 
         // A removed member that never processed the commit is stuck in the
         // old epoch and cannot open the new one either.
         let (mut admin, mut others) = team(3);
         let commit = admin.remove_members(WARD, &[identity(2).device]).unwrap();
         admin.merge_pending_commit(WARD).unwrap();
-        others[0].open(WARD, &commit.commit, Some(&commit.change), NOW).unwrap();
+        others[0].open(WARD, &commit.commit, dev(0), Some(&commit.change), NOW).unwrap();
         let after = seal_text(&mut admin, 6, "after removal");
-        assert!(matches!(open_text(&mut others[1], &after), Err(MlsError::WrongEpoch { message: 2, group: 1 })));
+        assert!(matches!(open_text(&mut others[1], 0, &after), Err(MlsError::WrongEpoch { message: 2, group: 1 })));
     }
 }
 
@@ -241,7 +262,7 @@ scenario! {
     fn concurrent_commits_one_wins_the_other_is_made_again_and_lands() {
         let (mut admin, mut others) = team(3);
         let mut dave = device(3);
-        let dave_kp = dave.key_packages(1).unwrap().remove(0);
+        let dave_kp = key_package(&mut dave);
         // Both commit for epoch 1: the admin adds Dave, Bob renews his keys.
         let admin_commit = admin.add_members(WARD, std::slice::from_ref(&dave_kp)).unwrap();
         let bob_commit = others[0].self_update(WARD).unwrap();
@@ -249,16 +270,16 @@ scenario! {
         // The relay accepts Bob's first; the admin's is refused as stale.
         let mut log = vec![bob_commit.clone()];
         others[0].merge_pending_commit(WARD).unwrap();
-        let seen = admin.open(WARD, &bob_commit.commit, Some(&bob_commit.change), NOW).unwrap();
+        let seen = admin.open(WARD, &bob_commit.commit, dev(1), Some(&bob_commit.change), NOW).unwrap();
         assert!(matches!(seen, Incoming::EpochChanged { epoch: 2, .. }));
-        others[1].open(WARD, &bob_commit.commit, Some(&bob_commit.change), NOW).unwrap();
+        others[1].open(WARD, &bob_commit.commit, dev(1), Some(&bob_commit.change), NOW).unwrap();
         // The admin makes her commit again in epoch 2, and it lands.
         let retried = admin.add_members(WARD, &[dave_kp]).unwrap();
         assert_eq!(retried.epoch, 2);
         log.push(retried.clone());
         admin.merge_pending_commit(WARD).unwrap();
         for other in others.iter_mut() {
-            other.open(WARD, &retried.commit, Some(&retried.change), NOW).unwrap();
+            other.open(WARD, &retried.commit, dev(0), Some(&retried.change), NOW).unwrap();
         }
         dave.join(retried.welcome.as_ref().unwrap()).unwrap();
         let mut epochs = vec![admin.epoch(WARD).unwrap(), dave.epoch(WARD).unwrap()];
@@ -266,7 +287,7 @@ scenario! {
         assert_eq!(epochs, vec![3, 3, 3, 3]);
         assert_eq!(log.len(), 2);
         let hello = seal_text(&mut dave, 1, "Hello from Dave");
-        assert_eq!(open_text(&mut others[1], &hello).unwrap(), "Hello from Dave");
+        assert_eq!(open_text(&mut others[1], 3, &hello).unwrap(), "Hello from Dave");
     }
 }
 
@@ -276,7 +297,7 @@ scenario! {
         let mut commit = admin.remove_members(WARD, &[identity(2).device]).unwrap();
         commit.change.remove = vec![identity(1).device];
         assert_eq!(
-            others[0].open(WARD, &commit.commit, Some(&commit.change), NOW),
+            others[0].open(WARD, &commit.commit, dev(0), Some(&commit.change), NOW),
             Err(MlsError::UndeclaredChange)
         );
     }
@@ -287,16 +308,16 @@ scenario! {
         let (mut admin, mut others) = team(3);
         let request = others[1].leave(WARD).unwrap();
         assert_eq!(
-            admin.open(WARD, &request, None, NOW).unwrap(),
+            admin.open(WARD, &request, dev(2), None, NOW).unwrap(),
             Incoming::LeaveRequested { member: identity(2) }
         );
-        others[0].open(WARD, &request, None, NOW).unwrap();
+        others[0].open(WARD, &request, dev(2), None, NOW).unwrap();
         let commit = admin.self_update(WARD).unwrap();
         assert_eq!(commit.change.remove, vec![identity(2).device]);
         admin.merge_pending_commit(WARD).unwrap();
-        let seen = others[1].open(WARD, &commit.commit, Some(&commit.change), NOW).unwrap();
+        let seen = others[1].open(WARD, &commit.commit, dev(0), Some(&commit.change), NOW).unwrap();
         assert!(matches!(seen, Incoming::MembershipChanged { removed_self: true, .. }));
-        others[0].open(WARD, &commit.commit, Some(&commit.change), NOW).unwrap();
+        others[0].open(WARD, &commit.commit, dev(0), Some(&commit.change), NOW).unwrap();
         assert_eq!(admin.members(WARD).unwrap().len(), 2);
     }
 }
@@ -308,7 +329,7 @@ scenario! {
         let bob = &mut others[0];
         apply_changes(&mut disk, &bob.take_state_changes());
         let first = seal_text(&mut admin, 1, "first");
-        assert_eq!(open_text(bob, &first).unwrap(), "first");
+        assert_eq!(open_text(bob, 0, &first).unwrap(), "first");
         apply_changes(&mut disk, &bob.take_state_changes());
         let second = seal_text(&mut admin, 2, "second, sent while Bob's phone restarts");
 
@@ -317,19 +338,19 @@ scenario! {
         let signer = DeviceSigner::restore(&private, &public).unwrap();
         let mut bob = MlsDevice::restore(identity(1), signer, disk.clone());
         assert!(bob.take_state_changes().is_empty(), "nothing new after a restore");
-        assert_eq!(open_text(&mut bob, &second).unwrap(), "second, sent while Bob's phone restarts");
+        assert_eq!(open_text(&mut bob, 0, &second).unwrap(), "second, sent while Bob's phone restarts");
         let reply = seal_text(&mut bob, 3, "back");
-        assert_eq!(open_text(&mut admin, &reply).unwrap(), "back");
+        assert_eq!(open_text(&mut admin, 1, &reply).unwrap(), "back");
         // A commit after the restart works too.
         let commit = admin.self_update(WARD).unwrap();
         admin.merge_pending_commit(WARD).unwrap();
-        bob.open(WARD, &commit.commit, Some(&commit.change), NOW).unwrap();
+        bob.open(WARD, &commit.commit, dev(0), Some(&commit.change), NOW).unwrap();
         let changes = bob.take_state_changes();
         assert!(changes.iter().any(|c| matches!(c, StateChange::Delete { .. })), "old epoch secrets are deleted");
         apply_changes(&mut disk, &changes);
         let third = seal_text(&mut admin, 4, "third");
         let mut bob = MlsDevice::restore(identity(1), DeviceSigner::restore(&private, &public).unwrap(), disk);
-        assert_eq!(open_text(&mut bob, &third).unwrap(), "third");
+        assert_eq!(open_text(&mut bob, 0, &third).unwrap(), "third");
     }
 }
 
@@ -342,7 +363,7 @@ scenario! {
         bob.take_state_changes();
         let mut admin = device(0);
         admin.create_group(WARD, &profile()).unwrap();
-        let commit = admin.add_members(WARD, &[single[0].clone()]).unwrap();
+        let commit = admin.add_members(WARD, &[fixtures::claimed(&bob, single[0].clone())]).unwrap();
         admin.merge_pending_commit(WARD).unwrap();
         bob.join(commit.welcome.as_ref().unwrap()).unwrap();
         assert!(bob.take_state_changes().iter().any(|c| matches!(c, StateChange::Delete { .. })),
@@ -352,14 +373,14 @@ scenario! {
             let group = GroupId::from_bytes([n; 16]);
             let mut other_admin = device(10 + u32::from(n));
             other_admin.create_group(group, &profile()).unwrap();
-            let commit = other_admin.add_members(group, std::slice::from_ref(&last_resort)).unwrap();
+            let commit = other_admin.add_members(group, &[fixtures::claimed(&bob, last_resort.clone())]).unwrap();
             assert_eq!(bob.join(commit.welcome.as_ref().unwrap()).unwrap().group, group);
         }
         // Junk and foreign key packages are refused with a reason.
         assert!(matches!(admin.inspect_key_package(b"junk"), Err(MlsError::BadKeyPackage(_))));
-        let mut outsider = MlsDevice::create(DeviceIdentity { org: OrgId::from_bytes([9; 16]), ..identity(5) }).unwrap();
-        let foreign = outsider.key_packages(1).unwrap().remove(0);
-        assert!(matches!(admin.add_members(WARD, &[foreign]), Err(MlsError::BadKeyPackage(_))));
+        let mut outsider = fixtures::found(DeviceIdentity { org: OrgId::from_bytes([9; 16]), ..identity(5) }).unwrap();
+        let foreign = key_package(&mut outsider);
+        assert!(matches!(admin.add_members(WARD, &[foreign]), Err(MlsError::Untrusted(_))));
     }
 }
 
@@ -378,16 +399,16 @@ scenario! {
         for bit in (0..sealed.len() * 8).step_by(stride) {
             let mut bad = sealed.clone();
             bad[bit / 8] ^= 1 << (bit % 8);
-            match bob.open(WARD, &bad, None, NOW) {
+            match bob.open(WARD, &bad, dev(0), None, NOW) {
                 Err(_) => rejected += 1,
                 Ok(outcome) => panic!("bit {bit} flipped and the message still opened: {outcome:?}"),
             }
         }
         assert!(rejected > 1000);
         for len in [0, 1, 10, sealed.len() / 2, sealed.len() - 1] {
-            assert!(bob.open(WARD, &sealed[..len], None, NOW).is_err());
+            assert!(bob.open(WARD, &sealed[..len], dev(0), None, NOW).is_err());
         }
-        assert_eq!(open_text(bob, &sealed).unwrap(), text);
+        assert_eq!(open_text(bob, 0, &sealed).unwrap(), text);
     }
 }
 
@@ -397,12 +418,12 @@ scenario! {
         let envelope = Envelope::text(NOW, "old news").unwrap().encode().unwrap();
         let expired = admin.seal(WARD, msg_id(1), UnixMillis(NOW.0 - 3_600_000), &envelope).unwrap();
         assert_eq!(
-            others[0].open(WARD, &expired.ciphertext, None, NOW).unwrap(),
+            others[0].open(WARD, &expired.ciphertext, dev(0), None, NOW).unwrap(),
             Incoming::Expired { client_msg: msg_id(1) }
         );
         // A sender claiming a year is held to the group's one day.
         let greedy = admin.seal(WARD, msg_id(2), UnixMillis(NOW.0 + 365 * 86_400_000), &envelope).unwrap();
-        match others[0].open(WARD, &greedy.ciphertext, None, NOW).unwrap() {
+        match others[0].open(WARD, &greedy.ciphertext, dev(0), None, NOW).unwrap() {
             Incoming::Message { expires_at, .. } => {
                 assert!(expires_at <= NOW.saturating_add(RetentionSecs::DAY).saturating_add_millis(huddle_core::retention::MAX_CLOCK_SKEW_MILLIS));
             }
@@ -417,6 +438,155 @@ scenario! {
         let bad = GroupProfile { kind: GroupKind::Clinical, retention: RetentionSecs::days(30), name: "x".into() };
         assert!(admin.create_group(WARD, &bad).is_err());
         assert!(matches!(admin.join(b"not a welcome"), Err(MlsError::Malformed)));
+    }
+}
+
+/// Mallory, a colleague whose modified app certifies a device of hers as
+/// the manager (`identity(0)`'s person) with her own staff key.
+fn mallory_as_the_manager() -> MlsDevice {
+    use huddle_core::certificate::{Certificate, Statement, Subject};
+    use openmls_traits::signatures::Signer;
+    let mut mallory = device(5);
+    let mut fake = MlsDevice::create(DeviceIdentity {
+        device: DeviceId::from_bytes([0x66; 16]),
+        ..identity(0)
+    })
+    .unwrap();
+    let statement = Statement {
+        org: ORG,
+        user: identity(0).user,
+        display_name: "Person 0".into(),
+        role: Role::Administrator,
+        subject: Subject::Device(fake.identity().device),
+        public_key: fake.signer().public_key().to_vec(),
+        issued_at: NOW,
+        expires_at: None,
+    };
+    let signature = mallory.signer().sign(&statement.to_be_signed()).unwrap();
+    let own = mallory.trust().unwrap().clone();
+    fake.force_trust(crate::Trust {
+        org_key: own.org_key.clone(),
+        chain: own.chain.extended(Certificate {
+            statement,
+            signature,
+        }),
+    });
+    mallory.take_state_changes();
+    fake
+}
+
+scenario! {
+    fn a_colleague_cannot_certify_herself_as_someone_else() {
+        let (mut admin, mut others) = team(2);
+        let mut fake = mallory_as_the_manager();
+        let kp = key_package(&mut fake);
+        assert!(matches!(
+            admin.add_members(WARD, &[kp.clone()]),
+            Err(MlsError::Untrusted(huddle_core::certificate::CertificateError::NotAllowed))
+        ));
+        // Nor can a member with a modified app slip her in: Bob refuses the
+        // commit, and a welcome naming her is refused by the one who joins.
+        let commit = admin.add_unchecked(WARD, &[kp.key_package.clone()]).unwrap();
+        assert!(matches!(
+            others[0].open(WARD, &commit.commit, dev(0), Some(&commit.change), NOW),
+            Err(MlsError::Untrusted(_))
+        ));
+        admin.merge_pending_commit(WARD).unwrap();
+        let mut carol = device(2);
+        let commit = admin.add_members(WARD, &[key_package(&mut carol)]).unwrap();
+        admin.merge_pending_commit(WARD).unwrap();
+        assert!(matches!(carol.join(commit.welcome.as_ref().unwrap()), Err(MlsError::Untrusted(_))));
+        assert!(!carol.has_group(WARD), "a refused welcome leaves nothing behind");
+    }
+}
+
+scenario! {
+    fn a_key_package_must_be_certified_for_the_device_the_relay_named() {
+        let mut admin = device(0);
+        admin.create_group(WARD, &profile()).unwrap();
+        let mut bob = device(1);
+        let mut carol = device(2);
+        // The relay hands out Carol's key package as Bob's.
+        let mut swapped = key_package(&mut carol);
+        swapped.user = identity(1).user;
+        swapped.device = identity(1).device;
+        assert!(matches!(
+            admin.add_members(WARD, &[swapped]),
+            Err(MlsError::Untrusted(huddle_core::certificate::CertificateError::WrongIdentity { .. }))
+        ));
+        // Bob's public chain copied onto another key certifies nothing.
+        let mut copycat = MlsDevice::create(identity(1)).unwrap();
+        assert!(copycat.set_trust(bob.trust().unwrap().clone()).is_err());
+        copycat.force_trust(bob.trust().unwrap().clone());
+        let copied = key_package(&mut copycat);
+        assert!(matches!(
+            admin.add_members(WARD, &[copied]),
+            Err(MlsError::Untrusted(huddle_core::certificate::CertificateError::WrongKey))
+        ));
+        // A device the relay made under an organisation key of its own.
+        let mut relay_made = fixtures::found(identity(1)).unwrap();
+        assert!(matches!(
+            admin.add_members(WARD, &[key_package(&mut relay_made)]),
+            Err(MlsError::Untrusted(huddle_core::certificate::CertificateError::Signature))
+        ));
+        // The real one goes in.
+        assert!(admin.add_members(WARD, &[key_package(&mut bob)]).is_ok());
+    }
+}
+
+scenario! {
+    fn the_sender_must_be_the_device_the_relay_authenticated() {
+        let (mut admin, mut others) = team(3);
+        let sealed = seal_text(&mut admin, 1, "Room 4 needs a check");
+        assert_eq!(
+            others[0].open(WARD, &sealed, dev(2), None, NOW),
+            Err(MlsError::WrongSender { relay: dev(2), signed: dev(0) })
+        );
+        let commit = admin.self_update(WARD).unwrap();
+        assert!(matches!(
+            others[1].open(WARD, &commit.commit, dev(1), Some(&commit.change), NOW),
+            Err(MlsError::WrongSender { .. })
+        ));
+        assert!(others[0].open(WARD, &commit.commit, dev(0), Some(&commit.change), NOW).is_ok());
+    }
+}
+
+scenario! {
+    fn an_uncertified_device_makes_no_key_packages_and_a_wrong_link_is_refused() {
+        let mut bare = MlsDevice::create(identity(7)).unwrap();
+        assert_eq!(bare.key_packages(1), Err(MlsError::NotCertified));
+        assert_eq!(bare.create_group(WARD, &profile()), Err(MlsError::NotCertified));
+        let mut admin = device(0);
+        let (invite, key) = admin
+            .certify_invite(identity(7).user, "Dee", Role::Staff, NOW, fixtures::CERTIFIED_AT)
+            .unwrap();
+        // A link whose fingerprint is of another organisation key.
+        let other = fixtures::found(identity(8)).unwrap().org_key_fingerprint().unwrap();
+        assert!(matches!(
+            bare.accept_invite(&invite, &key, other, fixtures::CERTIFIED_AT),
+            Err(MlsError::Trust(crate::TrustError::WrongOrganisationKey))
+        ));
+        // An invite for someone else.
+        let mut someone_else = MlsDevice::create(identity(9)).unwrap();
+        let pinned = admin.org_key_fingerprint().unwrap();
+        assert!(matches!(
+            someone_else.accept_invite(&invite, &key, pinned, fixtures::CERTIFIED_AT),
+            Err(MlsError::Trust(crate::TrustError::NotThisInvite))
+        ));
+        // Staff cannot certify invites.
+        let mut staff = device(3);
+        assert!(matches!(
+            staff.certify_invite(identity(9).user, "X", Role::Staff, NOW, NOW),
+            Err(MlsError::Trust(crate::TrustError::NotAnAdministrator))
+        ));
+        // The right link works, and the chain survives a restart.
+        assert!(bare.accept_invite(&invite, &key, pinned, fixtures::CERTIFIED_AT).is_ok());
+        let mut disk = HashMap::new();
+        apply_changes(&mut disk, &bare.take_state_changes());
+        let (private, public) = bare.signer().export();
+        let mut restored = MlsDevice::restore(identity(7), DeviceSigner::restore(&private, &public).unwrap(), disk);
+        assert_eq!(restored.org_key_fingerprint(), Some(pinned));
+        assert!(restored.key_packages(1).is_ok());
     }
 }
 

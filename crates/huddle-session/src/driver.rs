@@ -236,7 +236,7 @@ impl<P: Platform> Driver<P> {
                 reply,
             } => {
                 let intent = Intent::Add {
-                    key_packages: members.into_iter().map(|m| m.key_package).collect(),
+                    key_packages: members,
                     create: None,
                 };
                 let result = self.commit(group, intent).await;

@@ -11,7 +11,7 @@ use huddle_core::envelope::EnvelopeBody;
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, OrgId, UserId};
 use huddle_core::retention::{GroupKind, RetentionSecs, UnixMillis};
 use huddle_core::sync::{Failure, OutboxItem, OutboxState};
-use huddle_core::wire::{GroupSpec, Person};
+use huddle_core::wire::{ClaimedKeyPackage, GroupSpec, Person};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
@@ -119,7 +119,9 @@ pub enum Intent {
     },
     /// Adds devices (the first commit of a new group carries `create`).
     Add {
-        key_packages: Vec<Vec<u8>>,
+        /// As the relay handed them out: each names its person and device,
+        /// which the crypto worker checks against the certificate.
+        key_packages: Vec<ClaimedKeyPackage>,
         create: Option<GroupSpec>,
     },
     Remove {

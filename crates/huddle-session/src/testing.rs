@@ -18,6 +18,7 @@ use futures::executor::{LocalPool, LocalSpawner};
 use futures::future::LocalBoxFuture;
 use futures::task::LocalSpawnExt;
 use huddle_core::crypto_worker::{WorkerRequest, WorkerResponse};
+use huddle_core::identity::DeviceIdentity;
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, OrgId, UserId};
 use huddle_core::retention::UnixMillis;
 use huddle_core::sync::GroupPosition;
@@ -778,6 +779,9 @@ pub struct World {
     pub pool: LocalPool,
     pub clock: ManualClock,
     pub relay: MemRelay,
+    /// The founding administrator's crypto worker, which certifies every
+    /// phone's invite (it holds the organisation key).
+    founder: MemCrypto,
 }
 
 /// One person's phone, and everything it runs on, for the test to inspect.
@@ -799,7 +803,79 @@ impl World {
             pool: LocalPool::new(),
             clock: ManualClock::new(),
             relay: MemRelay::default(),
+            founder: MemCrypto::new(),
         }
+    }
+
+    /// Certifies `crypto`'s device through the requests a real phone makes:
+    /// the founder (made on first use) certifies an invite, the phone
+    /// accepts it.
+    fn certify(&mut self, crypto: &MemCrypto, identity: DeviceIdentity, name: &str) {
+        let founder = self.founder.clone();
+        let phone = crypto.clone();
+        let now = self.clock.now();
+        let name = name.to_owned();
+        self.run(async move {
+            let founder_identity = DeviceIdentity {
+                org: ORG,
+                user: UserId::from_bytes([0xf0; 16]),
+                device: DeviceId::from_bytes([0xf1; 16]),
+            };
+            let ready = founder
+                .request(WorkerRequest::OpenDevice {
+                    identity: founder_identity,
+                })
+                .await;
+            if let Ok(WorkerResponse::DeviceReady { org_key: None, .. }) = ready {
+                founder
+                    .request(WorkerRequest::FoundOrganisation {
+                        display_name: "Founder".into(),
+                        now,
+                    })
+                    .await
+                    .expect("the organisation is founded");
+            }
+            let org_key = match founder
+                .request(WorkerRequest::OpenDevice {
+                    identity: founder_identity,
+                })
+                .await
+            {
+                Ok(WorkerResponse::DeviceReady {
+                    org_key: Some(org_key),
+                    ..
+                }) => org_key,
+                other => panic!("the founder is certified: {other:?}"),
+            };
+            let Ok(WorkerResponse::InviteCertified {
+                certificate,
+                invite_key,
+            }) = founder
+                .request(WorkerRequest::CertifyInvite {
+                    user: identity.user,
+                    display_name: name,
+                    role: huddle_core::wire::Role::Administrator,
+                    expires_at: now.saturating_add_millis(86_400_000),
+                    now,
+                })
+                .await
+            else {
+                panic!("the invite is certified");
+            };
+            phone
+                .request(WorkerRequest::OpenDevice { identity })
+                .await
+                .expect("the phone's device opens");
+            phone
+                .request(WorkerRequest::AcceptInvite {
+                    certificate,
+                    invite_key,
+                    org_key,
+                    now,
+                })
+                .await
+                .expect("the phone accepts its invite");
+        });
     }
 
     /// Runs every task until none can make progress.
@@ -857,6 +933,15 @@ impl World {
             key_packages_published: false,
         });
         let crypto = MemCrypto::new();
+        self.certify(
+            &crypto,
+            DeviceIdentity {
+                org: ORG,
+                user,
+                device,
+            },
+            name,
+        );
         let online = Rc::new(Cell::new(true));
         let mut phone = TestPhone {
             phone: self.load(seed, &cache),

@@ -4,6 +4,7 @@
 //! native tests use a map. Keeping this part free of IO is what lets the
 //! whole request set be tested without a browser.
 
+use huddle_core::certificate::InviteCertificate;
 use huddle_core::crypto_worker::{WorkerError, WorkerErrorKind, WorkerRequest, WorkerResponse};
 use huddle_mls::state::StateChange;
 use huddle_mls::{DeviceIdentity, DeviceSigner, MlsDevice, MlsError};
@@ -116,6 +117,7 @@ impl WorkerCore {
             created: new_record.is_some(),
             fingerprint: device.fingerprint().to_string(),
             public_key: device.signer().public_key().to_vec(),
+            org_key: device.org_key_fingerprint(),
         };
         self.device = Some(device);
         Ok((response, new_record))
@@ -243,13 +245,48 @@ impl WorkerCore {
             R::Open {
                 group,
                 message,
+                sender,
                 declared,
                 now,
             } => A::Opened(
                 device
-                    .open(group, &message, declared.as_ref(), now)
+                    .open(group, &message, sender, declared.as_ref(), now)
                     .map_err(mls_error)?,
             ),
+            R::FoundOrganisation { display_name, now } => A::Certified {
+                org_key: device
+                    .found_organisation(&display_name, now)
+                    .map_err(mls_error)?,
+            },
+            R::CertifyInvite {
+                user,
+                display_name,
+                role,
+                expires_at,
+                now,
+            } => {
+                let (certificate, invite_key) = device
+                    .certify_invite(user, &display_name, role, expires_at, now)
+                    .map_err(mls_error)?;
+                A::InviteCertified {
+                    certificate: certificate.to_bytes(),
+                    invite_key,
+                }
+            }
+            R::AcceptInvite {
+                certificate,
+                invite_key,
+                org_key,
+                now,
+            } => {
+                let invite = InviteCertificate::from_bytes(&certificate)
+                    .map_err(|e| mls_error(MlsError::Untrusted(e)))?;
+                A::Certified {
+                    org_key: device
+                        .accept_invite(&invite, &invite_key, org_key, now)
+                        .map_err(mls_error)?,
+                }
+            }
             R::Members { group } => A::Members {
                 members: device.members(group).map_err(mls_error)?,
             },

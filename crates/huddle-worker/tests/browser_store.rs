@@ -74,6 +74,7 @@ async fn the_worker_keeps_its_state_encrypted_and_resumes_after_a_restart() {
         created: true,
         fingerprint,
         public_key,
+        ..
     } = ask(
         &mut bob,
         WorkerRequest::OpenDevice {
@@ -84,6 +85,45 @@ async fn the_worker_keeps_its_state_encrypted_and_resumes_after_a_restart() {
     else {
         panic!("bob's device");
     };
+    // Alice founds the organisation and certifies Bob's invite.
+    let WorkerResponse::Certified { org_key } = ask(
+        &mut alice,
+        WorkerRequest::FoundOrganisation {
+            display_name: "Alice".into(),
+            now: NOW,
+        },
+    )
+    .await
+    else {
+        panic!("founded");
+    };
+    let WorkerResponse::InviteCertified {
+        certificate,
+        invite_key,
+    } = ask(
+        &mut alice,
+        WorkerRequest::CertifyInvite {
+            user: identity(2).user,
+            display_name: "Bob".into(),
+            role: huddle_core::wire::Role::Staff,
+            expires_at: NOW.saturating_add_millis(60_000),
+            now: NOW,
+        },
+    )
+    .await
+    else {
+        panic!("invite");
+    };
+    ask(
+        &mut bob,
+        WorkerRequest::AcceptInvite {
+            certificate,
+            invite_key,
+            org_key,
+            now: NOW,
+        },
+    )
+    .await;
     let WorkerResponse::KeyPackages { key_packages } = ask(
         &mut bob,
         WorkerRequest::KeyPackages {
@@ -108,7 +148,14 @@ async fn the_worker_keeps_its_state_encrypted_and_resumes_after_a_restart() {
         &mut alice,
         WorkerRequest::AddMembers {
             group: GROUP,
-            key_packages,
+            key_packages: key_packages
+                .into_iter()
+                .map(|key_package| huddle_core::wire::ClaimedKeyPackage {
+                    user: identity(2).user,
+                    device: identity(2).device,
+                    key_package,
+                })
+                .collect(),
         },
     )
     .await
@@ -166,6 +213,7 @@ async fn the_worker_keeps_its_state_encrypted_and_resumes_after_a_restart() {
         WorkerRequest::Open {
             group: GROUP,
             message: sealed.ciphertext,
+            sender: identity(1).device,
             declared: None,
             now: NOW,
         },

@@ -19,6 +19,7 @@ impl<P: Platform> Driver<P> {
             .crypto(WorkerRequest::Open {
                 group,
                 message: entry.payload,
+                sender: entry.sender,
                 declared: None,
                 now,
             })

@@ -166,7 +166,7 @@ impl<P: Platform> Driver<P> {
         self.shared.state.borrow_mut().store_conversation(record);
         self.repaint_list = true;
         let intent = Intent::Add {
-            key_packages: members.into_iter().map(|m| m.key_package).collect(),
+            key_packages: members,
             create: Some(GroupSpec {
                 kind: profile.kind,
                 retention: profile.retention,

@@ -84,10 +84,11 @@ fn seal(worker: &mut TestWorker, n: u8, text: &str) -> Vec<u8> {
     }
 }
 
-fn open(worker: &mut TestWorker, message: Vec<u8>) -> String {
+fn open(worker: &mut TestWorker, from: u8, message: Vec<u8>) -> String {
     match worker.ask(WorkerRequest::Open {
         group: GROUP,
         message,
+        sender: identity(from).device,
         declared: None,
         now: NOW,
     }) {
@@ -103,10 +104,45 @@ fn open(worker: &mut TestWorker, message: Vec<u8>) -> String {
     }
 }
 
-#[test]
-fn two_workers_talk_through_requests_and_one_restarts_from_its_store() {
+/// Alice founds the organisation and invites Bob, through requests only.
+fn alice_and_bob() -> (TestWorker, TestWorker) {
     let mut alice = TestWorker::start(1);
     let mut bob = TestWorker::start(2);
+    let Ok(WorkerResponse::Certified { org_key }) = alice.ask(WorkerRequest::FoundOrganisation {
+        display_name: "Alice".into(),
+        now: NOW,
+    }) else {
+        panic!("founded");
+    };
+    let Ok(WorkerResponse::InviteCertified {
+        certificate,
+        invite_key,
+    }) = alice.ask(WorkerRequest::CertifyInvite {
+        user: identity(2).user,
+        display_name: "Bob".into(),
+        role: huddle_core::wire::Role::Staff,
+        expires_at: NOW.saturating_add_millis(60_000),
+        now: NOW,
+    })
+    else {
+        panic!("invite");
+    };
+    assert_eq!(format!("{invite_key:?}"), "InviteKey(***)");
+    assert_eq!(
+        bob.ask(WorkerRequest::AcceptInvite {
+            certificate,
+            invite_key,
+            org_key,
+            now: NOW,
+        }),
+        Ok(WorkerResponse::Certified { org_key })
+    );
+    (alice, bob)
+}
+
+#[test]
+fn two_workers_talk_through_requests_and_one_restarts_from_its_store() {
+    let (mut alice, mut bob) = alice_and_bob();
     assert_eq!(
         alice
             .ask(WorkerRequest::Ping)
@@ -131,7 +167,11 @@ fn two_workers_talk_through_requests_and_one_restarts_from_its_store() {
     );
     let Ok(WorkerResponse::Commit(commit)) = alice.ask(WorkerRequest::AddMembers {
         group: GROUP,
-        key_packages: vec![key_packages[0].clone()],
+        key_packages: vec![huddle_core::wire::ClaimedKeyPackage {
+            user: identity(2).user,
+            device: identity(2).device,
+            key_package: key_packages[0].clone(),
+        }],
     }) else {
         panic!("commit");
     };
@@ -148,14 +188,14 @@ fn two_workers_talk_through_requests_and_one_restarts_from_its_store() {
     assert_eq!(joined.profile, profile);
 
     let hello = seal(&mut alice, 1, "Who can cover Saturday night?");
-    assert_eq!(open(&mut bob, hello), "Who can cover Saturday night?");
+    assert_eq!(open(&mut bob, 1, hello), "Who can cover Saturday night?");
     let queued = seal(&mut alice, 2, "Sent while Bob's tab was closed");
 
     // Bob's tab closes and opens again: the worker restarts from its store.
     bob.restart(2);
-    assert_eq!(open(&mut bob, queued), "Sent while Bob's tab was closed");
+    assert_eq!(open(&mut bob, 1, queued), "Sent while Bob's tab was closed");
     let reply = seal(&mut bob, 3, "I can");
-    assert_eq!(open(&mut alice, reply), "I can");
+    assert_eq!(open(&mut alice, 2, reply), "I can");
 
     let Ok(WorkerResponse::Signature { signature }) = bob.ask(WorkerRequest::SignChallenge {
         transcript: b"challenge".to_vec(),
@@ -181,6 +221,7 @@ fn requests_before_the_device_is_open_and_bad_input_get_typed_errors() {
         .ask(WorkerRequest::Open {
             group: GROUP,
             message: vec![1, 2, 3],
+            sender: identity(2).device,
             declared: None,
             now: NOW,
         })

@@ -1,0 +1,230 @@
+//! Making and checking certificates with real P-384 keys: founding an organisation, certifying an invite, accepting one.
+//!
+//! The rules (who may sign what) are in `huddle_core::certificate`; this
+//! module holds the keys that sign and the verifier that checks, so that
+//! they stay in the crypto worker.
+
+use crate::identity::{verify_device_signature, DeviceSigner};
+use huddle_core::certificate::{
+    Certificate, CertificateError, Chain, InviteCertificate, OrgKeyFingerprint, Statement, Subject,
+};
+use huddle_core::identity::DeviceIdentity;
+use huddle_core::ids::UserId;
+use huddle_core::retention::UnixMillis;
+use huddle_core::wire::Role;
+use openmls_traits::signatures::Signer;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha384};
+use std::cell::RefCell;
+use std::collections::HashSet;
+
+/// What a device trusts and how it is vouched for: the organisation key it
+/// pinned and its own chain. Public; kept by the worker with the device key.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trust {
+    pub org_key: Vec<u8>,
+    pub chain: Chain,
+}
+
+impl Trust {
+    /// The person's name and role as certified.
+    pub fn leaf(&self) -> Option<&Statement> {
+        self.chain.leaf().map(|c| &c.statement)
+    }
+}
+
+/// Why certifying failed.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TrustError {
+    #[error("{0}")]
+    Certificate(#[from] CertificateError),
+    #[error("the invite link does not belong to this organisation's key")]
+    WrongOrganisationKey,
+    #[error("the invite key in the link does not match the invite")]
+    WrongInviteKey,
+    #[error("the invite is for someone else")]
+    NotThisInvite,
+    #[error("only an administrator's phone can certify an invite")]
+    NotAnAdministrator,
+    #[error("the name is too long")]
+    NameTooLong,
+    #[error("could not sign: {0}")]
+    Signing(String),
+}
+
+fn sign(issuer: &DeviceSigner, statement: Statement) -> Result<Certificate, TrustError> {
+    let signature = issuer
+        .sign(&statement.to_be_signed())
+        .map_err(|e| TrustError::Signing(format!("{e:?}")))?;
+    Ok(Certificate {
+        statement,
+        signature,
+    })
+}
+
+fn check_name(name: &str) -> Result<(), TrustError> {
+    if name.len() > huddle_core::certificate::MAX_NAME_BYTES {
+        return Err(TrustError::NameTooLong);
+    }
+    Ok(())
+}
+
+/// Setup: a new organisation key certifies the first administrator's
+/// device. Returns the key (for the worker's sealed store and the recovery
+/// code) and the device's trust.
+pub fn found_organisation(
+    device: &DeviceSigner,
+    identity: DeviceIdentity,
+    display_name: &str,
+    now: UnixMillis,
+) -> Result<(DeviceSigner, Trust), TrustError> {
+    check_name(display_name)?;
+    let org_key = DeviceSigner::generate().map_err(|e| TrustError::Signing(e.to_string()))?;
+    let statement = Statement {
+        org: identity.org,
+        user: identity.user,
+        display_name: display_name.to_owned(),
+        role: Role::Administrator,
+        subject: Subject::Device(identity.device),
+        public_key: device.public_key().to_vec(),
+        issued_at: now,
+        expires_at: None,
+    };
+    let chain = Chain(vec![sign(&org_key, statement)?]);
+    let trust = Trust {
+        org_key: org_key.public_key().to_vec(),
+        chain,
+    };
+    Ok((org_key, trust))
+}
+
+/// An administrator's phone certifies a one-time invite key for the person
+/// the relay created. The key's private half goes into the link only.
+pub fn certify_invite(
+    device: &DeviceSigner,
+    trust: &Trust,
+    user: UserId,
+    display_name: &str,
+    role: Role,
+    expires_at: UnixMillis,
+    now: UnixMillis,
+) -> Result<(InviteCertificate, DeviceSigner), TrustError> {
+    check_name(display_name)?;
+    let own = trust.leaf().ok_or(CertificateError::Length)?;
+    if own.role != Role::Administrator || !matches!(own.subject, Subject::Device(_)) {
+        return Err(TrustError::NotAnAdministrator);
+    }
+    let invite_key = DeviceSigner::generate().map_err(|e| TrustError::Signing(e.to_string()))?;
+    let statement = Statement {
+        org: own.org,
+        user,
+        display_name: display_name.to_owned(),
+        role,
+        subject: Subject::Invite,
+        public_key: invite_key.public_key().to_vec(),
+        issued_at: now,
+        expires_at: Some(expires_at),
+    };
+    let chain = trust.chain.extended(sign(device, statement)?);
+    Ok((
+        InviteCertificate {
+            org_key: trust.org_key.clone(),
+            chain,
+        },
+        invite_key,
+    ))
+}
+
+/// A joining phone checks the invite it was given against the fingerprint
+/// in its link and certifies its own device key with the invite key.
+pub fn accept_invite(
+    identity: DeviceIdentity,
+    device_public_key: &[u8],
+    invite: &InviteCertificate,
+    invite_key: &DeviceSigner,
+    pinned: OrgKeyFingerprint,
+    now: UnixMillis,
+) -> Result<Trust, TrustError> {
+    if OrgKeyFingerprint::of(&invite.org_key) != pinned {
+        return Err(TrustError::WrongOrganisationKey);
+    }
+    let verifier = Verifier::default();
+    let invited = invite
+        .chain
+        .verify_to_any(&invite.org_key, &|k, m, s| verifier.verify(k, m, s))?;
+    if invited.subject != Subject::Invite {
+        return Err(CertificateError::NotAllowed.into());
+    }
+    if invited.public_key != invite_key.public_key() {
+        return Err(TrustError::WrongInviteKey);
+    }
+    if invited.org != identity.org || invited.user != identity.user {
+        return Err(TrustError::NotThisInvite);
+    }
+    let statement = Statement {
+        org: identity.org,
+        user: identity.user,
+        display_name: invited.display_name.clone(),
+        role: invited.role,
+        subject: Subject::Device(identity.device),
+        public_key: device_public_key.to_vec(),
+        // Never later than the invite's end: a phone whose clock runs fast
+        // must still be able to use a fresh invite.
+        issued_at: invited.expires_at.map_or(now, |end| now.min(end)),
+        expires_at: None,
+    };
+    let chain = invite.chain.extended(sign(invite_key, statement)?);
+    let trust = Trust {
+        org_key: invite.org_key.clone(),
+        chain,
+    };
+    // Check the result as every other phone will.
+    let leaf = trust
+        .chain
+        .verify(&trust.org_key, &|k, m, s| verifier.verify(k, m, s))?;
+    huddle_core::certificate::check_names(leaf, Some(identity), device_public_key)?;
+    Ok(trust)
+}
+
+/// Verifies P-384 signatures, remembering the ones that held: the links
+/// near the organisation key are shared by many chains, and a group of 200
+/// should not check the same administrator's certificate 200 times.
+#[derive(Default)]
+pub struct Verifier {
+    verified: RefCell<HashSet<[u8; 48]>>,
+}
+
+/// How many verified signatures are remembered before the memory is cleared.
+const REMEMBERED_SIGNATURES: usize = 20_000;
+
+impl Verifier {
+    pub fn verify(&self, public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+        let mut digest = [0u8; 48];
+        let hash = Sha384::new()
+            .chain_update((public_key.len() as u32).to_be_bytes())
+            .chain_update(public_key)
+            .chain_update((signature.len() as u32).to_be_bytes())
+            .chain_update(signature)
+            .chain_update(message)
+            .finalize();
+        digest.copy_from_slice(&hash);
+        if self.verified.borrow().contains(&digest) {
+            return true;
+        }
+        let valid = verify_device_signature(public_key, message, signature);
+        if valid {
+            let mut verified = self.verified.borrow_mut();
+            if verified.len() >= REMEMBERED_SIGNATURES {
+                verified.clear();
+            }
+            verified.insert(digest);
+        }
+        valid
+    }
+}
+
+impl std::fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Verifier({} remembered)", self.verified.borrow().len())
+    }
+}
