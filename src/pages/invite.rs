@@ -5,7 +5,6 @@ use crate::model::AppModel;
 use crate::platform::browser;
 use crate::state::time::{clock_label, duration_label};
 use crate::state::words;
-use huddle_core::hex;
 use huddle_core::wire::Role;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -63,11 +62,7 @@ pub fn InvitePage() -> impl IntoView {
                     made.set(Some(Made {
                         name: display_name,
                         role,
-                        link: format!(
-                            "{}/join#{}",
-                            browser::origin(),
-                            hex::encode(invite.secret.as_bytes())
-                        ),
+                        link: format!("{}/join#{}", browser::origin(), invite.link_fragment()),
                         expires: clock_label(
                             invite.expires_at,
                             browser::now(),

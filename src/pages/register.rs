@@ -17,7 +17,7 @@ pub fn RegisterPage(kind: LinkKind, secret: String) -> impl IntoView {
     let display_name = RwSignal::new(String::new());
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
-    let complete = registration::secret_looks_complete(&secret);
+    let complete = registration::secret_looks_complete(kind, &secret);
     let secret = StoredValue::new(secret);
 
     let submit = move |ev: leptos::ev::SubmitEvent| {

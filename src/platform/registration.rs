@@ -8,7 +8,8 @@ use super::browser;
 use super::cache::IdbCache;
 use super::crypto_worker::WorkerCrypto;
 use crate::state::words::JoinError;
-use huddle_core::crypto_worker::{WorkerRequest, WorkerResponse};
+use huddle_core::certificate::OrgKeyFingerprint;
+use huddle_core::crypto_worker::{InviteKey, WorkerRequest, WorkerResponse};
 use huddle_core::hex;
 use huddle_core::identity::DeviceIdentity;
 use huddle_core::ids::{DeviceId, OrgId, UserId};
@@ -42,6 +43,36 @@ struct Registered {
     administrator: bool,
     #[serde(default)]
     org_name: String,
+    /// The invite's certificate, as hex (invites only).
+    #[serde(default)]
+    invite_certificate: Option<String>,
+}
+
+/// What an invite link's fragment carries: the relay's secret (sent to the
+/// relay), the invite key and the organisation key's fingerprint (both
+/// kept on this phone).
+struct InviteLink {
+    secret: String,
+    invite_key: InviteKey,
+    org_key: OrgKeyFingerprint,
+}
+
+impl InviteLink {
+    fn parse(fragment: &str) -> Option<InviteLink> {
+        let mut parts = fragment.trim().split('.');
+        let secret = parts.next()?;
+        hex::decode_array::<32>(secret)?;
+        let invite_key = hex::decode_array::<48>(parts.next()?)?;
+        let org_key = OrgKeyFingerprint::from_hex(parts.next()?)?;
+        if parts.next().is_some() {
+            return None;
+        }
+        Some(InviteLink {
+            secret: secret.to_owned(),
+            invite_key: InviteKey::new(invite_key.to_vec()),
+            org_key,
+        })
+    }
 }
 
 #[derive(Deserialize)]
@@ -49,9 +80,12 @@ struct ApiError {
     message: String,
 }
 
-/// Whether a link's secret has the right shape (before asking the relay).
-pub fn secret_looks_complete(secret: &str) -> bool {
-    hex::decode_array::<32>(secret.trim()).is_some()
+/// Whether a link's fragment has the right shape (before asking the relay).
+pub fn secret_looks_complete(kind: LinkKind, fragment: &str) -> bool {
+    match kind {
+        LinkKind::Setup => hex::decode_array::<32>(fragment.trim()).is_some(),
+        LinkKind::Invite => InviteLink::parse(fragment).is_some(),
+    }
 }
 
 /// Registers this phone with a link; on success the device is open in the
@@ -62,7 +96,14 @@ pub async fn register(
     org_name: &str,
     display_name: &str,
 ) -> Result<(IdbCache, Enrolment, WorkerCrypto), JoinError> {
-    let secret = secret.trim();
+    let invite = match kind {
+        LinkKind::Setup => None,
+        LinkKind::Invite => Some(InviteLink::parse(secret).ok_or(JoinError::Incomplete)?),
+    };
+    let secret = match &invite {
+        Some(invite) => invite.secret.as_str(),
+        None => secret.trim(),
+    };
     let secret_bytes = hex::decode_array::<32>(secret).ok_or(JoinError::Incomplete)?;
     let device = DeviceId::from_bytes(browser::random_id());
     let worker = WorkerCrypto::spawn().map_err(JoinError::NoKey)?;
@@ -117,6 +158,33 @@ pub async fn register(
     {
         WorkerResponse::DeviceReady { .. } => {}
         _ => return Err(JoinError::NoKey(huddle_session::CryptoError::Stopped)),
+    }
+    // Certify the device: the first administrator founds the organisation
+    // key; everyone else checks the invite against the link and certifies
+    // themselves with the invite key.
+    let certify = match invite {
+        None => WorkerRequest::FoundOrganisation {
+            display_name: registered.display_name.clone(),
+            now: browser::now(),
+        },
+        Some(invite) => WorkerRequest::AcceptInvite {
+            certificate: registered
+                .invite_certificate
+                .as_deref()
+                .and_then(hex::decode)
+                .ok_or_else(|| JoinError::Untrusted("the server sent no certificate".into()))?,
+            invite_key: invite.invite_key,
+            org_key: invite.org_key,
+            now: browser::now(),
+        },
+    };
+    match worker.request(certify).await {
+        Ok(WorkerResponse::Certified { .. }) => {}
+        Err(huddle_session::CryptoError::Refused(error)) => {
+            return Err(JoinError::Untrusted(error.message))
+        }
+        Err(error) => return Err(JoinError::NoKey(error)),
+        Ok(_) => return Err(JoinError::NoKey(huddle_session::CryptoError::Stopped)),
     }
     let enrolment = Enrolment {
         org: registered.org,

@@ -162,6 +162,9 @@ pub enum JoinError {
     Unreadable,
     /// The relay registered another device than this one.
     WrongDevice,
+    /// The invite's certificate did not check out against the link (the
+    /// worker's reason, for the log and the person).
+    Untrusted(String),
     Storage(CacheError),
 }
 
@@ -182,6 +185,9 @@ pub fn join_error(error: &JoinError) -> String {
         }
         JoinError::Unreadable => "The server's answer was unreadable. Try again.".into(),
         JoinError::WrongDevice => "The server registered a different device. Try again.".into(),
+        JoinError::Untrusted(reason) => format!(
+            "This invite could not be checked, so this phone will not use it ({reason}). Ask your manager for a new invite."
+        ),
         JoinError::Storage(error) => cache_error(error).into(),
     }
 }

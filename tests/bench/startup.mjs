@@ -52,7 +52,7 @@ try {
     const { dir, context } = await launch();
     const page = context.pages()[0] ?? (await context.newPage());
     await throttle(context, page);
-    await page.goto(`${relay.url}/join#${"5a".repeat(32)}`);
+    await page.goto(`${relay.url}/join#${"5a".repeat(32)}.${"6b".repeat(48)}.${"7c".repeat(16)}`);
     coldInvite.push(await markTime(page, "huddle:first-screen"));
     await page.getByRole("button", { name: "Join" }).waitFor();
     await context.close();

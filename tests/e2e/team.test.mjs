@@ -49,7 +49,8 @@ async function invite(manager, name) {
   await manager.page.getByLabel("Their name").fill(name);
   await manager.page.getByRole("button", { name: "Create invite" }).click();
   const link = await manager.page.getByTestId("invite-link").inputValue();
-  assert.match(link, /\/join#[0-9a-f]{64}$/);
+  // The relay's secret, the invite key and the organisation key's fingerprint.
+  assert.match(link, /\/join#[0-9a-f]{64}\.[0-9a-f]{96}\.[0-9a-f]{32}$/);
   return link;
 }
 

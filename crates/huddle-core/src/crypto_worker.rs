@@ -303,6 +303,7 @@ pub enum WorkerResponse {
     InviteCertified {
         certificate: Vec<u8>,
         invite_key: InviteKey,
+        org_key: OrgKeyFingerprint,
     },
 }
 

@@ -280,7 +280,19 @@ pub enum ClientFrame {
         before: Option<u64>,
         limit: u32,
     },
+    /// The certificate an administrator's phone made for an unused invite
+    /// (the chain from the organisation key to the invite's key), for the
+    /// relay to hand to whoever redeems the invite. The relay cannot make
+    /// one and does not need to read it.
+    AttachInviteCertificate {
+        request: RequestId,
+        user: UserId,
+        certificate: Vec<u8>,
+    },
 }
+
+/// The largest invite certificate the relay stores.
+pub const MAX_INVITE_CERTIFICATE_BYTES: usize = 16 * 1024;
 
 /// What a person may do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]

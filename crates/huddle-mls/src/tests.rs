@@ -481,12 +481,12 @@ scenario! {
         let mut fake = mallory_as_the_manager();
         let kp = key_package(&mut fake);
         assert!(matches!(
-            admin.add_members(WARD, &[kp.clone()]),
+            admin.add_members(WARD, std::slice::from_ref(&kp)),
             Err(MlsError::Untrusted(huddle_core::certificate::CertificateError::NotAllowed))
         ));
         // Nor can a member with a modified app slip her in: Bob refuses the
         // commit, and a welcome naming her is refused by the one who joins.
-        let commit = admin.add_unchecked(WARD, &[kp.key_package.clone()]).unwrap();
+        let commit = admin.add_unchecked(WARD, std::slice::from_ref(&kp.key_package)).unwrap();
         assert!(matches!(
             others[0].open(WARD, &commit.commit, dev(0), Some(&commit.change), NOW),
             Err(MlsError::Untrusted(_))

@@ -47,6 +47,10 @@ pub struct Registered {
     pub device: DeviceId,
     pub display_name: String,
     pub administrator: bool,
+    /// The invite's certificate, as hex (absent for the setup link): the
+    /// joining phone checks it and certifies itself with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub invite_certificate: Option<String>,
     /// The organisation's name, for the app's title bar.
     pub org_name: String,
 }
@@ -77,6 +81,7 @@ fn refusal(refusal: LinkRefusal) -> ApiError {
         LinkRefusal::BadProof => (StatusCode::BAD_REQUEST, "bad_proof"),
         LinkRefusal::DeviceExists => (StatusCode::CONFLICT, "device_exists"),
         LinkRefusal::BadName => (StatusCode::BAD_REQUEST, "bad_name"),
+        LinkRefusal::NotCertified => (StatusCode::CONFLICT, "invite_not_certified"),
     };
     ApiError {
         status,
@@ -130,6 +135,10 @@ async fn registered(state: &AppState, device: DeviceId, joined: Joined) -> Json<
         display_name: joined.display_name,
         administrator: joined.role == Role::Administrator,
         org_name,
+        invite_certificate: joined
+            .invite_certificate
+            .as_deref()
+            .map(huddle_core::hex::encode),
     })
 }
 

@@ -128,11 +128,52 @@ async fn setup_invite_join_revoke_and_audit() {
             panic!("invite")
         };
         let invite_secret = invite_secret_link.0;
+        // Until the manager's phone has attached the invite's certificate,
+        // the invite is refused and stays unused.
+        let (status, error) = sam
+            .post(&relay, "join", sam.body(&invite_secret, "", ""))
+            .await;
+        assert_eq!(
+            (status, error["error"].as_str()),
+            (409, Some("invite_not_certified"))
+        );
+        // The relay keeps whatever bytes the administrator's phone made (it
+        // cannot check them; the joining phone does), within a size limit.
+        let certificate = b"the chain from the organisation key to the invite".to_vec();
+        assert!(matches!(
+            ask(
+                &mut admin,
+                ClientFrame::AttachInviteCertificate {
+                    request: 10,
+                    user: sam_user,
+                    certificate: vec![0; huddle_core::wire::MAX_INVITE_CERTIFICATE_BYTES + 1],
+                }
+            )
+            .await,
+            ServerFrame::Refused { request: 10, .. }
+        ));
+        assert_eq!(
+            ask(
+                &mut admin,
+                ClientFrame::AttachInviteCertificate {
+                    request: 11,
+                    user: sam_user,
+                    certificate: certificate.clone(),
+                }
+            )
+            .await,
+            ServerFrame::Done { request: 11 }
+        );
         let (status, body) = sam
             .post(&relay, "join", sam.body(&invite_secret, "", ""))
             .await;
         assert_eq!(status, 200, "{body}");
         let joined: Registered = serde_json::from_value(body).unwrap();
+        assert_eq!(
+            joined.invite_certificate.as_deref(),
+            Some(huddle_core::hex::encode(&certificate).as_str()),
+            "the certificate is handed to the person who joins"
+        );
         // An empty name keeps the one on the invite; the answer names the home.
         assert_eq!(
             (
@@ -195,6 +236,7 @@ async fn setup_invite_join_revoke_and_audit() {
         };
         let ServerFrame::InviteCreated {
             secret: lee_secret_link,
+            user: lee_user,
             expires_at,
             ..
         } = ask(&mut admin, invite).await
@@ -202,6 +244,18 @@ async fn setup_invite_join_revoke_and_audit() {
             panic!()
         };
         let lee_secret = lee_secret_link.0;
+        let ServerFrame::Done { .. } = ask(
+            &mut admin,
+            ClientFrame::AttachInviteCertificate {
+                request: 12,
+                user: lee_user,
+                certificate: certificate.clone(),
+            },
+        )
+        .await
+        else {
+            panic!("certificate attached")
+        };
         let late = relay
             .store
             .redeem_invite(
@@ -243,6 +297,16 @@ async fn setup_invite_join_revoke_and_audit() {
         )
         .await;
         assert!(matches!(refused, ServerFrame::Refused { request: 5, .. }));
+        let refused = ask(
+            &mut sam_socket,
+            ClientFrame::AttachInviteCertificate {
+                request: 13,
+                user: lee_user,
+                certificate: b"a staff member's chain".to_vec(),
+            },
+        )
+        .await;
+        assert!(matches!(refused, ServerFrame::Refused { request: 13, .. }));
         let ServerFrame::People { people, .. } =
             ask(&mut sam_socket, ClientFrame::Directory { request: 6 }).await
         else {

@@ -3,10 +3,12 @@
 use crate::driver::Input;
 use crate::error::SessionError;
 use crate::phone::{Phone, Shared};
-use crate::platform::{Clock, Log, Platform, Tasks, Transport};
+use crate::platform::{Clock, Crypto, CryptoError, Log, Platform, Tasks, Transport};
 use crate::records::Directory;
 use futures::channel::oneshot;
 use futures::future::{select, Either};
+use huddle_core::certificate::OrgKeyFingerprint;
+use huddle_core::crypto_worker::{InviteKey, WorkerRequest, WorkerResponse};
 use huddle_core::ids::{DeviceId, UserId};
 use huddle_core::retention::UnixMillis;
 use huddle_core::wire::{
@@ -16,12 +18,30 @@ use huddle_core::wire::{
 /// How long a question to the relay may take before the person is told.
 pub const ASK_TIMEOUT_MS: u64 = 15_000;
 
-/// A one-time invite the relay made.
+/// A one-time invite the relay made and this phone certified.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Invite {
     pub user: UserId,
     pub secret: LinkSecret,
     pub expires_at: UnixMillis,
+    /// The invite's key, for the link only (never sent to the relay).
+    pub invite_key: InviteKey,
+    /// The organisation key the person's phone must pin.
+    pub org_key: OrgKeyFingerprint,
+}
+
+impl Invite {
+    /// What follows `#` in the invite link: the relay's secret, the invite
+    /// key and the organisation key's fingerprint. Browsers never send a
+    /// fragment to the server.
+    pub fn link_fragment(&self) -> String {
+        format!(
+            "{}.{}.{}",
+            huddle_core::hex::encode(self.secret.as_bytes()),
+            huddle_core::hex::encode(self.invite_key.as_bytes()),
+            self.org_key.to_hex()
+        )
+    }
 }
 
 impl<P: Platform> Shared<P> {
@@ -136,18 +156,21 @@ impl<P: Platform> Phone<P> {
         }));
     }
 
-    /// A one-time invite for a named person (administrators).
+    /// A one-time invite for a named person (administrators): the relay
+    /// makes it, this phone's crypto worker certifies a key for it, and the
+    /// certificate goes to the relay for the person to collect.
     pub async fn create_invite(
         &self,
         display_name: String,
         role: Role,
         valid_for_secs: u64,
     ) -> Result<Invite, SessionError> {
-        match self
+        let name = display_name.clone();
+        let (user, secret, expires_at) = match self
             .shared
             .ask(|request| ClientFrame::CreateInvite {
                 request,
-                display_name,
+                display_name: name,
                 role,
                 valid_for_secs,
             })
@@ -158,13 +181,43 @@ impl<P: Platform> Phone<P> {
                 secret,
                 expires_at,
                 ..
-            } => Ok(Invite {
+            } => (user, secret, expires_at),
+            _ => return Err(SessionError::UnexpectedAnswer),
+        };
+        let crypto = match &*self.shared.live.borrow() {
+            Some(live) => live.crypto.clone(),
+            None => return Err(SessionError::Starting),
+        };
+        let answer = crypto
+            .request(WorkerRequest::CertifyInvite {
                 user,
-                secret,
+                display_name,
+                role,
                 expires_at,
-            }),
-            _ => Err(SessionError::UnexpectedAnswer),
-        }
+                now: self.shared.clock.now(),
+            })
+            .await?;
+        let WorkerResponse::InviteCertified {
+            certificate,
+            invite_key,
+            org_key,
+        } = answer
+        else {
+            return Err(SessionError::Crypto(CryptoError::Stopped));
+        };
+        self.done(|request| ClientFrame::AttachInviteCertificate {
+            request,
+            user,
+            certificate,
+        })
+        .await?;
+        Ok(Invite {
+            user,
+            secret,
+            expires_at,
+            invite_key,
+            org_key,
+        })
     }
 
     /// Signs a person out: every device of theirs is disconnected and wiped.

@@ -850,6 +850,7 @@ impl World {
             let Ok(WorkerResponse::InviteCertified {
                 certificate,
                 invite_key,
+                ..
             }) = founder
                 .request(WorkerRequest::CertifyInvite {
                     user: identity.user,

@@ -269,6 +269,7 @@ impl WorkerCore {
                     .certify_invite(user, &display_name, role, expires_at, now)
                     .map_err(mls_error)?;
                 A::InviteCertified {
+                    org_key: huddle_core::certificate::OrgKeyFingerprint::of(&certificate.org_key),
                     certificate: certificate.to_bytes(),
                     invite_key,
                 }

@@ -100,6 +100,7 @@ async fn the_worker_keeps_its_state_encrypted_and_resumes_after_a_restart() {
     let WorkerResponse::InviteCertified {
         certificate,
         invite_key,
+        ..
     } = ask(
         &mut alice,
         WorkerRequest::CertifyInvite {

@@ -40,6 +40,10 @@ pub enum AdminRequest {
         before: Option<u64>,
         limit: u32,
     },
+    AttachInviteCertificate {
+        user: UserId,
+        certificate: Vec<u8>,
+    },
 }
 
 /// A device's frame, sorted: administration, or the rest of the protocol.
@@ -80,6 +84,14 @@ impl AdminRequest {
                 before,
                 limit,
             } => (request, AdminRequest::ReadAudit { before, limit }),
+            ClientFrame::AttachInviteCertificate {
+                request,
+                user,
+                certificate,
+            } => (
+                request,
+                AdminRequest::AttachInviteCertificate { user, certificate },
+            ),
             other => return Sorted::Device(other),
         };
         Sorted::Admin(request, admin)
@@ -172,6 +184,21 @@ async fn carry_out(
                 secret: LinkSecret(secret),
                 expires_at,
             }
+        }
+        AdminRequest::AttachInviteCertificate { user, certificate } => {
+            if certificate.is_empty()
+                || certificate.len() > huddle_core::wire::MAX_INVITE_CERTIFICATE_BYTES
+            {
+                return Ok(Err("That is not an invite certificate."));
+            }
+            if !state
+                .store
+                .attach_invite_certificate(user, &certificate)
+                .await?
+            {
+                return Ok(Err("There is no unused invite for that person."));
+            }
+            ServerFrame::Done { request }
         }
         AdminRequest::RevokeInvite { user } => {
             if !state.store.revoke_invite(actor, user, now).await? {

@@ -372,7 +372,8 @@ impl DeviceSession {
             | ClientFrame::RevokeDevice { .. }
             | ClientFrame::RevokeUser { .. }
             | ClientFrame::Directory { .. }
-            | ClientFrame::ReadAudit { .. } => true,
+            | ClientFrame::ReadAudit { .. }
+            | ClientFrame::AttachInviteCertificate { .. } => true,
         }
     }
 }

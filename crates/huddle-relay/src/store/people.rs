@@ -62,6 +62,8 @@ pub enum LinkRefusal {
     DeviceExists,
     #[error("Names need 1 to {MAX_NAME_CHARS} characters.")]
     BadName,
+    #[error("This invite is not finished yet. Ask your manager to make a new one.")]
+    NotCertified,
 }
 
 /// Why a device or a person was not revoked.
@@ -98,6 +100,8 @@ pub struct Joined {
     pub user: UserId,
     pub display_name: String,
     pub role: Role,
+    /// The invite's certificate (none for the setup link).
+    pub invite_certificate: Option<Vec<u8>>,
 }
 
 impl Store {
@@ -199,6 +203,7 @@ impl Store {
             user,
             display_name,
             role: Role::Administrator,
+            invite_certificate: None,
         }))
     }
 
@@ -256,6 +261,26 @@ impl Store {
         Ok(())
     }
 
+    /// Keeps the certificate an administrator's phone made for an unused
+    /// invite. False when there is no such invite.
+    pub async fn attach_invite_certificate(
+        &self,
+        user: UserId,
+        certificate: &[u8],
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let updated = sqlx::query(
+            "UPDATE invites SET certificate = $2 WHERE user_id = $1 AND used_at IS NULL AND revoked_at IS NULL",
+        )
+        .bind(&user.as_bytes()[..])
+        .bind(certificate)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(updated == 1)
+    }
+
     /// Uses an invite: creates the person and registers their first device.
     pub async fn redeem_invite(
         &self,
@@ -268,16 +293,26 @@ impl Store {
         // The person may pick the name colleagues see; the invite's name
         // stands if she leaves it empty.
         let chosen_name = clean_name(chosen_name);
-        type InviteRow = (Vec<u8>, String, String, i64, Option<i64>, Option<i64>);
+        type InviteRow = (
+            Vec<u8>,
+            String,
+            String,
+            i64,
+            Option<i64>,
+            Option<i64>,
+            Option<Vec<u8>>,
+        );
         {
             let mut tx = self.begin_write().await?;
             let invite: Option<InviteRow> = sqlx::query_as(
-                "SELECT user_id, display_name, role, expires_at, used_at, revoked_at FROM invites WHERE secret_hash = $1",
+                "SELECT user_id, display_name, role, expires_at, used_at, revoked_at, certificate FROM invites WHERE secret_hash = $1",
             )
             .bind(secret_hash(secret))
             .fetch_optional(&mut *tx)
             .await?;
-            let Some((user, display_name, role, expires_at, used_at, revoked_at)) = invite else {
+            let Some((user, display_name, role, expires_at, used_at, revoked_at, certificate)) =
+                invite
+            else {
                 return Ok(Err(LinkRefusal::Unknown));
             };
             if used_at.is_some() {
@@ -289,6 +324,11 @@ impl Store {
             if expires_at <= to_i64(now.0) {
                 return Ok(Err(LinkRefusal::Expired));
             }
+            // Without its certificate the person could not be vouched for:
+            // refuse before the invite is used up.
+            let Some(certificate) = certificate else {
+                return Ok(Err(LinkRefusal::NotCertified));
+            };
             let exists: Option<i64> = sqlx::query_scalar("SELECT 1 FROM devices WHERE id = $1")
                 .bind(&device.as_bytes()[..])
                 .fetch_optional(&mut *tx)
@@ -341,6 +381,7 @@ impl Store {
                 user,
                 display_name,
                 role: role_from_name(&role),
+                invite_certificate: Some(certificate),
             }))
         }
     }

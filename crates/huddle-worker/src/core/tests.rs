@@ -117,6 +117,7 @@ fn alice_and_bob() -> (TestWorker, TestWorker) {
     let Ok(WorkerResponse::InviteCertified {
         certificate,
         invite_key,
+        ..
     }) = alice.ask(WorkerRequest::CertifyInvite {
         user: identity(2).user,
         display_name: "Bob".into(),
