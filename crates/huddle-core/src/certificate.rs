@@ -207,7 +207,12 @@ impl Chain {
         if body.len() > MAX_CHAIN_LINKS * MAX_CERTIFICATE_BYTES {
             return Err(CertificateError::TooLarge);
         }
-        let chain: Chain = postcard::from_bytes(body).map_err(|_| CertificateError::Unreadable)?;
+        // Nothing may follow the chain: one chain, one encoding.
+        let (chain, rest): (Chain, &[u8]) =
+            postcard::take_from_bytes(body).map_err(|_| CertificateError::Unreadable)?;
+        if !rest.is_empty() {
+            return Err(CertificateError::Unreadable);
+        }
         if chain.0.is_empty() || chain.0.len() > MAX_CHAIN_LINKS {
             return Err(CertificateError::Length);
         }
@@ -266,7 +271,12 @@ impl InviteCertificate {
         if bytes.len() > (MAX_CHAIN_LINKS + 1) * MAX_CERTIFICATE_BYTES {
             return Err(CertificateError::TooLarge);
         }
-        postcard::from_bytes(bytes).map_err(|_| CertificateError::Unreadable)
+        let (invite, rest): (InviteCertificate, &[u8]) =
+            postcard::take_from_bytes(bytes).map_err(|_| CertificateError::Unreadable)?;
+        if !rest.is_empty() {
+            return Err(CertificateError::Unreadable);
+        }
+        Ok(invite)
     }
 }
 

@@ -392,6 +392,11 @@ impl MlsDevice {
         pinned: OrgKeyFingerprint,
         now: UnixMillis,
     ) -> Result<OrgKeyFingerprint, MlsError> {
+        // The organisation key is pinned once: a page (or a link) cannot
+        // swap the trust anchor of a device that has one.
+        if self.trust.is_some() {
+            return Err(TrustError::AlreadyCertified.into());
+        }
         let invite_public = invite
             .chain
             .leaf()

@@ -558,7 +558,13 @@ scenario! {
         assert_eq!(bare.create_group(WARD, &profile()), Err(MlsError::NotCertified));
         let mut admin = device(0);
         let (invite, key) = admin
-            .certify_invite(identity(7).user, "Dee", Role::Staff, NOW, fixtures::CERTIFIED_AT)
+            .certify_invite(
+                identity(7).user,
+                "Dee",
+                Role::Staff,
+                fixtures::CERTIFIED_AT.saturating_add_millis(86_400_000),
+                fixtures::CERTIFIED_AT,
+            )
             .unwrap();
         // A link whose fingerprint is of another organisation key.
         let other = fixtures::found(identity(8)).unwrap().org_key_fingerprint().unwrap();
@@ -576,11 +582,28 @@ scenario! {
         // Staff cannot certify invites.
         let mut staff = device(3);
         assert!(matches!(
-            staff.certify_invite(identity(9).user, "X", Role::Staff, NOW, NOW),
+            staff.certify_invite(identity(9).user, "X", Role::Staff, NOW.saturating_add_millis(60_000), NOW),
             Err(MlsError::Trust(crate::TrustError::NotAnAdministrator))
         ));
-        // The right link works, and the chain survives a restart.
+        // An invite that never ends, or has ended, is not certified; an
+        // expired one is not accepted.
+        for end in [NOW, NOW.saturating_add_millis(365 * 86_400_000)] {
+            assert!(matches!(
+                admin.certify_invite(identity(9).user, "X", Role::Staff, end, NOW),
+                Err(MlsError::Trust(crate::TrustError::InviteLifetime))
+            ));
+        }
+        let late = fixtures::CERTIFIED_AT.saturating_add_millis(2 * 86_400_000);
+        assert!(matches!(
+            bare.accept_invite(&invite, &key, pinned, late),
+            Err(MlsError::Trust(crate::TrustError::InviteExpired))
+        ));
+        // The right link works, once: the organisation key is pinned for good.
         assert!(bare.accept_invite(&invite, &key, pinned, fixtures::CERTIFIED_AT).is_ok());
+        assert!(matches!(
+            bare.accept_invite(&invite, &key, pinned, fixtures::CERTIFIED_AT),
+            Err(MlsError::Trust(crate::TrustError::AlreadyCertified))
+        ));
         let mut disk = HashMap::new();
         apply_changes(&mut disk, &bare.take_state_changes());
         let (private, public) = bare.signer().export();

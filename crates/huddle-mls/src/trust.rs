@@ -48,9 +48,18 @@ pub enum TrustError {
     NotAnAdministrator,
     #[error("the name is too long")]
     NameTooLong,
+    #[error("an invite must end within 30 days, and not in the past")]
+    InviteLifetime,
+    #[error("this invite has expired")]
+    InviteExpired,
+    #[error("this phone is already certified")]
+    AlreadyCertified,
     #[error("could not sign: {0}")]
     Signing(String),
 }
+
+/// The longest an invite may last (the relay's limit too).
+const MAX_INVITE_MILLIS: u64 = 30 * 24 * 60 * 60 * 1000;
 
 fn sign(issuer: &DeviceSigner, statement: Statement) -> Result<Certificate, TrustError> {
     let signature = issuer
@@ -110,6 +119,13 @@ pub fn certify_invite(
     now: UnixMillis,
 ) -> Result<(InviteCertificate, DeviceSigner), TrustError> {
     check_name(display_name)?;
+    // The relay says when the invite ends; a relay that claims "never"
+    // must not get an invite key that works for ever.
+    let longest = now
+        .saturating_add_millis(MAX_INVITE_MILLIS + huddle_core::retention::MAX_CLOCK_SKEW_MILLIS);
+    if expires_at <= now || expires_at > longest {
+        return Err(TrustError::InviteLifetime);
+    }
     let own = trust.leaf().ok_or(CertificateError::Length)?;
     if own.role != Role::Administrator || !matches!(own.subject, Subject::Device(_)) {
         return Err(TrustError::NotAnAdministrator);
@@ -160,6 +176,11 @@ pub fn accept_invite(
     }
     if invited.org != identity.org || invited.user != identity.user {
         return Err(TrustError::NotThisInvite);
+    }
+    if invited.expires_at.is_some_and(|end| {
+        now > end.saturating_add_millis(huddle_core::retention::MAX_CLOCK_SKEW_MILLIS)
+    }) {
+        return Err(TrustError::InviteExpired);
     }
     let statement = Statement {
         org: identity.org,

@@ -270,6 +270,13 @@ fn credentials_round_trip_and_hostile_ones_are_refused_before_they_cost_anything
         Chain::from_credential_bytes(&claim),
         Err(CertificateError::Unreadable)
     );
+    let mut trailing = bytes.clone();
+    trailing.push(0);
+    assert_eq!(
+        Chain::from_credential_bytes(&trailing),
+        Err(CertificateError::Unreadable),
+        "one chain has one encoding"
+    );
     let long = Chain(vec![chain.0[0].clone(); MAX_CHAIN_LINKS + 1]);
     assert_eq!(
         Chain::from_credential_bytes(&long.to_credential_bytes()),
