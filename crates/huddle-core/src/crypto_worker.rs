@@ -194,6 +194,7 @@ pub enum WorkerRequest {
     /// The relay accepted this device's commit and the log reached it.
     MergePendingCommit {
         group: GroupId,
+        now: UnixMillis,
     },
     /// Another commit won the epoch.
     DiscardPendingCommit {
@@ -249,6 +250,13 @@ pub enum WorkerRequest {
         org_key: OrgKeyFingerprint,
         now: UnixMillis,
     },
+    /// Of these groups, those where this device should renew its keys now
+    /// (a week since its last commit there, or a member removed since):
+    /// answered by `Groups`.
+    KeysDue {
+        groups: Vec<GroupId>,
+        now: UnixMillis,
+    },
 }
 
 /// What the crypto worker answers.
@@ -294,6 +302,9 @@ pub enum WorkerResponse {
     Opened(Incoming),
     Members {
         members: Vec<DeviceIdentity>,
+    },
+    Groups {
+        groups: Vec<GroupId>,
     },
     /// This device is certified, under this organisation key.
     Certified {

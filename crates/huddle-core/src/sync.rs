@@ -23,8 +23,8 @@
 use crate::ids::{ClientMessageId, DeviceId, GroupId};
 use crate::retention::UnixMillis;
 use crate::wire::{
-    auth_transcript, ClientFrame, EntryKind, GroupCursor, GroupSpec, LogEntry, Payload, Rejection,
-    ServerFrame, Submission,
+    auth_transcript, ClientFrame, EntryKind, GroupCursor, GroupSpec, LogEntry, MembershipChange,
+    Payload, Rejection, ServerFrame, Submission,
 };
 use std::collections::{BTreeMap, HashSet};
 
@@ -245,7 +245,8 @@ pub enum Command {
     /// Persist a group position.
     SaveCursor(GroupPosition),
     /// Hand a log entry to the crypto worker; answer with `Processed`.
-    Process(LogEntry),
+    /// A commit comes with the membership change the relay recorded for it.
+    Process(LogEntry, Option<MembershipChange>),
     /// Join a group from a welcome; answer with `Joined`.
     Join {
         group: GroupId,
@@ -665,7 +666,10 @@ impl SyncEngine {
             ServerFrame::Rejected {
                 client_msg, reason, ..
             } => self.rejected(now, client_msg, reason, out),
-            ServerFrame::Deliver(entry) => self.deliver(entry, out),
+            ServerFrame::Deliver(entry) => self.deliver(entry, None, out),
+            ServerFrame::DeliverCommit { entry, declared } => {
+                self.deliver(entry, Some(declared), out)
+            }
             ServerFrame::Welcome {
                 group,
                 seq,
@@ -799,7 +803,12 @@ impl SyncEngine {
         self.flush(now, out);
     }
 
-    fn deliver(&mut self, entry: LogEntry, out: &mut Vec<Command>) {
+    fn deliver(
+        &mut self,
+        entry: LogEntry,
+        declared: Option<MembershipChange>,
+        out: &mut Vec<Command>,
+    ) {
         let connection = self.connection;
         let own = entry.sender == self.device;
         let track = self.track(entry.group);
@@ -834,7 +843,7 @@ impl SyncEngine {
             None
         };
         let Some(index) = own_item else {
-            out.push(Command::Process(entry));
+            out.push(Command::Process(entry, declared));
             return;
         };
         // MLS cannot open a device's own messages, and the device already

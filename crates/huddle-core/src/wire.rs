@@ -97,6 +97,20 @@ pub struct MembershipChange {
     pub remove: Vec<DeviceId>,
 }
 
+impl MembershipChange {
+    /// The bytes the relay stores with a commit (the same encoding as on the wire).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("a membership change always serialises into a Vec")
+    }
+
+    pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
+        match postcard::take_from_bytes(bytes) {
+            Ok((change, [])) => Some(change),
+            _ => None,
+        }
+    }
+}
+
 /// What is appended to a group's log.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Payload {
@@ -289,6 +303,17 @@ pub enum ClientFrame {
         user: UserId,
         certificate: Vec<u8>,
     },
+    /// As `CreateInvite`, for a person whose id the administrator's phone
+    /// chose: the phone certifies the invite for that id, so the relay
+    /// cannot make it stand for someone who already exists. Refused if
+    /// the id is taken.
+    CreateInviteFor {
+        request: RequestId,
+        user: UserId,
+        display_name: String,
+        role: Role,
+        valid_for_secs: u64,
+    },
 }
 
 /// The largest invite certificate the relay stores.
@@ -410,6 +435,13 @@ pub enum ServerFrame {
         group: GroupId,
         up_to: u64,
     },
+    /// A commit, with the membership change its sender declared and the
+    /// relay recorded: every member checks that the commit makes exactly
+    /// that change (commits never come as plain `Deliver`).
+    DeliverCommit {
+        entry: LogEntry,
+        declared: MembershipChange,
+    },
 }
 
 /// Why bytes are not a frame.
@@ -433,11 +465,28 @@ impl ClientFrame {
 }
 
 impl ServerFrame {
+    /// The frame that delivers a stored entry: commits with their
+    /// declaration, messages as they are.
+    pub fn delivery(entry: LogEntry, declared: Option<MembershipChange>) -> ServerFrame {
+        match (entry.kind, declared) {
+            (EntryKind::Commit, Some(declared)) => ServerFrame::DeliverCommit { entry, declared },
+            _ => ServerFrame::Deliver(entry),
+        }
+    }
+
     pub fn encode(&self) -> Vec<u8> {
         encode_frame(self)
     }
     pub fn decode(bytes: &[u8]) -> Result<Self, WireError> {
         decode_frame(bytes)
+    }
+
+    /// The log entry a delivery carries (a message or a commit).
+    pub fn delivered(&self) -> Option<&LogEntry> {
+        match self {
+            ServerFrame::Deliver(entry) | ServerFrame::DeliverCommit { entry, .. } => Some(entry),
+            _ => None,
+        }
     }
 }
 

@@ -104,7 +104,7 @@ fn group_of(founder: &mut MlsDevice, size: u32) -> MlsDevice {
             })
             .collect();
         admin.add_members(GROUP, &key_packages).expect("add");
-        admin.merge_pending_commit(GROUP).expect("merge");
+        admin.merge_pending_commit(GROUP, NOW).expect("merge");
     }
     admin
 }
@@ -162,7 +162,7 @@ pub fn run(plan: BenchPlan, now: &dyn Fn() -> f64) -> Vec<BenchRow> {
     alice.create_group(GROUP, &profile()).expect("create");
     let kp = bob.key_packages(1).expect("kp").remove(0);
     let commit = alice.add_members(GROUP, &[claimed(&bob, kp)]).expect("add");
-    alice.merge_pending_commit(GROUP).expect("merge");
+    alice.merge_pending_commit(GROUP, NOW).expect("merge");
     bob.join(commit.welcome.as_deref().expect("welcome"))
         .expect("join");
     let payload = vec![b'x'; 1024];
@@ -231,7 +231,7 @@ pub fn run(plan: BenchPlan, now: &dyn Fn() -> f64) -> Vec<BenchRow> {
         let start = now();
         let commit = admin.add_members(GROUP, &[kp]).expect("add one");
         let add = now() - start;
-        admin.merge_pending_commit(GROUP).expect("merge");
+        admin.merge_pending_commit(GROUP, NOW).expect("merge");
         let welcome = commit.welcome.expect("welcome");
         let start = now();
         newcomer.join(&welcome).expect("join");

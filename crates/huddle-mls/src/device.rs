@@ -41,6 +41,14 @@ const TRUST_ENTRY: &[u8] = b"huddle:trust";
 /// Where the organisation key is kept, on the phone that made it.
 const ORG_KEY_ENTRY: &[u8] = b"huddle:organisation-key";
 
+/// Where the time of this device's last commit in a group is kept (the
+/// group id follows): a commit renews the device's own leaf, so this is
+/// when its keys in the group last rotated.
+const ROTATED_ENTRY: &[u8] = b"huddle:rotated:";
+
+/// How long a device keeps the same leaf keys in a group while it is used.
+pub const ROTATE_KEYS_EVERY_MILLIS: u64 = 7 * 24 * 60 * 60 * 1000;
+
 /// The organisation key's halves, as stored.
 #[derive(Serialize, Deserialize)]
 struct OrgKeyRecord {
@@ -627,6 +635,16 @@ impl MlsDevice {
         let provider = &self.provider;
         let signer = &self.signer;
         let mls_group = self.groups.get_mut(&group).ok_or(MlsError::UnknownGroup)?;
+        let mut devices: BTreeSet<DeviceId> = mls_group
+            .members()
+            .filter_map(|m| identity_of(&m.credential))
+            .map(|id| id.device)
+            .collect();
+        if added.iter().any(|device| !devices.insert(*device)) {
+            return Err(MlsError::Rejected(
+                "that device is already in the group".into(),
+            ));
+        }
         let epoch = mls_group.epoch().as_u64();
         let (commit, welcome, _info) = mls_group
             .add_members(provider, signer, &validated)
@@ -726,8 +744,13 @@ impl MlsDevice {
         serialize(&proposal)
     }
 
-    /// The relay accepted our commit: move to the new epoch.
-    pub fn merge_pending_commit(&mut self, group: GroupId) -> Result<u64, MlsError> {
+    /// The relay accepted our commit: move to the new epoch. Every commit
+    /// of ours renews our leaf, so our keys in the group rotated `now`.
+    pub fn merge_pending_commit(
+        &mut self,
+        group: GroupId,
+        now: UnixMillis,
+    ) -> Result<u64, MlsError> {
         let mls_group = self.group_mut(group)?;
         if mls_group.pending_commit().is_none() {
             return Err(MlsError::NoPendingCommit);
@@ -735,7 +758,61 @@ impl MlsDevice {
         let provider = &self.provider;
         let mls_group = self.groups.get_mut(&group).ok_or(MlsError::UnknownGroup)?;
         mls_group.merge_pending_commit(provider).map_err(internal)?;
-        Ok(mls_group.epoch().as_u64())
+        let epoch = mls_group.epoch().as_u64();
+        self.set_rotated(group, now);
+        Ok(epoch)
+    }
+
+    fn rotated_key(group: GroupId) -> Vec<u8> {
+        let mut key = ROTATED_ENTRY.to_vec();
+        key.extend_from_slice(group.as_bytes());
+        key
+    }
+
+    fn set_rotated(&self, group: GroupId, at: UnixMillis) {
+        self.put_entry(&Self::rotated_key(group), at.0.to_be_bytes().to_vec());
+    }
+
+    fn rotated(&self, group: GroupId) -> Option<UnixMillis> {
+        let values = match self.provider.storage().values.read() {
+            Ok(values) => values,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let bytes: [u8; 8] = values
+            .get(&Self::rotated_key(group))?
+            .as_slice()
+            .try_into()
+            .ok()?;
+        Some(UnixMillis(u64::from_be_bytes(bytes)))
+    }
+
+    fn forget_rotated(&self, group: GroupId) {
+        let mut values = match self.provider.storage().values.write() {
+            Ok(values) => values,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        values.remove(&Self::rotated_key(group));
+    }
+
+    /// Of `groups`, those in which this device should renew its keys now:
+    /// its last commit there is a week old (counted from when it was first
+    /// asked, for a group it joined or made), or a member has been removed
+    /// since. The caller makes an update commit in each.
+    pub fn keys_due(&mut self, groups: &[GroupId], now: UnixMillis) -> Vec<GroupId> {
+        let mut due = Vec::new();
+        for &group in groups {
+            if !self.has_group(group) {
+                continue;
+            }
+            match self.rotated(group) {
+                None => self.set_rotated(group, now),
+                Some(at) if now.0.saturating_sub(at.0) >= ROTATE_KEYS_EVERY_MILLIS => {
+                    due.push(group)
+                }
+                Some(_) => {}
+            }
+        }
+        due
     }
 
     /// Another commit won the epoch: forget ours (it will be made again).
@@ -766,6 +843,12 @@ impl MlsDevice {
                 .members()
                 .map(|m| self.check_credential(&m.credential, &m.signature_key, None))
                 .collect::<Result<_, _>>()?;
+            let distinct: BTreeSet<DeviceId> = members.iter().map(|m| m.device).collect();
+            if distinct.len() != members.len() {
+                return Err(MlsError::Rejected(
+                    "the group has two leaves for one device".into(),
+                ));
+            }
             Ok((group, profile, members))
         })();
         match checked {
@@ -855,6 +938,12 @@ impl MlsDevice {
             });
         }
         let is_commit = protocol.content_type() == ContentType::Commit;
+        // The relay routes and audits by what a commit declares: a commit
+        // that comes without a declaration cannot be checked, so it is not
+        // accepted.
+        if is_commit && declared.is_none() {
+            return Err(MlsError::UndeclaredChange);
+        }
         let provider = &self.provider;
         let mls_group = self.groups.get_mut(&group).ok_or(MlsError::UnknownGroup)?;
         if is_commit && mls_group.pending_commit().is_some() {
@@ -933,6 +1022,19 @@ impl MlsDevice {
                         )
                     })
                     .collect::<Result<_, _>>()?;
+                // One leaf per device: a second leaf under a device id
+                // already in the group (or twice in one commit) would be
+                // missed when that device is removed.
+                let mut devices: BTreeSet<DeviceId> = mls_group
+                    .members()
+                    .filter_map(|m| identity_of(&m.credential))
+                    .map(|id| id.device)
+                    .collect();
+                if added.iter().any(|id| !devices.insert(id.device)) {
+                    return Err(MlsError::Rejected(
+                        "the commit adds a device that is already in the group".into(),
+                    ));
+                }
                 if staged.update_proposals().next().is_some() {
                     return Err(MlsError::Rejected("update proposals are not used".into()));
                 }
@@ -971,6 +1073,7 @@ impl MlsDevice {
                 if removed_self {
                     let _ = mls_group.delete(provider.storage());
                     self.groups.remove(&group);
+                    self.forget_rotated(group);
                     return Ok(Incoming::MembershipChanged {
                         epoch,
                         added,
@@ -979,6 +1082,10 @@ impl MlsDevice {
                     });
                 }
                 let profile = profile_of(mls_group)?;
+                if !removed.is_empty() {
+                    // Someone left: renew this device's keys too, soon.
+                    self.set_rotated(group, UnixMillis(0));
+                }
                 if added.is_empty() && removed.is_empty() {
                     Ok(Incoming::EpochChanged { epoch, profile })
                 } else {
@@ -995,6 +1102,7 @@ impl MlsDevice {
 
     /// Forgets a group and all its secrets on this device.
     pub fn delete_group(&mut self, group: GroupId) -> Result<(), MlsError> {
+        self.forget_rotated(group);
         let mut mls_group = match self.groups.remove(&group) {
             Some(g) => g,
             None => MlsGroup::load(self.provider.storage(), &mls_group_id(group))

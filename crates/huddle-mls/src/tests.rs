@@ -119,7 +119,7 @@ fn team(size: u32) -> (MlsDevice, Vec<MlsDevice>) {
         let key_packages: Vec<ClaimedKeyPackage> = others.iter_mut().map(key_package).collect();
         let commit = admin.add_members(WARD, &key_packages).unwrap();
         assert_eq!(commit.change.add.len(), others.len());
-        admin.merge_pending_commit(WARD).unwrap();
+        admin.merge_pending_commit(WARD, NOW).unwrap();
         let welcome = commit.welcome.expect("a welcome");
         for other in &mut others {
             let joined = other.join(&welcome).expect("join");
@@ -213,7 +213,7 @@ scenario! {
         let mut devices: Vec<MlsDevice> = (1..=100).map(device).collect();
         let key_packages: Vec<ClaimedKeyPackage> = devices.iter_mut().map(key_package).collect();
         let commit = admin.add_members(WARD, &key_packages).unwrap();
-        admin.merge_pending_commit(WARD).unwrap();
+        admin.merge_pending_commit(WARD, NOW).unwrap();
         assert_eq!(admin.members(WARD).unwrap().len(), 101);
         let welcome = commit.welcome.unwrap();
         let mut joined: Vec<MlsDevice> = [0usize, 49, 99].iter().map(|&i| {
@@ -237,7 +237,7 @@ scenario! {
         let (left, right) = others.split_at_mut(1);
         let (bob, carol) = (&mut left[0], &mut right[0]);
         let commit = admin.remove_members(WARD, &[identity(2).device]).unwrap();
-        admin.merge_pending_commit(WARD).unwrap();
+        admin.merge_pending_commit(WARD, NOW).unwrap();
         // Carol, who had the old epoch's state, processes her removal.
         let seen = apply_commit(&mut [bob, carol], 0, &commit);
         assert!(matches!(&seen[0], Incoming::MembershipChanged { removed, removed_self: false, .. } if removed == &vec![identity(2)]));
@@ -251,7 +251,7 @@ scenario! {
         // old epoch and cannot open the new one either.
         let (mut admin, mut others) = team(3);
         let commit = admin.remove_members(WARD, &[identity(2).device]).unwrap();
-        admin.merge_pending_commit(WARD).unwrap();
+        admin.merge_pending_commit(WARD, NOW).unwrap();
         others[0].open(WARD, &commit.commit, dev(0), Some(&commit.change), NOW).unwrap();
         let after = seal_text(&mut admin, 6, "after removal");
         assert!(matches!(open_text(&mut others[1], 0, &after), Err(MlsError::WrongEpoch { message: 2, group: 1 })));
@@ -269,7 +269,7 @@ scenario! {
         assert_eq!((admin_commit.epoch, bob_commit.epoch), (1, 1));
         // The relay accepts Bob's first; the admin's is refused as stale.
         let mut log = vec![bob_commit.clone()];
-        others[0].merge_pending_commit(WARD).unwrap();
+        others[0].merge_pending_commit(WARD, NOW).unwrap();
         let seen = admin.open(WARD, &bob_commit.commit, dev(1), Some(&bob_commit.change), NOW).unwrap();
         assert!(matches!(seen, Incoming::EpochChanged { epoch: 2, .. }));
         others[1].open(WARD, &bob_commit.commit, dev(1), Some(&bob_commit.change), NOW).unwrap();
@@ -277,7 +277,7 @@ scenario! {
         let retried = admin.add_members(WARD, &[dave_kp]).unwrap();
         assert_eq!(retried.epoch, 2);
         log.push(retried.clone());
-        admin.merge_pending_commit(WARD).unwrap();
+        admin.merge_pending_commit(WARD, NOW).unwrap();
         for other in others.iter_mut() {
             other.open(WARD, &retried.commit, dev(0), Some(&retried.change), NOW).unwrap();
         }
@@ -304,6 +304,72 @@ scenario! {
 }
 
 scenario! {
+    fn a_commit_without_its_declaration_is_refused() {
+        let (mut admin, mut others) = team(2);
+        let commit = admin.self_update(WARD).unwrap();
+        assert_eq!(
+            others[0].open(WARD, &commit.commit, dev(0), None, NOW),
+            Err(MlsError::UndeclaredChange)
+        );
+    }
+}
+
+scenario! {
+    fn a_second_leaf_for_a_device_already_in_the_group_is_refused() {
+        let (mut admin, mut others) = team(3);
+        // Bob's invite key certifies another key under his device id.
+        let mut twin = device(1);
+        let twin_kp = key_package(&mut twin);
+        assert!(matches!(
+            admin.add_members(WARD, std::slice::from_ref(&twin_kp)),
+            Err(MlsError::Rejected(_))
+        ));
+        // A modified app adds it anyway: the others refuse the commit.
+        let commit = admin.add_unchecked(WARD, &[twin_kp.key_package]).unwrap();
+        assert!(matches!(
+            others[1].open(WARD, &commit.commit, dev(0), Some(&commit.change), NOW),
+            Err(MlsError::Rejected(_))
+        ));
+    }
+}
+
+scenario! {
+    fn keys_are_renewed_weekly_and_after_a_removal_and_a_copy_of_the_old_ones_opens_nothing_after() {
+        use crate::device::ROTATE_KEYS_EVERY_MILLIS;
+        let (mut admin, mut others) = team(3);
+        let (left, right) = others.split_at_mut(1);
+        let (bob, carol) = (&mut left[0], &mut right[0]);
+        // The first question starts the clock; a week later the keys are due.
+        assert!(bob.keys_due(&[WARD], NOW).is_empty());
+        let day = 24 * 60 * 60 * 1000;
+        assert!(bob.keys_due(&[WARD], NOW.saturating_add_millis(6 * day)).is_empty());
+        let week = NOW.saturating_add_millis(ROTATE_KEYS_EVERY_MILLIS);
+        assert_eq!(bob.keys_due(&[WARD], week), vec![WARD]);
+
+        // A thief copies Bob's whole state before he renews his keys.
+        let mut stolen = HashMap::new();
+        apply_changes(&mut stolen, &bob.take_state_changes());
+        let (private, public) = bob.signer().export();
+        let update = bob.self_update(WARD).unwrap();
+        bob.merge_pending_commit(WARD, week).unwrap();
+        assert!(bob.keys_due(&[WARD], week).is_empty(), "renewed");
+        apply_commit(&mut [&mut admin, carol], 1, &update);
+        let after = seal_text(&mut admin, 7, "after Bob's new keys");
+        assert_eq!(open_text(bob, 0, &after).unwrap(), "after Bob's new keys");
+        let mut thief = MlsDevice::restore(identity(1), DeviceSigner::restore(&private, &public).unwrap(), stolen);
+        assert!(thief.open(WARD, &update.commit, dev(1), Some(&update.change), week).is_err());
+        assert!(matches!(open_text(&mut thief, 0, &after), Err(MlsError::WrongEpoch { .. })));
+
+        // A removal makes the others' keys due at once.
+        let removal = admin.remove_members(WARD, &[dev(2)]).unwrap();
+        admin.merge_pending_commit(WARD, week).unwrap();
+        apply_commit(&mut [bob], 0, &removal);
+        assert_eq!(bob.keys_due(&[WARD], week), vec![WARD]);
+        assert!(admin.keys_due(&[WARD], week).is_empty(), "the remover's commit renewed hers");
+    }
+}
+
+scenario! {
     fn a_member_leaves_and_the_next_commit_removes_her() {
         let (mut admin, mut others) = team(3);
         let request = others[1].leave(WARD).unwrap();
@@ -314,7 +380,7 @@ scenario! {
         others[0].open(WARD, &request, dev(2), None, NOW).unwrap();
         let commit = admin.self_update(WARD).unwrap();
         assert_eq!(commit.change.remove, vec![identity(2).device]);
-        admin.merge_pending_commit(WARD).unwrap();
+        admin.merge_pending_commit(WARD, NOW).unwrap();
         let seen = others[1].open(WARD, &commit.commit, dev(0), Some(&commit.change), NOW).unwrap();
         assert!(matches!(seen, Incoming::MembershipChanged { removed_self: true, .. }));
         others[0].open(WARD, &commit.commit, dev(0), Some(&commit.change), NOW).unwrap();
@@ -343,7 +409,7 @@ scenario! {
         assert_eq!(open_text(&mut admin, 1, &reply).unwrap(), "back");
         // A commit after the restart works too.
         let commit = admin.self_update(WARD).unwrap();
-        admin.merge_pending_commit(WARD).unwrap();
+        admin.merge_pending_commit(WARD, NOW).unwrap();
         bob.open(WARD, &commit.commit, dev(0), Some(&commit.change), NOW).unwrap();
         let changes = bob.take_state_changes();
         assert!(changes.iter().any(|c| matches!(c, StateChange::Delete { .. })), "old epoch secrets are deleted");
@@ -364,7 +430,7 @@ scenario! {
         let mut admin = device(0);
         admin.create_group(WARD, &profile()).unwrap();
         let commit = admin.add_members(WARD, &[fixtures::claimed(&bob, single[0].clone())]).unwrap();
-        admin.merge_pending_commit(WARD).unwrap();
+        admin.merge_pending_commit(WARD, NOW).unwrap();
         bob.join(commit.welcome.as_ref().unwrap()).unwrap();
         assert!(bob.take_state_changes().iter().any(|c| matches!(c, StateChange::Delete { .. })),
             "the used key package's private key is deleted");
@@ -491,10 +557,10 @@ scenario! {
             others[0].open(WARD, &commit.commit, dev(0), Some(&commit.change), NOW),
             Err(MlsError::Untrusted(_))
         ));
-        admin.merge_pending_commit(WARD).unwrap();
+        admin.merge_pending_commit(WARD, NOW).unwrap();
         let mut carol = device(2);
         let commit = admin.add_members(WARD, &[key_package(&mut carol)]).unwrap();
-        admin.merge_pending_commit(WARD).unwrap();
+        admin.merge_pending_commit(WARD, NOW).unwrap();
         assert!(matches!(carol.join(commit.welcome.as_ref().unwrap()), Err(MlsError::Untrusted(_))));
         assert!(!carol.has_group(WARD), "a refused welcome leaves nothing behind");
     }

@@ -84,7 +84,7 @@ fn crafted_lengths_and_mutated_mls_inputs_are_refused_within_the_allocation_cap(
     let commit = alice
         .add_members(GROUP, &[claimed(&bob, bob_kp)])
         .expect("add");
-    alice.merge_pending_commit(GROUP).expect("merge");
+    alice.merge_pending_commit(GROUP, NOW).expect("merge");
     let welcome = commit.welcome.clone().expect("welcome");
     bob.join(&welcome).expect("join");
     let envelope = Envelope::text(NOW, "Handover at 8")

@@ -63,7 +63,7 @@ async fn ward_of(
     while !accepted {
         match next(&mut creator_socket).await {
             ServerFrame::Accepted { seq: 1, .. } => accepted = true,
-            ServerFrame::Deliver(entry) if entry.seq == 1 => {}
+            ServerFrame::DeliverCommit { entry, .. } if entry.seq == 1 => {}
             other => panic!("creating the ward: {other:?}"),
         }
     }
@@ -146,7 +146,7 @@ async fn a_flooding_device_is_cut_off_within_a_second_of_its_revocation() {
         loop {
             match next(&mut admin_socket).await {
                 ServerFrame::Done { request: 1 } => break,
-                ServerFrame::Deliver(_) => {}
+                ServerFrame::Deliver(_) | ServerFrame::DeliverCommit { .. } => {}
                 other => panic!("revoking: {other:?}"),
             }
         }
@@ -252,7 +252,7 @@ async fn latencies(from: &mut Socket, to: &mut Socket, first: u32, count: u32) -
     while accepted < count {
         match next(from).await {
             ServerFrame::Accepted { .. } => accepted += 1,
-            ServerFrame::Deliver(_) => {}
+            ServerFrame::Deliver(_) | ServerFrame::DeliverCommit { .. } => {}
             other => panic!("a legitimate message was not accepted: {other:?}"),
         }
     }
@@ -497,7 +497,9 @@ async fn limits_count_every_frame_and_survive_reconnecting() {
 async fn answer_to(socket: &mut Socket, n: u32) -> ServerFrame {
     loop {
         match next(socket).await {
-            ServerFrame::Deliver(_) | ServerFrame::Welcome { .. } => {}
+            ServerFrame::Deliver(_)
+            | ServerFrame::DeliverCommit { .. }
+            | ServerFrame::Welcome { .. } => {}
             ServerFrame::Accepted { client_msg, .. } | ServerFrame::Rejected { client_msg, .. }
                 if client_msg != msg(n) => {}
             answer => return answer,
@@ -976,7 +978,9 @@ async fn admin_request(socket: &mut Socket, frame: ClientFrame) -> ServerFrame {
     send(socket, frame).await;
     loop {
         match next(socket).await {
-            ServerFrame::Deliver(_) | ServerFrame::Welcome { .. } => {}
+            ServerFrame::Deliver(_)
+            | ServerFrame::DeliverCommit { .. }
+            | ServerFrame::Welcome { .. } => {}
             answer => return answer,
         }
     }

@@ -179,6 +179,20 @@ async fn the_log_orders_entries_and_accepts_one_commit_per_epoch() {
             store.backlog(WARD, ADMIN, 0, 100, NOW).await.unwrap().len(),
             3
         );
+        // Each commit comes back with the change it declared, for members
+        // to compare with what it does; messages come without one.
+        assert_eq!(created.declared.map(|d| d.add), Some(vec![BOB]));
+        let delivered = store
+            .backlog_with_declarations(WARD, ADMIN, 0, 100, NOW)
+            .await
+            .unwrap();
+        let declared: Vec<Option<Vec<DeviceId>>> = delivered
+            .iter()
+            .map(|(_, declared)| declared.as_ref().map(|d| d.add.clone()))
+            .collect();
+        assert_eq!(declared, vec![Some(vec![BOB]), Some(vec![]), None]);
+        let again = store.appended_at(WARD, 1).await.unwrap().unwrap();
+        assert_eq!(again.declared.map(|d| d.add), Some(vec![BOB]));
     })
     .await;
 }

@@ -180,7 +180,7 @@ async fn send_all(addr: &str, device: DeviceId, key: &SigningKey) -> (BTreeMap<u
                     }
                     in_flight -= 1;
                 }
-                Some(ServerFrame::Deliver(_)) => {}
+                Some(ServerFrame::Deliver(_) | ServerFrame::DeliverCommit { .. }) => {}
                 Some(other) => panic!("unexpected {other:?}"),
                 None => break, // killed: reconnect and resend what is unanswered
             }

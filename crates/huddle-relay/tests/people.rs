@@ -307,6 +307,48 @@ async fn setup_invite_join_revoke_and_audit() {
         )
         .await;
         assert!(matches!(refused, ServerFrame::Refused { request: 13, .. }));
+
+        // A phone may name the person it invites, but not as someone who
+        // exists: the relay refuses an id that is taken.
+        let refused = ask(
+            &mut admin,
+            ClientFrame::CreateInviteFor {
+                request: 14,
+                user: sam_user,
+                display_name: "Sam Carter".into(),
+                role: Role::Administrator,
+                valid_for_secs: 600,
+            },
+        )
+        .await;
+        assert!(matches!(refused, ServerFrame::Refused { request: 14, .. }));
+        let chosen = huddle_core::ids::UserId::from_bytes([0x5c; 16]);
+        let made = ask(
+            &mut admin,
+            ClientFrame::CreateInviteFor {
+                request: 15,
+                user: chosen,
+                display_name: "Kim".into(),
+                role: Role::Staff,
+                valid_for_secs: 600,
+            },
+        )
+        .await;
+        assert!(
+            matches!(made, ServerFrame::InviteCreated { request: 15, user, .. } if user == chosen)
+        );
+        let again = ask(
+            &mut admin,
+            ClientFrame::CreateInviteFor {
+                request: 16,
+                user: chosen,
+                display_name: "Kim".into(),
+                role: Role::Staff,
+                valid_for_secs: 600,
+            },
+        )
+        .await;
+        assert!(matches!(again, ServerFrame::Refused { request: 16, .. }));
         let ServerFrame::People { people, .. } =
             ask(&mut sam_socket, ClientFrame::Directory { request: 6 }).await
         else {
@@ -367,6 +409,7 @@ async fn setup_invite_join_revoke_and_audit() {
                 "invite withdrawn",
                 "invite created",
                 "joined",
+                "invite created",
                 "device revoked"
             ]
         );

@@ -22,7 +22,7 @@ use huddle_core::envelope::{Envelope, EnvelopeBody};
 use huddle_core::group::GroupProfile;
 use huddle_core::identity::DeviceIdentity;
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, UserId};
-use huddle_core::retention::GroupKind;
+use huddle_core::retention::{GroupKind, UnixMillis};
 use huddle_core::sync::{
     Command, ConnectionState, Event, Notice, OutboxItem, OutboxState, SyncConfig, SyncEngine,
 };
@@ -110,7 +110,16 @@ pub(crate) struct Driver<P: Platform> {
     /// The list or the open conversation changed while handling an input.
     repaint_list: bool,
     repaint_open: bool,
+    /// When to ask the worker next which groups' keys are due for renewal
+    /// (at once after a member was removed).
+    next_key_check: UnixMillis,
 }
+
+/// How often the phone asks which groups' keys are due for renewal.
+pub const KEY_CHECK_EVERY_MS: u64 = 60 * 60 * 1000;
+
+/// After a member is removed, each phone renews its keys within this long.
+pub const RENEW_AFTER_REMOVAL_WITHIN_MS: u64 = 10 * 60 * 1000;
 
 impl<P: Platform> Driver<P> {
     pub fn new(shared: Rc<Shared<P>>, inputs: mpsc::UnboundedSender<Input<P>>) -> Self {
@@ -122,6 +131,7 @@ impl<P: Platform> Driver<P> {
             timer_generation: 0,
             repaint_list: false,
             repaint_open: false,
+            next_key_check: UnixMillis(0),
         }
     }
 
@@ -504,7 +514,7 @@ impl<P: Platform> Driver<P> {
                 );
                 None
             }
-            Command::Process(entry) => Some(self.process(entry).await),
+            Command::Process(entry, declared) => Some(self.process(entry, declared).await),
             Command::Join {
                 group,
                 seq,
@@ -513,7 +523,10 @@ impl<P: Platform> Driver<P> {
             } => self.join(group, seq, spec, welcome).await,
             Command::MergeOwnCommit { group, client_msg } => {
                 if let Err(error) = self
-                    .crypto(WorkerRequest::MergePendingCommit { group })
+                    .crypto(WorkerRequest::MergePendingCommit {
+                        group,
+                        now: self.shared.clock.now(),
+                    })
                     .await
                 {
                     self.log(&format!("our commit could not be merged: {error}"));

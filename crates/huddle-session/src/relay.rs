@@ -3,7 +3,7 @@
 use crate::driver::Input;
 use crate::error::SessionError;
 use crate::phone::{Phone, Shared};
-use crate::platform::{Clock, Crypto, CryptoError, Log, Platform, Tasks, Transport};
+use crate::platform::{Clock, Crypto, CryptoError, Log, Platform, Randomness, Tasks, Transport};
 use crate::records::Directory;
 use futures::channel::oneshot;
 use futures::future::{select, Either};
@@ -166,10 +166,14 @@ impl<P: Platform> Phone<P> {
         valid_for_secs: u64,
     ) -> Result<Invite, SessionError> {
         let name = display_name.clone();
-        let (user, secret, expires_at) = match self
+        // This phone names the new person, so that the invite it certifies
+        // cannot be made to stand for someone who exists already.
+        let user = UserId::from_bytes(self.shared.randomness.id());
+        let (secret, expires_at) = match self
             .shared
-            .ask(|request| ClientFrame::CreateInvite {
+            .ask(|request| ClientFrame::CreateInviteFor {
                 request,
+                user,
                 display_name: name,
                 role,
                 valid_for_secs,
@@ -177,11 +181,11 @@ impl<P: Platform> Phone<P> {
             .await?
         {
             ServerFrame::InviteCreated {
-                user,
+                user: made_for,
                 secret,
                 expires_at,
                 ..
-            } => (user, secret, expires_at),
+            } if made_for == user => (secret, expires_at),
             _ => return Err(SessionError::UnexpectedAnswer),
         };
         let crypto = match &*self.shared.live.borrow() {

@@ -23,8 +23,8 @@ use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, OrgId, UserId};
 use huddle_core::retention::UnixMillis;
 use huddle_core::sync::GroupPosition;
 use huddle_core::wire::{
-    ClaimedKeyPackage, ClientFrame, EntryKind, GroupCursor, GroupSpec, LogEntry, Payload, Person,
-    Rejection, Role, ServerFrame, Submission,
+    ClaimedKeyPackage, ClientFrame, EntryKind, GroupCursor, GroupSpec, LogEntry, MembershipChange,
+    Payload, Person, Rejection, Role, ServerFrame, Submission,
 };
 use huddle_worker::core::{DeviceRecord, WorkerCore};
 use std::cell::{Cell, RefCell};
@@ -342,7 +342,16 @@ struct LogGroup {
     spec: Option<GroupSpec>,
     epoch: u64,
     entries: Vec<LogEntry>,
+    /// What each commit declared, by sequence number.
+    declared: HashMap<u64, MembershipChange>,
     members: Vec<DeviceId>,
+}
+
+impl LogGroup {
+    /// The frame that delivers `entry`: commits with their declaration.
+    fn delivery(&self, entry: &LogEntry) -> ServerFrame {
+        ServerFrame::delivery(entry.clone(), self.declared.get(&entry.seq).cloned())
+    }
 }
 
 /// A welcome waiting for a device: its group, the commit's place, the
@@ -553,8 +562,7 @@ impl MemRelay {
                         .entries
                         .iter()
                         .filter(move |e| e.seq > after)
-                        .cloned()
-                        .map(ServerFrame::Deliver)
+                        .map(|e| group.delivery(e))
                 })
                 .collect();
             (welcomes, backlog)
@@ -624,6 +632,13 @@ impl MemRelay {
                 },
             );
         }
+        let delivery = {
+            let state = self.0.borrow();
+            match state.groups.get(&group) {
+                Some(log) => log.delivery(&entry),
+                None => ServerFrame::Deliver(entry.clone()),
+            }
+        };
         for recipient in recipients {
             if lost && recipient == device {
                 continue;
@@ -636,7 +651,7 @@ impl MemRelay {
                 skip
             };
             if !skip {
-                self.push(recipient, ServerFrame::Deliver(entry.clone()));
+                self.push(recipient, delivery.clone());
             }
         }
     }
@@ -681,6 +696,7 @@ impl MemRelay {
                 welcome,
                 change,
             } => {
+                group.declared.insert(seq, change.clone());
                 if let Some(spec) = change.create {
                     group.spec = Some(spec);
                 }

@@ -5,7 +5,7 @@ use crate::testing::{TestPhone, World};
 use crate::update::{SignOut, Update};
 use crate::{CacheWrite, SessionError};
 use huddle_core::group::GroupProfile;
-use huddle_core::ids::GroupId;
+use huddle_core::ids::{DeviceId, GroupId};
 use huddle_core::retention::{GroupKind, RetentionSecs};
 use huddle_core::sync::{Failure, OutboxState};
 use huddle_core::wire::{ClientFrame, EntryKind, ErrorCode, Rejection, ServerFrame};
@@ -487,4 +487,41 @@ fn asking_the_relay_offline_or_unanswered_is_a_typed_error() {
         "{:?}",
         alice.log.0.borrow()
     );
+}
+
+#[test]
+fn after_a_member_is_removed_the_others_renew_their_keys_and_go_on_talking() {
+    let mut world = World::new();
+    let (alice, bob, group) = alice_and_bob(&mut world, RetentionSecs::days(7));
+    let carol = world.phone(3, "Carol");
+    world.start(&carol);
+    let (a, carol_user) = (alice.phone.clone(), carol.user);
+    world
+        .run(async move { a.add_people(group, vec![carol_user]).await })
+        .expect("Alice adds Carol");
+    world.settle();
+    // A sweep has run: every phone knows when its keys in the group are from.
+    world.advance(crate::SWEEP_EVERY_MS);
+    let (a, carol_user) = (alice.phone.clone(), carol.user);
+    world
+        .run(async move { a.remove_people(group, vec![carol_user]).await })
+        .expect("Alice removes Carol");
+    world.settle();
+    let before = world.relay.log_len(group);
+    world.advance(crate::driver::RENEW_AFTER_REMOVAL_WITHIN_MS + crate::SWEEP_EVERY_MS);
+    let renewals: Vec<DeviceId> = world.relay.log(group)[before..]
+        .iter()
+        .filter(|e| e.kind == EntryKind::Commit)
+        .map(|e| e.sender)
+        .collect();
+    assert_eq!(
+        renewals,
+        vec![bob.device],
+        "Bob renews his keys after the removal (Alice's removal commit renewed hers)"
+    );
+    // The weekly renewal is the worker's rule (`keys_due`), tested in huddle-mls.
+    compose(&mut world, &bob, group, "still here");
+    world.settle();
+    assert!(alice.phone.conversation(group).is_some());
+    assert!(alice.cached_texts(group).contains(&"still here".to_owned()));
 }

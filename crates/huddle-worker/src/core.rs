@@ -224,8 +224,11 @@ impl WorkerCore {
             R::Leave { group } => A::Proposal {
                 message: device.leave(group).map_err(mls_error)?,
             },
-            R::MergePendingCommit { group } => A::Epoch {
-                epoch: device.merge_pending_commit(group).map_err(mls_error)?,
+            R::MergePendingCommit { group, now } => A::Epoch {
+                epoch: device.merge_pending_commit(group, now).map_err(mls_error)?,
+            },
+            R::KeysDue { groups, now } => A::Groups {
+                groups: device.keys_due(&groups, now),
             },
             R::DiscardPendingCommit { group } => {
                 device.discard_pending_commit(group).map_err(mls_error)?;

@@ -165,7 +165,10 @@ async fn the_worker_keeps_its_state_encrypted_and_resumes_after_a_restart() {
     };
     ask(
         &mut alice,
-        WorkerRequest::MergePendingCommit { group: GROUP },
+        WorkerRequest::MergePendingCommit {
+            group: GROUP,
+            now: NOW,
+        },
     )
     .await;
     ask(

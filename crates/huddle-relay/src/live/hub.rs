@@ -163,7 +163,9 @@ impl Hub {
         let frame = LiveFrame::Entry {
             group,
             seq,
-            frame: ServerFrame::Deliver(entry.clone()).encode().into(),
+            frame: ServerFrame::delivery(entry.clone(), appended.declared.clone())
+                .encode()
+                .into(),
         };
         self.send(&appended.recipients, &frame);
         if let Some(welcome) = &appended.welcome {

@@ -22,6 +22,8 @@ Invite another administrator before removing this one.";
 #[derive(Debug)]
 pub enum AdminRequest {
     CreateInvite {
+        /// The id the administrator's phone chose; the relay picks one if not.
+        user: Option<UserId>,
         display_name: String,
         role: Role,
         valid_for_secs: u64,
@@ -64,6 +66,22 @@ impl AdminRequest {
             } => (
                 request,
                 AdminRequest::CreateInvite {
+                    user: None,
+                    display_name,
+                    role,
+                    valid_for_secs,
+                },
+            ),
+            ClientFrame::CreateInviteFor {
+                request,
+                user,
+                display_name,
+                role,
+                valid_for_secs,
+            } => (
+                request,
+                AdminRequest::CreateInvite {
+                    user: Some(user),
                     display_name,
                     role,
                     valid_for_secs,
@@ -157,6 +175,7 @@ async fn carry_out(
     let now = now();
     Ok(Ok(match admin {
         AdminRequest::CreateInvite {
+            user: chosen,
             display_name,
             role,
             valid_for_secs,
@@ -172,12 +191,15 @@ async fn carry_out(
             };
             let mut user_id = [0u8; 16];
             user_id.copy_from_slice(&user[..16]);
-            let user = UserId::from_bytes(user_id);
+            let user = chosen.unwrap_or(UserId::from_bytes(user_id));
             let expires_at = now.saturating_add_millis(valid_for_secs.saturating_mul(1000));
-            state
+            if !state
                 .store
                 .create_invite(actor, user, &secret, &display_name, role, expires_at, now)
-                .await?;
+                .await?
+            {
+                return Ok(Err("That person already exists or has an invite."));
+            }
             ServerFrame::InviteCreated {
                 request,
                 user,

@@ -373,7 +373,8 @@ impl DeviceSession {
             | ClientFrame::RevokeUser { .. }
             | ClientFrame::Directory { .. }
             | ClientFrame::ReadAudit { .. }
-            | ClientFrame::AttachInviteCertificate { .. } => true,
+            | ClientFrame::AttachInviteCertificate { .. }
+            | ClientFrame::CreateInviteFor { .. } => true,
         }
     }
 }

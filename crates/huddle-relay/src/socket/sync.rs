@@ -98,7 +98,7 @@ where
     loop {
         let page = match state
             .store
-            .backlog(group, device, after, BACKLOG_PAGE, now())
+            .backlog_with_declarations(group, device, after, BACKLOG_PAGE, now())
             .await
         {
             Ok(page) => page,
@@ -108,7 +108,7 @@ where
             }
         };
         let full = page.len() == BACKLOG_PAGE as usize;
-        for entry in page {
+        for (entry, declared) in page {
             // Entries deleted since the cursor (expired messages) leave a
             // gap; say so, so the device does not wait for them.
             if entry.seq > after + 1 {
@@ -122,7 +122,10 @@ where
             }
             after = entry.seq;
             sent_up_to.insert(group, entry.seq);
-            if !connection.send(&ServerFrame::Deliver(entry)).await {
+            if !connection
+                .send(&ServerFrame::delivery(entry, declared))
+                .await
+            {
                 return false;
             }
         }

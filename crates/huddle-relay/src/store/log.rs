@@ -21,6 +21,8 @@ use sqlx::{AnyConnection, Row};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Appended {
     pub entry: LogEntry,
+    /// For a commit, the membership change it declared (delivered with it).
+    pub declared: Option<MembershipChange>,
     /// False when this was a resend of an entry already stored.
     pub fresh: bool,
     /// Who receives the entry: the group's members when it was appended
@@ -334,9 +336,13 @@ async fn append(
         }
         Payload::Commit { commit, .. } => (EntryKind::Commit, commit, None),
     };
+    let declared = match &submission.payload {
+        Payload::Commit { change, .. } => Some(change.clone()),
+        Payload::Application { .. } => None,
+    };
     sqlx::query(
-        "INSERT INTO log (group_id, seq, kind, epoch, sender, client_msg, expires_at, payload, stored_at)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+        "INSERT INTO log (group_id, seq, kind, epoch, sender, client_msg, expires_at, payload, stored_at, declared)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
     )
     .bind(group)
     .bind(to_i64(seq))
@@ -347,6 +353,7 @@ async fn append(
     .bind(expires_at.map(|e| to_i64(e.0)))
     .bind(payload.as_slice())
     .bind(to_i64(now.0))
+    .bind(declared.as_ref().map(MembershipChange::to_bytes))
     .execute(&mut *tx)
     .await?;
 
@@ -392,6 +399,7 @@ async fn append(
             expires_at,
             payload: payload.clone(),
         },
+        declared,
         fresh: true,
         recipients: members
             .iter()
@@ -411,7 +419,7 @@ async fn stored_again(
     submission: &Submission,
 ) -> AppendOutcome {
     let row = sqlx::query(
-        "SELECT l.group_id, l.seq, l.kind, l.epoch, l.expires_at, l.payload, g.kind, g.retention_secs
+        "SELECT l.group_id, l.seq, l.kind, l.epoch, l.expires_at, l.payload, g.kind, g.retention_secs, l.declared
          FROM log l JOIN groups g ON g.id = l.group_id WHERE l.sender = $1 AND l.client_msg = $2",
     )
     .bind(&sender.as_bytes()[..])
@@ -438,6 +446,7 @@ async fn stored_again(
             expires_at: expires_at.map(|e| UnixMillis(to_u64(e))),
             payload: row.try_get(5)?,
         },
+        declared: declared_of(row.try_get(8)?)?,
         fresh: false,
         recipients: Vec::new(),
         added: Vec::new(),
@@ -447,6 +456,16 @@ async fn stored_again(
             retention: RetentionSecs(to_u64(row.try_get(7)?)),
         },
     }))
+}
+
+/// A stored declaration, read back.
+fn declared_of(bytes: Option<Vec<u8>>) -> Result<Option<MembershipChange>, StoreError> {
+    bytes
+        .map(|bytes| {
+            MembershipChange::from_bytes(&bytes)
+                .ok_or(StoreError::Corrupt("a stored membership change"))
+        })
+        .transpose()
 }
 
 /// The membership change a commit declares: who leaves at `seq`, who joins
@@ -803,8 +822,26 @@ impl Store {
         limit: u32,
         now: UnixMillis,
     ) -> Result<Vec<LogEntry>, StoreError> {
+        Ok(self
+            .backlog_with_declarations(group, device, after_seq, limit, now)
+            .await?
+            .into_iter()
+            .map(|(entry, _)| entry)
+            .collect())
+    }
+
+    /// [`Store::backlog`], each commit with the change it declared: what a
+    /// device is sent.
+    pub async fn backlog_with_declarations(
+        &self,
+        group: GroupId,
+        device: DeviceId,
+        after_seq: u64,
+        limit: u32,
+        now: UnixMillis,
+    ) -> Result<Vec<(LogEntry, Option<MembershipChange>)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT l.seq, l.kind, l.epoch, l.sender, l.client_msg, l.expires_at, l.payload
+            "SELECT l.seq, l.kind, l.epoch, l.sender, l.client_msg, l.expires_at, l.payload, l.declared
              FROM log l JOIN members m ON m.group_id = l.group_id AND m.device_id = $2
              WHERE l.group_id = $1 AND l.seq > $3 AND l.seq > m.joined_seq
                AND (m.removed_seq IS NULL OR l.seq <= m.removed_seq)
@@ -824,7 +861,7 @@ impl Store {
                 let sender: Vec<u8> = row.try_get(3)?;
                 let client_msg: Vec<u8> = row.try_get(4)?;
                 let expires_at: Option<i64> = row.try_get(5)?;
-                Ok(LogEntry {
+                let entry = LogEntry {
                     group,
                     seq: to_u64(row.try_get(0)?),
                     epoch: to_u64(row.try_get(2)?),
@@ -833,7 +870,8 @@ impl Store {
                     kind: entry_kind_from_name(&kind),
                     expires_at: expires_at.map(|e| UnixMillis(to_u64(e))),
                     payload: row.try_get(6)?,
-                })
+                };
+                Ok((entry, declared_of(row.try_get(7)?)?))
             })
             .collect()
     }
@@ -943,7 +981,7 @@ impl Store {
         seq: u64,
     ) -> Result<Option<Appended>, StoreError> {
         let row = sqlx::query(
-            "SELECT l.kind, l.epoch, l.sender, l.client_msg, l.expires_at, l.payload, g.kind, g.retention_secs
+            "SELECT l.kind, l.epoch, l.sender, l.client_msg, l.expires_at, l.payload, g.kind, g.retention_secs, l.declared
              FROM log l JOIN groups g ON g.id = l.group_id WHERE l.group_id = $1 AND l.seq = $2",
         )
         .bind(&group.as_bytes()[..])
@@ -983,6 +1021,7 @@ impl Store {
                 expires_at: expires_at.map(|e| UnixMillis(to_u64(e))),
                 payload: row.try_get(5)?,
             },
+            declared: declared_of(row.try_get(8)?)?,
             fresh: true,
             recipients: self.recipients(group, seq).await?,
             added: added

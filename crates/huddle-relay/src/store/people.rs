@@ -223,7 +223,8 @@ impl Store {
             .transpose()
     }
 
-    /// Records an invite (its secret's hash) for a named person.
+    /// Records an invite (its secret's hash) for a named person. False, and
+    /// nothing recorded, if the id is already a person's or an invite's.
     #[allow(clippy::too_many_arguments)]
     pub async fn create_invite(
         &self,
@@ -234,9 +235,18 @@ impl Store {
         role: Role,
         expires_at: UnixMillis,
         now: UnixMillis,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         {
             let mut tx = self.begin_write().await?;
+            let taken: Option<i64> = sqlx::query_scalar(
+                "SELECT 1 FROM users WHERE id = $1 UNION ALL SELECT 1 FROM invites WHERE user_id = $1",
+            )
+            .bind(&user.as_bytes()[..])
+            .fetch_optional(&mut *tx)
+            .await?;
+            if taken.is_some() {
+                return Ok(false);
+            }
             sqlx::query(
                 "INSERT INTO invites (user_id, secret_hash, display_name, role, created_by, created_at, expires_at)
                  VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -258,7 +268,7 @@ impl Store {
                 .await?;
             tx.commit().await?;
         };
-        Ok(())
+        Ok(true)
     }
 
     /// Keeps the certificate an administrator's phone made for an unused

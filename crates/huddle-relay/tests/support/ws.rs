@@ -71,7 +71,11 @@ pub async fn accepted_with_own_copy(socket: &mut Socket) -> (ServerFrame, LogEnt
     let (mut accepted, mut copy) = (None, None);
     while accepted.is_none() || copy.is_none() {
         match next(socket).await {
-            ServerFrame::Deliver(entry) if copy.is_none() => copy = Some(entry),
+            ServerFrame::Deliver(entry) | ServerFrame::DeliverCommit { entry, .. }
+                if copy.is_none() =>
+            {
+                copy = Some(entry)
+            }
             frame @ ServerFrame::Accepted { .. } if accepted.is_none() => accepted = Some(frame),
             other => panic!("expected Accepted and the sender's copy, got {other:?}"),
         }

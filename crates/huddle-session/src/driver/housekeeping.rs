@@ -66,9 +66,61 @@ impl<P: Platform> Driver<P> {
         };
         self.shared.write(writes).await;
         self.clamp_unread().await;
+        if now >= self.next_key_check {
+            self.rotate_keys(now).await;
+        }
         self.shared.screen.show(Update::Tick(now));
         self.repaint_list = true;
         self.repaint_open = true;
+    }
+
+    /// Renews this device's keys in each group where they are due (a week
+    /// of use, or a member removed since): an update commit, queued like
+    /// any other (post-compromise security: a copy of the old keys opens
+    /// nothing after it). Only while connected, so that commits made in
+    /// one epoch are not left waiting for hours.
+    pub(super) async fn rotate_keys(&mut self, now: UnixMillis) {
+        let live = self.engine.is_some() && self.shared.state.borrow().connection.live;
+        if !live {
+            return;
+        }
+        self.next_key_check = now.saturating_add_millis(KEY_CHECK_EVERY_MS);
+        let groups: Vec<GroupId> = self
+            .shared
+            .state
+            .borrow()
+            .conversations
+            .iter()
+            .filter(|c| !c.ended)
+            .map(|c| c.group)
+            .collect();
+        let due = match self.crypto(WorkerRequest::KeysDue { groups, now }).await {
+            Ok(WorkerResponse::Groups { groups }) => groups,
+            Ok(_) => return,
+            Err(error) => {
+                self.log(&format!("could not check whether keys are due: {error}"));
+                return;
+            }
+        };
+        for group in due {
+            let waiting = self
+                .shared
+                .state
+                .borrow()
+                .outbox
+                .values()
+                .any(|r| r.item.group == group && r.item.is_commit());
+            if waiting {
+                continue;
+            }
+            let renew = Intent::Add {
+                key_packages: Vec::new(),
+                create: None,
+            };
+            if let Err(error) = self.commit(group, renew).await {
+                self.log(&format!("could not renew keys in a group: {error}"));
+            }
+        }
     }
 
     /// Unread counts never exceed what is left after expiry.

@@ -5,7 +5,11 @@ use super::*;
 impl<P: Platform> Driver<P> {
     /// Opens one log entry; returns the engine's event and the writes that
     /// store what it changed (written with the group's new position).
-    pub(super) async fn process(&mut self, entry: LogEntry) -> Staged {
+    pub(super) async fn process(
+        &mut self,
+        entry: LogEntry,
+        declared: Option<MembershipChange>,
+    ) -> Staged {
         let group = entry.group;
         let seq = entry.seq;
         let mut epoch = self
@@ -20,7 +24,7 @@ impl<P: Platform> Driver<P> {
                 group,
                 message: entry.payload,
                 sender: entry.sender,
-                declared: None,
+                declared,
                 now,
             })
             .await;
@@ -62,9 +66,22 @@ impl<P: Platform> Driver<P> {
             Ok(WorkerResponse::Opened(Incoming::MembershipChanged {
                 epoch: new_epoch,
                 removed_self,
+                removed,
                 ..
             })) => {
                 epoch = new_epoch;
+                if !removed.is_empty() {
+                    // Someone left: this phone renews its keys soon, at a
+                    // random moment so that a large group's phones do not
+                    // all commit at once.
+                    let spread = u64::from_be_bytes(
+                        self.shared.randomness.id()[..8]
+                            .try_into()
+                            .unwrap_or([0; 8]),
+                    ) % RENEW_AFTER_REMOVAL_WITHIN_MS;
+                    let at = now.saturating_add_millis(spread);
+                    self.next_key_check = self.next_key_check.min(at);
+                }
                 if removed_self {
                     let mut state = self.shared.state.borrow_mut();
                     if let Some(conversation) = state.conversation_mut(group) {

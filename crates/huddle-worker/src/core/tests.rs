@@ -178,7 +178,10 @@ fn two_workers_talk_through_requests_and_one_restarts_from_its_store() {
     };
     assert_eq!(commit.change.add, vec![identity(2).device]);
     assert_eq!(
-        alice.ask(WorkerRequest::MergePendingCommit { group: GROUP }),
+        alice.ask(WorkerRequest::MergePendingCommit {
+            group: GROUP,
+            now: NOW,
+        }),
         Ok(WorkerResponse::Epoch { epoch: 1 })
     );
     let Ok(WorkerResponse::Joined(joined)) = bob.ask(WorkerRequest::Join {
