@@ -181,7 +181,7 @@ async fn the_log_orders_entries_and_accepts_one_commit_per_epoch() {
         );
         // Each commit comes back with the change it declared, for members
         // to compare with what it does; messages come without one.
-        assert_eq!(created.declared.map(|d| d.add), Some(vec![BOB]));
+        assert_eq!(created.declared.map(|d| d.add.clone()), Some(vec![BOB]));
         let delivered = store
             .backlog_with_declarations(WARD, ADMIN, 0, 100, NOW)
             .await
@@ -192,7 +192,7 @@ async fn the_log_orders_entries_and_accepts_one_commit_per_epoch() {
             .collect();
         assert_eq!(declared, vec![Some(vec![BOB]), Some(vec![]), None]);
         let again = store.appended_at(WARD, 1).await.unwrap().unwrap();
-        assert_eq!(again.declared.map(|d| d.add), Some(vec![BOB]));
+        assert_eq!(again.declared.map(|d| d.add.clone()), Some(vec![BOB]));
     })
     .await;
 }

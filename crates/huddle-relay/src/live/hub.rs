@@ -163,7 +163,7 @@ impl Hub {
         let frame = LiveFrame::Entry {
             group,
             seq,
-            frame: ServerFrame::delivery(entry.clone(), appended.declared.clone())
+            frame: ServerFrame::delivery(entry.clone(), appended.declared.as_deref().cloned())
                 .encode()
                 .into(),
         };

@@ -21,8 +21,9 @@ use sqlx::{AnyConnection, Row};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Appended {
     pub entry: LogEntry,
-    /// For a commit, the membership change it declared (delivered with it).
-    pub declared: Option<MembershipChange>,
+    /// For a commit, the membership change it declared (delivered with it;
+    /// boxed, as messages far outnumber commits).
+    pub declared: Option<Box<MembershipChange>>,
     /// False when this was a resend of an entry already stored.
     pub fresh: bool,
     /// Who receives the entry: the group's members when it was appended
@@ -337,7 +338,7 @@ async fn append(
         Payload::Commit { commit, .. } => (EntryKind::Commit, commit, None),
     };
     let declared = match &submission.payload {
-        Payload::Commit { change, .. } => Some(change.clone()),
+        Payload::Commit { change, .. } => Some(Box::new(change.clone())),
         Payload::Application { .. } => None,
     };
     sqlx::query(
@@ -353,7 +354,7 @@ async fn append(
     .bind(expires_at.map(|e| to_i64(e.0)))
     .bind(payload.as_slice())
     .bind(to_i64(now.0))
-    .bind(declared.as_ref().map(MembershipChange::to_bytes))
+    .bind(declared.as_deref().map(MembershipChange::to_bytes))
     .execute(&mut *tx)
     .await?;
 
@@ -446,7 +447,7 @@ async fn stored_again(
             expires_at: expires_at.map(|e| UnixMillis(to_u64(e))),
             payload: row.try_get(5)?,
         },
-        declared: declared_of(row.try_get(8)?)?,
+        declared: declared_of(row.try_get(8)?)?.map(Box::new),
         fresh: false,
         recipients: Vec::new(),
         added: Vec::new(),
@@ -1021,7 +1022,7 @@ impl Store {
                 expires_at: expires_at.map(|e| UnixMillis(to_u64(e))),
                 payload: row.try_get(5)?,
             },
-            declared: declared_of(row.try_get(8)?)?,
+            declared: declared_of(row.try_get(8)?)?.map(Box::new),
             fresh: true,
             recipients: self.recipients(group, seq).await?,
             added: added
