@@ -87,6 +87,7 @@ pub fn problem(problem: &Problem, directory: &Directory) -> String {
         Problem::NotSetUpYet(users) => not_set_up_yet(users, directory),
         Problem::Storage(error) => cache_error(error).into(),
         Problem::Crypto(error) => crypto_error(error),
+        Problem::Refused { .. } => "Something sent to one of your conversations did not come from who it said it came from, so Huddle did not show it. Your administrator can see this in the audit log.".into(),
     }
 }
 

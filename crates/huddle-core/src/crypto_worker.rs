@@ -12,7 +12,7 @@ use crate::group::GroupProfile;
 use crate::identity::DeviceIdentity;
 use crate::ids::{ClientMessageId, DeviceId, GroupId, UserId};
 use crate::retention::UnixMillis;
-use crate::wire::{ClaimedKeyPackage, MembershipChange, Role};
+use crate::wire::{ClaimedKeyPackage, MembershipChange, Refusal, Role};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use zeroize::Zeroize;
@@ -333,6 +333,11 @@ pub enum WorkerErrorKind {
     NoDevice,
     /// The MLS layer refused (bad input, wrong epoch, unknown group...).
     Mls,
+    /// Something did not come from who it claims to: a certificate that
+    /// does not check out, a sender other than the one the relay named, a
+    /// commit that does not make the change it declared. `refusal` says
+    /// which, for the relay's audit log.
+    Untrusted(Refusal),
     /// The worker's store could not be read or written.
     Storage,
 }

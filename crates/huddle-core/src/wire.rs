@@ -314,6 +314,45 @@ pub enum ClientFrame {
         role: Role,
         valid_for_secs: u64,
     },
+    /// This phone refused the entry at `seq` of `group` (which the relay
+    /// says `sender` sent): recorded in the audit log for administrators.
+    /// Not answered.
+    ReportRefused {
+        group: GroupId,
+        seq: u64,
+        sender: DeviceId,
+        refusal: Refusal,
+    },
+}
+
+/// Why a member's phone refused a log entry, in a fixed vocabulary (never
+/// content): reported to the relay's audit log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Refusal {
+    /// A certificate in the entry did not chain to the organisation key,
+    /// or named someone else.
+    Certificate,
+    /// The entry was signed by another device than the relay named.
+    WrongSender,
+    /// A commit did not make the membership change recorded for it.
+    UndeclaredChange,
+    /// A commit changed a member's credential or key.
+    CredentialChanged,
+    /// A second leaf for a device already in the group.
+    DuplicateDevice,
+}
+
+impl Refusal {
+    /// The words in the audit log.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Refusal::Certificate => "a certificate that does not check out",
+            Refusal::WrongSender => "signed by another device than the relay named",
+            Refusal::UndeclaredChange => "a commit that does not make the change it declared",
+            Refusal::CredentialChanged => "a commit that changes a member's identity",
+            Refusal::DuplicateDevice => "a second copy of a device already in the group",
+        }
+    }
 }
 
 /// The largest invite certificate the relay stores.

@@ -102,6 +102,8 @@ pub enum MlsError {
     WrongSender { relay: DeviceId, signed: DeviceId },
     #[error("a member's credential or key changed inside a commit")]
     CredentialChanged,
+    #[error("a device is in the group twice")]
+    DuplicateDevice,
     #[error("the message's authenticated data is missing or damaged")]
     BadAad,
     #[error("the commit does not make the change it declares")]
@@ -641,9 +643,7 @@ impl MlsDevice {
             .map(|id| id.device)
             .collect();
         if added.iter().any(|device| !devices.insert(*device)) {
-            return Err(MlsError::Rejected(
-                "that device is already in the group".into(),
-            ));
+            return Err(MlsError::DuplicateDevice);
         }
         let epoch = mls_group.epoch().as_u64();
         let (commit, welcome, _info) = mls_group
@@ -845,9 +845,7 @@ impl MlsDevice {
                 .collect::<Result<_, _>>()?;
             let distinct: BTreeSet<DeviceId> = members.iter().map(|m| m.device).collect();
             if distinct.len() != members.len() {
-                return Err(MlsError::Rejected(
-                    "the group has two leaves for one device".into(),
-                ));
+                return Err(MlsError::DuplicateDevice);
             }
             Ok((group, profile, members))
         })();
@@ -1031,9 +1029,7 @@ impl MlsDevice {
                     .map(|id| id.device)
                     .collect();
                 if added.iter().any(|id| !devices.insert(id.device)) {
-                    return Err(MlsError::Rejected(
-                        "the commit adds a device that is already in the group".into(),
-                    ));
+                    return Err(MlsError::DuplicateDevice);
                 }
                 if staged.update_proposals().next().is_some() {
                     return Err(MlsError::Rejected("update proposals are not used".into()));

@@ -665,3 +665,54 @@ async fn handshakes_are_kept_until_every_member_has_passed_them() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_members_refusal_is_audited_only_for_a_real_entry_of_her_group() {
+    use huddle_core::wire::Refusal;
+    for_each_engine(|store| async move {
+        store
+            .append(
+                ADMIN,
+                &create(1, GroupKind::Operational, RetentionSecs::days(7), vec![BOB]),
+                NOW,
+            )
+            .await
+            .unwrap()
+            .expect("created");
+        let sent = store
+            .append(ADMIN, &text(2, 1, NOW.saturating_add_millis(60_000)), NOW)
+            .await
+            .unwrap()
+            .expect("sent");
+        let seq = sent.entry.seq;
+        // Bob's phone refused it: recorded, with who reported and why.
+        assert!(store
+            .report_refused(BOB, WARD, seq, ADMIN, Refusal::WrongSender, NOW)
+            .await
+            .unwrap());
+        // Reports about entries that do not exist, with another sender, or
+        // from someone outside the group are dropped.
+        for (reporter, seq, sender) in [(BOB, 99, ADMIN), (BOB, seq, CAROL), (CAROL, seq, ADMIN)] {
+            assert!(!store
+                .report_refused(reporter, WARD, seq, sender, Refusal::Certificate, NOW)
+                .await
+                .unwrap());
+        }
+        let audit = store.read_audit(None, 50).await.unwrap();
+        let refusals: Vec<&str> = audit
+            .iter()
+            .filter(|e| e.action == "refused by a member")
+            .map(|e| e.subject.as_str())
+            .collect();
+        assert_eq!(refusals.len(), 1, "{refusals:?}");
+        assert!(refusals[0].contains("signed by another device than the relay named"));
+        assert_eq!(
+            audit
+                .iter()
+                .find(|e| e.action == "refused by a member")
+                .and_then(|e| e.actor),
+            Some(UserId::from_bytes([2; 16]))
+        );
+    })
+    .await;
+}

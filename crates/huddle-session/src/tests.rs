@@ -525,3 +525,47 @@ fn after_a_member_is_removed_the_others_renew_their_keys_and_go_on_talking() {
     assert!(alice.phone.conversation(group).is_some());
     assert!(alice.cached_texts(group).contains(&"still here".to_owned()));
 }
+
+#[test]
+fn an_entry_relabelled_by_the_relay_is_not_shown_and_is_reported() {
+    let mut world = World::new();
+    let (alice, bob, group) = alice_and_bob(&mut world, RetentionSecs::days(7));
+    // The live copy of Alice's next message does not reach Bob; instead a
+    // relay that lies delivers it as sent by another device.
+    let next = world.relay.log_len(group) as u64 + 1;
+    world
+        .relay
+        .0
+        .borrow_mut()
+        .lose_live
+        .push((bob.device, group, next));
+    compose(&mut world, &alice, group, "Room 4 needs a check");
+    world.settle();
+    let mut relabelled = world.relay.log(group).pop().expect("Alice's message");
+    relabelled.sender = DeviceId::from_bytes([0x99; 16]);
+    world
+        .relay
+        .push(bob.device, ServerFrame::Deliver(relabelled));
+    world.settle();
+    assert!(
+        !bob.cached_texts(group)
+            .contains(&"Room 4 needs a check".to_owned()),
+        "not shown as coming from someone it did not come from"
+    );
+    assert!(bob.screen.0.borrow().iter().any(|update| matches!(
+        update,
+        Update::Problem(crate::update::Problem::Refused {
+            refusal: huddle_core::wire::Refusal::WrongSender,
+            ..
+        })
+    )));
+    let reported = world.relay.0.borrow().received.iter().any(|(device, frame)| {
+        *device == bob.device
+            && matches!(
+                frame,
+                ClientFrame::ReportRefused { seq, refusal: huddle_core::wire::Refusal::WrongSender, .. }
+                    if *seq == next
+            )
+    });
+    assert!(reported, "the relay's audit log is told");
+}

@@ -4,6 +4,7 @@ use crate::platform::{CacheError, CryptoError};
 use crate::records::{ConversationRecord, Delivery, Directory, Enrolment, MessageRecord};
 use huddle_core::ids::{GroupId, UserId};
 use huddle_core::retention::UnixMillis;
+use huddle_core::wire::Refusal;
 
 /// One change to show.
 #[derive(Clone, Debug, PartialEq)]
@@ -64,6 +65,10 @@ pub enum Problem {
     Storage(CacheError),
     /// The crypto worker failed.
     Crypto(CryptoError),
+    /// Something arrived in a group that did not come from who it claims
+    /// to (see `Refusal`): it was not shown, and the relay's audit log was
+    /// told.
+    Refused { group: GroupId, refusal: Refusal },
 }
 
 /// Why the phone was signed out.

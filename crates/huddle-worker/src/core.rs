@@ -6,6 +6,7 @@
 
 use huddle_core::certificate::InviteCertificate;
 use huddle_core::crypto_worker::{WorkerError, WorkerErrorKind, WorkerRequest, WorkerResponse};
+use huddle_core::wire::Refusal;
 use huddle_mls::state::StateChange;
 use huddle_mls::{DeviceIdentity, DeviceSigner, MlsDevice, MlsError};
 use std::collections::HashMap;
@@ -56,8 +57,18 @@ pub struct WorkerCore {
 }
 
 fn mls_error(error: MlsError) -> WorkerError {
+    let kind = match &error {
+        MlsError::Untrusted(_) | MlsError::BadCredential => {
+            WorkerErrorKind::Untrusted(Refusal::Certificate)
+        }
+        MlsError::WrongSender { .. } => WorkerErrorKind::Untrusted(Refusal::WrongSender),
+        MlsError::UndeclaredChange => WorkerErrorKind::Untrusted(Refusal::UndeclaredChange),
+        MlsError::CredentialChanged => WorkerErrorKind::Untrusted(Refusal::CredentialChanged),
+        MlsError::DuplicateDevice => WorkerErrorKind::Untrusted(Refusal::DuplicateDevice),
+        _ => WorkerErrorKind::Mls,
+    };
     WorkerError {
-        kind: WorkerErrorKind::Mls,
+        kind,
         message: error.to_string(),
     }
 }

@@ -314,6 +314,21 @@ impl DeviceSession {
                     .await
             }
             ClientFrame::Ping { nonce } => connection.send(&ServerFrame::Pong { nonce }).await,
+            ClientFrame::ReportRefused {
+                group,
+                seq,
+                sender,
+                refusal,
+            } => {
+                if let Err(error) = state
+                    .store
+                    .report_refused(device, group, seq, sender, refusal, now())
+                    .await
+                {
+                    tracing::error!(%error, "could not record a member's refusal");
+                }
+                true
+            }
             ClientFrame::Sync { cursors } => {
                 sync(connection, state, device, cursors, &mut self.sent_up_to).await
             }

@@ -6,9 +6,9 @@
 //! audit log, with ids and names and never any message content.
 
 use super::{id16, to_i64, Engine, Store, StoreError};
-use huddle_core::ids::{DeviceId, UserId};
+use huddle_core::ids::{DeviceId, GroupId, UserId};
 use huddle_core::retention::UnixMillis;
-use huddle_core::wire::{AuditEntry, Person, Role};
+use huddle_core::wire::{AuditEntry, Person, Refusal, Role};
 use sha2::{Digest, Sha256};
 
 /// The longest display name or organisation name, in characters.
@@ -111,6 +111,50 @@ impl Store {
                 .fetch_one(&self.pool)
                 .await?
         })
+    }
+
+    /// A member's phone refused an entry: one audit line, if the entry
+    /// exists with that sender and the reporter is a member of the group
+    /// (so that a phone cannot fill the log with reports about nothing).
+    /// True when recorded.
+    pub async fn report_refused(
+        &self,
+        reporter: DeviceId,
+        group: GroupId,
+        seq: u64,
+        sender: DeviceId,
+        refusal: Refusal,
+        now: UnixMillis,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.begin_write().await?;
+        let reporter_user: Option<Vec<u8>> = sqlx::query_scalar(
+            "SELECT d.user_id FROM devices d
+             JOIN members m ON m.device_id = d.id AND m.group_id = $2
+             JOIN log l ON l.group_id = m.group_id AND l.seq = $3 AND l.sender = $4
+             WHERE d.id = $1",
+        )
+        .bind(&reporter.as_bytes()[..])
+        .bind(&group.as_bytes()[..])
+        .bind(to_i64(seq))
+        .bind(&sender.as_bytes()[..])
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(reporter_user) = reporter_user else {
+            return Ok(false);
+        };
+        sqlx::query(
+            "INSERT INTO audit (at, actor, action, subject) VALUES ($1, $2, 'refused by a member', $3)",
+        )
+        .bind(to_i64(now.0))
+        .bind(reporter_user)
+        .bind(format!(
+            "group {group}, entry {seq} from device {sender}: {}",
+            refusal.describe()
+        ))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
     }
 
     /// Writes one audit line.

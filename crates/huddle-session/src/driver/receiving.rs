@@ -1,6 +1,7 @@
 //! Receiving: a log entry opened and what it changed stored with the group's new position; welcomes joined.
 
 use super::*;
+use huddle_core::crypto_worker::{WorkerError, WorkerErrorKind};
 
 impl<P: Platform> Driver<P> {
     /// Opens one log entry; returns the engine's event and the writes that
@@ -102,6 +103,29 @@ impl<P: Platform> Driver<P> {
                 self.log(&format!(
                     "entry {seq} of a group could not be opened: {error}"
                 ));
+                if let SessionError::Crypto(CryptoError::Refused(WorkerError {
+                    kind: WorkerErrorKind::Untrusted(refusal),
+                    ..
+                })) = &error
+                {
+                    // Not from who it claims to be: never shown, and the
+                    // organisation's administrators are told.
+                    if let Some(live) = self.live() {
+                        let report = ClientFrame::ReportRefused {
+                            group,
+                            seq,
+                            sender: entry.sender,
+                            refusal: *refusal,
+                        };
+                        live.transport.send(&report.encode());
+                    }
+                    self.shared
+                        .screen
+                        .show(Update::Problem(crate::update::Problem::Refused {
+                            group,
+                            refusal: *refusal,
+                        }));
+                }
                 if entry.kind == EntryKind::Commit {
                     epoch = entry.epoch + 1;
                 }
