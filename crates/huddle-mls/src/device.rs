@@ -322,23 +322,7 @@ impl MlsDevice {
             .iter()
             .filter_map(|kp| identity_of(kp.leaf_node().credential()).map(|id| id.device))
             .collect();
-        let provider = &self.provider;
-        let signer = &self.signer;
-        let mls_group = self.groups.get_mut(&group).ok_or(MlsError::UnknownGroup)?;
-        let epoch = mls_group.epoch().as_u64();
-        let (commit, welcome, _info) = mls_group
-            .add_members(provider, signer, &validated)
-            .map_err(|e| MlsError::Rejected(format!("{e:?}")))?;
-        Ok(CommitOut {
-            epoch,
-            commit: serialize(&commit)?,
-            welcome: Some(serialize(&welcome)?),
-            change: MembershipChange {
-                create: None,
-                add: added,
-                remove: Vec::new(),
-            },
-        })
+        self.commit_adds(group, &validated, added)
     }
 
     /// The fingerprint of the organisation key this device trusts.
@@ -634,10 +618,8 @@ impl MlsDevice {
             .collect::<Result<Vec<_>, _>>()?
             .into_iter()
             .unzip();
-        let provider = &self.provider;
-        let signer = &self.signer;
-        let mls_group = self.groups.get_mut(&group).ok_or(MlsError::UnknownGroup)?;
-        let mut devices: BTreeSet<DeviceId> = mls_group
+        let mut devices: BTreeSet<DeviceId> = self
+            .group_mut(group)?
             .members()
             .filter_map(|m| identity_of(&m.credential))
             .map(|id| id.device)
@@ -645,9 +627,23 @@ impl MlsDevice {
         if added.iter().any(|device| !devices.insert(*device)) {
             return Err(MlsError::DuplicateDevice);
         }
+        self.commit_adds(group, &validated, added)
+    }
+
+    /// The commit and welcome that add checked key packages (pending until
+    /// the relay accepts the commit).
+    fn commit_adds(
+        &mut self,
+        group: GroupId,
+        validated: &[KeyPackage],
+        added: Vec<DeviceId>,
+    ) -> Result<CommitOut, MlsError> {
+        let provider = &self.provider;
+        let signer = &self.signer;
+        let mls_group = self.groups.get_mut(&group).ok_or(MlsError::UnknownGroup)?;
         let epoch = mls_group.epoch().as_u64();
         let (commit, welcome, _info) = mls_group
-            .add_members(provider, signer, &validated)
+            .add_members(provider, signer, validated)
             .map_err(|e| MlsError::Rejected(format!("{e:?}")))?;
         Ok(CommitOut {
             epoch,

@@ -13,6 +13,7 @@ pub mod auth;
 pub mod clock;
 pub mod config;
 pub mod live;
+pub mod mls_framing;
 pub mod registration;
 pub mod socket;
 pub mod store;

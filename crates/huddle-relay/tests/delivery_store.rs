@@ -574,13 +574,23 @@ async fn only_administrators_change_clinical_groups_and_broadcast() {
             .await
             .unwrap()
             .is_ok());
+        let removing_the_admin = MembershipChange {
+            remove: vec![ADMIN],
+            ..MembershipChange::default()
+        };
         assert_eq!(
             store
-                .append(CAROL, &commit(5, 1, MembershipChange::default()), NOW)
+                .append(CAROL, &commit(5, 1, removing_the_admin), NOW)
                 .await
                 .unwrap(),
             Err(Rejection::NotPermitted)
         );
+        // Renewing her own keys changes nobody: allowed.
+        assert!(store
+            .append(CAROL, &commit(11, 1, MembershipChange::default()), NOW)
+            .await
+            .unwrap()
+            .is_ok());
         // In an emergency broadcast only administrators send.
         let alert = GroupId::from_bytes([10; 16]);
         let broadcast = Submission {

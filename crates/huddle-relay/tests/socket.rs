@@ -11,6 +11,7 @@ use huddle_core::wire::{
     auth_transcript, ClientFrame, ErrorCode, GroupCursor, GroupSpec, MembershipChange, Payload,
     Rejection, ServerFrame, Submission, MAX_FRAME_BYTES,
 };
+use huddle_relay::mls_framing::framed_commit;
 use p384::ecdsa::signature::Signer;
 use p384::ecdsa::Signature;
 use std::time::Duration;
@@ -62,7 +63,7 @@ async fn a_group_is_created_joined_and_talks_live_and_from_the_backlog() {
             epoch: 0,
             expires_at: None,
             payload: Payload::Commit {
-                commit: b"commit".to_vec(),
+                commit: framed_commit(WARD, 0, b"commit"),
                 welcome: Some(b"welcome for bob".to_vec()),
                 change: MembershipChange {
                     create: Some(GroupSpec { kind: GroupKind::Operational, retention: RetentionSecs::days(7) }),
@@ -93,9 +94,20 @@ async fn a_group_is_created_joined_and_talks_live_and_from_the_backlog() {
         send(&mut admin_socket, ClientFrame::Submit(text(2, 1))).await;
         assert!(matches!(next(&mut admin_socket).await, ServerFrame::Accepted { seq: 2, .. }));
         // A commit for a past epoch is refused, naming the current one.
-        let stale = Submission { payload: Payload::Commit { commit: vec![1], welcome: None, change: MembershipChange::default() }, ..text(3, 0) };
+        let stale = Submission { payload: Payload::Commit { commit: framed_commit(WARD, 0, &[1]), welcome: None, change: MembershipChange::default() }, ..text(3, 0) };
         send(&mut admin_socket, ClientFrame::Submit(stale)).await;
         assert!(matches!(next(&mut admin_socket).await, ServerFrame::Rejected { reason: Rejection::StaleEpoch { current_epoch: 1 }, .. }));
+        // Junk submitted as a commit is refused by the relay before it is
+        // stored (no member could open it), and the sender is flagged.
+        for junk in [b"commit".to_vec(), framed_commit(GroupId::from_bytes([9; 16]), 1, &[1]), framed_commit(WARD, 7, &[1])] {
+            let junk = Submission { payload: Payload::Commit { commit: junk, welcome: None, change: MembershipChange::default() }, ..text(3, 1) };
+            send(&mut admin_socket, ClientFrame::Submit(junk)).await;
+            assert!(matches!(next(&mut admin_socket).await, ServerFrame::Rejected { reason: Rejection::InvalidCommit(_), .. }));
+        }
+        let audit = relay.store.read_audit(None, 50).await.unwrap();
+        let flagged: Vec<&str> = audit.iter().filter(|e| e.action == "junk commit refused").map(|e| e.subject.as_str()).collect();
+        assert_eq!(flagged.len(), 1, "one line per connection, not one per junk frame: {flagged:?}");
+        assert!(flagged[0].contains(&admin.device.to_string()));
         // Ping proves nothing else was queued for Bob (no duplicate).
         send(&mut bob_socket, ClientFrame::Ping { nonce: 9 }).await;
         assert_eq!(next(&mut bob_socket).await, ServerFrame::Pong { nonce: 9 });
@@ -328,7 +340,7 @@ async fn expired_entries_are_announced_as_skipped_in_a_backlog() {
         epoch: 0,
         expires_at: None,
         payload: Payload::Commit {
-            commit: b"commit".to_vec(),
+            commit: framed_commit(WARD, 0, b"commit"),
             welcome: Some(b"welcome".to_vec()),
             change: MembershipChange {
                 create: Some(GroupSpec {
@@ -405,7 +417,7 @@ async fn a_device_that_stops_reading_does_not_slow_the_others() {
         epoch: 0,
         expires_at: None,
         payload: Payload::Commit {
-            commit: b"commit".to_vec(),
+            commit: framed_commit(WARD, 0, b"commit"),
             welcome: Some(b"welcome".to_vec()),
             change: MembershipChange {
                 create: Some(GroupSpec {

@@ -216,7 +216,11 @@ fn frame(kind: Kind, device: usize, n: u64) -> Message {
                     epoch: 0,
                     expires_at: None,
                     payload: Payload::Commit {
-                        commit: vec![0; 64],
+                        commit: huddle_relay::mls_framing::framed_commit(
+                            GroupId::from_bytes(group),
+                            0,
+                            &[0; 64],
+                        ),
                         welcome: Some(vec![0; 1024]),
                         change: MembershipChange {
                             create: Some(GroupSpec {

@@ -112,7 +112,7 @@ pub fn create(group: GroupId, n: u64, members: Vec<DeviceId>) -> Submission {
         epoch: 0,
         expires_at: None,
         payload: Payload::Commit {
-            commit: n.to_be_bytes().to_vec(),
+            commit: huddle_relay::mls_framing::framed_commit(group, 0, &n.to_be_bytes()),
             welcome: Some(vec![0; 64]),
             change: MembershipChange {
                 create: Some(GroupSpec {

@@ -7,6 +7,7 @@ use super::limits::frame_work;
 use super::sync::sync;
 use crate::clock::now;
 use crate::live::hub::{LiveFrame, Registration};
+use crate::mls_framing;
 use crate::store::keys::{check_claim, check_publication};
 use crate::store::log::AppendOutcome;
 use crate::AppState;
@@ -14,7 +15,7 @@ use axum::extract::ws::Message;
 use futures::stream::FuturesOrdered;
 use futures::{Sink, Stream, StreamExt};
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId};
-use huddle_core::wire::{ClientFrame, ErrorCode, Rejection, ServerFrame};
+use huddle_core::wire::{ClientFrame, ErrorCode, Payload, Rejection, ServerFrame};
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
@@ -45,6 +46,9 @@ pub struct DeviceSession {
     submitted: FuturesOrdered<Pending>,
     /// Frames refused for the rate limit since the last one allowed.
     refused_in_a_row: u32,
+    /// A junk commit from this connection is already in the audit log
+    /// (one line per connection: a flood must not become a flood of writes).
+    flagged_junk: bool,
 }
 
 /// The rate limiter's verdict on one frame.
@@ -68,6 +72,7 @@ impl DeviceSession {
             welcomed: HashMap::new(),
             submitted: FuturesOrdered::new(),
             refused_in_a_row: 0,
+            flagged_junk: false,
         }
     }
 
@@ -299,6 +304,24 @@ impl DeviceSession {
                 // Enqueued here, in the order the device sent them, so that
                 // its messages keep their order in the log.
                 let (client_msg, group) = (submission.client_msg, submission.group);
+                if let Payload::Commit { commit, .. } = &submission.payload {
+                    if let Err(problem) = mls_framing::check_commit(commit, group, submission.epoch)
+                    {
+                        // Junk no member could open: refused here (in its
+                        // turn among the device's answers), and the sender
+                        // is flagged for the administrators.
+                        let reason =
+                            Rejection::InvalidCommit(format!("the commit is not one: {problem}"));
+                        self.submitted.push_back(Box::pin(async move {
+                            (client_msg, group, Ok(Err(reason)))
+                        }));
+                        if !self.flagged_junk {
+                            self.flagged_junk = true;
+                            flag_junk_commit(state, device, group, &problem).await;
+                        }
+                        return true;
+                    }
+                }
                 let pending = state.appender.enqueue(device, submission, now()).await;
                 self.submitted.push_back(Box::pin(async move {
                     (client_msg, group, pending.outcome().await)
@@ -453,4 +476,28 @@ where
         .close(CloseCode::Policy, "too many frames; slow down")
         .await;
     false
+}
+
+/// Records a junk commit in the audit log (ids and the kind of problem only).
+async fn flag_junk_commit(
+    state: &AppState,
+    device: DeviceId,
+    group: GroupId,
+    problem: &mls_framing::FramingError,
+) {
+    let actor = match state.store.role_of(device).await {
+        Ok(found) => found.map(|(user, _)| user),
+        Err(error) => {
+            tracing::error!(%error, "could not look up the sender of a junk commit");
+            None
+        }
+    };
+    let subject = format!("group {group}, from device {device}: {problem}");
+    if let Err(error) = state
+        .store
+        .audit(now(), actor, "junk commit refused", &subject)
+        .await
+    {
+        tracing::error!(%error, "could not record a junk commit");
+    }
 }

@@ -289,10 +289,12 @@ async fn append(
         return Ok(Err(Rejection::Revoked));
     }
     // Clinical and emergency broadcast groups: only administrators change
-    // who is in them, and only administrators broadcast.
+    // who is in them, and only administrators broadcast. Anyone may renew
+    // her own keys (a commit that changes nobody).
     let restricted = match &submission.payload {
-        Payload::Commit { .. } => {
+        Payload::Commit { change, .. } => {
             matches!(kind, GroupKind::Clinical | GroupKind::EmergencyBroadcast)
+                && (change.create.is_some() || !change.add.is_empty() || !change.remove.is_empty())
         }
         Payload::Application { .. } => kind == GroupKind::EmergencyBroadcast,
     };

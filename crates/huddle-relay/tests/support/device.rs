@@ -38,7 +38,7 @@ pub fn create(n: u32, group: GroupId, kind: GroupKind, add: Vec<DeviceId>) -> Su
         epoch: 0,
         expires_at: None,
         payload: Payload::Commit {
-            commit: b"commit".to_vec(),
+            commit: huddle_relay::mls_framing::framed_commit(group, 0, b"commit"),
             welcome: (!add.is_empty()).then(|| b"welcome".to_vec()),
             change: MembershipChange {
                 create: Some(GroupSpec {

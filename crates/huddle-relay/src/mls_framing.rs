@@ -1,0 +1,204 @@
+//! The clear part of an MLS message (RFC 9420, section 6): enough for the relay to refuse a commit that is not one, without reading what it carries.
+//!
+//! Huddle's phones send every handshake and message as an MLS
+//! `PrivateMessage`, whose header is in the clear: the group, the epoch and
+//! the content type. The relay checks that a commit's header names the
+//! group and epoch it was submitted for and says "commit", and that its
+//! fields are whole. It cannot decrypt anything, so a well-framed commit
+//! with junk inside still reaches the members, who refuse it.
+
+use huddle_core::ids::GroupId;
+
+const MLS10: u16 = 1;
+const WIRE_FORMAT_PRIVATE_MESSAGE: u16 = 2;
+const CONTENT_TYPE_COMMIT: u8 = 3;
+
+/// What the clear header of a `PrivateMessage` says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub group: Vec<u8>,
+    pub epoch: u64,
+    pub content_type: u8,
+}
+
+/// Why bytes are not a framed commit, in words for the sender's refusal.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum FramingError {
+    #[error("it is not an MLS private message")]
+    NotPrivateMessage,
+    #[error("its fields are cut short or run on")]
+    Truncated,
+    #[error("it is for another group")]
+    OtherGroup,
+    #[error("it is for epoch {found}, not {expected}")]
+    OtherEpoch { expected: u64, found: u64 },
+    #[error("it is not a commit")]
+    NotACommit,
+}
+
+struct Reader<'a>(&'a [u8]);
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], FramingError> {
+        if self.0.len() < n {
+            return Err(FramingError::Truncated);
+        }
+        let (head, rest) = self.0.split_at(n);
+        self.0 = rest;
+        Ok(head)
+    }
+
+    fn u8(&mut self) -> Result<u8, FramingError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, FramingError> {
+        let b = self.take(2)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+
+    fn u64(&mut self) -> Result<u64, FramingError> {
+        let mut bytes = [0u8; 8];
+        bytes.copy_from_slice(self.take(8)?);
+        Ok(u64::from_be_bytes(bytes))
+    }
+
+    /// A variable-length vector (RFC 9420, section 2.1.2): a 1, 2 or 4
+    /// byte length whose top two bits say which. Nothing is allocated: the
+    /// length is checked against what is there.
+    fn vector(&mut self) -> Result<&'a [u8], FramingError> {
+        let first = self.u8()?;
+        let len = match first >> 6 {
+            0 => usize::from(first & 0x3f),
+            1 => (usize::from(first & 0x3f) << 8) | usize::from(self.u8()?),
+            2 => {
+                let rest = self.take(3)?;
+                (usize::from(first & 0x3f) << 24)
+                    | (usize::from(rest[0]) << 16)
+                    | (usize::from(rest[1]) << 8)
+                    | usize::from(rest[2])
+            }
+            _ => return Err(FramingError::Truncated),
+        };
+        self.take(len)
+    }
+}
+
+/// Reads the header of an MLS `PrivateMessage`, checking that every field
+/// is whole and nothing follows.
+pub fn read_header(bytes: &[u8]) -> Result<Header, FramingError> {
+    let mut reader = Reader(bytes);
+    if reader.u16()? != MLS10 || reader.u16()? != WIRE_FORMAT_PRIVATE_MESSAGE {
+        return Err(FramingError::NotPrivateMessage);
+    }
+    let group = reader.vector()?.to_vec();
+    let epoch = reader.u64()?;
+    let content_type = reader.u8()?;
+    let _authenticated_data = reader.vector()?;
+    let _encrypted_sender_data = reader.vector()?;
+    let _ciphertext = reader.vector()?;
+    if !reader.0.is_empty() {
+        return Err(FramingError::Truncated);
+    }
+    Ok(Header {
+        group,
+        epoch,
+        content_type,
+    })
+}
+
+/// Checks that `commit` is framed as a commit of `group` in `epoch`.
+pub fn check_commit(commit: &[u8], group: GroupId, epoch: u64) -> Result<(), FramingError> {
+    let header = read_header(commit)?;
+    if header.group != group.as_bytes() {
+        return Err(FramingError::OtherGroup);
+    }
+    if header.epoch != epoch {
+        return Err(FramingError::OtherEpoch {
+            expected: epoch,
+            found: header.epoch,
+        });
+    }
+    if header.content_type != CONTENT_TYPE_COMMIT {
+        return Err(FramingError::NotACommit);
+    }
+    Ok(())
+}
+
+/// The framing of a commit as a phone's MLS library writes it, around
+/// `body` (opaque here): for tests and the load generator, which have no
+/// MLS.
+pub fn framed_commit(group: GroupId, epoch: u64, body: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(body.len() + 40);
+    bytes.extend_from_slice(&MLS10.to_be_bytes());
+    bytes.extend_from_slice(&WIRE_FORMAT_PRIVATE_MESSAGE.to_be_bytes());
+    push_vector(&mut bytes, group.as_bytes());
+    bytes.extend_from_slice(&epoch.to_be_bytes());
+    bytes.push(CONTENT_TYPE_COMMIT);
+    push_vector(&mut bytes, &[]);
+    push_vector(&mut bytes, &[0x5e; 16]);
+    push_vector(&mut bytes, body);
+    bytes
+}
+
+fn push_vector(out: &mut Vec<u8>, data: &[u8]) {
+    let len = data.len();
+    if len < 0x40 {
+        out.push(len as u8);
+    } else if len < 0x4000 {
+        out.extend_from_slice(&((len as u16) | 0x4000).to_be_bytes());
+    } else {
+        out.extend_from_slice(&((len as u32 & 0x3fff_ffff) | 0x8000_0000).to_be_bytes());
+    }
+    out.extend_from_slice(data);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GROUP: GroupId = GroupId::from_bytes([7; 16]);
+
+    #[test]
+    fn a_framed_commit_is_read_back_and_anything_else_is_refused() {
+        let body = vec![0xab; 300];
+        let commit = framed_commit(GROUP, 4, &body);
+        assert_eq!(check_commit(&commit, GROUP, 4), Ok(()));
+        assert_eq!(
+            check_commit(&commit, GroupId::from_bytes([8; 16]), 4),
+            Err(FramingError::OtherGroup)
+        );
+        assert_eq!(
+            check_commit(&commit, GROUP, 5),
+            Err(FramingError::OtherEpoch {
+                expected: 5,
+                found: 4
+            })
+        );
+        assert_eq!(
+            check_commit(b"commit", GROUP, 4),
+            Err(FramingError::NotPrivateMessage)
+        );
+        // Every cut is refused, and so is anything after the end.
+        for len in 0..commit.len() {
+            assert!(check_commit(&commit[..len], GROUP, 4).is_err(), "{len}");
+        }
+        let mut longer = commit.clone();
+        longer.push(0);
+        assert_eq!(
+            check_commit(&longer, GROUP, 4),
+            Err(FramingError::Truncated)
+        );
+        // A length claiming a gigabyte costs nothing.
+        let mut claim = commit[..4].to_vec();
+        claim.extend_from_slice(&[0xbf, 0xff, 0xff, 0xff]);
+        assert_eq!(read_header(&claim), Err(FramingError::Truncated));
+        // An application message is not a commit.
+        let mut message = commit.clone();
+        message[4 + 1 + 16 + 8] = 1;
+        assert_eq!(
+            check_commit(&message, GROUP, 4),
+            Err(FramingError::NotACommit)
+        );
+    }
+}
