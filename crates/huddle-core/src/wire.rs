@@ -340,6 +340,9 @@ pub enum Refusal {
     CredentialChanged,
     /// A second leaf for a device already in the group.
     DuplicateDevice,
+    /// A change or broadcast that only an administrator may make, from
+    /// someone who is not one.
+    NotPermitted,
 }
 
 impl Refusal {
@@ -351,6 +354,7 @@ impl Refusal {
             Refusal::UndeclaredChange => "a commit that does not make the change it declared",
             Refusal::CredentialChanged => "a commit that changes a member's identity",
             Refusal::DuplicateDevice => "a second copy of a device already in the group",
+            Refusal::NotPermitted => "a change or broadcast only an administrator may make",
         }
     }
 }

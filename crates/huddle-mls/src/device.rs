@@ -17,7 +17,7 @@ use huddle_core::crypto_worker::{CommitOut, Incoming, JoinedGroup, Plaintext, Se
 use huddle_core::identity::{DeviceIdentity, Fingerprint};
 use huddle_core::ids::UserId;
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId};
-use huddle_core::retention::{effective_expiry, UnixMillis};
+use huddle_core::retention::{effective_expiry, GroupKind, UnixMillis};
 use huddle_core::wire::Role;
 use huddle_core::wire::{ClaimedKeyPackage, MembershipChange};
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
@@ -104,6 +104,8 @@ pub enum MlsError {
     CredentialChanged,
     #[error("a device is in the group twice")]
     DuplicateDevice,
+    #[error("only an administrator may change who is in this group, or broadcast in it")]
+    NotPermitted,
     #[error("the message's authenticated data is missing or damaged")]
     BadAad,
     #[error("the commit does not make the change it declares")]
@@ -956,6 +958,15 @@ impl MlsDevice {
                 signed: sender.device,
             });
         }
+        // The sender's certified role: in clinical groups and emergency
+        // broadcasts only administrators change who is in the group, and
+        // only they broadcast. The relay enforces it too; a phone does not
+        // take the relay's word for it.
+        let sender_is_administrator = chain_of(processed.credential())
+            .ok()
+            .and_then(|chain| chain.leaf().map(|leaf| leaf.statement.role))
+            == Some(Role::Administrator);
+        let kind = profile_of(mls_group)?.kind;
         let sender_leaf = match processed.sender() {
             Sender::Member(index) => mls_group.member_at(*index),
             _ => None,
@@ -963,6 +974,9 @@ impl MlsDevice {
         let aad = processed.aad().to_vec();
         match processed.into_content() {
             ProcessedMessageContent::ApplicationMessage(application) => {
+                if kind == GroupKind::EmergencyBroadcast && !sender_is_administrator {
+                    return Err(MlsError::NotPermitted);
+                }
                 let aad = MessageAad::from_bytes(&aad).ok_or(MlsError::BadAad)?;
                 let retention = profile_of(mls_group)?.retention;
                 match effective_expiry(aad.expires_at, now, retention) {
@@ -1027,8 +1041,24 @@ impl MlsDevice {
                 if added.iter().any(|id| !devices.insert(id.device)) {
                     return Err(MlsError::DuplicateDevice);
                 }
-                if staged.update_proposals().next().is_some() {
-                    return Err(MlsError::Rejected("update proposals are not used".into()));
+                // Huddle commits add and remove members and renew keys;
+                // anything else (a changed group profile, a pre-shared key,
+                // a re-initialisation) is not something a phone makes.
+                if staged
+                    .queued_proposals()
+                    .any(|p| !matches!(p.proposal(), Proposal::Add(_) | Proposal::Remove(_)))
+                {
+                    return Err(MlsError::Rejected(
+                        "a commit may only add and remove members".into(),
+                    ));
+                }
+                let changes_members = staged.add_proposals().next().is_some()
+                    || staged.remove_proposals().next().is_some();
+                if changes_members
+                    && matches!(kind, GroupKind::Clinical | GroupKind::EmergencyBroadcast)
+                    && !sender_is_administrator
+                {
+                    return Err(MlsError::NotPermitted);
                 }
                 if let Some(leaf) = staged.update_path_leaf_node() {
                     let unchanged = sender_leaf.as_ref().is_some_and(|old| {

@@ -370,6 +370,44 @@ scenario! {
 }
 
 scenario! {
+    fn only_a_certified_administrator_changes_a_clinical_group_or_broadcasts() {
+        let (mut admin, mut others) = team(3);
+        // Bob (staff) adds Dave with a modified app that skips the relay's rule.
+        let mut dave = device(3);
+        let commit = others[0].add_members(WARD, &[key_package(&mut dave)]).unwrap();
+        assert_eq!(
+            others[1].open(WARD, &commit.commit, dev(1), Some(&commit.change), NOW),
+            Err(MlsError::NotPermitted)
+        );
+        others[0].discard_pending_commit(WARD).unwrap();
+        // Renewing his own keys is his to do.
+        let renewal = admin.self_update(WARD).unwrap();
+        admin.discard_pending_commit(WARD).unwrap();
+        drop(renewal);
+        let renewal = others[0].self_update(WARD).unwrap();
+        assert!(admin.open(WARD, &renewal.commit, dev(1), Some(&renewal.change), NOW).is_ok());
+
+        // In an emergency broadcast only administrators send.
+        let alert = GroupId::from_bytes([0xa1; 16]);
+        let broadcast = GroupProfile::new(GroupKind::EmergencyBroadcast, RetentionSecs::days(3), "Fire alarm").unwrap();
+        let mut boss = device(0);
+        boss.create_group(alert, &broadcast).unwrap();
+        let mut bob = device(1);
+        let commit = boss.add_members(alert, &[key_package(&mut bob)]).unwrap();
+        boss.merge_pending_commit(alert, NOW).unwrap();
+        bob.join(commit.welcome.as_ref().unwrap()).unwrap();
+        let envelope = Envelope::text(NOW, "Everyone out").unwrap().encode().unwrap();
+        let from_boss = boss.seal(alert, msg_id(1), NOW.saturating_add_millis(60_000), &envelope).unwrap();
+        assert!(bob.open(alert, &from_boss.ciphertext, dev(0), None, NOW).is_ok());
+        let from_bob = bob.seal(alert, msg_id(2), NOW.saturating_add_millis(60_000), &envelope).unwrap();
+        assert_eq!(
+            boss.open(alert, &from_bob.ciphertext, dev(1), None, NOW),
+            Err(MlsError::NotPermitted)
+        );
+    }
+}
+
+scenario! {
     fn a_member_leaves_and_the_next_commit_removes_her() {
         let (mut admin, mut others) = team(3);
         let request = others[1].leave(WARD).unwrap();

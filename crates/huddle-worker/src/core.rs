@@ -65,6 +65,7 @@ fn mls_error(error: MlsError) -> WorkerError {
         MlsError::UndeclaredChange => WorkerErrorKind::Untrusted(Refusal::UndeclaredChange),
         MlsError::CredentialChanged => WorkerErrorKind::Untrusted(Refusal::CredentialChanged),
         MlsError::DuplicateDevice => WorkerErrorKind::Untrusted(Refusal::DuplicateDevice),
+        MlsError::NotPermitted => WorkerErrorKind::Untrusted(Refusal::NotPermitted),
         _ => WorkerErrorKind::Mls,
     };
     WorkerError {
