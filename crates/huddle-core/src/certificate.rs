@@ -144,8 +144,8 @@ impl Chain {
     }
 
     /// Checks every link from `org_key` down and returns the leaf's
-    /// statement. `now` is only used by callers that check invites before
-    /// use; a chain once made stays valid (see SECURITY.md, limits).
+    /// statement, which must be a device. A chain once made stays valid
+    /// (see SECURITY.md, limits).
     pub fn verify(&self, org_key: &[u8], verify: Verify) -> Result<&Statement, CertificateError> {
         let last = self.verify_to_any(org_key, verify)?;
         if !matches!(last.subject, Subject::Device(_)) {

@@ -966,7 +966,9 @@ impl MlsDevice {
             .ok()
             .and_then(|chain| chain.leaf().map(|leaf| leaf.statement.role))
             == Some(Role::Administrator);
-        let kind = profile_of(mls_group)?.kind;
+        // Read once: the kind decides who may send, the retention caps expiry.
+        let profile = profile_of(mls_group)?;
+        let kind = profile.kind;
         let sender_leaf = match processed.sender() {
             Sender::Member(index) => mls_group.member_at(*index),
             _ => None,
@@ -978,7 +980,7 @@ impl MlsDevice {
                     return Err(MlsError::NotPermitted);
                 }
                 let aad = MessageAad::from_bytes(&aad).ok_or(MlsError::BadAad)?;
-                let retention = profile_of(mls_group)?.retention;
+                let retention = profile.retention;
                 match effective_expiry(aad.expires_at, now, retention) {
                     Ok(expires_at) => Ok(Incoming::Message {
                         sender,
