@@ -11,7 +11,7 @@ fn main() {
         BenchPlan::FULL
     };
     let origin = Instant::now();
-    let rows = run(plan, &|| origin.elapsed().as_secs_f64() * 1000.0);
+    let rows = futures::executor::block_on(run(plan, &|| origin.elapsed().as_secs_f64() * 1000.0));
     print!("{}", table("MLS 0x0007, native (opt-level 3)", &rows));
     let out_dir = std::env::var("HUDDLE_REPORTS_DIR").unwrap_or_else(|_| "reports".to_owned());
     if let Err(error) = std::fs::create_dir_all(&out_dir)

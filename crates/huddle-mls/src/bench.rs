@@ -5,17 +5,18 @@
 //! (`Instant`) and in a browser worker (`performance.now()`).
 
 use crate::device::MlsDevice;
+use crate::fast_checks;
 use crate::fixtures::claimed;
-use crate::identity::{DeviceSigner, SIGNATURE_SCHEME};
+use crate::identity::verify_device_signature;
+use crate::identity::DeviceSigner;
 use crate::profile::GroupProfile;
-use crate::provider::HuddleCrypto;
+use crate::provider::SignatureCheck;
 use crate::Incoming;
 use huddle_core::at_rest::{open_record, seal_record, DataKey};
 use huddle_core::identity::DeviceIdentity;
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, OrgId, UserId};
 use huddle_core::retention::{GroupKind, RetentionSecs, UnixMillis};
 use huddle_core::wire::{ClaimedKeyPackage, Role};
-use openmls_traits::crypto::OpenMlsCrypto;
 use openmls_traits::signatures::Signer;
 use std::fmt::Write as _;
 
@@ -110,7 +111,9 @@ fn group_of(founder: &mut MlsDevice, size: u32) -> MlsDevice {
 }
 
 /// Runs every benchmark; `now` returns milliseconds from any fixed origin.
-pub fn run(plan: BenchPlan, now: &dyn Fn() -> f64) -> Vec<BenchRow> {
+/// Async because a join checks its signatures with WebCrypto first, as the
+/// crypto worker does; natively that step is a no-op.
+pub async fn run(plan: BenchPlan, now: &dyn Fn() -> f64) -> Vec<BenchRow> {
     let mut rows = Vec::new();
     let mut row = |operation: &str, size: u64, millis: f64, budget: Option<f64>| {
         rows.push(BenchRow {
@@ -122,7 +125,6 @@ pub fn run(plan: BenchPlan, now: &dyn Fn() -> f64) -> Vec<BenchRow> {
     };
 
     // The primitives every MLS operation is made of.
-    let crypto = HuddleCrypto::default();
     let signer = DeviceSigner::generate().expect("signer");
     let iterations = plan.message_iterations.max(1);
     let start = now();
@@ -138,19 +140,42 @@ pub fn run(plan: BenchPlan, now: &dyn Fn() -> f64) -> Vec<BenchRow> {
     );
     let start = now();
     for _ in 0..iterations {
-        crypto
-            .verify_signature(
-                SIGNATURE_SCHEME,
-                b"benchmark payload",
-                signer.public_key(),
-                &signature,
-            )
-            .expect("verify");
+        // Not through a provider: it would remember the signature.
+        assert!(verify_device_signature(
+            signer.public_key(),
+            b"benchmark payload",
+            &signature
+        ));
     }
     row(
         "P-384 ECDSA verify",
         1,
         (now() - start) / f64::from(iterations),
+        None,
+    );
+    // The same, as many at once through WebCrypto (in a browser; natively
+    // nothing is confirmed and the row reads zero).
+    let checks: Vec<SignatureCheck> = (0..iterations)
+        .map(|n| {
+            let message = format!("benchmark payload {n}").into_bytes();
+            SignatureCheck {
+                public_key: signer.public_key().to_vec(),
+                signature: signer.sign(&message).expect("sign"),
+                message,
+            }
+        })
+        .collect();
+    let start = now();
+    let confirmed = fast_checks::confirmed(checks).await.len();
+    let elapsed = now() - start;
+    row(
+        "P-384 ECDSA verify, WebCrypto, many at once (per signature)",
+        confirmed as u64,
+        if confirmed == 0 {
+            0.0
+        } else {
+            elapsed / confirmed as f64
+        },
         None,
     );
 
@@ -234,7 +259,9 @@ pub fn run(plan: BenchPlan, now: &dyn Fn() -> f64) -> Vec<BenchRow> {
         admin.merge_pending_commit(GROUP, NOW).expect("merge");
         let welcome = commit.welcome.expect("welcome");
         let start = now();
-        newcomer.join(&welcome).expect("join");
+        fast_checks::join(&mut newcomer, &welcome)
+            .await
+            .expect("join");
         let join = now() - start;
         let budgets = if size == 200 {
             (Some(1000.0), Some(1500.0))
@@ -248,6 +275,23 @@ pub fn run(plan: BenchPlan, now: &dyn Fn() -> f64) -> Vec<BenchRow> {
             budgets.0,
         );
         row("join by welcome", u64::from(size), join, budgets.1);
+        if size == 200 {
+            // For comparison: every signature checked in wasm, one by one.
+            let mut other = device(&mut founder, 950_000 + size);
+            let kp = other.key_packages(1).expect("kp").remove(0);
+            let kp = claimed(&other, kp);
+            let commit = admin.add_members(GROUP, &[kp]).expect("add another");
+            admin.merge_pending_commit(GROUP, NOW).expect("merge");
+            let welcome = commit.welcome.expect("welcome");
+            let start = now();
+            other.join(&welcome).expect("join");
+            row(
+                "join by welcome, without WebCrypto",
+                u64::from(size) + 1,
+                now() - start,
+                None,
+            );
+        }
         row(
             "welcome size (bytes, not ms)",
             u64::from(size),
@@ -327,8 +371,10 @@ mod tests {
     #[test]
     fn the_benchmark_runs_and_reports_every_operation() {
         let start = std::time::Instant::now();
-        let rows = run(BenchPlan::QUICK, &|| start.elapsed().as_secs_f64() * 1000.0);
-        assert_eq!(rows.len(), 2 + 3 + 3 + 1);
+        let rows = futures::executor::block_on(run(BenchPlan::QUICK, &|| {
+            start.elapsed().as_secs_f64() * 1000.0
+        }));
+        assert_eq!(rows.len(), 3 + 3 + 3 + 1);
         assert!(rows.iter().all(|r| r.millis >= 0.0));
         let text = table("quick", &rows);
         assert!(text.contains("join by welcome"));

@@ -6,7 +6,7 @@
 
 use crate::identity::DeviceSigner;
 use crate::profile::{GroupProfile, ProfileError, PROFILE_EXTENSION_TYPE};
-use crate::provider::{HuddleProvider, CIPHERSUITE};
+use crate::provider::{HuddleProvider, SignatureCheck, CIPHERSUITE};
 use crate::state::{storage_from_entries, StateChange, StateJournal};
 use crate::trust::{Trust, TrustError, Verifier};
 use huddle_core::certificate::{
@@ -217,8 +217,11 @@ fn check_credential(
 }
 
 fn profile_of(group: &MlsGroup) -> Result<GroupProfile, ProfileError> {
-    let extension = group
-        .extensions()
+    profile_in(group.extensions())
+}
+
+fn profile_in(extensions: &Extensions<GroupContext>) -> Result<GroupProfile, ProfileError> {
+    let extension = extensions
         .unknown(PROFILE_EXTENSION_TYPE)
         .ok_or(ProfileError::Missing)?;
     GroupProfile::from_bytes(&extension.0)
@@ -253,14 +256,16 @@ impl MlsDevice {
         let saved_trust = entries
             .get(TRUST_ENTRY)
             .and_then(|bytes| postcard::from_bytes::<Trust>(bytes).ok());
+        let provider = HuddleProvider::with_storage(storage_from_entries(entries));
+        let verifier = Verifier::sharing(provider.crypto().memo());
         let mut device = MlsDevice {
             identity,
             signer,
-            provider: HuddleProvider::with_storage(storage_from_entries(entries)),
+            provider,
             journal,
             groups: HashMap::new(),
             trust: None,
-            verifier: Verifier::default(),
+            verifier,
         };
         if let Some(trust) = saved_trust {
             // A stored chain that no longer checks out is dropped: the
@@ -644,8 +649,13 @@ impl MlsDevice {
         let signer = &self.signer;
         let mls_group = self.groups.get_mut(&group).ok_or(MlsError::UnknownGroup)?;
         let epoch = mls_group.epoch().as_u64();
+        // No update path: an add-only commit may leave it out (RFC 9420,
+        // 12.4), and with it the adder would encrypt a path secret to every
+        // member under each blank node of the tree, one HPKE sealing each
+        // (about 1.7 s in wasm for a group of 200). Fresh keys come from
+        // the renewal every member makes weekly and after any removal.
         let (commit, welcome, _info) = mls_group
-            .add_members(provider, signer, validated)
+            .add_members_without_update(provider, signer, validated)
             .map_err(|e| MlsError::Rejected(format!("{e:?}")))?;
         Ok(CommitOut {
             epoch,
@@ -742,22 +752,26 @@ impl MlsDevice {
         serialize(&proposal)
     }
 
-    /// The relay accepted our commit: move to the new epoch. Every commit
-    /// of ours renews our leaf, so our keys in the group rotated `now`.
+    /// The relay accepted our commit: move to the new epoch. A commit of
+    /// ours with an update path (a renewal, a removal) renews our leaf, so
+    /// our keys in the group rotated `now`; an add-only commit has none.
     pub fn merge_pending_commit(
         &mut self,
         group: GroupId,
         now: UnixMillis,
     ) -> Result<u64, MlsError> {
         let mls_group = self.group_mut(group)?;
-        if mls_group.pending_commit().is_none() {
+        let Some(pending) = mls_group.pending_commit() else {
             return Err(MlsError::NoPendingCommit);
-        }
+        };
+        let renews_our_keys = pending.update_path_leaf_node().is_some();
         let provider = &self.provider;
         let mls_group = self.groups.get_mut(&group).ok_or(MlsError::UnknownGroup)?;
         mls_group.merge_pending_commit(provider).map_err(internal)?;
         let epoch = mls_group.epoch().as_u64();
-        self.set_rotated(group, now);
+        if renews_our_keys || self.rotated(group).is_none() {
+            self.set_rotated(group, now);
+        }
         Ok(epoch)
     }
 
@@ -822,8 +836,62 @@ impl MlsDevice {
         Ok(())
     }
 
-    /// Joins a group from a welcome, checking its profile.
+    /// Joins a group from a welcome, checking its profile and every
+    /// member's certificate chain before anything is stored.
     pub fn join(&mut self, welcome: &[u8]) -> Result<JoinedGroup, MlsError> {
+        let (staged, joined) = self.stage_welcome(welcome)?;
+        let mls_group = staged
+            .into_group(&self.provider)
+            .map_err(|e| MlsError::Rejected(format!("{e:?}")))?;
+        self.groups.insert(joined.group, mls_group);
+        Ok(joined)
+    }
+
+    /// Every signature that joining from `welcome` would check, found by a
+    /// dry run that changes nothing: see [`SignatureMemo`]. A welcome that
+    /// cannot be read yields no checks (the join then fails as usual).
+    pub fn signatures_to_join(&mut self, welcome: &[u8]) -> Vec<SignatureCheck> {
+        // Staging a welcome deletes the key package it was sealed to; the
+        // dry run must leave the store exactly as it found it.
+        let saved = self.copy_of_storage();
+        let memo = self.provider.crypto().memo();
+        let ((), checks) = memo.record(|| {
+            let _ = self.stage_welcome(welcome);
+        });
+        self.restore_storage(saved);
+        checks
+    }
+
+    /// Remembers signatures that a trusted, faster verifier found valid.
+    pub fn remember_valid<'a>(&self, checks: impl IntoIterator<Item = &'a SignatureCheck>) {
+        self.provider.crypto().memo().remember_valid(checks);
+    }
+
+    /// How many valid signatures this device remembers (tests and benchmarks).
+    pub fn remembered_signatures(&self) -> usize {
+        self.provider.crypto().memo().remembered()
+    }
+
+    fn copy_of_storage(&self) -> HashMap<Vec<u8>, Vec<u8>> {
+        match self.provider.storage().values.read() {
+            Ok(values) => values.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    fn restore_storage(&self, saved: HashMap<Vec<u8>, Vec<u8>>) {
+        let mut values = match self.provider.storage().values.write() {
+            Ok(values) => values,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let mut dry_run = std::mem::replace(&mut *values, saved);
+        // The dry run's copies of secrets are wiped like any other.
+        dry_run.values_mut().for_each(zeroize::Zeroize::zeroize);
+    }
+
+    /// Decrypts and checks a welcome without storing anything: the tree,
+    /// the group's profile, and every member's chain.
+    fn stage_welcome(&self, welcome: &[u8]) -> Result<(StagedWelcome, JoinedGroup), MlsError> {
         let message =
             MlsMessageIn::tls_deserialize_exact(welcome).map_err(|_| MlsError::Malformed)?;
         let MlsMessageBodyIn::Welcome(welcome) = message.extract() else {
@@ -831,39 +899,24 @@ impl MlsDevice {
         };
         let staged = StagedWelcome::new_from_welcome(&self.provider, &join_config(), welcome, None)
             .map_err(|e| MlsError::Rejected(format!("{e:?}")))?;
-        let mls_group = staged
-            .into_group(&self.provider)
-            .map_err(|e| MlsError::Rejected(format!("{e:?}")))?;
-        let checked = (|| {
-            let group = huddle_group_id(mls_group.group_id()).ok_or(MlsError::WrongGroup)?;
-            let profile = profile_of(&mls_group)?;
-            let members: Vec<DeviceIdentity> = mls_group
-                .members()
-                .map(|m| self.check_credential(&m.credential, &m.signature_key, None))
-                .collect::<Result<_, _>>()?;
-            let distinct: BTreeSet<DeviceId> = members.iter().map(|m| m.device).collect();
-            if distinct.len() != members.len() {
-                return Err(MlsError::DuplicateDevice);
-            }
-            Ok((group, profile, members))
-        })();
-        match checked {
-            Ok((group, profile, members)) => {
-                let epoch = mls_group.epoch().as_u64();
-                self.groups.insert(group, mls_group);
-                Ok(JoinedGroup {
-                    group,
-                    epoch,
-                    profile,
-                    members,
-                })
-            }
-            Err(error) => {
-                let mut mls_group = mls_group;
-                let _ = mls_group.delete(self.provider.storage());
-                Err(error)
-            }
+        let context = staged.group_context();
+        let group = huddle_group_id(context.group_id()).ok_or(MlsError::WrongGroup)?;
+        let profile = profile_in(context.extensions())?;
+        let members: Vec<DeviceIdentity> = staged
+            .members()
+            .map(|m| self.check_credential(&m.credential, &m.signature_key, None))
+            .collect::<Result<_, _>>()?;
+        let distinct: BTreeSet<DeviceId> = members.iter().map(|m| m.device).collect();
+        if distinct.len() != members.len() {
+            return Err(MlsError::DuplicateDevice);
         }
+        let joined = JoinedGroup {
+            group,
+            epoch: context.epoch().as_u64(),
+            profile,
+            members,
+        };
+        Ok((staged, joined))
     }
 
     /// Seals an envelope as an application message.

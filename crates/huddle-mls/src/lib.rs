@@ -8,6 +8,7 @@
 
 pub mod bench;
 pub mod device;
+pub mod fast_checks;
 pub mod fixtures;
 pub mod identity;
 pub mod profile;

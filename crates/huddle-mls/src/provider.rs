@@ -13,15 +13,171 @@ use openmls_traits::types::{
     HpkeKeyPair, KemOutput, SignatureScheme,
 };
 use openmls_traits::OpenMlsProvider;
+use sha2::{Digest, Sha384};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex};
 use tls_codec::SecretVLBytes;
 
 /// The only ciphersuite Huddle speaks: AES-256-GCM, the NHS encryption standard.
 pub const CIPHERSUITE: Ciphersuite = Ciphersuite::MLS_256_DHKEMP384_AES256GCM_SHA384_P384;
 
-/// RustCrypto's primitives, restricted to [`CIPHERSUITE`].
+/// RustCrypto's primitives, restricted to [`CIPHERSUITE`], with a memory of
+/// the signatures already found valid (see [`SignatureMemo`]).
 #[derive(Debug, Default)]
 pub struct HuddleCrypto {
     inner: RustCrypto,
+    memo: Arc<SignatureMemo>,
+}
+
+impl HuddleCrypto {
+    /// The memory of valid signatures this provider consults, to share with
+    /// the certificate verifier and to fill from a faster verifier.
+    pub fn memo(&self) -> Arc<SignatureMemo> {
+        self.memo.clone()
+    }
+}
+
+/// One signature an operation checks: who signed (a SEC1 P-384 public key),
+/// what, and the DER signature. All three are public.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SignatureCheck {
+    pub public_key: Vec<u8>,
+    pub message: Vec<u8>,
+    pub signature: Vec<u8>,
+}
+
+impl SignatureCheck {
+    fn digest(&self) -> [u8; 48] {
+        signature_digest(&self.public_key, &self.message, &self.signature)
+    }
+}
+
+impl std::fmt::Debug for SignatureCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "SignatureCheck(key {} bytes, message {} bytes)",
+            self.public_key.len(),
+            self.message.len()
+        )
+    }
+}
+
+fn signature_digest(public_key: &[u8], message: &[u8], signature: &[u8]) -> [u8; 48] {
+    let mut digest = [0u8; 48];
+    let hash = Sha384::new()
+        .chain_update((public_key.len() as u32).to_be_bytes())
+        .chain_update(public_key)
+        .chain_update((signature.len() as u32).to_be_bytes())
+        .chain_update(signature)
+        .chain_update(message)
+        .finalize();
+    digest.copy_from_slice(&hash);
+    digest
+}
+
+/// P-384 signatures already found valid, and, during a dry run, the
+/// signatures an operation asks about.
+///
+/// In wasm one P-384 verification costs about 8 ms, and joining a group of
+/// 200 checks about 600 (every member's leaf and certificate chain). The
+/// browser's WebCrypto verifies the same signatures natively and in
+/// parallel. So the worker first runs the operation as a dry run that only
+/// records which signatures it would check ([`SignatureMemo::record`]),
+/// verifies them all with WebCrypto, remembers the valid ones, and then
+/// runs the operation for real, which finds them here. A signature the
+/// faster verifier did not confirm is verified here as always: the memo
+/// can only save work, never accept a signature nobody checked.
+#[derive(Default)]
+pub struct SignatureMemo {
+    state: Mutex<MemoState>,
+}
+
+#[derive(Default)]
+struct MemoState {
+    valid: HashSet<[u8; 48]>,
+    recording: Option<Vec<SignatureCheck>>,
+}
+
+/// How many valid signatures are remembered before the memory is cleared.
+const REMEMBERED_SIGNATURES: usize = 20_000;
+
+impl SignatureMemo {
+    fn state(&self) -> std::sync::MutexGuard<'_, MemoState> {
+        // A poisoned lock means a panic while inserting into a set of
+        // digests; the set is still a set.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Whether the signature is valid: remembered, or checked by `verify`
+    /// (and then remembered if it held). While recording, every signature
+    /// is noted and answered as valid; nothing recorded is remembered.
+    pub fn verify(
+        &self,
+        public_key: &[u8],
+        message: &[u8],
+        signature: &[u8],
+        verify: impl FnOnce() -> bool,
+    ) -> bool {
+        let digest = signature_digest(public_key, message, signature);
+        {
+            let mut state = self.state();
+            if state.valid.contains(&digest) {
+                return true;
+            }
+            if let Some(recording) = state.recording.as_mut() {
+                recording.push(SignatureCheck {
+                    public_key: public_key.to_vec(),
+                    message: message.to_vec(),
+                    signature: signature.to_vec(),
+                });
+                return true;
+            }
+        }
+        let valid = verify();
+        if valid {
+            self.insert(digest);
+        }
+        valid
+    }
+
+    fn insert(&self, digest: [u8; 48]) {
+        let mut state = self.state();
+        if state.valid.len() >= REMEMBERED_SIGNATURES {
+            state.valid.clear();
+        }
+        state.valid.insert(digest);
+    }
+
+    /// Remembers signatures that a trusted verifier (WebCrypto) found valid.
+    pub fn remember_valid<'a>(&self, checks: impl IntoIterator<Item = &'a SignatureCheck>) {
+        for check in checks {
+            self.insert(check.digest());
+        }
+    }
+
+    /// Runs `dry_run` with every signature answered as valid and noted;
+    /// returns what it asked about, once each. The caller must undo
+    /// whatever `dry_run` changed: its results rest on unchecked answers.
+    pub fn record<T>(&self, dry_run: impl FnOnce() -> T) -> (T, Vec<SignatureCheck>) {
+        self.state().recording = Some(Vec::new());
+        let result = dry_run();
+        let mut checks = self.state().recording.take().unwrap_or_default();
+        let mut seen = HashSet::new();
+        checks.retain(|check| seen.insert(check.digest()));
+        (result, checks)
+    }
+
+    /// How many valid signatures are remembered (tests and diagnostics).
+    pub fn remembered(&self) -> usize {
+        self.state().valid.len()
+    }
+}
+
+impl std::fmt::Debug for SignatureMemo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "SignatureMemo({} remembered)", self.remembered())
+    }
 }
 
 impl OpenMlsCrypto for HuddleCrypto {
@@ -102,7 +258,19 @@ impl OpenMlsCrypto for HuddleCrypto {
         pk: &[u8],
         signature: &[u8],
     ) -> Result<(), CryptoError> {
-        self.inner.verify_signature(alg, data, pk, signature)
+        if alg != SignatureScheme::ECDSA_SECP384R1_SHA384 {
+            return self.inner.verify_signature(alg, data, pk, signature);
+        }
+        let valid = self.memo.verify(pk, data, signature, || {
+            self.inner
+                .verify_signature(alg, data, pk, signature)
+                .is_ok()
+        });
+        if valid {
+            Ok(())
+        } else {
+            Err(CryptoError::InvalidSignature)
+        }
     }
 
     fn sign(&self, alg: SignatureScheme, data: &[u8], key: &[u8]) -> Result<Vec<u8>, CryptoError> {
@@ -214,5 +382,78 @@ where
         // RustCrypto's generator is seeded from the operating system (or, in
         // a browser, from `crypto.getRandomValues`).
         &self.crypto.inner
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::identity::{verify_device_signature, DeviceSigner};
+    use openmls_traits::signatures::Signer;
+
+    fn check(signer: &DeviceSigner, message: &[u8]) -> SignatureCheck {
+        SignatureCheck {
+            public_key: signer.public_key().to_vec(),
+            message: message.to_vec(),
+            signature: signer.sign(message).unwrap(),
+        }
+    }
+
+    fn verify(memo: &SignatureMemo, c: &SignatureCheck) -> bool {
+        memo.verify(&c.public_key, &c.message, &c.signature, || {
+            verify_device_signature(&c.public_key, &c.message, &c.signature)
+        })
+    }
+
+    #[test]
+    fn a_dry_run_lists_each_signature_once_and_leaves_nothing_remembered() {
+        let signer = DeviceSigner::generate().unwrap();
+        let memo = SignatureMemo::default();
+        let good = check(&signer, b"one");
+        let mut forged = check(&signer, b"two");
+        forged.message = b"three".to_vec();
+        let (answers, checks) = memo.record(|| {
+            [
+                verify(&memo, &good),
+                verify(&memo, &forged),
+                verify(&memo, &good),
+            ]
+        });
+        assert_eq!(
+            answers,
+            [true, true, true],
+            "a dry run answers everything as valid"
+        );
+        assert_eq!(checks, vec![good.clone(), forged.clone()]);
+        assert_eq!(memo.remembered(), 0);
+        // Outside the dry run, answers are real again.
+        assert!(verify(&memo, &good));
+        assert!(!verify(&memo, &forged));
+        assert_eq!(memo.remembered(), 1, "only what held is remembered");
+    }
+
+    #[test]
+    fn the_provider_finds_what_was_confirmed_ahead_and_still_refuses_the_rest() {
+        let signer = DeviceSigner::generate().unwrap();
+        let crypto = HuddleCrypto::default();
+        let good = check(&signer, b"leaf");
+        crypto.memo().remember_valid([&good]);
+        assert_eq!(crypto.memo().remembered(), 1);
+        let verify = |c: &SignatureCheck| {
+            crypto
+                .verify_signature(
+                    SignatureScheme::ECDSA_SECP384R1_SHA384,
+                    &c.message,
+                    &c.public_key,
+                    &c.signature,
+                )
+                .is_ok()
+        };
+        assert!(verify(&good));
+        let mut bad = good.clone();
+        bad.message = b"leaf, changed".to_vec();
+        assert!(!verify(&bad));
+        assert_eq!(crypto.memo().remembered(), 1);
+        assert!(!format!("{good:?}").contains("leaf"));
     }
 }

@@ -366,6 +366,16 @@ scenario! {
         apply_commit(&mut [bob], 0, &removal);
         assert_eq!(bob.keys_due(&[WARD], week), vec![WARD]);
         assert!(admin.keys_due(&[WARD], week).is_empty(), "the remover's commit renewed hers");
+
+        // Adding someone carries no update path, so it renews nothing.
+        let mut dave = device(3);
+        let add = admin
+            .add_members(WARD, &[key_package(&mut dave)])
+            .unwrap();
+        admin.merge_pending_commit(WARD, week.saturating_add_millis(6 * day)).unwrap();
+        apply_commit(&mut [bob], 0, &add);
+        let fortnight = week.saturating_add_millis(ROTATE_KEYS_EVERY_MILLIS);
+        assert_eq!(admin.keys_due(&[WARD], fortnight), vec![WARD], "an add is not a renewal");
     }
 }
 
@@ -601,6 +611,60 @@ scenario! {
         admin.merge_pending_commit(WARD, NOW).unwrap();
         assert!(matches!(carol.join(commit.welcome.as_ref().unwrap()), Err(MlsError::Untrusted(_))));
         assert!(!carol.has_group(WARD), "a refused welcome leaves nothing behind");
+    }
+}
+
+scenario! {
+    fn a_join_checked_ahead_verifies_nothing_again_and_its_dry_run_changes_nothing() {
+        let (mut admin, _) = team(5);
+        let mut carol = device(7);
+        let commit = admin.add_members(WARD, &[key_package(&mut carol)]).unwrap();
+        admin.merge_pending_commit(WARD, NOW).unwrap();
+        let welcome = commit.welcome.unwrap();
+        carol.take_state_changes();
+        let checks = carol.signatures_to_join(&welcome);
+        assert!(carol.take_state_changes().is_empty(), "a dry run changes nothing");
+        assert!(!carol.has_group(WARD));
+        // Six leaves, the group info, and the certificate links of six chains.
+        assert!(checks.len() > 7, "{} checks", checks.len());
+        assert!(carol.signatures_to_join(b"not a welcome").is_empty());
+        // What WebCrypto does in the worker, done here by RustCrypto.
+        let valid: Vec<_> = checks
+            .iter()
+            .filter(|c| crate::identity::verify_device_signature(&c.public_key, &c.message, &c.signature))
+            .collect();
+        assert_eq!(valid.len(), checks.len());
+        carol.remember_valid(valid);
+        let remembered = carol.remembered_signatures();
+        let joined = carol.join(&welcome).unwrap();
+        assert_eq!(joined.members.len(), 6);
+        assert_eq!(
+            carol.remembered_signatures(),
+            remembered,
+            "the join found every signature already checked"
+        );
+        // The key package the dry run used is gone now, as after any join.
+        assert!(carol.signatures_to_join(&welcome).is_empty());
+    }
+}
+
+scenario! {
+    fn a_welcome_checked_ahead_is_still_refused_for_a_forged_identity() {
+        let (mut admin, _) = team(2);
+        let mut fake = mallory_as_the_manager();
+        let kp = key_package(&mut fake);
+        admin.add_unchecked(WARD, std::slice::from_ref(&kp.key_package)).unwrap();
+        admin.merge_pending_commit(WARD, NOW).unwrap();
+        let mut carol = device(2);
+        let commit = admin.add_members(WARD, &[key_package(&mut carol)]).unwrap();
+        admin.merge_pending_commit(WARD, NOW).unwrap();
+        let welcome = commit.welcome.unwrap();
+        // Mallory's signature on the fake certificate is a real signature:
+        // checking ahead confirms it, and the rules still refuse it.
+        let checks = carol.signatures_to_join(&welcome);
+        carol.remember_valid(&checks);
+        assert!(matches!(carol.join(&welcome), Err(MlsError::Untrusted(_))));
+        assert!(!carol.has_group(WARD));
     }
 }
 

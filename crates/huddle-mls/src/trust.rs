@@ -5,6 +5,7 @@
 //! they stay in the crypto worker.
 
 use crate::identity::{verify_device_signature, DeviceSigner};
+use crate::provider::SignatureMemo;
 use huddle_core::certificate::{
     Certificate, CertificateError, Chain, InviteCertificate, OrgKeyFingerprint, Statement, Subject,
 };
@@ -14,9 +15,7 @@ use huddle_core::retention::UnixMillis;
 use huddle_core::wire::Role;
 use openmls_traits::signatures::Signer;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha384};
-use std::cell::RefCell;
-use std::collections::HashSet;
+use std::sync::Arc;
 
 /// What a device trusts and how it is vouched for: the organisation key it
 /// pinned and its own chain. Public; kept by the worker with the device key.
@@ -209,43 +208,21 @@ pub fn accept_invite(
 
 /// Verifies P-384 signatures, remembering the ones that held: the links
 /// near the organisation key are shared by many chains, and a group of 200
-/// should not check the same administrator's certificate 200 times.
-#[derive(Default)]
+/// should not check the same administrator's certificate 200 times. A
+/// device's verifier shares its memory with the device's MLS provider.
+#[derive(Debug, Default)]
 pub struct Verifier {
-    verified: RefCell<HashSet<[u8; 48]>>,
+    memo: Arc<SignatureMemo>,
 }
-
-/// How many verified signatures are remembered before the memory is cleared.
-const REMEMBERED_SIGNATURES: usize = 20_000;
 
 impl Verifier {
-    pub fn verify(&self, public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
-        let mut digest = [0u8; 48];
-        let hash = Sha384::new()
-            .chain_update((public_key.len() as u32).to_be_bytes())
-            .chain_update(public_key)
-            .chain_update((signature.len() as u32).to_be_bytes())
-            .chain_update(signature)
-            .chain_update(message)
-            .finalize();
-        digest.copy_from_slice(&hash);
-        if self.verified.borrow().contains(&digest) {
-            return true;
-        }
-        let valid = verify_device_signature(public_key, message, signature);
-        if valid {
-            let mut verified = self.verified.borrow_mut();
-            if verified.len() >= REMEMBERED_SIGNATURES {
-                verified.clear();
-            }
-            verified.insert(digest);
-        }
-        valid
+    pub fn sharing(memo: Arc<SignatureMemo>) -> Self {
+        Verifier { memo }
     }
-}
 
-impl std::fmt::Debug for Verifier {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Verifier({} remembered)", self.verified.borrow().len())
+    pub fn verify(&self, public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+        self.memo.verify(public_key, message, signature, || {
+            verify_device_signature(public_key, message, signature)
+        })
     }
 }

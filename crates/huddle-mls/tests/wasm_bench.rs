@@ -19,8 +19,8 @@ fn performance_now() -> f64 {
 }
 
 #[wasm_bindgen_test::wasm_bindgen_test]
-fn mls_benchmark_in_a_worker() {
-    let rows = run(BenchPlan::FULL, &performance_now);
+async fn mls_benchmark_in_a_worker() {
+    let rows = run(BenchPlan::FULL, &performance_now).await;
     wasm_bindgen_test::console_log!(
         "{}",
         table(

@@ -234,6 +234,13 @@ impl RequestHandler {
             }
             return Ok(response);
         }
+        // Checking many signatures in wasm is slow; WebCrypto checks them
+        // natively and together, and the request then finds them checked.
+        let ahead = self.core.signatures_ahead(&request);
+        if !ahead.is_empty() {
+            let valid = huddle_mls::fast_checks::confirmed(ahead).await;
+            self.core.remember_valid(&valid);
+        }
         let response = self.core.handle(request);
         let changes = self.core.take_state_changes();
         if let Some(store) = &self.store {

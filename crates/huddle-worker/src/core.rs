@@ -7,6 +7,7 @@
 use huddle_core::certificate::InviteCertificate;
 use huddle_core::crypto_worker::{WorkerError, WorkerErrorKind, WorkerRequest, WorkerResponse};
 use huddle_core::wire::Refusal;
+use huddle_mls::provider::SignatureCheck;
 use huddle_mls::state::StateChange;
 use huddle_mls::{DeviceIdentity, DeviceSigner, MlsDevice, MlsError};
 use std::collections::HashMap;
@@ -171,6 +172,23 @@ impl WorkerCore {
     /// Forgets the open device (its stored records are cleared by the caller).
     pub fn forget_device(&mut self) {
         self.device = None;
+    }
+
+    /// The signatures answering `request` will check, where it is worth
+    /// checking them together first (a join: one per member's leaf and
+    /// certificate link). Changes nothing.
+    pub fn signatures_ahead(&mut self, request: &WorkerRequest) -> Vec<SignatureCheck> {
+        match (request, self.device.as_mut()) {
+            (WorkerRequest::Join { welcome }, Some(device)) => device.signatures_to_join(welcome),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Remembers signatures that WebCrypto found valid.
+    pub fn remember_valid<'a>(&self, checks: impl IntoIterator<Item = &'a SignatureCheck>) {
+        if let Some(device) = &self.device {
+            device.remember_valid(checks);
+        }
     }
 
     /// The MLS state changes to persist before the answer is sent.
