@@ -210,8 +210,8 @@ pub async fn run(plan: BenchPlan, now: &dyn Fn() -> f64) -> Vec<BenchRow> {
     );
     let start = now();
     for message in &sealed {
-        match bob
-            .open(GROUP, message, alice_device, None, NOW)
+        match fast_checks::open(&mut bob, GROUP, message, alice_device, None, NOW)
+            .await
             .expect("open")
         {
             Incoming::Message { .. } => {}
@@ -236,7 +236,8 @@ pub async fn run(plan: BenchPlan, now: &dyn Fn() -> f64) -> Vec<BenchRow> {
         .collect();
     let start = now();
     for message in &backlog {
-        bob.open(GROUP, message, alice_device, None, NOW)
+        fast_checks::open(&mut bob, GROUP, message, alice_device, None, NOW)
+            .await
             .expect("open backlog");
     }
     let per_message = (now() - start) / f64::from(plan.backlog.max(1));

@@ -862,6 +862,34 @@ impl MlsDevice {
         checks
     }
 
+    /// Opens an application message without checking its signature, and
+    /// returns the one check it skipped; the caller checks it (with
+    /// WebCrypto, see [`crate::fast_checks::open`]) and throws the result
+    /// away if it fails. Only application messages: they change nothing but
+    /// the sender's ratchet, which a message with a bad signature consumes
+    /// anyway. Anything else (a commit) is opened and checked as usual.
+    pub fn open_checking_later(
+        &mut self,
+        group: GroupId,
+        bytes: &[u8],
+        relay_sender: DeviceId,
+        declared: Option<&MembershipChange>,
+        now: UnixMillis,
+    ) -> (Result<Incoming, MlsError>, Vec<SignatureCheck>) {
+        let application = MlsMessageIn::tls_deserialize_exact(bytes)
+            .ok()
+            .and_then(|m| m.try_into_protocol_message().ok())
+            .is_some_and(|p| p.content_type() == ContentType::Application);
+        if !application {
+            return (
+                self.open(group, bytes, relay_sender, declared, now),
+                Vec::new(),
+            );
+        }
+        let memo = self.provider.crypto().memo();
+        memo.record(|| self.open(group, bytes, relay_sender, declared, now))
+    }
+
     /// Remembers signatures that a trusted, faster verifier found valid.
     pub fn remember_valid<'a>(&self, checks: impl IntoIterator<Item = &'a SignatureCheck>) {
         self.provider.crypto().memo().remember_valid(checks);

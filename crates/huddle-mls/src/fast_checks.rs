@@ -10,14 +10,46 @@
 //! verifies every signature itself, as before.
 
 use crate::device::{MlsDevice, MlsError};
+use crate::identity::verify_device_signature;
 use crate::provider::SignatureCheck;
-use huddle_core::crypto_worker::JoinedGroup;
+use huddle_core::crypto_worker::{Incoming, JoinedGroup};
+use huddle_core::ids::{DeviceId, GroupId};
+use huddle_core::retention::UnixMillis;
+use huddle_core::wire::MembershipChange;
 
 /// Joins from a welcome, having checked its signatures together first.
 pub async fn join(device: &mut MlsDevice, welcome: &[u8]) -> Result<JoinedGroup, MlsError> {
     let checks = device.signatures_to_join(welcome);
     device.remember_valid(&confirmed(checks).await);
     device.join(welcome)
+}
+
+/// Opens a message, checking its signature with WebCrypto after
+/// decrypting it (see [`MlsDevice::open_checking_later`]): one P-384
+/// verification is most of the cost of opening a message in wasm.
+pub async fn open(
+    device: &mut MlsDevice,
+    group: GroupId,
+    bytes: &[u8],
+    relay_sender: DeviceId,
+    declared: Option<&MembershipChange>,
+    now: UnixMillis,
+) -> Result<Incoming, MlsError> {
+    let (opened, skipped) = device.open_checking_later(group, bytes, relay_sender, declared, now);
+    if all_valid(skipped).await {
+        opened
+    } else {
+        Err(MlsError::Rejected("the signature is not valid".into()))
+    }
+}
+
+/// Whether every signature is valid: WebCrypto's word where it gives one,
+/// RustCrypto's for the rest.
+pub async fn all_valid(checks: Vec<SignatureCheck>) -> bool {
+    let valid = verify_together(&checks).await;
+    checks.iter().zip(valid).all(|(check, confirmed)| {
+        confirmed || verify_device_signature(&check.public_key, &check.message, &check.signature)
+    })
 }
 
 /// The signatures among `checks` that WebCrypto confirmed as valid.

@@ -798,3 +798,64 @@ scenario! {
         assert_eq!(MessageAad::from_bytes(&bytes), Some(aad));
     }
 }
+
+scenario! {
+    fn a_message_is_opened_before_its_signature_is_checked_only_if_the_check_then_decides() {
+        let (mut admin, mut others) = team(2);
+        let bob = &mut others[0];
+        let sealed = seal_text(&mut admin, 1, "Room 4 needs a check");
+        let remembered = bob.remembered_signatures();
+        let (opened, skipped) = bob.open_checking_later(WARD, &sealed, dev(0), None, NOW);
+        assert!(matches!(opened, Ok(Incoming::Message { .. })));
+        assert_eq!(bob.remembered_signatures(), remembered, "nothing skipped is remembered");
+        // Exactly the sender's signature was skipped, and it is the sender's.
+        assert_eq!(skipped.len(), 1);
+        assert_eq!(skipped[0].public_key, admin.signer().public_key());
+        assert!(crate::identity::verify_device_signature(
+            &skipped[0].public_key,
+            &skipped[0].message,
+            &skipped[0].signature
+        ));
+        // Had the signature been forged, the check fails and the caller
+        // throws the opened message away (`fast_checks::open`).
+        let mut forged = skipped[0].clone();
+        forged.message.push(0);
+        assert!(!crate::identity::verify_device_signature(
+            &forged.public_key,
+            &forged.message,
+            &forged.signature
+        ));
+        // A commit is never opened before it is checked.
+        let update = admin.self_update(WARD).unwrap();
+        admin.merge_pending_commit(WARD, NOW).unwrap();
+        let (opened, skipped) =
+            bob.open_checking_later(WARD, &update.commit, dev(0), Some(&update.change), NOW);
+        assert!(opened.is_ok());
+        assert!(skipped.is_empty());
+    }
+}
+
+#[cfg(not(target_arch = "wasm32"))]
+#[test]
+fn a_forged_signature_found_after_opening_refuses_the_message() {
+    use crate::fast_checks::all_valid;
+    let (mut admin, mut others) = team(2);
+    let bob = &mut others[0];
+    let sealed = seal_text(&mut admin, 1, "Room 4 needs a check");
+    let (_, skipped) = bob.open_checking_later(WARD, &sealed, dev(0), None, NOW);
+    assert!(futures::executor::block_on(all_valid(skipped.clone())));
+    let mut forged = skipped;
+    forged[0].signature[10] ^= 1;
+    assert!(!futures::executor::block_on(all_valid(forged)));
+    // And through the whole path: a genuine message opens.
+    let sealed = seal_text(&mut admin, 2, "And another");
+    let opened = futures::executor::block_on(crate::fast_checks::open(
+        bob,
+        WARD,
+        &sealed,
+        dev(0),
+        None,
+        NOW,
+    ));
+    assert!(matches!(opened, Ok(Incoming::Message { .. })));
+}

@@ -241,7 +241,19 @@ impl RequestHandler {
             let valid = huddle_mls::fast_checks::confirmed(ahead).await;
             self.core.remember_valid(&valid);
         }
-        let response = self.core.handle(request);
+        let response = match self.core.open_checking_later(&request) {
+            Some((opened, skipped)) => {
+                if huddle_mls::fast_checks::all_valid(skipped).await {
+                    opened
+                } else {
+                    Err(WorkerError {
+                        kind: WorkerErrorKind::Mls,
+                        message: "the message's signature is not valid".into(),
+                    })
+                }
+            }
+            None => self.core.handle(request),
+        };
         let changes = self.core.take_state_changes();
         if let Some(store) = &self.store {
             store.apply(&changes).await?;

@@ -184,6 +184,33 @@ impl WorkerCore {
         }
     }
 
+    /// For an `Open`: the answer, given before the message's signature is
+    /// checked, and the checks it skipped, which the caller must make before
+    /// the answer leaves the worker (see `huddle_mls::fast_checks::open`).
+    /// `None` for any other request.
+    pub fn open_checking_later(
+        &mut self,
+        request: &WorkerRequest,
+    ) -> Option<(Result<WorkerResponse, WorkerError>, Vec<SignatureCheck>)> {
+        let WorkerRequest::Open {
+            group,
+            message,
+            sender,
+            declared,
+            now,
+        } = request
+        else {
+            return None;
+        };
+        let device = self.device.as_mut()?;
+        let (opened, skipped) =
+            device.open_checking_later(*group, message, *sender, declared.as_ref(), *now);
+        Some((
+            opened.map(WorkerResponse::Opened).map_err(mls_error),
+            skipped,
+        ))
+    }
+
     /// Remembers signatures that WebCrypto found valid.
     pub fn remember_valid<'a>(&self, checks: impl IntoIterator<Item = &'a SignatureCheck>) {
         if let Some(device) = &self.device {
