@@ -178,7 +178,10 @@ impl AppModel {
             self.directory.with_untracked(|directory| {
                 entries
                     .iter()
-                    .map(|e| summarise(&e.record, e.latest.as_ref(), directory, me))
+                    .map(|e| ConversationSummary {
+                        needs_repair: e.needs_repair,
+                        ..summarise(&e.record, e.latest.as_ref(), directory, me)
+                    })
                     .collect()
             })
         });

@@ -61,6 +61,11 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
         }
     });
 
+    let needs_repair = move || {
+        model
+            .conversations
+            .with(|list| list.iter().any(|c| c.group == group && c.needs_repair))
+    };
     let can_post = move || {
         record.get().is_some_and(|r| {
             !r.ended && (r.kind != GroupKind::EmergencyBroadcast || model.is_admin())
@@ -128,6 +133,11 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
                 </For>
             </ol>
             <div node_ref=end></div>
+            <Show when=needs_repair>
+                <p class="notice notice--error" role="status">
+                    {crate::state::words::NEEDS_REPAIR}" "{crate::state::words::NEEDS_REPAIR_WAITS}
+                </p>
+            </Show>
             <Show
                 when=can_post
                 fallback=move || view! {

@@ -44,7 +44,7 @@ pub fn ConversationsPage() -> impl IntoView {
             <ul class="conversation-list" aria-label="Conversations">
                 <For
                     each=move || model.conversations.get()
-                    key=|c| (c.group, c.unread, c.last_at, c.preview.clone(), c.title.clone(), c.ended)
+                    key=|c| (c.group, c.unread, c.last_at, c.preview.clone(), c.title.clone(), c.ended, c.needs_repair)
                     let:summary
                 >
                     {
@@ -67,7 +67,13 @@ pub fn ConversationsPage() -> impl IntoView {
                                     <span class="conversation-row__bottom">
                                         <KindBadge kind=summary.kind />
                                         <span class="conversation-row__preview">
-                                            {if summary.ended { Some("You are no longer in this conversation".to_owned()) } else { summary.preview.clone() }}
+                                            {if summary.ended {
+                                                Some("You are no longer in this conversation".to_owned())
+                                            } else if summary.needs_repair {
+                                                Some("Needs repairing: not reading or sending".to_owned())
+                                            } else {
+                                                summary.preview.clone()
+                                            }}
                                         </span>
                                         <Show when=move || unread != 0>
                                             <span class="unread" aria-hidden="true">{unread}</span>

@@ -19,6 +19,8 @@ pub struct ConversationSummary {
     /// When the latest message was sent, or the conversation began.
     pub last_at: UnixMillis,
     pub ended: bool,
+    /// Stopped at a change this phone could not open.
+    pub needs_repair: bool,
 }
 
 /// The name a person sees for a conversation.
@@ -59,6 +61,7 @@ pub fn summarise(
         preview,
         last_at: latest.map_or(record.created_at, |m| m.sent_at),
         ended: record.ended,
+        needs_repair: false,
     }
 }
 

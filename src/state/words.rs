@@ -81,6 +81,12 @@ pub fn load_error(error: &SessionError) -> &'static str {
     }
 }
 
+/// Said where a group stopped at a change this phone could not open.
+pub const NEEDS_REPAIR: &str = "This group needs repairing: a change to it could not be opened on this phone, so Huddle has stopped reading and sending here rather than show anything out of order.";
+/// What happens to what the person writes meanwhile.
+pub const NEEDS_REPAIR_WAITS: &str =
+    "What you write here waits safely on this phone. Tell your manager.";
+
 /// Something that went wrong in the background.
 pub fn problem(problem: &Problem, directory: &Directory) -> String {
     match problem {
@@ -88,6 +94,7 @@ pub fn problem(problem: &Problem, directory: &Directory) -> String {
         Problem::Storage(error) => cache_error(error).into(),
         Problem::Crypto(error) => crypto_error(error),
         Problem::Refused { .. } => "Something sent to one of your conversations did not come from who it said it came from, so Huddle did not show it. Your administrator can see this in the audit log.".into(),
+        Problem::NeedsRepair { .. } => format!("{NEEDS_REPAIR} {NEEDS_REPAIR_WAITS}"),
     }
 }
 

@@ -18,7 +18,12 @@
 //!   started, or while a commit of ours is in flight waits for its turn;
 //! - a commit that lost the race for its epoch, or a message made in an
 //!   epoch the group has left, is made again (`Seal`) once the device has
-//!   caught up, and then sent.
+//!   caught up, and then sent;
+//! - a commit that cannot be opened is never stepped over: the group stops
+//!   at it (its position is not saved past it, nothing after it is opened,
+//!   nothing is made or sent in it) until the group is joined afresh, and
+//!   the person is told (`Notice::NeedsRepair`). Nothing written is lost:
+//!   it waits in the outbox.
 
 use crate::ids::{ClientMessageId, DeviceId, GroupId};
 use crate::retention::UnixMillis;
@@ -207,6 +212,8 @@ pub enum Event {
         now: UnixMillis,
         client_msg: ClientMessageId,
     },
+    /// A commit could not be opened (see `Notice::NeedsRepair`).
+    Unopenable { group: GroupId, seq: u64 },
     /// A `Process` was carried out; the entry's effects are stored.
     Processed {
         group: GroupId,
@@ -276,6 +283,10 @@ pub enum Command {
 pub enum Notice {
     /// The relay found a gap in a group's log; the device asked again.
     Resyncing { group: GroupId },
+    /// The group stopped at entry `seq`, a commit this device could not
+    /// open (or, at `seq` 0, its keys fell behind the log): it must be
+    /// joined afresh before anything more is read or sent in it.
+    NeedsRepair { group: GroupId, seq: u64 },
     /// The relay refused our device: revoked (`ErrorCode::Revoked`) or not
     /// recognised (`ErrorCode::AuthenticationFailed`), with its words.
     SignedOut {
@@ -315,7 +326,10 @@ impl Event {
             | Event::Sealed { now, .. }
             | Event::NotSealed { now, .. }
             | Event::Retry { now, .. } => Some(*now),
-            Event::ChallengeSigned { .. } | Event::Processed { .. } | Event::Joined { .. } => None,
+            Event::ChallengeSigned { .. }
+            | Event::Processed { .. }
+            | Event::Unopenable { .. }
+            | Event::Joined { .. } => None,
         }
     }
 }
@@ -328,6 +342,8 @@ struct GroupTrack {
     /// Deleted ranges announced by the relay: once the position reaches the
     /// key, it jumps to the value.
     skips: BTreeMap<u64, u64>,
+    /// The entry this group stopped at, when it needs repairing.
+    stopped_at: Option<u64>,
 }
 
 /// The state machine. See the module documentation.
@@ -373,6 +389,7 @@ impl SyncEngine {
                     position,
                     dispatched: position.seq,
                     skips: BTreeMap::new(),
+                    stopped_at: None,
                 };
                 (position.group, track)
             })
@@ -414,6 +431,20 @@ impl SyncEngine {
             .iter()
             .filter(|item| matches!(item.state, OutboxState::Queued | OutboxState::Sending))
             .count()
+    }
+
+    /// The entry a group stopped at, if it needs repairing.
+    pub fn stopped_at(&self, group: GroupId) -> Option<u64> {
+        self.groups.get(&group).and_then(|track| track.stopped_at)
+    }
+
+    /// Stops a group at `seq` (once) and tells the person.
+    fn stop(&mut self, group: GroupId, seq: u64, out: &mut Vec<Command>) {
+        let track = self.track(group);
+        if track.stopped_at.is_none() {
+            track.stopped_at = Some(seq);
+            out.push(Command::Notice(Notice::NeedsRepair { group, seq }));
+        }
     }
 
     pub fn position(&self, group: GroupId) -> Option<GroupPosition> {
@@ -498,10 +529,22 @@ impl SyncEngine {
                 payload,
             } => {
                 self.awaiting_seal.remove(&client_msg);
+                let mut behind = None;
                 if let Some(item) = self.item_mut(client_msg) {
+                    let group = item.group;
                     item.made = Some(Made { epoch, payload });
                     item.state = OutboxState::Queued;
                     out.push(Command::SaveOutboxItem(item.clone()));
+                    let log_epoch = self.groups.get(&group).map_or(0, |t| t.position.epoch);
+                    if epoch < log_epoch {
+                        behind = Some(group);
+                    }
+                }
+                // The worker made it in an epoch the log has left: its keys
+                // fell behind (a commit it never merged). Asking again would
+                // get the same answer for ever.
+                if let Some(group) = behind {
+                    self.stop(group, 0, &mut out);
                 }
                 self.flush(now, &mut out);
             }
@@ -515,8 +558,15 @@ impl SyncEngine {
                 }
                 self.flush(now, &mut out);
             }
+            Event::Unopenable { group, seq } => {
+                self.stop(group, seq, &mut out);
+                self.flush(self.last_now, &mut out);
+            }
             Event::Processed { group, seq, epoch } => {
                 let track = self.track(group);
+                if track.stopped_at.is_some_and(|stop| seq >= stop) {
+                    return out;
+                }
                 if seq > track.position.seq {
                     track.position.seq = seq;
                     track.position.epoch = epoch;
@@ -539,6 +589,7 @@ impl SyncEngine {
                         position,
                         dispatched: seq,
                         skips: BTreeMap::new(),
+                        stopped_at: None,
                     },
                 );
                 out.push(Command::SaveCursor(position));
@@ -551,6 +602,8 @@ impl SyncEngine {
                         cursors: vec![GroupCursor { group, seq }],
                     }));
                 }
+                // Joined afresh after a repair: what waited is made now.
+                self.flush(self.last_now, &mut out);
             }
             Event::Retry { now, client_msg } => {
                 if let Some(item) = self.item_mut(client_msg) {
@@ -578,6 +631,7 @@ impl SyncEngine {
             },
             dispatched: 0,
             skips: BTreeMap::new(),
+            stopped_at: None,
         })
     }
 
@@ -815,6 +869,12 @@ impl SyncEngine {
         if entry.seq <= track.dispatched {
             return; // already handed over: a duplicate after a resync
         }
+        if track.stopped_at.is_some() {
+            // Made in epochs this device never reached: it waits on the
+            // relay, unacknowledged, until the group is repaired.
+            track.dispatched = entry.seq;
+            return;
+        }
         if entry.seq > track.dispatched + 1 {
             // A gap: ask for the log again from what we have processed.
             let cursor = GroupCursor {
@@ -875,6 +935,9 @@ impl SyncEngine {
 
     /// Issues `Seal` for items whose group has reached the epoch they wait for.
     fn release_seals(&mut self, group: GroupId, out: &mut Vec<Command>) {
+        if self.stopped_at(group).is_some() {
+            return;
+        }
         let epoch = self.groups.get(&group).map_or(0, |t| t.position.epoch);
         let ready: Vec<ClientMessageId> = self
             .awaiting_seal
@@ -935,6 +998,13 @@ impl SyncEngine {
             })
             .map(|item| item.group)
             .collect();
+        // A group that needs repairing: what is written in it waits.
+        held_groups.extend(
+            self.groups
+                .iter()
+                .filter(|(_, track)| track.stopped_at.is_some())
+                .map(|(group, _)| *group),
+        );
         let mut to_seal = Vec::new();
         for index in 0..self.outbox.len() {
             let item = &self.outbox[index];

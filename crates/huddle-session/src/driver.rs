@@ -550,6 +550,17 @@ impl<P: Platform> Driver<P> {
                 None
             }
             Command::Notice(Notice::Resyncing { .. }) => None,
+            Command::Notice(Notice::NeedsRepair { group, .. }) => {
+                self.log("a group stopped at a change this phone could not open");
+                self.shared.state.borrow_mut().needs_repair.insert(group);
+                self.repaint_list = true;
+                self.shared
+                    .screen
+                    .show(Update::Problem(crate::update::Problem::NeedsRepair {
+                        group,
+                    }));
+                None
+            }
             Command::SaveCursor(_) | Command::SaveOutboxItem(_) => None,
         }
     }

@@ -27,7 +27,7 @@ use huddle_core::group::GroupProfile;
 use huddle_core::ids::{ClientMessageId, GroupId, UserId};
 use huddle_core::wire::{RequestId, ServerFrame};
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
 
 /// How many messages a conversation shows at first, and how many more each
@@ -102,6 +102,9 @@ pub(crate) struct State {
     pub connection: ConnectionStatus,
     /// The phone was wiped: nothing more happens.
     pub wiped: bool,
+    /// Groups stopped at a change this phone could not open (in memory: the
+    /// change comes again after a restart, and stops the group again).
+    pub needs_repair: BTreeSet<GroupId>,
 }
 
 impl State {
@@ -163,6 +166,7 @@ impl<P: Platform> Phone<P> {
                 visible: true,
                 connection: ConnectionStatus::default(),
                 wiped: false,
+                needs_repair: BTreeSet::new(),
             }),
             inputs: RefCell::new(None),
             live: RefCell::new(None),
@@ -374,8 +378,14 @@ fn missing_people(
 impl<P: Platform> Shared<P> {
     /// Repaints the conversation list from memory and the cache.
     pub async fn paint_list(&self) {
-        let conversations = self.state.borrow().conversations.clone();
-        let entries = list_entries(&self.cache, &self.log, &conversations).await;
+        let (conversations, needs_repair) = {
+            let state = self.state.borrow();
+            (state.conversations.clone(), state.needs_repair.clone())
+        };
+        let mut entries = list_entries(&self.cache, &self.log, &conversations).await;
+        for entry in &mut entries {
+            entry.needs_repair = needs_repair.contains(&entry.record.group);
+        }
         self.screen.show(Update::Conversations(entries));
     }
 
@@ -460,7 +470,11 @@ async fn list_entries<C: Cache, L: Log>(
                 None
             }
         };
-        entries.push(ConversationEntry { record, latest });
+        entries.push(ConversationEntry {
+            record,
+            latest,
+            needs_repair: false,
+        });
     }
     entries
 }

@@ -419,6 +419,12 @@ impl MemRelay {
             .count()
     }
 
+    /// Appends a submission as if `device` had sent it (a member whose app
+    /// was modified), delivering it like any other.
+    pub fn submit_from(&self, device: DeviceId, submission: Submission) {
+        self.submit(device, submission);
+    }
+
     /// Ends `device`'s connection, as a network drop would.
     pub fn drop_connection(&self, device: DeviceId) {
         let sink = self.0.borrow_mut().connections.remove(&device);

@@ -569,3 +569,80 @@ fn an_entry_relabelled_by_the_relay_is_not_shown_and_is_reported() {
     });
     assert!(reported, "the relay's audit log is told");
 }
+
+#[test]
+fn a_commit_that_cannot_be_opened_stops_the_group_visibly_and_nothing_is_lost_or_looped() {
+    use huddle_core::wire::{MembershipChange, Payload, Submission};
+    let mut world = World::new();
+    let (alice, bob, group) = alice_and_bob(&mut world, RetentionSecs::minutes(5));
+    compose(&mut world, &alice, group, "before");
+    world.settle();
+    assert_eq!(bob.cached_texts(group), vec!["before"]);
+    // A member's modified app gets a commit past the relay that no phone
+    // can open.
+    let epoch = world.relay.log(group).iter().fold(0, |epoch, entry| {
+        if entry.kind == EntryKind::Commit {
+            entry.epoch + 1
+        } else {
+            epoch
+        }
+    });
+    world.relay.submit_from(
+        alice.device,
+        Submission {
+            client_msg: huddle_core::ids::ClientMessageId::from_bytes([0xee; 16]),
+            group,
+            epoch,
+            expires_at: None,
+            payload: Payload::Commit {
+                commit: b"not an MLS commit".to_vec(),
+                welcome: None,
+                change: MembershipChange::default(),
+            },
+        },
+    );
+    world.settle();
+    let stopped = |phone: &TestPhone| {
+        phone.updates().iter().any(|u| {
+            matches!(u, Update::Problem(crate::update::Problem::NeedsRepair { group: g }) if *g == group)
+        })
+    };
+    assert!(stopped(&bob), "Bob is told the group needs repairing");
+    let listed_as_stopped = bob.updates().iter().rev().find_map(|u| match u {
+        Update::Conversations(entries) => entries
+            .iter()
+            .find(|e| e.record.group == group)
+            .map(|e| e.needs_repair),
+        _ => None,
+    });
+    assert_eq!(listed_as_stopped, Some(true));
+    // The expiry sweep does not wait for the group.
+    world.advance(6 * 60_000);
+    assert!(bob.cached_texts(group).is_empty());
+    // What Bob writes now waits on his phone: it is not made in an epoch
+    // the group has left, not sent again and again, and not lost.
+    bob.phone.open(Some(group));
+    compose(&mut world, &bob, group, "while stopped");
+    world.advance(10_000);
+    assert_eq!(texts(&bob.shown()), vec!["while stopped"]);
+    assert_eq!(bob.cache.0.borrow().outbox.len(), 1);
+    assert!(!world
+        .relay
+        .log(group)
+        .iter()
+        .any(|e| e.sender == bob.device));
+    // After a restart the phone reads from where it stood, meets the same
+    // commit, and stops there again: it never steps over it.
+    let mut bob = bob;
+    world.reload(&mut bob);
+    bob.phone.run();
+    world.start(&bob);
+    world.settle();
+    assert!(stopped(&bob));
+    assert_eq!(bob.cache.0.borrow().outbox.len(), 1, "still waiting");
+    assert!(!world
+        .relay
+        .log(group)
+        .iter()
+        .any(|e| e.sender == bob.device));
+}

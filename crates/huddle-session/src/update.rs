@@ -37,6 +37,8 @@ pub enum Update {
 pub struct ConversationEntry {
     pub record: ConversationRecord,
     pub latest: Option<MessageRecord>,
+    /// The group stopped at a change this phone could not open.
+    pub needs_repair: bool,
 }
 
 /// A message as the conversation shows it.
@@ -69,6 +71,10 @@ pub enum Problem {
     /// to (see `Refusal`): it was not shown, and the relay's audit log was
     /// told.
     Refused { group: GroupId, refusal: Refusal },
+    /// A change to this group could not be opened: the phone stopped
+    /// reading and sending in it (what is written waits) until it is
+    /// repaired.
+    NeedsRepair { group: GroupId },
 }
 
 /// Why the phone was signed out.

@@ -127,7 +127,9 @@ impl<P: Platform> Driver<P> {
                         }));
                 }
                 if entry.kind == EntryKind::Commit {
-                    epoch = entry.epoch + 1;
+                    // Never stepped over: the group stops here until it is
+                    // repaired (the engine says so on the screen).
+                    return (Event::Unopenable { group, seq }, writes);
                 }
             }
         }
