@@ -895,6 +895,14 @@ impl SyncEngine {
         }
         track.dispatched = entry.seq;
         let epoch_before = track.position.epoch;
+        if entry.epoch > epoch_before {
+            // Made in an epoch this device never reached: a commit before
+            // it was withheld, or skipped over. Stepping past it would leave
+            // the group unreadable without a word; it stops here instead.
+            let (group, seq) = (entry.group, entry.seq);
+            self.stop(group, seq, out);
+            return;
+        }
         let own_item = if own {
             self.outbox
                 .iter()

@@ -1082,3 +1082,44 @@ fn keys_behind_the_log_stop_the_group_instead_of_sealing_for_ever() {
     assert!(seal_requests(&engine.handle(Event::Timer { now: at(60_000) })).is_empty());
     assert_eq!(engine.waiting_count(), 1, "kept, to be sent once repaired");
 }
+
+#[test]
+fn an_entry_from_an_epoch_never_reached_stops_the_group_instead_of_being_skipped() {
+    let mut engine = engine_with(
+        vec![GroupPosition {
+            group: WARD,
+            seq: 4,
+            epoch: 2,
+        }],
+        vec![],
+    );
+    go_live(&mut engine, 0);
+    // The relay withheld the commit of epoch 2 (or announced it deleted):
+    // the next entry is a message of epoch 3.
+    let ahead = delivered(
+        &mut engine,
+        entry(WARD, 5, 3, ALICE, 51, EntryKind::Application),
+    );
+    assert!(processes(&ahead).is_empty());
+    assert!(ahead.contains(&Command::Notice(Notice::NeedsRepair {
+        group: WARD,
+        seq: 5
+    })));
+    assert_eq!(engine.stopped_at(WARD), Some(5));
+    assert_eq!(engine.position(WARD).map(|p| p.seq), Some(4));
+    // Messages of the epoch it is in still open.
+    let mut fine = engine_with(
+        vec![GroupPosition {
+            group: WARD,
+            seq: 4,
+            epoch: 2,
+        }],
+        vec![],
+    );
+    go_live(&mut fine, 0);
+    let next = delivered(
+        &mut fine,
+        entry(WARD, 5, 2, ALICE, 52, EntryKind::Application),
+    );
+    assert_eq!(processes(&next), vec![5]);
+}
