@@ -54,7 +54,7 @@ pub fn App() -> impl IntoView {
         model.route.set(Route::parse(&path, &fragment));
     });
     model.hidden.set(browser::is_hidden());
-    browser::on_visibility(move |hidden| model.hidden.set(hidden));
+    browser::on_cover(move |covered| model.hidden.set(covered));
     // Paint from the cache first; the crypto worker and the connection follow.
     leptos::task::spawn_local(async move {
         match platform::phone::load(model).await {

@@ -48,7 +48,8 @@ pub struct AppModel {
     pub connection: RwSignal<ConnectionView>,
     /// Something went wrong that the person should know, in words.
     pub notice: RwSignal<Option<String>>,
-    /// The page is hidden: the content is blurred.
+    /// The page is hidden, being left, or out of focus: everything on
+    /// screen is covered.
     pub hidden: RwSignal<bool>,
     /// The clock, ticking, for "disappears in" labels.
     pub now: RwSignal<UnixMillis>,

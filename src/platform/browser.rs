@@ -95,6 +95,32 @@ pub fn on_visibility(f: impl Fn(bool) + 'static) {
     listen(&document, "visibilitychange", move || f(doc.hidden()));
 }
 
+/// `f(covered)`: whether the app should be covered, so that the app
+/// switcher and anyone glancing at the screen see nothing. Covered when the
+/// page is hidden or being left (`pagehide`), and as soon as the window
+/// loses focus (`blur` comes first when a phone switches apps); uncovered
+/// when it is shown and focused again.
+pub fn on_cover(f: impl Fn(bool) + 'static) {
+    let Some(window) = web_sys::window() else {
+        return;
+    };
+    let Some(document) = window.document() else {
+        return;
+    };
+    let f = std::rc::Rc::new(f);
+    let shown = {
+        let (f, document) = (f.clone(), document.clone());
+        move || f(document.hidden())
+    };
+    listen(&document, "visibilitychange", shown.clone());
+    listen(&window, "pageshow", shown.clone());
+    listen(&window, "focus", shown);
+    for leaving in ["pagehide", "blur"] {
+        let f = f.clone();
+        listen(&window, leaving, move || f(true));
+    }
+}
+
 pub fn is_hidden() -> bool {
     web_sys::window()
         .and_then(|w| w.document())

@@ -302,18 +302,31 @@ test("losing the network while the app is open shows the offline banner at once"
   await waitLive(mia.page);
 });
 
-test("the content is blurred while the app is hidden", async () => {
+test("the content is covered while the app is hidden, left or out of focus", async () => {
   await mia.page.evaluate(() => {
     Object.defineProperty(document, "hidden", { value: true, configurable: true });
     document.dispatchEvent(new Event("visibilitychange"));
   });
   await mia.page.locator(".shell--hidden").waitFor();
-  assert.match(await mia.page.locator("main").evaluate((m) => getComputedStyle(m).filter), /blur/);
+  // Everything is covered, the app bar (with the conversation's name) too.
+  for (const part of ["main", ".app-bar"]) {
+    assert.match(await mia.page.locator(part).first().evaluate((m) => getComputedStyle(m).filter), /blur/, part);
+  }
+  const veil = await mia.page.locator(".shell").evaluate((s) => getComputedStyle(s, "::after").position);
+  assert.equal(veil, "fixed");
   await mia.page.evaluate(() => {
     Object.defineProperty(document, "hidden", { value: false, configurable: true });
     document.dispatchEvent(new Event("visibilitychange"));
   });
   await mia.page.locator(".shell--hidden").waitFor({ state: "detached" });
+  // Switching away on a phone blurs the window before the page is hidden,
+  // and leaving the page fires pagehide: each covers at once.
+  for (const [leave, back] of [["blur", "focus"], ["pagehide", "pageshow"]]) {
+    await mia.page.evaluate((name) => window.dispatchEvent(new Event(name)), leave);
+    await mia.page.locator(".shell--hidden").waitFor();
+    await mia.page.evaluate((name) => window.dispatchEvent(new Event(name)), back);
+    await mia.page.locator(".shell--hidden").waitFor({ state: "detached" });
+  }
 });
 
 test("expiry: the message disappears on every device, from IndexedDB and from the relay", async () => {
