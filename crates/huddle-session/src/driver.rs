@@ -357,6 +357,11 @@ impl<P: Platform> Driver<P> {
                     if self.shared.answer(&frame) {
                         return;
                     }
+                    if let ServerFrame::Challenge { relay_time, .. } = &frame {
+                        self.shared
+                            .relay_ahead_ms
+                            .set(relay_time.0.saturating_sub(now.0));
+                    }
                     let ready = matches!(frame, ServerFrame::Ready { .. });
                     self.drive(Event::Received { now, frame }).await;
                     if ready {
@@ -525,7 +530,7 @@ impl<P: Platform> Driver<P> {
                 if let Err(error) = self
                     .crypto(WorkerRequest::MergePendingCommit {
                         group,
-                        now: self.shared.clock.now(),
+                        now: self.shared.expiry_now(),
                     })
                     .await
                 {

@@ -67,6 +67,9 @@ pub(crate) struct Shared<P: Platform> {
     /// Questions to the relay waiting for their answers.
     pub requests: RefCell<HashMap<RequestId, oneshot::Sender<ServerFrame>>>,
     pub next_request: Cell<RequestId>,
+    /// How far the relay's clock was ahead of this phone's at the last
+    /// sign-in (never behind: see [`Shared::expiry_now`]).
+    pub relay_ahead_ms: Cell<u64>,
 }
 
 /// The parts that arrive with [`Phone::start`].
@@ -169,6 +172,7 @@ impl<P: Platform> Phone<P> {
                 needs_repair: BTreeSet::new(),
             }),
             inputs: RefCell::new(None),
+            relay_ahead_ms: Cell::new(0),
             live: RefCell::new(None),
             requests: RefCell::new(HashMap::new()),
             next_request: Cell::new(1),
@@ -376,6 +380,16 @@ fn missing_people(
 }
 
 impl<P: Platform> Shared<P> {
+    /// The time expiry goes by: the later of this phone's clock and the
+    /// relay's, as learned at the last sign-in. A phone whose clock was
+    /// turned back still deletes on time, and one whose clock runs fast
+    /// deletes early, never late.
+    pub fn expiry_now(&self) -> huddle_core::retention::UnixMillis {
+        self.clock
+            .now()
+            .saturating_add_millis(self.relay_ahead_ms.get())
+    }
+
     /// Repaints the conversation list from memory and the cache.
     pub async fn paint_list(&self) {
         let (conversations, needs_repair) = {

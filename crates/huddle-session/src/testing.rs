@@ -227,8 +227,10 @@ impl Crypto for MemCrypto {
 
 type Timer = (UnixMillis, u64, Box<dyn FnOnce()>);
 
+/// The world's clock; a phone's may read behind it (`behind`), as a phone
+/// whose clock was turned back would. Timers run on the world's time.
 #[derive(Clone)]
-pub struct ManualClock(pub Rc<ClockState>);
+pub struct ManualClock(pub Rc<ClockState>, u64);
 
 pub struct ClockState {
     now: Cell<UnixMillis>,
@@ -238,11 +240,19 @@ pub struct ClockState {
 
 impl ManualClock {
     pub fn new() -> Self {
-        ManualClock(Rc::new(ClockState {
-            now: Cell::new(START),
-            next: Cell::new(0),
-            timers: RefCell::new(Vec::new()),
-        }))
+        ManualClock(
+            Rc::new(ClockState {
+                now: Cell::new(START),
+                next: Cell::new(0),
+                timers: RefCell::new(Vec::new()),
+            }),
+            0,
+        )
+    }
+
+    /// The same clock, read `millis` behind.
+    pub fn behind(&self, millis: u64) -> ManualClock {
+        ManualClock(self.0.clone(), millis)
     }
 
     /// Moves time on, firing what falls due, in time order.
@@ -267,7 +277,7 @@ impl ManualClock {
 
 impl Clock for ManualClock {
     fn now(&self) -> UnixMillis {
-        self.0.now.get()
+        self.0.now.get().saturating_sub_millis(self.1)
     }
     fn after(&self, millis: u64, then: Box<dyn FnOnce()>) {
         let n = self.0.next.get();
@@ -376,6 +386,8 @@ pub struct RelayState {
     pub lose_submission: Vec<ClientMessageId>,
     /// Every frame devices sent, in order.
     pub received: Vec<(DeviceId, ClientFrame)>,
+    /// The world's time, which the relay's challenges carry.
+    pub clock: Option<ManualClock>,
 }
 
 #[derive(Clone, Default)]
@@ -451,7 +463,7 @@ impl MemRelay {
         events(SocketEvent::Frame(
             ServerFrame::Challenge {
                 nonce: [7; 32],
-                relay_time: START,
+                relay_time: self.0.borrow().clock.as_ref().map_or(START, Clock::now),
             }
             .encode(),
         ));
@@ -804,6 +816,8 @@ pub struct World {
     /// The founding administrator's crypto worker, which certifies every
     /// phone's invite (it holds the organisation key).
     founder: MemCrypto,
+    /// Phones (by seed) whose clocks read this far behind the world's.
+    pub clocks_behind: HashMap<u8, u64>,
 }
 
 /// One person's phone, and everything it runs on, for the test to inspect.
@@ -821,11 +835,15 @@ pub struct TestPhone {
 
 impl World {
     pub fn new() -> Self {
+        let clock = ManualClock::new();
+        let relay = MemRelay::default();
+        relay.0.borrow_mut().clock = Some(clock.clone());
         World {
             pool: LocalPool::new(),
-            clock: ManualClock::new(),
-            relay: MemRelay::default(),
+            clock,
+            relay,
             founder: MemCrypto::new(),
+            clocks_behind: HashMap::new(),
         }
     }
 
@@ -985,7 +1003,9 @@ impl World {
     fn load(&mut self, seed: u8, cache: &MemCache) -> Phone<TestPlatform> {
         let parts = Parts {
             cache: cache.clone(),
-            clock: self.clock.clone(),
+            clock: self
+                .clock
+                .behind(self.clocks_behind.get(&seed).copied().unwrap_or(0)),
             randomness: Counter {
                 seed,
                 next: Cell::new(0),

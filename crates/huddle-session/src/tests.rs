@@ -646,3 +646,26 @@ fn a_commit_that_cannot_be_opened_stops_the_group_visibly_and_nothing_is_lost_or
         .iter()
         .any(|e| e.sender == bob.device));
 }
+
+#[test]
+fn a_phone_whose_clock_was_turned_back_still_deletes_on_time() {
+    const DAY: u64 = 24 * 60 * 60 * 1000;
+    let mut world = World::new();
+    // Bob's clock reads a day behind: the relay's time, learned when he
+    // signs in, is what expiry goes by.
+    world.clocks_behind.insert(2, DAY);
+    let (alice, bob, group) = alice_and_bob(&mut world, RetentionSecs::minutes(5));
+    compose(&mut world, &alice, group, "Bay 2 obs due");
+    world.settle();
+    assert_eq!(bob.cached_texts(group), vec!["Bay 2 obs due"]);
+    compose(&mut world, &bob, group, "Done");
+    world.settle();
+    world.advance(4 * 60_000);
+    assert_eq!(bob.cached_texts(group).len(), 2, "not yet");
+    world.advance(2 * 60_000);
+    assert!(
+        bob.cached_texts(group).is_empty(),
+        "gone five minutes after, not a day and five minutes after"
+    );
+    assert!(alice.cached_texts(group).is_empty());
+}

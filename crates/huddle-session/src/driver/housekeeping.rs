@@ -30,7 +30,7 @@ impl<P: Platform> Driver<P> {
     /// Deletes what has expired: messages by one range delete, and what the
     /// relay never stored from the outbox (its text is in the outbox too).
     pub(super) async fn sweep(&mut self) {
-        let now = self.shared.clock.now();
+        let now = self.shared.expiry_now();
         let withdrawn: Vec<ClientMessageId> = match self.engine.as_mut() {
             Some(engine) => engine.withdraw_expired(now),
             None => {

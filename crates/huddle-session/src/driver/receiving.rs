@@ -18,7 +18,7 @@ impl<P: Platform> Driver<P> {
             .as_ref()
             .and_then(|e| e.position(group))
             .map_or(0, |p| p.epoch);
-        let now = self.shared.clock.now();
+        let now = self.shared.expiry_now();
         let mut writes = Vec::new();
         let opened = self
             .crypto(WorkerRequest::Open {

@@ -10,6 +10,8 @@ impl<P: Platform> Driver<P> {
     ) -> Result<(), SessionError> {
         let now = self.shared.clock.now();
         let client_msg = ClientMessageId::from_bytes(self.shared.randomness.id());
+        // Its expiry is counted on the time expiry goes by everywhere.
+        let expiry_now = self.shared.expiry_now();
         let outgoing = {
             let state = self.shared.state.borrow();
             let conversation = state
@@ -20,7 +22,7 @@ impl<P: Platform> Driver<P> {
                 conversation,
                 client_msg,
                 state.next_order,
-                now,
+                expiry_now,
                 body,
             )?
         };
