@@ -535,8 +535,8 @@ impl SyncEngine {
                     item.made = Some(Made { epoch, payload });
                     item.state = OutboxState::Queued;
                     out.push(Command::SaveOutboxItem(item.clone()));
-                    let log_epoch = self.groups.get(&group).map_or(0, |t| t.position.epoch);
-                    if epoch < log_epoch {
+                    let group_epoch = self.groups.get(&group).map_or(0, |t| t.position.epoch);
+                    if epoch < group_epoch {
                         behind = Some(group);
                     }
                 }

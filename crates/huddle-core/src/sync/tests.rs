@@ -1083,8 +1083,8 @@ fn keys_behind_the_log_stop_the_group_instead_of_sealing_for_ever() {
     assert_eq!(engine.waiting_count(), 1, "kept, to be sent once repaired");
 }
 
-#[test]
-fn an_entry_from_an_epoch_never_reached_stops_the_group_instead_of_being_skipped() {
+/// A live engine whose ward stands at entry 4, in epoch 2.
+fn live_in_epoch_two() -> SyncEngine {
     let mut engine = engine_with(
         vec![GroupPosition {
             group: WARD,
@@ -1094,6 +1094,12 @@ fn an_entry_from_an_epoch_never_reached_stops_the_group_instead_of_being_skipped
         vec![],
     );
     go_live(&mut engine, 0);
+    engine
+}
+
+#[test]
+fn an_entry_from_an_epoch_never_reached_stops_the_group_instead_of_being_skipped() {
+    let mut engine = live_in_epoch_two();
     // The relay withheld the commit of epoch 2 (or announced it deleted):
     // the next entry is a message of epoch 3.
     let ahead = delivered(
@@ -1108,15 +1114,7 @@ fn an_entry_from_an_epoch_never_reached_stops_the_group_instead_of_being_skipped
     assert_eq!(engine.stopped_at(WARD), Some(5));
     assert_eq!(engine.position(WARD).map(|p| p.seq), Some(4));
     // Messages of the epoch it is in still open.
-    let mut fine = engine_with(
-        vec![GroupPosition {
-            group: WARD,
-            seq: 4,
-            epoch: 2,
-        }],
-        vec![],
-    );
-    go_live(&mut fine, 0);
+    let mut fine = live_in_epoch_two();
     let next = delivered(
         &mut fine,
         entry(WARD, 5, 2, ALICE, 52, EntryKind::Application),
