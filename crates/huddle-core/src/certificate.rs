@@ -333,4 +333,4 @@ pub fn check_names(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

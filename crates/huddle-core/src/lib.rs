@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod at_rest;
+pub mod attestation;
 pub mod certificate;
 pub mod crypto_worker;
 pub mod envelope;

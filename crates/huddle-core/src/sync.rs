@@ -778,7 +778,8 @@ impl SyncEngine {
             | ServerFrame::Done { .. }
             | ServerFrame::Refused { .. }
             | ServerFrame::People { .. }
-            | ServerFrame::Audit { .. } => {}
+            | ServerFrame::Audit { .. }
+            | ServerFrame::Identities { .. } => {}
         }
     }
 

@@ -323,6 +323,39 @@ pub enum ClientFrame {
         sender: DeviceId,
         refusal: Refusal,
     },
+    /// This device's certificate chain (as in its MLS credential), for the
+    /// relay to hand to colleagues who check who it is. The relay keeps it
+    /// only if it names this device and certifies the key this device
+    /// signs in with. Answered by `Done` or `Refused`.
+    PublishCertificate {
+        request: RequestId,
+        chain: Vec<u8>,
+    },
+    /// The certificate chains of these people's devices and the
+    /// attestations about them (at most [`MAX_IDENTITY_USERS`] people);
+    /// answered by `Identities`.
+    Identities {
+        request: RequestId,
+        users: Vec<UserId>,
+    },
+    /// This device checked a colleague's device in person: an encoded
+    /// `huddle_core::attestation::Attestation` it signed. Answered by
+    /// `Done` or `Refused`.
+    Attest {
+        request: RequestId,
+        attestation: Vec<u8>,
+    },
+}
+
+/// The most people one `Identities` request may ask about.
+pub const MAX_IDENTITY_USERS: usize = 100;
+
+/// One device's certificate chain, as its phone published it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceCertificate {
+    pub user: UserId,
+    pub device: DeviceId,
+    pub chain: Vec<u8>,
 }
 
 /// Why a member's phone refused a log entry, in a fixed vocabulary (never
@@ -484,6 +517,14 @@ pub enum ServerFrame {
     DeliverCommit {
         entry: LogEntry,
         declared: MembershipChange,
+    },
+    /// The answer to `Identities`: the chains of the people's devices that
+    /// are not revoked, and the attestations about them, newest first.
+    /// Unchecked: every phone checks each one itself.
+    Identities {
+        request: RequestId,
+        devices: Vec<DeviceCertificate>,
+        attestations: Vec<Vec<u8>>,
     },
 }
 

@@ -4,21 +4,21 @@ use super::*;
 use p384::ecdsa::signature::{Signer as _, Verifier as _};
 use p384::ecdsa::{DerSignature, SigningKey, VerifyingKey};
 
-fn key(n: u8) -> SigningKey {
+pub(crate) fn key(n: u8) -> SigningKey {
     let mut scalar = [0u8; 48];
     scalar[47] = n;
     scalar[0] = 1;
     SigningKey::from_slice(&scalar).expect("a valid scalar")
 }
 
-fn public(key: &SigningKey) -> Vec<u8> {
+pub(crate) fn public(key: &SigningKey) -> Vec<u8> {
     key.verifying_key()
         .to_encoded_point(false)
         .as_bytes()
         .to_vec()
 }
 
-fn p384_verify(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
+pub(crate) fn p384_verify(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
     let Ok(key) = VerifyingKey::from_sec1_bytes(public_key) else {
         return false;
     };
@@ -28,11 +28,11 @@ fn p384_verify(public_key: &[u8], message: &[u8], signature: &[u8]) -> bool {
     key.verify(message, &signature).is_ok()
 }
 
-const ORG: OrgId = OrgId::from_bytes([1; 16]);
-const ADMIN: UserId = UserId::from_bytes([2; 16]);
-const STAFF: UserId = UserId::from_bytes([3; 16]);
+pub(crate) const ORG: OrgId = OrgId::from_bytes([1; 16]);
+pub(crate) const ADMIN: UserId = UserId::from_bytes([2; 16]);
+pub(crate) const STAFF: UserId = UserId::from_bytes([3; 16]);
 
-fn statement(
+pub(crate) fn statement(
     user: UserId,
     name: &str,
     role: Role,
@@ -51,7 +51,7 @@ fn statement(
     }
 }
 
-fn sign(statement: Statement, issuer: &SigningKey) -> Certificate {
+pub(crate) fn sign(statement: Statement, issuer: &SigningKey) -> Certificate {
     let signature: DerSignature = issuer.sign(&statement.to_be_signed());
     Certificate {
         statement,
@@ -59,14 +59,14 @@ fn sign(statement: Statement, issuer: &SigningKey) -> Certificate {
     }
 }
 
-struct Keys {
-    org: SigningKey,
-    admin_device: SigningKey,
-    invite: SigningKey,
-    staff_device: SigningKey,
+pub(crate) struct Keys {
+    pub org: SigningKey,
+    pub admin_device: SigningKey,
+    pub invite: SigningKey,
+    pub staff_device: SigningKey,
 }
 
-fn keys() -> Keys {
+pub(crate) fn keys() -> Keys {
     Keys {
         org: key(1),
         admin_device: key(2),
@@ -75,7 +75,7 @@ fn keys() -> Keys {
     }
 }
 
-fn admin_chain(k: &Keys) -> Chain {
+pub(crate) fn admin_chain(k: &Keys) -> Chain {
     let admin = statement(
         ADMIN,
         "Asha (manager)",
@@ -86,13 +86,13 @@ fn admin_chain(k: &Keys) -> Chain {
     Chain(vec![sign(admin, &k.org)])
 }
 
-fn invite_chain(k: &Keys) -> Chain {
+pub(crate) fn invite_chain(k: &Keys) -> Chain {
     let mut invite = statement(STAFF, "Ben", Role::Staff, Subject::Invite, &k.invite);
     invite.expires_at = Some(UnixMillis(5_000));
     admin_chain(k).extended(sign(invite, &k.admin_device))
 }
 
-fn staff_statement(k: &Keys) -> Statement {
+pub(crate) fn staff_statement(k: &Keys) -> Statement {
     statement(
         STAFF,
         "Ben",
@@ -102,7 +102,7 @@ fn staff_statement(k: &Keys) -> Statement {
     )
 }
 
-fn staff_chain(k: &Keys) -> Chain {
+pub(crate) fn staff_chain(k: &Keys) -> Chain {
     invite_chain(k).extended(sign(staff_statement(k), &k.invite))
 }
 

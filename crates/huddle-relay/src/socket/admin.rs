@@ -1,4 +1,4 @@
-//! Administration over the device socket: invites, revocations, the directory and the audit log. Only administrators may act, except for reading the directory.
+//! Administration over the device socket: invites, revocations, the directory, the audit log, and who is who (certificates and attestations). Only administrators may act, except for reading the directory and the identity requests every member makes.
 
 use super::connection::Connection;
 use super::internal_error;
@@ -11,7 +11,10 @@ use crate::AppState;
 use axum::extract::ws::Message;
 use futures::{Sink, Stream};
 use huddle_core::ids::{DeviceId, UserId};
-use huddle_core::wire::{ClientFrame, LinkSecret, RequestId, Role, ServerFrame};
+use huddle_core::identity::DeviceIdentity;
+use huddle_core::wire::{
+    ClientFrame, LinkSecret, RequestId, Role, ServerFrame, MAX_IDENTITY_USERS,
+};
 
 /// Why the last administrator stays.
 const LAST_ADMINISTRATOR: &str = "Huddle must keep at least one administrator. \
@@ -45,6 +48,18 @@ pub enum AdminRequest {
     AttachInviteCertificate {
         user: UserId,
         certificate: Vec<u8>,
+    },
+    /// Anyone: this device's own certificate chain.
+    PublishCertificate {
+        chain: Vec<u8>,
+    },
+    /// Anyone: colleagues' chains and attestations.
+    Identities {
+        users: Vec<UserId>,
+    },
+    /// Anyone: this device checked a colleague's in person.
+    Attest {
+        attestation: Vec<u8>,
     },
 }
 
@@ -110,6 +125,16 @@ impl AdminRequest {
                 request,
                 AdminRequest::AttachInviteCertificate { user, certificate },
             ),
+            ClientFrame::PublishCertificate { request, chain } => {
+                (request, AdminRequest::PublishCertificate { chain })
+            }
+            ClientFrame::Identities { request, users } => {
+                (request, AdminRequest::Identities { users })
+            }
+            ClientFrame::Attest {
+                request,
+                attestation,
+            } => (request, AdminRequest::Attest { attestation }),
             other => return Sorted::Device(other),
         };
         Sorted::Admin(request, admin)
@@ -117,7 +142,13 @@ impl AdminRequest {
 
     /// Whether staff may ask this too.
     fn open_to_staff(&self) -> bool {
-        matches!(self, AdminRequest::Directory)
+        matches!(
+            self,
+            AdminRequest::Directory
+                | AdminRequest::PublishCertificate { .. }
+                | AdminRequest::Identities { .. }
+                | AdminRequest::Attest { .. }
+        )
     }
 }
 
@@ -154,7 +185,12 @@ where
             .send(&refuse("Only administrators can do this."))
             .await;
     }
-    let answer = match carry_out(state, actor, request, admin).await {
+    let identity = DeviceIdentity {
+        org: state.org,
+        user: actor,
+        device,
+    };
+    let answer = match carry_out(state, identity, request, admin).await {
         Ok(Ok(frame)) => frame,
         Ok(Err(reason)) => refuse(reason),
         Err(error) => {
@@ -168,11 +204,12 @@ where
 /// The answer to an administration request, or the refusal in words.
 async fn carry_out(
     state: &AppState,
-    actor: UserId,
+    identity: DeviceIdentity,
     request: RequestId,
     admin: AdminRequest,
 ) -> Result<Result<ServerFrame, &'static str>, StoreError> {
     let now = now();
+    let actor = identity.user;
     Ok(Ok(match admin {
         AdminRequest::CreateInvite {
             user: chosen,
@@ -258,6 +295,29 @@ async fn carry_out(
             request,
             people: state.store.directory().await?,
         },
+        AdminRequest::PublishCertificate { chain } => {
+            if let Err(refusal) = state.store.publish_certificate(identity, &chain).await? {
+                return Ok(Err(refusal.words()));
+            }
+            ServerFrame::Done { request }
+        }
+        AdminRequest::Identities { users } => {
+            if users.len() > MAX_IDENTITY_USERS {
+                return Ok(Err("Ask about fewer people at once."));
+            }
+            let found = state.store.identities(&users).await?;
+            ServerFrame::Identities {
+                request,
+                devices: found.devices,
+                attestations: found.attestations,
+            }
+        }
+        AdminRequest::Attest { attestation } => {
+            if let Err(refusal) = state.store.attest(identity, &attestation, now).await? {
+                return Ok(Err(refusal.words()));
+            }
+            ServerFrame::Done { request }
+        }
         AdminRequest::ReadAudit { before, limit } => ServerFrame::Audit {
             request,
             entries: state.store.read_audit(before, limit).await?,

@@ -2,7 +2,7 @@
 
 use crate::store::keys::{MAX_CLAIM_USERS, MAX_KEY_PACKAGES_PER_DEVICE};
 use crate::store::log::MAX_CHANGES_PER_COMMIT;
-use huddle_core::wire::{ClientFrame, Payload};
+use huddle_core::wire::{ClientFrame, Payload, MAX_IDENTITY_USERS};
 use std::collections::HashMap;
 use std::hash::Hash;
 use std::net::IpAddr;
@@ -159,7 +159,7 @@ pub const WORK_BURST: u32 = MAX_CHANGES_PER_COMMIT as u32;
 
 /// The rows of work a frame asks of the writer: each key package stored,
 /// each person whose key packages are claimed, each device a commit adds or
-/// removes. Paid for from the device's work allowance, beside the one frame
+/// removes, each person whose identities are read. Paid for from the device's work allowance, beside the one frame
 /// it costs, so that packing more into a frame never buys more work. A
 /// frame over the per-frame limits is refused without any work: none.
 pub fn frame_work(frame: &ClientFrame) -> u32 {
@@ -168,6 +168,7 @@ pub fn frame_work(frame: &ClientFrame) -> u32 {
             (key_packages.len(), MAX_KEY_PACKAGES_PER_DEVICE)
         }
         ClientFrame::ClaimKeyPackages { users, .. } => (users.len(), MAX_CLAIM_USERS),
+        ClientFrame::Identities { users, .. } => (users.len(), MAX_IDENTITY_USERS),
         ClientFrame::Submit(submission) => match &submission.payload {
             Payload::Commit { change, .. } => (
                 change.add.len() + change.remove.len(),

@@ -412,7 +412,10 @@ impl DeviceSession {
             | ClientFrame::Directory { .. }
             | ClientFrame::ReadAudit { .. }
             | ClientFrame::AttachInviteCertificate { .. }
-            | ClientFrame::CreateInviteFor { .. } => true,
+            | ClientFrame::CreateInviteFor { .. }
+            | ClientFrame::PublishCertificate { .. }
+            | ClientFrame::Identities { .. }
+            | ClientFrame::Attest { .. } => true,
         }
     }
 }

@@ -14,6 +14,7 @@
 //! - `relay_info.rs`: facts about the installation (organisation, setup link).
 
 pub mod group_commit;
+pub mod identities;
 pub mod keys;
 pub mod log;
 pub mod people;

@@ -1,0 +1,14 @@
+-- Who each device is, and who checked whom in person. Public: certificate
+-- chains name a person and a key; attestations say that one device checked
+-- another's key. Phones check both themselves; the relay cannot make either.
+ALTER TABLE devices ADD COLUMN certificate BLOB;
+
+CREATE TABLE attestations (
+    attester_device  BLOB NOT NULL,
+    subject_device   BLOB NOT NULL,
+    subject_user     BLOB NOT NULL,
+    attestation      BLOB NOT NULL,
+    made_at          INTEGER NOT NULL,
+    PRIMARY KEY (attester_device, subject_device)
+);
+CREATE INDEX attestations_by_subject ON attestations (subject_user, made_at);
