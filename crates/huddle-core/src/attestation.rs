@@ -187,7 +187,8 @@ impl Identities {
     /// Replaces what is known of `users` with `fresh`.
     pub fn replace(&mut self, users: &[UserId], fresh: Identities) {
         self.devices.retain(|d| !users.contains(&d.identity.user));
-        self.attestations.retain(|a| !users.contains(&a.subject.user));
+        self.attestations
+            .retain(|a| !users.contains(&a.subject.user));
         self.devices.extend(fresh.devices);
         self.attestations.extend(fresh.attestations);
     }
@@ -257,7 +258,9 @@ pub struct Attester {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Verification {
     /// Every device they have now was checked in person (newest first).
-    Verified { by: Vec<Attester> },
+    Verified {
+        by: Vec<Attester>,
+    },
     /// They were checked once, but on a phone or key they no longer use.
     Lapsed,
     NotVerified,

@@ -7,12 +7,13 @@
 //! opened on the way out). What never crosses: the device's signing key,
 //! group secrets and the worker's storage key.
 
+use crate::attestation::{Identities, KeyDigest, Method};
 use crate::certificate::OrgKeyFingerprint;
 use crate::group::GroupProfile;
 use crate::identity::DeviceIdentity;
 use crate::ids::{ClientMessageId, DeviceId, GroupId, UserId};
 use crate::retention::UnixMillis;
-use crate::wire::{ClaimedKeyPackage, MembershipChange, Refusal, Role};
+use crate::wire::{ClaimedKeyPackage, DeviceCertificate, MembershipChange, Refusal, Role};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use zeroize::Zeroize;
@@ -257,6 +258,24 @@ pub enum WorkerRequest {
         groups: Vec<GroupId>,
         now: UnixMillis,
     },
+    /// This device's certificate chain, for the relay to hand to
+    /// colleagues: answered by `Certificate`.
+    OwnCertificate,
+    /// Checks colleagues' chains and the attestations about them against
+    /// the pinned organisation key: answered by `Identities` with what
+    /// holds.
+    CheckIdentities {
+        devices: Vec<DeviceCertificate>,
+        attestations: Vec<Vec<u8>>,
+    },
+    /// This phone checked `subject`'s key in person: answered by
+    /// `Attestation`, signed with the device key.
+    Attest {
+        subject: DeviceIdentity,
+        subject_key: KeyDigest,
+        method: Method,
+        now: UnixMillis,
+    },
 }
 
 /// What the crypto worker answers.
@@ -315,6 +334,16 @@ pub enum WorkerResponse {
         certificate: Vec<u8>,
         invite_key: InviteKey,
         org_key: OrgKeyFingerprint,
+    },
+    /// This device's certificate chain (public).
+    Certificate {
+        chain: Vec<u8>,
+    },
+    /// Colleagues' devices and attestations that checked out.
+    Identities(Identities),
+    /// An encoded attestation, for the relay.
+    Attestation {
+        attestation: Vec<u8>,
     },
 }
 

@@ -447,6 +447,49 @@ impl MlsDevice {
         &self.signer
     }
 
+    /// This device's certificate chain as its credential carries it, for
+    /// the relay to hand to colleagues.
+    pub fn own_certificate(&self) -> Result<Vec<u8>, MlsError> {
+        let trust = self.trust.as_ref().ok_or(MlsError::NotCertified)?;
+        Ok(trust.chain.to_credential_bytes())
+    }
+
+    /// Colleagues' chains and the attestations about them, checked against
+    /// the pinned organisation key (see `trust::check_identities`).
+    pub fn check_identities(
+        &self,
+        devices: &[huddle_core::wire::DeviceCertificate],
+        attestations: &[Vec<u8>],
+    ) -> Result<huddle_core::attestation::Identities, MlsError> {
+        let trust = self.trust.as_ref().ok_or(MlsError::NotCertified)?;
+        Ok(crate::trust::check_identities(
+            trust,
+            &self.verifier,
+            devices,
+            attestations,
+        ))
+    }
+
+    /// Signs this device's word that it checked `subject`'s key in person.
+    pub fn attest(
+        &self,
+        subject: DeviceIdentity,
+        subject_key: huddle_core::attestation::KeyDigest,
+        method: huddle_core::attestation::Method,
+        now: UnixMillis,
+    ) -> Result<Vec<u8>, MlsError> {
+        let trust = self.trust.as_ref().ok_or(MlsError::NotCertified)?;
+        Ok(crate::trust::attest(
+            trust,
+            &self.signer,
+            self.identity,
+            subject,
+            subject_key,
+            method,
+            now,
+        )?)
+    }
+
     /// This device's fingerprint, half of a safety number.
     pub fn fingerprint(&self) -> Fingerprint {
         Fingerprint::of(&self.identity, self.signer.public_key())

@@ -1,4 +1,4 @@
-//! Making and checking certificates with real P-384 keys: founding an organisation, certifying an invite, accepting one.
+//! Making and checking certificates with real P-384 keys: founding an organisation, certifying an invite, accepting one, and vouching for a colleague's phone.
 //!
 //! The rules (who may sign what) are in `huddle_core::certificate`; this
 //! module holds the keys that sign and the verifier that checks, so that
@@ -6,13 +6,16 @@
 
 use crate::identity::{verify_device_signature, DeviceSigner};
 use crate::provider::SignatureMemo;
+use huddle_core::attestation::{
+    check_device, Attestation, AttestationStatement, Identities, KeyDigest, Method,
+};
 use huddle_core::certificate::{
     Certificate, CertificateError, Chain, InviteCertificate, OrgKeyFingerprint, Statement, Subject,
 };
 use huddle_core::identity::DeviceIdentity;
 use huddle_core::ids::UserId;
 use huddle_core::retention::UnixMillis;
-use huddle_core::wire::Role;
+use huddle_core::wire::{DeviceCertificate, Role};
 use openmls_traits::signatures::Signer;
 use serde::{Deserialize, Serialize};
 use std::sync::Arc;
@@ -53,6 +56,8 @@ pub enum TrustError {
     InviteExpired,
     #[error("this phone is already certified")]
     AlreadyCertified,
+    #[error("a phone can only vouch for a colleague's phone")]
+    NotAColleague,
     #[error("could not sign: {0}")]
     Signing(String),
 }
@@ -225,4 +230,72 @@ impl Verifier {
             verify_device_signature(public_key, message, signature)
         })
     }
+}
+
+/// Checks colleagues' chains (as the relay handed them over, each for the
+/// person and device it was listed under) and the attestations about them,
+/// and keeps what holds. Anything that does not check out is left out:
+/// the person then shows as not verified, never as verified.
+pub fn check_identities(
+    trust: &Trust,
+    verifier: &Verifier,
+    devices: &[DeviceCertificate],
+    attestations: &[Vec<u8>],
+) -> Identities {
+    let verify = |k: &[u8], m: &[u8], s: &[u8]| verifier.verify(k, m, s);
+    let Some(org) = trust.chain.claimed_identity().map(|id| id.org) else {
+        return Identities::default();
+    };
+    let devices = devices
+        .iter()
+        .filter_map(|card| {
+            let expected = DeviceIdentity {
+                org,
+                user: card.user,
+                device: card.device,
+            };
+            check_device(&card.chain, expected, &trust.org_key, &verify).ok()
+        })
+        .collect();
+    let attestations = attestations
+        .iter()
+        .filter_map(|bytes| Attestation::from_bytes(bytes).ok())
+        .filter_map(|attestation| attestation.check(&trust.org_key, &verify).ok())
+        .filter(|checked| checked.attester.org == org)
+        .collect();
+    Identities {
+        devices,
+        attestations,
+    }
+}
+
+/// This device's signed word that it checked `subject`'s key in person.
+pub fn attest(
+    trust: &Trust,
+    signer: &DeviceSigner,
+    attester: DeviceIdentity,
+    subject: DeviceIdentity,
+    subject_key: KeyDigest,
+    method: Method,
+    now: UnixMillis,
+) -> Result<Vec<u8>, TrustError> {
+    if subject.device == attester.device || subject.org != attester.org {
+        return Err(TrustError::NotAColleague);
+    }
+    let statement = AttestationStatement {
+        attester,
+        subject,
+        subject_key,
+        method,
+        verified_at: now,
+    };
+    let signature = signer
+        .sign(&statement.to_be_signed())
+        .map_err(|e| TrustError::Signing(format!("{e:?}")))?;
+    Ok(Attestation {
+        statement,
+        attester_chain: trust.chain.clone(),
+        signature,
+    }
+    .to_bytes())
 }

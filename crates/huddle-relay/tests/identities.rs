@@ -80,10 +80,7 @@ async fn identities_of(socket: &mut Socket, users: Vec<UserId>) -> (Vec<Vec<u8>>
             request: 9,
             devices,
             attestations,
-        } => (
-            devices.into_iter().map(|d| d.chain).collect(),
-            attestations,
-        ),
+        } => (devices.into_iter().map(|d| d.chain).collect(), attestations),
         other => panic!("expected identities, got {other:?}"),
     }
 }
@@ -136,7 +133,8 @@ async fn devices_publish_their_own_chains_and_attestations_and_nobody_elses() {
             assert_eq!(done(&answer), keep, "{engine:?}: {answer:?}");
             assert_eq!(refused(&answer), !keep, "{engine:?}: {answer:?}");
         }
-        let (chains, attestations) = identities_of(&mut cara_socket, vec![ben.user, cara.user]).await;
+        let (chains, attestations) =
+            identities_of(&mut cara_socket, vec![ben.user, cara.user]).await;
         assert_eq!(chains, vec![ben_chain.clone()], "{engine:?}");
         assert!(attestations.is_empty(), "{engine:?}");
 

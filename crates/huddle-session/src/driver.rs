@@ -17,6 +17,7 @@ use crate::records::{ConversationRecord, Intent, MessageBody, MessageRecord, Out
 use crate::update::{SignOut, Update};
 use futures::channel::{mpsc, oneshot};
 use futures::StreamExt;
+use huddle_core::attestation::Identities;
 use huddle_core::crypto_worker::{Incoming, WorkerRequest, WorkerResponse};
 use huddle_core::envelope::{Envelope, EnvelopeBody};
 use huddle_core::group::GroupProfile;
@@ -34,6 +35,7 @@ use std::collections::VecDeque;
 use std::rc::Rc;
 
 mod housekeeping;
+pub(crate) mod identities;
 mod receiving;
 mod writing;
 
@@ -90,6 +92,11 @@ pub(crate) enum Input<P: Platform> {
         reply: Reply<()>,
     },
     SaveDirectory(crate::records::Directory),
+    /// What was just checked about `users` replaces what was known of them.
+    SaveIdentities {
+        users: Vec<UserId>,
+        fresh: Identities,
+    },
     KeyPackagesPublished,
 }
 
@@ -154,6 +161,15 @@ impl<P: Platform> Driver<P> {
                 self.shared.inputs.borrow_mut().take();
                 return;
             }
+        }
+        // Who was verified in person, for the badges: a phone that cannot
+        // read it shows everyone as not verified, which is the safe side.
+        match self.shared.cache.identities().await {
+            Ok(identities) => {
+                self.shared.state.borrow_mut().identities = identities.clone();
+                self.shared.screen.show(Update::Identities(identities));
+            }
+            Err(error) => self.log(&format!("verifications could not be read: {error}")),
         }
         while let Some(input) = queue.next().await {
             if self.shared.state.borrow().wiped {
@@ -270,6 +286,18 @@ impl<P: Platform> Driver<P> {
                     self.shared.screen.show(Update::Directory(directory));
                     self.repaint_list = true;
                     self.repaint_open = true;
+                }
+            }
+            Input::SaveIdentities { users, fresh } => {
+                let mut identities = self.shared.state.borrow().identities.clone();
+                identities.replace(&users, fresh);
+                if self
+                    .shared
+                    .write(vec![CacheWrite::Identities(identities.clone())])
+                    .await
+                {
+                    self.shared.state.borrow_mut().identities = identities.clone();
+                    self.shared.screen.show(Update::Identities(identities));
                 }
             }
             Input::KeyPackagesPublished => {
@@ -396,6 +424,17 @@ impl<P: Platform> Driver<P> {
                 Err(error) => shared
                     .log
                     .warn(&format!("the directory was not refreshed: {error}")),
+            }
+            if let Err(error) = identities::publish_own_certificate(&shared).await {
+                shared.log.warn(&format!(
+                    "this phone's certificate was not published: {error}"
+                ));
+            }
+            let colleagues = identities::colleagues(&shared);
+            if let Err(error) = identities::refresh(&shared, &inputs, colleagues).await {
+                shared
+                    .log
+                    .warn(&format!("verifications were not refreshed: {error}"));
             }
         }));
     }

@@ -22,6 +22,7 @@ use crate::platform::{Cache, CacheWrite, Clock, Log, Parts, Platform, Screen, Ta
 use crate::records::{delivery_of, ConversationRecord, Directory, Enrolment, OutboxRecord};
 use crate::update::{ConnectionStatus, ConversationEntry, ShownMessage, Update};
 use futures::channel::{mpsc, oneshot};
+use huddle_core::attestation::Identities;
 use huddle_core::envelope::EnvelopeBody;
 use huddle_core::group::GroupProfile;
 use huddle_core::ids::{ClientMessageId, GroupId, UserId};
@@ -108,6 +109,9 @@ pub(crate) struct State {
     /// Groups stopped at a change this phone could not open (in memory: the
     /// change comes again after a restart, and stops the group again).
     pub needs_repair: BTreeSet<GroupId>,
+    /// Colleagues' checked keys and attestations, read when the driver
+    /// starts (the first screen does not need them).
+    pub identities: Identities,
 }
 
 impl State {
@@ -170,6 +174,7 @@ impl<P: Platform> Phone<P> {
                 connection: ConnectionStatus::default(),
                 wiped: false,
                 needs_repair: BTreeSet::new(),
+                identities: Identities::default(),
             }),
             inputs: RefCell::new(None),
             relay_ahead_ms: Cell::new(0),

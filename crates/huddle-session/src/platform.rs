@@ -7,6 +7,7 @@
 use crate::records::{ConversationRecord, Directory, Enrolment, MessageRecord, OutboxRecord};
 use crate::update::{ConversationEntry, Update};
 use futures::future::LocalBoxFuture;
+use huddle_core::attestation::Identities;
 use huddle_core::crypto_worker::{WorkerError, WorkerRequest, WorkerResponse};
 use huddle_core::ids::{ClientMessageId, GroupId};
 use huddle_core::retention::UnixMillis;
@@ -38,6 +39,8 @@ pub enum CacheWrite {
     Outbox(OutboxRecord),
     DeleteOutbox(ClientMessageId),
     Cursor(GroupPosition),
+    /// What this phone knows of colleagues' keys and who checked them.
+    Identities(Identities),
 }
 
 /// The phone's encrypted cache. Every record is sealed at rest by the
@@ -46,6 +49,8 @@ pub enum CacheWrite {
 pub trait Cache {
     async fn enrolment(&self) -> Result<Option<Enrolment>, CacheError>;
     async fn directory(&self) -> Result<Directory, CacheError>;
+    /// Colleagues' checked keys and attestations (empty until first fetched).
+    async fn identities(&self) -> Result<Identities, CacheError>;
     async fn conversations(&self) -> Result<Vec<ConversationRecord>, CacheError>;
     /// A conversation's newest `limit` messages, newest first.
     async fn latest_messages(

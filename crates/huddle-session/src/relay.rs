@@ -279,7 +279,20 @@ fn request_of(frame: &ServerFrame) -> Option<RequestId> {
         | ServerFrame::Done { request }
         | ServerFrame::Refused { request, .. }
         | ServerFrame::People { request, .. }
-        | ServerFrame::Audit { request, .. } => Some(*request),
-        _ => None,
+        | ServerFrame::Audit { request, .. }
+        | ServerFrame::Identities { request, .. } => Some(*request),
+        // Listed, not `_`: a new answer frame must be paired here, or its
+        // asker waits for ever.
+        ServerFrame::Challenge { .. }
+        | ServerFrame::Ready { .. }
+        | ServerFrame::Accepted { .. }
+        | ServerFrame::Rejected { .. }
+        | ServerFrame::Deliver(_)
+        | ServerFrame::Welcome { .. }
+        | ServerFrame::Synced
+        | ServerFrame::Pong { .. }
+        | ServerFrame::Error { .. }
+        | ServerFrame::Skipped { .. }
+        | ServerFrame::DeliverCommit { .. } => None,
     }
 }

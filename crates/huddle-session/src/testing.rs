@@ -17,14 +17,15 @@ use crate::Phone;
 use futures::executor::{LocalPool, LocalSpawner};
 use futures::future::LocalBoxFuture;
 use futures::task::LocalSpawnExt;
+use huddle_core::attestation::Identities;
 use huddle_core::crypto_worker::{WorkerRequest, WorkerResponse};
 use huddle_core::identity::DeviceIdentity;
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, OrgId, UserId};
 use huddle_core::retention::UnixMillis;
 use huddle_core::sync::GroupPosition;
 use huddle_core::wire::{
-    ClaimedKeyPackage, ClientFrame, EntryKind, GroupCursor, GroupSpec, LogEntry, MembershipChange,
-    Payload, Person, Rejection, Role, ServerFrame, Submission,
+    ClaimedKeyPackage, ClientFrame, DeviceCertificate, EntryKind, GroupCursor, GroupSpec, LogEntry,
+    MembershipChange, Payload, Person, Rejection, Role, ServerFrame, Submission,
 };
 use huddle_worker::core::{DeviceRecord, WorkerCore};
 use std::cell::{Cell, RefCell};
@@ -41,6 +42,7 @@ pub const START: UnixMillis = UnixMillis(1_795_000_000_000);
 pub struct MemStore {
     pub enrolment: Option<Enrolment>,
     pub directory: Directory,
+    pub identities: Identities,
     pub conversations: BTreeMap<GroupId, ConversationRecord>,
     /// Keyed as the browser keys them: expiry first.
     pub messages: BTreeMap<(UnixMillis, GroupId, ClientMessageId), MessageRecord>,
@@ -61,6 +63,9 @@ impl Cache for MemCache {
     }
     async fn directory(&self) -> Result<Directory, CacheError> {
         Ok(self.0.borrow().directory.clone())
+    }
+    async fn identities(&self) -> Result<Identities, CacheError> {
+        Ok(self.0.borrow().identities.clone())
     }
     async fn conversations(&self) -> Result<Vec<ConversationRecord>, CacheError> {
         Ok(self.0.borrow().conversations.values().cloned().collect())
@@ -108,6 +113,7 @@ impl Cache for MemCache {
             match write.clone() {
                 CacheWrite::Enrolment(e) => store.enrolment = Some(e),
                 CacheWrite::Directory(d) => store.directory = d,
+                CacheWrite::Identities(i) => store.identities = i,
                 CacheWrite::Conversation(c) => {
                     store.conversations.insert(c.group, c);
                 }
@@ -388,6 +394,10 @@ pub struct RelayState {
     pub received: Vec<(DeviceId, ClientFrame)>,
     /// The world's time, which the relay's challenges carry.
     pub clock: Option<ManualClock>,
+    /// Each device's published certificate chain.
+    pub certificates: BTreeMap<DeviceId, Vec<u8>>,
+    /// Attestations by (attester, subject), as their phones sent them.
+    pub attestations: BTreeMap<(DeviceId, DeviceId), (UserId, Vec<u8>)>,
 }
 
 #[derive(Clone, Default)]
@@ -540,6 +550,57 @@ impl MemRelay {
                     })
                     .collect();
                 reply(ServerFrame::People { request, people });
+            }
+            ClientFrame::PublishCertificate { request, chain } => {
+                self.0.borrow_mut().certificates.insert(device, chain);
+                reply(ServerFrame::Done { request });
+            }
+            ClientFrame::Attest {
+                request,
+                attestation,
+            } => {
+                let Ok(parsed) = huddle_core::attestation::Attestation::from_bytes(&attestation)
+                else {
+                    reply(ServerFrame::Refused {
+                        request,
+                        reason: "unreadable".into(),
+                    });
+                    return;
+                };
+                let subject = parsed.statement.subject;
+                self.0
+                    .borrow_mut()
+                    .attestations
+                    .insert((device, subject.device), (subject.user, attestation));
+                reply(ServerFrame::Done { request });
+            }
+            ClientFrame::Identities { request, users } => {
+                let state = self.0.borrow();
+                let devices = users
+                    .iter()
+                    .flat_map(|user| {
+                        let devices = state.people.get(user).map(|p| p.1.clone());
+                        devices.into_iter().flatten().filter_map(|device| {
+                            Some(DeviceCertificate {
+                                user: *user,
+                                device,
+                                chain: state.certificates.get(&device)?.clone(),
+                            })
+                        })
+                    })
+                    .collect();
+                let attestations = state
+                    .attestations
+                    .values()
+                    .filter(|(user, _)| users.contains(user))
+                    .map(|(_, bytes)| bytes.clone())
+                    .collect();
+                drop(state);
+                reply(ServerFrame::Identities {
+                    request,
+                    devices,
+                    attestations,
+                });
             }
             ClientFrame::Ack { .. } | ClientFrame::Ping { .. } => {}
             _ => {}

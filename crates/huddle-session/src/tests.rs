@@ -669,3 +669,5 @@ fn a_phone_whose_clock_was_turned_back_still_deletes_on_time() {
     );
     assert!(alice.cached_texts(group).is_empty());
 }
+
+mod verification;

@@ -2,6 +2,7 @@
 
 use crate::platform::{CacheError, CryptoError};
 use crate::records::{ConversationRecord, Delivery, Directory, Enrolment, MessageRecord};
+use huddle_core::attestation::Identities;
 use huddle_core::ids::{GroupId, UserId};
 use huddle_core::retention::UnixMillis;
 use huddle_core::wire::Refusal;
@@ -12,6 +13,8 @@ pub enum Update {
     /// Who this phone is (after loading, and when it changes).
     Enrolment(Enrolment),
     Directory(Directory),
+    /// Colleagues' checked keys and who verified them in person.
+    Identities(Identities),
     /// Every conversation, with its newest message still on the phone, in
     /// no particular order (the app sorts, since titles are its words).
     Conversations(Vec<ConversationEntry>),

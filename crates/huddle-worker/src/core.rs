@@ -348,6 +348,27 @@ impl WorkerCore {
                         .map_err(mls_error)?,
                 }
             }
+            R::OwnCertificate => A::Certificate {
+                chain: device.own_certificate().map_err(mls_error)?,
+            },
+            R::CheckIdentities {
+                devices,
+                attestations,
+            } => A::Identities(
+                device
+                    .check_identities(&devices, &attestations)
+                    .map_err(mls_error)?,
+            ),
+            R::Attest {
+                subject,
+                subject_key,
+                method,
+                now,
+            } => A::Attestation {
+                attestation: device
+                    .attest(subject, subject_key, method, now)
+                    .map_err(mls_error)?,
+            },
             R::Members { group } => A::Members {
                 members: device.members(group).map_err(mls_error)?,
             },

@@ -10,8 +10,8 @@ use crate::store::StoreError;
 use crate::AppState;
 use axum::extract::ws::Message;
 use futures::{Sink, Stream};
-use huddle_core::ids::{DeviceId, UserId};
 use huddle_core::identity::DeviceIdentity;
+use huddle_core::ids::{DeviceId, UserId};
 use huddle_core::wire::{
     ClientFrame, LinkSecret, RequestId, Role, ServerFrame, MAX_IDENTITY_USERS,
 };

@@ -33,8 +33,12 @@ pub enum IdentityRefusal {
 impl IdentityRefusal {
     pub fn words(self) -> &'static str {
         match self {
-            IdentityRefusal::Unreadable => "That is not a certificate or attestation Huddle can read.",
-            IdentityRefusal::NotYours => "A device can only publish its own certificate and its own attestations.",
+            IdentityRefusal::Unreadable => {
+                "That is not a certificate or attestation Huddle can read."
+            }
+            IdentityRefusal::NotYours => {
+                "A device can only publish its own certificate and its own attestations."
+            }
             IdentityRefusal::UnknownSubject => "That device is not one of this organisation's.",
         }
     }
@@ -67,7 +71,9 @@ impl Store {
                 .bind(&device.user.as_bytes()[..])
                 .fetch_optional(&self.pool)
                 .await?;
-        let certified = parsed.leaf().map(|leaf| leaf.statement.public_key.as_slice());
+        let certified = parsed
+            .leaf()
+            .map(|leaf| leaf.statement.public_key.as_slice());
         if registered.is_none() || registered.as_deref() != certified {
             return Ok(Err(IdentityRefusal::NotYours));
         }

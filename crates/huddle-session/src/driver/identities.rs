@@ -1,0 +1,160 @@
+//! Who is who: this phone's certificate published for colleagues, colleagues' keys and attestations fetched and checked, and verifying a colleague in person.
+//!
+//! The relay hands chains and attestations over unchecked; the crypto
+//! worker checks each against the pinned organisation key, and only what
+//! holds is kept (SECURITY.md, "Verification in person").
+
+use super::Input;
+use crate::error::SessionError;
+use crate::phone::{Phone, Shared};
+use crate::platform::{Crypto, CryptoError, Platform};
+use futures::channel::mpsc;
+use huddle_core::attestation::{Identities, KeyDigest, Method};
+use huddle_core::crypto_worker::{WorkerRequest, WorkerResponse};
+use huddle_core::identity::DeviceIdentity;
+use huddle_core::ids::UserId;
+use huddle_core::wire::{ClientFrame, ServerFrame, MAX_IDENTITY_USERS};
+
+fn crypto<P: Platform>(shared: &Shared<P>) -> Result<std::rc::Rc<P::Crypto>, SessionError> {
+    shared
+        .live
+        .borrow()
+        .as_ref()
+        .map(|live| live.crypto.clone())
+        .ok_or(SessionError::Starting)
+}
+
+/// What the relay said to a request that is answered by `Done` or `Refused`.
+fn done(answer: ServerFrame) -> Result<(), SessionError> {
+    match answer {
+        ServerFrame::Done { .. } => Ok(()),
+        ServerFrame::Refused { reason, .. } => Err(SessionError::Refused(reason)),
+        _ => Err(SessionError::UnexpectedAnswer),
+    }
+}
+
+/// Gives the relay this device's chain, for colleagues to check (after
+/// every sign-in: it is small, and the relay keeps the one it has).
+pub(crate) async fn publish_own_certificate<P: Platform>(
+    shared: &Shared<P>,
+) -> Result<(), SessionError> {
+    let chain = match crypto(shared)?
+        .request(WorkerRequest::OwnCertificate)
+        .await?
+    {
+        WorkerResponse::Certificate { chain } => chain,
+        _ => return Err(SessionError::Crypto(CryptoError::Stopped)),
+    };
+    done(
+        shared
+            .ask(|request| ClientFrame::PublishCertificate { request, chain })
+            .await?,
+    )
+}
+
+/// This person and everyone who shares a conversation with her: the people
+/// whose badges the screens show most.
+pub(crate) fn colleagues<P: Platform>(shared: &Shared<P>) -> Vec<UserId> {
+    let state = shared.state.borrow();
+    let mut users: Vec<UserId> = state
+        .conversations
+        .iter()
+        .flat_map(|c| c.members.iter().copied().chain(c.peer))
+        .chain(std::iter::once(state.enrolment.user))
+        .collect();
+    users.sort();
+    users.dedup();
+    users
+}
+
+/// Fetches and checks what the relay has about `users`, a batch at a time,
+/// and has the driver keep it.
+pub(crate) async fn refresh<P: Platform>(
+    shared: &Shared<P>,
+    inputs: &mpsc::UnboundedSender<Input<P>>,
+    users: Vec<UserId>,
+) -> Result<(), SessionError> {
+    for batch in users.chunks(MAX_IDENTITY_USERS) {
+        let (devices, attestations) = match shared
+            .ask(|request| ClientFrame::Identities {
+                request,
+                users: batch.to_vec(),
+            })
+            .await?
+        {
+            ServerFrame::Identities {
+                devices,
+                attestations,
+                ..
+            } => (devices, attestations),
+            ServerFrame::Refused { reason, .. } => return Err(SessionError::Refused(reason)),
+            _ => return Err(SessionError::UnexpectedAnswer),
+        };
+        let fresh = match crypto(shared)?
+            .request(WorkerRequest::CheckIdentities {
+                devices,
+                attestations,
+            })
+            .await?
+        {
+            WorkerResponse::Identities(fresh) => fresh,
+            _ => return Err(SessionError::Crypto(CryptoError::Stopped)),
+        };
+        let _ = inputs.unbounded_send(Input::SaveIdentities {
+            users: batch.to_vec(),
+            fresh,
+        });
+    }
+    Ok(())
+}
+
+impl<P: Platform> Phone<P> {
+    /// Colleagues' checked keys and who verified them, as last fetched.
+    pub fn identities(&self) -> Identities {
+        self.shared.state.borrow().identities.clone()
+    }
+
+    /// Fetches and checks what the relay has about `users` now.
+    pub async fn refresh_identities(&self, users: Vec<UserId>) -> Result<(), SessionError> {
+        let inputs = self
+            .shared
+            .inputs
+            .borrow()
+            .clone()
+            .ok_or(SessionError::Starting)?;
+        refresh(&self.shared, &inputs, users).await
+    }
+
+    /// This phone checked `subject`'s key in person (its code scanned, or
+    /// its digits read): signs the attestation, gives it to the relay, and
+    /// fetches the person again so that the badge shows.
+    pub async fn verify_in_person(
+        &self,
+        subject: DeviceIdentity,
+        subject_key: KeyDigest,
+        method: Method,
+    ) -> Result<(), SessionError> {
+        let now = self.shared.expiry_now();
+        let attestation = match crypto(&self.shared)?
+            .request(WorkerRequest::Attest {
+                subject,
+                subject_key,
+                method,
+                now,
+            })
+            .await?
+        {
+            WorkerResponse::Attestation { attestation } => attestation,
+            _ => return Err(SessionError::Crypto(CryptoError::Stopped)),
+        };
+        done(
+            self.shared
+                .ask(|request| ClientFrame::Attest {
+                    request,
+                    attestation,
+                })
+                .await?,
+        )?;
+        self.refresh_identities(vec![subject.user]).await
+    }
+}
