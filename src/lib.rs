@@ -130,7 +130,8 @@ fn screen(model: AppModel) -> AnyView {
         | Route::NewGroup
         | Route::NewDirect
         | Route::Invite
-        | Route::People => on_demand::screen(model, route),
+        | Route::People
+        | Route::Person(_) => on_demand::screen(model, route),
         // The install help comes from the screens' module, a moment after
         // the list. (Called here, not inside the list's component, which the
         // screens' module itself shows too: code in a split module must not

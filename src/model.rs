@@ -10,6 +10,7 @@ use crate::state::conversations::{message_views, sort_newest_first, summarise};
 use crate::state::conversations::{ConversationSummary, MessageView};
 use crate::state::route::Route;
 use crate::state::words;
+use huddle_core::attestation::Identities;
 use huddle_core::ids::GroupId;
 use huddle_core::retention::UnixMillis;
 use huddle_session::{
@@ -40,6 +41,8 @@ pub struct AppModel {
     pub conversations: RwSignal<Vec<ConversationSummary>>,
     pub records: RwSignal<Vec<ConversationRecord>>,
     pub directory: RwSignal<Directory>,
+    /// Colleagues' checked keys and who verified them in person.
+    pub identities: RwSignal<Identities>,
     /// The conversation on screen, and its messages.
     pub open: RwSignal<Option<GroupId>>,
     pub messages: RwSignal<Vec<MessageView>>,
@@ -74,6 +77,7 @@ impl AppModel {
             conversations: RwSignal::new(Vec::new()),
             records: RwSignal::new(Vec::new()),
             directory: RwSignal::new(Directory::default()),
+            identities: RwSignal::new(Identities::default()),
             open: RwSignal::new(None),
             messages: RwSignal::new(Vec::new()),
             more_messages: RwSignal::new(false),
@@ -165,6 +169,7 @@ impl AppModel {
                 self.signed_out.set(Some(why));
             }
             SessionUpdate::Tick(now) => self.now.set(now),
+            SessionUpdate::Identities(identities) => self.identities.set(identities),
         }
     }
 

@@ -138,6 +138,7 @@ fn split_screen(route: Route) -> Result<AnyView, NotLoaded> {
         Route::NewDirect => view! { <pages::NewDirectPage /> }.into_any(),
         Route::Invite => view! { <pages::InvitePage /> }.into_any(),
         Route::People => view! { <pages::PeoplePage /> }.into_any(),
+        Route::Person(user) => view! { <pages::PersonPage user=user /> }.into_any(),
         _ => view! { <pages::ConversationsPage /> }.into_any(),
     })
 }

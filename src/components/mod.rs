@@ -6,6 +6,7 @@ mod connection_banner;
 mod install_help;
 mod kind_badge;
 mod qr_code;
+mod verified_mark;
 
 pub use app_bar::AppBar;
 pub use check_list::CheckList;
@@ -13,3 +14,4 @@ pub use connection_banner::ConnectionBanner;
 pub use install_help::InstallHelp;
 pub use kind_badge::KindBadge;
 pub use qr_code::QrCodeView;
+pub use verified_mark::VerifiedMark;

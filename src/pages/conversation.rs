@@ -1,12 +1,13 @@
 //! One conversation: its type always in view, messages with sender, time, state and when each disappears, and the composer.
 
-use crate::components::KindBadge;
+use crate::components::{KindBadge, VerifiedMark};
 use crate::model::AppModel;
 use crate::navigate;
 use crate::platform::browser;
 use crate::state::conversations::{delivery_label, patient_data_warning, title};
 use crate::state::route::Route;
 use crate::state::time::{clock_label, duration_label, expiry_label, year_of};
+use crate::state::verification::{clinical_note, verification_of};
 use crate::state::words;
 use huddle_core::ids::GroupId;
 use huddle_core::retention::GroupKind;
@@ -111,7 +112,10 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
                         let expires_at = message.expires_at;
                         view! {
                             <li class="message" class:message--own=message.own data-testid="message">
-                                <span class="message__sender">{message.sender_name.clone()}</span>
+                                <span class="message__sender">
+                                    {message.sender_name.clone()}
+                                    {(!message.own).then(|| view! { " " <VerifiedMark user=message.sender /> })}
+                                </span>
                                 <p class="message__text">{message.text.clone()}</p>
                                 <span class="message__meta">
                                     <time>{clock_label(message.sent_at, model.now.get_untracked(), offset)}</time>
@@ -164,6 +168,29 @@ fn Composer(group: GroupId) -> impl IntoView {
     let text = RwSignal::new(String::new());
     let warning = RwSignal::new(None::<String>);
     let input = NodeRef::<html::Textarea>::new();
+    // In clinical groups, who has not been verified in person, said before
+    // anything is sent (SECURITY.md, "Verification in person").
+    let unverified_note = move || {
+        let record = model
+            .records
+            .with(|r| r.iter().find(|r| r.group == group).cloned())?;
+        if record.kind != GroupKind::Clinical {
+            return None;
+        }
+        let me = model.enrolment.with(|e| e.as_ref().map(|e| e.user));
+        let names: Vec<String> = model.directory.with(|directory| {
+            model.identities.with(|identities| {
+                record
+                    .members
+                    .iter()
+                    .filter(|user| Some(**user) != me)
+                    .filter(|user| !verification_of(**user, directory, identities).is_verified())
+                    .map(|user| directory.name_of(*user).unwrap_or("Someone").to_owned())
+                    .collect()
+            })
+        });
+        clinical_note(&names)
+    };
 
     let send_now = move || {
         let body = text.get_untracked();
@@ -212,6 +239,9 @@ fn Composer(group: GroupId) -> impl IntoView {
         // autocomplete=off also keeps the browser from saving the draft in
         // its session-restore files, in the clear.
         <form class="composer" autocomplete="off" on:submit=submit>
+            {move || unverified_note().map(|note| view! {
+                <p class="composer__note" role="note" data-testid="unverified-note">{note}</p>
+            })}
             <Show when=move || warning.get().is_some()>
                 <div class="warning" role="alertdialog" aria-labelledby="pii-title" aria-describedby="pii-text">
                     <h2 id="pii-title" class="warning__title">"Check before you send"</h2>

@@ -1,6 +1,9 @@
-//! Who is in a conversation; administrators add and remove people here.
+//! Who is in a conversation, each with their verification badge; administrators add and remove people here.
 
+use crate::components::VerifiedMark;
 use crate::model::AppModel;
+use crate::navigate;
+use crate::state::route::Route;
 use crate::state::words;
 use huddle_core::ids::{GroupId, UserId};
 use huddle_core::retention::GroupKind;
@@ -12,6 +15,10 @@ pub fn MembersPage(group: GroupId) -> impl IntoView {
     let model = expect_context::<AppModel>();
     if let Some(phone) = model.phone() {
         phone.refresh_directory_soon();
+        let members = model.record(group).map(|r| r.members).unwrap_or_default();
+        spawn_local(async move {
+            let _ = phone.refresh_identities(members).await;
+        });
     }
     let error = RwSignal::new(None::<String>);
     let status = RwSignal::new(None::<String>);
@@ -89,7 +96,17 @@ pub fn MembersPage(group: GroupId) -> impl IntoView {
                     let is_me = me() == Some(user);
                     view! {
                         <li class="person-row">
-                            <span class="person-row__name">{if is_me { "You".to_owned() } else { name_of(user) }}</span>
+                            {if is_me {
+                                view! { <span class="person-row__name">"You"</span> }.into_any()
+                            } else {
+                                view! {
+                                    <a class="person-row__name" href=format!("/people/{user}")
+                                        on:click=move |ev| { ev.prevent_default(); navigate(model, Route::Person(user)) }>
+                                        {name_of(user)}
+                                    </a>
+                                    <VerifiedMark user=user />
+                                }.into_any()
+                            }}
                             <Show when=move || can_manage() && !is_me>
                                 <button class="button button--small button--danger" type="button"
                                     prop:disabled=move || busy.get()

@@ -1,6 +1,9 @@
-//! The team: everyone in the organisation; administrators can sign a person out of every device.
+//! The team: everyone in the organisation, each with their verification badge and a link to their page; administrators can sign a person out of every device.
 
+use crate::components::VerifiedMark;
 use crate::model::AppModel;
+use crate::navigate;
+use crate::state::route::Route;
 use crate::state::words;
 use huddle_core::ids::UserId;
 use huddle_core::wire::Role;
@@ -15,6 +18,14 @@ pub fn PeoplePage() -> impl IntoView {
     let me = move || model.enrolment.with(|s| s.as_ref().map(|s| s.user));
     if let Some(phone) = model.phone() {
         phone.refresh_directory_soon();
+        // Badges for everyone listed, not only the people in this phone's
+        // conversations (offline, the cached ones show).
+        let everyone: Vec<UserId> = model
+            .directory
+            .with_untracked(|d| d.people.iter().map(|p| p.user).collect());
+        spawn_local(async move {
+            let _ = phone.refresh_identities(everyone).await;
+        });
     }
     let revoke = move |user: UserId| {
         let Some(phone) = model.phone() else {
@@ -57,10 +68,12 @@ pub fn PeoplePage() -> impl IntoView {
                     let is_me = me() == Some(user);
                     view! {
                         <li class="person-row">
-                            <span class="person-row__name">
+                            <a class="person-row__name" href=format!("/people/{user}")
+                                on:click=move |ev| { ev.prevent_default(); navigate(model, Route::Person(user)) }>
                                 {person.display_name.clone()}
                                 {is_me.then_some(" (you)")}
-                            </span>
+                            </a>
+                            <VerifiedMark user=user />
                             <span class="field__hint">
                                 {if person.role == Role::Administrator { "Administrator" } else { "Staff" }}
                                 {person.devices.is_empty().then_some(" · not joined")}

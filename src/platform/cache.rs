@@ -5,6 +5,7 @@
 //! record: the relay knows group ids too). A conversation's newest messages
 //! come in one `getAllRecords` request where the browser has it.
 
+use huddle_core::attestation::Identities;
 use huddle_core::ids::{ClientMessageId, GroupId};
 use huddle_core::retention::UnixMillis;
 use huddle_core::sync::GroupPosition;
@@ -49,6 +50,8 @@ const ENROLMENT: SealedStore<Enrolment> = SealedStore::new(RECORDS_STORE);
 const ENROLMENT_ID: &str = "session";
 const DIRECTORY: SealedStore<Directory> = SealedStore::new(RECORDS_STORE);
 const DIRECTORY_ID: &str = "directory";
+const IDENTITIES: SealedStore<Identities> = SealedStore::new(RECORDS_STORE);
+const IDENTITIES_ID: &str = "identities";
 const CONVERSATIONS: SealedStore<ConversationRecord> = SealedStore::new(CONVERSATIONS_STORE);
 const OUTBOX: SealedStore<OutboxRecord> = SealedStore::new(OUTBOX_STORE);
 const CURSORS: SealedStore<GroupPosition> = SealedStore::new(CURSORS_STORE);
@@ -157,6 +160,7 @@ impl IdbCache {
             .map(|write| match write {
                 CacheWrite::Enrolment(e) => ENROLMENT.put(&self.db, ENROLMENT_ID, &e),
                 CacheWrite::Directory(d) => DIRECTORY.put(&self.db, DIRECTORY_ID, &d),
+                CacheWrite::Identities(i) => IDENTITIES.put(&self.db, IDENTITIES_ID, &i),
                 CacheWrite::Conversation(c) => {
                     CONVERSATIONS.put(&self.db, &c.group.to_string(), &c)
                 }
@@ -202,6 +206,14 @@ impl Cache for IdbCache {
     async fn directory(&self) -> Result<Directory, CacheError> {
         Ok(DIRECTORY
             .get(&self.db, DIRECTORY_ID)
+            .await
+            .map_err(cache_error)?
+            .unwrap_or_default())
+    }
+
+    async fn identities(&self) -> Result<Identities, CacheError> {
+        Ok(IDENTITIES
+            .get(&self.db, IDENTITIES_ID)
             .await
             .map_err(cache_error)?
             .unwrap_or_default())

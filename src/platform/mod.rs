@@ -4,6 +4,7 @@
 pub mod bench_hooks;
 pub mod browser;
 pub mod cache;
+pub mod camera;
 pub mod crypto_worker;
 pub mod dom;
 pub mod log;

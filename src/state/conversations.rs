@@ -89,6 +89,7 @@ fn first_line(text: &str, max_chars: usize) -> String {
 pub struct MessageView {
     pub client_msg: ClientMessageId,
     pub sender_name: String,
+    pub sender: UserId,
     pub own: bool,
     pub text: String,
     pub sent_at: UnixMillis,
@@ -123,6 +124,7 @@ pub fn message_views(
                 } else {
                     directory.name_of(m.sender).unwrap_or("Someone").to_owned()
                 },
+                sender: m.sender,
                 own: m.sender == me,
                 text: body_text(&m.body),
                 sent_at: m.sent_at,

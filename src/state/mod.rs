@@ -4,4 +4,5 @@ pub mod conversations;
 pub mod device_checks;
 pub mod route;
 pub mod time;
+pub mod verification;
 pub mod words;

@@ -3,7 +3,7 @@
 //! Secrets in links (setup and invites) travel in the fragment after `#`,
 //! which browsers never send to a server or put in a `Referer`.
 
-use huddle_core::ids::GroupId;
+use huddle_core::ids::{GroupId, UserId};
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
@@ -29,6 +29,8 @@ pub enum Route {
     Invite,
     /// The team, and (for administrators) revoking people.
     People,
+    /// One person: who verified them, and their safety number with this phone.
+    Person(UserId),
 }
 
 impl Route {
@@ -43,6 +45,7 @@ impl Route {
             ["new-chat"] => Route::NewDirect,
             ["invite"] => Route::Invite,
             ["people"] => Route::People,
+            ["people", id] => id.parse().map(Route::Person).unwrap_or(Route::People),
             ["c", id] => id
                 .parse()
                 .map(Route::Conversation)
@@ -68,6 +71,7 @@ impl Route {
             Route::NewDirect => "/new-chat".to_owned(),
             Route::Invite => "/invite".to_owned(),
             Route::People => "/people".to_owned(),
+            Route::Person(user) => format!("/people/{user}"),
         }
     }
 }
@@ -87,6 +91,7 @@ mod tests {
             Route::NewDirect,
             Route::Invite,
             Route::People,
+            Route::Person(UserId::from_bytes([9; 16])),
         ] {
             assert_eq!(Route::parse(&route.path(), ""), route);
         }
@@ -113,5 +118,6 @@ mod tests {
     fn unknown_or_damaged_paths_go_to_the_list() {
         assert_eq!(Route::parse("/c/not-an-id", ""), Route::Conversations);
         assert_eq!(Route::parse("/nowhere/at/all", ""), Route::Conversations);
+        assert_eq!(Route::parse("/people/not-an-id", ""), Route::People);
     }
 }

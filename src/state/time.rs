@@ -68,6 +68,16 @@ pub fn clock_label(at: UnixMillis, now: UnixMillis, offset_minutes: i64) -> Stri
     }
 }
 
+/// The date of `at` in the phone's time zone, as "30 Nov 2026".
+pub fn date_label(at: UnixMillis, offset_minutes: i64) -> String {
+    let local = at.0 as i64 + offset_minutes * 60_000;
+    let (year, month, day) = civil_from_days(local.div_euclid(DAY as i64));
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    format!("{day} {} {year}", MONTHS[(month - 1) as usize])
+}
+
 /// The calendar year of `at`, for the patient-data detector's age check.
 pub fn year_of(at: UnixMillis) -> i32 {
     civil_from_days((at.0 / DAY) as i64).0 as i32
@@ -138,5 +148,12 @@ mod tests {
             "23 Oct 14:05"
         );
         assert_eq!(year_of(NOW), 2026);
+    }
+
+    #[test]
+    fn dates_read_with_the_year() {
+        assert_eq!(date_label(NOW, 0), "22 Nov 2026");
+        // Ten hours east: already the next day.
+        assert_eq!(date_label(NOW, 600), "23 Nov 2026");
     }
 }

@@ -80,15 +80,6 @@ impl Fingerprint {
         }
         Fingerprint(groups)
     }
-
-    /// The bytes encoded in a QR code: the six groups as big-endian numbers.
-    fn to_bytes(self) -> [u8; 24] {
-        let mut out = [0u8; 24];
-        for (chunk, group) in out.chunks_exact_mut(4).zip(self.0) {
-            chunk.copy_from_slice(&group.to_be_bytes());
-        }
-        out
-    }
 }
 
 impl fmt::Display for Fingerprint {
@@ -112,17 +103,29 @@ impl SafetyNumber {
         SafetyNumber { first, second }
     }
 
-    /// The content of the QR code one phone shows and the other scans.
-    pub fn qr_payload(&self) -> Vec<u8> {
-        let mut payload = b"huddle-safety-number:1:".to_vec();
-        payload.extend_from_slice(&self.first.to_bytes());
-        payload.extend_from_slice(&self.second.to_bytes());
-        payload
+    /// The content of the QR code one phone shows and the other scans:
+    /// text in the QR alphanumeric set (so that a camera's barcode reader,
+    /// which answers in text, reads it back exactly), both fingerprints'
+    /// digits in the order both phones agree on.
+    pub fn qr_payload(&self) -> String {
+        let digits =
+            |f: &Fingerprint| -> String { f.0.iter().map(|g| format!("{g:05}")).collect() };
+        format!("HUDDLE-SN1:{}{}", digits(&self.first), digits(&self.second))
     }
 
     /// Whether a scanned QR code shows the same number.
-    pub fn matches_qr(&self, scanned: &[u8]) -> bool {
-        scanned == self.qr_payload().as_slice()
+    pub fn matches_qr(&self, scanned: &str) -> bool {
+        scanned.trim() == self.qr_payload()
+    }
+
+    /// The 60 digits in twelve groups of five, as people read them aloud.
+    pub fn groups(&self) -> Vec<String> {
+        self.first
+            .0
+            .iter()
+            .chain(self.second.0.iter())
+            .map(|g| format!("{g:05}"))
+            .collect()
     }
 }
 

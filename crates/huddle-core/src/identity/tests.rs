@@ -60,3 +60,21 @@ fn a_fingerprint_is_frozen() {
 
 /// Computed once by this implementation; see `a_fingerprint_is_frozen`.
 const FROZEN_FINGERPRINT: &str = "74926 36953 15765 28716 71890 69425";
+
+#[test]
+fn the_qr_code_is_text_a_barcode_reader_returns_exactly_and_its_digits_group_as_shown() {
+    let number = SafetyNumber::between(
+        Fingerprint::of(&identity(1), &key(1)),
+        Fingerprint::of(&identity(2), &key(2)),
+    );
+    let payload = number.qr_payload();
+    // Upper case, digits and the QR alphanumeric punctuation only.
+    assert!(payload
+        .chars()
+        .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase() || "-:".contains(c)));
+    assert_eq!(payload.len(), "HUDDLE-SN1:".len() + 60);
+    assert!(number.matches_qr(&format!("{payload}\n")));
+    assert!(!number.matches_qr(&payload[..payload.len() - 1]));
+    assert!(!number.matches_qr(""));
+    assert_eq!(number.groups().join(" "), number.to_string());
+}

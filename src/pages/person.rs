@@ -1,0 +1,272 @@
+//! One person: who verified them in person, and the safety number between this phone and each of theirs, to scan or read aloud.
+
+use crate::components::{QrCodeView, VerifiedMark};
+use crate::model::AppModel;
+use crate::platform::browser;
+use crate::platform::camera::Camera;
+use crate::state::verification::{standing, verification_of};
+use crate::state::words;
+use huddle_core::attestation::{CheckedDevice, Method};
+use huddle_core::identity::SafetyNumber;
+use huddle_core::ids::UserId;
+use huddle_core::wire::Role;
+use leptos::html;
+use leptos::prelude::*;
+use leptos::task::spawn_local;
+use std::rc::Rc;
+
+/// How often the camera's picture is looked at for a code.
+const SCAN_EVERY_MS: u32 = 250;
+
+/// Where a check of one of their phones stands.
+#[derive(Clone, Debug, PartialEq)]
+enum Check {
+    Idle,
+    /// The camera is open, looking for their code.
+    Scanning,
+    /// The person is about to confirm that the digits match.
+    Confirming,
+    Saving,
+    Done,
+    /// The scanned code is not this phone's number with theirs.
+    Mismatch,
+    Failed(String),
+}
+
+#[component]
+pub fn PersonPage(user: UserId) -> impl IntoView {
+    let model = expect_context::<AppModel>();
+    let me = model
+        .enrolment
+        .with_untracked(|e| e.as_ref().map(|e| (e.user, e.device)));
+    if let (Some(phone), Some((my_user, _))) = (model.phone(), me) {
+        phone.refresh_directory_soon();
+        spawn_local(async move {
+            // Offline, the page shows what the phone last knew.
+            let _ = phone.refresh_identities(vec![user, my_user]).await;
+        });
+    }
+    let is_me = me.is_some_and(|(u, _)| u == user);
+    let person = move || model.directory.with(|d| d.person(user).cloned());
+    let name = move || {
+        person()
+            .map(|p| p.display_name)
+            .unwrap_or_else(|| "Someone".into())
+    };
+    let offset = browser::utc_offset_minutes();
+    let words_now = move || {
+        let verification = model
+            .directory
+            .with(|d| model.identities.with(|i| verification_of(user, d, i)));
+        standing(&verification, offset)
+    };
+    // Their phones whose certificates checked out, each with this phone's
+    // safety number with it.
+    let phones = move || -> Vec<(CheckedDevice, SafetyNumber)> {
+        let Some((_, my_device)) = me else {
+            return Vec::new();
+        };
+        let devices = person().map(|p| p.devices).unwrap_or_default();
+        model.identities.with(|identities| {
+            let Some(mine) = identities.device(my_device) else {
+                return Vec::new();
+            };
+            devices
+                .iter()
+                .filter_map(|d| identities.device(*d).cloned())
+                .map(|theirs| {
+                    let number = SafetyNumber::between(mine.fingerprint, theirs.fingerprint);
+                    (theirs, number)
+                })
+                .collect()
+        })
+    };
+
+    view! {
+        <main class="page" id="main">
+            <h1 class="page__title">{name}" "<VerifiedMark user=user /></h1>
+            <p class="field__hint">
+                {move || match person().map(|p| p.role) {
+                    Some(Role::Administrator) => "Administrator",
+                    Some(Role::Staff) => "Staff",
+                    None => "No longer in the team",
+                }}
+            </p>
+            {if is_me {
+                view! {
+                    <p class="page__lead">
+                        "This is you. Colleagues verify you from their phones: they open your name under Team, and you show them the code on your screen from theirs."
+                    </p>
+                }.into_any()
+            } else {
+                view! {
+                    <p class="page__lead" data-testid="verification-standing">{words_now}</p>
+                    {move || {
+                        let phones = phones();
+                        if phones.is_empty() {
+                            view! {
+                                <p class="notice">
+                                    {move || format!("{}'s phone has not shared its safety number with Huddle yet. It does when they next open Huddle while connected.", name())}
+                                </p>
+                            }.into_any()
+                        } else {
+                            let several = phones.len() > 1;
+                            phones.into_iter().enumerate().map(|(n, (device, number))| view! {
+                                <SafetyNumberCheck device=device number=number
+                                    heading=if several { format!("Safety number, phone {}", n + 1) } else { "Safety number".to_owned() }
+                                    name=name() />
+                            }).collect_view().into_any()
+                        }
+                    }}
+                }.into_any()
+            }}
+        </main>
+    }
+}
+
+/// The safety number with one of their phones: the code to show, the
+/// digits to read, and the two ways to check.
+#[component]
+fn SafetyNumberCheck(
+    device: CheckedDevice,
+    number: SafetyNumber,
+    heading: String,
+    name: String,
+) -> impl IntoView {
+    let model = expect_context::<AppModel>();
+    let check = RwSignal::new(Check::Idle);
+    let video = NodeRef::<html::Video>::new();
+    let canvas = NodeRef::<html::Canvas>::new();
+    let camera: StoredValue<Option<Rc<Camera>>, LocalStorage> = StoredValue::new_local(None);
+    let stop_camera = move || {
+        if let Some(camera) = camera.get_value() {
+            camera.stop();
+        }
+        camera.set_value(None);
+    };
+    on_cleanup(stop_camera);
+
+    let subject = device.identity;
+    let key = device.key;
+    let save = move |method: Method| {
+        check.set(Check::Saving);
+        let Some(phone) = model.phone() else {
+            check.set(Check::Failed(model.directory.with_untracked(|d| {
+                words::session_error(&huddle_session::SessionError::Starting, d)
+            })));
+            return;
+        };
+        spawn_local(async move {
+            match phone.verify_in_person(subject, key, method).await {
+                Ok(()) => check.set(Check::Done),
+                Err(error) => check.set(Check::Failed(
+                    model
+                        .directory
+                        .with_untracked(|d| words::session_error(&error, d)),
+                )),
+            }
+        });
+    };
+    let scan = move |_| {
+        check.set(Check::Scanning);
+        spawn_local(async move {
+            // Wait for the video element to be on screen.
+            gloo_timers::future::TimeoutFuture::new(0).await;
+            let Some(video_element) = video.get_untracked() else {
+                return;
+            };
+            let opened = match Camera::open(&video_element).await {
+                Ok(opened) => Rc::new(opened),
+                Err(error) => {
+                    check.set(Check::Failed(error.words().to_owned()));
+                    return;
+                }
+            };
+            camera.set_value(Some(opened.clone()));
+            while check.get_untracked() == Check::Scanning {
+                if let Some(canvas_element) = canvas.get_untracked() {
+                    if let Some(code) = opened.read(&video_element, &canvas_element).await {
+                        stop_camera();
+                        if number.matches_qr(&code) {
+                            save(Method::ScannedCode);
+                        } else {
+                            check.set(Check::Mismatch);
+                        }
+                        return;
+                    }
+                }
+                gloo_timers::future::TimeoutFuture::new(SCAN_EVERY_MS).await;
+            }
+            stop_camera();
+        });
+    };
+    let cancel = move |_| {
+        stop_camera();
+        check.set(Check::Idle);
+    };
+    let payload = number.qr_payload();
+    let groups = number.groups();
+    let spoken = groups.join(", ");
+    let name_for_label = name.clone();
+    let name_for_confirm = name.clone();
+    let name_for_scan = name.clone();
+    let name_for_done = name.clone();
+    let name_for_mismatch = name;
+
+    view! {
+        <section class="safety" aria-labelledby=format!("safety-{}", subject.device)>
+            <h2 class="safety__title" id=format!("safety-{}", subject.device)>{heading}</h2>
+            <Show when=move || check.get() == Check::Scanning fallback=move || view! {
+                <QrCodeView text=payload.clone() label=format!("Safety number code for you and {name_for_label}") />
+            }>
+                <div class="scanner">
+                    <video class="scanner__video" node_ref=video autoplay=true muted=true playsinline=true
+                        aria-label="Camera picture"></video>
+                    <canvas class="visually-hidden" node_ref=canvas aria-hidden="true"></canvas>
+                    <p role="status">{format!("Point your camera at the code on {name_for_scan}'s phone.")}</p>
+                    <button class="button button--secondary" type="button" on:click=cancel>"Stop scanning"</button>
+                </div>
+            </Show>
+            <p class="safety__digits" data-testid="safety-digits" aria-label=format!("Safety number: {spoken}")>
+                {groups.into_iter().map(|g| view! { <span>{g}</span> }).collect_view()}
+            </p>
+            {move || match check.get() {
+                Check::Done => view! {
+                    <p class="notice notice--ok" role="status">
+                        {format!("{name_for_done} is verified. Everyone in your team will see it.")}
+                    </p>
+                }.into_any(),
+                Check::Mismatch => view! {
+                    <p class="notice notice--error" role="alert">
+                        {format!("These codes do not match. This may not be {name_for_mismatch}'s phone. Do not share anything clinical with this account, and tell your manager.")}
+                    </p>
+                }.into_any(),
+                Check::Failed(reason) => view! {
+                    <p class="notice notice--error" role="alert">{reason}</p>
+                }.into_any(),
+                Check::Saving => view! { <p role="status">"Saving…"</p> }.into_any(),
+                Check::Confirming => {
+                    let name = name_for_confirm.clone();
+                    view! {
+                        <div class="warning" role="alertdialog" aria-labelledby="confirm-title">
+                            <h2 id="confirm-title" class="warning__title">"Do all 60 digits match?"</h2>
+                            <p>{format!("Only say yes with {name} in front of you, when every group of digits on their phone is the same as here.")}</p>
+                            <div class="warning__actions">
+                                <button class="button" type="button" on:click=move |_| save(Method::ComparedDigits)>"Yes, every digit matches"</button>
+                                <button class="button button--secondary" type="button" on:click=move |_| check.set(Check::Idle)>"Cancel"</button>
+                            </div>
+                        </div>
+                    }.into_any()
+                }
+                Check::Idle | Check::Scanning => ().into_any(),
+            }}
+            <Show when=move || matches!(check.get(), Check::Idle | Check::Done | Check::Mismatch | Check::Failed(_))>
+                <div class="safety__actions">
+                    <button class="button" type="button" on:click=scan>"Scan their code"</button>
+                    <button class="button button--secondary" type="button"
+                        on:click=move |_| check.set(Check::Confirming)>"The numbers match"</button>
+                </div>
+            </Show>
+        </section>
+    }
+}
