@@ -25,6 +25,12 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
     // conversation read (which repaints the list).
     if let Some(phone) = model.phone() {
         phone.open(Some(group));
+        // Badges as they stand now: someone may have been verified (or got
+        // a new phone) since this phone signed in.
+        let members = model.record(group).map(|r| r.members).unwrap_or_default();
+        spawn_local(async move {
+            let _ = phone.refresh_identities(members).await;
+        });
     }
     on_cleanup(move || {
         model.open.set(None);

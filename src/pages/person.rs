@@ -58,11 +58,12 @@ pub fn PersonPage(user: UserId) -> impl IntoView {
         let verification = model
             .directory
             .with(|d| model.identities.with(|i| verification_of(user, d, i)));
-        standing(&verification, offset)
+        standing(&verification, me.map(|(u, _)| u), offset)
     };
     // Their phones whose certificates checked out, each with this phone's
-    // safety number with it.
-    let phones = move || -> Vec<(CheckedDevice, SafetyNumber)> {
+    // safety number with it. A memo: fetching the same again (as a check
+    // does when it is saved) must not redraw the checks and lose their state.
+    let phones = Memo::new(move |_| -> Vec<(CheckedDevice, SafetyNumber)> {
         let Some((_, my_device)) = me else {
             return Vec::new();
         };
@@ -80,7 +81,7 @@ pub fn PersonPage(user: UserId) -> impl IntoView {
                 })
                 .collect()
         })
-    };
+    });
 
     view! {
         <main class="page" id="main">
@@ -102,7 +103,7 @@ pub fn PersonPage(user: UserId) -> impl IntoView {
                 view! {
                     <p class="page__lead" data-testid="verification-standing">{words_now}</p>
                     {move || {
-                        let phones = phones();
+                        let phones = phones.get();
                         if phones.is_empty() {
                             view! {
                                 <p class="notice">
@@ -175,6 +176,7 @@ fn SafetyNumberCheck(
             let Some(video_element) = video.get_untracked() else {
                 return;
             };
+            let video_element = wasm_bindgen::JsValue::from(video_element);
             let opened = match Camera::open(&video_element).await {
                 Ok(opened) => Rc::new(opened),
                 Err(error) => {
@@ -185,6 +187,7 @@ fn SafetyNumberCheck(
             camera.set_value(Some(opened.clone()));
             while check.get_untracked() == Check::Scanning {
                 if let Some(canvas_element) = canvas.get_untracked() {
+                    let canvas_element = wasm_bindgen::JsValue::from(canvas_element);
                     if let Some(code) = opened.read(&video_element, &canvas_element).await {
                         stop_camera();
                         if number.matches_qr(&code) {

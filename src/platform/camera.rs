@@ -3,13 +3,13 @@
 //! Frames never leave the page: each is read from the video into a canvas,
 //! decoded here, and dropped.
 
-use js_sys::{Array, Function, Object, Promise, Reflect};
+use js_sys::{Array, Function, Object, Promise, Reflect, Uint8Array};
 use wasm_bindgen::{JsCast, JsValue};
 use wasm_bindgen_futures::JsFuture;
-use web_sys::{
-    CanvasRenderingContext2d, HtmlCanvasElement, HtmlVideoElement, MediaStream,
-    MediaStreamConstraints, MediaStreamTrack,
-};
+
+// The browser is reached through `Reflect` here rather than web-sys's typed
+// bindings: each typed binding adds its own glue to the script every phone
+// downloads before its first screen, and the camera is used rarely.
 
 /// Why the camera could not be used, for the person.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -31,44 +31,60 @@ impl CameraError {
 
 /// The largest frame side the in-app decoder looks at: enough for a code
 /// held at arm's length, small enough to decode in a few milliseconds.
-const MAX_SIDE: u32 = 640;
+const MAX_SIDE: f64 = 640.0;
+
+fn get(target: &JsValue, name: &str) -> Option<JsValue> {
+    Reflect::get(target, &name.into())
+        .ok()
+        .filter(|v| !v.is_undefined() && !v.is_null())
+}
+
+fn set(target: &JsValue, name: &str, value: &JsValue) {
+    let _ = Reflect::set(target, &name.into(), value);
+}
+
+/// Calls `target.method(...args)`.
+fn call(target: &JsValue, method: &str, args: &[JsValue]) -> Option<JsValue> {
+    let function: Function = get(target, method)?.dyn_into().ok()?;
+    function.apply(target, &args.iter().collect::<Array>()).ok()
+}
+
+async fn wait(promise: JsValue) -> Result<JsValue, JsValue> {
+    match promise.dyn_into::<Promise>() {
+        Ok(promise) => JsFuture::from(promise).await,
+        Err(value) => Ok(value),
+    }
+}
 
 /// The camera, streaming into a video element until stopped.
 pub struct Camera {
-    stream: MediaStream,
+    stream: JsValue,
     detector: Option<JsValue>,
 }
 
 impl Camera {
     /// Asks for the back camera and shows it in `video`.
-    pub async fn open(video: &HtmlVideoElement) -> Result<Camera, CameraError> {
-        let media = web_sys::window()
-            .and_then(|w| w.navigator().media_devices().ok())
+    pub async fn open(video: &JsValue) -> Result<Camera, CameraError> {
+        let navigator = web_sys::window()
+            .map(|w| JsValue::from(w.navigator()))
             .ok_or(CameraError::NoCamera)?;
-        let constraints = MediaStreamConstraints::new();
+        let media = get(&navigator, "mediaDevices").ok_or(CameraError::NoCamera)?;
+        let constraints = Object::new();
         let facing = Object::new();
-        let _ = Reflect::set(&facing, &"facingMode".into(), &"environment".into());
-        constraints.set_video(&facing);
-        constraints.set_audio(&JsValue::FALSE);
-        let asked = media
-            .get_user_media_with_constraints(&constraints)
-            .map_err(|_| CameraError::NoCamera)?;
-        let stream: MediaStream = JsFuture::from(asked)
-            .await
-            .map_err(|error| {
-                let name = Reflect::get(&error, &"name".into())
-                    .ok()
-                    .and_then(|n| n.as_string());
-                match name.as_deref() {
-                    Some("NotAllowedError") | Some("SecurityError") => CameraError::NotAllowed,
-                    _ => CameraError::NoCamera,
-                }
-            })?
-            .dyn_into()
-            .map_err(|_| CameraError::NoCamera)?;
-        video.set_src_object(Some(&stream));
-        if let Ok(playing) = video.play() {
-            let _ = JsFuture::from(playing).await;
+        set(&facing, "facingMode", &"environment".into());
+        set(&constraints, "video", &facing);
+        set(&constraints, "audio", &JsValue::FALSE);
+        let asked =
+            call(&media, "getUserMedia", &[constraints.into()]).ok_or(CameraError::NoCamera)?;
+        let stream = wait(asked).await.map_err(|error| {
+            match get(&error, "name").and_then(|n| n.as_string()).as_deref() {
+                Some("NotAllowedError") | Some("SecurityError") => CameraError::NotAllowed,
+                _ => CameraError::NoCamera,
+            }
+        })?;
+        set(video, "srcObject", &stream);
+        if let Some(playing) = call(video, "play", &[]) {
+            let _ = wait(playing).await;
         }
         Ok(Camera {
             stream,
@@ -77,11 +93,7 @@ impl Camera {
     }
 
     /// Reads a QR code from the frame on screen now, if there is one.
-    pub async fn read(
-        &self,
-        video: &HtmlVideoElement,
-        canvas: &HtmlCanvasElement,
-    ) -> Option<String> {
+    pub async fn read(&self, video: &JsValue, canvas: &JsValue) -> Option<String> {
         if let Some(detector) = &self.detector {
             return detect(detector, video).await;
         }
@@ -91,9 +103,9 @@ impl Camera {
 
     /// Turns the camera off (its light goes out).
     pub fn stop(&self) {
-        for track in self.stream.get_tracks().iter() {
-            if let Ok(track) = track.dyn_into::<MediaStreamTrack>() {
-                track.stop();
+        if let Some(tracks) = call(&self.stream, "getTracks", &[]) {
+            for track in Array::from(&tracks).iter() {
+                let _ = call(&track, "stop", &[]);
             }
         }
     }
@@ -107,61 +119,58 @@ impl Drop for Camera {
 
 /// The browser's barcode reader for QR codes, where it has one.
 fn barcode_detector() -> Option<JsValue> {
-    let window = web_sys::window()?;
-    let constructor: Function = Reflect::get(&window, &"BarcodeDetector".into())
-        .ok()?
-        .dyn_into()
-        .ok()?;
+    let window = JsValue::from(web_sys::window()?);
+    let constructor: Function = get(&window, "BarcodeDetector")?.dyn_into().ok()?;
     let options = Object::new();
-    let _ = Reflect::set(&options, &"formats".into(), &Array::of1(&"qr_code".into()));
+    set(&options, "formats", &Array::of1(&"qr_code".into()));
     Reflect::construct(&constructor, &Array::of1(&options)).ok()
 }
 
-async fn detect(detector: &JsValue, video: &HtmlVideoElement) -> Option<String> {
-    let detect: Function = Reflect::get(detector, &"detect".into())
-        .ok()?
-        .dyn_into()
-        .ok()?;
-    let found: Promise = detect.call1(detector, video).ok()?.dyn_into().ok()?;
-    let codes: Array = JsFuture::from(found).await.ok()?.dyn_into().ok()?;
+async fn detect(detector: &JsValue, video: &JsValue) -> Option<String> {
+    let found = call(detector, "detect", &[video.clone()])?;
+    let codes = Array::from(&wait(found).await.ok()?);
     codes
         .iter()
-        .find_map(|code| Reflect::get(&code, &"rawValue".into()).ok()?.as_string())
+        .find_map(|code| get(&code, "rawValue")?.as_string())
 }
 
 /// The frame on screen as grey levels, at most [`MAX_SIDE`] on its longer side.
-fn grey_frame(video: &HtmlVideoElement, canvas: &HtmlCanvasElement) -> Option<(u32, u32, Vec<u8>)> {
-    let (source_width, source_height) = (video.video_width(), video.video_height());
-    if source_width == 0 || source_height == 0 {
+fn grey_frame(video: &JsValue, canvas: &JsValue) -> Option<(u32, u32, Vec<u8>)> {
+    let source_width = get(video, "videoWidth")?.as_f64()?;
+    let source_height = get(video, "videoHeight")?.as_f64()?;
+    if source_width < 1.0 || source_height < 1.0 {
         return None;
     }
-    let scale = f64::from(MAX_SIDE) / f64::from(source_width.max(source_height));
-    let scale = scale.min(1.0);
-    let width = ((f64::from(source_width) * scale) as u32).max(1);
-    let height = ((f64::from(source_height) * scale) as u32).max(1);
-    canvas.set_width(width);
-    canvas.set_height(height);
-    let context: CanvasRenderingContext2d = canvas.get_context("2d").ok()??.dyn_into().ok()?;
-    context
-        .draw_image_with_html_video_element_and_dw_and_dh(
-            video,
-            0.0,
-            0.0,
-            f64::from(width),
-            f64::from(height),
-        )
-        .ok()?;
-    let rgba = context
-        .get_image_data(0.0, 0.0, f64::from(width), f64::from(height))
-        .ok()?
-        .data();
+    let scale = (MAX_SIDE / source_width.max(source_height)).min(1.0);
+    let width = (source_width * scale).floor().max(1.0);
+    let height = (source_height * scale).floor().max(1.0);
+    set(canvas, "width", &width.into());
+    set(canvas, "height", &height.into());
+    let context = call(canvas, "getContext", &["2d".into()])?;
+    call(
+        &context,
+        "drawImage",
+        &[
+            video.clone(),
+            0.0.into(),
+            0.0.into(),
+            width.into(),
+            height.into(),
+        ],
+    )?;
+    let image = call(
+        &context,
+        "getImageData",
+        &[0.0.into(), 0.0.into(), width.into(), height.into()],
+    )?;
+    let rgba = Uint8Array::new(&get(&image, "data")?).to_vec();
     let luma = rgba
         .chunks_exact(4)
         .map(|p| {
             ((u32::from(p[0]) * 299 + u32::from(p[1]) * 587 + u32::from(p[2]) * 114) / 1000) as u8
         })
         .collect();
-    Some((width, height, luma))
+    Some((width as u32, height as u32, luma))
 }
 
 /// Decodes the first QR code found in a grey image.

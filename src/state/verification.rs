@@ -28,14 +28,21 @@ pub fn badge(verification: &Verification) -> Option<(&'static str, &'static str)
     }
 }
 
-/// The sentence on a person's page.
-pub fn standing(verification: &Verification, offset_minutes: i64) -> String {
+/// The sentence on a person's page, as `me` reads it.
+pub fn standing(verification: &Verification, me: Option<UserId>, offset_minutes: i64) -> String {
     match verification {
         Verification::Verified { by } => {
             let names: Vec<String> = by
                 .iter()
                 .take(3)
-                .map(|a| format!("{} on {}", a.name, date_label(a.at, offset_minutes)))
+                .map(|a| {
+                    let who = if Some(a.user) == me {
+                        "you"
+                    } else {
+                        a.name.as_str()
+                    };
+                    format!("{who} on {}", date_label(a.at, offset_minutes))
+                })
                 .collect();
             format!("Verified in person by {}.", names.join(", and by "))
         }
@@ -104,11 +111,16 @@ mod tests {
             name: "Asha".into(),
             at: UnixMillis(1_795_356_300_000),
         }];
+        let asha = by[0].user;
         assert_eq!(
-            standing(&Verification::Verified { by }, 0),
+            standing(&Verification::Verified { by: by.clone() }, None, 0),
             "Verified in person by Asha on 22 Nov 2026."
         );
-        assert!(standing(&Verification::Lapsed, 0).contains("changed"));
+        assert_eq!(
+            standing(&Verification::Verified { by }, Some(asha), 0),
+            "Verified in person by you on 22 Nov 2026."
+        );
+        assert!(standing(&Verification::Lapsed, None, 0).contains("changed"));
     }
 
     #[test]

@@ -1,5 +1,5 @@
 // Helpers for end-to-end tests that play several people, each on their own browser profile.
-import { mkdtempSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { chromium } from "playwright-core";
@@ -10,18 +10,32 @@ export const PHONE = { width: 360, height: 740 };
 /** One person on one phone: a persistent browser profile of their own. */
 export async function person(name, contextOptions = {}) {
   const profileDir = mkdtempSync(join(tmpdir(), `huddle-e2e-${name.toLowerCase()}-`));
+  // The phone's camera: a video file the test writes (see `showToCamera`),
+  // blank until then.
+  const camera = join(profileDir, "..", `${profileDir.split("/").pop()}-camera.y4m`);
+  showToCamera(camera, null);
   const context = await chromium.launchPersistentContext(profileDir, {
     ...contextOptions,
     executablePath: process.env.CHROMIUM_BIN || "/usr/bin/chromium",
     viewport: PHONE,
     deviceScaleFactor: 2,
-    args: ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run", "--disable-quic"],
+    args: [
+      "--no-sandbox",
+      "--disable-gpu",
+      "--disable-dev-shm-usage",
+      "--no-first-run",
+      "--disable-quic",
+      "--use-fake-device-for-media-stream",
+      "--use-fake-ui-for-media-stream",
+      `--use-file-for-fake-video-capture=${camera}`,
+    ],
   });
   const page = context.pages()[0] ?? (await context.newPage());
   const problems = watchProblems(page);
   return {
     name,
     profileDir,
+    camera,
     context,
     page,
     /** Console errors, except the browser's own report of a WebSocket that
@@ -86,4 +100,35 @@ export function markersIn(dir, markers) {
     }
   }
   return [...found];
+}
+
+/** The QR code an app page shows (the first one): its SVG's view box and path. */
+export async function qrOnScreen(page) {
+  return page.locator("svg.qr").first().evaluate((svg) => ({
+    viewBox: svg.getAttribute("viewBox"),
+    path: svg.querySelector("path").getAttribute("d"),
+  }));
+}
+
+/**
+ * Puts `qr` (from `qrOnScreen`, or null for nothing) in front of a phone's
+ * camera: Chromium's fake camera plays this file (YUV4MPEG2, 640x480, grey),
+ * read afresh each time the app opens the camera.
+ */
+export function showToCamera(file, qr) {
+  const [width, height] = [640, 480];
+  const luma = Buffer.alloc(width * height, 255);
+  if (qr) {
+    const [min, , size] = qr.viewBox.split(/\s+/).map(Number);
+    const scale = Math.floor(440 / size);
+    const left = Math.floor((width - size * scale) / 2);
+    const top = Math.floor((height - size * scale) / 2);
+    for (const [, x, y] of qr.path.matchAll(/M(\d+),(\d+)/g)) {
+      const [px, py] = [left + (Number(x) - min) * scale, top + (Number(y) - min) * scale];
+      for (let row = py; row < py + scale; row++) luma.fill(0, row * width + px, row * width + px + scale);
+    }
+  }
+  const chroma = Buffer.alloc((width / 2) * (height / 2) * 2, 128);
+  const frame = Buffer.concat([Buffer.from("FRAME\n"), luma, chroma]);
+  writeFileSync(file, Buffer.concat([Buffer.from(`YUV4MPEG2 W${width} H${height} F5:1 Ip A1:1 C420jpeg\n`), frame, frame]));
 }

@@ -21,6 +21,8 @@ import {
   waitForMessage,
   backToList,
   markersIn,
+  qrOnScreen,
+  showToCamera,
 } from "./people.mjs";
 
 // Every text the tests write is recorded, so that the scans at the end can
@@ -234,6 +236,76 @@ test("a one-to-one conversation", async () => {
   await waitForMessage(ben.page, thanks);
   await backToList(ben.page);
   await backToList(cara.page);
+});
+
+/** Back to the conversation list, from wherever the page is. */
+async function home(page) {
+  await page.goto(new URL("/", page.url()).href);
+  await page.getByRole("heading", { level: 1, name: "Conversations" }).waitFor({ timeout: 30_000 });
+  await waitLive(page);
+}
+
+/** Opens a colleague's page from the team list. */
+async function openPerson(someone, name) {
+  await someone.page.getByRole("link", { name: "Team" }).click();
+  await someone.page.getByRole("link", { name: new RegExp(`^${name}`) }).click();
+  await someone.page.getByRole("heading", { level: 1, name: new RegExp(`^${name}`) }).waitFor();
+  // Their safety number appears once both phones' certificates checked out.
+  await someone.page.locator("svg.qr").waitFor({ timeout: 30_000 });
+}
+
+/** `scanner` points the camera at what `shown` has on screen. */
+async function scan(scanner, shown) {
+  showToCamera(scanner.camera, await qrOnScreen(shown.page));
+  await scanner.page.getByRole("button", { name: "Scan their code" }).click();
+}
+
+test("two colleagues verify each other by scanning, and the third sees the badge", async () => {
+  await openPerson(ben, "Cara Jones");
+  await openPerson(cara, "Ben Okafor");
+  const standing = (someone) => someone.page.getByTestId("verification-standing");
+  assert.match(await standing(cara).innerText(), /Not verified in person yet/);
+  // Both screens show the same 60 digits.
+  const digits = async (someone) => (await someone.page.getByTestId("safety-digits").innerText()).replace(/\s+/g, "");
+  assert.equal(await digits(ben), await digits(cara));
+  assert.match(await digits(ben), /^\d{60}$/);
+  await shot(cara, "safety-number-360");
+
+  // The camera sees a code that is not Ben's number with Cara (here, the
+  // code of Mia's page for Cara): nothing is recorded.
+  await home(mia.page);
+  await openPerson(mia, "Cara Jones");
+  await scan(cara, mia);
+  await cara.page.getByRole("alert").filter({ hasText: "These codes do not match" }).waitFor({ timeout: 30_000 });
+  assert.match(await standing(cara).innerText(), /Not verified in person yet/);
+  await home(mia.page);
+
+  // Cara scans Ben's screen, then Ben scans Cara's.
+  await scan(cara, ben);
+  await cara.page.getByRole("status").filter({ hasText: "Ben Okafor is verified" }).waitFor({ timeout: 30_000 });
+  await scan(ben, cara);
+  await ben.page.getByRole("status").filter({ hasText: "Cara Jones is verified" }).waitFor({ timeout: 30_000 });
+  await ben.page.getByTestId("verification-standing").filter({ hasText: "Verified in person by you" }).waitFor();
+  await shot(ben, "verified-360");
+
+  // Mia sees both badges, beside the sender in a conversation and in the
+  // clinical group's note, which names only her colleagues not verified.
+  await openConversation(mia.page, "Night shift");
+  await mia.page
+    .locator(".message", { hasText: "I can do Sunday" })
+    .getByTestId("verified-mark")
+    .filter({ hasText: "Verified" })
+    .waitFor({ timeout: 30_000 });
+  await backToList(mia.page);
+  await home(ben.page);
+  await openConversation(ben.page, "Handover");
+  const note = ben.page.getByTestId("unverified-note");
+  await note.filter({ hasText: "Mia Patel has not been verified in person" }).waitFor({ timeout: 30_000 });
+  assert.doesNotMatch(await note.innerText(), /Cara/);
+  await shot(ben, "clinical-unverified-note-360");
+  await backToList(ben.page);
+  await home(cara.page);
+  await openConversation(mia.page, "Night shift");
 });
 
 test("a removed member receives nothing new", async () => {

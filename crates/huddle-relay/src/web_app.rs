@@ -31,8 +31,9 @@ base-uri 'none'; \
 form-action 'self'";
 
 /// Browser features the app does not use, denied so that nothing injected
-/// into the page could use them either.
-pub const PERMISSIONS_POLICY: &str = "accelerometer=(), autoplay=(), bluetooth=(), camera=(), \
+/// into the page could use them either. The camera is the app's own (to
+/// scan a colleague's safety-number code), and nobody else's.
+pub const PERMISSIONS_POLICY: &str = "accelerometer=(), autoplay=(), bluetooth=(), camera=(self), \
 display-capture=(), geolocation=(), gyroscope=(), hid=(), magnetometer=(), microphone=(), \
 midi=(), payment=(), publickey-credentials-get=(), serial=(), usb=(), xr-spatial-tracking=(), \
 interest-cohort=()";

@@ -77,9 +77,14 @@ fn assert_security_headers(served: &Served, path: &str) {
     assert_eq!(served.header("x-content-type-options"), "nosniff", "{path}");
     assert_eq!(served.header("referrer-policy"), "no-referrer", "{path}");
     let permissions = served.header("permissions-policy");
-    for denied in ["camera=()", "microphone=()", "geolocation=()", "payment=()"] {
+    for denied in ["microphone=()", "geolocation=()", "payment=()"] {
         assert!(permissions.contains(denied), "{path}: {permissions}");
     }
+    // The camera only for the app itself, to scan safety-number codes.
+    assert!(
+        permissions.contains("camera=(self)"),
+        "{path}: {permissions}"
+    );
 }
 
 async fn serves_the_app(engine: Engine) {
