@@ -13,10 +13,25 @@ use huddle_core::wire::Role;
 use leptos::html;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
-use std::rc::Rc;
+
+/// Whether a scanned code is a Huddle safety number at all.
+fn is_safety_number(code: &str) -> bool {
+    code.trim_start().starts_with(SafetyNumber::QR_PREFIX)
+}
 
 /// How often the camera's picture is looked at for a code.
 const SCAN_EVERY_MS: u32 = 250;
+
+/// Their phones as this page shows them.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Phones {
+    /// Each phone whose certificate checked out, with the safety number.
+    checked: Vec<(CheckedDevice, SafetyNumber)>,
+    /// Phones of theirs this phone knows of but could not check.
+    missing: usize,
+    /// This phone's own certificate is not known yet.
+    own_missing: bool,
+}
 
 /// Where a check of one of their phones stands.
 #[derive(Clone, Debug, PartialEq)]
@@ -60,28 +75,45 @@ pub fn PersonPage(user: UserId) -> impl IntoView {
             .with(|d| model.identities.with(|i| verification_of(user, d, i)));
         standing(&verification, me.map(|(u, _)| u), offset)
     };
-    // Their phones whose certificates checked out, each with this phone's
-    // safety number with it. A memo: fetching the same again (as a check
-    // does when it is saved) must not redraw the checks and lose their state.
-    let phones = Memo::new(move |_| -> Vec<(CheckedDevice, SafetyNumber)> {
+    // Their phones, each with this phone's safety number with it: those
+    // the relay lists and those met in groups. A memo: fetching the same
+    // again (as a check does when it is saved) must not redraw the checks
+    // and lose their state.
+    let phones = Memo::new(move |_| -> Phones {
         let Some((_, my_device)) = me else {
-            return Vec::new();
+            return Phones::default();
         };
-        let devices = person().map(|p| p.devices).unwrap_or_default();
+        let Some(person) = person() else {
+            return Phones::default();
+        };
         model.identities.with(|identities| {
             let Some(mine) = identities.device(my_device) else {
-                return Vec::new();
+                return Phones {
+                    own_missing: true,
+                    ..Phones::default()
+                };
             };
-            devices
-                .iter()
-                .filter_map(|d| identities.device(*d).cloned())
-                .map(|theirs| {
-                    let number = SafetyNumber::between(mine.fingerprint, theirs.fingerprint);
-                    (theirs, number)
-                })
-                .collect()
+            let mut phones = Phones::default();
+            for device in identities.devices_of(&person) {
+                match identities.device(device) {
+                    Some(theirs) => {
+                        let number = SafetyNumber::between(mine.fingerprint, theirs.fingerprint);
+                        phones.checked.push((theirs.clone(), number));
+                    }
+                    None => phones.missing += 1,
+                }
+            }
+            phones
         })
     });
+    // Read once per drawing, untracked: a new directory must not redraw
+    // the checks (and stop a scan half-way).
+    let name_now = move || {
+        model
+            .directory
+            .with_untracked(|d| d.name_of(user).map(str::to_owned))
+            .unwrap_or_else(|| "Someone".into())
+    };
 
     view! {
         <main class="page" id="main">
@@ -104,20 +136,28 @@ pub fn PersonPage(user: UserId) -> impl IntoView {
                     <p class="page__lead" data-testid="verification-standing">{words_now}</p>
                     {move || {
                         let phones = phones.get();
-                        if phones.is_empty() {
-                            view! {
-                                <p class="notice">
-                                    {move || format!("{}'s phone has not shared its safety number with Huddle yet. It does when they next open Huddle while connected.", name())}
-                                </p>
-                            }.into_any()
-                        } else {
-                            let several = phones.len() > 1;
-                            phones.into_iter().enumerate().map(|(n, (device, number))| view! {
-                                <SafetyNumberCheck device=device number=number
-                                    heading=if several { format!("Safety number, phone {}", n + 1) } else { "Safety number".to_owned() }
-                                    name=name() />
-                            }).collect_view().into_any()
+                        let name = name_now();
+                        if phones.own_missing {
+                            return view! {
+                                <p class="notice">"This phone's own safety number is not ready yet. Connect to the internet, then open this page again."</p>
+                            }.into_any();
                         }
+                        let several = phones.checked.len() + phones.missing > 1;
+                        let missing = (phones.missing > 0).then(|| view! {
+                            <p class="notice">
+                                {if phones.missing == 1 && !several {
+                                    format!("{name}'s phone has not shared its safety number with Huddle yet. It does when they next open Huddle while connected.")
+                                } else {
+                                    format!("{} of {name}'s phones has not shared its safety number with Huddle yet, so {name} cannot show as verified. Ask them about it, or tell your manager.", phones.missing)
+                                }}
+                            </p>
+                        });
+                        let checks = phones.checked.into_iter().enumerate().map(|(n, (device, number))| view! {
+                            <SafetyNumberCheck device=device number=number
+                                heading=if several { format!("Safety number, phone {}", n + 1) } else { "Safety number".to_owned() }
+                                name=name.clone() />
+                        }).collect_view();
+                        view! { {missing} {checks} }.into_any()
                     }}
                 }.into_any()
             }}
@@ -138,17 +178,10 @@ fn SafetyNumberCheck(
     let check = RwSignal::new(Check::Idle);
     let video = NodeRef::<html::Video>::new();
     let canvas = NodeRef::<html::Canvas>::new();
-    let camera: StoredValue<Option<Rc<Camera>>, LocalStorage> = StoredValue::new_local(None);
-    let stop_camera = move || {
-        if let Some(camera) = camera.get_value() {
-            camera.stop();
-        }
-        camera.set_value(None);
-    };
-    on_cleanup(stop_camera);
-
     let subject = device.identity;
     let key = device.key;
+    // Work that finishes after the person left the page (the component and
+    // its signals are gone) does nothing: `try_set` rather than `set`.
     let save = move |method: Method| {
         check.set(Check::Saving);
         let Some(phone) = model.phone() else {
@@ -158,38 +191,51 @@ fn SafetyNumberCheck(
             return;
         };
         spawn_local(async move {
-            match phone.verify_in_person(subject, key, method).await {
-                Ok(()) => check.set(Check::Done),
-                Err(error) => check.set(Check::Failed(
+            let outcome = match phone.verify_in_person(subject, key, method).await {
+                Ok(()) => Check::Done,
+                Err(error) => Check::Failed(
                     model
                         .directory
-                        .with_untracked(|d| words::session_error(&error, d)),
-                )),
-            }
+                        .try_with_untracked(|d| words::session_error(&error, d))
+                        .unwrap_or_default(),
+                ),
+            };
+            let _ = check.try_set(outcome);
         });
     };
+    // The camera lives in this task: when the person stops scanning, or
+    // leaves the page, the loop ends and dropping the camera turns it off.
+    let scanning = move || check.try_get_untracked() == Some(Check::Scanning);
     let scan = move |_| {
         check.set(Check::Scanning);
         spawn_local(async move {
             // Wait for the video element to be on screen.
             gloo_timers::future::TimeoutFuture::new(0).await;
-            let Some(video_element) = video.get_untracked() else {
+            let Some(Some(video_element)) = video.try_get_untracked() else {
                 return;
             };
             let video_element = wasm_bindgen::JsValue::from(video_element);
-            let opened = match Camera::open(&video_element).await {
-                Ok(opened) => Rc::new(opened),
+            let camera = match Camera::open(&video_element).await {
+                Ok(camera) => camera,
                 Err(error) => {
-                    check.set(Check::Failed(error.words().to_owned()));
+                    let _ = check.try_set(Check::Failed(error.words().to_owned()));
                     return;
                 }
             };
-            camera.set_value(Some(opened.clone()));
-            while check.get_untracked() == Check::Scanning {
-                if let Some(canvas_element) = canvas.get_untracked() {
+            while scanning() {
+                if let Some(Some(canvas_element)) = canvas.try_get_untracked() {
                     let canvas_element = wasm_bindgen::JsValue::from(canvas_element);
-                    if let Some(code) = opened.read(&video_element, &canvas_element).await {
-                        stop_camera();
+                    // Anything that is not a Huddle safety number (a poster,
+                    // a half-read code) is passed over.
+                    let code = camera
+                        .read(&video_element, &canvas_element)
+                        .await
+                        .filter(|code| is_safety_number(code));
+                    if let Some(code) = code {
+                        camera.stop();
+                        if !scanning() {
+                            return;
+                        }
                         if number.matches_qr(&code) {
                             save(Method::ScannedCode);
                         } else {
@@ -200,13 +246,9 @@ fn SafetyNumberCheck(
                 }
                 gloo_timers::future::TimeoutFuture::new(SCAN_EVERY_MS).await;
             }
-            stop_camera();
         });
     };
-    let cancel = move |_| {
-        stop_camera();
-        check.set(Check::Idle);
-    };
+    let cancel = move |_| check.set(Check::Idle);
     let payload = number.qr_payload();
     let groups = number.groups();
     let spoken = groups.join(", ");

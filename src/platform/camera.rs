@@ -127,7 +127,7 @@ fn barcode_detector() -> Option<JsValue> {
 }
 
 async fn detect(detector: &JsValue, video: &JsValue) -> Option<String> {
-    let found = call(detector, "detect", &[video.clone()])?;
+    let found = call(detector, "detect", std::slice::from_ref(video))?;
     let codes = Array::from(&wait(found).await.ok()?);
     codes
         .iter()

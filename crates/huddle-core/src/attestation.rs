@@ -91,6 +91,9 @@ pub struct Attestation {
 pub struct CheckedAttestation {
     pub attester: DeviceIdentity,
     pub attester_name: String,
+    /// The key the attester's chain certifies: it must be the key this
+    /// phone knows for the attester's device, where it knows one.
+    pub attester_key: KeyDigest,
     pub subject: DeviceIdentity,
     pub subject_key: KeyDigest,
     pub method: Method,
@@ -115,7 +118,8 @@ impl Attestation {
 
     /// Checks the attester's chain from `org_key`, that it names the
     /// attester, and the signature; both devices must be of the chain's
-    /// organisation.
+    /// organisation, and of different people (nobody vouches for herself,
+    /// not even for another phone of hers).
     pub fn check(
         &self,
         org_key: &[u8],
@@ -125,6 +129,9 @@ impl Attestation {
         let attester = check_names(leaf, Some(self.statement.attester), &leaf.public_key)?;
         if self.statement.subject.org != attester.org {
             return Err(CertificateError::OtherOrganisation);
+        }
+        if self.statement.subject.user == attester.user {
+            return Err(CertificateError::NotAllowed);
         }
         if !verify(
             &leaf.public_key,
@@ -136,6 +143,7 @@ impl Attestation {
         Ok(CheckedAttestation {
             attester,
             attester_name: leaf.display_name.clone(),
+            attester_key: KeyDigest::of(&leaf.public_key),
             subject: self.statement.subject,
             subject_key: self.statement.subject_key,
             method: self.statement.method,
@@ -184,30 +192,69 @@ pub struct Identities {
 }
 
 impl Identities {
-    /// Replaces what is known of `users` with `fresh`.
+    /// Replaces what is known of `users` with `fresh` (of which only what
+    /// concerns `users` is kept: an answer cannot rewrite anyone else).
     pub fn replace(&mut self, users: &[UserId], fresh: Identities) {
         self.devices.retain(|d| !users.contains(&d.identity.user));
         self.attestations
             .retain(|a| !users.contains(&a.subject.user));
-        self.devices.extend(fresh.devices);
-        self.attestations.extend(fresh.attestations);
+        for device in fresh.devices {
+            if users.contains(&device.identity.user) && !self.devices.contains(&device) {
+                self.devices.push(device);
+            }
+        }
+        for attestation in fresh.attestations {
+            if users.contains(&attestation.subject.user)
+                && !self.attestations.contains(&attestation)
+            {
+                self.attestations.push(attestation);
+            }
+        }
     }
 
+    /// A device's checked identity, when exactly one key is known for it
+    /// (two keys for one device is a forgery somewhere: neither is shown).
     pub fn device(&self, device: DeviceId) -> Option<&CheckedDevice> {
-        self.devices.iter().find(|d| d.identity.device == device)
+        let mut found = self.devices.iter().filter(|d| d.identity.device == device);
+        let first = found.next()?;
+        match found.all(|other| other.key == first.key) {
+            true => Some(first),
+            false => None,
+        }
+    }
+
+    /// Every device this phone knows a person has: those the relay lists,
+    /// and those met in groups (which the relay cannot hide).
+    pub fn devices_of(&self, person: &Person) -> Vec<DeviceId> {
+        let mut devices = person.devices.clone();
+        for known in &self.devices {
+            if known.identity.user == person.user && !devices.contains(&known.identity.device) {
+                devices.push(known.identity.device);
+            }
+        }
+        devices
     }
 
     /// Whether a person is verified in person, as this phone sees it.
-    /// `person` is the directory's entry: its devices are those the relay
-    /// lists now, and the directory says whose attestations still count
-    /// (an attester's device must still be listed: a revoked phone's word
-    /// stops counting).
+    /// `person` is the directory's entry. Their devices are those it lists
+    /// and those this phone met in its groups; each must have exactly one
+    /// known key, attested by a colleague. The directory says whose
+    /// attestations still count (an attester's device must still be
+    /// listed: a revoked phone's word stops counting), and an attester's
+    /// key must be the one this phone knows for her device, where it
+    /// knows one.
     pub fn verification_of(&self, person: &Person, people: &[Person]) -> Verification {
         let counts = |attestation: &&CheckedAttestation| {
-            people.iter().any(|p| {
-                p.user == attestation.attester.user
-                    && p.devices.contains(&attestation.attester.device)
-            })
+            attestation.attester.user != person.user
+                && people.iter().any(|p| {
+                    p.user == attestation.attester.user
+                        && p.devices.contains(&attestation.attester.device)
+                })
+                && self
+                    .devices
+                    .iter()
+                    .filter(|d| d.identity == attestation.attester)
+                    .all(|d| d.key == attestation.attester_key)
         };
         let about: Vec<&CheckedAttestation> = self
             .attestations
@@ -215,14 +262,15 @@ impl Identities {
             .filter(|a| a.subject.user == person.user)
             .filter(counts)
             .collect();
+        let devices = self.devices_of(person);
         let mut by = Vec::new();
-        let mut every_device = !person.devices.is_empty();
-        for device in &person.devices {
+        let mut every_device = !devices.is_empty();
+        for device in &devices {
             let current = self.device(*device);
             let good: Vec<&&CheckedAttestation> = about
                 .iter()
                 .filter(|a| {
-                    current.is_some_and(|c| a.subject.device == *device && a.subject_key == c.key)
+                    current.is_some_and(|c| a.subject == c.identity && a.subject_key == c.key)
                 })
                 .collect();
             if good.is_empty() {
@@ -235,8 +283,10 @@ impl Identities {
             }));
         }
         if every_device {
-            by.sort_by_key(|a| std::cmp::Reverse(a.at));
+            // One line per colleague, her latest word first.
+            by.sort_by_key(|a| (a.user, std::cmp::Reverse(a.at)));
             by.dedup_by_key(|a| a.user);
+            by.sort_by_key(|a| std::cmp::Reverse(a.at));
             Verification::Verified { by }
         } else if !about.is_empty() {
             Verification::Lapsed

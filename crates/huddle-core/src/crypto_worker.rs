@@ -263,8 +263,12 @@ pub enum WorkerRequest {
     OwnCertificate,
     /// Checks colleagues' chains and the attestations about them against
     /// the pinned organisation key: answered by `Identities` with what
-    /// holds.
+    /// holds, about `users` only. The devices of `users` met in `groups`
+    /// are added (the relay cannot hide them), and this device is always
+    /// described from its own key, never from the relay's copy.
     CheckIdentities {
+        users: Vec<UserId>,
+        groups: Vec<GroupId>,
         devices: Vec<DeviceCertificate>,
         attestations: Vec<Vec<u8>>,
     },

@@ -98,6 +98,9 @@ pub struct SafetyNumber {
 }
 
 impl SafetyNumber {
+    /// How every safety-number code begins (version 1).
+    pub const QR_PREFIX: &'static str = "HUDDLE-SN1:";
+
     pub fn between(a: Fingerprint, b: Fingerprint) -> SafetyNumber {
         let (first, second) = if a <= b { (a, b) } else { (b, a) };
         SafetyNumber { first, second }
@@ -110,7 +113,12 @@ impl SafetyNumber {
     pub fn qr_payload(&self) -> String {
         let digits =
             |f: &Fingerprint| -> String { f.0.iter().map(|g| format!("{g:05}")).collect() };
-        format!("HUDDLE-SN1:{}{}", digits(&self.first), digits(&self.second))
+        format!(
+            "{}{}{}",
+            Self::QR_PREFIX,
+            digits(&self.first),
+            digits(&self.second)
+        )
     }
 
     /// Whether a scanned QR code shows the same number.

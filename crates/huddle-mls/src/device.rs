@@ -455,16 +455,51 @@ impl MlsDevice {
     }
 
     /// Colleagues' chains and the attestations about them, checked against
-    /// the pinned organisation key (see `trust::check_identities`).
+    /// the pinned organisation key (see `trust::check_identities`), about
+    /// `users` only. To what the relay handed over are added the devices of
+    /// `users` met in `groups`, as their credentials there say; this
+    /// device's own entry always comes from its own chain.
     pub fn check_identities(
-        &self,
-        devices: &[huddle_core::wire::DeviceCertificate],
+        &mut self,
+        users: &[UserId],
+        groups: &[GroupId],
+        mut devices: Vec<huddle_core::wire::DeviceCertificate>,
         attestations: &[Vec<u8>],
     ) -> Result<huddle_core::attestation::Identities, MlsError> {
+        let own = self.identity;
+        devices.retain(|card| users.contains(&card.user) && card.device != own.device);
+        for group in groups {
+            let Ok(mls_group) = self.group_mut(*group) else {
+                continue;
+            };
+            for member in mls_group.members() {
+                let Ok(chain) = chain_of(&member.credential) else {
+                    continue;
+                };
+                let Some(identity) = chain.claimed_identity() else {
+                    continue;
+                };
+                if users.contains(&identity.user) && identity.device != own.device {
+                    devices.push(huddle_core::wire::DeviceCertificate {
+                        user: identity.user,
+                        device: identity.device,
+                        chain: chain.to_credential_bytes(),
+                    });
+                }
+            }
+        }
         let trust = self.trust.as_ref().ok_or(MlsError::NotCertified)?;
+        if users.contains(&own.user) {
+            devices.push(huddle_core::wire::DeviceCertificate {
+                user: own.user,
+                device: own.device,
+                chain: trust.chain.to_credential_bytes(),
+            });
+        }
         Ok(crate::trust::check_identities(
             trust,
             &self.verifier,
+            users,
             devices,
             attestations,
         ))

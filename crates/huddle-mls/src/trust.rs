@@ -7,7 +7,8 @@
 use crate::identity::{verify_device_signature, DeviceSigner};
 use crate::provider::SignatureMemo;
 use huddle_core::attestation::{
-    check_device, Attestation, AttestationStatement, Identities, KeyDigest, Method,
+    check_device, Attestation, AttestationStatement, CheckedAttestation, CheckedDevice, Identities,
+    KeyDigest, Method,
 };
 use huddle_core::certificate::{
     Certificate, CertificateError, Chain, InviteCertificate, OrgKeyFingerprint, Statement, Subject,
@@ -232,40 +233,63 @@ impl Verifier {
     }
 }
 
-/// Checks colleagues' chains (as the relay handed them over, each for the
-/// person and device it was listed under) and the attestations about them,
-/// and keeps what holds. Anything that does not check out is left out:
-/// the person then shows as not verified, never as verified.
+/// The most chains, and the most attestations, one check looks at: a
+/// relay that sends more gets the first ones checked, not a busy worker.
+pub const MAX_IDENTITY_ITEMS: usize = 2_000;
+
+/// Checks colleagues' chains (each for the person and device it was listed
+/// under) and the attestations about `users`, and keeps what holds.
+/// Anything that does not check out is left out: the person then shows as
+/// not verified, never as verified. The same bytes are checked once.
 pub fn check_identities(
     trust: &Trust,
     verifier: &Verifier,
-    devices: &[DeviceCertificate],
+    users: &[UserId],
+    mut devices: Vec<DeviceCertificate>,
     attestations: &[Vec<u8>],
 ) -> Identities {
     let verify = |k: &[u8], m: &[u8], s: &[u8]| verifier.verify(k, m, s);
     let Some(org) = trust.chain.claimed_identity().map(|id| id.org) else {
         return Identities::default();
     };
-    let devices = devices
-        .iter()
-        .filter_map(|card| {
-            let expected = DeviceIdentity {
-                org,
-                user: card.user,
-                device: card.device,
-            };
-            check_device(&card.chain, expected, &trust.org_key, &verify).ok()
-        })
-        .collect();
-    let attestations = attestations
-        .iter()
-        .filter_map(|bytes| Attestation::from_bytes(bytes).ok())
-        .filter_map(|attestation| attestation.check(&trust.org_key, &verify).ok())
-        .filter(|checked| checked.attester.org == org)
-        .collect();
+    devices.sort_by(|a, b| (a.user, a.device, &a.chain).cmp(&(b.user, b.device, &b.chain)));
+    devices.dedup();
+    let mut checked: Vec<CheckedDevice> = Vec::new();
+    for card in devices.iter().take(MAX_IDENTITY_ITEMS) {
+        let expected = DeviceIdentity {
+            org,
+            user: card.user,
+            device: card.device,
+        };
+        if let Ok(device) = check_device(&card.chain, expected, &trust.org_key, &verify) {
+            if !checked.contains(&device) {
+                checked.push(device);
+            }
+        }
+    }
+    let mut seen: Vec<&[u8]> = Vec::new();
+    let mut kept: Vec<CheckedAttestation> = Vec::new();
+    for bytes in attestations.iter().take(MAX_IDENTITY_ITEMS) {
+        if seen.contains(&bytes.as_slice()) {
+            continue;
+        }
+        seen.push(bytes);
+        let Ok(attestation) = Attestation::from_bytes(bytes) else {
+            continue;
+        };
+        // Only about the people asked for, and only checked if it is.
+        if !users.contains(&attestation.statement.subject.user) {
+            continue;
+        }
+        if let Ok(attested) = attestation.check(&trust.org_key, &verify) {
+            if attested.attester.org == org {
+                kept.push(attested);
+            }
+        }
+    }
     Identities {
-        devices,
-        attestations,
+        devices: checked,
+        attestations: kept,
     }
 }
 

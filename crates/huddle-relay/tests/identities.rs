@@ -58,10 +58,20 @@ fn identity(org: OrgId, device: &TestDevice) -> DeviceIdentity {
 }
 
 fn attestation(org: OrgId, org_key: &SigningKey, by: &TestDevice, of: &TestDevice) -> Vec<u8> {
+    attestation_of_key(org, org_key, by, of, &of.public_key())
+}
+
+fn attestation_of_key(
+    org: OrgId,
+    org_key: &SigningKey,
+    by: &TestDevice,
+    of: &TestDevice,
+    key: &[u8],
+) -> Vec<u8> {
     let statement = AttestationStatement {
         attester: identity(org, by),
         subject: identity(org, of),
-        subject_key: KeyDigest::of(&of.public_key()),
+        subject_key: KeyDigest::of(key),
         method: Method::ScannedCode,
         verified_at: now(),
     };
@@ -143,7 +153,17 @@ async fn devices_publish_their_own_chains_and_attestations_and_nobody_elses() {
         let cara_of_ben = attestation(org, &org_key, &cara, &ben);
         let ben_of_cara_sent_by_cara = attestation(org, &org_key, &ben, &cara);
         let stranger = TestDevice::new(9);
+        // Cara's attestation carried under a chain for another key than the
+        // one she signs in with.
+        let mut other_chain =
+            Attestation::from_bytes(&attestation(org, &org_key, &cara, &ben)).expect("readable");
+        other_chain.attester_chain = chain_for(org, &org_key, &cara, &ben.public_key());
         for (bytes, keep) in [
+            (
+                attestation_of_key(org, &org_key, &cara, &ben, &cara.public_key()),
+                false,
+            ),
+            (other_chain.to_bytes(), false),
             (ben_of_cara_sent_by_cara, false),
             (attestation(org, &org_key, &cara, &cara), false),
             (attestation(org, &org_key, &cara, &stranger), false),
@@ -167,6 +187,19 @@ async fn devices_publish_their_own_chains_and_attestations_and_nobody_elses() {
         let (_, about_cara) = identities_of(&mut ben_socket, vec![cara.user]).await;
         assert!(about_cara.is_empty(), "{engine:?}");
 
+        // Ben vouches for Cara, then loses his phone.
+        let answer = ask(
+            &mut ben_socket,
+            ClientFrame::Attest {
+                request: 6,
+                attestation: attestation(org, &org_key, &ben, &cara),
+            },
+        )
+        .await;
+        assert!(done(&answer), "{engine:?}: {answer:?}");
+        let (_, about_cara) = identities_of(&mut cara_socket, vec![cara.user]).await;
+        assert_eq!(about_cara.len(), 1, "{engine:?}");
+
         // Too many people at once is refused; a revoked phone's chain is
         // no longer handed out.
         let answer = ask(
@@ -184,8 +217,27 @@ async fn devices_publish_their_own_chains_and_attestations_and_nobody_elses() {
             .await
             .expect("the store answers")
             .expect("Ben's phone is revoked");
-        let (chains, _) = identities_of(&mut cara_socket, vec![ben.user]).await;
+        let (chains, attestations) = identities_of(&mut cara_socket, vec![ben.user]).await;
         assert!(chains.is_empty(), "{engine:?}");
+        assert!(
+            attestations.is_empty(),
+            "{engine:?}: nothing about a revoked phone"
+        );
+        // Ben's word about Cara stops being handed out with his phone
+        // revoked; the manager's still is.
+        let mut manager_socket = manager.connect(&relay).await;
+        let manager_of_cara = attestation(org, &org_key, &manager, &cara);
+        let answer = ask(
+            &mut manager_socket,
+            ClientFrame::Attest {
+                request: 5,
+                attestation: manager_of_cara.clone(),
+            },
+        )
+        .await;
+        assert!(done(&answer), "{engine:?}: {answer:?}");
+        let (_, about_cara) = identities_of(&mut cara_socket, vec![cara.user]).await;
+        assert_eq!(about_cara, vec![manager_of_cara], "{engine:?}");
         relay
             .shutdown(std::time::Duration::from_secs(1))
             .await

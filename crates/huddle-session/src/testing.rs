@@ -413,6 +413,14 @@ impl MemRelay {
         person.1.push(device);
     }
 
+    /// Stops listing a device (in the directory and in identities), as a
+    /// relay hiding it would.
+    pub fn hide(&self, device: DeviceId) {
+        for (_, devices) in self.0.borrow_mut().people.values_mut() {
+            devices.retain(|d| *d != device);
+        }
+    }
+
     /// How many entries a group's log holds.
     pub fn log_len(&self, group: GroupId) -> usize {
         self.0
@@ -1021,7 +1029,11 @@ impl World {
 
     /// A person with a phone enrolled with the relay, loaded but not started.
     pub fn phone(&mut self, seed: u8, name: &str) -> TestPhone {
-        let user = UserId::from_bytes([seed; 16]);
+        self.phone_of(UserId::from_bytes([seed; 16]), seed, name)
+    }
+
+    /// A phone (device `seed`) of a person who may have others.
+    pub fn phone_of(&mut self, user: UserId, seed: u8, name: &str) -> TestPhone {
         let device = DeviceId::from_bytes([seed + 100; 16]);
         self.relay.enrol(user, name, device);
         let cache = MemCache::default();

@@ -352,11 +352,13 @@ impl WorkerCore {
                 chain: device.own_certificate().map_err(mls_error)?,
             },
             R::CheckIdentities {
+                users,
+                groups,
                 devices,
                 attestations,
             } => A::Identities(
                 device
-                    .check_identities(&devices, &attestations)
+                    .check_identities(&users, &groups, devices, &attestations)
                     .map_err(mls_error)?,
             ),
             R::Attest {

@@ -273,3 +273,104 @@ fn replacing_what_is_known_of_a_person_leaves_everyone_else() {
     identities.replace(&[STAFF], Identities::default());
     assert_eq!(identities, Identities::default());
 }
+
+#[test]
+fn nobody_vouches_for_herself_not_even_for_another_phone_of_hers() {
+    let k = keys();
+    // Ben's phone attests a second phone of Ben's.
+    let statement = AttestationStatement {
+        attester: staff_identity(),
+        subject: DeviceIdentity {
+            device: DeviceId::from_bytes([31; 16]),
+            ..staff_identity()
+        },
+        subject_key: KeyDigest::of(&public(&key(13))),
+        method: Method::ScannedCode,
+        verified_at: UnixMillis(2_000),
+    };
+    let own = signed(statement, staff_chain(&k), &k.staff_device);
+    assert_eq!(
+        own.check(&public(&k.org), &p384_verify),
+        Err(CertificateError::NotAllowed)
+    );
+}
+
+#[test]
+fn a_phone_the_relay_leaves_out_of_the_directory_but_met_in_a_group_still_counts() {
+    let k = keys();
+    let people = vec![
+        person(ADMIN, &[ADMIN_DEVICE]),
+        person(STAFF, &[STAFF_DEVICE]),
+    ];
+    let mut identities = known(&k, &k.staff_device);
+    // A second phone under Ben's name sits in one of this phone's groups;
+    // the relay does not list it.
+    let hidden = DeviceIdentity {
+        device: DeviceId::from_bytes([33; 16]),
+        ..staff_identity()
+    };
+    identities.devices.push(CheckedDevice {
+        identity: hidden,
+        display_name: "Ben".into(),
+        role: Role::Staff,
+        key: KeyDigest::of(&public(&key(14))),
+        fingerprint: Fingerprint::of(&hidden, &public(&key(14))),
+    });
+    assert_eq!(
+        identities.verification_of(&people[1], &people),
+        Verification::Lapsed
+    );
+    assert_eq!(identities.devices_of(&people[1]).len(), 2);
+}
+
+#[test]
+fn two_keys_for_one_phone_show_neither() {
+    let k = keys();
+    let people = vec![
+        person(ADMIN, &[ADMIN_DEVICE]),
+        person(STAFF, &[STAFF_DEVICE]),
+    ];
+    let mut identities = known(&k, &k.staff_device);
+    let mut forged = identities.devices[0].clone();
+    forged.key = KeyDigest::of(&public(&key(15)));
+    identities.devices.push(forged);
+    assert_eq!(identities.device(STAFF_DEVICE), None);
+    assert_eq!(
+        identities.verification_of(&people[1], &people),
+        Verification::Lapsed
+    );
+}
+
+#[test]
+fn an_attester_whose_chain_shows_another_key_than_her_phone_has_does_not_count() {
+    let k = keys();
+    let people = vec![
+        person(ADMIN, &[ADMIN_DEVICE]),
+        person(STAFF, &[STAFF_DEVICE]),
+    ];
+    let mut identities = known(&k, &k.staff_device);
+    // This phone knows the manager's phone by another key than the chain
+    // in the attestation certifies.
+    identities.devices.push(CheckedDevice {
+        identity: admin_identity(),
+        display_name: "Asha (manager)".into(),
+        role: Role::Administrator,
+        key: KeyDigest::of(&public(&key(16))),
+        fingerprint: Fingerprint::of(&admin_identity(), &public(&key(16))),
+    });
+    assert_eq!(
+        identities.verification_of(&people[1], &people),
+        Verification::NotVerified
+    );
+}
+
+#[test]
+fn an_answer_about_some_people_cannot_add_anything_about_others() {
+    let k = keys();
+    let mut identities = Identities::default();
+    identities.replace(&[ADMIN], known(&k, &k.staff_device));
+    assert_eq!(identities, Identities::default());
+    identities.replace(&[STAFF], known(&k, &k.staff_device));
+    identities.replace(&[STAFF], known(&k, &k.staff_device));
+    assert_eq!(identities, known(&k, &k.staff_device), "no duplicates");
+}

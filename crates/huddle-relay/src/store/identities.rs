@@ -8,15 +8,16 @@
 //! attester and a device of this organisation as its subject.
 
 use super::{id16, to_i64, Store, StoreError};
-use huddle_core::attestation::Attestation;
+use huddle_core::attestation::{Attestation, KeyDigest};
 use huddle_core::certificate::Chain;
 use huddle_core::identity::DeviceIdentity;
 use huddle_core::ids::{DeviceId, UserId};
 use huddle_core::retention::UnixMillis;
 use huddle_core::wire::DeviceCertificate;
 
-/// The most attestations about one person an answer carries (newest first).
-pub const ATTESTATIONS_PER_PERSON: i64 = 8;
+/// The most attestations about one device an answer carries: the newest,
+/// one per attester, from attesters whose phones are not revoked.
+pub const ATTESTATIONS_PER_DEVICE: i64 = 8;
 
 /// The most bytes of chains and attestations one answer carries, well
 /// inside the frame limit whatever people publish.
@@ -65,17 +66,25 @@ impl Store {
         if parsed.claimed_identity() != Some(device) {
             return Ok(Err(IdentityRefusal::NotYours));
         }
-        let registered: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT public_key FROM devices WHERE id = $1 AND user_id = $2")
-                .bind(&device.device.as_bytes()[..])
-                .bind(&device.user.as_bytes()[..])
-                .fetch_optional(&self.pool)
-                .await?;
+        let registered: Option<(Vec<u8>, Option<Vec<u8>>)> = sqlx::query_as(
+            "SELECT public_key, certificate FROM devices WHERE id = $1 AND user_id = $2",
+        )
+        .bind(&device.device.as_bytes()[..])
+        .bind(&device.user.as_bytes()[..])
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some((public_key, stored)) = registered else {
+            return Ok(Err(IdentityRefusal::NotYours));
+        };
         let certified = parsed
             .leaf()
             .map(|leaf| leaf.statement.public_key.as_slice());
-        if registered.is_none() || registered.as_deref() != certified {
+        if Some(public_key.as_slice()) != certified {
             return Ok(Err(IdentityRefusal::NotYours));
+        }
+        // Published after every sign-in: most times, nothing changed.
+        if stored.as_deref() == Some(chain) {
+            return Ok(Ok(()));
         }
         let mut tx = self.begin_write().await?;
         sqlx::query("UPDATE devices SET certificate = $2 WHERE id = $1")
@@ -105,20 +114,23 @@ impl Store {
             return Ok(Err(IdentityRefusal::NotYours));
         }
         let subject = statement.subject;
-        if subject.org != attester.org || subject.device == attester.device {
+        if subject.org != attester.org || subject.user == attester.user {
             return Ok(Err(IdentityRefusal::UnknownSubject));
+        }
+        // The attester's chain must certify the key she signs in with, and
+        // the key she vouches for must be the subject's.
+        let attester_key = attestation
+            .attester_chain
+            .leaf()
+            .map(|leaf| leaf.statement.public_key.clone());
+        if self.registered_key(attester).await? != attester_key {
+            return Ok(Err(IdentityRefusal::NotYours));
+        }
+        match self.registered_key(subject).await? {
+            Some(key) if KeyDigest::of(&key) == statement.subject_key => {}
+            _ => return Ok(Err(IdentityRefusal::UnknownSubject)),
         }
         let mut tx = self.begin_write().await?;
-        let known: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM devices WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
-        )
-        .bind(&subject.device.as_bytes()[..])
-        .bind(&subject.user.as_bytes()[..])
-        .fetch_optional(&mut *tx)
-        .await?;
-        if known.is_none() {
-            return Ok(Err(IdentityRefusal::UnknownSubject));
-        }
         sqlx::query(
             "INSERT INTO attestations (attester_device, subject_device, subject_user, attestation, made_at)
              VALUES ($1, $2, $3, $4, $5)
@@ -136,12 +148,27 @@ impl Store {
         Ok(Ok(()))
     }
 
+    /// The key a device of this organisation registered with, if it is
+    /// not revoked.
+    async fn registered_key(&self, device: DeviceIdentity) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT public_key FROM devices WHERE id = $1 AND user_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(&device.device.as_bytes()[..])
+        .bind(&device.user.as_bytes()[..])
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     /// The chains of `users`' devices that are not revoked, and the newest
     /// attestations about them, up to [`MAX_IDENTITIES_BYTES`].
     pub async fn identities(&self, users: &[UserId]) -> Result<StoredIdentities, StoreError> {
         let mut found = StoredIdentities::default();
         let mut bytes = 0usize;
-        for user in users {
+        let mut users = users.to_vec();
+        users.sort();
+        users.dedup();
+        for user in &users {
             let chains: Vec<(Vec<u8>, Vec<u8>)> = sqlx::query_as(
                 "SELECT id, certificate FROM devices
                  WHERE user_id = $1 AND revoked_at IS NULL AND certificate IS NOT NULL
@@ -161,12 +188,21 @@ impl Store {
                     chain,
                 });
             }
+            // Per device (a person's second phone must not be crowded out by
+            // her first), from attesters still in the team.
             let attestations: Vec<Vec<u8>> = sqlx::query_scalar(
-                "SELECT attestation FROM attestations WHERE subject_user = $1
-                 ORDER BY made_at DESC LIMIT $2",
+                "SELECT attestation FROM (
+                     SELECT a.attestation, a.made_at,
+                            ROW_NUMBER() OVER (PARTITION BY a.subject_device ORDER BY a.made_at DESC) AS nth
+                     FROM attestations a
+                     JOIN devices s ON s.id = a.subject_device AND s.revoked_at IS NULL
+                     JOIN devices d ON d.id = a.attester_device AND d.revoked_at IS NULL
+                     JOIN users u ON u.id = d.user_id AND u.revoked_at IS NULL
+                     WHERE a.subject_user = $1
+                 ) ranked WHERE nth <= $2 ORDER BY made_at DESC",
             )
             .bind(&user.as_bytes()[..])
-            .bind(ATTESTATIONS_PER_PERSON)
+            .bind(ATTESTATIONS_PER_DEVICE)
             .fetch_all(&self.pool)
             .await?;
             for attestation in attestations {

@@ -12,7 +12,7 @@ use futures::channel::mpsc;
 use huddle_core::attestation::{Identities, KeyDigest, Method};
 use huddle_core::crypto_worker::{WorkerRequest, WorkerResponse};
 use huddle_core::identity::DeviceIdentity;
-use huddle_core::ids::UserId;
+use huddle_core::ids::{GroupId, UserId};
 use huddle_core::wire::{ClientFrame, ServerFrame, MAX_IDENTITY_USERS};
 
 fn crypto<P: Platform>(shared: &Shared<P>) -> Result<std::rc::Rc<P::Crypto>, SessionError> {
@@ -74,6 +74,19 @@ pub(crate) async fn refresh<P: Platform>(
     inputs: &mpsc::UnboundedSender<Input<P>>,
     users: Vec<UserId>,
 ) -> Result<(), SessionError> {
+    let mut users = users;
+    users.sort();
+    users.dedup();
+    // Devices met in these groups are added by the worker, so that a relay
+    // cannot hide a phone that sits in a conversation.
+    let groups: Vec<GroupId> = shared
+        .state
+        .borrow()
+        .conversations
+        .iter()
+        .filter(|c| !c.ended)
+        .map(|c| c.group)
+        .collect();
     for batch in users.chunks(MAX_IDENTITY_USERS) {
         let (devices, attestations) = match shared
             .ask(|request| ClientFrame::Identities {
@@ -92,6 +105,8 @@ pub(crate) async fn refresh<P: Platform>(
         };
         let fresh = match crypto(shared)?
             .request(WorkerRequest::CheckIdentities {
+                users: batch.to_vec(),
+                groups: groups.clone(),
                 devices,
                 attestations,
             })

@@ -161,3 +161,74 @@ fn a_phone_cannot_vouch_for_itself() {
     assert!(result.is_err(), "{result:?}");
     assert!(world.relay.0.borrow().attestations.is_empty());
 }
+
+#[test]
+fn a_phone_the_relay_hides_is_still_counted_by_the_members_of_its_groups() {
+    let mut world = World::new();
+    let (alice, bob, carol) = (
+        world.phone(1, "Alice"),
+        world.phone(2, "Bob"),
+        world.phone(3, "Carol"),
+    );
+    // A second phone under Bob's name (a stolen invite, say).
+    let impostor = world.phone_of(bob.user, 20, "Bob");
+    for phone in [&alice, &bob, &carol, &impostor] {
+        world.start(phone);
+    }
+    world.settle();
+    let (handle, bob_user) = (alice.phone.clone(), bob.user);
+    world
+        .run(async move {
+            let profile = huddle_core::group::GroupProfile::new(
+                huddle_core::retention::GroupKind::Clinical,
+                huddle_core::retention::RetentionSecs::HOUR,
+                "Handover",
+            )
+            .expect("a valid profile");
+            handle.create_group(profile, None, vec![bob_user]).await
+        })
+        .expect("the group is made with both of Bob's phones");
+    world.settle();
+    // The relay now lists only Bob's real phone, and Carol verifies it.
+    world.relay.hide(impostor.device);
+    verify(&mut world, &carol, &bob);
+    assert!(
+        verification(&mut world, &carol, &bob).is_verified(),
+        "Carol shares no group with the hidden phone"
+    );
+    assert_eq!(
+        verification(&mut world, &alice, &bob),
+        Verification::Lapsed,
+        "Alice's group holds a phone of Bob's that nobody checked"
+    );
+}
+
+#[test]
+fn a_phone_describes_itself_from_its_own_key_whatever_the_relay_says() {
+    let mut world = World::new();
+    let (alice, bob) = (world.phone(1, "Alice"), world.phone(2, "Bob"));
+    for phone in [&alice, &bob] {
+        world.start(phone);
+    }
+    world.settle();
+    refresh(&mut world, &alice, vec![alice.user]);
+    let own = alice.phone.identities().device(alice.device).cloned();
+    // The relay hands Alice Bob's chain as hers.
+    let bobs = world
+        .relay
+        .0
+        .borrow()
+        .certificates
+        .get(&bob.device)
+        .cloned()
+        .expect("published");
+    world
+        .relay
+        .0
+        .borrow_mut()
+        .certificates
+        .insert(alice.device, bobs);
+    refresh(&mut world, &alice, vec![alice.user]);
+    assert!(own.is_some());
+    assert_eq!(alice.phone.identities().device(alice.device).cloned(), own);
+}
