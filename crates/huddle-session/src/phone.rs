@@ -131,6 +131,15 @@ impl State {
         }
     }
 
+    /// The groups this device is still in.
+    pub fn active_groups(&self) -> Vec<GroupId> {
+        self.conversations
+            .iter()
+            .filter(|c| !c.ended)
+            .map(|c| c.group)
+            .collect()
+    }
+
     /// Whether the person is looking at `group` right now.
     pub fn is_reading(&self, group: GroupId) -> bool {
         self.visible && self.open == Some(group)

@@ -85,15 +85,7 @@ impl<P: Platform> Driver<P> {
             return;
         }
         self.next_key_check = now.saturating_add_millis(KEY_CHECK_EVERY_MS);
-        let groups: Vec<GroupId> = self
-            .shared
-            .state
-            .borrow()
-            .conversations
-            .iter()
-            .filter(|c| !c.ended)
-            .map(|c| c.group)
-            .collect();
+        let groups: Vec<GroupId> = self.shared.state.borrow().active_groups();
         let due = match self.crypto(WorkerRequest::KeysDue { groups, now }).await {
             Ok(WorkerResponse::Groups { groups }) => groups,
             Ok(_) => return,

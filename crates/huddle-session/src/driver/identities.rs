@@ -79,14 +79,7 @@ pub(crate) async fn refresh<P: Platform>(
     users.dedup();
     // Devices met in these groups are added by the worker, so that a relay
     // cannot hide a phone that sits in a conversation.
-    let groups: Vec<GroupId> = shared
-        .state
-        .borrow()
-        .conversations
-        .iter()
-        .filter(|c| !c.ended)
-        .map(|c| c.group)
-        .collect();
+    let groups: Vec<GroupId> = shared.state.borrow().active_groups();
     for batch in users.chunks(MAX_IDENTITY_USERS) {
         let (devices, attestations) = match shared
             .ask(|request| ClientFrame::Identities {

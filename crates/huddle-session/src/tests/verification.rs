@@ -47,9 +47,8 @@ fn verify(world: &mut World, by: &TestPhone, of: &TestPhone) {
     world.settle();
 }
 
-#[test]
-fn one_colleague_verifies_another_in_person_and_a_third_phone_sees_it() {
-    let mut world = World::new();
+/// Alice, Bob and Carol, started and signed in.
+fn three_started(world: &mut World) -> (TestPhone, TestPhone, TestPhone) {
     let (alice, bob, carol) = (
         world.phone(1, "Alice"),
         world.phone(2, "Bob"),
@@ -59,6 +58,13 @@ fn one_colleague_verifies_another_in_person_and_a_third_phone_sees_it() {
         world.start(phone);
     }
     world.settle();
+    (alice, bob, carol)
+}
+
+#[test]
+fn one_colleague_verifies_another_in_person_and_a_third_phone_sees_it() {
+    let mut world = World::new();
+    let (alice, bob, carol) = three_started(&mut world);
     assert_eq!(
         world.relay.0.borrow().certificates.len(),
         3,
@@ -90,15 +96,7 @@ fn one_colleague_verifies_another_in_person_and_a_third_phone_sees_it() {
 #[test]
 fn an_attestation_the_relay_forged_or_rewrote_counts_for_nothing() {
     let mut world = World::new();
-    let (alice, bob, carol) = (
-        world.phone(1, "Alice"),
-        world.phone(2, "Bob"),
-        world.phone(3, "Carol"),
-    );
-    for phone in [&alice, &bob, &carol] {
-        world.start(phone);
-    }
-    world.settle();
+    let (alice, bob, carol) = three_started(&mut world);
     verify(&mut world, &alice, &bob);
     // The relay turns Alice's word about Bob into a word about Carol.
     let genuine = world
@@ -165,16 +163,10 @@ fn a_phone_cannot_vouch_for_itself() {
 #[test]
 fn a_phone_the_relay_hides_is_still_counted_by_the_members_of_its_groups() {
     let mut world = World::new();
-    let (alice, bob, carol) = (
-        world.phone(1, "Alice"),
-        world.phone(2, "Bob"),
-        world.phone(3, "Carol"),
-    );
+    let (alice, bob, carol) = three_started(&mut world);
     // A second phone under Bob's name (a stolen invite, say).
     let impostor = world.phone_of(bob.user, 20, "Bob");
-    for phone in [&alice, &bob, &carol, &impostor] {
-        world.start(phone);
-    }
+    world.start(&impostor);
     world.settle();
     let (handle, bob_user) = (alice.phone.clone(), bob.user);
     world
