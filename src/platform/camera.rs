@@ -49,11 +49,9 @@ fn call(target: &JsValue, method: &str, args: &[JsValue]) -> Option<JsValue> {
     function.apply(target, &args.iter().collect::<Array>()).ok()
 }
 
+/// Waits for a promise (or takes a plain value as it is).
 async fn wait(promise: JsValue) -> Result<JsValue, JsValue> {
-    match promise.dyn_into::<Promise>() {
-        Ok(promise) => JsFuture::from(promise).await,
-        Err(value) => Ok(value),
-    }
+    JsFuture::from(Promise::resolve(&promise)).await
 }
 
 /// The camera, streaming into a video element until stopped.
