@@ -18,8 +18,9 @@ pub fn PeoplePage() -> impl IntoView {
     let me = move || model.enrolment.with(|s| s.as_ref().map(|s| s.user));
     if let Some(phone) = model.phone() {
         phone.refresh_directory_soon();
-        // Badges for everyone listed, not only the people in this phone's
-        // conversations (offline, the cached ones show).
+        // Badges for those listed, not only the people in this phone's
+        // conversations: the first hundred (a batch), the rest as their
+        // pages open; offline, the cached ones show.
         let everyone: Vec<UserId> = model
             .directory
             .with_untracked(|d| d.people.iter().map(|p| p.user).collect());

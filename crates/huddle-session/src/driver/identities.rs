@@ -52,67 +52,77 @@ pub(crate) async fn publish_own_certificate<P: Platform>(
     )
 }
 
-/// This person and everyone who shares a conversation with her: the people
-/// whose badges the screens show most.
+/// This person and those who share a conversation with her, one-to-one
+/// partners first: the people whose badges the screens show most.
 pub(crate) fn colleagues<P: Platform>(shared: &Shared<P>) -> Vec<UserId> {
     let state = shared.state.borrow();
-    let mut users: Vec<UserId> = state
-        .conversations
-        .iter()
-        .flat_map(|c| c.members.iter().copied().chain(c.peer))
-        .chain(std::iter::once(state.enrolment.user))
-        .collect();
-    users.sort();
-    users.dedup();
-    users
+    let mut conversations: Vec<&crate::records::ConversationRecord> =
+        state.conversations.iter().collect();
+    conversations.sort_by_key(|c| c.members.len());
+    std::iter::once(state.enrolment.user)
+        .chain(
+            conversations
+                .iter()
+                .flat_map(|c| c.peer.into_iter().chain(c.members.iter().copied())),
+        )
+        .collect()
 }
 
-/// Fetches and checks what the relay has about `users`, a batch at a time,
-/// and has the driver keep it.
+/// Fetches and checks what the relay has about `users` (the first
+/// [`MAX_IDENTITY_USERS`] of them, in the order given), and has the driver
+/// keep it. One batch per call, on purpose: checking a chain costs the
+/// crypto worker a signature check or two (not yet remembered after a
+/// restart), and it answers one request at a time, so a council's
+/// thousand colleagues are fetched as the screens that show them open,
+/// not all at sign-in in front of the messages waiting to be opened.
 pub(crate) async fn refresh<P: Platform>(
     shared: &Shared<P>,
     inputs: &mpsc::UnboundedSender<Input<P>>,
     users: Vec<UserId>,
 ) -> Result<(), SessionError> {
-    let mut users = users;
-    users.sort();
-    users.dedup();
+    let mut batch: Vec<UserId> = Vec::new();
+    for user in users {
+        if batch.len() == MAX_IDENTITY_USERS {
+            break;
+        }
+        if !batch.contains(&user) {
+            batch.push(user);
+        }
+    }
     // Devices met in these groups are added by the worker, so that a relay
     // cannot hide a phone that sits in a conversation.
     let groups: Vec<GroupId> = shared.state.borrow().active_groups();
-    for batch in users.chunks(MAX_IDENTITY_USERS) {
-        let (devices, attestations) = match shared
-            .ask(|request| ClientFrame::Identities {
-                request,
-                users: batch.to_vec(),
-            })
-            .await?
-        {
-            ServerFrame::Identities {
-                devices,
-                attestations,
-                ..
-            } => (devices, attestations),
-            ServerFrame::Refused { reason, .. } => return Err(SessionError::Refused(reason)),
-            _ => return Err(SessionError::UnexpectedAnswer),
-        };
-        let fresh = match crypto(shared)?
-            .request(WorkerRequest::CheckIdentities {
-                users: batch.to_vec(),
-                groups: groups.clone(),
-                devices,
-                attestations,
-            })
-            .await?
-        {
-            WorkerResponse::Identities(fresh) => fresh,
-            _ => return Err(SessionError::Crypto(CryptoError::Stopped)),
-        };
-        let _ = inputs.unbounded_send(Input::SaveIdentities {
-            users: batch.to_vec(),
-            fresh,
-        });
-    }
+    let (devices, attestations) = match shared
+        .ask(|request| ClientFrame::Identities {
+            request,
+            users: batch.clone(),
+        })
+        .await?
+    {
+        ServerFrame::Identities {
+            devices,
+            attestations,
+            ..
+        } => (devices, attestations),
+        ServerFrame::Refused { reason, .. } => return Err(SessionError::Refused(reason)),
+        _ => return Err(SessionError::UnexpectedAnswer),
+    };
+    let fresh = match crypto(shared)?
+        .request(WorkerRequest::CheckIdentities {
+            users: batch.clone(),
+            groups,
+            devices,
+            attestations,
+        })
+        .await?
+    {
+        WorkerResponse::Identities(fresh) => fresh,
+        _ => return Err(SessionError::Crypto(CryptoError::Stopped)),
+    };
+    let _ = inputs.unbounded_send(Input::SaveIdentities {
+        users: batch,
+        fresh,
+    });
     Ok(())
 }
 

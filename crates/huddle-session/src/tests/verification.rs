@@ -224,3 +224,26 @@ fn a_phone_describes_itself_from_its_own_key_whatever_the_relay_says() {
     assert!(own.is_some());
     assert_eq!(alice.phone.identities().device(alice.device).cloned(), own);
 }
+
+#[test]
+fn one_refresh_asks_about_one_batch_of_people_at_most_in_the_order_given() {
+    let mut world = World::new();
+    let alice = world.phone(1, "Alice");
+    world.start(&alice);
+    world.settle();
+    let mut users: Vec<UserId> = vec![alice.user];
+    users.extend((10..=160).map(|n| UserId::from_bytes([n; 16])));
+    users.push(alice.user);
+    let before = world.relay.0.borrow().received.len();
+    refresh(&mut world, &alice, users);
+    let asked: Vec<Vec<UserId>> = world.relay.0.borrow().received[before..]
+        .iter()
+        .filter_map(|(_, frame)| match frame {
+            huddle_core::wire::ClientFrame::Identities { users, .. } => Some(users.clone()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked.len(), 1, "one request");
+    assert_eq!(asked[0].len(), huddle_core::wire::MAX_IDENTITY_USERS);
+    assert_eq!(asked[0][0], alice.user, "the first asked for comes first");
+}
