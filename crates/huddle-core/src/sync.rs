@@ -276,6 +276,11 @@ pub enum Command {
     },
     /// Something the user should know about (shown, never logged with content).
     Notice(Notice),
+    /// The relay refused our commit for good: drop it from the worker, so
+    /// that the group's next messages are made in its current epoch.
+    DiscardOwnCommit {
+        group: GroupId,
+    },
 }
 
 /// Conditions the app shows to the user.
@@ -853,6 +858,12 @@ impl SyncEngine {
                     reason: Failure::Refused(reason),
                 };
                 out.push(Command::SaveOutboxItem(item.clone()));
+                // A commit refused for good is still pending in the worker,
+                // which then refuses to make anything else in the group:
+                // drop it, or every message after it fails to encrypt.
+                if item.is_commit() && item.made.is_some() {
+                    out.push(Command::DiscardOwnCommit { group: item.group });
+                }
             }
         }
         self.flush(now, out);

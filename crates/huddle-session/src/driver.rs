@@ -565,6 +565,15 @@ impl<P: Platform> Driver<P> {
                 spec,
                 welcome,
             } => self.join(group, seq, spec, welcome).await,
+            Command::DiscardOwnCommit { group } => {
+                if let Err(error) = self
+                    .crypto(WorkerRequest::DiscardPendingCommit { group })
+                    .await
+                {
+                    self.log(&format!("a refused commit could not be dropped: {error}"));
+                }
+                None
+            }
             Command::MergeOwnCommit { group, client_msg } => {
                 if let Err(error) = self
                     .crypto(WorkerRequest::MergePendingCommit {

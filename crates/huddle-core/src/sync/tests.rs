@@ -1121,3 +1121,50 @@ fn an_entry_from_an_epoch_never_reached_stops_the_group_instead_of_being_skipped
     );
     assert_eq!(processes(&next), vec![5]);
 }
+
+#[test]
+fn a_commit_refused_for_good_is_dropped_from_the_worker_and_what_waited_goes_on() {
+    let mut engine = engine_with(
+        vec![GroupPosition {
+            group: WARD,
+            seq: 5,
+            epoch: 3,
+        }],
+        vec![],
+    );
+    go_live(&mut engine, 0);
+    engine.handle(Event::Enqueue {
+        now: at(0),
+        item: OutboxItem::new(commit(1, WARD, 3)),
+    });
+    let held = engine.handle(Event::Enqueue {
+        now: at(0),
+        item: OutboxItem::new(text(2, WARD, 3)),
+    });
+    assert!(sent_ids(&held).is_empty(), "waits behind the commit");
+    let refused = engine.handle(Event::Received {
+        now: at(0),
+        frame: ServerFrame::Rejected {
+            client_msg: msg_id(1),
+            group: WARD,
+            reason: Rejection::NotPermitted,
+        },
+    });
+    assert!(
+        refused.contains(&Command::DiscardOwnCommit { group: WARD }),
+        "{refused:?}"
+    );
+    assert_eq!(sent_ids(&refused), vec![msg_id(2)], "the message goes on");
+    // A refused message is not a commit: nothing to drop.
+    let message_refused = engine.handle(Event::Received {
+        now: at(0),
+        frame: ServerFrame::Rejected {
+            client_msg: msg_id(2),
+            group: WARD,
+            reason: Rejection::NotAMember,
+        },
+    });
+    assert!(!message_refused
+        .iter()
+        .any(|c| matches!(c, Command::DiscardOwnCommit { .. })));
+}
