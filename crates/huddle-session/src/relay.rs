@@ -97,6 +97,18 @@ impl<P: Platform> Shared<P> {
         }
     }
 
+    /// Asks something the relay answers with `Done` (a refusal comes back
+    /// as `SessionError::Refused`, as from `ask`).
+    pub(crate) async fn ask_done(
+        &self,
+        make: impl FnOnce(RequestId) -> ClientFrame,
+    ) -> Result<(), SessionError> {
+        match self.ask(make).await? {
+            ServerFrame::Done { .. } => Ok(()),
+            _ => Err(SessionError::UnexpectedAnswer),
+        }
+    }
+
     /// The connection closed: nobody will answer the questions in flight.
     pub(crate) fn drop_questions(&self) {
         self.requests.borrow_mut().clear();
@@ -263,10 +275,7 @@ impl<P: Platform> Phone<P> {
     }
 
     async fn done(&self, make: impl FnOnce(RequestId) -> ClientFrame) -> Result<(), SessionError> {
-        match self.shared.ask(make).await? {
-            ServerFrame::Done { .. } => Ok(()),
-            _ => Err(SessionError::UnexpectedAnswer),
-        }
+        self.shared.ask_done(make).await
     }
 }
 

@@ -15,22 +15,16 @@ use huddle_core::identity::DeviceIdentity;
 use huddle_core::ids::{GroupId, UserId};
 use huddle_core::wire::{ClientFrame, ServerFrame, MAX_IDENTITY_USERS};
 
-fn crypto<P: Platform>(shared: &Shared<P>) -> Result<std::rc::Rc<P::Crypto>, SessionError> {
+/// The crypto worker, once the phone has started.
+pub(crate) fn crypto<P: Platform>(
+    shared: &Shared<P>,
+) -> Result<std::rc::Rc<P::Crypto>, SessionError> {
     shared
         .live
         .borrow()
         .as_ref()
         .map(|live| live.crypto.clone())
         .ok_or(SessionError::Starting)
-}
-
-/// What the relay said to a request that is answered by `Done` or `Refused`.
-fn done(answer: ServerFrame) -> Result<(), SessionError> {
-    match answer {
-        ServerFrame::Done { .. } => Ok(()),
-        ServerFrame::Refused { reason, .. } => Err(SessionError::Refused(reason)),
-        _ => Err(SessionError::UnexpectedAnswer),
-    }
 }
 
 /// Gives the relay this device's chain, for colleagues to check (after
@@ -45,11 +39,9 @@ pub(crate) async fn publish_own_certificate<P: Platform>(
         WorkerResponse::Certificate { chain } => chain,
         _ => return Err(SessionError::Crypto(CryptoError::Stopped)),
     };
-    done(
-        shared
-            .ask(|request| ClientFrame::PublishCertificate { request, chain })
-            .await?,
-    )
+    shared
+        .ask_done(|request| ClientFrame::PublishCertificate { request, chain })
+        .await
 }
 
 /// This person and those who share a conversation with her, one-to-one
@@ -104,7 +96,6 @@ pub(crate) async fn refresh<P: Platform>(
             attestations,
             ..
         } => (devices, attestations),
-        ServerFrame::Refused { reason, .. } => return Err(SessionError::Refused(reason)),
         _ => return Err(SessionError::UnexpectedAnswer),
     };
     let fresh = match crypto(shared)?
@@ -165,14 +156,12 @@ impl<P: Platform> Phone<P> {
             WorkerResponse::Attestation { attestation } => attestation,
             _ => return Err(SessionError::Crypto(CryptoError::Stopped)),
         };
-        done(
-            self.shared
-                .ask(|request| ClientFrame::Attest {
-                    request,
-                    attestation,
-                })
-                .await?,
-        )?;
+        self.shared
+            .ask_done(|request| ClientFrame::Attest {
+                request,
+                attestation,
+            })
+            .await?;
         self.refresh_identities(vec![subject.user]).await
     }
 }

@@ -263,12 +263,7 @@ pub(super) async fn publish_key_packages<P: Platform>(
     count: u32,
     last_resort: bool,
 ) -> Result<(), SessionError> {
-    let crypto = shared
-        .live
-        .borrow()
-        .as_ref()
-        .map(|live| live.crypto.clone())
-        .ok_or(SessionError::Starting)?;
+    let crypto = super::identities::crypto(shared)?;
     let key_packages = match crypto
         .request(WorkerRequest::KeyPackages {
             count,
