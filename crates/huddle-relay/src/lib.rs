@@ -208,7 +208,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningRelay> {
     // soon as it can however busy the connections are.
     let sweeper = match store.engine() {
         store::Engine::Sqlite => {
-            store::group_commit::on_its_own_thread(sweeper::run(store.clone()))
+            store::group_commit::on_its_own_thread(sweeper::run(store.clone()), false)
         }
         store::Engine::Postgres => tokio::spawn(sweeper::run(store.clone())),
     };

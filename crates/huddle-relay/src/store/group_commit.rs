@@ -55,6 +55,10 @@ struct Queued {
 #[derive(Clone)]
 pub struct Appender {
     writers: Arc<[mpsc::Sender<Queued>]>,
+    /// Picks a writer for an id. Keyed afresh by each relay process, so
+    /// that a client choosing its group ids cannot pile every group onto
+    /// one writer while the others stand idle.
+    spread: std::collections::hash_map::RandomState,
 }
 
 impl std::fmt::Debug for Appender {
@@ -77,33 +81,51 @@ impl Appender {
             Engine::Sqlite => 1,
             Engine::Postgres => POSTGRES_WRITERS,
         };
-        let mut writers = Vec::with_capacity(count);
-        let mut tasks = Vec::with_capacity(count);
-        for _ in 0..count {
-            let (queue, incoming) = mpsc::channel(QUEUE_DEPTH);
-            writers.push(queue);
-            let writer = run_writer(store.clone(), incoming, listener.clone());
-            tasks.push(match store.engine() {
-                Engine::Sqlite => on_its_own_thread(writer),
-                Engine::Postgres => tokio::spawn(writer),
-            });
-        }
+        let (writers, incoming): (Vec<_>, Vec<_>) =
+            (0..count).map(|_| mpsc::channel(QUEUE_DEPTH)).unzip();
+        // Every writer on one thread of its own, off the runtime that runs
+        // the connections (see `on_its_own_thread`); on PostgreSQL, with
+        // connections of their own opened on that thread, so that each
+        // round trip resumes the writer as soon as PostgreSQL answers.
+        let io = store.engine() == Engine::Postgres;
+        let store = store.clone();
+        let all_writers = async move {
+            let store = match store.with_connections_of_its_own(count as u32) {
+                Ok(store) => store,
+                Err(error) => {
+                    tracing::error!(%error, "could not open the writers' connections");
+                    return;
+                }
+            };
+            let writers = incoming
+                .into_iter()
+                .map(|incoming| run_writer(store.clone(), incoming, listener.clone()));
+            futures::future::join_all(writers).await;
+            if store.engine() == Engine::Postgres {
+                store.pool().close().await;
+            }
+        };
         (
             Appender {
                 writers: writers.into(),
+                spread: Default::default(),
             },
-            tasks,
+            vec![on_its_own_thread(all_writers, io)],
         )
     }
 
     /// The writer that owns `group`: every write for one group goes through
     /// one writer, in the order it was handed over.
     fn writer_for(&self, group: GroupId) -> &mpsc::Sender<Queued> {
-        self.writer_by(group.as_bytes()[0])
+        self.writer_by(group.as_bytes())
     }
 
-    fn writer_by(&self, byte: u8) -> &mpsc::Sender<Queued> {
-        &self.writers[usize::from(byte) % self.writers.len()]
+    fn writer_by(&self, id: &[u8; 16]) -> &mpsc::Sender<Queued> {
+        use std::hash::BuildHasher;
+        let hash = self.spread.hash_one(id);
+        // The remainder is below the number of writers, so it fits a usize.
+        let index = (hash % self.writers.len() as u64) as usize;
+        &self.writers[index]
     }
 
     /// Hands a write to `writer` and waits for its commit.
@@ -133,10 +155,7 @@ impl Appender {
             key_packages,
             last_resort,
         };
-        match self
-            .write(self.writer_by(device.as_bytes()[0]), write)
-            .await
-        {
+        match self.write(self.writer_by(device.as_bytes()), write).await {
             Written::KeyPackagesPublished(outcome) => outcome,
             _ => Err(shutting_down()),
         }
@@ -148,9 +167,9 @@ impl Appender {
         &self,
         users: Vec<UserId>,
     ) -> Result<Vec<ClaimedKeyPackage>, StoreError> {
-        let byte = users.first().map_or(0, |user| user.as_bytes()[0]);
+        let first = users.first().map_or([0; 16], |user| *user.as_bytes());
         match self
-            .write(self.writer_by(byte), Write::ClaimKeyPackages { users })
+            .write(self.writer_by(&first), Write::ClaimKeyPackages { users })
             .await
         {
             Written::KeyPackagesClaimed(outcome) => outcome,
@@ -219,21 +238,27 @@ impl Appender {
 /// network blip) would store everyone's messages slowly. On its own thread
 /// it resumes as soon as SQLite answers. The same holds for anything else
 /// that holds SQLite's write gate for a while: everyone's messages wait.
+///
+/// `io` gives the thread's runtime sockets of its own (for PostgreSQL's
+/// connections); SQLite needs timers only.
 pub(crate) fn on_its_own_thread(
     writer: impl std::future::Future<Output = ()> + Send + 'static,
+    io: bool,
 ) -> JoinHandle<()> {
     let (stop, stopped) = oneshot::channel::<()>();
     let (finished, done) = oneshot::channel::<()>();
     let started = std::thread::Builder::new()
         .name("huddle-writer".into())
         .spawn(move || {
-            // Timers only: SQLite needs no sockets, and without an IO
-            // driver the thread parks on a futex, the cheapest thing to
-            // wake after each of SQLite's answers.
-            match tokio::runtime::Builder::new_current_thread()
-                .enable_time()
-                .build()
-            {
+            // Timers only for SQLite: without an IO driver the thread
+            // parks on a futex, the cheapest thing to wake after each of
+            // SQLite's answers.
+            let mut runtime = tokio::runtime::Builder::new_current_thread();
+            runtime.enable_time();
+            if io {
+                runtime.enable_io();
+            }
+            match runtime.build() {
                 Ok(runtime) => runtime.block_on(async move {
                     tokio::select! {
                         () = writer => {}
@@ -422,5 +447,40 @@ mod tests {
         // Bigger than a whole batch's work: it still goes, alone.
         let huge = vec![queued(5_000), queued(0)];
         assert_eq!(batch_length(&huge), 1);
+    }
+
+    #[test]
+    fn groups_whose_ids_look_alike_still_spread_over_every_writer() {
+        let (writers, _incoming): (Vec<_>, Vec<_>) =
+            (0..POSTGRES_WRITERS).map(|_| mpsc::channel(1)).unzip();
+        let appender = Appender {
+            writers: writers.into(),
+            spread: Default::default(),
+        };
+        // Ids that differ only after their first byte (as a client may
+        // choose them): every writer gets some, and each group always goes
+        // to the same writer.
+        let groups: Vec<GroupId> = (0u64..256)
+            .map(|n| {
+                let mut id = [0u8; 16];
+                id[8..].copy_from_slice(&n.to_be_bytes());
+                GroupId::from_bytes(id)
+            })
+            .collect();
+        let used = appender
+            .writers
+            .iter()
+            .filter(|writer| {
+                groups
+                    .iter()
+                    .any(|group| appender.writer_for(*group).same_channel(writer))
+            })
+            .count();
+        assert_eq!(used, POSTGRES_WRITERS);
+        for group in &groups {
+            assert!(appender
+                .writer_for(*group)
+                .same_channel(appender.writer_for(*group)));
+        }
     }
 }

@@ -97,6 +97,22 @@ pub async fn run_checkpoints(store: Store) {
     }
 }
 
+/// A pool of at most `connections` to PostgreSQL, each of which commits
+/// durably: a commit is acknowledged only once it is on disk.
+fn postgres_pool_options(connections: u32) -> AnyPoolOptions {
+    AnyPoolOptions::new()
+        .max_connections(connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(|connection, _| {
+            Box::pin(async move {
+                connection
+                    .execute("SET synchronous_commit = on")
+                    .await
+                    .map(|_| ())
+            })
+        })
+}
+
 impl Store {
     /// Opens the database at `url` and applies any pending migrations.
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
@@ -140,18 +156,7 @@ impl Store {
                         })
                     })
             }
-            // A commit is acknowledged only once it is on disk.
-            Engine::Postgres => AnyPoolOptions::new()
-                .max_connections(16)
-                .acquire_timeout(Duration::from_secs(10))
-                .after_connect(|connection, _| {
-                    Box::pin(async move {
-                        connection
-                            .execute("SET synchronous_commit = on")
-                            .await
-                            .map(|_| ())
-                    })
-                }),
+            Engine::Postgres => postgres_pool_options(16),
         }
         .connect_with(options)
         .await
@@ -164,6 +169,26 @@ impl Store {
         };
         store.migrate().await?;
         Ok(store)
+    }
+
+    /// The same PostgreSQL database through a pool of `connections` of its
+    /// own, opened as they are first needed by tasks of the runtime this is
+    /// called on (a connection's socket belongs to the runtime that opened
+    /// it). SQLite has one connection pool, shared.
+    pub(crate) fn with_connections_of_its_own(
+        &self,
+        connections: u32,
+    ) -> Result<Store, StoreError> {
+        if self.engine != Engine::Postgres {
+            return Ok(self.clone());
+        }
+        let options = AnyConnectOptions::from_str(&self.url).map_err(StoreError::Open)?;
+        Ok(Store {
+            pool: postgres_pool_options(connections).connect_lazy_with(options),
+            engine: self.engine,
+            url: self.url.clone(),
+            write_gate: Arc::default(),
+        })
     }
 
     async fn migrate(&self) -> Result<(), StoreError> {
