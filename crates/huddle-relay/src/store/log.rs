@@ -189,44 +189,81 @@ async fn append(
     let client_msg = &submission.client_msg.as_bytes()[..];
     // Take the group's write lock first (a no-op update) and read it in the
     // same round trip: SQLite then serialises appends without stale
-    // snapshots, and PostgreSQL locks the row.
-    let existing = sqlx::query(
-        "UPDATE groups SET last_seq = last_seq WHERE id = $1
-         RETURNING kind, retention_secs, epoch, last_seq",
-    )
-    .bind(group)
+    // snapshots, and PostgreSQL locks the row. On PostgreSQL the same round
+    // trip also reads who is sending, whether this is a resend and who the
+    // members are: there, each round trip costs more than the work it does.
+    let locked = sqlx::query(match engine {
+        Engine::Sqlite => {
+            "UPDATE groups SET last_seq = last_seq WHERE id = $1
+             RETURNING kind, retention_secs, epoch, last_seq"
+        }
+        Engine::Postgres => {
+            "UPDATE groups SET last_seq = last_seq WHERE id = $1
+             RETURNING kind, retention_secs, epoch, last_seq,
+                 (SELECT u.role FROM devices d JOIN users u ON u.id = d.user_id
+                  WHERE d.id = $2 AND d.revoked_at IS NULL AND u.revoked_at IS NULL
+                  FOR KEY SHARE OF d, u),
+                 (SELECT COUNT(*) FROM log WHERE sender = $2 AND client_msg = $3),
+                 (SELECT string_agg(device_id, ''::bytea) FROM members
+                  WHERE group_id = $1 AND removed_seq IS NULL)"
+        }
+    })
+    .bind(group);
+    let locked = match engine {
+        Engine::Sqlite => locked,
+        Engine::Postgres => locked.bind(sender_bytes).bind(client_msg),
+    }
     .fetch_optional(&mut *tx)
     .await?;
+    let standing_read = engine == Engine::Postgres && locked.is_some();
 
-    // Who is sending, and whether this is a resend, in one round trip: the
+    // Who is sending, and whether this is a resend (unless read above): the
     // sender's role (none if the device or its person is revoked), and
     // whether (sender, client message id) is already stored. On PostgreSQL
     // the device and person rows are key-share locked until the commit: a
     // revocation (which locks them for update) waits for this append, and
     // an append after it sees it. SQLite's writers take turns anyway.
-    let status = sqlx::query(match engine {
-        Engine::Sqlite => {
-            "SELECT (SELECT u.role FROM devices d JOIN users u ON u.id = d.user_id
-                     WHERE d.id = $1 AND d.revoked_at IS NULL AND u.revoked_at IS NULL),
-                    (SELECT COUNT(*) FROM log WHERE sender = $1 AND client_msg = $2)"
+    let (role, resent): (Option<String>, i64) = match &locked {
+        Some(row) if standing_read => (row.try_get(4)?, row.try_get(5)?),
+        _ => {
+            let status = sqlx::query(match engine {
+                Engine::Sqlite => {
+                    "SELECT (SELECT u.role FROM devices d JOIN users u ON u.id = d.user_id
+                             WHERE d.id = $1 AND d.revoked_at IS NULL AND u.revoked_at IS NULL),
+                            (SELECT COUNT(*) FROM log WHERE sender = $1 AND client_msg = $2)"
+                }
+                Engine::Postgres => {
+                    "SELECT (SELECT u.role FROM devices d JOIN users u ON u.id = d.user_id
+                             WHERE d.id = $1 AND d.revoked_at IS NULL AND u.revoked_at IS NULL
+                             FOR KEY SHARE OF d, u),
+                            (SELECT COUNT(*) FROM log WHERE sender = $1 AND client_msg = $2)"
+                }
+            })
+            .bind(sender_bytes)
+            .bind(client_msg)
+            .fetch_one(&mut *tx)
+            .await?;
+            (status.try_get(0)?, status.try_get(1)?)
         }
-        Engine::Postgres => {
-            "SELECT (SELECT u.role FROM devices d JOIN users u ON u.id = d.user_id
-                     WHERE d.id = $1 AND d.revoked_at IS NULL AND u.revoked_at IS NULL
-                     FOR KEY SHARE OF d, u),
-                    (SELECT COUNT(*) FROM log WHERE sender = $1 AND client_msg = $2)"
-        }
-    })
-    .bind(sender_bytes)
-    .bind(client_msg)
-    .fetch_one(&mut *tx)
-    .await?;
-    let role: Option<String> = status.try_get(0)?;
-    let resent: i64 = status.try_get(1)?;
+    };
     // A resend of something already stored is acknowledged again.
     if resent > 0 {
         return stored_again(tx, sender, submission).await;
     }
+    let members_read: Option<Vec<Vec<u8>>> = match &locked {
+        Some(row) if standing_read => {
+            let joined: Option<Vec<u8>> = row.try_get(6)?;
+            Some(
+                joined
+                    .unwrap_or_default()
+                    .chunks(16)
+                    .map(<[u8]>::to_vec)
+                    .collect(),
+            )
+        }
+        _ => None,
+    };
+    let existing = locked;
 
     let (kind, retention, epoch, last_seq) = match (existing, &submission.payload) {
         (Some(row), _) => {
@@ -273,12 +310,17 @@ async fn append(
     };
 
     // The members receive the entry; the sender must be one.
-    let members: Vec<Vec<u8>> = sqlx::query_scalar(
-        "SELECT device_id FROM members WHERE group_id = $1 AND removed_seq IS NULL",
-    )
-    .bind(group)
-    .fetch_all(&mut *tx)
-    .await?;
+    let members: Vec<Vec<u8>> = match members_read {
+        Some(members) => members,
+        None => {
+            sqlx::query_scalar(
+                "SELECT device_id FROM members WHERE group_id = $1 AND removed_seq IS NULL",
+            )
+            .bind(group)
+            .fetch_all(&mut *tx)
+            .await?
+        }
+    };
     if !members.iter().any(|m| m.as_slice() == sender_bytes) {
         return Ok(Err(Rejection::NotAMember));
     }
@@ -343,10 +385,22 @@ async fn append(
         Payload::Commit { change, .. } => Some(Box::new(change.clone())),
         Payload::Application { .. } => None,
     };
-    sqlx::query(
+    let new_epoch = if entry_kind == EntryKind::Commit {
+        epoch + 1
+    } else {
+        epoch
+    };
+    // The entry and the group's new position: one round trip on
+    // PostgreSQL, two on SQLite (which has no writing WITH).
+    const INSERT_ENTRY: &str =
         "INSERT INTO log (group_id, seq, kind, epoch, sender, client_msg, expires_at, payload, stored_at, declared)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-    )
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)";
+    const MOVE_GROUP_ON: &str = "UPDATE groups SET last_seq = $2, epoch = $11 WHERE id = $1";
+    let both = format!("WITH stored AS ({INSERT_ENTRY}) {MOVE_GROUP_ON}");
+    let insert = sqlx::query(match engine {
+        Engine::Sqlite => INSERT_ENTRY,
+        Engine::Postgres => &both,
+    })
     .bind(group)
     .bind(to_i64(seq))
     .bind(entry_kind_name(entry_kind))
@@ -356,9 +410,21 @@ async fn append(
     .bind(expires_at.map(|e| to_i64(e.0)))
     .bind(payload.as_slice())
     .bind(to_i64(now.0))
-    .bind(declared.as_deref().map(MembershipChange::to_bytes))
-    .execute(&mut *tx)
-    .await?;
+    .bind(declared.as_deref().map(MembershipChange::to_bytes));
+    match engine {
+        Engine::Sqlite => {
+            insert.execute(&mut *tx).await?;
+            sqlx::query("UPDATE groups SET last_seq = $2, epoch = $3 WHERE id = $1")
+                .bind(group)
+                .bind(to_i64(seq))
+                .bind(to_i64(new_epoch))
+                .execute(&mut *tx)
+                .await?;
+        }
+        Engine::Postgres => {
+            insert.bind(to_i64(new_epoch)).execute(&mut *tx).await?;
+        }
+    }
 
     let (mut added, mut shared_welcome) = (Vec::new(), None);
     if let Payload::Commit {
@@ -380,17 +446,6 @@ async fn append(
         }
         audit_change(&mut *tx, sender, submission.group, change, now).await?;
     }
-    let new_epoch = if entry_kind == EntryKind::Commit {
-        epoch + 1
-    } else {
-        epoch
-    };
-    sqlx::query("UPDATE groups SET last_seq = $2, epoch = $3 WHERE id = $1")
-        .bind(group)
-        .bind(to_i64(seq))
-        .bind(to_i64(new_epoch))
-        .execute(&mut *tx)
-        .await?;
     Ok(Ok(Appended {
         entry: LogEntry {
             group: submission.group,
