@@ -103,6 +103,9 @@ fn screen(model: AppModel) -> AnyView {
         // others, not with the first screens.
         return on_demand::signed_out_screen(model, why);
     }
+    if let Some(unsent) = model.not_recognised.get() {
+        return on_demand::not_recognised_screen(model, unsent);
+    }
     let route = model.route.get();
     match route {
         Route::Setup { secret } => {

@@ -58,6 +58,12 @@ pub struct AppModel {
     pub now: RwSignal<UnixMillis>,
     /// The relay refused this phone; everything was wiped.
     pub signed_out: RwSignal<Option<SignOut>>,
+    /// The relay did not recognise this phone: the person is asked what to
+    /// do, with how many of her messages were not sent.
+    pub not_recognised: RwSignal<Option<usize>>,
+    /// The relay did not recognise this phone, and it is not connecting
+    /// until the person tries again.
+    pub refused: RwSignal<bool>,
     /// The phone's session, once loaded. It lives as long as the page, so
     /// it is leaked rather than owned: nothing ever needs to drop it, and the
     /// first screen's code carries no drop glue for all it holds.
@@ -89,6 +95,8 @@ impl AppModel {
             hidden: RwSignal::new(false),
             now: RwSignal::new(now),
             signed_out: RwSignal::new(None),
+            not_recognised: RwSignal::new(None),
+            refused: RwSignal::new(false),
             phone: StoredValue::new_local(None),
             entries: StoredValue::new_local(Vec::new()),
             shown: StoredValue::new_local(None),
@@ -166,7 +174,12 @@ impl AppModel {
                 self.entries.set_value(Vec::new());
                 self.shown.set_value(None);
                 self.enrolment.set(None);
+                self.not_recognised.set(None);
                 self.signed_out.set(Some(why));
+            }
+            SessionUpdate::NotRecognised { unsent } => {
+                self.refused.set(true);
+                self.not_recognised.set(Some(unsent));
             }
             SessionUpdate::Tick(now) => self.now.set(now),
             SessionUpdate::Identities(identities) => self.identities.set(identities),
@@ -228,6 +241,10 @@ impl Screen for ModelScreen {
             .set(conversations.iter().map(|e| e.record.clone()).collect());
         self.0.entries.set_value(conversations);
         self.0.paint_list();
+    }
+
+    fn wiped_on_opening(&self, why: SignOut) {
+        self.0.signed_out.set(Some(why));
     }
 
     fn show(&self, update: SessionUpdate) {

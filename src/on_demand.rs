@@ -74,6 +74,37 @@ fn engine_register(
     }))
 }
 
+/// The rest of a wipe, once every store of the page's database is empty
+/// and its connections are shut: see [`delete_everything`].
+#[wasm_split(engine, wasm_split_path = ::leptos::wasm_split, fallible)]
+fn engine_delete_everything(database: String) -> Result<Work<(), ()>, NotLoaded> {
+    Ok(Box::pin(async move {
+        // The signed-out screen is in a module fetched on first use: fetch
+        // it (from the offline copy, if need be) before that copy goes.
+        let _ = preload_screens().await;
+        for name in [
+            database.as_str(),
+            huddle_core::crypto_worker::WORKER_DATABASE,
+        ] {
+            // Another tab may hold a database open: the browser deletes it
+            // once that tab closes; its records are already gone.
+            let _ = IdbCache::delete_database_within(name).await;
+        }
+        crate::platform::service_worker::forget_everything().await;
+        Ok(())
+    }))
+}
+
+/// Deletes the page's database `database` (emptied and shut already) and
+/// the crypto worker's, the app's offline copy and its service worker. In
+/// the engine's module, so that the first screen's code does not carry it;
+/// if that module cannot be fetched, the emptied stores are what is left.
+pub async fn delete_everything(database: String) {
+    if let Ok(work) = engine_delete_everything(database).await {
+        let _ = work.await;
+    }
+}
+
 #[wasm_split(engine, wasm_split_path = ::leptos::wasm_split, fallible)]
 fn engine_check_encryption() -> Result<Work<(), String>, NotLoaded> {
     Ok(Box::pin(async {
@@ -172,6 +203,23 @@ fn split_signed_out(why: SignOut) -> Result<AnyView, NotLoaded> {
 pub fn signed_out_screen(model: AppModel, why: SignOut) -> AnyView {
     Suspend::new(async move {
         split_signed_out(why)
+            .await
+            .unwrap_or_else(|NotLoaded| not_loaded(model))
+    })
+    .into_any()
+}
+
+/// The question put to a phone the relay did not recognise.
+#[wasm_split(screens, wasm_split_path = ::leptos::wasm_split, fallible)]
+fn split_not_recognised(unsent: usize) -> Result<AnyView, NotLoaded> {
+    Ok(view! { <pages::NotRecognisedPage unsent=unsent /> }.into_any())
+}
+
+/// Shows the question to a phone the relay did not recognise, or a message
+/// with a retry if it cannot be fetched.
+pub fn not_recognised_screen(model: AppModel, unsent: usize) -> AnyView {
+    Suspend::new(async move {
+        split_not_recognised(unsent)
             .await
             .unwrap_or_else(|NotLoaded| not_loaded(model))
     })

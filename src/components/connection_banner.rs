@@ -10,6 +10,12 @@ pub fn ConnectionBanner() -> impl IntoView {
         if model.enrolment.with(Option::is_none) {
             return None;
         }
+        if model.refused.get() {
+            return Some(
+                "Not connected: Huddle's server does not recognise this phone, so nothing is sent."
+                    .to_owned(),
+            );
+        }
         let connection = model.connection.get();
         // A socket can look open for a while after the phone has lost its
         // network; the browser's word that it is offline comes first.

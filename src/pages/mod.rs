@@ -21,5 +21,5 @@ pub use new_group::NewGroupPage;
 pub use people::PeoplePage;
 pub use person::PersonPage;
 pub use register::RegisterPage;
-pub use signed_out::SignedOutPage;
+pub use signed_out::{NotRecognisedPage, SignedOutPage};
 pub use welcome::WelcomePage;

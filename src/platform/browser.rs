@@ -9,6 +9,14 @@ pub fn now() -> UnixMillis {
     UnixMillis(js_sys::Date::now().max(0.0) as u64)
 }
 
+/// Milliseconds since the page started, from `performance.now()`: it never
+/// goes backwards, whatever is done to the phone's clock.
+pub fn monotonic_millis() -> u64 {
+    web_sys::window()
+        .and_then(|w| w.performance())
+        .map_or(0, |performance| performance.now().max(0.0) as u64)
+}
+
 /// Minutes east of UTC, for clock times.
 pub fn utc_offset_minutes() -> i64 {
     -(js_sys::Date::new_0().get_timezone_offset() as i64)

@@ -12,7 +12,7 @@ use huddle_core::sync::GroupPosition;
 use huddle_idb::{Direction, IdbError, KeyRange, SealedDb, SealedStore, StoreSpec, Write};
 use huddle_session::{
     Cache, CacheError, CacheWrite, ConversationRecord, Directory, Enrolment, MessageRecord,
-    OutboxRecord,
+    OutboxRecord, Standing,
 };
 use js_sys::{Array, Object, Reflect};
 use wasm_bindgen::JsValue;
@@ -52,6 +52,8 @@ const DIRECTORY: SealedStore<Directory> = SealedStore::new(RECORDS_STORE);
 const DIRECTORY_ID: &str = "directory";
 const IDENTITIES: SealedStore<Identities> = SealedStore::new(RECORDS_STORE);
 const IDENTITIES_ID: &str = "identities";
+const STANDING: SealedStore<Standing> = SealedStore::new(RECORDS_STORE);
+const STANDING_ID: &str = "standing";
 const CONVERSATIONS: SealedStore<ConversationRecord> = SealedStore::new(CONVERSATIONS_STORE);
 const OUTBOX: SealedStore<OutboxRecord> = SealedStore::new(OUTBOX_STORE);
 const CURSORS: SealedStore<GroupPosition> = SealedStore::new(CURSORS_STORE);
@@ -161,6 +163,7 @@ impl IdbCache {
                 CacheWrite::Enrolment(e) => ENROLMENT.put(&self.db, ENROLMENT_ID, &e),
                 CacheWrite::Directory(d) => DIRECTORY.put(&self.db, DIRECTORY_ID, &d),
                 CacheWrite::Identities(i) => IDENTITIES.put(&self.db, IDENTITIES_ID, &i),
+                CacheWrite::Standing(standing) => STANDING.put(&self.db, STANDING_ID, &standing),
                 CacheWrite::Conversation(c) => {
                     CONVERSATIONS.put(&self.db, &c.group.to_string(), &c)
                 }
@@ -217,6 +220,13 @@ impl Cache for IdbCache {
             .await
             .map_err(cache_error)?
             .unwrap_or_default())
+    }
+
+    async fn standing(&self) -> Result<Option<Standing>, CacheError> {
+        STANDING
+            .get(&self.db, STANDING_ID)
+            .await
+            .map_err(cache_error)
     }
 
     async fn conversations(&self) -> Result<Vec<ConversationRecord>, CacheError> {
@@ -301,7 +311,30 @@ impl Cache for IdbCache {
         deleted
     }
 
+    /// Empties every store first, in one transaction, so that nothing is
+    /// left to read whatever happens next; then deletes this database and
+    /// the crypto worker's, the app's offline copy and its service worker.
     async fn wipe(&self) -> Result<(), CacheError> {
+        let emptied = self.empty().await;
+        self.db.shut();
+        crate::on_demand::delete_everything(self.db.name().to_owned()).await;
+        emptied
+    }
+}
+
+/// How long a wipe waits for the browser to delete each database.
+const DELETE_WAIT_MILLIS: u32 = 2_000;
+
+impl IdbCache {
+    /// Deletes the database `name`, waiting a little for other tabs to let
+    /// go of it (see `SealedDb::delete_database_within`).
+    pub async fn delete_database_within(name: &str) -> Result<bool, CacheError> {
+        SealedDb::delete_database_within(name, DELETE_WAIT_MILLIS)
+            .await
+            .map_err(cache_error)
+    }
+
+    async fn empty(&self) -> Result<(), CacheError> {
         let stores = [
             META_STORE,
             KEYS_STORE,
@@ -311,14 +344,6 @@ impl Cache for IdbCache {
             OUTBOX_STORE,
             CURSORS_STORE,
         ];
-        self.db
-            .write(
-                stores
-                    .into_iter()
-                    .map(|store| Write::Clear { store })
-                    .collect(),
-            )
-            .await
-            .map_err(cache_error)
+        self.db.clear(&stores).await.map_err(cache_error)
     }
 }

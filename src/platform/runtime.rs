@@ -13,6 +13,10 @@ impl Clock for BrowserClock {
         browser::now()
     }
 
+    fn monotonic_millis(&self) -> u64 {
+        browser::monotonic_millis()
+    }
+
     fn after(&self, millis: u64, then: Box<dyn FnOnce()>) {
         let millis = i32::try_from(millis).unwrap_or(i32::MAX);
         browser::after(millis, then);

@@ -124,6 +124,19 @@ pub fn sign_out(why: &SignOut) -> &'static str {
     match why {
         SignOut::Revoked => "An administrator signed this phone out of Huddle.",
         SignOut::NotRecognised => "Huddle's server no longer recognises this phone.",
+        SignOut::AwayTooLong => {
+            "This phone had not connected to Huddle for longer than your organisation allows, so it was treated as lost."
+        }
+    }
+}
+
+/// How many of her messages a phone the relay did not recognise holds
+/// unsent.
+pub fn unsent_messages(unsent: usize) -> String {
+    match unsent {
+        0 => "Every message you wrote has been sent.".into(),
+        1 => "1 message you wrote has not been sent. It is still on this phone.".into(),
+        n => format!("{n} messages you wrote have not been sent. They are still on this phone."),
     }
 }
 

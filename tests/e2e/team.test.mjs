@@ -103,6 +103,18 @@ function storedCounts(page, stores, group = null) {
   );
 }
 
+/** What a wiped phone must not hold: Huddle's databases, the app's offline
+ * copy (Cache Storage) and its service worker. */
+const NOTHING_LEFT = { databases: [], caches: [], serviceWorkers: 0 };
+
+function leftInBrowser(page) {
+  return page.evaluate(async () => ({
+    databases: (await indexedDB.databases()).map((db) => db.name).filter((name) => name.startsWith("huddle")),
+    caches: await caches.keys(),
+    serviceWorkers: (await navigator.serviceWorker.getRegistrations()).length,
+  }));
+}
+
 /** How many messages of `group` the page's IndexedDB holds. */
 const cachedCount = async (page, group) => (await storedCounts(page, ["messages"], group))[0];
 
@@ -445,10 +457,30 @@ test("an administrator signs a person out, and her phone is wiped", async () => 
   await mia.page.locator(".person-row", { hasText: "Cara Jones" }).getByRole("button", { name: "Sign out" }).click();
   await mia.page.getByRole("button", { name: "Sign out and wipe" }).click();
   await cara.page.getByRole("heading", { name: "This phone has been signed out" }).waitFor({ timeout: 30_000 });
-  const stores = ["records", "conversations", "messages", "outbox", "keys"];
-  const left = (await storedCounts(cara.page, stores)).reduce((sum, count) => sum + count, 0);
-  assert.equal(left, 0, "nothing is left in Cara's storage");
+  assert.deepEqual(await leftInBrowser(cara.page), NOTHING_LEFT, "nothing is left on Cara's phone");
   await mia.page.getByRole("button", { name: "Back" }).click();
+});
+
+test("a phone kept away from Huddle for longer than the organisation allows wipes itself when opened", async () => {
+  const forEve = await invite(mia, "Eve Hart");
+  await mia.page.getByRole("button", { name: "Back" }).click();
+  const eve = await person("Eve");
+  try {
+    await joinWith(eve, forEve);
+    // Eve's phone goes quiet: no network, the app closed, and eight days
+    // pass (the relay allows seven, its default).
+    await eve.context.setOffline(true);
+    await eve.page.close();
+    await eve.context.clock.install({ time: Date.now() + 8 * 24 * 60 * 60 * 1000 });
+    eve.page = await eve.context.newPage();
+    await eve.page.goto(relay.url);
+    await eve.page.getByRole("heading", { name: "This phone has been signed out" }).waitFor({ timeout: 30_000 });
+    await eve.page.getByText("longer than your organisation allows").waitFor();
+    await shot(eve, "away-too-long-360");
+    assert.deepEqual(await leftInBrowser(eve.page), NOTHING_LEFT, "nothing is left on Eve's phone");
+  } finally {
+    await eve.context.close();
+  }
 });
 
 test("on bad Wi-Fi, a part of the app that cannot be fetched says so, and joining works on the retry", async () => {
@@ -478,6 +510,48 @@ test("on bad Wi-Fi, a part of the app that cannot be fetched says so, and joinin
   } finally {
     await dev.context.close();
   }
+});
+
+test("a relay restored from a backup older than a phone asks before wiping it, and keeps what was not sent", async () => {
+  // Ben writes with no network.
+  await ben.context.setOffline(true);
+  await openConversation(ben.page, "Handover");
+  await send(ben.page, say("Running ten minutes late"));
+  await backToList(ben.page);
+  // The home's relay is replaced by one restored from before anyone joined.
+  await relay.kill();
+  earlierLogs.push(relay.output());
+  const restored = await startRelay({ port: relay.port });
+  try {
+    await ben.context.setOffline(false);
+    const question = { name: "Huddle's server does not recognise this phone" };
+    await ben.page.getByRole("heading", question).waitFor({ timeout: 60_000 });
+    await ben.page.getByText("1 message you wrote has not been sent").waitFor();
+    await shot(ben, "not-recognised-360");
+    assert.equal(await outboxCount(ben.page), 1, "what Ben wrote is kept while he decides");
+    assert.ok((await storedCounts(ben.page, ["conversations"]))[0] > 0, "his conversations are kept");
+    await ben.page.getByRole("button", { name: "Delete everything on this phone" }).click();
+    await ben.page.getByRole("alertdialog").getByText("the message you wrote that was not sent").waitFor();
+    await ben.page.getByRole("button", { name: "Delete everything", exact: true }).click();
+    await ben.page.getByRole("heading", { name: "This phone has been signed out" }).waitFor({ timeout: 30_000 });
+    assert.deepEqual(await leftInBrowser(ben.page), NOTHING_LEFT, "nothing is left on Ben's phone");
+    // Mia's phone, reconnecting, is asked too; she has nothing unsent, and
+    // keeps reading while she finds out what happened.
+    await mia.page.getByRole("heading", question).waitFor({ timeout: 60_000 });
+    await mia.page.getByText("Every message you wrote has been sent").waitFor();
+    await mia.page.getByRole("button", { name: "Keep reading for now" }).click();
+    await mia.page.getByRole("heading", { level: 1, name: "Conversations" }).waitFor();
+    await mia.page.getByTestId("connection-banner").getByText("does not recognise this phone").waitFor();
+  } finally {
+    earlierLogs.push(restored.output());
+    await restored.stop();
+    relay = await startRelay({ dataDir: relay.dataDir, port: relay.port });
+  }
+  // The home's own relay is back: Mia opens Huddle again, and her phone is
+  // as it was.
+  await mia.page.reload();
+  await waitLive(mia.page);
+  await mia.page.getByRole("heading", { level: 1, name: "Conversations" }).waitFor();
 });
 
 test("no message text is stored in the clear: browser profiles, relay database, relay log", async () => {

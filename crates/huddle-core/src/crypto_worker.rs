@@ -18,6 +18,10 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use zeroize::Zeroize;
 
+/// The crypto worker's IndexedDB database, apart from the page's (the page
+/// deletes it too when it wipes the phone without the worker running).
+pub const WORKER_DATABASE: &str = "huddle-worker";
+
 /// Message plaintext (an encoded [`crate::Envelope`]) on its way to be
 /// sealed or just opened. It prints its length only, and is wiped from
 /// memory when dropped.

@@ -424,6 +424,27 @@ pub struct AuditEntry {
     pub subject: String,
 }
 
+/// What the organisation asks of its phones, told to each at sign-in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PhonePolicy {
+    /// A phone that has not signed in to the relay for this long wipes
+    /// itself when it next opens, unread messages and all (0: never).
+    pub max_offline_secs: u64,
+}
+
+impl PhonePolicy {
+    /// A week: the longest a lost phone kept offline keeps what it holds.
+    pub const DEFAULT_MAX_OFFLINE_SECS: u64 = 7 * 24 * 60 * 60;
+}
+
+impl Default for PhonePolicy {
+    fn default() -> Self {
+        PhonePolicy {
+            max_offline_secs: Self::DEFAULT_MAX_OFFLINE_SECS,
+        }
+    }
+}
+
 /// Frames the relay sends.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ServerFrame {
@@ -437,6 +458,8 @@ pub enum ServerFrame {
         org: OrgId,
         user: UserId,
         device: DeviceId,
+        /// What the organisation asks of its phones.
+        policy: PhonePolicy,
     },
     /// The submission is durably stored at `seq` (also sent again for a
     /// resend). The sender's own `Deliver` of the entry can come first (a

@@ -93,7 +93,8 @@ impl Write {
 
 /// An open database; with its data key once [`SealedDb::unlock`]ed.
 pub struct SealedDb {
-    db: Rexie,
+    /// `None` once [`SealedDb::shut`]: nothing more is read or written.
+    db: std::cell::RefCell<Option<Rexie>>,
     name: String,
     /// A second, plain connection for requests rexie has no call for
     /// (`getAllRecords`); `None` where the browser refused it.
@@ -119,7 +120,7 @@ impl SealedDb {
         // never upgrades anything itself.
         let plain = open_plain(name).await;
         Ok(SealedDb {
-            db,
+            db: std::cell::RefCell::new(Some(db)),
             name: name.to_owned(),
             plain,
             key: None,
@@ -129,7 +130,8 @@ impl SealedDb {
     /// Loads the data key from `keys_store` (making it on first use): from
     /// now on records can be read and written.
     pub async fn unlock(mut self, keys_store: &'static str) -> Result<Self, IdbError> {
-        self.key = Some(key::load_or_create(&self.db, keys_store).await?);
+        let db = self.db.get_mut().as_ref().ok_or(IdbError::Open)?;
+        self.key = Some(key::load_or_create(db, keys_store).await?);
         Ok(self)
     }
 
@@ -336,12 +338,36 @@ impl SealedDb {
         }
     }
 
+    /// Empties `stores` (distinct names) in one transaction: all of them,
+    /// or none and an error. Apart from [`SealedDb::write`] so that a page
+    /// that only reads, and wipes, does not carry the rest of it.
+    pub async fn clear(&self, stores: &[&str]) -> Result<(), IdbError> {
+        let tx = self.transaction(stores, TransactionMode::ReadWrite)?;
+        for store in stores {
+            let cleared = match tx.store(store) {
+                Ok(object_store) => object_store.clear().await,
+                Err(error) => Err(error),
+            };
+            if cleared.is_err() {
+                let _ = tx.abort().await;
+                return Err(IdbError::Transaction);
+            }
+        }
+        match tx.done().await {
+            Ok(rexie::TransactionResult::Committed) => Ok(()),
+            _ => Err(IdbError::Transaction),
+        }
+    }
+
     fn transaction(
         &self,
         stores: &[&str],
         mode: TransactionMode,
     ) -> Result<rexie::Transaction, IdbError> {
         self.db
+            .borrow()
+            .as_ref()
+            .ok_or(IdbError::Transaction)?
             .transaction(stores, mode)
             .map_err(|_| IdbError::Transaction)
     }
@@ -349,16 +375,37 @@ impl SealedDb {
     /// Closes both connections, so that another may upgrade or delete the
     /// database.
     pub fn close(self) {
+        self.shut();
+    }
+
+    /// Closes both connections where the database is shared and cannot be
+    /// given up: nothing more is read or written through it, and the
+    /// database can be deleted.
+    pub fn shut(&self) {
         if let Some(plain) = &self.plain {
             plain.close();
         }
-        self.db.close();
+        if let Some(db) = self.db.borrow_mut().take() {
+            db.close();
+        }
     }
 
-    /// Deletes a whole database. Resolves once the browser has deleted it
-    /// (or reports that another connection is holding it open).
+    /// Deletes a whole database. Resolves once the browser has deleted it,
+    /// which waits for every connection to it to close (in other tabs too).
     pub async fn delete_database(name: &str) -> Result<(), IdbError> {
         Rexie::delete(name).await.map_err(|_| IdbError::Transaction)
+    }
+
+    /// Deletes a whole database, waiting at most `millis` for it: true if
+    /// it is gone, false if a connection elsewhere (another tab) still
+    /// holds it, in which case the browser deletes it once that closes.
+    pub async fn delete_database_within(name: &str, millis: u32) -> Result<bool, IdbError> {
+        let deleted = std::pin::pin!(Self::delete_database(name));
+        let waited = std::pin::pin!(wait(millis));
+        match futures::future::select(deleted, waited).await {
+            futures::future::Either::Left((deleted, _)) => deleted.map(|()| true),
+            futures::future::Either::Right(_) => Ok(false),
+        }
     }
 }
 
@@ -429,6 +476,21 @@ impl<T: Serialize + DeserializeOwned> SealedStore<T> {
     pub fn clear(&self) -> Write {
         Write::Clear { store: self.name }
     }
+}
+
+/// Resolves after `millis`, in a page or a worker alike.
+async fn wait(millis: u32) {
+    let global = js_sys::global();
+    let set_timeout = Reflect::get(&global, &"setTimeout".into())
+        .ok()
+        .and_then(|f| f.dyn_into::<js_sys::Function>().ok());
+    let Some(set_timeout) = set_timeout else {
+        return;
+    };
+    let timer = js_sys::Promise::new(&mut |resolve, _| {
+        let _ = set_timeout.call2(&global, &resolve, &JsValue::from(millis));
+    });
+    let _ = wasm_bindgen_futures::JsFuture::from(timer).await;
 }
 
 fn random_nonce() -> Result<[u8; NONCE_LEN], IdbError> {

@@ -73,6 +73,12 @@ pub struct Config {
     #[arg(long, env = "HUDDLE_BODY_TIMEOUT_SECS", default_value_t = 30)]
     pub body_timeout_secs: u64,
 
+    /// Days a phone may go without reaching the relay: one that has been
+    /// away longer (lost, or kept offline) deletes everything Huddle kept
+    /// on it when it is next opened. 0 turns this off.
+    #[arg(long, env = "HUDDLE_MAX_OFFLINE_DAYS", default_value_t = 7)]
+    pub max_offline_days: u64,
+
     /// Seconds between pings to a quiet phone. A phone that answers nothing
     /// to two pings in a row is taken for gone and its socket closed (with
     /// the default, within 45 seconds of its going).

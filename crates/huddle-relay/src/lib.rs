@@ -58,6 +58,8 @@ pub struct AppState {
     pub unauthenticated: Arc<admission::Gate>,
     /// How often a quiet phone is pinged.
     pub ping_interval: Duration,
+    /// What the organisation asks of its phones, told to each at sign-in.
+    pub phone_policy: huddle_core::wire::PhonePolicy,
 }
 
 /// The whole HTTP surface of the relay, without a socket, so that tests can
@@ -242,6 +244,9 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningRelay> {
             all_registrations: Arc::new(RateLimiter::new(everyone)),
             unauthenticated: admission::Gate::new(config.max_unauthenticated),
             ping_interval: Duration::from_secs(config.ping_secs.max(1)),
+            phone_policy: huddle_core::wire::PhonePolicy {
+                max_offline_secs: config.max_offline_days.saturating_mul(24 * 60 * 60),
+            },
         },
         &config.app_dir,
         Duration::from_secs(config.body_timeout_secs.max(1)),

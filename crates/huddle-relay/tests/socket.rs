@@ -9,7 +9,7 @@ use huddle_core::retention::{GroupKind, RetentionSecs};
 use huddle_core::wire::Role;
 use huddle_core::wire::{
     auth_transcript, ClientFrame, ErrorCode, GroupCursor, GroupSpec, MembershipChange, Payload,
-    Rejection, ServerFrame, Submission, MAX_FRAME_BYTES,
+    PhonePolicy, Rejection, ServerFrame, Submission, MAX_FRAME_BYTES,
 };
 use huddle_relay::mls_framing::framed_commit;
 use p384::ecdsa::signature::Signer;
@@ -503,4 +503,33 @@ async fn a_device_that_stops_reading_does_not_slow_the_others() {
     // The relay let the stalled phone go; it will catch up from its cursor.
     assert_eq!(close_code(&mut stalled_socket).await, Some(1013));
     relay.shutdown(Duration::from_secs(1)).await.unwrap();
+}
+
+#[tokio::test]
+async fn each_phone_is_told_at_sign_in_how_long_it_may_stay_away() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let Some(url) = support::database_url(Engine::Sqlite, dir.path()).await else {
+        return;
+    };
+    let mut config = support::config(dir.path(), dir.path(), Some(url));
+    config.max_offline_days = 3;
+    let relay = support::start(&config).await;
+    let phone = TestDevice::new(1);
+    phone.register(&relay.store, Role::Staff).await;
+    let (_socket, ready) =
+        support::ws::sign_in_at(relay.local_addr, phone.device, &phone.key).await;
+    assert!(
+        matches!(
+            ready,
+            ServerFrame::Ready {
+                policy: PhonePolicy { max_offline_secs },
+                ..
+            } if max_offline_secs == 3 * 24 * 60 * 60
+        ),
+        "{ready:?}"
+    );
+    relay
+        .shutdown(Duration::from_secs(1))
+        .await
+        .expect("shutdown");
 }

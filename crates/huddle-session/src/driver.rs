@@ -8,7 +8,7 @@
 
 use crate::error::SessionError;
 use crate::outgoing::Outgoing;
-use crate::phone::{Live, Shared};
+use crate::phone::{Live, Shared, STANDING_SAVED_EVERY_MS};
 use crate::platform::{
     Cache, CacheWrite, Clock, Crypto, CryptoError, Log, Platform, Randomness, Screen, SocketEvent,
     Tasks, Transport,
@@ -29,7 +29,7 @@ use huddle_core::sync::{
 };
 use huddle_core::wire::{
     ClaimedKeyPackage, ClientFrame, EntryKind, ErrorCode, GroupSpec, LogEntry, MembershipChange,
-    Payload, ServerFrame, Submission,
+    Payload, PhonePolicy, ServerFrame, Submission,
 };
 use std::collections::VecDeque;
 use std::rc::Rc;
@@ -98,6 +98,8 @@ pub(crate) enum Input<P: Platform> {
         fresh: Identities,
     },
     KeyPackagesPublished,
+    /// The person chose to wipe a phone the relay did not recognise.
+    WipeNow,
 }
 
 /// An event for the engine, with the cache writes of the work that
@@ -300,6 +302,7 @@ impl<P: Platform> Driver<P> {
                     self.shared.screen.show(Update::Identities(identities));
                 }
             }
+            Input::WipeNow => self.wipe(SignOut::NotRecognised).await,
             Input::KeyPackagesPublished => {
                 let enrolment = {
                     let mut state = self.shared.state.borrow_mut();
@@ -390,9 +393,13 @@ impl<P: Platform> Driver<P> {
                             .relay_ahead_ms
                             .set(relay_time.0.saturating_sub(now.0));
                     }
-                    let ready = matches!(frame, ServerFrame::Ready { .. });
+                    let signed_in = match &frame {
+                        ServerFrame::Ready { policy, .. } => Some(*policy),
+                        _ => None,
+                    };
                     self.drive(Event::Received { now, frame }).await;
-                    if ready {
+                    if let Some(policy) = signed_in {
+                        self.save_standing(Some(policy)).await;
                         self.after_ready();
                     }
                 }
@@ -510,11 +517,13 @@ impl<P: Platform> Driver<P> {
                 let events = Box::new(move |event| {
                     let _ = inputs.unbounded_send(Input::Socket { generation, event });
                 });
-                if live.transport.is_online() && live.transport.connect(events) {
+                let refused = self.shared.state.borrow().not_recognised;
+                if !refused && live.transport.is_online() && live.transport.connect(events) {
                     None
                 } else {
                     // No network: wait for it (or the next backoff) instead
-                    // of failing to connect.
+                    // of failing to connect. A phone the relay did not
+                    // recognise waits for the person instead.
                     let jitter = self.shared.randomness.jitter();
                     no_writes(Event::Closed { now, jitter })
                 }
@@ -594,12 +603,24 @@ impl<P: Platform> Driver<P> {
                 client_msg, group, ..
             } => Some((self.seal(client_msg, group).await, Vec::new())),
             Command::Notice(Notice::SignedOut { code, .. }) => {
-                let why = if code == ErrorCode::Revoked {
-                    SignOut::Revoked
+                if code == ErrorCode::Revoked {
+                    self.wipe(SignOut::Revoked).await;
                 } else {
-                    SignOut::NotRecognised
-                };
-                self.wipe(why).await;
+                    // Not a revocation: the relay may have been restored
+                    // from an older backup. The person decides; until then
+                    // nothing is deleted and nothing more is sent.
+                    let unsent = {
+                        let mut state = self.shared.state.borrow_mut();
+                        state.not_recognised = true;
+                        state
+                            .outbox
+                            .values()
+                            .filter(|r| !r.item.is_commit())
+                            .count()
+                    };
+                    self.log("the relay did not recognise this phone");
+                    self.shared.screen.show(Update::NotRecognised { unsent });
+                }
                 None
             }
             Command::Notice(Notice::Resyncing { .. }) => None,

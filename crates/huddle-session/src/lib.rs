@@ -28,7 +28,7 @@ pub use platform::{
 };
 pub use records::{
     ConversationRecord, Delivery, Directory, Enrolment, Intent, MessageBody, MessageRecord,
-    OutboxRecord,
+    OutboxRecord, Standing,
 };
 pub use relay::{Invite, ASK_TIMEOUT_MS};
 pub use update::{ConnectionStatus, ConversationEntry, Problem, ShownMessage, SignOut, Update};

@@ -19,14 +19,17 @@
 use crate::driver::{Driver, Input, Reply};
 use crate::error::SessionError;
 use crate::platform::{Cache, CacheWrite, Clock, Log, Parts, Platform, Screen, Tasks};
-use crate::records::{delivery_of, ConversationRecord, Directory, Enrolment, OutboxRecord};
-use crate::update::{ConnectionStatus, ConversationEntry, ShownMessage, Update};
+use crate::records::{
+    delivery_of, ConversationRecord, Directory, Enrolment, OutboxRecord, Standing,
+};
+use crate::update::{ConnectionStatus, ConversationEntry, ShownMessage, SignOut, Update};
 use futures::channel::{mpsc, oneshot};
 use huddle_core::attestation::Identities;
 use huddle_core::envelope::EnvelopeBody;
 use huddle_core::group::GroupProfile;
 use huddle_core::ids::{ClientMessageId, GroupId, UserId};
-use huddle_core::wire::{RequestId, ServerFrame};
+use huddle_core::retention::UnixMillis;
+use huddle_core::wire::{PhonePolicy, RequestId, ServerFrame};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
@@ -71,7 +74,21 @@ pub(crate) struct Shared<P: Platform> {
     /// How far the relay's clock was ahead of this phone's at the last
     /// sign-in (never behind: see [`Shared::expiry_now`]).
     pub relay_ahead_ms: Cell<u64>,
+    /// The latest time this phone has known, in this session or (from its
+    /// [`Standing`]) an earlier one: expiry never goes back before it.
+    pub latest_seen: Cell<UnixMillis>,
+    /// The latest time known when the phone was loaded, and the monotonic
+    /// clock then: time goes on from there at the monotonic clock's pace,
+    /// whatever the phone's clock says.
+    pub opened: (UnixMillis, u64),
+    /// The standing last saved, if any.
+    pub standing: Cell<Option<Standing>>,
 }
+
+/// How far the latest time known may run ahead of the saved one before it
+/// is saved again: a clock turned back while the app is closed gains at
+/// most this much.
+pub const STANDING_SAVED_EVERY_MS: u64 = 60_000;
 
 /// The parts that arrive with [`Phone::start`].
 pub(crate) struct Live<P: Platform> {
@@ -106,6 +123,9 @@ pub(crate) struct State {
     pub connection: ConnectionStatus,
     /// The phone was wiped: nothing more happens.
     pub wiped: bool,
+    /// The relay did not recognise this phone (and did not say it was
+    /// revoked): it stops connecting until the person decides.
+    pub not_recognised: bool,
     /// Groups stopped at a change this phone could not open (in memory: the
     /// change comes again after a restart, and stops the group again).
     pub needs_repair: BTreeSet<GroupId>,
@@ -153,8 +173,21 @@ impl<P: Platform> Phone<P> {
         let Some(enrolment) = parts.cache.enrolment().await? else {
             return Ok(None);
         };
+        // A phone away from the relay for longer than its organisation
+        // allows (lost, or kept offline on purpose) wipes itself before it
+        // shows anything. Its clock cannot be turned back past the latest
+        // time it knew.
+        let standing = parts.cache.standing().await?;
+        let now = standing.map_or(parts.clock.now(), |saved| {
+            parts.clock.now().max(saved.latest_seen)
+        });
+        if standing.is_some_and(|saved| saved.away_too_long(now)) {
+            parts.cache.wipe().await?;
+            parts.screen.wiped_on_opening(SignOut::AwayTooLong);
+            return Ok(None);
+        }
+        let opened_monotonic = parts.clock.monotonic_millis();
         // The startup sweep: nothing expired is ever shown.
-        let now = parts.clock.now();
         parts.cache.expire(now).await?;
         let directory = parts.cache.directory().await?;
         let conversations = parts.cache.conversations().await?;
@@ -182,11 +215,15 @@ impl<P: Platform> Phone<P> {
                 visible: true,
                 connection: ConnectionStatus::default(),
                 wiped: false,
+                not_recognised: false,
                 needs_repair: BTreeSet::new(),
                 identities: Identities::default(),
             }),
             inputs: RefCell::new(None),
             relay_ahead_ms: Cell::new(0),
+            latest_seen: Cell::new(now),
+            opened: (now, opened_monotonic),
+            standing: Cell::new(standing),
             live: RefCell::new(None),
             requests: RefCell::new(HashMap::new()),
             next_request: Cell::new(1),
@@ -321,6 +358,19 @@ impl<P: Platform> Phone<P> {
         self.send(Input::Wake);
     }
 
+    /// After the relay did not recognise this phone
+    /// ([`Update::NotRecognised`]): connect again, as before.
+    pub fn try_again(&self) {
+        self.shared.state.borrow_mut().not_recognised = false;
+        self.wake();
+    }
+
+    /// After the relay did not recognise this phone: the person chose to
+    /// delete everything Huddle keeps on it, unsent messages included.
+    pub fn wipe_now(&self) {
+        self.send(Input::WipeNow);
+    }
+
     /// Makes a group with these people in it; returns its id. People whose
     /// phones are not set up yet are left out and reported
     /// ([`crate::Problem::NotSetUpYet`]).
@@ -398,10 +448,49 @@ impl<P: Platform> Shared<P> {
     /// relay's, as learned at the last sign-in. A phone whose clock was
     /// turned back still deletes on time, and one whose clock runs fast
     /// deletes early, never late.
-    pub fn expiry_now(&self) -> huddle_core::retention::UnixMillis {
-        self.clock
+    ///
+    /// Nor does it ever go backwards, within a session or across them: a
+    /// clock turned back while the app was closed is overruled by the
+    /// latest time known before (saved in the phone's [`Standing`]).
+    pub fn expiry_now(&self) -> UnixMillis {
+        let (opened_at, opened_monotonic) = self.opened;
+        let since_opened = self
+            .clock
+            .monotonic_millis()
+            .saturating_sub(opened_monotonic);
+        let now = self
+            .clock
             .now()
             .saturating_add_millis(self.relay_ahead_ms.get())
+            .max(opened_at.saturating_add_millis(since_opened))
+            .max(self.latest_seen.get());
+        self.latest_seen.set(now);
+        now
+    }
+
+    /// The phone's standing as of now: after a sign-in (`policy` then
+    /// says how long it may stay away), or as saved before, reaching the
+    /// relay now if it is connected.
+    pub fn standing_now(&self, signed_in: Option<PhonePolicy>) -> Option<Standing> {
+        let now = self.expiry_now();
+        let connected = self.state.borrow().connection.live;
+        match (signed_in, self.standing.get()) {
+            (Some(policy), _) => Some(Standing {
+                latest_seen: now,
+                last_reached_relay: now,
+                max_offline_millis: policy.max_offline_secs.saturating_mul(1_000),
+            }),
+            (None, Some(saved)) => Some(Standing {
+                latest_seen: now,
+                last_reached_relay: if connected {
+                    now
+                } else {
+                    saved.last_reached_relay
+                },
+                ..saved
+            }),
+            (None, None) => None,
+        }
     }
 
     /// Repaints the conversation list from memory and the cache.

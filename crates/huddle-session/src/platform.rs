@@ -4,8 +4,10 @@
 //! tests implement them in memory (`testing.rs`). Nothing here names a
 //! browser type, so the compiler keeps the session layer free of them.
 
-use crate::records::{ConversationRecord, Directory, Enrolment, MessageRecord, OutboxRecord};
-use crate::update::{ConversationEntry, Update};
+use crate::records::{
+    ConversationRecord, Directory, Enrolment, MessageRecord, OutboxRecord, Standing,
+};
+use crate::update::{ConversationEntry, SignOut, Update};
 use futures::future::LocalBoxFuture;
 use huddle_core::attestation::Identities;
 use huddle_core::crypto_worker::{WorkerError, WorkerRequest, WorkerResponse};
@@ -41,6 +43,8 @@ pub enum CacheWrite {
     Cursor(GroupPosition),
     /// What this phone knows of colleagues' keys and who checked them.
     Identities(Identities),
+    /// The latest time known and the last sign-in.
+    Standing(Standing),
 }
 
 /// The phone's encrypted cache. Every record is sealed at rest by the
@@ -51,6 +55,8 @@ pub trait Cache {
     async fn directory(&self) -> Result<Directory, CacheError>;
     /// Colleagues' checked keys and attestations (empty until first fetched).
     async fn identities(&self) -> Result<Identities, CacheError>;
+    /// The latest time known and the last sign-in (none before the first).
+    async fn standing(&self) -> Result<Option<Standing>, CacheError>;
     async fn conversations(&self) -> Result<Vec<ConversationRecord>, CacheError>;
     /// A conversation's newest `limit` messages, newest first.
     async fn latest_messages(
@@ -68,7 +74,9 @@ pub trait Cache {
     /// every conversation at once. (Apart from `write`, so that the first
     /// screen's sweep needs nothing else of the cache's writing.)
     async fn expire(&self, now: UnixMillis) -> Result<(), CacheError>;
-    /// Remote wipe: every record and the key that sealed them.
+    /// Remote wipe: every record and the key that sealed them, and
+    /// whatever else the platform keeps for the app (the crypto worker's
+    /// storage too, when the worker is not running to delete it).
     async fn wipe(&self) -> Result<(), CacheError>;
 }
 
@@ -122,6 +130,9 @@ pub trait Transport {
 /// Time, and waiting for it.
 pub trait Clock {
     fn now(&self) -> UnixMillis;
+    /// Milliseconds since a fixed moment (the page's start), which never
+    /// go backwards or jump whatever is done to the phone's clock.
+    fn monotonic_millis(&self) -> u64;
     /// Calls `then` once, after `millis`.
     fn after(&self, millis: u64, then: Box<dyn FnOnce()>);
 }
@@ -145,6 +156,10 @@ pub trait Screen {
         directory: &Directory,
         conversations: Vec<ConversationEntry>,
     );
+    /// Instead of the first paint: the phone wiped itself as it opened
+    /// ([`SignOut::AwayTooLong`]). (Apart from `show` for the same reason as
+    /// `loaded`.)
+    fn wiped_on_opening(&self, why: SignOut);
     /// Everything after.
     fn show(&self, update: Update);
 }

@@ -28,6 +28,29 @@ pub struct Enrolment {
     pub key_packages_published: bool,
 }
 
+/// What the phone keeps of time and of the relay between openings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Standing {
+    /// The latest time this phone has known, by its own clock or the
+    /// relay's, whichever was later. Expiry never goes back before it, so a
+    /// clock turned back while the app was closed keeps nothing longer.
+    pub latest_seen: UnixMillis,
+    /// When this phone was last connected to the relay.
+    pub last_reached_relay: UnixMillis,
+    /// The organisation's longest time away from the relay, after which the
+    /// phone wipes itself when it opens (0: never).
+    pub max_offline_millis: u64,
+}
+
+impl Standing {
+    /// Whether a phone that knows `now` has been away from the relay for
+    /// longer than its organisation allows.
+    pub fn away_too_long(&self, now: UnixMillis) -> bool {
+        self.max_offline_millis > 0
+            && now.0.saturating_sub(self.last_reached_relay.0) > self.max_offline_millis
+    }
+}
+
 /// One conversation (an MLS group) as this device knows it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConversationRecord {

@@ -11,7 +11,9 @@ use crate::platform::{
     Cache, CacheError, CacheWrite, Clock, Crypto, CryptoError, Log, Parts, Platform, Randomness,
     Screen, SocketEvent, SocketEvents, Tasks, Transport,
 };
-use crate::records::{ConversationRecord, Directory, Enrolment, MessageRecord, OutboxRecord};
+use crate::records::{
+    ConversationRecord, Directory, Enrolment, MessageRecord, OutboxRecord, Standing,
+};
 use crate::update::Update;
 use crate::Phone;
 use futures::executor::{LocalPool, LocalSpawner};
@@ -43,6 +45,7 @@ pub struct MemStore {
     pub enrolment: Option<Enrolment>,
     pub directory: Directory,
     pub identities: Identities,
+    pub standing: Option<Standing>,
     pub conversations: BTreeMap<GroupId, ConversationRecord>,
     /// Keyed as the browser keys them: expiry first.
     pub messages: BTreeMap<(UnixMillis, GroupId, ClientMessageId), MessageRecord>,
@@ -66,6 +69,9 @@ impl Cache for MemCache {
     }
     async fn identities(&self) -> Result<Identities, CacheError> {
         Ok(self.0.borrow().identities.clone())
+    }
+    async fn standing(&self) -> Result<Option<Standing>, CacheError> {
+        Ok(self.0.borrow().standing)
     }
     async fn conversations(&self) -> Result<Vec<ConversationRecord>, CacheError> {
         Ok(self.0.borrow().conversations.values().cloned().collect())
@@ -114,6 +120,7 @@ impl Cache for MemCache {
                 CacheWrite::Enrolment(e) => store.enrolment = Some(e),
                 CacheWrite::Directory(d) => store.directory = d,
                 CacheWrite::Identities(i) => store.identities = i,
+                CacheWrite::Standing(standing) => store.standing = Some(standing),
                 CacheWrite::Conversation(c) => {
                     store.conversations.insert(c.group, c);
                 }
@@ -285,6 +292,10 @@ impl Clock for ManualClock {
     fn now(&self) -> UnixMillis {
         self.0.now.get().saturating_sub_millis(self.1)
     }
+    fn monotonic_millis(&self) -> u64 {
+        // The world's time, whatever this phone's clock reads.
+        self.0.now.get().0.saturating_sub(START.0)
+    }
     fn after(&self, millis: u64, then: Box<dyn FnOnce()>) {
         let n = self.0.next.get();
         self.0.next.set(n + 1);
@@ -335,6 +346,10 @@ impl Screen for RecordingScreen {
         updates.push(Update::Enrolment(enrolment.clone()));
         updates.push(Update::Directory(directory.clone()));
         updates.push(Update::Conversations(conversations));
+    }
+
+    fn wiped_on_opening(&self, why: crate::update::SignOut) {
+        self.0.borrow_mut().push(Update::SignedOut(why));
     }
 
     fn show(&self, update: Update) {
@@ -398,6 +413,11 @@ pub struct RelayState {
     pub certificates: BTreeMap<DeviceId, Vec<u8>>,
     /// Attestations by (attester, subject), as their phones sent them.
     pub attestations: BTreeMap<(DeviceId, DeviceId), (UserId, Vec<u8>)>,
+    /// What the organisation asks of its phones.
+    pub policy: huddle_core::wire::PhonePolicy,
+    /// Devices this relay does not know (as if restored from an older
+    /// backup): their sign-ins are refused.
+    pub unknown: Vec<DeviceId>,
 }
 
 #[derive(Clone, Default)]
@@ -494,12 +514,21 @@ impl MemRelay {
         self.0.borrow_mut().received.push((device, frame.clone()));
         let reply = |frame: ServerFrame| self.push(device, frame);
         match frame {
+            ClientFrame::Authenticate { .. } if self.0.borrow().unknown.contains(&device) => {
+                reply(ServerFrame::Error {
+                    code: huddle_core::wire::ErrorCode::AuthenticationFailed,
+                    message: "This device is not registered with this relay.".into(),
+                });
+                self.drop_connection(device);
+            }
             ClientFrame::Authenticate { .. } => {
                 let user = self.user_of(device);
+                let policy = self.0.borrow().policy;
                 reply(ServerFrame::Ready {
                     org: ORG,
                     user,
                     device,
+                    policy,
                 });
             }
             ClientFrame::Sync { cursors } => self.sync(device, cursors),
@@ -1074,6 +1103,18 @@ impl World {
     }
 
     fn load(&mut self, seed: u8, cache: &MemCache) -> Phone<TestPlatform> {
+        self.try_load(seed, cache, RecordingScreen::default())
+            .expect("the phone is enrolled")
+    }
+
+    /// Loads a phone from `cache` as the page does; `None` if it has not
+    /// joined (or wiped itself on opening).
+    fn try_load(
+        &mut self,
+        seed: u8,
+        cache: &MemCache,
+        screen: RecordingScreen,
+    ) -> Option<Phone<TestPlatform>> {
         let parts = Parts {
             cache: cache.clone(),
             clock: self
@@ -1083,13 +1124,11 @@ impl World {
                 seed,
                 next: Cell::new(0),
             },
-            screen: RecordingScreen::default(),
+            screen,
             tasks: Spawner(self.pool.spawner()),
             log: MemLog::default(),
         };
-        self.run(Phone::load(parts))
-            .expect("the cache reads")
-            .expect("the phone is enrolled")
+        self.run(Phone::load(parts)).expect("the cache reads")
     }
 
     fn screen_of(&self, phone: &Phone<TestPlatform>) -> RecordingScreen {
@@ -1112,8 +1151,28 @@ impl World {
             .expect("the phone starts");
     }
 
+    /// The app is opened again, as [`World::reload`] does; false if the
+    /// phone did not open (it wiped itself). Either way `phone.screen`
+    /// shows what the opening showed.
+    pub fn open_again(&mut self, phone: &mut TestPhone) -> bool {
+        close_page(&phone.phone);
+        let screen = RecordingScreen::default();
+        let opened = self.try_load(phone.seed, &phone.cache, screen.clone());
+        phone.screen = screen;
+        phone.crypto = phone.crypto.restarted();
+        match opened {
+            Some(opened) => {
+                phone.phone = opened;
+                phone.log = self.log_of(&phone.phone);
+                true
+            }
+            None => false,
+        }
+    }
+
     /// The page reloads: the same storage, a fresh session and worker.
     pub fn reload(&mut self, phone: &mut TestPhone) {
+        close_page(&phone.phone);
         phone.phone = self.load(phone.seed, &phone.cache);
         phone.screen = self.screen_of(&phone.phone);
         phone.log = self.log_of(&phone.phone);
@@ -1121,7 +1180,22 @@ impl World {
     }
 }
 
+/// The page goes away: its session connects, sends and sweeps no more.
+fn close_page(phone: &Phone<TestPlatform>) {
+    *phone.shared.inputs.borrow_mut() = None;
+    let live = phone.shared.live.borrow_mut().take();
+    if let Some(live) = live {
+        live.transport.disconnect();
+    }
+}
+
 impl TestPhone {
+    /// The number this phone was made with (its clock's entry in
+    /// `World::clocks_behind`).
+    pub fn seed(&self) -> u8 {
+        self.seed
+    }
+
     /// The messages the open conversation shows now, as (text, delivery).
     pub fn shown(&self) -> Vec<(String, crate::records::Delivery)> {
         self.screen

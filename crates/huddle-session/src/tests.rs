@@ -670,4 +670,126 @@ fn a_phone_whose_clock_was_turned_back_still_deletes_on_time() {
     assert!(alice.cached_texts(group).is_empty());
 }
 
+#[test]
+fn a_phone_the_relay_does_not_recognise_asks_before_wiping_and_keeps_what_was_not_sent() {
+    let mut world = World::new();
+    let (alice, bob, group) = alice_and_bob(&mut world, RetentionSecs::days(7));
+    compose(&mut world, &alice, group, "Fire drill at ten");
+    world.settle();
+    // Bob writes with no network; meanwhile the relay is restored from a
+    // backup older than his phone.
+    let stored = world.relay.log_len(group);
+    bob.online.set(false);
+    world.relay.drop_connection(bob.device);
+    compose(&mut world, &bob, group, "On my way");
+    world.relay.0.borrow_mut().unknown.push(bob.device);
+    let sign_ins = |world: &World| {
+        world
+            .relay
+            .0
+            .borrow()
+            .received
+            .iter()
+            .filter(|(d, f)| *d == bob.device && matches!(f, ClientFrame::Authenticate { .. }))
+            .count()
+    };
+    let before = sign_ins(&world);
+    bob.online.set(true);
+    bob.phone.wake();
+    world.settle();
+    // He is asked; nothing is deleted, and what he wrote is still there.
+    assert!(bob.updates().contains(&Update::NotRecognised { unsent: 1 }));
+    assert!(!bob
+        .updates()
+        .iter()
+        .any(|u| matches!(u, Update::SignedOut(_))));
+    assert_eq!(bob.cached_texts(group).len(), 2);
+    assert_eq!(bob.cache.0.borrow().outbox.len(), 1);
+    assert!(bob.cache.0.borrow().enrolment.is_some());
+    assert!(!bob.crypto.0.borrow().wiped);
+    // Until he decides, the phone stops knocking.
+    let asked = sign_ins(&world);
+    assert_eq!(asked, before + 1);
+    world.advance(10 * 60_000);
+    assert_eq!(sign_ins(&world), asked, "no more sign-ins while he decides");
+    // He tries again; still unknown, so he is asked again; then he wipes.
+    bob.phone.try_again();
+    world.settle();
+    assert_eq!(sign_ins(&world), asked + 1);
+    bob.phone.wipe_now();
+    world.settle();
+    let store = bob.cache.0.borrow();
+    assert!(store.enrolment.is_none() && store.messages.is_empty() && store.outbox.is_empty());
+    drop(store);
+    assert!(bob.crypto.0.borrow().wiped);
+    assert!(bob
+        .updates()
+        .contains(&Update::SignedOut(SignOut::NotRecognised)));
+    assert_eq!(
+        world.relay.log_len(group),
+        stored,
+        "his message never reached the relay"
+    );
+}
+
+#[test]
+fn a_phone_away_from_the_relay_longer_than_allowed_wipes_itself_when_opened() {
+    const MINUTE: u64 = 60_000;
+    let mut world = World::new();
+    // The organisation allows ten minutes away (a week by default).
+    world.relay.0.borrow_mut().policy.max_offline_secs = 10 * 60;
+    let (alice, mut bob, group) = alice_and_bob(&mut world, RetentionSecs::days(7));
+    let mut cara = world.phone(3, "Cara");
+    world.start(&cara);
+    compose(&mut world, &alice, group, "Keys are in the office");
+    world.settle();
+    assert_eq!(bob.cached_texts(group).len(), 1);
+    // Cara stays connected the whole time: time online counts as reached.
+    world.advance(5 * MINUTE);
+    // Bob's phone loses its network; nine minutes later it is still his.
+    bob.online.set(false);
+    world.relay.drop_connection(bob.device);
+    world.advance(9 * MINUTE);
+    assert!(
+        world.open_again(&mut bob),
+        "within the limit, the phone opens"
+    );
+    assert_eq!(bob.cached_texts(group).len(), 1);
+    // Past ten minutes away it wipes itself on opening, before it shows
+    // anything, and says why.
+    world.advance(2 * MINUTE);
+    assert!(!world.open_again(&mut bob), "past the limit, nothing opens");
+    let store = bob.cache.0.borrow();
+    assert!(store.enrolment.is_none() && store.messages.is_empty());
+    assert!(store.conversations.is_empty() && store.standing.is_none());
+    drop(store);
+    assert_eq!(bob.updates(), vec![Update::SignedOut(SignOut::AwayTooLong)]);
+    // Cara, online all along for longer than the limit, still opens.
+    assert!(world.open_again(&mut cara));
+}
+
+#[test]
+fn a_clock_turned_back_while_the_app_was_closed_still_deletes_on_time() {
+    const DAY: u64 = 24 * 60 * 60 * 1000;
+    let mut world = World::new();
+    let (alice, mut bob, group) = alice_and_bob(&mut world, RetentionSecs::minutes(5));
+    compose(&mut world, &alice, group, "Bay 2 obs due");
+    world.settle();
+    assert_eq!(bob.cached_texts(group), vec!["Bay 2 obs due"]);
+    // Bob closes the app, turns his phone's clock back a day, and opens it
+    // again with no network: the relay cannot tell him the time.
+    bob.online.set(false);
+    world.relay.drop_connection(bob.device);
+    world.clocks_behind.insert(bob.seed(), DAY);
+    world.reload(&mut bob);
+    bob.phone.run();
+    world.advance(4 * 60_000);
+    assert_eq!(bob.cached_texts(group).len(), 1, "not yet");
+    world.advance(2 * 60_000);
+    assert!(
+        bob.cached_texts(group).is_empty(),
+        "gone five minutes after, not a day and five minutes after"
+    );
+}
+
 mod verification;

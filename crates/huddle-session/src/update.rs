@@ -31,6 +31,14 @@ pub enum Update {
     Problem(Problem),
     /// The relay refused this phone; everything on it was wiped.
     SignedOut(SignOut),
+    /// The relay does not recognise this phone, without saying it was
+    /// signed out (a relay restored from an older backup, say). Nothing is
+    /// wiped until the person chooses to ([`crate::Phone::wipe_now`]);
+    /// meanwhile the phone stops connecting and keeps `unsent` messages
+    /// it could not send.
+    NotRecognised {
+        unsent: usize,
+    },
     /// The time, for "disappears in" labels; sent with every sweep.
     Tick(UnixMillis),
 }
@@ -87,4 +95,7 @@ pub enum SignOut {
     Revoked,
     /// The relay does not know this device (or its key did not verify).
     NotRecognised,
+    /// The phone had not reached the relay for longer than the
+    /// organisation allows, and wiped itself when it was opened.
+    AwayTooLong,
 }

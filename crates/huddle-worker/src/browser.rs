@@ -17,7 +17,10 @@ use std::collections::HashMap;
 use wasm_bindgen::JsValue;
 
 /// The worker's own database, apart from the page's.
-pub const WORKER_DATABASE: &str = "huddle-worker";
+pub use huddle_core::crypto_worker::WORKER_DATABASE;
+
+/// How long a wipe waits for the browser to delete the database.
+const DELETE_WAIT_MILLIS: u32 = 2_000;
 
 const KEYS_STORE: &str = "keys";
 const RECORDS_STORE: &str = "records";
@@ -212,6 +215,15 @@ impl RequestHandler {
             };
             let result = store.wipe().await;
             store.close();
+            // Emptied first, so that nothing is left whatever happens next;
+            // then the database itself goes. Another tab's worker may hold
+            // it open: the browser deletes it once that closes.
+            let name = self.database.as_deref().unwrap_or(WORKER_DATABASE);
+            if result.is_ok() {
+                SealedDb::delete_database_within(name, DELETE_WAIT_MILLIS)
+                    .await
+                    .map_err(storage_error)?;
+            }
             return result.map(|()| huddle_core::crypto_worker::WorkerResponse::Done);
         }
         if let WorkerRequest::OpenDevice { identity } = request {

@@ -106,6 +106,7 @@ fn go_live(engine: &mut SyncEngine, now: u64) -> Vec<Command> {
             org: crate::ids::OrgId::from_bytes([0; 16]),
             user: crate::ids::UserId::from_bytes([0; 16]),
             device: ME,
+            policy: crate::wire::PhonePolicy::default(),
         },
     });
     assert!(matches!(

@@ -112,6 +112,9 @@ fn sample_server_frames() -> Vec<ServerFrame> {
             org: OrgId::from_bytes([0x55; 16]),
             user: UserId::from_bytes([0x44; 16]),
             device: device(),
+            policy: PhonePolicy {
+                max_offline_secs: 3 * 24 * 60 * 60,
+            },
         },
         ServerFrame::Accepted {
             client_msg: message(),

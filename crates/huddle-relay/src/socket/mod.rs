@@ -194,6 +194,7 @@ where
         org: state.org,
         user,
         device,
+        policy: state.phone_policy,
     };
     connection.send(&ready).await.then_some(device)
 }

@@ -69,9 +69,29 @@ impl<P: Platform> Driver<P> {
         if now >= self.next_key_check {
             self.rotate_keys(now).await;
         }
+        let saved = self.shared.standing.get().map(|saved| saved.latest_seen);
+        if saved.is_some_and(|saved| now.0.saturating_sub(saved.0) >= STANDING_SAVED_EVERY_MS) {
+            self.save_standing(None).await;
+        }
         self.shared.screen.show(Update::Tick(now));
         self.repaint_list = true;
         self.repaint_open = true;
+    }
+
+    /// Saves the latest time known, and after a sign-in (`signed_in`: the
+    /// organisation's policy) the time of it: what the next opening of the
+    /// app goes by, before it reaches the relay.
+    pub(super) async fn save_standing(&mut self, signed_in: Option<PhonePolicy>) {
+        let Some(standing) = self.shared.standing_now(signed_in) else {
+            return;
+        };
+        if self
+            .shared
+            .write(vec![CacheWrite::Standing(standing)])
+            .await
+        {
+            self.shared.standing.set(Some(standing));
+        }
     }
 
     /// Renews this device's keys in each group where they are due (a week

@@ -62,6 +62,14 @@ fn record_layouts_are_frozen() {
     frozen(&sample_enrolment(), FROZEN_ENROLMENT);
     frozen(&sample_message(), FROZEN_MESSAGE);
     frozen(&sample_outbox(), FROZEN_OUTBOX);
+    frozen(
+        &Standing {
+            latest_seen: UnixMillis(1_795_000_000_000),
+            last_reached_relay: UnixMillis(1_794_999_000_000),
+            max_offline_millis: 604_800_000,
+        },
+        FROZEN_STANDING,
+    );
 }
 
 #[test]
@@ -99,4 +107,5 @@ fn delivery_comes_from_the_outbox_alone() {
 /// Computed once by this version; see `record_layouts_are_frozen`.
 const FROZEN_ENROLMENT: &str = "05050505050505050505050505050505034f616b0303030303030303030303030303030304040404040404040404040404040404034d69610100";
 const FROZEN_MESSAGE: &str = "0101010101010101010101010101010102020202020202020202020202020202030303030303030303030303030303030404040404040404040404040404040480bcd9f29e34e090ddf29e3400134265642034206e65656473207475726e696e67";
+const FROZEN_STANDING: &str = "80bcd9f29e34c0b79cf29e348088b2a002";
 const FROZEN_OUTBOX: &str = "0702020202020202020202020202020202010101010101010101010101010101010001e090ddf29e340000000003010203";
