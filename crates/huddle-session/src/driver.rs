@@ -389,9 +389,7 @@ impl<P: Platform> Driver<P> {
                         return;
                     }
                     if let ServerFrame::Challenge { relay_time, .. } = &frame {
-                        self.shared
-                            .relay_ahead_ms
-                            .set(relay_time.0.saturating_sub(now.0));
+                        self.shared.relay_told_time(*relay_time);
                     }
                     let signed_in = match &frame {
                         ServerFrame::Ready { policy, .. } => Some(*policy),

@@ -77,10 +77,10 @@ pub(crate) struct Shared<P: Platform> {
     /// The latest time this phone has known, in this session or (from its
     /// [`Standing`]) an earlier one: expiry never goes back before it.
     pub latest_seen: Cell<UnixMillis>,
-    /// The latest time known when the phone was loaded, and the monotonic
-    /// clock then: time goes on from there at the monotonic clock's pace,
-    /// whatever the phone's clock says.
-    pub opened: (UnixMillis, u64),
+    /// The latest time known when the phone was loaded (or when the relay
+    /// last told the time), and the monotonic clock then: time goes on from
+    /// there at the monotonic clock's pace, whatever the phone's clock says.
+    pub opened: Cell<(UnixMillis, u64)>,
     /// The standing last saved, if any.
     pub standing: Cell<Option<Standing>>,
 }
@@ -222,7 +222,7 @@ impl<P: Platform> Phone<P> {
             inputs: RefCell::new(None),
             relay_ahead_ms: Cell::new(0),
             latest_seen: Cell::new(now),
-            opened: (now, opened_monotonic),
+            opened: Cell::new((now, opened_monotonic)),
             standing: Cell::new(standing),
             live: RefCell::new(None),
             requests: RefCell::new(HashMap::new()),
@@ -453,7 +453,7 @@ impl<P: Platform> Shared<P> {
     /// clock turned back while the app was closed is overruled by the
     /// latest time known before (saved in the phone's [`Standing`]).
     pub fn expiry_now(&self) -> UnixMillis {
-        let (opened_at, opened_monotonic) = self.opened;
+        let (opened_at, opened_monotonic) = self.opened.get();
         let since_opened = self
             .clock
             .monotonic_millis()
@@ -466,6 +466,20 @@ impl<P: Platform> Shared<P> {
             .max(self.latest_seen.get());
         self.latest_seen.set(now);
         now
+    }
+
+    /// The relay told the time (in its challenge): from now on expiry goes
+    /// by the later of it and this phone's clock, and no longer by the
+    /// latest time saved before. The relay deletes on its own clock anyway,
+    /// so it is trusted over a time this phone once knew: a clock once set
+    /// far ahead (which deletes early, never late) is put right at the next
+    /// sign-in rather than kept for ever.
+    pub fn relay_told_time(&self, relay_time: UnixMillis) {
+        let now = self.clock.now();
+        self.relay_ahead_ms.set(relay_time.0.saturating_sub(now.0));
+        let known = now.max(relay_time);
+        self.latest_seen.set(known);
+        self.opened.set((known, self.clock.monotonic_millis()));
     }
 
     /// The phone's standing as of now: after a sign-in (`policy` then

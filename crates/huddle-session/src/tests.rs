@@ -792,4 +792,31 @@ fn a_clock_turned_back_while_the_app_was_closed_still_deletes_on_time() {
     );
 }
 
+#[test]
+fn a_clock_once_set_far_ahead_is_put_right_when_the_relay_tells_the_time() {
+    const YEAR: u64 = 365 * 24 * 60 * 60 * 1000;
+    let mut world = World::new();
+    let (alice, mut bob, group) = alice_and_bob(&mut world, RetentionSecs::minutes(5));
+    // Bob's phone once had its clock set a year ahead while connected, and
+    // saved that as the latest time it knew; its clock has since been put
+    // right.
+    let mut standing = bob.cache.0.borrow().standing.expect("saved at sign-in");
+    standing.latest_seen = standing.latest_seen.saturating_add_millis(YEAR);
+    standing.last_reached_relay = standing.latest_seen;
+    bob.cache.0.borrow_mut().standing = Some(standing);
+    world.reload(&mut bob);
+    world.start(&bob);
+    world.settle();
+    compose(&mut world, &alice, group, "Lift is out of order");
+    world.settle();
+    world.advance(60_000);
+    assert_eq!(
+        bob.cached_texts(group),
+        vec!["Lift is out of order"],
+        "kept for its five minutes, not deleted at once"
+    );
+    world.advance(5 * 60_000);
+    assert!(bob.cached_texts(group).is_empty());
+}
+
 mod verification;
