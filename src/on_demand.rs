@@ -74,37 +74,6 @@ fn engine_register(
     }))
 }
 
-/// The rest of a wipe, once every store of the page's database is empty
-/// and its connections are shut: see [`delete_everything`].
-#[wasm_split(engine, wasm_split_path = ::leptos::wasm_split, fallible)]
-fn engine_delete_everything(database: String) -> Result<Work<(), ()>, NotLoaded> {
-    Ok(Box::pin(async move {
-        // The signed-out screen is in a module fetched on first use: fetch
-        // it (from the offline copy, if need be) before that copy goes.
-        let _ = preload_screens().await;
-        for name in [
-            database.as_str(),
-            huddle_core::crypto_worker::WORKER_DATABASE,
-        ] {
-            // Another tab may hold a database open: the browser deletes it
-            // once that tab closes; its records are already gone.
-            let _ = IdbCache::delete_database_within(name).await;
-        }
-        crate::platform::service_worker::forget_everything().await;
-        Ok(())
-    }))
-}
-
-/// Deletes the page's database `database` (emptied and shut already) and
-/// the crypto worker's, the app's offline copy and its service worker. In
-/// the engine's module, so that the first screen's code does not carry it;
-/// if that module cannot be fetched, the emptied stores are what is left.
-pub async fn delete_everything(database: String) {
-    if let Ok(work) = engine_delete_everything(database).await {
-        let _ = work.await;
-    }
-}
-
 #[wasm_split(engine, wasm_split_path = ::leptos::wasm_split, fallible)]
 fn engine_check_encryption() -> Result<Work<(), String>, NotLoaded> {
     Ok(Box::pin(async {

@@ -1,8 +1,10 @@
 //! Benchmark: the page's encrypted cache with 10,000 messages in one conversation, in headless Chromium (release build).
 //!
 //! Measures what opening a conversation costs before its first paint (read
-//! and decrypt the newest page of messages, and turn them into views) and
-//! what the expiry sweep of 10,000 messages costs. Prints a table and one
+//! and decrypt the newest page of messages, and turn them into views), what
+//! the expiry sweep of 10,000 messages costs, and how long a wipe of a phone
+//! holding 10,000 messages takes (every store emptied, the databases
+//! deleted). Prints a table and one
 //! `HUDDLE-BENCH-JSON` line that scripts/bench writes to reports/.
 #![cfg(all(target_arch = "wasm32", feature = "bench"))]
 
@@ -60,6 +62,7 @@ async fn ten_thousand_messages_open_and_expire() {
     let directory = Directory::default();
     let mut open_ms = Vec::new();
     let mut sweep_ms = Vec::new();
+    let mut wipe_ms = Vec::new();
     for _ in 0..RUNS {
         IdbCache::delete_database(name).await.expect("clean");
         let db = IdbCache::open_named(name)
@@ -92,19 +95,32 @@ async fn ten_thousand_messages_open_and_expire() {
         db.expire(UnixMillis(u64::MAX / 2)).await.expect("sweep");
         sweep_ms.push(now_ms() - started);
         assert_eq!(db.message_count(group).await.expect("count"), 0);
+
+        let writes = seed(group, 1_000_000)
+            .into_iter()
+            .map(CacheWrite::Message)
+            .collect();
+        db.write(writes).await.expect("seed again");
+        let started = now_ms();
+        db.wipe().await.expect("wipe");
+        IdbCache::delete_database_within(name)
+            .await
+            .expect("delete");
+        wipe_ms.push(now_ms() - started);
         db.close();
     }
     IdbCache::delete_database(name).await.expect("clean");
-    let (open, sweep) = (median(open_ms), median(sweep_ms));
+    let (open, sweep, wipe) = (median(open_ms), median(sweep_ms), median(wipe_ms));
     let table = format!(
         "\n| with {MESSAGES} cached messages (median of {RUNS}) | ms | budget |\n\
          | --- | --- | --- |\n\
          | open a conversation: newest {FIRST_PAGE} read, decrypted, viewed | {open:.1} | 100 |\n\
-         | expiry sweep of all {MESSAGES} (one key-range delete) | {sweep:.1} | 250 |\n"
+         | expiry sweep of all {MESSAGES} (one key-range delete) | {sweep:.1} | 250 |\n\
+         | wipe: every store emptied, the databases deleted | {wipe:.1} | 1000 |\n"
     );
     web_sys::console::log_1(&table.into());
     let json = format!(
-        "HUDDLE-BENCH-JSON {{\"messages\":{MESSAGES},\"first_page\":{FIRST_PAGE},\"open_conversation_ms\":{open:.2},\"expiry_sweep_ms\":{sweep:.2}}}"
+        "HUDDLE-BENCH-JSON {{\"messages\":{MESSAGES},\"first_page\":{FIRST_PAGE},\"open_conversation_ms\":{open:.2},\"expiry_sweep_ms\":{sweep:.2},\"wipe_ms\":{wipe:.2}}}"
     );
     web_sys::console::log_1(&json.into());
 }

@@ -1,16 +1,31 @@
 //! What a phone shows once the relay has signed it out and everything on it has been wiped, and what it asks when the relay does not recognise it.
 
 use crate::model::AppModel;
+use crate::platform::cache::delete_everything;
 use crate::state::words;
 use huddle_session::SignOut;
 use leptos::prelude::*;
 
 #[component]
 pub fn SignedOutPage(why: SignOut) -> impl IntoView {
+    // Every record is gone already; what is left (the empty databases, the
+    // app's offline copy, its service worker) goes now.
+    let deleted = RwSignal::new(false);
+    leptos::task::spawn_local(async move {
+        delete_everything().await;
+        let _ = deleted.try_set(true);
+    });
     view! {
         <main class="page" id="main">
             <h1 class="page__title">"This phone has been signed out"</h1>
-            <p class="page__lead">{words::sign_out(&why)}" Everything Huddle kept on it has been deleted."</p>
+            <p class="page__lead">{words::sign_out(&why)}</p>
+            <p role="status">
+                {move || if deleted.get() {
+                    "Everything Huddle kept on it has been deleted."
+                } else {
+                    "Deleting what Huddle kept on this phone…"
+                }}
+            </p>
             <p>"To use Huddle again, ask your manager for a new invite."</p>
         </main>
     }

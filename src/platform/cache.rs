@@ -6,6 +6,7 @@
 //! come in one `getAllRecords` request where the browser has it.
 
 use huddle_core::attestation::Identities;
+use huddle_core::crypto_worker::WORKER_DATABASE;
 use huddle_core::ids::{ClientMessageId, GroupId};
 use huddle_core::retention::UnixMillis;
 use huddle_core::sync::GroupPosition;
@@ -311,19 +312,37 @@ impl Cache for IdbCache {
         deleted
     }
 
-    /// Empties every store first, in one transaction, so that nothing is
-    /// left to read whatever happens next; then deletes this database and
-    /// the crypto worker's, the app's offline copy and its service worker.
+    /// Empties every store, in one transaction, and the crypto worker's
+    /// database too: the worker empties it when it runs, but it may not be
+    /// running (a phone wiping itself as it opens) or may have failed to.
+    /// Nothing is left to read once this returns; the signed-out screen
+    /// then deletes the databases themselves, the app's offline copy and
+    /// its service worker ([`delete_everything`]).
     async fn wipe(&self) -> Result<(), CacheError> {
         let emptied = self.empty().await;
         self.db.shut();
-        crate::on_demand::delete_everything(self.db.name().to_owned()).await;
-        emptied
+        let worker_emptied = huddle_idb::empty_database(WORKER_DATABASE).await;
+        emptied.and(worker_emptied.map_err(cache_error))
     }
 }
 
 /// How long a wipe waits for the browser to delete each database.
 const DELETE_WAIT_MILLIS: u32 = 2_000;
+
+/// After a wipe: deletes the page's and the crypto worker's databases
+/// (emptied already), the app's offline copy and its service worker, so
+/// that nothing of Huddle is left in the browser. Called by the
+/// signed-out screen, so that this code comes with it rather than with
+/// the first screen, and the screen is already here when the offline copy
+/// goes.
+pub async fn delete_everything() {
+    for name in [DATABASE_NAME, WORKER_DATABASE] {
+        // Another tab may hold a database open: the browser deletes it once
+        // that tab closes; its records are already gone.
+        let _ = IdbCache::delete_database_within(name).await;
+    }
+    super::service_worker::forget_everything().await;
+}
 
 impl IdbCache {
     /// Deletes the database `name`, waiting a little for other tabs to let

@@ -13,8 +13,8 @@ use huddle_core::crypto_worker::{InviteKey, WorkerRequest, WorkerResponse};
 use huddle_core::hex;
 use huddle_core::identity::DeviceIdentity;
 use huddle_core::ids::{DeviceId, OrgId, UserId};
-use huddle_core::wire::registration_transcript;
-use huddle_session::{CacheWrite, Crypto, Enrolment};
+use huddle_core::wire::{registration_transcript, PhonePolicy};
+use huddle_session::{CacheWrite, Crypto, Enrolment, Standing};
 use serde::{Deserialize, Serialize};
 
 /// Which link is being used.
@@ -205,9 +205,27 @@ pub async fn register(
         .unlock()
         .await
         .map_err(JoinError::Storage)?;
-    huddle_session::Cache::write(&cache, vec![CacheWrite::Enrolment(enrolment.clone())])
-        .await
-        .map_err(JoinError::Storage)?;
+    // The relay has just answered: the phone's first standing is saved with
+    // its enrolment, so that a phone that never signs in afterwards still
+    // wipes itself once it has been away too long. The organisation's own
+    // limit replaces the default at the first sign-in.
+    let now = browser::now();
+    let standing = Standing {
+        latest_seen: now,
+        last_reached_relay: now,
+        max_offline_millis: PhonePolicy::default()
+            .max_offline_secs
+            .saturating_mul(1_000),
+    };
+    huddle_session::Cache::write(
+        &cache,
+        vec![
+            CacheWrite::Enrolment(enrolment.clone()),
+            CacheWrite::Standing(standing),
+        ],
+    )
+    .await
+    .map_err(JoinError::Storage)?;
     // Ask the browser to keep Huddle's storage, without waiting for the
     // answer: some browsers ask the person, and joining must never hang on
     // a permission prompt (a refusal is not an error either).

@@ -457,6 +457,7 @@ test("an administrator signs a person out, and her phone is wiped", async () => 
   await mia.page.locator(".person-row", { hasText: "Cara Jones" }).getByRole("button", { name: "Sign out" }).click();
   await mia.page.getByRole("button", { name: "Sign out and wipe" }).click();
   await cara.page.getByRole("heading", { name: "This phone has been signed out" }).waitFor({ timeout: 30_000 });
+  await cara.page.getByText("Everything Huddle kept on it has been deleted.").waitFor();
   assert.deepEqual(await leftInBrowser(cara.page), NOTHING_LEFT, "nothing is left on Cara's phone");
   await mia.page.getByRole("button", { name: "Back" }).click();
 });
@@ -476,6 +477,7 @@ test("a phone kept away from Huddle for longer than the organisation allows wipe
     await eve.page.goto(relay.url);
     await eve.page.getByRole("heading", { name: "This phone has been signed out" }).waitFor({ timeout: 30_000 });
     await eve.page.getByText("longer than your organisation allows").waitFor();
+    await eve.page.getByText("Everything Huddle kept on it has been deleted.").waitFor();
     await shot(eve, "away-too-long-360");
     assert.deepEqual(await leftInBrowser(eve.page), NOTHING_LEFT, "nothing is left on Eve's phone");
   } finally {
@@ -534,6 +536,7 @@ test("a relay restored from a backup older than a phone asks before wiping it, a
     await ben.page.getByRole("alertdialog").getByText("the message you wrote that was not sent").waitFor();
     await ben.page.getByRole("button", { name: "Delete everything", exact: true }).click();
     await ben.page.getByRole("heading", { name: "This phone has been signed out" }).waitFor({ timeout: 30_000 });
+    await ben.page.getByText("Everything Huddle kept on it has been deleted.").waitFor();
     assert.deepEqual(await leftInBrowser(ben.page), NOTHING_LEFT, "nothing is left on Ben's phone");
     // Mia's phone, reconnecting, is asked too; she has nothing unsent, and
     // keeps reading while she finds out what happened.

@@ -478,6 +478,40 @@ impl<T: Serialize + DeserializeOwned> SealedStore<T> {
     }
 }
 
+/// Empties every object store of the database `name`, whatever its schema,
+/// through a plain connection that is closed again: how a page leaves
+/// nothing in a database it cannot read (the crypto worker's) before it
+/// deletes it, even if the deletion is then held up by another connection.
+pub async fn empty_database(name: &str) -> Result<(), IdbError> {
+    let db = open_plain(name).await.ok_or(IdbError::Open)?;
+    let names: Array = (0..db.object_store_names().length())
+        .filter_map(|i| db.object_store_names().item(i))
+        .map(JsValue::from)
+        .collect();
+    let emptied = if names.length() == 0 {
+        Ok(())
+    } else {
+        empty_stores(&db, &names).await
+    };
+    db.close();
+    emptied
+}
+
+async fn empty_stores(db: &web_sys::IdbDatabase, names: &Array) -> Result<(), IdbError> {
+    let tx = db
+        .transaction_with_str_sequence_and_mode(names, web_sys::IdbTransactionMode::Readwrite)
+        .map_err(|_| IdbError::Transaction)?;
+    for name in names.iter() {
+        let name = name.as_string().ok_or(IdbError::Transaction)?;
+        let request = tx
+            .object_store(&name)
+            .and_then(|store| store.clear())
+            .map_err(|_| IdbError::Transaction)?;
+        request_result(&request).await?;
+    }
+    Ok(())
+}
+
 /// Resolves after `millis`, in a page or a worker alike.
 async fn wait(millis: u32) {
     let global = js_sys::global();

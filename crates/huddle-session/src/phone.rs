@@ -18,7 +18,7 @@
 
 use crate::driver::{Driver, Input, Reply};
 use crate::error::SessionError;
-use crate::platform::{Cache, CacheWrite, Clock, Log, Parts, Platform, Screen, Tasks};
+use crate::platform::{Cache, CacheError, CacheWrite, Clock, Log, Parts, Platform, Screen, Tasks};
 use crate::records::{
     delivery_of, ConversationRecord, Directory, Enrolment, OutboxRecord, Standing,
 };
@@ -75,7 +75,8 @@ pub(crate) struct Shared<P: Platform> {
     /// sign-in (never behind: see [`Shared::expiry_now`]).
     pub relay_ahead_ms: Cell<u64>,
     /// The latest time this phone has known, in this session or (from its
-    /// [`Standing`]) an earlier one: expiry never goes back before it.
+    /// [`Standing`]) an earlier one: expiry does not go back before it
+    /// until the relay next tells the time.
     pub latest_seen: Cell<UnixMillis>,
     /// The latest time known when the phone was loaded (or when the relay
     /// last told the time), and the monotonic clock then: time goes on from
@@ -177,7 +178,13 @@ impl<P: Platform> Phone<P> {
         // allows (lost, or kept offline on purpose) wipes itself before it
         // shows anything. Its clock cannot be turned back past the latest
         // time it knew.
-        let standing = parts.cache.standing().await?;
+        // A standing that does not open (sealed under another key, or
+        // damaged) is treated as none: the phone signs in and saves a new
+        // one, rather than refusing to open for ever.
+        let standing = match parts.cache.standing().await {
+            Err(CacheError::Damaged) => None,
+            read => read?,
+        };
         let now = standing.map_or(parts.clock.now(), |saved| {
             parts.clock.now().max(saved.latest_seen)
         });
@@ -449,9 +456,10 @@ impl<P: Platform> Shared<P> {
     /// turned back still deletes on time, and one whose clock runs fast
     /// deletes early, never late.
     ///
-    /// Nor does it ever go backwards, within a session or across them: a
-    /// clock turned back while the app was closed is overruled by the
-    /// latest time known before (saved in the phone's [`Standing`]).
+    /// Nor does it go backwards, within a session or across them, until
+    /// the relay next tells the time ([`Shared::relay_told_time`]): a clock
+    /// turned back while the app was closed is overruled by the latest time
+    /// known before (saved in the phone's [`Standing`]).
     pub fn expiry_now(&self) -> UnixMillis {
         let (opened_at, opened_monotonic) = self.opened.get();
         let since_opened = self

@@ -769,6 +769,28 @@ fn a_phone_away_from_the_relay_longer_than_allowed_wipes_itself_when_opened() {
 }
 
 #[test]
+fn an_app_left_open_away_from_the_relay_too_long_wipes_itself() {
+    const MINUTE: u64 = 60_000;
+    let mut world = World::new();
+    world.relay.0.borrow_mut().policy.max_offline_secs = 10 * 60;
+    let (alice, bob, group) = alice_and_bob(&mut world, RetentionSecs::days(7));
+    compose(&mut world, &alice, group, "Keys are in the office");
+    world.settle();
+    // Bob's phone, Huddle on screen, loses its network and is not found.
+    bob.online.set(false);
+    world.relay.drop_connection(bob.device);
+    world.advance(9 * MINUTE);
+    assert_eq!(bob.cached_texts(group).len(), 1, "within the limit, kept");
+    world.advance(2 * MINUTE);
+    assert!(bob.cache.0.borrow().enrolment.is_none());
+    assert!(bob.cache.0.borrow().messages.is_empty());
+    assert!(bob.crypto.0.borrow().wiped);
+    assert!(bob
+        .updates()
+        .contains(&Update::SignedOut(SignOut::AwayTooLong)));
+}
+
+#[test]
 fn a_clock_turned_back_while_the_app_was_closed_still_deletes_on_time() {
     const DAY: u64 = 24 * 60 * 60 * 1000;
     let mut world = World::new();

@@ -31,6 +31,15 @@ impl<P: Platform> Driver<P> {
     /// relay never stored from the outbox (its text is in the outbox too).
     pub(super) async fn sweep(&mut self) {
         let now = self.shared.expiry_now();
+        // An app left open, away from the relay for longer than allowed
+        // (a phone lost with Huddle on screen), wipes itself as one opened
+        // afresh would.
+        let connected = self.shared.state.borrow().connection.live;
+        let away = self.shared.standing.get();
+        if !connected && away.is_some_and(|standing| standing.away_too_long(now)) {
+            self.wipe(SignOut::AwayTooLong).await;
+            return;
+        }
         let withdrawn: Vec<ClientMessageId> = match self.engine.as_mut() {
             Some(engine) => engine.withdraw_expired(now),
             None => {
