@@ -34,12 +34,13 @@ fn median(mut samples: Vec<f64>) -> f64 {
     samples[samples.len() / 2]
 }
 
-fn seed(group: GroupId, expires_at: u64) -> Vec<MessageRecord> {
+/// The writes that cache 10,000 messages of `group`.
+fn seed(group: GroupId, expires_at: u64) -> Vec<CacheWrite> {
     (0..MESSAGES)
         .map(|n| {
             let mut id = [0u8; 16];
             id[..4].copy_from_slice(&n.to_be_bytes());
-            MessageRecord {
+            CacheWrite::Message(MessageRecord {
                 group,
                 client_msg: ClientMessageId::from_bytes(id),
                 sender: UserId::from_bytes([(n % 7) as u8; 16]),
@@ -49,7 +50,7 @@ fn seed(group: GroupId, expires_at: u64) -> Vec<MessageRecord> {
                 body: MessageBody::Text(format!(
                     "Handover note {n}: bay 3 is short of gloves, more due at six."
                 )),
-            }
+            })
         })
         .collect()
 }
@@ -71,11 +72,7 @@ async fn ten_thousand_messages_open_and_expire() {
             .unlock()
             .await
             .expect("key");
-        let writes = seed(group, 1_000_000)
-            .into_iter()
-            .map(CacheWrite::Message)
-            .collect();
-        db.write(writes).await.expect("seed");
+        db.write(seed(group, 1_000_000)).await.expect("seed");
 
         let started = now_ms();
         let page = db.latest_messages(group, FIRST_PAGE).await.expect("read");
@@ -96,11 +93,7 @@ async fn ten_thousand_messages_open_and_expire() {
         sweep_ms.push(now_ms() - started);
         assert_eq!(db.message_count(group).await.expect("count"), 0);
 
-        let writes = seed(group, 1_000_000)
-            .into_iter()
-            .map(CacheWrite::Message)
-            .collect();
-        db.write(writes).await.expect("seed again");
+        db.write(seed(group, 1_000_000)).await.expect("seed again");
         let started = now_ms();
         db.wipe().await.expect("wipe");
         IdbCache::delete_database_within(name)

@@ -330,12 +330,7 @@ impl SealedDb {
                 return Err(IdbError::Transaction);
             }
         }
-        // An aborted transaction wrote nothing and must not be reported as
-        // saved.
-        match tx.done().await {
-            Ok(rexie::TransactionResult::Committed) => Ok(()),
-            _ => Err(IdbError::Transaction),
-        }
+        committed(tx).await
     }
 
     /// Empties `stores` (distinct names) in one transaction: all of them,
@@ -353,10 +348,7 @@ impl SealedDb {
                 return Err(IdbError::Transaction);
             }
         }
-        match tx.done().await {
-            Ok(rexie::TransactionResult::Committed) => Ok(()),
-            _ => Err(IdbError::Transaction),
-        }
+        committed(tx).await
     }
 
     fn transaction(
@@ -475,6 +467,15 @@ impl<T: Serialize + DeserializeOwned> SealedStore<T> {
     /// A write that empties the store.
     pub fn clear(&self) -> Write {
         Write::Clear { store: self.name }
+    }
+}
+
+/// Waits for a writing transaction to end: an aborted one wrote nothing and
+/// must not be reported as saved.
+async fn committed(tx: rexie::Transaction) -> Result<(), IdbError> {
+    match tx.done().await {
+        Ok(rexie::TransactionResult::Committed) => Ok(()),
+        _ => Err(IdbError::Transaction),
     }
 }
 

@@ -176,11 +176,10 @@ impl<P: Platform> Phone<P> {
         };
         // A phone away from the relay for longer than its organisation
         // allows (lost, or kept offline on purpose) wipes itself before it
-        // shows anything. Its clock cannot be turned back past the latest
-        // time it knew.
-        // A standing that does not open (sealed under another key, or
-        // damaged) is treated as none: the phone signs in and saves a new
-        // one, rather than refusing to open for ever.
+        // shows anything; its clock cannot be turned back past the latest
+        // time it knew. A standing that does not open (sealed under another
+        // key, or damaged) counts as none: the phone signs in and saves a
+        // new one, rather than refusing to open for ever.
         let standing = match parts.cache.standing().await {
             Err(CacheError::Damaged) => None,
             read => read?,
