@@ -212,6 +212,12 @@ pub enum Event {
         now: UnixMillis,
         client_msg: ClientMessageId,
     },
+    /// A commit that lost its epoch has nothing left to do once made again
+    /// (the devices it removed were removed by another's): it is dropped.
+    Unneeded {
+        now: UnixMillis,
+        client_msg: ClientMessageId,
+    },
     /// A commit could not be opened (see `Notice::NeedsRepair`).
     Unopenable { group: GroupId, seq: u64 },
     /// A `Process` was carried out; the entry's effects are stored.
@@ -276,6 +282,12 @@ pub enum Command {
     },
     /// Something the user should know about (shown, never logged with content).
     Notice(Notice),
+    /// Remove these revoked devices from the group by a commit, unless
+    /// they are gone already (the relay named them; each is checked).
+    RemoveRevoked {
+        group: GroupId,
+        devices: Vec<DeviceId>,
+    },
     /// The relay refused our commit for good: drop it from the worker, so
     /// that the group's next messages are made in its current epoch.
     DiscardOwnCommit {
@@ -330,6 +342,7 @@ impl Event {
             | Event::Enqueue { now, .. }
             | Event::Sealed { now, .. }
             | Event::NotSealed { now, .. }
+            | Event::Unneeded { now, .. }
             | Event::Retry { now, .. } => Some(*now),
             Event::ChallengeSigned { .. }
             | Event::Processed { .. }
@@ -365,6 +378,9 @@ pub struct SyncEngine {
     /// Items waiting to be made again, with the epoch they must reach first,
     /// or whose `Seal` was issued.
     awaiting_seal: BTreeMap<ClientMessageId, SealWait>,
+    /// Revoked members the relay named, to remove once the device has
+    /// caught up (a commit made in an epoch it has not reached is wasted).
+    revoked_members: BTreeMap<GroupId, Vec<DeviceId>>,
     /// The latest time any event carried, for events that carry none.
     last_now: UnixMillis,
 }
@@ -417,6 +433,7 @@ impl SyncEngine {
             groups,
             outbox,
             awaiting_seal: BTreeMap::new(),
+            revoked_members: BTreeMap::new(),
             last_now: UnixMillis(0),
         }
     }
@@ -551,6 +568,11 @@ impl SyncEngine {
                 if let Some(group) = behind {
                     self.stop(group, 0, &mut out);
                 }
+                self.flush(now, &mut out);
+            }
+            Event::Unneeded { now, client_msg } => {
+                self.awaiting_seal.remove(&client_msg);
+                self.outbox.retain(|item| item.id() != client_msg);
                 self.flush(now, &mut out);
             }
             Event::NotSealed { now, client_msg } => {
@@ -702,6 +724,8 @@ impl SyncEngine {
             }
             ServerFrame::Ready { .. } => {
                 self.failures = 0;
+                // The relay names them afresh at each sign-in.
+                self.revoked_members.clear();
                 self.connection = ConnectionState::CatchingUp;
                 let cursors = self
                     .groups
@@ -717,7 +741,22 @@ impl SyncEngine {
                 if self.connection == ConnectionState::CatchingUp {
                     self.connection = ConnectionState::Live;
                 }
+                self.release_removals(out);
                 self.flush(now, out);
+            }
+            ServerFrame::RevokedMembers { groups } => {
+                for revoked in groups {
+                    let known = self
+                        .groups
+                        .get(&revoked.group)
+                        .is_some_and(|track| track.stopped_at.is_none());
+                    if known && !revoked.devices.is_empty() {
+                        self.revoked_members.insert(revoked.group, revoked.devices);
+                    }
+                }
+                if self.connection == ConnectionState::Live {
+                    self.release_removals(out);
+                }
             }
             ServerFrame::Accepted {
                 client_msg, seq, ..
@@ -806,6 +845,13 @@ impl SyncEngine {
         // An accepted commit is merged when the log reaches it (see
         // `deliver`), so that entries before it are opened in their epoch.
         self.flush(now, out);
+    }
+
+    /// Asks for the revoked members the relay named to be removed.
+    fn release_removals(&mut self, out: &mut Vec<Command>) {
+        for (group, devices) in std::mem::take(&mut self.revoked_members) {
+            out.push(Command::RemoveRevoked { group, devices });
+        }
     }
 
     fn rejected(

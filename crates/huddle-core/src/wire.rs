@@ -549,6 +549,20 @@ pub enum ServerFrame {
         devices: Vec<DeviceCertificate>,
         attestations: Vec<Vec<u8>>,
     },
+    /// Devices that were revoked but are still members of groups this
+    /// device is in: any member may remove them by a commit, and should.
+    /// Sent after `Ready` when there are any, and again while connected
+    /// when a device is revoked.
+    RevokedMembers {
+        groups: Vec<RevokedInGroup>,
+    },
+}
+
+/// One group's revoked members (see `ServerFrame::RevokedMembers`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RevokedInGroup {
+    pub group: GroupId,
+    pub devices: Vec<DeviceId>,
 }
 
 /// Why bytes are not a frame.

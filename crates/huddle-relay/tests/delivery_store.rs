@@ -726,3 +726,71 @@ async fn a_members_refusal_is_audited_only_for_a_real_entry_of_her_group() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn any_member_may_remove_a_revoked_device_and_the_others_are_named_until_then() {
+    for_each_engine(|store| async move {
+        // A clinical group: Carol (staff) may not change who is in it...
+        store
+            .append(
+                ADMIN,
+                &create(1, GroupKind::Clinical, RetentionSecs::DAY, vec![BOB, CAROL]),
+                NOW,
+            )
+            .await
+            .unwrap()
+            .unwrap();
+        let removing = |n: u32, devices: Vec<DeviceId>| {
+            commit(
+                n,
+                1,
+                MembershipChange {
+                    remove: devices,
+                    ..MembershipChange::default()
+                },
+            )
+        };
+        assert_eq!(
+            store
+                .append(CAROL, &removing(2, vec![BOB]), NOW)
+                .await
+                .unwrap(),
+            Err(Rejection::NotPermitted)
+        );
+        assert!(store.revoked_members(CAROL).await.unwrap().is_empty());
+
+        // ...until Bob's phone is revoked: then each member is told, and
+        // she may take it out.
+        store
+            .revoke_device(UserId::from_bytes([1; 16]), BOB, NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        let named = vec![huddle_core::wire::RevokedInGroup {
+            group: WARD,
+            devices: vec![BOB],
+        }];
+        assert_eq!(store.revoked_members(CAROL).await.unwrap(), named);
+        assert_eq!(store.revoked_members(ADMIN).await.unwrap(), named);
+        assert_eq!(
+            store.fellow_members(&[BOB]).await.unwrap(),
+            vec![ADMIN, CAROL]
+        );
+        // Not together with anyone who is not revoked.
+        assert_eq!(
+            store
+                .append(CAROL, &removing(3, vec![BOB, ADMIN]), NOW)
+                .await
+                .unwrap(),
+            Err(Rejection::NotPermitted)
+        );
+        assert!(store
+            .append(CAROL, &removing(4, vec![BOB]), NOW)
+            .await
+            .unwrap()
+            .is_ok());
+        assert!(store.revoked_members(CAROL).await.unwrap().is_empty());
+        assert!(store.fellow_members(&[BOB]).await.unwrap().is_empty());
+    })
+    .await;
+}

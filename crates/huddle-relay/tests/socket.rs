@@ -533,3 +533,153 @@ async fn each_phone_is_told_at_sign_in_how_long_it_may_stay_away() {
         .await
         .expect("shutdown");
 }
+
+/// The frames a socket receives until `wanted` matches one (which it returns).
+async fn until(
+    socket: &mut support::ws::Socket,
+    wanted: impl Fn(&ServerFrame) -> bool,
+) -> ServerFrame {
+    loop {
+        let frame = next(socket).await;
+        if wanted(&frame) {
+            return frame;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_revoked_member_is_named_to_the_others_live_and_at_sign_in_and_any_of_them_removes_it() {
+    with_relay(|relay| async move {
+        let (admin, carol, dan) = (TestDevice::new(1), TestDevice::new(2), TestDevice::new(3));
+        admin.register(&relay.store, Role::Administrator).await;
+        carol.register(&relay.store, Role::Staff).await;
+        dan.register(&relay.store, Role::Staff).await;
+        let mut admin_socket = admin.connect(&relay).await;
+        let mut carol_socket = carol.connect(&relay).await;
+        let mut dan_socket = dan.connect(&relay).await;
+        // A clinical group: only administrators change who is in it.
+        let create = Submission {
+            client_msg: msg(1),
+            group: WARD,
+            epoch: 0,
+            expires_at: None,
+            payload: Payload::Commit {
+                commit: framed_commit(WARD, 0, b"commit"),
+                welcome: Some(b"welcome".to_vec()),
+                change: MembershipChange {
+                    create: Some(GroupSpec {
+                        kind: GroupKind::Clinical,
+                        retention: RetentionSecs::DAY,
+                    }),
+                    add: vec![carol.device, dan.device],
+                    remove: vec![],
+                },
+            },
+        };
+        send(&mut admin_socket, ClientFrame::Submit(create)).await;
+        accepted_with_own_copy(&mut admin_socket).await;
+        until(&mut carol_socket, |f| {
+            matches!(f, ServerFrame::Welcome { .. })
+        })
+        .await;
+        until(&mut dan_socket, |f| {
+            matches!(f, ServerFrame::Welcome { .. })
+        })
+        .await;
+
+        // Dan's phone is revoked: Carol's phone is told at once, and so is
+        // the administrator's (any member may make the removal).
+        send(
+            &mut admin_socket,
+            ClientFrame::RevokeDevice {
+                request: 1,
+                device: dan.device,
+            },
+        )
+        .await;
+        let named = ServerFrame::RevokedMembers {
+            groups: vec![huddle_core::wire::RevokedInGroup {
+                group: WARD,
+                devices: vec![dan.device],
+            }],
+        };
+        let told = |f: &ServerFrame| matches!(f, ServerFrame::RevokedMembers { .. });
+        assert_eq!(until(&mut carol_socket, told).await, named);
+        assert_eq!(until(&mut admin_socket, told).await, named);
+        assert!(matches!(
+            until(&mut dan_socket, |f| matches!(f, ServerFrame::Error { .. })).await,
+            ServerFrame::Error {
+                code: ErrorCode::Revoked,
+                ..
+            }
+        ));
+
+        // A phone that was away hears it when it signs in.
+        drop(carol_socket);
+        let mut carol_socket = carol.connect(&relay).await;
+        assert_eq!(next(&mut carol_socket).await, named);
+
+        // Carol is staff, but may remove a revoked device: nobody else
+        // (not even the administrator) could be removed by her.
+        let remove = |n: u32, device| Submission {
+            payload: Payload::Commit {
+                commit: framed_commit(WARD, 1, &[n as u8]),
+                welcome: None,
+                change: MembershipChange {
+                    remove: vec![device],
+                    ..MembershipChange::default()
+                },
+            },
+            ..text(n, 1)
+        };
+        send(
+            &mut carol_socket,
+            ClientFrame::Submit(remove(2, admin.device)),
+        )
+        .await;
+        assert!(matches!(
+            next(&mut carol_socket).await,
+            ServerFrame::Rejected {
+                reason: Rejection::NotPermitted,
+                ..
+            }
+        ));
+        let both = Submission {
+            payload: Payload::Commit {
+                commit: framed_commit(WARD, 1, &[3]),
+                welcome: None,
+                change: MembershipChange {
+                    remove: vec![dan.device, admin.device],
+                    ..MembershipChange::default()
+                },
+            },
+            ..text(3, 1)
+        };
+        send(&mut carol_socket, ClientFrame::Submit(both)).await;
+        assert!(matches!(
+            next(&mut carol_socket).await,
+            ServerFrame::Rejected {
+                reason: Rejection::NotPermitted,
+                ..
+            }
+        ));
+        send(
+            &mut carol_socket,
+            ClientFrame::Submit(remove(4, dan.device)),
+        )
+        .await;
+        let (accepted, _) = accepted_with_own_copy(&mut carol_socket).await;
+        assert!(matches!(accepted, ServerFrame::Accepted { seq: 2, .. }));
+
+        // Removed: nobody is told of Dan again.
+        drop(carol_socket);
+        let mut carol_socket = carol.connect(&relay).await;
+        send(&mut carol_socket, ClientFrame::Ping { nonce: 5 }).await;
+        assert_eq!(
+            next(&mut carol_socket).await,
+            ServerFrame::Pong { nonce: 5 }
+        );
+        relay
+    })
+    .await;
+}

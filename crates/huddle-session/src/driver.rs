@@ -100,6 +100,11 @@ pub(crate) enum Input<P: Platform> {
     KeyPackagesPublished,
     /// The person chose to wipe a phone the relay did not recognise.
     WipeNow,
+    /// The relay named revoked devices still in a group: remove them.
+    RemoveRevoked {
+        group: GroupId,
+        devices: Vec<DeviceId>,
+    },
 }
 
 /// An event for the engine, with the cache writes of the work that
@@ -303,6 +308,9 @@ impl<P: Platform> Driver<P> {
                 }
             }
             Input::WipeNow => self.wipe(SignOut::NotRecognised).await,
+            Input::RemoveRevoked { group, devices } => {
+                self.remove_revoked(group, devices).await;
+            }
             Input::KeyPackagesPublished => {
                 let enrolment = {
                     let mut state = self.shared.state.borrow_mut();
@@ -600,6 +608,13 @@ impl<P: Platform> Driver<P> {
             Command::Seal {
                 client_msg, group, ..
             } => Some((self.seal(client_msg, group).await, Vec::new())),
+            Command::RemoveRevoked { group, devices } => {
+                // A commit drives the engine itself: made after this turn.
+                let _ = self
+                    .inputs
+                    .unbounded_send(Input::RemoveRevoked { group, devices });
+                None
+            }
             Command::Notice(Notice::SignedOut { code, .. }) => {
                 if code == ErrorCode::Revoked {
                     self.wipe(SignOut::Revoked).await;

@@ -302,6 +302,7 @@ fn request_of(frame: &ServerFrame) -> Option<RequestId> {
         | ServerFrame::Pong { .. }
         | ServerFrame::Error { .. }
         | ServerFrame::Skipped { .. }
-        | ServerFrame::DeliverCommit { .. } => None,
+        | ServerFrame::DeliverCommit { .. }
+        | ServerFrame::RevokedMembers { .. } => None,
     }
 }

@@ -191,6 +191,23 @@ impl MemCrypto {
         })))
     }
 
+    /// A copy of the disk as it is now, opened by a fresh worker: what
+    /// someone who copied the phone's profile would hold.
+    pub fn copy_of_disk(&self) -> Self {
+        let disk = self.0.borrow();
+        MemCrypto(Rc::new(RefCell::new(WorkerDisk {
+            core: WorkerCore::default(),
+            record: disk.record.as_ref().map(|r| DeviceRecord {
+                identity: r.identity,
+                private_key: r.private_key.clone(),
+                public_key: r.public_key.clone(),
+            }),
+            entries: disk.entries.clone(),
+            wiped: false,
+            failing: None,
+        })))
+    }
+
     /// The same disk, opened by a fresh worker (the page reloaded).
     pub fn restarted(&self) -> Self {
         self.0.borrow_mut().core = WorkerCore::default();
@@ -418,6 +435,8 @@ pub struct RelayState {
     /// Devices this relay does not know (as if restored from an older
     /// backup): their sign-ins are refused.
     pub unknown: Vec<DeviceId>,
+    /// Devices an administrator revoked.
+    pub revoked: Vec<DeviceId>,
 }
 
 #[derive(Clone, Default)]
@@ -459,6 +478,15 @@ impl MemRelay {
             .unwrap_or_default()
     }
 
+    /// What the commit at `seq` of `group` declared, as members are told.
+    pub fn declared(&self, group: GroupId, seq: u64) -> Option<MembershipChange> {
+        self.0
+            .borrow()
+            .groups
+            .get(&group)
+            .and_then(|g| g.declared.get(&seq).cloned())
+    }
+
     /// Submissions `device` made of `client_msg`, counting resends.
     pub fn submissions(&self, client_msg: ClientMessageId) -> usize {
         self.0
@@ -473,6 +501,65 @@ impl MemRelay {
     /// was modified), delivering it like any other.
     pub fn submit_from(&self, device: DeviceId, submission: Submission) {
         self.submit(device, submission);
+    }
+
+    /// An administrator revokes `device`: it is refused from now on, and
+    /// the connected members of its groups are told to remove it.
+    pub fn revoke(&self, device: DeviceId) {
+        self.0.borrow_mut().revoked.push(device);
+        self.push(
+            device,
+            ServerFrame::Error {
+                code: huddle_core::wire::ErrorCode::Revoked,
+                message: "This device was removed by an administrator.".into(),
+            },
+        );
+        self.drop_connection(device);
+        let fellows: Vec<DeviceId> = {
+            let state = self.0.borrow();
+            let mut fellows: Vec<DeviceId> = state
+                .groups
+                .values()
+                .filter(|g| g.members.contains(&device))
+                .flat_map(|g| g.members.iter().copied())
+                .filter(|m| *m != device && state.connections.contains_key(m))
+                .collect();
+            fellows.sort();
+            fellows.dedup();
+            fellows
+        };
+        for fellow in fellows {
+            self.tell_revoked_members(fellow);
+        }
+    }
+
+    /// Names to `device` the revoked members of its groups, if any.
+    fn tell_revoked_members(&self, device: DeviceId) {
+        let groups: Vec<huddle_core::wire::RevokedInGroup> = {
+            let state = self.0.borrow();
+            let mut groups: Vec<_> = state
+                .groups
+                .iter()
+                .filter(|(_, g)| g.members.contains(&device))
+                .filter_map(|(id, g)| {
+                    let devices: Vec<DeviceId> = g
+                        .members
+                        .iter()
+                        .copied()
+                        .filter(|m| state.revoked.contains(m))
+                        .collect();
+                    (!devices.is_empty()).then_some(huddle_core::wire::RevokedInGroup {
+                        group: *id,
+                        devices,
+                    })
+                })
+                .collect();
+            groups.sort_by_key(|g| g.group);
+            groups
+        };
+        if !groups.is_empty() {
+            self.push(device, ServerFrame::RevokedMembers { groups });
+        }
     }
 
     /// Ends `device`'s connection, as a network drop would.
@@ -521,6 +608,13 @@ impl MemRelay {
                 });
                 self.drop_connection(device);
             }
+            ClientFrame::Authenticate { .. } if self.0.borrow().revoked.contains(&device) => {
+                reply(ServerFrame::Error {
+                    code: huddle_core::wire::ErrorCode::Revoked,
+                    message: "This device was removed by an administrator.".into(),
+                });
+                self.drop_connection(device);
+            }
             ClientFrame::Authenticate { .. } => {
                 let user = self.user_of(device);
                 let policy = self.0.borrow().policy;
@@ -530,6 +624,7 @@ impl MemRelay {
                     device,
                     policy,
                 });
+                self.tell_revoked_members(device);
             }
             ClientFrame::Sync { cursors } => self.sync(device, cursors),
             ClientFrame::Submit(submission) => self.submit(device, submission),
@@ -780,6 +875,9 @@ impl MemRelay {
         submission: Submission,
     ) -> Result<(LogEntry, Vec<DeviceId>, Vec<(DeviceId, Vec<u8>, GroupSpec)>), Rejection> {
         let mut state = self.0.borrow_mut();
+        if state.revoked.contains(&device) {
+            return Err(Rejection::Revoked);
+        }
         let group = state.groups.entry(submission.group).or_default();
         if let Some(stored) = group
             .entries

@@ -194,6 +194,12 @@ fn sample_server_frames() -> Vec<ServerFrame> {
                 subject: "Sam".into(),
             }],
         },
+        ServerFrame::RevokedMembers {
+            groups: vec![RevokedInGroup {
+                group: group(),
+                devices: vec![device()],
+            }],
+        },
     ]
 }
 

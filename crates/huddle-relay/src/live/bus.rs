@@ -2,18 +2,42 @@
 //!
 //! On SQLite there is one process and no bus: the hub does everything.
 
+use super::hub::Hub;
 use super::publisher::LivePublisher;
 use crate::announcement::{Announcement, BUS_CHANNEL};
 use crate::store::{Engine, Store};
 use huddle_core::ids::DeviceId;
 use std::sync::Arc;
 
-/// Tells the other relay processes to end a revoked device's connections
-/// (a no-op on SQLite: one process).
-pub async fn announce_revoked(store: &Store, device: DeviceId) {
+/// After a revocation: ends the devices' connections and tells the
+/// connected members of their groups to remove them, in every relay process
+/// (through the bus on PostgreSQL, where this process hears its own
+/// announcement too).
+pub async fn revoked(store: &Store, hub: &Hub, devices: &[DeviceId]) {
+    for device in devices {
+        hub.revoke(*device);
+    }
     if store.engine() != Engine::Postgres {
+        tell_fellow_members(store, hub, devices).await;
         return;
     }
+    for device in devices {
+        announce_revoked(store, *device).await;
+    }
+}
+
+/// Tells this process's connections of the members sharing a group with
+/// `devices` that they were revoked.
+async fn tell_fellow_members(store: &Store, hub: &Hub, devices: &[DeviceId]) {
+    match store.fellow_members(devices).await {
+        Ok(fellows) => hub.members_revoked(&fellows),
+        // They are told at their next sign-in instead.
+        Err(error) => tracing::warn!(%error, "could not find whom to tell of a revocation"),
+    }
+}
+
+/// Tells every relay process (this one too) that a device was revoked.
+async fn announce_revoked(store: &Store, device: DeviceId) {
     let sent = sqlx::query("SELECT pg_notify($1, $2)")
         .bind(BUS_CHANNEL)
         .bind(Announcement::Revoked { device }.encode())
@@ -80,7 +104,10 @@ async fn act_on(store: &Store, publisher: &LivePublisher, announcement: Option<A
                 Err(error) => tracing::warn!(%error, "could not read an announced entry"),
             }
         }
-        Some(Announcement::Revoked { device }) => hub.revoke(device),
+        Some(Announcement::Revoked { device }) => {
+            hub.revoke(device);
+            tell_fellow_members(store, hub, &[device]).await;
+        }
         None => tracing::warn!("an unreadable announcement on the bus"),
     }
 }

@@ -32,6 +32,9 @@ pub enum LiveFrame {
         seq: u64,
         frame: Bytes,
     },
+    /// A device sharing a group with this one was revoked: the connection
+    /// tells its phone which revoked devices to remove.
+    MembersRevoked,
 }
 
 /// What a connection gets when it registers: its frames, and a signal that
@@ -152,6 +155,11 @@ impl Hub {
                 connection.revoked.notify_one();
             }
         }
+    }
+
+    /// Tells the connections of `devices` that a fellow member was revoked.
+    pub fn members_revoked(&self, devices: &[DeviceId]) {
+        self.send(devices, &LiveFrame::MembersRevoked);
     }
 
     /// Delivers a newly stored entry to its recipients, and its welcome to

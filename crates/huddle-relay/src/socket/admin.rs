@@ -273,8 +273,7 @@ async fn carry_out(
                 }
                 Err(RevokeRefusal::LastAdministrator) => return Ok(Err(LAST_ADMINISTRATOR)),
             }
-            state.hub.revoke(device);
-            bus::announce_revoked(&state.store, device).await;
+            bus::revoked(&state.store, &state.hub, &[device]).await;
             ServerFrame::Done { request }
         }
         AdminRequest::RevokeUser { user } => {
@@ -285,10 +284,7 @@ async fn carry_out(
                 }
                 Err(RevokeRefusal::LastAdministrator) => return Ok(Err(LAST_ADMINISTRATOR)),
             };
-            for device in devices {
-                state.hub.revoke(device);
-                bus::announce_revoked(&state.store, device).await;
-            }
+            bus::revoked(&state.store, &state.hub, &devices).await;
             ServerFrame::Done { request }
         }
         AdminRequest::Directory => ServerFrame::People {

@@ -94,6 +94,11 @@ impl DeviceSession {
         pings.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let (mut pinged_at, mut unanswered): (Option<Instant>, u32) = (None, 0);
         tracing::info!(device = %device, "device connected");
+        // Registered first, so that a revocation from now on is told live.
+        if !tell_revoked_members(connection, state, device).await {
+            state.hub.unregister(device, &handle);
+            return;
+        }
         loop {
             tokio::select! {
                 // A revocation first: a revoked device is cut off at once,
@@ -118,7 +123,7 @@ impl DeviceSession {
                 }
                 // Then live frames.
                 frame = frames.recv() => {
-                    if !self.live(connection, frame).await {
+                    if !self.live(connection, state, frame).await {
                         break;
                     }
                 }
@@ -252,11 +257,19 @@ impl DeviceSession {
     }
 
     /// Passes on a frame from the hub; false ends the connection.
-    async fn live<S>(&mut self, connection: &mut Connection<S>, frame: Option<LiveFrame>) -> bool
+    async fn live<S>(
+        &mut self,
+        connection: &mut Connection<S>,
+        state: &AppState,
+        frame: Option<LiveFrame>,
+    ) -> bool
     where
         S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
     {
         match frame {
+            Some(LiveFrame::MembersRevoked) => {
+                tell_revoked_members(connection, state, self.device).await
+            }
             Some(LiveFrame::Entry { group, seq, frame }) => {
                 if self.sent_up_to.get(&group).is_some_and(|sent| seq <= *sent) {
                     return true;
@@ -524,6 +537,31 @@ pub(crate) fn first_ping_after(every: std::time::Duration) -> std::time::Duratio
 fn spread(every: std::time::Duration, random: u64) -> std::time::Duration {
     let fraction = 0.5 + (random as f64 / u64::MAX as f64) * 0.5;
     every.mul_f64(fraction.min(0.999_999))
+}
+
+/// Tells the device which revoked devices are still members of its groups,
+/// if any; false ends the connection.
+async fn tell_revoked_members<S>(
+    connection: &mut Connection<S>,
+    state: &AppState,
+    device: DeviceId,
+) -> bool
+where
+    S: Stream<Item = Result<Message, axum::Error>> + Sink<Message, Error = axum::Error> + Unpin,
+{
+    match state.store.revoked_members(device).await {
+        Ok(groups) if groups.is_empty() => true,
+        Ok(groups) => {
+            connection
+                .send(&ServerFrame::RevokedMembers { groups })
+                .await
+        }
+        // Told at its next sign-in, or the next revocation.
+        Err(error) => {
+            tracing::warn!(%error, "could not read a device's revoked fellow members");
+            true
+        }
+    }
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 //! - `people.rs`: people, devices, invites, roles, revocation, the audit log;
 //! - `relay_info.rs`: facts about the installation (organisation, setup link).
 
+pub mod departures;
 pub mod group_commit;
 pub mod identities;
 pub mod keys;

@@ -112,7 +112,22 @@ impl<P: Platform> Driver<P> {
                             .crypto(WorkerRequest::DiscardPendingCommit { group })
                             .await;
                     }
-                    self.make_commit(group, intent)
+                    // A removal another member made first leaves nothing to do.
+                    let intent = match intent {
+                        Intent::Remove { devices } => {
+                            let left = self.still_members(group, devices).await;
+                            if left.is_empty() {
+                                self.shared.state.borrow_mut().outbox.remove(&client_msg);
+                                self.shared
+                                    .write(vec![CacheWrite::DeleteOutbox(client_msg)])
+                                    .await;
+                                return Event::Unneeded { now, client_msg };
+                            }
+                            Intent::Remove { devices: left }
+                        }
+                        intent => intent.clone(),
+                    };
+                    self.make_commit(group, &intent)
                         .await
                         .map(|submission| (submission.epoch, submission.payload))
                         .map_err(|error| error.to_string())
@@ -196,6 +211,46 @@ impl<P: Platform> Driver<P> {
             return Err(SessionError::NotMembers);
         }
         self.commit(group, Intent::Remove { devices }).await
+    }
+
+    /// Of `devices`, those still members of `group` by this phone's MLS
+    /// state (none if it cannot tell: the removal then waits for the next
+    /// sign-in).
+    async fn still_members(&self, group: GroupId, devices: &[DeviceId]) -> Vec<DeviceId> {
+        match self.crypto(WorkerRequest::Members { group }).await {
+            Ok(WorkerResponse::Members { members }) => devices
+                .iter()
+                .copied()
+                .filter(|device| members.iter().any(|m| m.device == *device))
+                .collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    /// Removes revoked devices the relay named from a group, unless a
+    /// commit of this phone's is already waiting there (the relay names
+    /// them again at the next sign-in) or another member removed them.
+    pub(super) async fn remove_revoked(&mut self, group: GroupId, devices: Vec<DeviceId>) {
+        let waiting = {
+            let state = self.shared.state.borrow();
+            state.conversation(group).is_none_or(|c| c.ended)
+                || state
+                    .outbox
+                    .values()
+                    .any(|r| r.item.group == group && r.item.is_commit())
+        };
+        if waiting {
+            return;
+        }
+        let left = self.still_members(group, &devices).await;
+        if left.is_empty() {
+            return;
+        }
+        if let Err(error) = self.commit(group, Intent::Remove { devices: left }).await {
+            self.log(&format!(
+                "could not remove revoked devices from a group: {error}"
+            ));
+        }
     }
 
     /// Makes the commit an intent describes, in the group's current epoch,
