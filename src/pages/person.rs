@@ -8,7 +8,7 @@ use crate::state::verification::{standing, verification_of};
 use crate::state::words;
 use huddle_core::attestation::{CheckedDevice, Method};
 use huddle_core::identity::SafetyNumber;
-use huddle_core::ids::UserId;
+use huddle_core::ids::{DeviceId, UserId};
 use huddle_core::wire::Role;
 use leptos::html;
 use leptos::prelude::*;
@@ -130,6 +130,7 @@ pub fn PersonPage(user: UserId) -> impl IntoView {
                     <p class="page__lead">
                         "This is you. Colleagues verify you from their phones: they open your name under Team, and you show them the code on your screen from theirs."
                     </p>
+                    <YourPhones user=user />
                 }.into_any()
             } else {
                 view! {
@@ -162,6 +163,129 @@ pub fn PersonPage(user: UserId) -> impl IntoView {
                 }.into_any()
             }}
         </main>
+    }
+}
+
+/// Which of her phones a person is about to sign out.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum SigningOut {
+    ThisPhone,
+    Another(DeviceId),
+}
+
+/// The person's own phones, each of which she can sign out: another one
+/// (lost, or replaced) from here, or this one before handing it on.
+#[component]
+fn YourPhones(user: UserId) -> impl IntoView {
+    let model = expect_context::<AppModel>();
+    let this_phone = model
+        .enrolment
+        .with_untracked(|e| e.as_ref().map(|e| e.device));
+    let asking = RwSignal::new(None::<SigningOut>);
+    let busy = RwSignal::new(false);
+    let error = RwSignal::new(None::<String>);
+    let status = RwSignal::new(None::<&'static str>);
+    let phones = move || {
+        model.directory.with(|d| {
+            let mut phones = d
+                .person(user)
+                .map(|p| p.devices.clone())
+                .unwrap_or_default();
+            // This phone first, whatever the relay lists.
+            phones.sort_by_key(|device| Some(*device) != this_phone);
+            phones
+        })
+    };
+    let sign_out = move |which: SigningOut| {
+        let Some(phone) = model.phone() else {
+            return;
+        };
+        busy.set(true);
+        error.set(None);
+        status.set(None);
+        spawn_local(async move {
+            let outcome = match which {
+                SigningOut::ThisPhone => phone.sign_out_this_phone().await,
+                SigningOut::Another(device) => phone.revoke_device(device).await,
+            };
+            let _ = busy.try_set(false);
+            let _ = asking.try_set(None);
+            match outcome {
+                Ok(()) => {
+                    let _ = status.try_set(Some("Signed out. It is disconnected now and wiped the next time it opens Huddle."));
+                    let _ = phone.refresh_directory().await;
+                }
+                Err(e) => {
+                    let words = model
+                        .directory
+                        .try_with_untracked(|d| words::session_error(&e, d))
+                        .unwrap_or_default();
+                    let _ = error.try_set(Some(words));
+                }
+            }
+        });
+    };
+    view! {
+        <h2 class="section-title" id="your-phones">"Your phones"</h2>
+        <Show when=move || status.get().is_some()>
+            <p class="notice" role="status">{move || status.get()}</p>
+        </Show>
+        <Show when=move || error.get().is_some()>
+            <p class="notice notice--error" role="alert">{move || error.get()}</p>
+        </Show>
+        {move || asking.get().map(|which| {
+            let (title, body, action) = match which {
+                SigningOut::ThisPhone => (
+                    "Sign this phone out of Huddle?",
+                    "Everything Huddle keeps on this phone is deleted: your conversations, your messages, and anything you have not sent yet. To use Huddle on it again you will need a new invite from your manager.",
+                    "Sign out and wipe this phone",
+                ),
+                SigningOut::Another(_) => (
+                    "Sign your other phone out?",
+                    "It is disconnected at once and wiped the next time it opens Huddle. Do this for a phone that is lost, stolen or no longer yours.",
+                    "Sign out and wipe that phone",
+                ),
+            };
+            view! {
+                <div class="warning" role="alertdialog" aria-labelledby="sign-out-title" aria-describedby="sign-out-body">
+                    <h2 id="sign-out-title" class="warning__title">{title}</h2>
+                    <p id="sign-out-body">{body}</p>
+                    <div class="warning__actions">
+                        <button class="button button--danger" type="button"
+                            prop:disabled=move || busy.get()
+                            on:click=move |_| sign_out(which)>{action}</button>
+                        <button class="button button--secondary" type="button"
+                            on:click=move |_| asking.set(None)>"Cancel"</button>
+                    </div>
+                </div>
+            }
+        })}
+        <ul class="people-list" aria-labelledby="your-phones">
+            {move || {
+                let mut others = 0;
+                phones().into_iter().map(|device| {
+                    let here = Some(device) == this_phone;
+                    let label = if here {
+                        "This phone".to_owned()
+                    } else {
+                        others += 1;
+                        format!("Another phone ({others})")
+                    };
+                    let which = if here { SigningOut::ThisPhone } else { SigningOut::Another(device) };
+                    let button = if here { "Sign out this phone" } else { "Sign out" };
+                    let spoken = if here { button.to_owned() } else { format!("Sign out another phone ({others})") };
+                    view! {
+                        <li class="person-row">
+                            <span class="person-row__name">{label.clone()}</span>
+                            <button class="button button--small button--danger" type="button"
+                                aria-label=spoken
+                                prop:disabled=move || busy.get()
+                                on:click=move |_| asking.set(Some(which))>{button}</button>
+                        </li>
+                    }
+                }).collect_view()
+            }}
+        </ul>
     }
 }
 

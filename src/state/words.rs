@@ -122,7 +122,8 @@ pub fn crypto_error(error: &CryptoError) -> String {
 /// Why the phone was signed out, on the screen that replaces everything.
 pub fn sign_out(why: &SignOut) -> &'static str {
     match why {
-        SignOut::Revoked => "An administrator signed this phone out of Huddle.",
+        SignOut::Revoked => "This phone was signed out of Huddle by an administrator, or by you from another phone.",
+        SignOut::SignedOutHere => "You signed this phone out of Huddle.",
         SignOut::NotRecognised => "Huddle's server no longer recognises this phone.",
         SignOut::AwayTooLong => {
             "This phone had not connected to Huddle for longer than your organisation allows, so it was treated as lost."

@@ -460,6 +460,44 @@ test("an administrator signs a person out, and her phone is wiped", async () => 
   await cara.page.getByText("Everything Huddle kept on it has been deleted.").waitFor();
   assert.deepEqual(await leftInBrowser(cara.page), NOTHING_LEFT, "nothing is left on Cara's phone");
   await mia.page.getByRole("button", { name: "Back" }).click();
+
+  // The first phone to hear of it takes her out of every group she was in
+  // (here a clinical one, which staff may change only to remove a revoked
+  // phone): Ben's phone shows the change without anyone asking it to.
+  await home(ben.page);
+  await openConversation(ben.page, "Handover");
+  await ben.page.getByRole("link", { name: "People in this conversation" }).click();
+  await ben.page.waitForFunction(
+    () => document.querySelectorAll('ul[aria-label="Members"] > li').length === 2,
+    null,
+    { timeout: 30_000 },
+  );
+  const members = await ben.page.getByRole("list", { name: "Members" }).innerText();
+  assert.doesNotMatch(members, /Cara/, "Cara is no longer a member");
+  await ben.page.getByRole("button", { name: "Back" }).click();
+  await backToList(ben.page);
+});
+
+test("a person signs her own phone out before handing it on, and nothing of hers is left on it", async () => {
+  const forFay = await invite(mia, "Fay Lee");
+  await mia.page.getByRole("button", { name: "Back" }).click();
+  const fay = await person("Fay");
+  try {
+    await joinWith(fay, forFay);
+    await fay.page.getByRole("link", { name: "Team" }).click();
+    await fay.page.getByRole("link", { name: /^Fay Lee/ }).click();
+    await fay.page.getByRole("heading", { name: "Your phones" }).waitFor();
+    await fay.page.getByRole("button", { name: "Sign out this phone" }).click();
+    await fay.page.getByRole("alertdialog", { name: "Sign this phone out of Huddle?" }).waitFor();
+    await shot(fay, "sign-out-this-phone-360");
+    await fay.page.getByRole("button", { name: "Sign out and wipe this phone" }).click();
+    await fay.page.getByRole("heading", { name: "This phone has been signed out" }).waitFor({ timeout: 30_000 });
+    await fay.page.getByText("You signed this phone out of Huddle.").waitFor();
+    await fay.page.getByText("Everything Huddle kept on it has been deleted.").waitFor();
+    assert.deepEqual(await leftInBrowser(fay.page), NOTHING_LEFT, "nothing is left on Fay's phone");
+  } finally {
+    await fay.context.close();
+  }
 });
 
 test("a phone kept away from Huddle for longer than the organisation allows wipes itself when opened", async () => {

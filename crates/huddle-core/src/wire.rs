@@ -275,6 +275,7 @@ pub enum ClientFrame {
         user: UserId,
     },
     /// Ends a device's connections at once and refuses it afterwards.
+    /// Administrators may revoke any device; anyone, her own.
     RevokeDevice {
         request: RequestId,
         device: DeviceId,

@@ -683,3 +683,84 @@ async fn a_revoked_member_is_named_to_the_others_live_and_at_sign_in_and_any_of_
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_person_signs_out_her_own_phones_and_nobody_elses() {
+    with_relay(|relay| async move {
+        let (sam, lee) = (TestDevice::new(2), TestDevice::new(3));
+        sam.register(&relay.store, Role::Staff).await;
+        lee.register(&relay.store, Role::Staff).await;
+        // Sam's second phone.
+        let spare = TestDevice {
+            device: huddle_core::ids::DeviceId::from_bytes([4; 16]),
+            ..TestDevice::new(2)
+        };
+        relay
+            .store
+            .put_device(spare.device, sam.user, &spare.public_key(), now())
+            .await
+            .expect("register the second phone");
+        let mut sam_socket = sam.connect(&relay).await;
+        let mut spare_socket = spare.connect(&relay).await;
+        let mut lee_socket = lee.connect(&relay).await;
+
+        // Staff cannot sign out a colleague's phone.
+        send(
+            &mut sam_socket,
+            ClientFrame::RevokeDevice {
+                request: 1,
+                device: lee.device,
+            },
+        )
+        .await;
+        assert!(
+            matches!(next(&mut sam_socket).await, ServerFrame::Refused { request: 1, reason } if reason.contains("only your own")),
+        );
+        send(&mut lee_socket, ClientFrame::Ping { nonce: 1 }).await;
+        assert_eq!(next(&mut lee_socket).await, ServerFrame::Pong { nonce: 1 });
+
+        // Her other phone, from this one: it is cut off at once.
+        send(
+            &mut sam_socket,
+            ClientFrame::RevokeDevice {
+                request: 2,
+                device: spare.device,
+            },
+        )
+        .await;
+        assert_eq!(next(&mut sam_socket).await, ServerFrame::Done { request: 2 });
+        assert!(matches!(
+            next(&mut spare_socket).await,
+            ServerFrame::Error {
+                code: ErrorCode::Revoked,
+                ..
+            }
+        ));
+
+        // This phone, before she hands it on: told it is done, then signed out.
+        send(
+            &mut sam_socket,
+            ClientFrame::RevokeDevice {
+                request: 3,
+                device: sam.device,
+            },
+        )
+        .await;
+        assert_eq!(next(&mut sam_socket).await, ServerFrame::Done { request: 3 });
+        assert!(matches!(
+            next(&mut sam_socket).await,
+            ServerFrame::Error {
+                code: ErrorCode::Revoked,
+                ..
+            }
+        ));
+        let audit = relay.store.read_audit(None, 50).await.unwrap();
+        let revoked = audit
+            .iter()
+            .filter(|e| e.action == "device revoked")
+            .count();
+        assert_eq!(revoked, 2);
+        relay
+    })
+    .await;
+}

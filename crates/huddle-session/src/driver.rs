@@ -617,7 +617,12 @@ impl<P: Platform> Driver<P> {
             }
             Command::Notice(Notice::SignedOut { code, .. }) => {
                 if code == ErrorCode::Revoked {
-                    self.wipe(SignOut::Revoked).await;
+                    let why = if self.shared.state.borrow().signing_out_here {
+                        SignOut::SignedOutHere
+                    } else {
+                        SignOut::Revoked
+                    };
+                    self.wipe(why).await;
                 } else {
                     // Not a revocation: the relay may have been restored
                     // from an older backup. The person decides; until then

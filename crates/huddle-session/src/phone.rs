@@ -127,6 +127,9 @@ pub(crate) struct State {
     /// The relay did not recognise this phone (and did not say it was
     /// revoked): it stops connecting until the person decides.
     pub not_recognised: bool,
+    /// The person asked to sign this phone out: the revocation that
+    /// follows is hers, not an administrator's.
+    pub signing_out_here: bool,
     /// Groups stopped at a change this phone could not open (in memory: the
     /// change comes again after a restart, and stops the group again).
     pub needs_repair: BTreeSet<GroupId>,
@@ -222,6 +225,7 @@ impl<P: Platform> Phone<P> {
                 connection: ConnectionStatus::default(),
                 wiped: false,
                 not_recognised: false,
+                signing_out_here: false,
                 needs_repair: BTreeSet::new(),
                 identities: Identities::default(),
             }),

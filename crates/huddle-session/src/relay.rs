@@ -242,10 +242,23 @@ impl<P: Platform> Phone<P> {
             .await
     }
 
-    /// Signs one device out.
+    /// Signs one device out (an administrator: anyone's; anyone: her own).
     pub async fn revoke_device(&self, device: DeviceId) -> Result<(), SessionError> {
         self.done(|request| ClientFrame::RevokeDevice { request, device })
             .await
+    }
+
+    /// Signs this phone out, as before handing it on: the relay revokes it
+    /// and the wipe follows, as for any revocation, named as the person's
+    /// own. Needs the connection (offline, nothing changes).
+    pub async fn sign_out_this_phone(&self) -> Result<(), SessionError> {
+        let device = self.shared.state.borrow().enrolment.device;
+        self.shared.state.borrow_mut().signing_out_here = true;
+        let result = self.revoke_device(device).await;
+        if result.is_err() && !self.shared.state.borrow().wiped {
+            self.shared.state.borrow_mut().signing_out_here = false;
+        }
+        result
     }
 
     /// Withdraws an unused invite.

@@ -627,6 +627,13 @@ impl MemRelay {
                 self.tell_revoked_members(device);
             }
             ClientFrame::Sync { cursors } => self.sync(device, cursors),
+            ClientFrame::RevokeDevice {
+                request,
+                device: revoked,
+            } => {
+                reply(ServerFrame::Done { request });
+                self.revoke(revoked);
+            }
             ClientFrame::Submit(submission) => self.submit(device, submission),
             ClientFrame::PublishKeyPackages {
                 request,

@@ -91,8 +91,11 @@ pub enum Problem {
 /// Why the phone was signed out.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SignOut {
-    /// An administrator revoked this device or its person.
+    /// An administrator revoked this device or its person (or the person
+    /// did, from another of her phones).
     Revoked,
+    /// The person signed this phone out herself.
+    SignedOutHere,
     /// The relay does not know this device (or its key did not verify).
     NotRecognised,
     /// The phone had not reached the relay for longer than the

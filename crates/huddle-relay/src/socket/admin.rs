@@ -140,11 +140,13 @@ impl AdminRequest {
         Sorted::Admin(request, admin)
     }
 
-    /// Whether staff may ask this too.
+    /// Whether staff may ask this too (a revocation: of their own phones
+    /// only, checked when it is carried out).
     fn open_to_staff(&self) -> bool {
         matches!(
             self,
             AdminRequest::Directory
+                | AdminRequest::RevokeDevice { .. }
                 | AdminRequest::PublishCertificate { .. }
                 | AdminRequest::Identities { .. }
                 | AdminRequest::Attest { .. }
@@ -190,7 +192,7 @@ where
         user: actor,
         device,
     };
-    let answer = match carry_out(state, identity, request, admin).await {
+    let answer = match carry_out(state, identity, role, request, admin).await {
         Ok(Ok(frame)) => frame,
         Ok(Err(reason)) => refuse(reason),
         Err(error) => {
@@ -205,6 +207,7 @@ where
 async fn carry_out(
     state: &AppState,
     identity: DeviceIdentity,
+    role: Role,
     request: RequestId,
     admin: AdminRequest,
 ) -> Result<Result<ServerFrame, &'static str>, StoreError> {
@@ -266,6 +269,12 @@ async fn carry_out(
             ServerFrame::Done { request }
         }
         AdminRequest::RevokeDevice { device } => {
+            if role != Role::Administrator {
+                let owner = state.store.role_of(device).await?.map(|(owner, _)| owner);
+                if owner != Some(actor) {
+                    return Ok(Err("You can sign out only your own phones."));
+                }
+            }
             match state.store.revoke_device(actor, device, now).await? {
                 Ok(()) => {}
                 Err(RevokeRefusal::Unknown) => {

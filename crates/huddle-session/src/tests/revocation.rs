@@ -3,6 +3,7 @@
 use super::{alice_and_bob, compose};
 use crate::platform::{Clock, Crypto};
 use crate::testing::World;
+use crate::update::{SignOut, Update};
 use huddle_core::crypto_worker::{Incoming, WorkerRequest, WorkerResponse};
 use huddle_core::identity::DeviceIdentity;
 use huddle_core::retention::RetentionSecs;
@@ -126,4 +127,51 @@ fn a_revoked_device_is_removed_from_its_groups_and_a_copy_of_it_opens_nothing_se
         opened[0]
     );
     assert!(!read(&opened[2].1), "and nothing after: {:?}", opened[2]);
+}
+
+#[test]
+fn a_person_signs_her_own_phone_out_and_it_is_wiped_as_hers_but_not_offline() {
+    let mut world = World::new();
+    let (alice, bob, group) = alice_and_bob(&mut world, RetentionSecs::days(7));
+    compose(&mut world, &alice, group, "before");
+    world.settle();
+
+    // Offline, nothing changes: the relay must hear it first.
+    bob.online.set(false);
+    bob.phone.wake();
+    world.settle();
+    let handle = bob.phone.clone();
+    assert!(world
+        .run(async move { handle.sign_out_this_phone().await })
+        .is_err());
+    world.settle();
+    assert!(
+        bob.cache.0.borrow().enrolment.is_some(),
+        "nothing was wiped"
+    );
+    assert!(bob.phone.conversation(group).is_some());
+
+    bob.online.set(true);
+    bob.phone.wake();
+    world.settle();
+    let handle = bob.phone.clone();
+    world
+        .run(async move { handle.sign_out_this_phone().await })
+        .expect("the relay signs the phone out");
+    world.settle();
+    assert!(bob
+        .updates()
+        .contains(&Update::SignedOut(SignOut::SignedOutHere)));
+    {
+        let store = bob.cache.0.borrow();
+        assert!(store.enrolment.is_none() && store.messages.is_empty());
+    }
+    assert!(bob.crypto.0.borrow().wiped);
+    // And Alice's phone takes his device out of their group.
+    let members = alice
+        .phone
+        .conversation(group)
+        .expect("still there")
+        .members;
+    assert!(!members.contains(&bob.user), "{members:?}");
 }
