@@ -185,6 +185,16 @@ fn YourPhones(user: UserId) -> impl IntoView {
     let busy = RwSignal::new(false);
     let error = RwSignal::new(None::<String>);
     let status = RwSignal::new(None::<&'static str>);
+    // The question takes the focus when it opens (a screen reader reads
+    // it out, and Escape or Cancel leaves it).
+    let confirm_button = NodeRef::<html::Button>::new();
+    Effect::new(move |_| {
+        if asking.get().is_some() {
+            if let Some(button) = confirm_button.get() {
+                let _ = button.focus();
+            }
+        }
+    });
     let phones = move || {
         model.directory.with(|d| {
             let mut phones = d
@@ -211,8 +221,11 @@ fn YourPhones(user: UserId) -> impl IntoView {
             let _ = busy.try_set(false);
             let _ = asking.try_set(None);
             match outcome {
+                // This phone is wiped and the signed-out screen replaces
+                // everything.
+                Ok(()) if which == SigningOut::ThisPhone => {}
                 Ok(()) => {
-                    let _ = status.try_set(Some("Signed out. It is disconnected now and wiped the next time it opens Huddle."));
+                    let _ = status.try_set(Some("Signed out. Your other phone is disconnected now and wiped the next time it opens Huddle."));
                     let _ = phone.refresh_directory().await;
                 }
                 Err(e) => {
@@ -227,12 +240,9 @@ fn YourPhones(user: UserId) -> impl IntoView {
     };
     view! {
         <h2 class="section-title" id="your-phones">"Your phones"</h2>
-        <Show when=move || status.get().is_some()>
-            <p class="notice" role="status">{move || status.get()}</p>
-        </Show>
-        <Show when=move || error.get().is_some()>
-            <p class="notice notice--error" role="alert">{move || error.get()}</p>
-        </Show>
+        // Always in the page, so that screen readers announce what appears.
+        <p class="notice" role="status" hidden=move || status.get().is_none()>{move || status.get()}</p>
+        <p class="notice notice--error" role="alert" hidden=move || error.get().is_none()>{move || error.get()}</p>
         {move || asking.get().map(|which| {
             let (title, body, action) = match which {
                 SigningOut::ThisPhone => (
@@ -247,11 +257,12 @@ fn YourPhones(user: UserId) -> impl IntoView {
                 ),
             };
             view! {
-                <div class="warning" role="alertdialog" aria-labelledby="sign-out-title" aria-describedby="sign-out-body">
+                <div class="warning" role="alertdialog" aria-labelledby="sign-out-title" aria-describedby="sign-out-body"
+                    on:keydown=move |ev| if ev.key() == "Escape" { asking.set(None) }>
                     <h2 id="sign-out-title" class="warning__title">{title}</h2>
                     <p id="sign-out-body">{body}</p>
                     <div class="warning__actions">
-                        <button class="button button--danger" type="button"
+                        <button class="button button--danger" type="button" node_ref=confirm_button
                             prop:disabled=move || busy.get()
                             on:click=move |_| sign_out(which)>{action}</button>
                         <button class="button button--secondary" type="button"

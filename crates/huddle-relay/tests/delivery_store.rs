@@ -728,9 +728,10 @@ async fn a_members_refusal_is_audited_only_for_a_real_entry_of_her_group() {
 }
 
 #[tokio::test]
-async fn any_member_may_remove_a_revoked_device_and_the_others_are_named_until_then() {
+async fn revoked_devices_are_named_to_those_who_may_remove_them() {
     for_each_engine(|store| async move {
-        // A clinical group: Carol (staff) may not change who is in it...
+        // A clinical group (only administrators change who is in it) and
+        // an operational one (anyone may).
         store
             .append(
                 ADMIN,
@@ -740,55 +741,87 @@ async fn any_member_may_remove_a_revoked_device_and_the_others_are_named_until_t
             .await
             .unwrap()
             .unwrap();
-        let removing = |n: u32, devices: Vec<DeviceId>| {
-            commit(
-                n,
-                1,
-                MembershipChange {
-                    remove: devices,
-                    ..MembershipChange::default()
+        let team = GroupId::from_bytes([9; 16]);
+        store
+            .append(
+                ADMIN,
+                &Submission {
+                    group: team,
+                    ..create(
+                        2,
+                        GroupKind::Operational,
+                        RetentionSecs::days(7),
+                        vec![BOB, CAROL],
+                    )
                 },
+                NOW,
             )
-        };
-        assert_eq!(
-            store
-                .append(CAROL, &removing(2, vec![BOB]), NOW)
-                .await
-                .unwrap(),
-            Err(Rejection::NotPermitted)
-        );
+            .await
+            .unwrap()
+            .unwrap();
         assert!(store.revoked_members(CAROL).await.unwrap().is_empty());
 
-        // ...until Bob's phone is revoked: then each member is told, and
-        // she may take it out.
+        // Bob's phone is revoked: the administrator is told of both groups,
+        // Carol (staff) only of the one she may change.
         store
             .revoke_device(UserId::from_bytes([1; 16]), BOB, NOW)
             .await
             .unwrap()
             .unwrap();
-        let named = vec![huddle_core::wire::RevokedInGroup {
-            group: WARD,
-            devices: vec![BOB],
-        }];
-        assert_eq!(store.revoked_members(CAROL).await.unwrap(), named);
-        assert_eq!(store.revoked_members(ADMIN).await.unwrap(), named);
+        let named = |groups: &[GroupId]| -> Vec<huddle_core::wire::RevokedInGroup> {
+            let mut groups: Vec<_> = groups
+                .iter()
+                .map(|group| huddle_core::wire::RevokedInGroup {
+                    group: *group,
+                    devices: vec![BOB],
+                })
+                .collect();
+            groups.sort_by_key(|g| g.group);
+            groups
+        };
+        assert_eq!(
+            store.revoked_members(ADMIN).await.unwrap(),
+            named(&[WARD, team])
+        );
+        assert_eq!(store.revoked_members(CAROL).await.unwrap(), named(&[team]));
         assert_eq!(
             store.fellow_members(&[BOB]).await.unwrap(),
             vec![ADMIN, CAROL]
         );
-        // Not together with anyone who is not revoked.
+        // She still may not change the clinical group, even to remove him.
+        let removing = |n: u32| {
+            commit(
+                n,
+                1,
+                MembershipChange {
+                    remove: vec![BOB],
+                    ..MembershipChange::default()
+                },
+            )
+        };
         assert_eq!(
-            store
-                .append(CAROL, &removing(3, vec![BOB, ADMIN]), NOW)
-                .await
-                .unwrap(),
+            store.append(CAROL, &removing(3), NOW).await.unwrap(),
             Err(Rejection::NotPermitted)
         );
         assert!(store
-            .append(CAROL, &removing(4, vec![BOB]), NOW)
+            .append(ADMIN, &removing(4), NOW)
             .await
             .unwrap()
             .is_ok());
+        assert_eq!(store.revoked_members(ADMIN).await.unwrap(), named(&[team]));
+        assert!(store
+            .append(
+                CAROL,
+                &Submission {
+                    group: team,
+                    ..removing(5)
+                },
+                NOW
+            )
+            .await
+            .unwrap()
+            .is_ok());
+        assert!(store.revoked_members(ADMIN).await.unwrap().is_empty());
         assert!(store.revoked_members(CAROL).await.unwrap().is_empty());
         assert!(store.fellow_members(&[BOB]).await.unwrap().is_empty());
     })

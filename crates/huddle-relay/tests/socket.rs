@@ -548,7 +548,7 @@ async fn until(
 }
 
 #[tokio::test]
-async fn a_revoked_member_is_named_to_the_others_live_and_at_sign_in_and_any_of_them_removes_it() {
+async fn a_revoked_member_is_named_live_and_at_sign_in_to_those_who_may_remove_it() {
     with_relay(|relay| async move {
         let (admin, carol, dan) = (TestDevice::new(1), TestDevice::new(2), TestDevice::new(3));
         admin.register(&relay.store, Role::Administrator).await;
@@ -557,38 +557,45 @@ async fn a_revoked_member_is_named_to_the_others_live_and_at_sign_in_and_any_of_
         let mut admin_socket = admin.connect(&relay).await;
         let mut carol_socket = carol.connect(&relay).await;
         let mut dan_socket = dan.connect(&relay).await;
-        // A clinical group: only administrators change who is in it.
-        let create = Submission {
-            client_msg: msg(1),
-            group: WARD,
-            epoch: 0,
-            expires_at: None,
-            payload: Payload::Commit {
-                commit: framed_commit(WARD, 0, b"commit"),
-                welcome: Some(b"welcome".to_vec()),
-                change: MembershipChange {
-                    create: Some(GroupSpec {
-                        kind: GroupKind::Clinical,
-                        retention: RetentionSecs::DAY,
-                    }),
-                    add: vec![carol.device, dan.device],
-                    remove: vec![],
+        // A clinical group (only administrators change who is in it) and an
+        // operational one (anyone may).
+        let team = GroupId::from_bytes([8; 16]);
+        for (n, group, kind) in [
+            (1, WARD, GroupKind::Clinical),
+            (2, team, GroupKind::Operational),
+        ] {
+            let create = Submission {
+                client_msg: msg(n),
+                group,
+                epoch: 0,
+                expires_at: None,
+                payload: Payload::Commit {
+                    commit: framed_commit(group, 0, b"commit"),
+                    welcome: Some(b"welcome".to_vec()),
+                    change: MembershipChange {
+                        create: Some(GroupSpec {
+                            kind,
+                            retention: RetentionSecs::DAY,
+                        }),
+                        add: vec![carol.device, dan.device],
+                        remove: vec![],
+                    },
                 },
-            },
-        };
-        send(&mut admin_socket, ClientFrame::Submit(create)).await;
-        accepted_with_own_copy(&mut admin_socket).await;
-        until(&mut carol_socket, |f| {
-            matches!(f, ServerFrame::Welcome { .. })
-        })
-        .await;
-        until(&mut dan_socket, |f| {
-            matches!(f, ServerFrame::Welcome { .. })
-        })
-        .await;
+            };
+            send(&mut admin_socket, ClientFrame::Submit(create)).await;
+            accepted_with_own_copy(&mut admin_socket).await;
+            until(&mut carol_socket, |f| {
+                matches!(f, ServerFrame::Welcome { .. })
+            })
+            .await;
+            until(&mut dan_socket, |f| {
+                matches!(f, ServerFrame::Welcome { .. })
+            })
+            .await;
+        }
 
-        // Dan's phone is revoked: Carol's phone is told at once, and so is
-        // the administrator's (any member may make the removal).
+        // Dan's phone is revoked: the administrator's phone is told at once
+        // of both groups, Carol's of the one she may change.
         send(
             &mut admin_socket,
             ClientFrame::RevokeDevice {
@@ -597,15 +604,20 @@ async fn a_revoked_member_is_named_to_the_others_live_and_at_sign_in_and_any_of_
             },
         )
         .await;
-        let named = ServerFrame::RevokedMembers {
-            groups: vec![huddle_core::wire::RevokedInGroup {
-                group: WARD,
-                devices: vec![dan.device],
-            }],
+        let named = |groups: &[GroupId]| {
+            let mut groups: Vec<_> = groups
+                .iter()
+                .map(|group| huddle_core::wire::RevokedInGroup {
+                    group: *group,
+                    devices: vec![dan.device],
+                })
+                .collect();
+            groups.sort_by_key(|g| g.group);
+            ServerFrame::RevokedMembers { groups }
         };
         let told = |f: &ServerFrame| matches!(f, ServerFrame::RevokedMembers { .. });
-        assert_eq!(until(&mut carol_socket, told).await, named);
-        assert_eq!(until(&mut admin_socket, told).await, named);
+        assert_eq!(until(&mut admin_socket, told).await, named(&[WARD, team]));
+        assert_eq!(until(&mut carol_socket, told).await, named(&[team]));
         assert!(matches!(
             until(&mut dan_socket, |f| matches!(f, ServerFrame::Error { .. })).await,
             ServerFrame::Error {
@@ -617,26 +629,28 @@ async fn a_revoked_member_is_named_to_the_others_live_and_at_sign_in_and_any_of_
         // A phone that was away hears it when it signs in.
         drop(carol_socket);
         let mut carol_socket = carol.connect(&relay).await;
-        assert_eq!(next(&mut carol_socket).await, named);
+        assert_eq!(next(&mut carol_socket).await, named(&[team]));
+        drop(admin_socket);
+        let mut admin_socket = admin.connect(&relay).await;
+        assert_eq!(next(&mut admin_socket).await, named(&[WARD, team]));
 
-        // Carol is staff, but may remove a revoked device: nobody else
-        // (not even the administrator) could be removed by her.
-        let remove = |n: u32, device| Submission {
+        // Carol takes him out of the operational group; in the clinical one
+        // she still may not, and the administrator does.
+        let remove = |n: u32, group: GroupId| Submission {
+            client_msg: msg(n),
+            group,
+            epoch: 1,
+            expires_at: None,
             payload: Payload::Commit {
-                commit: framed_commit(WARD, 1, &[n as u8]),
+                commit: framed_commit(group, 1, &[n as u8]),
                 welcome: None,
                 change: MembershipChange {
-                    remove: vec![device],
+                    remove: vec![dan.device],
                     ..MembershipChange::default()
                 },
             },
-            ..text(n, 1)
         };
-        send(
-            &mut carol_socket,
-            ClientFrame::Submit(remove(2, admin.device)),
-        )
-        .await;
+        send(&mut carol_socket, ClientFrame::Submit(remove(3, WARD))).await;
         assert!(matches!(
             next(&mut carol_socket).await,
             ServerFrame::Rejected {
@@ -644,41 +658,19 @@ async fn a_revoked_member_is_named_to_the_others_live_and_at_sign_in_and_any_of_
                 ..
             }
         ));
-        let both = Submission {
-            payload: Payload::Commit {
-                commit: framed_commit(WARD, 1, &[3]),
-                welcome: None,
-                change: MembershipChange {
-                    remove: vec![dan.device, admin.device],
-                    ..MembershipChange::default()
-                },
-            },
-            ..text(3, 1)
-        };
-        send(&mut carol_socket, ClientFrame::Submit(both)).await;
-        assert!(matches!(
-            next(&mut carol_socket).await,
-            ServerFrame::Rejected {
-                reason: Rejection::NotPermitted,
-                ..
-            }
-        ));
-        send(
-            &mut carol_socket,
-            ClientFrame::Submit(remove(4, dan.device)),
-        )
-        .await;
+        send(&mut carol_socket, ClientFrame::Submit(remove(4, team))).await;
         let (accepted, _) = accepted_with_own_copy(&mut carol_socket).await;
         assert!(matches!(accepted, ServerFrame::Accepted { seq: 2, .. }));
+        send(&mut admin_socket, ClientFrame::Submit(remove(5, WARD))).await;
+        let (accepted, _) = accepted_with_own_copy(&mut admin_socket).await;
+        assert!(matches!(accepted, ServerFrame::Accepted { seq: 2, .. }));
 
-        // Removed: nobody is told of Dan again.
-        drop(carol_socket);
-        let mut carol_socket = carol.connect(&relay).await;
-        send(&mut carol_socket, ClientFrame::Ping { nonce: 5 }).await;
-        assert_eq!(
-            next(&mut carol_socket).await,
-            ServerFrame::Pong { nonce: 5 }
-        );
+        // Removed everywhere: nobody is told of Dan again.
+        for phone in [&admin, &carol] {
+            let mut socket = phone.connect(&relay).await;
+            send(&mut socket, ClientFrame::Ping { nonce: 5 }).await;
+            assert_eq!(next(&mut socket).await, ServerFrame::Pong { nonce: 5 });
+        }
         relay
     })
     .await;

@@ -132,6 +132,10 @@ pub(crate) struct Driver<P: Platform> {
 /// How often the phone asks which groups' keys are due for renewal.
 pub const KEY_CHECK_EVERY_MS: u64 = 60 * 60 * 1000;
 
+/// A phone told of revoked members removes them within this long (a moment
+/// of its own, so that the members online do not all commit at once).
+pub const REMOVE_REVOKED_WITHIN_MS: u64 = 5_000;
+
 /// After a member is removed, each phone renews its keys within this long.
 pub const RENEW_AFTER_REMOVAL_WITHIN_MS: u64 = 10 * 60 * 1000;
 
@@ -609,10 +613,19 @@ impl<P: Platform> Driver<P> {
                 client_msg, group, ..
             } => Some((self.seal(client_msg, group).await, Vec::new())),
             Command::RemoveRevoked { group, devices } => {
-                // A commit drives the engine itself: made after this turn.
-                let _ = self
-                    .inputs
-                    .unbounded_send(Input::RemoveRevoked { group, devices });
+                // Every member phone online is told at once: each waits a
+                // moment of its own first, so that usually one commits and
+                // the others find the devices gone. (And a commit drives the
+                // engine itself, so it is made after this turn anyway.)
+                let inputs = self.inputs.clone();
+                let wait =
+                    (self.shared.randomness.jitter() * REMOVE_REVOKED_WITHIN_MS as f64) as u64;
+                self.shared.clock.after(
+                    wait,
+                    Box::new(move || {
+                        let _ = inputs.unbounded_send(Input::RemoveRevoked { group, devices });
+                    }),
+                );
                 None
             }
             Command::Notice(Notice::SignedOut { code, .. }) => {

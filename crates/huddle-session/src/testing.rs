@@ -1053,7 +1053,13 @@ impl World {
     /// Certifies `crypto`'s device through the requests a real phone makes:
     /// the founder (made on first use) certifies an invite, the phone
     /// accepts it.
-    fn certify(&mut self, crypto: &MemCrypto, identity: DeviceIdentity, name: &str) {
+    fn certify(
+        &mut self,
+        crypto: &MemCrypto,
+        identity: DeviceIdentity,
+        name: &str,
+        role: huddle_core::wire::Role,
+    ) {
         let founder = self.founder.clone();
         let phone = crypto.clone();
         let now = self.clock.now();
@@ -1098,7 +1104,7 @@ impl World {
                 .request(WorkerRequest::CertifyInvite {
                     user: identity.user,
                     display_name: name,
-                    role: huddle_core::wire::Role::Administrator,
+                    role,
                     expires_at: now.saturating_add_millis(86_400_000),
                     now,
                 })
@@ -1168,6 +1174,22 @@ impl World {
 
     /// A phone (device `seed`) of a person who may have others.
     pub fn phone_of(&mut self, user: UserId, seed: u8, name: &str) -> TestPhone {
+        self.phone_as(user, seed, name, huddle_core::wire::Role::Administrator)
+    }
+
+    /// A staff member (not an administrator) with a phone.
+    pub fn staff_phone(&mut self, seed: u8, name: &str) -> TestPhone {
+        let user = UserId::from_bytes([seed; 16]);
+        self.phone_as(user, seed, name, huddle_core::wire::Role::Staff)
+    }
+
+    fn phone_as(
+        &mut self,
+        user: UserId,
+        seed: u8,
+        name: &str,
+        role: huddle_core::wire::Role,
+    ) -> TestPhone {
         let device = DeviceId::from_bytes([seed + 100; 16]);
         self.relay.enrol(user, name, device);
         let cache = MemCache::default();
@@ -1177,7 +1199,7 @@ impl World {
             user,
             device,
             display_name: name.into(),
-            administrator: true,
+            administrator: role == huddle_core::wire::Role::Administrator,
             key_packages_published: false,
         });
         let crypto = MemCrypto::new();
@@ -1189,6 +1211,7 @@ impl World {
                 device,
             },
             name,
+            role,
         );
         let online = Rc::new(Cell::new(true));
         let mut phone = TestPhone {

@@ -106,7 +106,9 @@ async fn act_on(store: &Store, publisher: &LivePublisher, announcement: Option<A
         }
         Some(Announcement::Revoked { device }) => {
             hub.revoke(device);
-            tell_fellow_members(store, hub, &[device]).await;
+            // Off the bus's loop: live delivery does not wait for it.
+            let (store, hub) = (store.clone(), hub.clone());
+            tokio::spawn(async move { tell_fellow_members(&store, &hub, &[device]).await });
         }
         None => tracing::warn!("an unreadable announcement on the bus"),
     }

@@ -165,7 +165,7 @@ where
             let _ = connection
                 .send(&refused(
                     ErrorCode::Revoked,
-                    "This device was removed by an administrator.",
+                    "This device was signed out of Huddle.",
                 ))
                 .await;
             connection.close(CloseCode::Policy, "device revoked").await;

@@ -108,7 +108,7 @@ impl DeviceSession {
                     let _ = connection
                         .send(&ServerFrame::Error {
                             code: ErrorCode::Revoked,
-                            message: "This device was removed by an administrator.".into(),
+                            message: "This device was signed out of Huddle.".into(),
                         })
                         .await;
                     connection.close(CloseCode::Policy, "device revoked").await;

@@ -4,11 +4,14 @@
 //! sends, but only a commit takes it out of a group's MLS state: until then
 //! its keys would open what is sent there. The relay cannot make that
 //! commit (it holds no group secrets), so it tells the members who can
-//! (SECURITY.md, "Revocation that removes").
+//! (SECURITY.md, "Revocation that removes"): in clinical groups and
+//! emergency broadcasts, where every phone refuses a membership change
+//! from anyone but an administrator, only administrators' devices.
 
 use super::{id16, Store, StoreError};
 use huddle_core::ids::{DeviceId, GroupId};
 use huddle_core::wire::RevokedInGroup;
+use huddle_core::wire::Role;
 
 /// The most groups one `RevokedMembers` frame names; the rest follow once
 /// those are removed (at the next sign-in, or the next revocation).
@@ -20,23 +23,33 @@ pub const MAX_DEVICES_PER_GROUP: usize = 100;
 
 impl Store {
     /// The revoked devices (or devices of revoked people) still members of
-    /// the groups `device` is in, by group.
+    /// the groups `device` is in, by group: of the groups it may change.
     pub async fn revoked_members(
         &self,
         device: DeviceId,
     ) -> Result<Vec<RevokedInGroup>, StoreError> {
-        let rows: Vec<(Vec<u8>, Vec<u8>)> = sqlx::query_as(
+        let administrator = matches!(self.role_of(device).await?, Some((_, Role::Administrator)));
+        let only_open_groups = if administrator {
+            ""
+        } else {
+            "AND g.kind NOT IN ('clinical', 'emergency_broadcast')"
+        };
+        let rows: Vec<(Vec<u8>, Vec<u8>)> = sqlx::query_as(&format!(
             "SELECT gone.group_id, gone.device_id
              FROM members mine
+             JOIN groups g ON g.id = mine.group_id
              JOIN members gone ON gone.group_id = mine.group_id AND gone.removed_seq IS NULL
              JOIN devices d ON d.id = gone.device_id
              LEFT JOIN users u ON u.id = d.user_id
              WHERE mine.device_id = $1 AND mine.removed_seq IS NULL
                AND gone.device_id <> $1
                AND (d.revoked_at IS NOT NULL OR u.revoked_at IS NOT NULL)
-             ORDER BY gone.group_id, gone.device_id",
-        )
+               {only_open_groups}
+             ORDER BY gone.group_id, gone.device_id
+             LIMIT $2"
+        ))
         .bind(&device.as_bytes()[..])
+        .bind((MAX_GROUPS_PER_NOTICE * MAX_DEVICES_PER_GROUP) as i64)
         .fetch_all(&self.pool)
         .await?;
         let mut groups: Vec<RevokedInGroup> = Vec::new();

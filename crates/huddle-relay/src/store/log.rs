@@ -341,23 +341,7 @@ async fn append(
         Payload::Application { .. } => kind == GroupKind::EmergencyBroadcast,
     };
     if restricted && role.as_deref() != Some("administrator") {
-        // Except that any member may remove revoked devices: the first
-        // phone to hear of a revocation takes them out (SECURITY.md,
-        // "Revocation that removes").
-        let removes_only_revoked = match &submission.payload {
-            Payload::Commit { change, .. }
-                if change.create.is_none()
-                    && change.add.is_empty()
-                    && !change.remove.is_empty()
-                    && change.remove.len() <= MAX_CHANGES_PER_COMMIT =>
-            {
-                all_revoked(&mut *tx, &change.remove).await?
-            }
-            _ => false,
-        };
-        if !removes_only_revoked {
-            return Ok(Err(Rejection::NotPermitted));
-        }
+        return Ok(Err(Rejection::NotPermitted));
     }
     if submission.epoch != epoch {
         return Ok(Err(Rejection::StaleEpoch {
@@ -483,23 +467,6 @@ async fn append(
         welcome: shared_welcome,
         spec: GroupSpec { kind, retention },
     }))
-}
-
-/// Whether every one of `devices` is revoked, or belongs to a revoked person.
-async fn all_revoked(tx: &mut AnyConnection, devices: &[DeviceId]) -> Result<bool, StoreError> {
-    for device in devices {
-        let revoked: Option<i64> = sqlx::query_scalar(
-            "SELECT 1 FROM devices d LEFT JOIN users u ON u.id = d.user_id
-             WHERE d.id = $1 AND (d.revoked_at IS NOT NULL OR u.revoked_at IS NOT NULL)",
-        )
-        .bind(&device.as_bytes()[..])
-        .fetch_optional(&mut *tx)
-        .await?;
-        if revoked.is_none() {
-            return Ok(false);
-        }
-    }
-    Ok(true)
 }
 
 /// The answer to a resend: the entry as it was stored (its sender's own

@@ -115,7 +115,10 @@ impl<P: Platform> Driver<P> {
                     // A removal another member made first leaves nothing to do.
                     let intent = match intent {
                         Intent::Remove { devices } => {
-                            let left = self.still_members(group, devices).await;
+                            let Ok(left) = self.still_members(group, devices).await else {
+                                self.log("the members of a group could not be read");
+                                return Event::NotSealed { now, client_msg };
+                            };
                             if left.is_empty() {
                                 self.shared.state.borrow_mut().outbox.remove(&client_msg);
                                 self.shared
@@ -214,38 +217,53 @@ impl<P: Platform> Driver<P> {
     }
 
     /// Of `devices`, those still members of `group` by this phone's MLS
-    /// state (none if it cannot tell: the removal then waits for the next
-    /// sign-in).
-    async fn still_members(&self, group: GroupId, devices: &[DeviceId]) -> Vec<DeviceId> {
-        match self.crypto(WorkerRequest::Members { group }).await {
-            Ok(WorkerResponse::Members { members }) => devices
+    /// state.
+    async fn still_members(
+        &self,
+        group: GroupId,
+        devices: &[DeviceId],
+    ) -> Result<Vec<DeviceId>, SessionError> {
+        match self.crypto(WorkerRequest::Members { group }).await? {
+            WorkerResponse::Members { members } => Ok(devices
                 .iter()
                 .copied()
                 .filter(|device| members.iter().any(|m| m.device == *device))
-                .collect(),
-            _ => Vec::new(),
+                .collect()),
+            _ => Err(SessionError::UnexpectedAnswer),
         }
     }
 
     /// Removes revoked devices the relay named from a group, unless a
     /// commit of this phone's is already waiting there (the relay names
-    /// them again at the next sign-in) or another member removed them.
+    /// them again at the next sign-in), another member removed them, or
+    /// the group is one only administrators change and this phone is not
+    /// an administrator's (every other phone would refuse its commit).
     pub(super) async fn remove_revoked(&mut self, group: GroupId, devices: Vec<DeviceId>) {
-        let waiting = {
+        let skip = {
             let state = self.shared.state.borrow();
-            state.conversation(group).is_none_or(|c| c.ended)
-                || state
-                    .outbox
-                    .values()
-                    .any(|r| r.item.group == group && r.item.is_commit())
+            let administrator = state.enrolment.administrator;
+            state.conversation(group).is_none_or(|c| {
+                c.ended
+                    || (!administrator
+                        && matches!(c.kind, GroupKind::Clinical | GroupKind::EmergencyBroadcast))
+            }) || state
+                .outbox
+                .values()
+                .any(|r| r.item.group == group && r.item.is_commit())
         };
-        if waiting {
+        if skip {
             return;
         }
-        let left = self.still_members(group, &devices).await;
-        if left.is_empty() {
-            return;
-        }
+        let left = match self.still_members(group, &devices).await {
+            Ok(left) if !left.is_empty() => left,
+            Ok(_) => return,
+            Err(error) => {
+                self.log(&format!(
+                    "the members of a group could not be read: {error}"
+                ));
+                return;
+            }
+        };
         if let Err(error) = self.commit(group, Intent::Remove { devices: left }).await {
             self.log(&format!(
                 "could not remove revoked devices from a group: {error}"

@@ -1,13 +1,14 @@
 //! Revocation that removes: the members of a revoked device's groups take it out by a commit, once between them, and what it kept opens nothing sent after.
 
 use super::{alice_and_bob, compose};
+use crate::driver::REMOVE_REVOKED_WITHIN_MS;
 use crate::platform::{Clock, Crypto};
 use crate::testing::World;
 use crate::update::{SignOut, Update};
 use huddle_core::crypto_worker::{Incoming, WorkerRequest, WorkerResponse};
 use huddle_core::identity::DeviceIdentity;
 use huddle_core::retention::RetentionSecs;
-use huddle_core::wire::{ClientFrame, EntryKind};
+use huddle_core::wire::{ClientFrame, EntryKind, Payload, Submission};
 
 #[test]
 fn a_revoked_device_is_removed_from_its_groups_and_a_copy_of_it_opens_nothing_sent_after() {
@@ -40,13 +41,19 @@ fn a_revoked_device_is_removed_from_its_groups_and_a_copy_of_it_opens_nothing_se
         .push((bob.device, group, removal_seq));
     world.relay.revoke(carol.device);
     world.settle();
+    world.advance(REMOVE_REVOKED_WITHIN_MS);
 
     // One commit removed her (Alice and Bob were both told; the second to
     // try found nothing left to do and dropped it).
     let log = world.relay.log(group);
     let removals: Vec<_> = log[copied_at..]
         .iter()
-        .filter(|e| e.kind == EntryKind::Commit)
+        .filter(|e| {
+            world
+                .relay
+                .declared(group, e.seq)
+                .is_some_and(|change| change.remove.contains(&carol.device))
+        })
         .collect();
     assert_eq!(removals.len(), 1, "one removal");
     assert_eq!(removals[0].sender, alice.device);
@@ -58,7 +65,10 @@ fn a_revoked_device_is_removed_from_its_groups_and_a_copy_of_it_opens_nothing_se
         .iter()
         .filter(|(device, frame)| {
             *device == bob.device
-                && matches!(frame, ClientFrame::Submit(s) if s.payload.kind() == EntryKind::Commit)
+                && matches!(frame, ClientFrame::Submit(Submission {
+                    payload: Payload::Commit { change, .. },
+                    ..
+                }) if change.remove.contains(&carol.device))
         })
         .count();
     assert_eq!(bobs_tries, 1, "Bob tried once, was refused, and dropped it");
@@ -120,13 +130,18 @@ fn a_revoked_device_is_removed_from_its_groups_and_a_copy_of_it_opens_nothing_se
     let read = |answer: &Result<WorkerResponse, _>| {
         matches!(answer, Ok(WorkerResponse::Opened(Incoming::Message { .. })))
     };
-    assert_eq!(opened.len(), 3, "a message, the removal, a message");
-    assert!(
-        read(&opened[0].1),
-        "the copy reads what was sent before: {:?}",
-        opened[0]
+    // A message, the removal (and the members' renewed keys), a message.
+    let (first, last) = (&opened[0], &opened[opened.len() - 1]);
+    assert_eq!(
+        (first.0, last.0),
+        (EntryKind::Application, EntryKind::Application)
     );
-    assert!(!read(&opened[2].1), "and nothing after: {:?}", opened[2]);
+    assert!(opened.len() >= 3);
+    assert!(
+        read(&first.1),
+        "the copy reads what was sent before: {first:?}"
+    );
+    assert!(!read(&last.1), "and nothing after: {last:?}");
 }
 
 #[test]
@@ -159,6 +174,7 @@ fn a_person_signs_her_own_phone_out_and_it_is_wiped_as_hers_but_not_offline() {
         .run(async move { handle.sign_out_this_phone().await })
         .expect("the relay signs the phone out");
     world.settle();
+    world.advance(REMOVE_REVOKED_WITHIN_MS);
     assert!(bob
         .updates()
         .contains(&Update::SignedOut(SignOut::SignedOutHere)));
@@ -174,4 +190,65 @@ fn a_person_signs_her_own_phone_out_and_it_is_wiped_as_hers_but_not_offline() {
         .expect("still there")
         .members;
     assert!(!members.contains(&bob.user), "{members:?}");
+}
+
+#[test]
+fn in_a_clinical_group_only_an_administrators_phone_removes_a_revoked_one_and_nobody_stops() {
+    let mut world = World::new();
+    let alice = world.phone(1, "Alice");
+    let (bob, carol) = (world.staff_phone(2, "Bob"), world.staff_phone(3, "Carol"));
+    for phone in [&alice, &bob, &carol] {
+        world.start(phone);
+    }
+    let (handle, users) = (alice.phone.clone(), vec![bob.user, carol.user]);
+    let group = world
+        .run(async move {
+            let profile = huddle_core::group::GroupProfile::new(
+                huddle_core::retention::GroupKind::Clinical,
+                RetentionSecs::DAY,
+                "Medication round",
+            )
+            .expect("a valid profile");
+            handle.create_group(profile, None, users).await
+        })
+        .expect("the group is made");
+    world.settle();
+    assert!(carol.phone.conversation(group).is_some(), "Carol joined");
+
+    // Alice's phone is away when Carol's is revoked: Bob's phone is told
+    // but leaves it (every phone would refuse a change from staff here).
+    alice.online.set(false);
+    world.relay.drop_connection(alice.device);
+    world.settle();
+    world.relay.revoke(carol.device);
+    world.settle();
+    world.advance(REMOVE_REVOKED_WITHIN_MS);
+    let commits = |world: &World| {
+        world
+            .relay
+            .log(group)
+            .iter()
+            .filter(|e| e.kind == EntryKind::Commit)
+            .count()
+    };
+    assert_eq!(commits(&world), 1, "only the group's creation");
+    assert!(bob.cache.0.borrow().outbox.is_empty());
+
+    // Alice's phone comes back, hears of it at sign-in and removes her.
+    alice.online.set(true);
+    alice.phone.wake();
+    world.settle();
+    world.advance(REMOVE_REVOKED_WITHIN_MS);
+    assert_eq!(commits(&world), 2, "the removal");
+    compose(&mut world, &alice, group, "Round at ten");
+    world.settle();
+    assert_eq!(bob.cached_texts(group), vec!["Round at ten"]);
+    let members = bob.phone.conversation(group).expect("still there").members;
+    assert!(!members.contains(&carol.user), "{members:?}");
+    assert!(
+        !bob.updates()
+            .iter()
+            .any(|u| matches!(u, Update::Problem(_))),
+        "Bob's group carries on"
+    );
 }
