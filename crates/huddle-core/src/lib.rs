@@ -15,6 +15,7 @@ pub mod group;
 pub mod hex;
 pub mod identity;
 pub mod ids;
+pub mod passcode;
 pub mod patient_data;
 pub mod retention;
 pub mod sync;

@@ -66,6 +66,28 @@ impl std::fmt::Debug for LinkSecret {
     }
 }
 
+/// A passcode lock's secret parts on their way to the relay: the verifier
+/// and the share. Prints as `LockSecrets(***)`; wiped from memory when
+/// dropped.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockSecrets {
+    pub verifier: Vec<u8>,
+    pub share: Vec<u8>,
+}
+
+impl std::fmt::Debug for LockSecrets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("LockSecrets(***)")
+    }
+}
+
+impl Drop for LockSecrets {
+    fn drop(&mut self) {
+        zeroize::Zeroize::zeroize(&mut self.verifier);
+        zeroize::Zeroize::zeroize(&mut self.share);
+    }
+}
+
 impl Drop for LinkSecret {
     fn drop(&mut self) {
         zeroize::Zeroize::zeroize(&mut self.0);
@@ -345,6 +367,15 @@ pub enum ClientFrame {
     Attest {
         request: RequestId,
         attestation: Vec<u8>,
+    },
+    /// This device sets (or changes) its passcode lock: the public key that
+    /// will sign its unlock requests (SEC1 P-384), the passcode's verifier
+    /// and the relay's share of the unlock key (SECURITY.md, "The lost
+    /// phone"). Answered by `Done` or `Refused`.
+    SetPasscodeLock {
+        request: RequestId,
+        lock_key: Vec<u8>,
+        secrets: LockSecrets,
     },
 }
 

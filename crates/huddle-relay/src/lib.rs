@@ -18,6 +18,7 @@ pub mod registration;
 pub mod socket;
 pub mod store;
 pub mod sweeper;
+pub mod unlock;
 pub mod web_app;
 
 use api_error::ApiError;
@@ -68,6 +69,8 @@ pub fn app(state: AppState, app_dir: &Path, body_timeout: Duration, tls: bool) -
     let registration = Router::new()
         .route("/setup", axum::routing::post(registration::setup))
         .route("/join", axum::routing::post(registration::join))
+        .route("/unlock/nonce", axum::routing::post(unlock::nonce))
+        .route("/unlock", axum::routing::post(unlock::unlock))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             registration::limit,

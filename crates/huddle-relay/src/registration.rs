@@ -147,9 +147,10 @@ fn store_failed(error: crate::store::StoreError) -> ApiError {
     ApiError::unavailable("The relay could not save this. Try again in a minute.")
 }
 
-/// In front of `/api/setup` and `/api/join`: each costs the relay a
-/// signature check, so each network, and everyone together, may make only
-/// so many a minute. Past it: 429, with when to try again.
+/// In front of `/api/setup`, `/api/join` and `/api/unlock`: each costs the
+/// relay a signature check without a signed-in device to charge, so each
+/// network, and everyone together, may make only so many a minute. Past it:
+/// 429, with when to try again.
 pub async fn limit(
     State(state): State<AppState>,
     request: axum::extract::Request,
@@ -171,7 +172,7 @@ pub async fn limit(
                 status: StatusCode::TOO_MANY_REQUESTS,
                 error: "too_many_requests",
                 message: format!(
-                    "Too many people are joining from here at once. Try again in {seconds} seconds."
+                    "Too many requests from here at once. Try again in {seconds} seconds."
                 ),
             };
             let mut response = error.into_response();

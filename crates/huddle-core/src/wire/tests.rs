@@ -99,6 +99,14 @@ fn sample_client_frames() -> Vec<ClientFrame> {
             before: Some(40),
             limit: 20,
         },
+        ClientFrame::SetPasscodeLock {
+            request: 30,
+            lock_key: vec![4; 97],
+            secrets: LockSecrets {
+                verifier: vec![1; 48],
+                share: vec![2; 32],
+            },
+        },
     ]
 }
 
@@ -302,6 +310,24 @@ fn the_auth_transcript_binds_nonce_and_device() {
     assert_ne!(a, auth_transcript(&[2; 32], device()));
     assert_ne!(a, auth_transcript(&[1; 32], DeviceId::from_bytes([0; 16])));
     assert!(a.starts_with(b"huddle relay authentication v1"));
+}
+
+#[test]
+fn a_passcode_lock_frame_never_prints_its_share_or_verifier() {
+    let frame = ClientFrame::SetPasscodeLock {
+        request: 1,
+        lock_key: vec![4; 97],
+        secrets: LockSecrets {
+            verifier: vec![0xab; 48],
+            share: vec![0xcd; 32],
+        },
+    };
+    let printed = format!("{frame:?}");
+    assert!(printed.contains("LockSecrets(***)"), "{printed}");
+    assert!(
+        !printed.contains("171") && !printed.contains("205"),
+        "{printed}"
+    );
 }
 
 #[test]

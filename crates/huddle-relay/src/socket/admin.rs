@@ -12,8 +12,9 @@ use axum::extract::ws::Message;
 use futures::{Sink, Stream};
 use huddle_core::identity::DeviceIdentity;
 use huddle_core::ids::{DeviceId, UserId};
+use huddle_core::passcode::{SHARE_LEN, VERIFIER_LEN};
 use huddle_core::wire::{
-    ClientFrame, LinkSecret, RequestId, Role, ServerFrame, MAX_IDENTITY_USERS,
+    ClientFrame, LinkSecret, LockSecrets, RequestId, Role, ServerFrame, MAX_IDENTITY_USERS,
 };
 
 /// Why the last administrator stays.
@@ -60,6 +61,11 @@ pub enum AdminRequest {
     /// Anyone: this device checked a colleague's in person.
     Attest {
         attestation: Vec<u8>,
+    },
+    /// Anyone: this device's passcode lock.
+    SetPasscodeLock {
+        lock_key: Vec<u8>,
+        secrets: LockSecrets,
     },
 }
 
@@ -135,6 +141,11 @@ impl AdminRequest {
                 request,
                 attestation,
             } => (request, AdminRequest::Attest { attestation }),
+            ClientFrame::SetPasscodeLock {
+                request,
+                lock_key,
+                secrets,
+            } => (request, AdminRequest::SetPasscodeLock { lock_key, secrets }),
             other => return Sorted::Device(other),
         };
         Sorted::Admin(request, admin)
@@ -150,6 +161,7 @@ impl AdminRequest {
                 | AdminRequest::PublishCertificate { .. }
                 | AdminRequest::Identities { .. }
                 | AdminRequest::Attest { .. }
+                | AdminRequest::SetPasscodeLock { .. }
         )
     }
 }
@@ -294,6 +306,19 @@ async fn carry_out(
                 Err(RevokeRefusal::LastAdministrator) => return Ok(Err(LAST_ADMINISTRATOR)),
             };
             bus::revoked(&state.store, &state.hub, &devices).await;
+            ServerFrame::Done { request }
+        }
+        AdminRequest::SetPasscodeLock { lock_key, secrets } => {
+            let verifier: Result<[u8; VERIFIER_LEN], _> = secrets.verifier.as_slice().try_into();
+            let share: Result<[u8; SHARE_LEN], _> = secrets.share.as_slice().try_into();
+            let key_ok = p384::ecdsa::VerifyingKey::from_sec1_bytes(&lock_key).is_ok();
+            let (Ok(verifier), Ok(share), true) = (verifier, share, key_ok) else {
+                return Ok(Err("That is not a passcode lock Huddle can keep."));
+            };
+            state
+                .store
+                .set_passcode_lock(identity.device, &lock_key, &verifier, &share, now)
+                .await?;
             ServerFrame::Done { request }
         }
         AdminRequest::Directory => ServerFrame::People {

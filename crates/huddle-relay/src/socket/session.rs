@@ -429,7 +429,8 @@ impl DeviceSession {
             | ClientFrame::CreateInviteFor { .. }
             | ClientFrame::PublishCertificate { .. }
             | ClientFrame::Identities { .. }
-            | ClientFrame::Attest { .. } => true,
+            | ClientFrame::Attest { .. }
+            | ClientFrame::SetPasscodeLock { .. } => true,
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod departures;
 pub mod group_commit;
 pub mod identities;
 pub mod keys;
+pub mod locks;
 pub mod log;
 pub mod people;
 pub mod relay_info;

@@ -77,7 +77,7 @@ pub enum RevokeRefusal {
 }
 
 /// Records an administrator's action in the audit log, inside `tx`.
-async fn audit(
+pub(super) async fn audit(
     tx: &mut sqlx::AnyConnection,
     now: UnixMillis,
     actor: UserId,
@@ -509,6 +509,11 @@ impl Store {
             .bind(to_i64(now.0))
             .execute(&mut *tx)
             .await?;
+        // Its share and verifier: no copy of the phone ever unlocks again.
+        sqlx::query("DELETE FROM passcode_locks WHERE device_id = $1")
+            .bind(&device.as_bytes()[..])
+            .execute(&mut *tx)
+            .await?;
         audit(
             &mut tx,
             now,
@@ -565,6 +570,12 @@ impl Store {
         .bind(&user.as_bytes()[..])
         .bind(to_i64(now.0))
         .fetch_all(&mut *tx)
+        .await?;
+        sqlx::query(
+            "DELETE FROM passcode_locks WHERE device_id IN (SELECT id FROM devices WHERE user_id = $1)",
+        )
+        .bind(&user.as_bytes()[..])
+        .execute(&mut *tx)
         .await?;
         audit(
             &mut tx,

@@ -1,0 +1,173 @@
+//! The HTTP side of unlocking a locked phone: a nonce to answer, then a proof of the passcode signed by the phone's lock key, answered with the share or with how many guesses are left.
+//!
+//! A locked phone cannot sign in (its device key is locked too), so these
+//! come before any socket, limited per network like registrations. No guess
+//! is counted for a request the phone's lock key did not sign or for a nonce
+//! that is not the one handed out (SECURITY.md, "The lost phone").
+
+use crate::api_error::ApiError;
+use crate::clock::now;
+use crate::store::locks::{UnlockRefusal, Unlocked};
+use crate::AppState;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::Json;
+use huddle_core::hex;
+use huddle_core::ids::DeviceId;
+use huddle_core::passcode::{nonce_request_transcript, NONCE_LEN_UNLOCK, PROOF_LEN};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Deserialize)]
+pub struct NonceRequest {
+    pub device: DeviceId,
+    /// The phone's clock, in Unix milliseconds: a request is answered
+    /// within five minutes of it, so an old one cannot be replayed later.
+    pub at: u64,
+    /// DER ECDSA P-384 signature by the lock key over the nonce request
+    /// transcript, as hex.
+    pub signature: String,
+}
+
+/// How far a nonce request's time may be from the relay's.
+const NONCE_REQUEST_SKEW_MILLIS: u64 = 5 * 60 * 1000;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NonceAnswer {
+    /// As hex.
+    pub nonce: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UnlockRequest {
+    pub device: DeviceId,
+    /// The nonce from `/api/unlock/nonce`, as hex.
+    pub nonce: String,
+    /// HMAC-SHA-384 of the nonce under the passcode's verifier, as hex.
+    pub proof: String,
+    /// DER ECDSA P-384 signature by the lock key over the unlock
+    /// transcript, as hex.
+    pub signature: String,
+}
+
+/// What a phone learns from an unlock.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum UnlockAnswer {
+    /// The passcode was right: the share, as hex.
+    Unlocked { share: String },
+    /// It was wrong: this many guesses are left before the phone is wiped.
+    WrongPasscode { left: u32 },
+    /// That was the last guess: the share is destroyed; the phone must wipe
+    /// itself.
+    Wiped,
+}
+
+fn refused(refusal: UnlockRefusal) -> ApiError {
+    let (status, error, message) = match refusal {
+        UnlockRefusal::NoLock => (
+            StatusCode::NOT_FOUND,
+            "no_lock",
+            "This phone has no passcode set with Huddle.",
+        ),
+        UnlockRefusal::Revoked => (
+            StatusCode::FORBIDDEN,
+            "revoked",
+            "This phone was signed out of Huddle.",
+        ),
+        UnlockRefusal::StaleNonce => (
+            StatusCode::CONFLICT,
+            "stale_nonce",
+            "That took too long. Try again.",
+        ),
+        UnlockRefusal::BadSignature => (
+            StatusCode::UNAUTHORIZED,
+            "bad_signature",
+            "This request did not come from the phone it names.",
+        ),
+    };
+    ApiError {
+        status,
+        error,
+        message: message.to_owned(),
+    }
+}
+
+fn unreadable(what: &'static str) -> ApiError {
+    ApiError {
+        status: StatusCode::BAD_REQUEST,
+        error: "unreadable",
+        message: format!("The {what} is not readable."),
+    }
+}
+
+fn store_failed(error: crate::store::StoreError) -> ApiError {
+    tracing::error!(%error, "unlock: database error");
+    ApiError::unavailable("The relay could not check this. Try again in a minute.")
+}
+
+/// Hex of a bounded size.
+fn unhex(text: &str, max: usize) -> Option<Vec<u8>> {
+    if text.len() > max * 2 {
+        return None;
+    }
+    hex::decode(text)
+}
+
+/// `POST /api/unlock/nonce`: a fresh nonce for the device's next unlock.
+pub async fn nonce(
+    State(state): State<AppState>,
+    Json(request): Json<NonceRequest>,
+) -> Result<Json<NonceAnswer>, ApiError> {
+    let now = now();
+    if request.at.abs_diff(now.0) > NONCE_REQUEST_SKEW_MILLIS {
+        return Err(ApiError {
+            status: StatusCode::BAD_REQUEST,
+            error: "clock",
+            message: "This phone's clock is too far from the relay's. Set the phone's time, then try again.".into(),
+        });
+    }
+    let signature = unhex(&request.signature, 128).ok_or_else(|| unreadable("signature"))?;
+    let transcript = nonce_request_transcript(request.device, request.at);
+    let signed = |lock_key: &[u8]| crate::auth::verify_signature(lock_key, &transcript, &signature);
+    let mut nonce = [0u8; NONCE_LEN_UNLOCK];
+    getrandom::getrandom(&mut nonce)
+        .map_err(|_| ApiError::unavailable("No secure random numbers."))?;
+    state
+        .store
+        .unlock_nonce(request.device, &nonce, signed, now)
+        .await
+        .map_err(store_failed)?
+        .map_err(refused)?;
+    Ok(Json(NonceAnswer {
+        nonce: hex::encode(&nonce),
+    }))
+}
+
+/// `POST /api/unlock`: checks a proof of the passcode.
+pub async fn unlock(
+    State(state): State<AppState>,
+    Json(request): Json<UnlockRequest>,
+) -> Result<Json<UnlockAnswer>, ApiError> {
+    let nonce: [u8; NONCE_LEN_UNLOCK] = unhex(&request.nonce, NONCE_LEN_UNLOCK)
+        .and_then(|n| n.try_into().ok())
+        .ok_or_else(|| unreadable("nonce"))?;
+    let proof = unhex(&request.proof, PROOF_LEN).ok_or_else(|| unreadable("proof"))?;
+    let signature = unhex(&request.signature, 128).ok_or_else(|| unreadable("signature"))?;
+    let outcome = state
+        .store
+        .try_unlock(request.device, &nonce, &proof, &signature, now())
+        .await
+        .map_err(store_failed)?
+        .map_err(refused)?;
+    Ok(Json(match outcome {
+        Unlocked::Released(share) => UnlockAnswer::Unlocked {
+            share: hex::encode(&share),
+        },
+        Unlocked::Wrong { left } => UnlockAnswer::WrongPasscode { left },
+        Unlocked::Destroyed => {
+            // Its connections end as for any revocation.
+            crate::live::bus::revoked(&state.store, &state.hub, &[request.device]).await;
+            UnlockAnswer::Wiped
+        }
+    }))
+}
