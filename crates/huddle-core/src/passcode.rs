@@ -4,7 +4,8 @@
 //! leaves the crypto worker. From it:
 //! - the **verifier** `V = HKDF-SHA-384(A, "huddle passcode verifier")` is
 //!   given to the relay once, at setup, and lets it check a proof;
-//! - an unlock sends `HMAC-SHA-384(V, nonce)` for a nonce the relay chose;
+//! - an unlock sends `HMAC-SHA-384(V, label || device || nonce)` for a
+//!   nonce the relay chose, signed with the phone's lock key;
 //! - the **unlock key** `HKDF-SHA-384(A || share, "huddle unlock key")`
 //!   wraps the phone's data keys; the share is held by the relay and
 //!   released on a correct proof, so neither the phone alone nor the relay
@@ -24,8 +25,10 @@ pub const ARGON2_PASSES: u32 = 2;
 pub const ARGON2_LANES: u32 = 1;
 /// A passcode of digits has at least this many.
 pub const MIN_DIGITS: usize = 6;
-/// A passphrase has at least this many words.
+/// A passphrase has at least this many words...
 pub const MIN_WORDS: usize = 4;
+/// ...and at least this many letters in all.
+pub const MIN_LETTERS: usize = 12;
 /// The longest passcode accepted, in bytes.
 pub const MAX_LEN: usize = 256;
 pub const SHARE_LEN: usize = 32;
@@ -40,11 +43,13 @@ pub enum PasscodeError {
     TooFewDigits,
     #[error("Use at least 4 words, with spaces between them.")]
     TooFewWords,
+    #[error("Use longer words: at least 12 letters in all.")]
+    WordsTooShort,
     #[error("Use digits only, or words only.")]
     Mixed,
     #[error("That is too long.")]
     TooLong,
-    #[error("Avoid a run or a repeat like 123456 or 111111: it is the first thing anyone tries.")]
+    #[error("Avoid a pattern like 123456, 121212 or 111111, or the same word again and again: they are the first things anyone tries.")]
     TooEasy,
 }
 
@@ -75,7 +80,12 @@ impl Passcode {
             }
             return Ok(Passcode(Zeroizing::new(typed.to_owned())));
         }
-        if typed.chars().any(|c| c.is_ascii_digit()) && !typed.contains(char::is_whitespace) {
+        // Words are letters (an apostrophe or a hyphen inside one is fine):
+        // "1 2 3 4" is four digits, not a passphrase.
+        if typed
+            .chars()
+            .any(|c| !(c.is_alphabetic() || c.is_whitespace() || c == '\'' || c == '-'))
+        {
             return Err(PasscodeError::Mixed);
         }
         let words: Vec<String> = typed
@@ -85,6 +95,19 @@ impl Passcode {
         if words.len() < MIN_WORDS {
             return Err(PasscodeError::TooFewWords);
         }
+        let letters: usize = words
+            .iter()
+            .map(|w| w.chars().filter(|c| c.is_alphabetic()).count())
+            .sum();
+        if letters < MIN_LETTERS {
+            return Err(PasscodeError::WordsTooShort);
+        }
+        let mut distinct = words.clone();
+        distinct.sort();
+        distinct.dedup();
+        if distinct.len() < MIN_WORDS - 1 {
+            return Err(PasscodeError::TooEasy);
+        }
         Ok(Passcode(Zeroizing::new(words.join(" "))))
     }
 
@@ -93,13 +116,31 @@ impl Passcode {
     }
 }
 
-/// 123456, 654321, 111111 and the like.
+/// The digit codes people choose most (beyond the patterns below), which
+/// ten guesses would try first.
+const COMMON_CODES: &[&str] = &[
+    "112233", "123321", "159753", "147258", "258369", "102030", "696969", "131313", "110011",
+    "112358", "789456", "456123", "147852", "987456", "741852", "963852", "101101",
+];
+
+/// 123456, 654321, 890123, 111111, 121212, 123123 and the like, and the
+/// common codes above.
 fn is_run_or_repeat(digits: &[u8]) -> bool {
+    // Each step up or down by one (wrapping 9 to 0), or no step at all.
     let steps: Vec<i16> = digits
         .windows(2)
-        .map(|pair| i16::from(pair[1]) - i16::from(pair[0]))
+        .map(|pair| (i16::from(pair[1]) - i16::from(pair[0])).rem_euclid(10))
         .collect();
-    steps.iter().all(|step| *step == steps[0]) && matches!(steps[0], -1..=1)
+    let run = steps.iter().all(|step| *step == steps[0]) && matches!(steps[0], 0 | 1 | 9);
+    // A block of up to three digits, repeated.
+    let repeated = (1..=3).any(|period| {
+        digits.len() >= period * 2
+            && digits
+                .iter()
+                .enumerate()
+                .all(|(i, d)| *d == digits[i % period])
+    });
+    run || repeated || COMMON_CODES.iter().any(|code| code.as_bytes() == digits)
 }
 
 /// The passcode stretched by Argon2id: `A`. Never leaves the worker; wiped
@@ -113,7 +154,7 @@ impl std::fmt::Debug for Stretched {
 }
 
 /// The relay's share of the unlock key. Prints as `Share(***)`.
-#[derive(Clone)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct Share(Zeroizing<[u8; SHARE_LEN]>);
 
 impl std::fmt::Debug for Share {
@@ -216,14 +257,17 @@ pub fn stretch(passcode: &Passcode, org: OrgId, device: DeviceId) -> Stretched {
     salt[..16].copy_from_slice(org.as_bytes());
     salt[16..].copy_from_slice(device.as_bytes());
     let mut out = Zeroizing::new([0u8; 32]);
-    // The parameters are constants within Argon2's limits and the output
-    // length is fixed: neither call can fail.
-    if let Ok(params) =
-        argon2::Params::new(ARGON2_MEMORY_KIB, ARGON2_PASSES, ARGON2_LANES, Some(32))
-    {
-        let argon =
-            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
-        let _ = argon.hash_password_into(passcode.as_bytes(), &salt, &mut out[..]);
+    // The parameters are constants within Argon2's limits, the salt and the
+    // output have fixed lengths and the passcode at most `MAX_LEN` bytes:
+    // neither call can fail. If one ever did, carrying on would make every
+    // passcode the same, so it stops instead.
+    let stretched = argon2::Params::new(ARGON2_MEMORY_KIB, ARGON2_PASSES, ARGON2_LANES, Some(32))
+        .and_then(|params| {
+            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params)
+                .hash_password_into(passcode.as_bytes(), &salt, &mut out[..])
+        });
+    if let Err(error) = stretched {
+        panic!("Argon2id refused its fixed parameters: {error}");
     }
     Stretched(out)
 }

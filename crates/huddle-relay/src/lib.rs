@@ -55,6 +55,8 @@ pub struct AppState {
     /// Registrations by network, and by everyone together.
     pub registration_limiter: Arc<RateLimiter<NetworkKey>>,
     pub all_registrations: Arc<RateLimiter<()>>,
+    /// Unlock requests by network (see `unlock.rs`).
+    pub unlock_limiter: Arc<RateLimiter<NetworkKey>>,
     /// Device sockets still proving who they are.
     pub unauthenticated: Arc<admission::Gate>,
     /// How often a quiet phone is pinged.
@@ -69,8 +71,6 @@ pub fn app(state: AppState, app_dir: &Path, body_timeout: Duration, tls: bool) -
     let registration = Router::new()
         .route("/setup", axum::routing::post(registration::setup))
         .route("/join", axum::routing::post(registration::join))
-        .route("/unlock/nonce", axum::routing::post(unlock::nonce))
-        .route("/unlock", axum::routing::post(unlock::unlock))
         .route_layer(axum::middleware::from_fn_with_state(
             state.clone(),
             registration::limit,
@@ -81,9 +81,21 @@ pub fn app(state: AppState, app_dir: &Path, body_timeout: Duration, tls: bool) -
             StatusCode::REQUEST_TIMEOUT,
             body_timeout,
         ));
+    let unlocking = Router::new()
+        .route("/unlock/nonce", axum::routing::post(unlock::nonce))
+        .route("/unlock", axum::routing::post(unlock::unlock))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            unlock::limit,
+        ))
+        .layer(TimeoutLayer::with_status_code(
+            StatusCode::REQUEST_TIMEOUT,
+            body_timeout,
+        ));
     let api = Router::new()
         .route("/ws", get(socket::upgrade))
         .merge(registration)
+        .merge(unlocking)
         .fallback(api_not_found);
     Router::new()
         .route("/healthz", get(healthz))
@@ -245,6 +257,10 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningRelay> {
             ))),
             registration_limiter: Arc::new(RateLimiter::new(registrations)),
             all_registrations: Arc::new(RateLimiter::new(everyone)),
+            unlock_limiter: Arc::new(RateLimiter::new(RateLimit::per_minute(
+                unlock::UNLOCK_REQUESTS_PER_MINUTE,
+                unlock::UNLOCK_REQUESTS_PER_MINUTE / 4,
+            ))),
             unauthenticated: admission::Gate::new(config.max_unauthenticated),
             ping_interval: Duration::from_secs(config.ping_secs.max(1)),
             phone_policy: huddle_core::wire::PhonePolicy {

@@ -147,42 +147,47 @@ fn store_failed(error: crate::store::StoreError) -> ApiError {
     ApiError::unavailable("The relay could not save this. Try again in a minute.")
 }
 
-/// In front of `/api/setup`, `/api/join` and `/api/unlock`: each costs the
-/// relay a signature check without a signed-in device to charge, so each
-/// network, and everyone together, may make only so many a minute. Past it:
-/// 429, with when to try again.
+/// In front of `/api/setup` and `/api/join`: each costs the relay a
+/// signature check without a signed-in device to charge, so each network,
+/// and everyone together, may make only so many a minute. Past it: 429,
+/// with when to try again.
 pub async fn limit(
     State(state): State<AppState>,
     request: axum::extract::Request,
     next: axum::middleware::Next,
 ) -> axum::response::Response {
     let now = now().0;
-    let network = request
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map(|info| NetworkKey::from(info.0.ip()));
-    let allowed = network
+    let allowed = network_of(&request)
         .map_or(Ok(()), |key| state.registration_limiter.take(key, now, 1))
         .and_then(|()| state.all_registrations.take((), now, 1));
     match allowed {
         Ok(()) => next.run(request).await,
-        Err(retry_after_ms) => {
-            let seconds = retry_after_ms.div_ceil(1000).max(1);
-            let error = ApiError {
-                status: StatusCode::TOO_MANY_REQUESTS,
-                error: "too_many_requests",
-                message: format!(
-                    "Too many requests from here at once. Try again in {seconds} seconds."
-                ),
-            };
-            let mut response = error.into_response();
-            response.headers_mut().insert(
-                axum::http::header::RETRY_AFTER,
-                axum::http::HeaderValue::from(seconds),
-            );
-            response
-        }
+        Err(retry_after_ms) => too_many_requests(retry_after_ms),
     }
+}
+
+/// The network a request came from (an IPv6 address's /64).
+pub fn network_of(request: &axum::extract::Request) -> Option<NetworkKey> {
+    request
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|info| NetworkKey::from(info.0.ip()))
+}
+
+/// 429, with when to try again.
+pub fn too_many_requests(retry_after_ms: u32) -> axum::response::Response {
+    let seconds = retry_after_ms.div_ceil(1000).max(1);
+    let error = ApiError {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        error: "too_many_requests",
+        message: format!("Too many requests from here at once. Try again in {seconds} seconds."),
+    };
+    let mut response = error.into_response();
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from(seconds),
+    );
+    response
 }
 
 /// `POST /api/setup`: the first administrator, from the first-run link.

@@ -49,8 +49,8 @@ pub struct UnlockRequest {
     pub signature: String,
 }
 
-/// What a phone learns from an unlock.
-#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+/// What a phone learns from an unlock. Prints without the share.
+#[derive(Serialize, Deserialize, PartialEq, Eq)]
 #[serde(tag = "outcome", rename_all = "snake_case")]
 pub enum UnlockAnswer {
     /// The passcode was right: the share, as hex.
@@ -60,6 +60,16 @@ pub enum UnlockAnswer {
     /// That was the last guess: the share is destroyed; the phone must wipe
     /// itself.
     Wiped,
+}
+
+impl std::fmt::Debug for UnlockAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UnlockAnswer::Unlocked { .. } => f.write_str("Unlocked { share: *** }"),
+            UnlockAnswer::WrongPasscode { left } => write!(f, "WrongPasscode {{ left: {left} }}"),
+            UnlockAnswer::Wiped => f.write_str("Wiped"),
+        }
+    }
 }
 
 fn refused(refusal: UnlockRefusal) -> ApiError {
@@ -113,6 +123,28 @@ fn unhex(text: &str, max: usize) -> Option<Vec<u8>> {
     hex::decode(text)
 }
 
+/// Unlocks a network may ask for a minute (each is two requests): a home's
+/// Wi-Fi, behind one address, with every phone unlocking after its two
+/// minutes' idle lock, stays well inside it. Apart from registrations, so
+/// that neither can use up the other's allowance.
+pub const UNLOCK_REQUESTS_PER_MINUTE: u32 = 240;
+
+/// In front of `/api/unlock/nonce` and `/api/unlock`: each costs a
+/// signature check before any device is known, so each network may make
+/// only so many. (Guesses themselves are limited per device, by the count.)
+pub async fn limit(
+    State(state): State<AppState>,
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let allowed = crate::registration::network_of(&request)
+        .map_or(Ok(()), |key| state.unlock_limiter.take(key, now().0, 1));
+    match allowed {
+        Ok(()) => next.run(request).await,
+        Err(retry_after_ms) => crate::registration::too_many_requests(retry_after_ms),
+    }
+}
+
 /// `POST /api/unlock/nonce`: a fresh nonce for the device's next unlock.
 pub async fn nonce(
     State(state): State<AppState>,
@@ -161,7 +193,7 @@ pub async fn unlock(
         .map_err(refused)?;
     Ok(Json(match outcome {
         Unlocked::Released(share) => UnlockAnswer::Unlocked {
-            share: hex::encode(&share),
+            share: hex::encode(share.as_bytes()),
         },
         Unlocked::Wrong { left } => UnlockAnswer::WrongPasscode { left },
         Unlocked::Destroyed => {

@@ -5,7 +5,7 @@ mod support;
 
 use huddle_core::ids::{DeviceId, OrgId, UserId};
 use huddle_core::passcode::{
-    nonce_request_transcript, stretch, unlock_transcript, Passcode, Verifier, SHARE_LEN,
+    nonce_request_transcript, stretch, unlock_transcript, Passcode, Share, Verifier, SHARE_LEN,
 };
 use huddle_core::retention::UnixMillis;
 use huddle_core::wire::Role;
@@ -119,7 +119,7 @@ async fn the_share_is_released_for_the_right_passcode_and_destroyed_at_the_tenth
         set_lock(&store, &phone).await;
         assert_eq!(
             phone.unlock(&store, &phone.right, 2).await,
-            Ok(Unlocked::Released(SHARE))
+            Ok(Unlocked::Released(Share::from_bytes(SHARE)))
         );
         assert_eq!(
             phone.unlock(&store, &phone.wrong, 3).await,
@@ -348,4 +348,56 @@ async fn a_phone_sets_its_lock_over_its_socket_and_unlocks_over_http() {
             .await
             .expect("shutdown");
     }
+}
+
+#[tokio::test]
+async fn a_nonce_is_answered_once_however_many_race_for_it_and_a_wrong_one_leaves_it_alone() {
+    with_store(|store| async move {
+        let phone = LockedPhone::new();
+        set_lock(&store, &phone).await;
+        let nonce = [6u8; 32];
+        store
+            .unlock_nonce(PHONE, &nonce, |key| phone.signed_nonce_request(key), NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        // Someone who knows only the phone's id posts nonsense: the phone's
+        // nonce still works afterwards.
+        assert_eq!(
+            store
+                .try_unlock(PHONE, &[0xee; 32], &[0; 48], &[0; 70], NOW)
+                .await
+                .unwrap(),
+            Err(UnlockRefusal::StaleNonce)
+        );
+        // Eight wrong guesses at once, all on the one nonce: one is counted
+        // and the rest refused, on either engine.
+        let proof = phone.wrong.proof(&nonce, PHONE);
+        let signature: Signature = phone
+            .lock_key
+            .sign(&unlock_transcript(PHONE, &nonce, &proof));
+        let signature = signature.to_der().to_bytes().to_vec();
+        let attempts = (0..8).map(|_| {
+            let (store, proof, signature) = (store.clone(), proof, signature.clone());
+            tokio::spawn(async move {
+                store
+                    .try_unlock(PHONE, &nonce, &proof, &signature, NOW)
+                    .await
+                    .expect("db")
+            })
+        });
+        let mut counted = 0;
+        for attempt in futures::future::join_all(attempts).await {
+            match attempt.expect("the task ran") {
+                Ok(Unlocked::Wrong { left }) => {
+                    counted += 1;
+                    assert_eq!(left, MAX_WRONG_PASSCODES - 1);
+                }
+                Err(UnlockRefusal::StaleNonce) => {}
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(counted, 1);
+    })
+    .await;
 }

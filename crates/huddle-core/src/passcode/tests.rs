@@ -22,6 +22,28 @@ fn a_passcode_is_six_digits_or_more_or_four_words_or_more() {
     assert_eq!(Passcode::new("123456").err(), Some(PasscodeError::TooEasy));
     assert_eq!(Passcode::new("987654").err(), Some(PasscodeError::TooEasy));
     assert_eq!(Passcode::new("000000").err(), Some(PasscodeError::TooEasy));
+    for easy in [
+        "121212", "123123", "890123", "210987", "112233", "123321", "1212121",
+    ] {
+        assert_eq!(
+            Passcode::new(easy).err(),
+            Some(PasscodeError::TooEasy),
+            "{easy}"
+        );
+    }
+    // Digits with spaces are not words, and short or repeated words are
+    // not a passphrase.
+    assert_eq!(Passcode::new("1 2 3 4").err(), Some(PasscodeError::Mixed));
+    assert_eq!(
+        Passcode::new("a b c d").err(),
+        Some(PasscodeError::WordsTooShort)
+    );
+    assert_eq!(
+        Passcode::new("kettle kettle kettle kettle").err(),
+        Some(PasscodeError::TooEasy)
+    );
+    assert!(Passcode::new("go to the shop now").is_ok());
+    assert!(Passcode::new("don't stop the night-shift").is_ok());
     assert!(Passcode::new("482915").is_ok());
     assert!(Passcode::new(" 4829157 ").is_ok());
     assert_eq!(Passcode::new("abc123").err(), Some(PasscodeError::Mixed));

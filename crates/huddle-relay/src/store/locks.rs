@@ -7,10 +7,10 @@
 //! offline at Argon2id's cost.
 
 use super::people::audit;
-use super::{id16, to_i64, to_u64, Store, StoreError};
+use super::{id16, to_i64, Store, StoreError};
 use huddle_core::ids::{DeviceId, UserId};
 use huddle_core::passcode::{
-    unlock_transcript, Verifier, NONCE_LEN_UNLOCK, SHARE_LEN, VERIFIER_LEN,
+    unlock_transcript, Share, Verifier, NONCE_LEN_UNLOCK, SHARE_LEN, VERIFIER_LEN,
 };
 use huddle_core::retention::UnixMillis;
 use sqlx::Row;
@@ -25,7 +25,7 @@ pub const UNLOCK_NONCE_MILLIS: u64 = 60_000;
 #[derive(Debug, PartialEq, Eq)]
 pub enum Unlocked {
     /// The passcode was right: the share.
-    Released([u8; SHARE_LEN]),
+    Released(Share),
     /// It was wrong; this many guesses are left.
     Wrong { left: u32 },
     /// It was the last wrong guess: the share and the verifier are gone,
@@ -113,9 +113,16 @@ impl Store {
         Ok(Ok(()))
     }
 
-    /// Checks an unlock: the nonce (used once), the lock key's signature,
-    /// then the proof. A wrong proof counts; the tenth in a row destroys
-    /// the share and the verifier and revokes the device.
+    /// Checks an unlock: the nonce (claimed once, and only if it is the one
+    /// handed out), the lock key's signature, then the proof. A wrong proof
+    /// counts; the tenth in a row destroys the share and the verifier and
+    /// revokes the device.
+    ///
+    /// Each step is one statement that re-checks what it changes, so that
+    /// requests racing each other on PostgreSQL (where a transaction sees
+    /// others' commits) cannot answer one nonce twice or count two wrong
+    /// guesses as one: the claim holds the lock row until this commits, and
+    /// a second claim of the same nonce then finds it gone.
     pub async fn try_unlock(
         &self,
         device: DeviceId,
@@ -128,32 +135,24 @@ impl Store {
         if let Some(refusal) = refusal_before_unlock(&mut tx, device).await? {
             return Ok(Err(refusal));
         }
-        let row = sqlx::query(
-            "SELECT lock_key, verifier, share, failures, nonce, nonce_expires
-             FROM passcode_locks WHERE device_id = $1",
+        // A nonce that is not the one handed out (or too old) leaves the
+        // real one alone: a stranger cannot wear it out.
+        let claimed = sqlx::query(
+            "UPDATE passcode_locks SET nonce = NULL, nonce_expires = NULL
+             WHERE device_id = $1 AND nonce = $2 AND nonce_expires > $3
+             RETURNING lock_key, verifier, share",
         )
         .bind(&device.as_bytes()[..])
-        .fetch_one(&mut *tx)
+        .bind(&nonce[..])
+        .bind(to_i64(now.0))
+        .fetch_optional(&mut *tx)
         .await?;
+        let Some(row) = claimed else {
+            return Ok(Err(UnlockRefusal::StaleNonce));
+        };
         let lock_key: Vec<u8> = row.try_get(0)?;
         let verifier: Vec<u8> = row.try_get(1)?;
         let share: Vec<u8> = row.try_get(2)?;
-        let failures = u32::try_from(to_u64(row.try_get(3)?)).unwrap_or(u32::MAX);
-        let expected: Option<Vec<u8>> = row.try_get(4)?;
-        let expires: Option<i64> = row.try_get(5)?;
-        // The nonce is used once, whatever happens next.
-        sqlx::query(
-            "UPDATE passcode_locks SET nonce = NULL, nonce_expires = NULL WHERE device_id = $1",
-        )
-        .bind(&device.as_bytes()[..])
-        .execute(&mut *tx)
-        .await?;
-        let fresh =
-            expected.as_deref() == Some(&nonce[..]) && expires.is_some_and(|at| to_u64(at) > now.0);
-        if !fresh {
-            tx.commit().await?;
-            return Ok(Err(UnlockRefusal::StaleNonce));
-        }
         if !crate::auth::verify_signature(
             &lock_key,
             &unlock_transcript(device, nonce, proof),
@@ -174,31 +173,48 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
-            return Ok(Ok(Unlocked::Released(share)));
+            return Ok(Ok(Unlocked::Released(Share::from_bytes(share))));
         }
-        let failures = failures.saturating_add(1);
+        let failures: i64 = sqlx::query_scalar(
+            "UPDATE passcode_locks SET failures = failures + 1 WHERE device_id = $1
+             RETURNING failures",
+        )
+        .bind(&device.as_bytes()[..])
+        .fetch_one(&mut *tx)
+        .await?;
+        let failures = u32::try_from(failures).unwrap_or(u32::MAX);
         if failures < MAX_WRONG_PASSCODES {
-            sqlx::query("UPDATE passcode_locks SET failures = $2 WHERE device_id = $1")
-                .bind(&device.as_bytes()[..])
-                .bind(i64::from(failures))
-                .execute(&mut *tx)
-                .await?;
             tx.commit().await?;
             return Ok(Ok(Unlocked::Wrong {
                 left: MAX_WRONG_PASSCODES - failures,
             }));
         }
+        self.destroy(&mut tx, device, now).await?;
+        tx.commit().await?;
+        Ok(Ok(Unlocked::Destroyed))
+    }
+
+    /// The tenth wrong guess: the share and the verifier go, and the device
+    /// is revoked as an administrator would revoke it (waiting for its
+    /// appends in flight, never leaving the home without an administrator).
+    async fn destroy(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        device: DeviceId,
+        now: UnixMillis,
+    ) -> Result<(), StoreError> {
+        self.hold_administrators(&mut *tx).await?;
         sqlx::query("DELETE FROM passcode_locks WHERE device_id = $1")
             .bind(&device.as_bytes()[..])
             .execute(&mut *tx)
             .await?;
-        let owner: Vec<u8> = sqlx::query_scalar("SELECT user_id FROM devices WHERE id = $1")
-            .bind(&device.as_bytes()[..])
-            .fetch_one(&mut *tx)
-            .await?;
+        let (owner, role): (Vec<u8>, String) = sqlx::query_as(
+            "SELECT u.id, u.role FROM devices d JOIN users u ON u.id = d.user_id WHERE d.id = $1",
+        )
+        .bind(&device.as_bytes()[..])
+        .fetch_one(&mut *tx)
+        .await?;
         let owner = UserId::from_bytes(id16(&owner)?);
-        // The last administrator's last phone is not revoked (the home would
-        // have no administrator left); without its share it never unlocks.
         let others: i64 = sqlx::query_scalar(
             "SELECT COUNT(*) FROM devices d JOIN users u ON u.id = d.user_id
              WHERE u.role = 'administrator' AND u.revoked_at IS NULL
@@ -207,12 +223,10 @@ impl Store {
         .bind(&device.as_bytes()[..])
         .fetch_one(&mut *tx)
         .await?;
-        let role: String = sqlx::query_scalar("SELECT role FROM users WHERE id = $1")
-            .bind(&owner.as_bytes()[..])
-            .fetch_one(&mut *tx)
-            .await?;
-        let last_administrator = role == "administrator" && others == 0;
-        if !last_administrator {
+        // The last administrator's last phone is not revoked (the home would
+        // have no administrator left); without its share it never unlocks.
+        if !(role == "administrator" && others == 0) {
+            self.hold_devices(&mut *tx, Some(device), None).await?;
             sqlx::query("UPDATE devices SET revoked_at = $2 WHERE id = $1")
                 .bind(&device.as_bytes()[..])
                 .bind(to_i64(now.0))
@@ -220,15 +234,13 @@ impl Store {
                 .await?;
         }
         audit(
-            &mut tx,
+            &mut *tx,
             now,
             owner,
             "phone wiped after ten wrong passcodes",
             &format!("device {device}"),
         )
-        .await?;
-        tx.commit().await?;
-        Ok(Ok(Unlocked::Destroyed))
+        .await
     }
 }
 

@@ -597,7 +597,10 @@ impl Store {
     /// administrators cannot each revoke the other and leave none. (SQLite
     /// writers take turns anyway.) The lock does not hold up appends: they
     /// take only a key-share lock, which it allows.
-    async fn hold_administrators(&self, tx: &mut sqlx::AnyConnection) -> Result<(), StoreError> {
+    pub(super) async fn hold_administrators(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+    ) -> Result<(), StoreError> {
         if self.engine == Engine::Postgres {
             sqlx::query("SELECT id FROM users WHERE role = 'administrator' FOR NO KEY UPDATE")
                 .execute(&mut *tx)
@@ -611,7 +614,7 @@ impl Store {
     /// and keeps new ones waiting until the revocation commits; they then
     /// find the device revoked. Nothing a device sends after its revocation
     /// is stored.
-    async fn hold_devices(
+    pub(super) async fn hold_devices(
         &self,
         tx: &mut sqlx::AnyConnection,
         device: Option<DeviceId>,
