@@ -40,6 +40,23 @@ fn alice_and_bob(world: &mut World, retention: RetentionSecs) -> (TestPhone, Tes
     (alice, bob, group)
 }
 
+/// Alice, Bob and Carol, started, in a group Alice made (Carol added after).
+fn alice_bob_and_carol(
+    world: &mut World,
+    retention: RetentionSecs,
+) -> (TestPhone, TestPhone, TestPhone, GroupId) {
+    let (alice, bob, group) = alice_and_bob(world, retention);
+    let carol = world.phone(3, "Carol");
+    world.start(&carol);
+    let (a, carol_user) = (alice.phone.clone(), carol.user);
+    world
+        .run(async move { a.add_people(group, vec![carol_user]).await })
+        .expect("Alice adds Carol");
+    world.settle();
+    assert!(carol.phone.conversation(group).is_some(), "Carol joined");
+    (alice, bob, carol, group)
+}
+
 fn compose(world: &mut World, phone: &TestPhone, group: GroupId, text: &str) {
     let (handle, text) = (phone.phone.clone(), text.to_owned());
     world
@@ -492,14 +509,7 @@ fn asking_the_relay_offline_or_unanswered_is_a_typed_error() {
 #[test]
 fn after_a_member_is_removed_the_others_renew_their_keys_and_go_on_talking() {
     let mut world = World::new();
-    let (alice, bob, group) = alice_and_bob(&mut world, RetentionSecs::days(7));
-    let carol = world.phone(3, "Carol");
-    world.start(&carol);
-    let (a, carol_user) = (alice.phone.clone(), carol.user);
-    world
-        .run(async move { a.add_people(group, vec![carol_user]).await })
-        .expect("Alice adds Carol");
-    world.settle();
+    let (alice, bob, carol, group) = alice_bob_and_carol(&mut world, RetentionSecs::days(7));
     // A sweep has run: every phone knows when its keys in the group are from.
     world.advance(crate::SWEEP_EVERY_MS);
     let (a, carol_user) = (alice.phone.clone(), carol.user);

@@ -1,6 +1,6 @@
 //! Revocation that removes: the members of a revoked device's groups take it out by a commit, once between them, and what it kept opens nothing sent after.
 
-use super::{alice_and_bob, compose};
+use super::{alice_and_bob, alice_bob_and_carol, compose};
 use crate::driver::REMOVE_REVOKED_WITHIN_MS;
 use crate::platform::{Clock, Crypto};
 use crate::testing::World;
@@ -13,15 +13,7 @@ use huddle_core::wire::{ClientFrame, EntryKind, Payload, Submission};
 #[test]
 fn a_revoked_device_is_removed_from_its_groups_and_a_copy_of_it_opens_nothing_sent_after() {
     let mut world = World::new();
-    let (alice, bob, group) = alice_and_bob(&mut world, RetentionSecs::days(7));
-    let carol = world.phone(3, "Carol");
-    world.start(&carol);
-    let (a, carol_user) = (alice.phone.clone(), carol.user);
-    world
-        .run(async move { a.add_people(group, vec![carol_user]).await })
-        .expect("Alice adds Carol");
-    world.settle();
-    assert!(carol.phone.conversation(group).is_some(), "Carol joined");
+    let (alice, bob, carol, group) = alice_bob_and_carol(&mut world, RetentionSecs::days(7));
 
     // Carol's phone is lost. Whoever finds it copies its profile; then an
     // administrator revokes it.
