@@ -25,6 +25,12 @@ impl DataKey {
         DataKey(Zeroizing::new(bytes))
     }
 
+    /// The key's bytes, to wrap it under another key (the passcode's
+    /// unlock key) and nothing else.
+    pub fn to_bytes(&self) -> Zeroizing<[u8; KEY_LEN]> {
+        self.0.clone()
+    }
+
     fn cipher(&self) -> Aes256Gcm {
         Aes256Gcm::new(self.0.as_ref().into())
     }

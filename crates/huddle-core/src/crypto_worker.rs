@@ -11,9 +11,12 @@ use crate::attestation::{Identities, KeyDigest, Method};
 use crate::certificate::OrgKeyFingerprint;
 use crate::group::GroupProfile;
 use crate::identity::DeviceIdentity;
-use crate::ids::{ClientMessageId, DeviceId, GroupId, UserId};
+use crate::ids::{ClientMessageId, DeviceId, GroupId, OrgId, UserId};
 use crate::retention::UnixMillis;
-use crate::wire::{ClaimedKeyPackage, DeviceCertificate, MembershipChange, Refusal, Role};
+use crate::wire::{
+    ClaimedKeyPackage, DeviceCertificate, LockSecrets, MembershipChange, PhonePolicy, Refusal,
+    Role,
+};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use zeroize::Zeroize;
@@ -78,6 +81,100 @@ impl Drop for InviteKey {
     fn drop(&mut self) {
         self.0.zeroize();
     }
+}
+
+/// A passcode on its way to the worker, the only place it is stretched.
+/// Prints as `PasscodeText(***)`; wiped from memory when dropped.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PasscodeText(String);
+
+impl PasscodeText {
+    pub fn new(typed: String) -> Self {
+        PasscodeText(typed)
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PasscodeText {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PasscodeText(***)")
+    }
+}
+
+impl Drop for PasscodeText {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+/// The page's data key, crossing to the worker to be wrapped under the
+/// unlock key when a passcode is set, and back when the phone is unlocked.
+/// Prints as `PageKey(***)`; wiped from memory when dropped.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PageKey(Vec<u8>);
+
+impl PageKey {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        PageKey(bytes)
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PageKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PageKey(***)")
+    }
+}
+
+impl Drop for PageKey {
+    fn drop(&mut self) {
+        self.0.zeroize();
+    }
+}
+
+/// Whether this phone is locked by a passcode, read before anything else.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockStatus {
+    /// A passcode locks the phone: nothing opens without it.
+    pub locked: bool,
+    /// The phone has not unlocked with the relay for longer than the
+    /// organisation allows: it must wipe itself now.
+    pub away_too_long: bool,
+    /// Until when it can be unlocked without the relay; `None` if it
+    /// cannot (never allowed, or the time is over and the copy deleted).
+    pub offline_until: Option<UnixMillis>,
+}
+
+/// How an unlock went.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum UnlockOutcome {
+    /// The passcode was right: the page's key, and what the organisation
+    /// asks of its phones (the worker has opened its own store).
+    Unlocked { page_key: PageKey, policy: PhonePolicy },
+    /// It was wrong. `left` guesses remain: with the relay before it
+    /// destroys this phone's share (`offline`: false), or on this phone
+    /// before its offline copy is deleted (`offline`: true).
+    WrongPasscode { left: u32, offline: bool },
+    /// Ten wrong passcodes: the relay destroyed the share, and the worker
+    /// has deleted its store. The page must wipe now.
+    Wiped,
+    /// The relay says this phone was signed out: wipe now.
+    SignedOut,
+    /// The relay cannot be reached and this phone may not be unlocked
+    /// without it (never allowed, too long since the last unlock, or too
+    /// many wrong guesses here).
+    NeedsRelay,
+    /// The relay refused for a reason the person can act on (its words:
+    /// the phone's clock, too many attempts, no passcode known).
+    Refused { message: String },
 }
 
 /// A sealed application message, ready for a `Submit` frame.
@@ -284,6 +381,27 @@ pub enum WorkerRequest {
         method: Method,
         now: UnixMillis,
     },
+    /// Whether a passcode locks this phone (answered by `LockStatus`).
+    /// Deletes the offline copy of the share once its time is over.
+    LockStatus { now: UnixMillis },
+    /// Prepares a passcode lock: stretches the passcode, makes the share and
+    /// the lock key, and wraps both data keys under the unlock key, in
+    /// memory only. Answered by `PasscodeLock`, what the relay is to keep;
+    /// `CommitPasscode` stores it once the relay has.
+    SetPasscode {
+        passcode: PasscodeText,
+        page_key: PageKey,
+        org: OrgId,
+        device: DeviceId,
+        policy: PhonePolicy,
+        now: UnixMillis,
+    },
+    /// The relay keeps the lock: store it, and delete the data keys kept
+    /// any other way.
+    CommitPasscode,
+    /// Unlocks with the relay (or, without it, within the grace period):
+    /// answered by `Unlock`.
+    Unlock { passcode: PasscodeText, now: UnixMillis },
 }
 
 /// What the crypto worker answers.
@@ -353,6 +471,14 @@ pub enum WorkerResponse {
     Attestation {
         attestation: Vec<u8>,
     },
+    LockStatus(LockStatus),
+    /// What the relay is to keep of a new passcode lock.
+    PasscodeLock {
+        /// The lock key's public half (SEC1).
+        lock_key: Vec<u8>,
+        secrets: LockSecrets,
+    },
+    Unlock(UnlockOutcome),
 }
 
 /// Why a request failed, in words for logs (never secrets). What the person
@@ -377,6 +503,10 @@ pub enum WorkerErrorKind {
     Untrusted(Refusal),
     /// The worker's store could not be read or written.
     Storage,
+    /// A passcode locks the phone, and it has not been unlocked.
+    Locked,
+    /// The passcode is not one Huddle accepts (the message says why).
+    Passcode,
 }
 
 #[cfg(test)]

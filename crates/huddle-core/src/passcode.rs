@@ -15,7 +15,9 @@
 
 use crate::at_rest::{self, AtRestError, DataKey, KEY_LEN, NONCE_LEN};
 use crate::ids::{DeviceId, OrgId};
+use crate::wire::PhonePolicy;
 use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
 use sha2::Sha384;
 use zeroize::Zeroizing;
 
@@ -108,6 +110,24 @@ impl Passcode {
         if distinct.len() < MIN_WORDS - 1 {
             return Err(PasscodeError::TooEasy);
         }
+        Ok(Passcode(Zeroizing::new(words.join(" "))))
+    }
+
+    /// A passcode typed to unlock: put in the same form as [`Passcode::new`]
+    /// does, without its rules for choosing one (what was accepted when it
+    /// was chosen must open the phone whatever the rules are now).
+    pub fn typed(typed: &str) -> Result<Self, PasscodeError> {
+        let typed = typed.trim();
+        if typed.len() > MAX_LEN {
+            return Err(PasscodeError::TooLong);
+        }
+        if typed.chars().all(|c| c.is_ascii_digit()) {
+            return Ok(Passcode(Zeroizing::new(typed.to_owned())));
+        }
+        let words: Vec<String> = typed
+            .split_whitespace()
+            .map(|word| word.to_lowercase())
+            .collect();
         Ok(Passcode(Zeroizing::new(words.join(" "))))
     }
 
@@ -242,6 +262,61 @@ pub fn nonce_request_transcript(device: DeviceId, at: u64) -> Vec<u8> {
     transcript.extend_from_slice(device.as_bytes());
     transcript.extend_from_slice(&at.to_be_bytes());
     transcript
+}
+
+// The JSON the phone and the relay exchange at `/api/unlock/nonce` and
+// `/api/unlock`.
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NonceRequest {
+    pub device: DeviceId,
+    /// The phone's clock, in Unix milliseconds: a request is answered
+    /// within five minutes of it, so an old one cannot be replayed later.
+    pub at: u64,
+    /// DER ECDSA P-384 signature by the lock key over the nonce request
+    /// transcript, as hex.
+    pub signature: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct NonceAnswer {
+    /// As hex.
+    pub nonce: String,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct UnlockRequest {
+    pub device: DeviceId,
+    /// The nonce from `/api/unlock/nonce`, as hex.
+    pub nonce: String,
+    /// HMAC-SHA-384 of the nonce under the passcode's verifier, as hex.
+    pub proof: String,
+    /// DER ECDSA P-384 signature by the lock key over the unlock
+    /// transcript, as hex.
+    pub signature: String,
+}
+
+/// What a phone learns from an unlock. Prints without the share.
+#[derive(Serialize, Deserialize, PartialEq, Eq)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum UnlockAnswer {
+    /// The passcode was right: the share, as hex.
+    Unlocked { share: String, policy: PhonePolicy },
+    /// It was wrong: this many guesses are left before the phone is wiped.
+    WrongPasscode { left: u32 },
+    /// That was the last guess: the share is destroyed; the phone must wipe
+    /// itself.
+    Wiped,
+}
+
+impl std::fmt::Debug for UnlockAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            UnlockAnswer::Unlocked { .. } => f.write_str("Unlocked { share: *** }"),
+            UnlockAnswer::WrongPasscode { left } => write!(f, "WrongPasscode {{ left: {left} }}"),
+            UnlockAnswer::Wiped => f.write_str("Wiped"),
+        }
+    }
 }
 
 /// HMAC accepts keys of every length; this cannot be reached.

@@ -462,17 +462,33 @@ pub struct PhonePolicy {
     /// A phone that has not signed in to the relay for this long wipes
     /// itself when it next opens, unread messages and all (0: never).
     pub max_offline_secs: u64,
+    /// The app locks after this long without a touch (0: never).
+    pub lock_after_idle_secs: u64,
+    /// The app locks after it has been hidden for this long (0: at once).
+    pub lock_after_hidden_secs: u64,
+    /// How long after its last unlock with the relay a phone may be
+    /// unlocked without it (0: never offline).
+    pub offline_unlock_secs: u64,
 }
 
 impl PhonePolicy {
     /// A week: the longest a lost phone kept offline keeps what it holds.
     pub const DEFAULT_MAX_OFFLINE_SECS: u64 = 7 * 24 * 60 * 60;
+    /// Two minutes without a touch.
+    pub const DEFAULT_LOCK_AFTER_IDLE_SECS: u64 = 2 * 60;
+    /// Thirty seconds in the background.
+    pub const DEFAULT_LOCK_AFTER_HIDDEN_SECS: u64 = 30;
+    /// A shift and a half: a night without Wi-Fi still opens.
+    pub const DEFAULT_OFFLINE_UNLOCK_SECS: u64 = 12 * 60 * 60;
 }
 
 impl Default for PhonePolicy {
     fn default() -> Self {
         PhonePolicy {
             max_offline_secs: Self::DEFAULT_MAX_OFFLINE_SECS,
+            lock_after_idle_secs: Self::DEFAULT_LOCK_AFTER_IDLE_SECS,
+            lock_after_hidden_secs: Self::DEFAULT_LOCK_AFTER_HIDDEN_SECS,
+            offline_unlock_secs: Self::DEFAULT_OFFLINE_UNLOCK_SECS,
         }
     }
 }

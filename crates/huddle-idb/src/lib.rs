@@ -20,7 +20,7 @@
 pub mod key;
 mod request;
 
-use huddle_core::at_rest::{open_record, seal_record, DataKey, NONCE_LEN};
+use huddle_core::at_rest::{open_record, seal_record, DataKey, KEY_LEN, NONCE_LEN};
 use js_sys::{Array, Object, Reflect, Uint8Array};
 use rexie::{Index, ObjectStore, Rexie, TransactionMode};
 use serde::de::DeserializeOwned;
@@ -130,9 +130,46 @@ impl SealedDb {
     /// Loads the data key from `keys_store` (making it on first use): from
     /// now on records can be read and written.
     pub async fn unlock(mut self, keys_store: &'static str) -> Result<Self, IdbError> {
-        let db = self.db.get_mut().as_ref().ok_or(IdbError::Open)?;
-        self.key = Some(key::load_or_create(db, keys_store).await?);
+        let key = key::load_or_create(&|store, mode| self.transaction(&[store], mode), keys_store)
+            .await?;
+        self.key = Some(key);
         Ok(self)
+    }
+
+    /// Opens with a data key the caller unwrapped (under the passcode's
+    /// unlock key); nothing is read from or made in the keys store.
+    pub fn unlock_with(mut self, key: DataKey) -> Self {
+        self.key = Some(key);
+        self
+    }
+
+    /// The data key's bytes, to wrap under a passcode's unlock key.
+    pub fn data_key_bytes(&self) -> Result<zeroize::Zeroizing<[u8; KEY_LEN]>, IdbError> {
+        Ok(self.key()?.to_bytes())
+    }
+
+    /// Whether the data key is still kept beside the data (no passcode yet).
+    pub async fn keeps_data_key(&self, keys_store: &str) -> Result<bool, IdbError> {
+        key::has_data_key(&|store, mode| self.transaction(&[store], mode), keys_store).await
+    }
+
+    /// Deletes the data key kept beside the data: a passcode's unlock key
+    /// now wraps it, elsewhere.
+    pub async fn forget_data_key(&self, keys_store: &str) -> Result<(), IdbError> {
+        key::forget_data_key(&|store, mode| self.transaction(&[store], mode), keys_store).await
+    }
+
+    /// A secret kept wrapped by a non-extractable WebCrypto key (see [`key`]).
+    pub async fn store_secret(&self, store: &str, id: &str, secret: &[u8]) -> Result<(), IdbError> {
+        key::store_secret(&|store, mode| self.transaction(&[store], mode), store, id, secret).await
+    }
+
+    pub async fn load_secret(
+        &self,
+        store: &str,
+        id: &str,
+    ) -> Result<Option<zeroize::Zeroizing<Vec<u8>>>, IdbError> {
+        key::load_secret(&|store, mode| self.transaction(&[store], mode), store, id).await
     }
 
     pub fn name(&self) -> &str {

@@ -79,6 +79,19 @@ pub struct Config {
     #[arg(long, env = "HUDDLE_MAX_OFFLINE_DAYS", default_value_t = 7)]
     pub max_offline_days: u64,
 
+    /// Seconds without a touch after which the app locks (0: never).
+    #[arg(long, env = "HUDDLE_LOCK_AFTER_IDLE_SECS", default_value_t = 120)]
+    pub lock_after_idle_secs: u64,
+
+    /// Seconds in the background after which the app locks (0: at once).
+    #[arg(long, env = "HUDDLE_LOCK_AFTER_HIDDEN_SECS", default_value_t = 30)]
+    pub lock_after_hidden_secs: u64,
+
+    /// Hours after its last unlock with the relay that a phone may still be
+    /// unlocked without a connection (0: only with the relay).
+    #[arg(long, env = "HUDDLE_OFFLINE_UNLOCK_HOURS", default_value_t = 12)]
+    pub offline_unlock_hours: u64,
+
     /// Seconds between pings to a quiet phone. A phone that answers nothing
     /// to two pings in a row is taken for gone and its socket closed (with
     /// the default, within 45 seconds of its going).

@@ -265,6 +265,9 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningRelay> {
             ping_interval: Duration::from_secs(config.ping_secs.max(1)),
             phone_policy: huddle_core::wire::PhonePolicy {
                 max_offline_secs: config.max_offline_days.saturating_mul(24 * 60 * 60),
+                lock_after_idle_secs: config.lock_after_idle_secs,
+                lock_after_hidden_secs: config.lock_after_hidden_secs,
+                offline_unlock_secs: config.offline_unlock_hours.saturating_mul(60 * 60),
             },
         },
         &config.app_dir,

@@ -14,63 +14,13 @@ use axum::http::StatusCode;
 use axum::Json;
 use huddle_core::hex;
 use huddle_core::ids::DeviceId;
-use huddle_core::passcode::{nonce_request_transcript, NONCE_LEN_UNLOCK, PROOF_LEN};
-use serde::{Deserialize, Serialize};
-
-#[derive(Debug, Deserialize)]
-pub struct NonceRequest {
-    pub device: DeviceId,
-    /// The phone's clock, in Unix milliseconds: a request is answered
-    /// within five minutes of it, so an old one cannot be replayed later.
-    pub at: u64,
-    /// DER ECDSA P-384 signature by the lock key over the nonce request
-    /// transcript, as hex.
-    pub signature: String,
-}
+use huddle_core::passcode::{
+    nonce_request_transcript, NonceAnswer, NonceRequest, UnlockAnswer, UnlockRequest,
+    NONCE_LEN_UNLOCK, PROOF_LEN,
+};
 
 /// How far a nonce request's time may be from the relay's.
 const NONCE_REQUEST_SKEW_MILLIS: u64 = 5 * 60 * 1000;
-
-#[derive(Debug, Serialize, Deserialize)]
-pub struct NonceAnswer {
-    /// As hex.
-    pub nonce: String,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct UnlockRequest {
-    pub device: DeviceId,
-    /// The nonce from `/api/unlock/nonce`, as hex.
-    pub nonce: String,
-    /// HMAC-SHA-384 of the nonce under the passcode's verifier, as hex.
-    pub proof: String,
-    /// DER ECDSA P-384 signature by the lock key over the unlock
-    /// transcript, as hex.
-    pub signature: String,
-}
-
-/// What a phone learns from an unlock. Prints without the share.
-#[derive(Serialize, Deserialize, PartialEq, Eq)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum UnlockAnswer {
-    /// The passcode was right: the share, as hex.
-    Unlocked { share: String },
-    /// It was wrong: this many guesses are left before the phone is wiped.
-    WrongPasscode { left: u32 },
-    /// That was the last guess: the share is destroyed; the phone must wipe
-    /// itself.
-    Wiped,
-}
-
-impl std::fmt::Debug for UnlockAnswer {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            UnlockAnswer::Unlocked { .. } => f.write_str("Unlocked { share: *** }"),
-            UnlockAnswer::WrongPasscode { left } => write!(f, "WrongPasscode {{ left: {left} }}"),
-            UnlockAnswer::Wiped => f.write_str("Wiped"),
-        }
-    }
-}
 
 fn refused(refusal: UnlockRefusal) -> ApiError {
     let (status, error, message) = match refusal {
@@ -194,6 +144,7 @@ pub async fn unlock(
     Ok(Json(match outcome {
         Unlocked::Released(share) => UnlockAnswer::Unlocked {
             share: hex::encode(share.as_bytes()),
+            policy: state.phone_policy,
         },
         Unlocked::Wrong { left } => UnlockAnswer::WrongPasscode { left },
         Unlocked::Destroyed => {

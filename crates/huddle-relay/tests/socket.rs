@@ -513,6 +513,9 @@ async fn each_phone_is_told_at_sign_in_how_long_it_may_stay_away() {
     };
     let mut config = support::config(dir.path(), dir.path(), Some(url));
     config.max_offline_days = 3;
+    config.lock_after_idle_secs = 45;
+    config.lock_after_hidden_secs = 5;
+    config.offline_unlock_hours = 2;
     let relay = support::start(&config).await;
     let phone = TestDevice::new(1);
     phone.register(&relay.store, Role::Staff).await;
@@ -522,9 +525,14 @@ async fn each_phone_is_told_at_sign_in_how_long_it_may_stay_away() {
         matches!(
             ready,
             ServerFrame::Ready {
-                policy: PhonePolicy { max_offline_secs },
+                policy: PhonePolicy {
+                    max_offline_secs: 259_200,
+                    lock_after_idle_secs: 45,
+                    lock_after_hidden_secs: 5,
+                    offline_unlock_secs: 7_200,
+                },
                 ..
-            } if max_offline_secs == 3 * 24 * 60 * 60
+            }
         ),
         "{ready:?}"
     );

@@ -7,9 +7,14 @@
 //! never sees either key, nor any record in the clear.
 
 use crate::core::{DeviceRecord, PendingKey, WorkerCore, DEVICE_RECORD, PENDING_KEY_RECORD};
+use crate::lock::{self, LockRecord, NewLock, OfflineTry};
+use crate::relay_unlock::{self, RelayAnswer};
+use huddle_core::at_rest::DataKey;
 use huddle_core::crypto_worker::{
-    RequestEnvelope, ResponseEnvelope, WorkerError, WorkerErrorKind, WorkerRequest,
+    LockStatus, PasscodeText, RequestEnvelope, ResponseEnvelope, UnlockOutcome,
+    WorkerError, WorkerErrorKind, WorkerRequest, WorkerResponse,
 };
+use huddle_core::retention::UnixMillis;
 use huddle_core::hex;
 use huddle_idb::{IdbError, SealedDb, SealedStore, StoreSpec, Write};
 use huddle_mls::state::StateChange;
@@ -25,13 +30,22 @@ const DELETE_WAIT_MILLIS: u32 = 2_000;
 const KEYS_STORE: &str = "keys";
 const RECORDS_STORE: &str = "records";
 const MLS_STORE: &str = "mls";
+/// The passcode lock: its record (raw: its secrets are wrapped) and the
+/// lock key (wrapped by WebCrypto).
+const LOCK_STORE: &str = "lock";
+const LOCK_RECORD_ID: &str = "lock";
+const LOCK_KEY_ID: &str = "lock-key";
 
 /// Append-only: each entry is one schema version's new stores.
-const SCHEMA_HISTORY: &[&[StoreSpec]] = &[&[
-    StoreSpec::plain(KEYS_STORE),
-    StoreSpec::plain(RECORDS_STORE),
-    StoreSpec::plain(MLS_STORE),
-]];
+const SCHEMA_HISTORY: &[&[StoreSpec]] = &[
+    &[
+        StoreSpec::plain(KEYS_STORE),
+        StoreSpec::plain(RECORDS_STORE),
+        StoreSpec::plain(MLS_STORE),
+    ],
+    // Version 2: the passcode lock.
+    &[StoreSpec::plain(LOCK_STORE)],
+];
 
 /// The device's identity and key (in the records store).
 const DEVICE: SealedStore<DeviceRecord> = SealedStore::new(RECORDS_STORE);
@@ -50,16 +64,76 @@ pub struct WorkerStore {
     db: SealedDb,
 }
 
+fn locked() -> WorkerError {
+    WorkerError {
+        kind: WorkerErrorKind::Locked,
+        message: "a passcode locks this phone".into(),
+    }
+}
+
+/// The lock record of a database opened without its key; `None` if no
+/// passcode locks it.
+async fn read_lock(db: &SealedDb) -> Result<Option<LockRecord>, WorkerError> {
+    let Some(value) = db
+        .get_raw(LOCK_STORE, &JsValue::from_str(LOCK_RECORD_ID))
+        .await
+        .map_err(storage_error)?
+    else {
+        return Ok(None);
+    };
+    let bytes = js_sys::Uint8Array::new(&value).to_vec();
+    postcard::from_bytes(&bytes)
+        .map(Some)
+        .map_err(|_| storage_error(IdbError::Damaged))
+}
+
+fn lock_write(record: &LockRecord) -> Result<Write, WorkerError> {
+    let bytes = postcard::to_allocvec(record).map_err(|_| storage_error(IdbError::Damaged))?;
+    Ok(Write::Put {
+        store: LOCK_STORE,
+        key: JsValue::from_str(LOCK_RECORD_ID),
+        value: js_sys::Uint8Array::from(&bytes[..]).into(),
+    })
+}
+
 impl WorkerStore {
-    /// Opens the database and unwraps (or, the first time, creates) its data key.
-    pub async fn open(name: &str) -> Result<Self, WorkerError> {
+    /// Opens the database with its data key: `unlocked`, the key a passcode
+    /// unlock gave; without one, the key kept beside the data (made the
+    /// first time), unless a passcode locks the database.
+    pub async fn open(name: &str, unlocked: Option<&DataKey>) -> Result<Self, WorkerError> {
         let db = SealedDb::open(name, SCHEMA_HISTORY)
             .await
-            .map_err(storage_error)?
-            .unlock(KEYS_STORE)
+            .map_err(storage_error)?;
+        let db = match unlocked {
+            Some(key) => db.unlock_with(DataKey::from_bytes(*key.to_bytes())),
+            None => {
+                if read_lock(&db).await?.is_some() {
+                    db.close();
+                    return Err(locked());
+                }
+                db.unlock(KEYS_STORE).await.map_err(storage_error)?
+            }
+        };
+        Ok(WorkerStore { db })
+    }
+
+    /// Stores a new lock, and deletes the data key kept beside the data,
+    /// in one transaction: from then on only the passcode opens it.
+    async fn commit_lock(&self, lock: &NewLock) -> Result<(), WorkerError> {
+        self.db
+            .store_secret(LOCK_STORE, LOCK_KEY_ID, &lock.lock_private)
             .await
             .map_err(storage_error)?;
-        Ok(WorkerStore { db })
+        self.db
+            .write(vec![
+                lock_write(&lock.record)?,
+                Write::Delete {
+                    store: KEYS_STORE,
+                    key: JsValue::from_str(huddle_idb::key::DATA_KEY_ID),
+                },
+            ])
+            .await
+            .map_err(storage_error)
     }
 
     pub async fn load_device(&self) -> Result<Option<DeviceRecord>, WorkerError> {
@@ -141,7 +215,7 @@ impl WorkerStore {
     /// Deletes every record: the device key, the pending key, all group state
     /// and the data key itself.
     pub async fn wipe(&self) -> Result<(), WorkerError> {
-        let writes = [KEYS_STORE, RECORDS_STORE, MLS_STORE]
+        let writes = [KEYS_STORE, RECORDS_STORE, MLS_STORE, LOCK_STORE]
             .into_iter()
             .map(|store| Write::Clear { store })
             .collect();
@@ -160,6 +234,11 @@ pub struct RequestHandler {
     core: WorkerCore,
     store: Option<WorkerStore>,
     database: Option<String>,
+    /// The worker's data key, once a passcode unlock (or the setting of a
+    /// passcode) has given it; dropped with the worker when the app locks.
+    unlocked: Option<DataKey>,
+    /// A lock made for a new passcode, until the relay keeps its half.
+    pending_lock: Option<NewLock>,
 }
 
 impl Drop for RequestHandler {
@@ -175,11 +254,9 @@ impl Drop for RequestHandler {
 impl RequestHandler {
     /// A handler on a database other than the default (tests).
     pub fn with_database(name: &str) -> Self {
-        RequestHandler {
-            core: WorkerCore::default(),
-            store: None,
-            database: Some(name.to_owned()),
-        }
+        let mut handler = RequestHandler::default();
+        handler.database = Some(name.to_owned());
+        handler
     }
 
     pub async fn handle(&mut self, envelope: RequestEnvelope) -> ResponseEnvelope {
@@ -190,13 +267,59 @@ impl RequestHandler {
         }
     }
 
-    async fn answer(
-        &mut self,
-        request: WorkerRequest,
-    ) -> Result<huddle_core::crypto_worker::WorkerResponse, WorkerError> {
+    fn database(&self) -> &str {
+        self.database.as_deref().unwrap_or(WORKER_DATABASE)
+    }
+
+    async fn answer(&mut self, request: WorkerRequest) -> Result<WorkerResponse, WorkerError> {
+        match request {
+            WorkerRequest::LockStatus { now } => return self.lock_status(now).await,
+            WorkerRequest::SetPasscode {
+                passcode,
+                page_key,
+                org,
+                device,
+                policy,
+                now,
+            } => {
+                let store = self.store.as_ref().ok_or(WorkerError {
+                    kind: WorkerErrorKind::NoDevice,
+                    message: "the device is not open yet".into(),
+                })?;
+                let worker_key = store.db.data_key_bytes().map_err(storage_error)?;
+                let lock = lock::make(
+                    &passcode,
+                    org,
+                    device,
+                    DataKey::from_bytes(*worker_key),
+                    &page_key,
+                    policy,
+                    now,
+                )?;
+                let answer = WorkerResponse::PasscodeLock {
+                    lock_key: lock.record.lock_public.clone(),
+                    secrets: lock.secrets.clone(),
+                };
+                self.pending_lock = Some(lock);
+                return Ok(answer);
+            }
+            WorkerRequest::CommitPasscode => {
+                let (Some(store), Some(lock)) = (&self.store, self.pending_lock.take()) else {
+                    return Err(WorkerError {
+                        kind: WorkerErrorKind::NoDevice,
+                        message: "no passcode is waiting to be kept".into(),
+                    });
+                };
+                store.commit_lock(&lock).await?;
+                self.unlocked = Some(lock.worker_key);
+                return Ok(WorkerResponse::Done);
+            }
+            WorkerRequest::Unlock { passcode, now } => return self.unlock(passcode, now).await,
+            _ => {}
+        }
         if let WorkerRequest::PrepareRegistration { transcript } = request {
-            let name = self.database.as_deref().unwrap_or(WORKER_DATABASE);
-            let store = WorkerStore::open(name).await?;
+            let name = self.database();
+            let store = WorkerStore::open(name, None).await?;
             let saved = store.load_pending_key().await?;
             let result = WorkerCore::prepare_registration(saved, &transcript);
             if let Ok((_, Some(key))) = &result {
@@ -210,25 +333,30 @@ impl RequestHandler {
             let store = match self.store.take() {
                 Some(store) => store,
                 None => {
-                    WorkerStore::open(self.database.as_deref().unwrap_or(WORKER_DATABASE)).await?
+                    // A locked phone is wiped without its key: nothing is read.
+                    let db = SealedDb::open(self.database(), SCHEMA_HISTORY)
+                        .await
+                        .map_err(storage_error)?;
+                    WorkerStore { db }
                 }
             };
+            self.unlocked = None;
+            self.pending_lock = None;
             let result = store.wipe().await;
             store.close();
             // Emptied first, so that nothing is left whatever happens next;
             // then the database itself goes. Another tab's worker may hold
             // it open: the browser deletes it once that closes.
-            let name = self.database.as_deref().unwrap_or(WORKER_DATABASE);
+            let name = self.database();
             if result.is_ok() {
                 SealedDb::delete_database_within(name, DELETE_WAIT_MILLIS)
                     .await
                     .map_err(storage_error)?;
             }
-            return result.map(|()| huddle_core::crypto_worker::WorkerResponse::Done);
+            return result.map(|()| WorkerResponse::Done);
         }
         if let WorkerRequest::OpenDevice { identity } = request {
-            let name = self.database.as_deref().unwrap_or(WORKER_DATABASE);
-            let store = WorkerStore::open(name).await?;
+            let store = WorkerStore::open(self.database(), self.unlocked.as_ref()).await?;
             let saved = store.load_device().await?;
             let (entries, pending) = if saved.is_some() {
                 (store.load_entries().await?, None)
@@ -271,5 +399,107 @@ impl RequestHandler {
             store.apply(&changes).await?;
         }
         response
+    }
+
+    async fn lock_status(&mut self, now: UnixMillis) -> Result<WorkerResponse, WorkerError> {
+        let db = SealedDb::open(self.database(), SCHEMA_HISTORY)
+            .await
+            .map_err(storage_error)?;
+        let status = match read_lock(&db).await? {
+            None => LockStatus {
+                locked: false,
+                away_too_long: false,
+                offline_until: None,
+            },
+            Some(mut record) => {
+                let status = record.status(now);
+                db.write(vec![lock_write(&record)?])
+                    .await
+                    .map_err(storage_error)?;
+                status
+            }
+        };
+        db.close();
+        Ok(WorkerResponse::LockStatus(status))
+    }
+
+    async fn unlock(
+        &mut self,
+        passcode: PasscodeText,
+        now: UnixMillis,
+    ) -> Result<WorkerResponse, WorkerError> {
+        let db = SealedDb::open(self.database(), SCHEMA_HISTORY)
+            .await
+            .map_err(storage_error)?;
+        let result = self.unlock_in(&db, passcode, now).await;
+        db.close();
+        if let Ok(WorkerResponse::Unlock(UnlockOutcome::Wiped | UnlockOutcome::SignedOut)) =
+            &result
+        {
+            // The share is gone or the phone signed out: nothing here can
+            // ever be opened again, so nothing is kept.
+            let _ = SealedDb::delete_database_within(self.database(), DELETE_WAIT_MILLIS).await;
+        }
+        result
+    }
+
+    async fn unlock_in(
+        &mut self,
+        db: &SealedDb,
+        passcode: PasscodeText,
+        now: UnixMillis,
+    ) -> Result<WorkerResponse, WorkerError> {
+        let Some(mut record) = read_lock(db).await? else {
+            return Err(WorkerError {
+                kind: WorkerErrorKind::NoDevice,
+                message: "no passcode locks this phone".into(),
+            });
+        };
+        let stretched = lock::stretch_typed(&passcode, record.org, record.device)?;
+        drop(passcode);
+        let signer = db
+            .load_secret(LOCK_STORE, LOCK_KEY_ID)
+            .await
+            .map_err(storage_error)?
+            .and_then(|private| {
+                huddle_mls::identity::DeviceSigner::restore(&private, &record.lock_public).ok()
+            })
+            .ok_or_else(|| storage_error(IdbError::Damaged))?;
+        let outcome = match relay_unlock::ask(&signer, record.device, &stretched, now).await {
+            RelayAnswer::Share(share, policy) => {
+                let (worker_key, page_key) = lock::open(&record, &stretched, &share)?;
+                record.unlocked_with_relay(&stretched, &share, policy, now)?;
+                self.unlocked = Some(worker_key);
+                UnlockOutcome::Unlocked { page_key, policy }
+            }
+            RelayAnswer::Wrong { left } => UnlockOutcome::WrongPasscode {
+                left,
+                offline: false,
+            },
+            RelayAnswer::Wiped => return Ok(WorkerResponse::Unlock(UnlockOutcome::Wiped)),
+            RelayAnswer::SignedOut => {
+                return Ok(WorkerResponse::Unlock(UnlockOutcome::SignedOut))
+            }
+            RelayAnswer::Refused(message) => UnlockOutcome::Refused { message },
+            RelayAnswer::Unreachable => match record.try_offline(&stretched, now) {
+                OfflineTry::Opened(share) => {
+                    let (worker_key, page_key) = lock::open(&record, &stretched, &share)?;
+                    self.unlocked = Some(worker_key);
+                    UnlockOutcome::Unlocked {
+                        page_key,
+                        policy: record.policy,
+                    }
+                }
+                OfflineTry::Wrong { left } => UnlockOutcome::WrongPasscode {
+                    left,
+                    offline: true,
+                },
+                OfflineTry::Unavailable => UnlockOutcome::NeedsRelay,
+            },
+        };
+        db.write(vec![lock_write(&record)?])
+            .await
+            .map_err(storage_error)?;
+        Ok(WorkerResponse::Unlock(outcome))
     }
 }

@@ -226,7 +226,8 @@ impl WorkerCore {
             .unwrap_or_default()
     }
 
-    /// Answers every request except `OpenDevice` (which needs the store).
+    /// Answers every request except those that need the store (opening
+    /// the device, registration, the wipe and the passcode lock).
     pub fn handle(&mut self, request: WorkerRequest) -> Result<WorkerResponse, WorkerError> {
         if let WorkerRequest::Ping = request {
             return Ok(WorkerResponse::Pong {
@@ -241,7 +242,14 @@ impl WorkerCore {
         use WorkerRequest as R;
         use WorkerResponse as A;
         let answer = match request {
-            R::Ping | R::OpenDevice { .. } | R::PrepareRegistration { .. } | R::Wipe => {
+            R::Ping
+            | R::OpenDevice { .. }
+            | R::PrepareRegistration { .. }
+            | R::Wipe
+            | R::LockStatus { .. }
+            | R::SetPasscode { .. }
+            | R::CommitPasscode
+            | R::Unlock { .. } => {
                 return Err(WorkerError {
                     kind: WorkerErrorKind::NoDevice,
                     message: "this request is handled by the worker's store".into(),

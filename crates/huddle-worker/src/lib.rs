@@ -9,6 +9,9 @@
 #[cfg(target_arch = "wasm32")]
 pub mod browser;
 pub mod core;
+pub mod lock;
+#[cfg(target_arch = "wasm32")]
+mod relay_unlock;
 
 use gloo_worker::{HandlerId, Worker, WorkerScope};
 pub use huddle_core::crypto_worker::{

@@ -132,3 +132,23 @@ fn the_relay_checks_a_proof_for_its_nonce_and_this_device_only() {
     assert!(!right.check(&nonce, DEVICE, &proof[..PROOF_LEN - 1]));
     assert!(!right.check(&nonce, DEVICE, &[]));
 }
+
+#[test]
+fn a_passcode_typed_to_unlock_takes_the_form_it_was_chosen_in() {
+    let org = OrgId::from_bytes([1; 16]);
+    let device = DeviceId::from_bytes([2; 16]);
+    let chosen = Passcode::new("Maple  river Candle stone").expect("a passphrase");
+    let typed = Passcode::typed("  maple river candle   STONE ").expect("typed");
+    assert_eq!(
+        stretch(&chosen, org, device).verifier(),
+        stretch(&typed, org, device).verifier()
+    );
+    // What the rules would refuse today still unlocks (and is not refused
+    // before the relay counts it).
+    assert!(Passcode::new("123456").is_err());
+    assert!(Passcode::typed("123456").is_ok());
+    assert_eq!(
+        Passcode::typed(&"9".repeat(MAX_LEN + 1)).err(),
+        Some(PasscodeError::TooLong)
+    );
+}

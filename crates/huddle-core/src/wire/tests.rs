@@ -122,6 +122,9 @@ fn sample_server_frames() -> Vec<ServerFrame> {
             device: device(),
             policy: PhonePolicy {
                 max_offline_secs: 3 * 24 * 60 * 60,
+                lock_after_idle_secs: 60,
+                lock_after_hidden_secs: 10,
+                offline_unlock_secs: 3600,
             },
         },
         ServerFrame::Accepted {

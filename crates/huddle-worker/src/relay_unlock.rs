@@ -1,0 +1,156 @@
+//! Asking the relay for the share: the worker's own two requests to `/api/unlock/nonce` and `/api/unlock`, signed with the lock key, made before the phone can sign in.
+
+use huddle_core::hex;
+use huddle_core::ids::DeviceId;
+use huddle_core::passcode::{
+    nonce_request_transcript, unlock_transcript, NonceAnswer, NonceRequest, Share, Stretched,
+    UnlockAnswer, UnlockRequest, NONCE_LEN_UNLOCK, SHARE_LEN,
+};
+use huddle_core::retention::UnixMillis;
+use huddle_core::wire::PhonePolicy;
+use huddle_mls::identity::DeviceSigner;
+use js_sys::{Function, Object, Reflect};
+use serde::Deserialize;
+use wasm_bindgen::{JsCast, JsValue};
+use wasm_bindgen_futures::JsFuture;
+
+/// How long each request may take: on bad Wi-Fi the person should hear
+/// that the relay cannot be reached, not wait.
+const REQUEST_TIMEOUT_MILLIS: u32 = 10_000;
+
+/// What the relay said.
+pub enum RelayAnswer {
+    Share(Share, PhonePolicy),
+    Wrong { left: u32 },
+    /// Ten wrong passcodes: the share is gone.
+    Wiped,
+    /// The phone was signed out.
+    SignedOut,
+    /// Refused, in words the person can act on.
+    Refused(String),
+    /// No answer from the relay (no network, a timeout, or something
+    /// other than the relay answering).
+    Unreachable,
+}
+
+#[derive(Deserialize)]
+struct ErrorAnswer {
+    error: String,
+    message: String,
+}
+
+/// One request; `Err` if nothing readable came back.
+async fn post(path: &str, body: String) -> Result<(u16, String), ()> {
+    let global = js_sys::global();
+    let fetch: Function = Reflect::get(&global, &"fetch".into())
+        .map_err(|_| ())?
+        .dyn_into()
+        .map_err(|_| ())?;
+    let init = web_sys::RequestInit::new();
+    init.set_method("POST");
+    init.set_body(&JsValue::from_str(&body));
+    let headers = Object::new();
+    Reflect::set(&headers, &"content-type".into(), &"application/json".into()).map_err(|_| ())?;
+    init.set_headers(&headers);
+    if let Some(signal) = timeout_signal() {
+        init.set_signal(Some(&signal));
+    }
+    let promise: js_sys::Promise = fetch
+        .call2(&global, &JsValue::from_str(path), &init)
+        .map_err(|_| ())?
+        .dyn_into()
+        .map_err(|_| ())?;
+    let response: web_sys::Response = JsFuture::from(promise)
+        .await
+        .map_err(|_| ())?
+        .dyn_into()
+        .map_err(|_| ())?;
+    let text = JsFuture::from(response.text().map_err(|_| ())?)
+        .await
+        .map_err(|_| ())?
+        .as_string()
+        .ok_or(())?;
+    Ok((response.status(), text))
+}
+
+/// A signal that aborts a request after the timeout, where the browser
+/// has `AbortSignal.timeout` (elsewhere the request waits as long as the
+/// browser lets it).
+fn timeout_signal() -> Option<web_sys::AbortSignal> {
+    let class = Reflect::get(&js_sys::global(), &"AbortSignal".into()).ok()?;
+    let timeout: Function = Reflect::get(&class, &"timeout".into()).ok()?.dyn_into().ok()?;
+    timeout
+        .call1(&class, &JsValue::from(REQUEST_TIMEOUT_MILLIS))
+        .ok()?
+        .dyn_into()
+        .ok()
+}
+
+/// A refusal the relay explained; anything else is not the relay.
+fn refusal(status: u16, body: &str) -> RelayAnswer {
+    match serde_json::from_str::<ErrorAnswer>(body) {
+        Ok(answer) if answer.error == "revoked" => RelayAnswer::SignedOut,
+        Ok(answer) if (400..500).contains(&status) => RelayAnswer::Refused(answer.message),
+        _ => RelayAnswer::Unreachable,
+    }
+}
+
+/// Asks for a nonce, then answers it with the proof of the passcode.
+pub async fn ask(
+    signer: &DeviceSigner,
+    device: DeviceId,
+    stretched: &Stretched,
+    now: UnixMillis,
+) -> RelayAnswer {
+    let Ok(signature) = signer.sign_challenge(&nonce_request_transcript(device, now.0)) else {
+        return RelayAnswer::Refused("This phone could not sign its request.".into());
+    };
+    let request = NonceRequest {
+        device,
+        at: now.0,
+        signature: hex::encode(&signature),
+    };
+    let Ok(body) = serde_json::to_string(&request) else {
+        return RelayAnswer::Unreachable;
+    };
+    let nonce = match post("/api/unlock/nonce", body).await {
+        Err(()) => return RelayAnswer::Unreachable,
+        Ok((200, text)) => match serde_json::from_str::<NonceAnswer>(&text)
+            .ok()
+            .and_then(|answer| hex::decode(&answer.nonce))
+            .and_then(|bytes| <[u8; NONCE_LEN_UNLOCK]>::try_from(bytes).ok())
+        {
+            Some(nonce) => nonce,
+            None => return RelayAnswer::Unreachable,
+        },
+        Ok((status, text)) => return refusal(status, &text),
+    };
+    let proof = stretched.verifier().proof(&nonce, device);
+    let Ok(signature) = signer.sign_challenge(&unlock_transcript(device, &nonce, &proof)) else {
+        return RelayAnswer::Refused("This phone could not sign its request.".into());
+    };
+    let request = UnlockRequest {
+        device,
+        nonce: hex::encode(&nonce),
+        proof: hex::encode(&proof),
+        signature: hex::encode(&signature),
+    };
+    let Ok(body) = serde_json::to_string(&request) else {
+        return RelayAnswer::Unreachable;
+    };
+    match post("/api/unlock", body).await {
+        Err(()) => RelayAnswer::Unreachable,
+        Ok((200, text)) => match serde_json::from_str::<UnlockAnswer>(&text) {
+            Ok(UnlockAnswer::Unlocked { share, policy }) => {
+                match hex::decode(&share).and_then(|b| <[u8; SHARE_LEN]>::try_from(b).ok()) {
+                    Some(share) => RelayAnswer::Share(Share::from_bytes(share), policy),
+                    None => RelayAnswer::Unreachable,
+                }
+            }
+            Ok(UnlockAnswer::WrongPasscode { left }) => RelayAnswer::Wrong { left },
+            Ok(UnlockAnswer::Wiped) => RelayAnswer::Wiped,
+            Err(_) => RelayAnswer::Unreachable,
+        },
+        Ok((status, text)) => refusal(status, &text),
+    }
+}
