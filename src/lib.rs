@@ -16,8 +16,9 @@ pub mod platform;
 pub mod state;
 
 use leptos::prelude::*;
-use model::AppModel;
+use model::{AppModel, LockView};
 use platform::browser;
+use platform::phone::Opened;
 use platform::registration::LinkKind;
 use state::route::Route;
 
@@ -53,18 +54,27 @@ pub fn App() -> impl IntoView {
         let (path, fragment) = browser::location();
         model.route.set(Route::parse(&path, &fragment));
     });
+    platform::lock::watch(model);
     model.hidden.set(browser::is_hidden());
     browser::on_cover(move |covered| model.hidden.set(covered));
     // Paint from the cache first; the crypto worker and the connection follow.
     leptos::task::spawn_local(async move {
         match platform::phone::load(model).await {
-            Ok(Some(phone)) => {
+            Ok(Opened::Phone(phone)) => {
+                // Opened without a passcode (a phone that joined before
+                // passcodes): one is chosen before anything else.
+                model.lock.set(LockView::Choosing);
                 model.loaded.set(true);
                 browser::mark_after_render("huddle:list-painted");
                 on_demand::prefetch_screens();
                 on_demand::start_phone(model, phone, None).await;
             }
-            Ok(None) => {
+            Ok(Opened::Locked) => {
+                model.lock.set(LockView::Locked);
+                model.loaded.set(true);
+                browser::mark_after_render("huddle:lock-painted");
+            }
+            Ok(Opened::NotJoined) => {
                 model.loaded.set(true);
                 browser::mark_after_render("huddle:first-screen");
             }
@@ -83,8 +93,10 @@ pub fn App() -> impl IntoView {
 
     view! {
         <div class="shell" class:shell--hidden=move || model.hidden.get()>
-            <components::AppBar />
-            <components::ConnectionBanner />
+            <Show when=move || model.lock.get() != LockView::Locked>
+                <components::AppBar />
+                <components::ConnectionBanner />
+            </Show>
             <Show when=move || model.notice.get().is_some()>
                 <p class="banner banner--error" role="alert">
                     {move || model.notice.get()}
@@ -105,6 +117,14 @@ fn screen(model: AppModel) -> AnyView {
     }
     if let Some(unsent) = model.not_recognised.get() {
         return on_demand::not_recognised_screen(model, unsent);
+    }
+    match model.lock.get() {
+        // Nothing but the lock screen: no name, preview or count.
+        LockView::Locked => return view! { <pages::LockPage /> }.into_any(),
+        LockView::Choosing if model.enrolment.with(Option::is_some) => {
+            return on_demand::choose_passcode_screen(model)
+        }
+        _ => {}
     }
     let route = model.route.get();
     match route {

@@ -30,6 +30,19 @@ pub struct ConnectionView {
     pub waiting: usize,
 }
 
+/// Where the phone stands with its passcode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LockView {
+    /// Unlocked (or not joined yet).
+    #[default]
+    Open,
+    /// Locked: only the lock screen shows, and nothing was read.
+    Locked,
+    /// Joined, with no passcode yet: the person chooses one before anything
+    /// else.
+    Choosing,
+}
+
 /// Every signal the screens share. `Copy`, so each view takes it by value.
 #[derive(Clone, Copy)]
 pub struct AppModel {
@@ -64,6 +77,10 @@ pub struct AppModel {
     /// The relay did not recognise this phone, and it is not connecting
     /// until the person tries again.
     pub refused: RwSignal<bool>,
+    /// Locked, open, or waiting for a passcode to be chosen.
+    pub lock: RwSignal<LockView>,
+    /// What the organisation asks of its phones (when to lock).
+    pub policy: RwSignal<huddle_core::wire::PhonePolicy>,
     /// The phone's session, once loaded. It lives as long as the page, so
     /// it is leaked rather than owned: nothing ever needs to drop it, and the
     /// first screen's code carries no drop glue for all it holds.
@@ -97,6 +114,8 @@ impl AppModel {
             signed_out: RwSignal::new(None),
             not_recognised: RwSignal::new(None),
             refused: RwSignal::new(false),
+            lock: RwSignal::new(LockView::Open),
+            policy: RwSignal::new(huddle_core::wire::PhonePolicy::default()),
             phone: StoredValue::new_local(None),
             entries: StoredValue::new_local(Vec::new()),
             shown: StoredValue::new_local(None),
@@ -183,6 +202,7 @@ impl AppModel {
             }
             SessionUpdate::Tick(now) => self.now.set(now),
             SessionUpdate::Identities(identities) => self.identities.set(identities),
+            SessionUpdate::Policy(policy) => self.policy.set(policy),
         }
     }
 

@@ -16,6 +16,7 @@ use crate::model::AppModel;
 use crate::pages;
 use crate::platform::cache::IdbCache;
 use crate::platform::crypto_worker::WorkerCrypto;
+use crate::platform::lock::NotOpened;
 use crate::platform::registration::{self, LinkKind};
 use crate::platform::{phone, AppPhone};
 use crate::state::route::Route;
@@ -87,6 +88,48 @@ fn engine_check_encryption() -> Result<Work<(), String>, NotLoaded> {
         ping.await
             .map_err(|e| crate::state::words::crypto_error(&e))
     }))
+}
+
+#[wasm_split(engine, wasm_split_path = ::leptos::wasm_split, fallible)]
+fn engine_prepare_unlock(model: AppModel) -> Result<Work<(), String>, NotLoaded> {
+    Ok(Box::pin(crate::platform::lock::prepare(model)))
+}
+
+#[wasm_split(engine, wasm_split_path = ::leptos::wasm_split, fallible)]
+fn engine_unlock(model: AppModel, passcode: String) -> Result<Work<(), NotOpened>, NotLoaded> {
+    Ok(Box::pin(crate::platform::lock::unlock(model, passcode)))
+}
+
+#[wasm_split(engine, wasm_split_path = ::leptos::wasm_split, fallible)]
+fn engine_wipe_forgotten(model: AppModel) -> Result<Work<(), ()>, NotLoaded> {
+    Ok(Box::pin(async move {
+        crate::platform::lock::wipe_forgotten(model).await;
+        Ok(())
+    }))
+}
+
+/// The lock screen's start: the crypto worker, and a wipe if the phone has
+/// been away too long. The error is in words.
+pub async fn prepare_unlock(model: AppModel) -> Result<(), String> {
+    match engine_prepare_unlock(model).await {
+        Ok(work) => work.await,
+        Err(NotLoaded) => Err(NOT_LOADED.to_owned()),
+    }
+}
+
+/// Tries a passcode (see `platform::lock::unlock`).
+pub async fn unlock(model: AppModel, passcode: String) -> Result<(), NotOpened> {
+    match engine_unlock(model, passcode).await {
+        Ok(work) => work.await,
+        Err(NotLoaded) => Err(NotOpened::Say(NOT_LOADED.to_owned())),
+    }
+}
+
+/// Wipes a locked phone whose passcode is forgotten.
+pub async fn wipe_forgotten(model: AppModel) {
+    if let Ok(work) = engine_wipe_forgotten(model).await {
+        let _ = work.await;
+    }
 }
 
 /// Whether this phone can run Huddle's encryption: the crypto worker starts
@@ -172,6 +215,23 @@ fn split_signed_out(why: SignOut) -> Result<AnyView, NotLoaded> {
 pub fn signed_out_screen(model: AppModel, why: SignOut) -> AnyView {
     Suspend::new(async move {
         split_signed_out(why)
+            .await
+            .unwrap_or_else(|NotLoaded| not_loaded(model))
+    })
+    .into_any()
+}
+
+/// Choosing a passcode, after joining.
+#[wasm_split(screens, wasm_split_path = ::leptos::wasm_split, fallible)]
+fn split_choose_passcode() -> Result<AnyView, NotLoaded> {
+    Ok(view! { <pages::ChoosePasscodePage /> }.into_any())
+}
+
+/// Shows the passcode screen, or a message with a retry if it cannot be
+/// fetched.
+pub fn choose_passcode_screen(model: AppModel) -> AnyView {
+    Suspend::new(async move {
+        split_choose_passcode()
             .await
             .unwrap_or_else(|NotLoaded| not_loaded(model))
     })

@@ -43,6 +43,8 @@ pub fn RegisterPage(kind: LinkKind, secret: String) -> impl IntoView {
             {
                 Ok((cache, _enrolment, worker)) => match phone::load_from(model, cache).await {
                     Ok(Some(phone)) => {
+                        // A passcode is chosen before the conversation list.
+                        model.lock.set(crate::model::LockView::Choosing);
                         model.loaded.set(true);
                         navigate(model, Route::Conversations);
                         on_demand::prefetch_screens();

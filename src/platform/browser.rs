@@ -129,6 +129,13 @@ pub fn on_cover(f: impl Fn(bool) + 'static) {
     }
 }
 
+/// Reloads the page (the lock: everything in memory goes).
+pub fn reload() {
+    if let Some(window) = web_sys::window() {
+        let _ = window.location().reload();
+    }
+}
+
 pub fn is_hidden() -> bool {
     web_sys::window()
         .and_then(|w| w.document())

@@ -5,8 +5,9 @@
 //! record: the relay knows group ids too). A conversation's newest messages
 //! come in one `getAllRecords` request where the browser has it.
 
+use huddle_core::at_rest::{DataKey, KEY_LEN};
 use huddle_core::attestation::Identities;
-use huddle_core::crypto_worker::WORKER_DATABASE;
+use huddle_core::crypto_worker::{PageKey, WORKER_DATABASE};
 use huddle_core::ids::{ClientMessageId, GroupId};
 use huddle_core::retention::UnixMillis;
 use huddle_core::sync::GroupPosition;
@@ -92,6 +93,23 @@ impl IdbCache {
         Ok(IdbCache {
             db: self.db.unlock(KEYS_STORE).await.map_err(cache_error)?,
         })
+    }
+
+    /// Opens with the data key a passcode unlock gave.
+    pub fn unlock_with(self, key: &PageKey) -> Result<Self, CacheError> {
+        let bytes: [u8; KEY_LEN] = key.as_bytes().try_into().map_err(|_| CacheError::Damaged)?;
+        Ok(IdbCache {
+            db: self.db.unlock_with(DataKey::from_bytes(bytes)),
+        })
+    }
+
+    /// Whether the data key is kept beside the data: no passcode locks this
+    /// phone yet.
+    pub async fn keeps_data_key(&self) -> Result<bool, CacheError> {
+        self.db
+            .keeps_data_key(KEYS_STORE)
+            .await
+            .map_err(cache_error)
     }
 
     /// Whether this phone has joined; needs no key, so that a phone that
@@ -318,6 +336,18 @@ impl Cache for IdbCache {
     /// Nothing is left to read once this returns; the signed-out screen
     /// then deletes the databases themselves, the app's offline copy and
     /// its service worker ([`delete_everything`]).
+    fn data_key(&self) -> Result<PageKey, CacheError> {
+        let bytes = self.db.data_key_bytes().map_err(cache_error)?;
+        Ok(PageKey::new(bytes.to_vec()))
+    }
+
+    async fn forget_kept_key(&self) -> Result<(), CacheError> {
+        self.db
+            .forget_data_key(KEYS_STORE)
+            .await
+            .map_err(cache_error)
+    }
+
     async fn wipe(&self) -> Result<(), CacheError> {
         let emptied = self.empty().await;
         self.db.shut();

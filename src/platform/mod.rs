@@ -7,6 +7,7 @@ pub mod cache;
 pub mod camera;
 pub mod crypto_worker;
 pub mod dom;
+pub mod lock;
 pub mod log;
 pub mod phone;
 pub mod registration;

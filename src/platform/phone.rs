@@ -26,16 +26,33 @@ impl Platform for Browser {
 /// The phone's session in this app.
 pub type AppPhone = Phone<Browser>;
 
-/// Loads the phone from its cache and paints the conversation list. `None`
-/// if this phone has not joined: then no data key is made or unwrapped, so
-/// that the first screen of a new phone does not wait for WebCrypto.
-pub async fn load(model: AppModel) -> Result<Option<&'static AppPhone>, SessionError> {
+/// What opening the app found.
+pub enum Opened {
+    /// This phone has not joined: no data key was made or unwrapped, so
+    /// that the first screen of a new phone does not wait for WebCrypto.
+    NotJoined,
+    /// A passcode locks it: nothing was read.
+    Locked,
+    /// It opened (no passcode yet: the person is asked to choose one).
+    Phone(&'static AppPhone),
+}
+
+/// Loads the phone from its cache and paints the conversation list, unless
+/// a passcode locks it: then nothing is read until it is unlocked.
+pub async fn load(model: AppModel) -> Result<Opened, SessionError> {
     let cache = IdbCache::open().await?;
     if !cache.has_enrolment().await? {
         cache.close();
-        return Ok(None);
+        return Ok(Opened::NotJoined);
     }
-    load_from(model, cache.unlock().await?).await
+    if !cache.keeps_data_key().await? {
+        cache.close();
+        return Ok(Opened::Locked);
+    }
+    Ok(match load_from(model, cache.unlock().await?).await? {
+        Some(phone) => Opened::Phone(phone),
+        None => Opened::NotJoined,
+    })
 }
 
 /// Loads the phone from a cache already open and unlocked (registration

@@ -3,6 +3,7 @@
 //! The layers below speak in types; only this module chooses the words, so
 //! that the same problem always reads the same way, wherever it shows.
 
+use huddle_core::crypto_worker::UnlockOutcome;
 use huddle_core::group::ProfileError;
 use huddle_core::ids::UserId;
 use huddle_core::retention::RetentionError;
@@ -128,6 +129,28 @@ pub fn sign_out(why: &SignOut) -> &'static str {
         SignOut::AwayTooLong => {
             "This phone had not connected to Huddle for longer than your organisation allows, so it was treated as lost."
         }
+        SignOut::WrongPasscodes => {
+            "The wrong passcode was entered ten times, so this phone was treated as lost."
+        }
+        SignOut::ForgottenPasscode => "You wiped this phone because the passcode was forgotten.",
+    }
+}
+
+/// Why an unlock did not open the phone.
+pub fn unlock_refused(outcome: &UnlockOutcome) -> String {
+    match outcome {
+        UnlockOutcome::WrongPasscode { left, offline: false } => match left {
+            1 => "That passcode is not right. One more wrong try and this phone will be wiped.".into(),
+            n => format!("That passcode is not right. {n} tries left before this phone is wiped."),
+        },
+        UnlockOutcome::WrongPasscode { left, offline: true } => match left {
+            0 => "That passcode is not right. Connect to the internet to try again.".into(),
+            1 => "That passcode is not right. One more try without a connection.".into(),
+            n => format!("That passcode is not right. {n} more tries without a connection."),
+        },
+        UnlockOutcome::NeedsRelay => "Connect to the internet to unlock Huddle. Without a connection it opens only for a while after you last unlocked it, and not after wrong tries.".into(),
+        UnlockOutcome::Refused { message } => message.clone(),
+        UnlockOutcome::Unlocked { .. } | UnlockOutcome::Wiped | UnlockOutcome::SignedOut => String::new(),
     }
 }
 

@@ -20,13 +20,13 @@ function freePort() {
 }
 
 /** Starts the relay and resolves once /healthz answers. */
-export async function startRelay({ dataDir: keepDir, port: keepPort } = {}) {
+export async function startRelay({ dataDir: keepDir, port: keepPort, args = [] } = {}) {
   const bin = process.env.HUDDLE_RELAY_BIN;
   const appDir = process.env.HUDDLE_APP_DIR;
   if (!bin || !appDir) throw new Error("HUDDLE_RELAY_BIN and HUDDLE_APP_DIR must be set (scripts/test sets them)");
   const dataDir = keepDir ?? mkdtempSync(join(tmpdir(), "huddle-e2e-"));
   const port = keepPort ?? (await freePort());
-  const child = spawn(bin, ["--listen", `127.0.0.1:${port}`, "--data-dir", dataDir, "--app-dir", appDir], {
+  const child = spawn(bin, ["--listen", `127.0.0.1:${port}`, "--data-dir", dataDir, "--app-dir", appDir, ...args], {
     stdio: ["ignore", "pipe", "pipe"],
   });
   let output = "";

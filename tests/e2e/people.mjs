@@ -8,8 +8,8 @@ import { watchProblems } from "./harness.mjs";
 export const PHONE = { width: 360, height: 740 };
 
 /** One person on one phone: a persistent browser profile of their own. */
-export async function person(name, contextOptions = {}) {
-  const profileDir = mkdtempSync(join(tmpdir(), `huddle-e2e-${name.toLowerCase()}-`));
+export async function person(name, contextOptions = {}, existingProfile = null) {
+  const profileDir = existingProfile ?? mkdtempSync(join(tmpdir(), `huddle-e2e-${name.toLowerCase()}-`));
   // The phone's camera: a video file the test writes (see `showToCamera`),
   // blank until then.
   const camera = join(profileDir, "..", `${profileDir.split("/").pop()}-camera.y4m`);
@@ -43,6 +43,51 @@ export async function person(name, contextOptions = {}) {
      * restarts. */
     problems: () => problems.filter((p) => !/WebSocket connection to .* failed/.test(p)),
   };
+}
+
+/** Each person's passcode: six digits with no pattern, different for each. */
+export function passcodeOf(someone) {
+  let digits = "";
+  for (const c of someone.name) digits += (c.charCodeAt(0) * 7).toString().slice(-1);
+  return `${(digits + "583916").slice(0, 6)}`;
+}
+
+/** Chooses a passcode on the screen that follows joining, and waits for the
+ * conversation list. */
+export async function choosePasscode(someone, code = passcodeOf(someone)) {
+  const page = someone.page;
+  await page.getByRole("heading", { level: 1, name: "Choose a passcode" }).waitFor({ timeout: 30_000 });
+  await page.getByLabel("Passcode", { exact: true }).fill(code);
+  await page.getByLabel("Type it again").fill(code);
+  await page.getByRole("button", { name: "Save passcode" }).click();
+  await page.getByRole("heading", { level: 1, name: "Conversations" }).waitFor({ timeout: 30_000 });
+}
+
+/** Unlocks the app from its lock screen (which must be showing or coming). */
+export async function unlock(someone, code = passcodeOf(someone)) {
+  const page = someone.page;
+  await page.getByRole("heading", { level: 1, name: "Huddle is locked" }).waitFor({ timeout: 30_000 });
+  await page.getByLabel("Passcode", { exact: true }).fill(code);
+  await page.getByRole("button", { name: "Unlock" }).click();
+  await page.getByRole("heading", { level: 1, name: "Conversations" }).waitFor({ timeout: 30_000 });
+}
+
+/** Opens the app at `url` (or reloads it) and unlocks it. */
+export async function reopen(someone, url = new URL("/", someone.page.url()).href) {
+  await someone.page.goto(url);
+  await unlock(someone);
+}
+
+/** What a wiped phone must not hold: Huddle's databases, the app's offline
+ * copy (Cache Storage) and its service worker. */
+export const NOTHING_LEFT = { databases: [], caches: [], serviceWorkers: 0 };
+
+export function leftInBrowser(page) {
+  return page.evaluate(async () => ({
+    databases: (await indexedDB.databases()).map((db) => db.name).filter((name) => name.startsWith("huddle")),
+    caches: await caches.keys(),
+    serviceWorkers: (await navigator.serviceWorker.getRegistrations()).length,
+  }));
 }
 
 /** Waits until the app is connected (no offline or connecting banner). */

@@ -23,7 +23,16 @@ import {
   markersIn,
   qrOnScreen,
   showToCamera,
+  choosePasscode,
+  reopen,
+  leftInBrowser,
+  NOTHING_LEFT,
 } from "./people.mjs";
+
+// The app locks after two minutes without a touch; here people wait longer
+// than that for messages to expire, so only the lock's own tests
+// (lock.test.mjs) use it.
+const RELAY_ARGS = ["--lock-after-idle-secs", "0"];
 
 // Every text the tests write is recorded, so that the scans at the end can
 // look for all of them.
@@ -59,7 +68,7 @@ async function invite(manager, name) {
 async function joinWith(someone, link) {
   await someone.page.goto(link);
   await someone.page.getByRole("button", { name: "Join" }).click();
-  await someone.page.getByRole("heading", { level: 1, name: "Conversations" }).waitFor({ timeout: 30_000 });
+  await choosePasscode(someone);
   await waitLive(someone.page);
   // Let the new device's key packages reach the relay.
   await someone.page.waitForTimeout(1_000);
@@ -103,18 +112,6 @@ function storedCounts(page, stores, group = null) {
   );
 }
 
-/** What a wiped phone must not hold: Huddle's databases, the app's offline
- * copy (Cache Storage) and its service worker. */
-const NOTHING_LEFT = { databases: [], caches: [], serviceWorkers: 0 };
-
-function leftInBrowser(page) {
-  return page.evaluate(async () => ({
-    databases: (await indexedDB.databases()).map((db) => db.name).filter((name) => name.startsWith("huddle")),
-    caches: await caches.keys(),
-    serviceWorkers: (await navigator.serviceWorker.getRegistrations()).length,
-  }));
-}
-
 /** How many messages of `group` the page's IndexedDB holds. */
 const cachedCount = async (page, group) => (await storedCounts(page, ["messages"], group))[0];
 
@@ -133,7 +130,7 @@ function relayEntries(group) {
 
 before(async () => {
   mkdirSync(ARTIFACTS, { recursive: true });
-  relay = await startRelay();
+  relay = await startRelay({ args: RELAY_ARGS });
   [mia, ben, cara] = await Promise.all([person("Mia"), person("Ben"), person("Cara")]);
 });
 
@@ -164,7 +161,7 @@ test("the manager sets up the home and invites two colleagues, who join", async 
   await mia.page.getByLabel("Name of your care home or team").fill("Rosewood House");
   await mia.page.getByLabel("Your name").fill("Mia Patel");
   await mia.page.getByRole("button", { name: "Set up Huddle" }).click();
-  await mia.page.getByRole("heading", { level: 1, name: "Conversations" }).waitFor({ timeout: 30_000 });
+  await choosePasscode(mia);
   await waitLive(mia.page);
   assert.equal(new URL(mia.page.url()).hash, "", "the secret left the address bar");
 
@@ -251,10 +248,9 @@ test("a one-to-one conversation", async () => {
 });
 
 /** Back to the conversation list, from wherever the page is. */
-async function home(page) {
-  await page.goto(new URL("/", page.url()).href);
-  await page.getByRole("heading", { level: 1, name: "Conversations" }).waitFor({ timeout: 30_000 });
-  await waitLive(page);
+async function home(someone) {
+  await reopen(someone);
+  await waitLive(someone.page);
 }
 
 /** Opens a colleague's page from the team list. */
@@ -285,12 +281,12 @@ test("two colleagues verify each other by scanning, and the third sees the badge
 
   // The camera sees a code that is not Ben's number with Cara (here, the
   // code of Mia's page for Cara): nothing is recorded.
-  await home(mia.page);
+  await home(mia);
   await openPerson(mia, "Cara Jones");
   await scan(cara, mia);
   await cara.page.getByRole("alert").filter({ hasText: "These codes do not match" }).waitFor({ timeout: 30_000 });
   assert.match(await standing(cara).innerText(), /Not verified in person yet/);
-  await home(mia.page);
+  await home(mia);
 
   // Cara scans Ben's screen, then Ben scans Cara's.
   await scan(cara, ben);
@@ -309,14 +305,14 @@ test("two colleagues verify each other by scanning, and the third sees the badge
     .filter({ hasText: "Verified" })
     .waitFor({ timeout: 30_000 });
   await backToList(mia.page);
-  await home(ben.page);
+  await home(ben);
   await openConversation(ben.page, "Handover");
   const note = ben.page.getByTestId("unverified-note");
   await note.filter({ hasText: "Mia Patel has not been verified in person" }).waitFor({ timeout: 30_000 });
   assert.doesNotMatch(await note.innerText(), /Cara/);
   await shot(ben, "clinical-unverified-note-360");
   await backToList(ben.page);
-  await home(cara.page);
+  await home(cara);
   await openConversation(mia.page, "Night shift");
 });
 
@@ -340,7 +336,7 @@ test("a removed member receives nothing new", async () => {
 async function writeOffline(author, texts, conversation = "Night shift") {
   await author.context.setOffline(true);
   // Opened again from the home screen, with no connection.
-  await author.page.goto(new URL("/", author.page.url()).href);
+  await reopen(author);
   await author.page.getByRole("link", { name: new RegExp(`^${conversation}`) }).waitFor({ timeout: 30_000 });
   await openConversation(author.page, conversation);
   for (const text of texts) await send(author.page, text);
@@ -371,7 +367,7 @@ test("messages written offline survive a relay restart before they are sent", as
   await writeOffline(ben, texts);
   await relay.kill();
   earlierLogs.push(relay.output());
-  relay = await startRelay({ dataDir: relay.dataDir, port: relay.port });
+  relay = await startRelay({ dataDir: relay.dataDir, port: relay.port, args: RELAY_ARGS });
   await ben.context.setOffline(false);
   await waitLive(ben.page);
   await assertArrivedOnceInOrder(mia, texts);
@@ -440,7 +436,7 @@ test("expiry: the message disappears on every device, from IndexedDB and from th
   // is shown, and her expired message is withdrawn, not sent.
   await cara.context.setOffline(false);
   cara.page = await cara.context.newPage();
-  await cara.page.goto(relay.url);
+  await reopen(cara, relay.url);
   await openConversation(cara.page, "Handover");
   await waitLive(cara.page);
   for (const text of [expiring.text, unsent]) assert.ok(!(await messageTexts(cara.page)).includes(text));
@@ -464,7 +460,7 @@ test("an administrator signs a person out, and her phone is wiped", async () => 
   // The first phone to hear of it takes her out of every group she was in
   // (here a clinical one, which staff may change only to remove a revoked
   // phone): Ben's phone shows the change without anyone asking it to.
-  await home(ben.page);
+  await home(ben);
   await openConversation(ben.page, "Handover");
   await ben.page.getByRole("link", { name: "People in this conversation" }).click();
   await ben.page.waitForFunction(
@@ -545,7 +541,7 @@ test("on bad Wi-Fi, a part of the app that cannot be fetched says so, and joinin
     // The connection comes back: the same invite still works.
     await dev.context.unroute(onDemand);
     await dev.page.getByRole("button", { name: "Join" }).click();
-    await dev.page.getByRole("heading", { level: 1, name: "Conversations" }).waitFor({ timeout: 30_000 });
+    await choosePasscode(dev);
     await waitLive(dev.page);
   } finally {
     await dev.context.close();
@@ -561,7 +557,7 @@ test("a relay restored from a backup older than a phone asks before wiping it, a
   // The home's relay is replaced by one restored from before anyone joined.
   await relay.kill();
   earlierLogs.push(relay.output());
-  const restored = await startRelay({ port: relay.port });
+  const restored = await startRelay({ port: relay.port, args: RELAY_ARGS });
   try {
     await ben.context.setOffline(false);
     const question = { name: "Huddle's server does not recognise this phone" };
@@ -586,11 +582,11 @@ test("a relay restored from a backup older than a phone asks before wiping it, a
   } finally {
     earlierLogs.push(restored.output());
     await restored.stop();
-    relay = await startRelay({ dataDir: relay.dataDir, port: relay.port });
+    relay = await startRelay({ dataDir: relay.dataDir, port: relay.port, args: RELAY_ARGS });
   }
   // The home's own relay is back: Mia opens Huddle again, and her phone is
   // as it was.
-  await mia.page.reload();
+  await reopen(mia);
   await waitLive(mia.page);
   await mia.page.getByRole("heading", { level: 1, name: "Conversations" }).waitFor();
 });

@@ -14,8 +14,7 @@ use crate::identity::DeviceIdentity;
 use crate::ids::{ClientMessageId, DeviceId, GroupId, OrgId, UserId};
 use crate::retention::UnixMillis;
 use crate::wire::{
-    ClaimedKeyPackage, DeviceCertificate, LockSecrets, MembershipChange, PhonePolicy, Refusal,
-    Role,
+    ClaimedKeyPackage, DeviceCertificate, LockSecrets, MembershipChange, PhonePolicy, Refusal, Role,
 };
 use serde::{Deserialize, Serialize};
 use std::fmt;
@@ -158,7 +157,10 @@ pub struct LockStatus {
 pub enum UnlockOutcome {
     /// The passcode was right: the page's key, and what the organisation
     /// asks of its phones (the worker has opened its own store).
-    Unlocked { page_key: PageKey, policy: PhonePolicy },
+    Unlocked {
+        page_key: PageKey,
+        policy: PhonePolicy,
+    },
     /// It was wrong. `left` guesses remain: with the relay before it
     /// destroys this phone's share (`offline`: false), or on this phone
     /// before its offline copy is deleted (`offline`: true).
@@ -383,7 +385,9 @@ pub enum WorkerRequest {
     },
     /// Whether a passcode locks this phone (answered by `LockStatus`).
     /// Deletes the offline copy of the share once its time is over.
-    LockStatus { now: UnixMillis },
+    LockStatus {
+        now: UnixMillis,
+    },
     /// Prepares a passcode lock: stretches the passcode, makes the share and
     /// the lock key, and wraps both data keys under the unlock key, in
     /// memory only. Answered by `PasscodeLock`, what the relay is to keep;
@@ -401,7 +405,10 @@ pub enum WorkerRequest {
     CommitPasscode,
     /// Unlocks with the relay (or, without it, within the grace period):
     /// answered by `Unlock`.
-    Unlock { passcode: PasscodeText, now: UnixMillis },
+    Unlock {
+        passcode: PasscodeText,
+        now: UnixMillis,
+    },
 }
 
 /// What the crypto worker answers.

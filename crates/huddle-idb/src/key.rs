@@ -23,7 +23,10 @@ pub const DATA_KEY_ID: &str = "storage-key";
 
 /// The data key unwrapped from `keys_store`, or made (and stored wrapped)
 /// the first time.
-pub async fn load_or_create(tx: OpenTransaction<'_>, keys_store: &str) -> Result<DataKey, IdbError> {
+pub async fn load_or_create(
+    tx: OpenTransaction<'_>,
+    keys_store: &str,
+) -> Result<DataKey, IdbError> {
     if let Some(bytes) = load_secret(tx, keys_store, DATA_KEY_ID).await? {
         let bytes: [u8; KEY_LEN] = bytes[..].try_into().map_err(|_| IdbError::Damaged)?;
         return Ok(DataKey::from_bytes(bytes));
@@ -159,4 +162,3 @@ pub async fn store_secret(
         _ => Err(IdbError::Transaction),
     }
 }
-

@@ -161,7 +161,13 @@ impl SealedDb {
 
     /// A secret kept wrapped by a non-extractable WebCrypto key (see [`key`]).
     pub async fn store_secret(&self, store: &str, id: &str, secret: &[u8]) -> Result<(), IdbError> {
-        key::store_secret(&|store, mode| self.transaction(&[store], mode), store, id, secret).await
+        key::store_secret(
+            &|store, mode| self.transaction(&[store], mode),
+            store,
+            id,
+            secret,
+        )
+        .await
     }
 
     pub async fn load_secret(

@@ -13,7 +13,6 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
 use huddle_core::hex;
-use huddle_core::ids::DeviceId;
 use huddle_core::passcode::{
     nonce_request_transcript, NonceAnswer, NonceRequest, UnlockAnswer, UnlockRequest,
     NONCE_LEN_UNLOCK, PROOF_LEN,

@@ -335,6 +335,13 @@ async fn a_phone_sets_its_lock_over_its_socket_and_unlocks_over_http() {
             body["share"].as_str(),
             Some(huddle_core::hex::encode(&SHARE).as_str())
         );
+        // With what the organisation asks of the phone, which a phone that
+        // has been locked since before a change has not heard yet.
+        assert_eq!(
+            body["policy"]["offline_unlock_secs"].as_u64(),
+            Some(12 * 60 * 60)
+        );
+        assert_eq!(body["policy"]["lock_after_idle_secs"].as_u64(), Some(120));
         // Junk gets a clear refusal.
         let answer = post(
             "unlock",

@@ -409,6 +409,8 @@ impl<P: Platform> Driver<P> {
                     };
                     self.drive(Event::Received { now, frame }).await;
                     if let Some(policy) = signed_in {
+                        self.shared.state.borrow_mut().policy = policy;
+                        self.shared.screen.show(Update::Policy(policy));
                         self.save_standing(Some(policy)).await;
                         self.after_ready();
                     }

@@ -136,6 +136,8 @@ pub(crate) struct State {
     /// Colleagues' checked keys and attestations, read when the driver
     /// starts (the first screen does not need them).
     pub identities: Identities,
+    /// What the organisation asks of its phones, as of the last sign-in.
+    pub policy: huddle_core::wire::PhonePolicy,
 }
 
 impl State {
@@ -228,6 +230,7 @@ impl<P: Platform> Phone<P> {
                 signing_out_here: false,
                 needs_repair: BTreeSet::new(),
                 identities: Identities::default(),
+                policy: huddle_core::wire::PhonePolicy::default(),
             }),
             inputs: RefCell::new(None),
             relay_ahead_ms: Cell::new(0),

@@ -10,7 +10,7 @@ use crate::records::{
 use crate::update::{ConversationEntry, SignOut, Update};
 use futures::future::LocalBoxFuture;
 use huddle_core::attestation::Identities;
-use huddle_core::crypto_worker::{WorkerError, WorkerRequest, WorkerResponse};
+use huddle_core::crypto_worker::{PageKey, WorkerError, WorkerRequest, WorkerResponse};
 use huddle_core::ids::{ClientMessageId, GroupId};
 use huddle_core::retention::UnixMillis;
 use huddle_core::sync::GroupPosition;
@@ -78,6 +78,11 @@ pub trait Cache {
     /// whatever else the platform keeps for the app (the crypto worker's
     /// storage too, when the worker is not running to delete it).
     async fn wipe(&self) -> Result<(), CacheError>;
+    /// The cache's data key, to be wrapped under a passcode's unlock key.
+    fn data_key(&self) -> Result<PageKey, CacheError>;
+    /// Deletes the data key kept beside the data: from now on only the
+    /// passcode (through the crypto worker) opens the cache.
+    async fn forget_kept_key(&self) -> Result<(), CacheError>;
 }
 
 /// Why the crypto worker did not answer a request.

@@ -3,12 +3,14 @@
 use crate::driver::Input;
 use crate::error::SessionError;
 use crate::phone::{Phone, Shared};
-use crate::platform::{Clock, Crypto, CryptoError, Log, Platform, Randomness, Tasks, Transport};
+use crate::platform::{
+    Cache, Clock, Crypto, CryptoError, Log, Platform, Randomness, Tasks, Transport,
+};
 use crate::records::Directory;
 use futures::channel::oneshot;
 use futures::future::{select, Either};
 use huddle_core::certificate::OrgKeyFingerprint;
-use huddle_core::crypto_worker::{InviteKey, WorkerRequest, WorkerResponse};
+use huddle_core::crypto_worker::{InviteKey, PasscodeText, WorkerRequest, WorkerResponse};
 use huddle_core::ids::{DeviceId, UserId};
 use huddle_core::retention::UnixMillis;
 use huddle_core::wire::{
@@ -259,6 +261,47 @@ impl<P: Platform> Phone<P> {
             self.shared.state.borrow_mut().signing_out_here = false;
         }
         result
+    }
+
+    /// Locks this phone with a passcode. The crypto worker stretches it and
+    /// wraps both data keys (the worker's and the cache's) under the unlock
+    /// key; the relay keeps its share and the verifier; only once it has
+    /// does the worker store the lock and the cache forget the key it kept
+    /// beside the data. Needs the connection; a passcode that breaks the
+    /// rules is refused by the worker with its reason
+    /// (`WorkerErrorKind::Passcode`), and nothing changes.
+    pub async fn set_passcode(&self, passcode: PasscodeText) -> Result<(), SessionError> {
+        let (org, device, policy) = {
+            let state = self.shared.state.borrow();
+            (state.enrolment.org, state.enrolment.device, state.policy)
+        };
+        let crypto = match &*self.shared.live.borrow() {
+            Some(live) => live.crypto.clone(),
+            None => return Err(SessionError::Starting),
+        };
+        let page_key = self.shared.cache.data_key()?;
+        let answer = crypto
+            .request(WorkerRequest::SetPasscode {
+                passcode,
+                page_key,
+                org,
+                device,
+                policy,
+                now: self.shared.clock.now(),
+            })
+            .await?;
+        let WorkerResponse::PasscodeLock { lock_key, secrets } = answer else {
+            return Err(SessionError::Crypto(CryptoError::Stopped));
+        };
+        self.done(|request| ClientFrame::SetPasscodeLock {
+            request,
+            lock_key,
+            secrets,
+        })
+        .await?;
+        crypto.request(WorkerRequest::CommitPasscode).await?;
+        self.shared.cache.forget_kept_key().await?;
+        Ok(())
     }
 
     /// Withdraws an unused invite.

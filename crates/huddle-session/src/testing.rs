@@ -20,7 +20,7 @@ use futures::executor::{LocalPool, LocalSpawner};
 use futures::future::LocalBoxFuture;
 use futures::task::LocalSpawnExt;
 use huddle_core::attestation::Identities;
-use huddle_core::crypto_worker::{WorkerRequest, WorkerResponse};
+use huddle_core::crypto_worker::{PageKey, WorkerRequest, WorkerResponse};
 use huddle_core::identity::DeviceIdentity;
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, OrgId, UserId};
 use huddle_core::retention::UnixMillis;
@@ -30,6 +30,7 @@ use huddle_core::wire::{
     MembershipChange, Payload, Person, Rejection, Role, ServerFrame, Submission,
 };
 use huddle_worker::core::{DeviceRecord, WorkerCore};
+use huddle_worker::lock::LockRecord;
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap};
 use std::rc::Rc;
@@ -55,6 +56,8 @@ pub struct MemStore {
     pub transactions: Vec<Vec<CacheWrite>>,
     /// The next writes fail, as a full disk would make them.
     pub failing: bool,
+    /// The data key is no longer kept beside the data (a passcode wraps it).
+    pub key_forgotten: bool,
 }
 
 #[derive(Clone, Default)]
@@ -162,6 +165,13 @@ impl Cache for MemCache {
         *self.0.borrow_mut() = MemStore::default();
         Ok(())
     }
+    fn data_key(&self) -> Result<PageKey, CacheError> {
+        Ok(PageKey::new(vec![0x5a; 32]))
+    }
+    async fn forget_kept_key(&self) -> Result<(), CacheError> {
+        self.0.borrow_mut().key_forgotten = true;
+        Ok(())
+    }
 }
 
 // --- The crypto worker ----------------------------------------------------
@@ -178,6 +188,9 @@ pub struct WorkerDisk {
     pub wiped: bool,
     /// Requests fail with this, as a stuck worker's would.
     pub failing: Option<CryptoError>,
+    /// A passcode lock made and waiting for the relay, and the one kept.
+    pending_lock: Option<LockRecord>,
+    pub lock: Option<LockRecord>,
 }
 
 impl MemCrypto {
@@ -188,6 +201,8 @@ impl MemCrypto {
             entries: HashMap::new(),
             wiped: false,
             failing: None,
+            pending_lock: None,
+            lock: None,
         })))
     }
 
@@ -205,6 +220,8 @@ impl MemCrypto {
             entries: disk.entries.clone(),
             wiped: false,
             failing: None,
+            pending_lock: None,
+            lock: disk.lock.clone(),
         })))
     }
 
@@ -243,9 +260,46 @@ impl Crypto for MemCrypto {
                 disk.core.forget_device();
                 disk.record = None;
                 disk.entries.clear();
+                disk.lock = None;
                 disk.wiped = true;
                 Ok(WorkerResponse::Done)
             }
+            // The worker's own data key is the browser's business; any key
+            // stands for it here.
+            WorkerRequest::SetPasscode {
+                passcode,
+                page_key,
+                org,
+                device,
+                policy,
+                now,
+            } => huddle_worker::lock::make(
+                &passcode,
+                org,
+                device,
+                huddle_core::at_rest::DataKey::from_bytes([0x17; 32]),
+                &page_key,
+                policy,
+                now,
+            )
+            .map(|lock| {
+                let answer = WorkerResponse::PasscodeLock {
+                    lock_key: lock.record.lock_public.clone(),
+                    secrets: lock.secrets.clone(),
+                };
+                disk.pending_lock = Some(lock.record);
+                answer
+            }),
+            WorkerRequest::CommitPasscode => match disk.pending_lock.take() {
+                Some(lock) => {
+                    disk.lock = Some(lock);
+                    Ok(WorkerResponse::Done)
+                }
+                None => Err(huddle_core::crypto_worker::WorkerError {
+                    kind: huddle_core::crypto_worker::WorkerErrorKind::NoDevice,
+                    message: "no passcode is waiting to be kept".into(),
+                }),
+            },
             request => disk.core.handle(request),
         };
         huddle_mls::state::apply_changes(&mut disk.entries, &disk.core.take_state_changes());
@@ -437,6 +491,10 @@ pub struct RelayState {
     pub unknown: Vec<DeviceId>,
     /// Devices an administrator revoked.
     pub revoked: Vec<DeviceId>,
+    /// Passcode locks kept, by device: the lock key and the share.
+    pub locks: BTreeMap<DeviceId, (Vec<u8>, Vec<u8>)>,
+    /// Refuse the next passcode lock, as a relay that failed to store it.
+    pub refuse_locks: bool,
 }
 
 #[derive(Clone, Default)]
@@ -740,6 +798,24 @@ impl MemRelay {
                     devices,
                     attestations,
                 });
+            }
+            ClientFrame::SetPasscodeLock {
+                request,
+                lock_key,
+                secrets,
+            } => {
+                if self.0.borrow().refuse_locks {
+                    reply(ServerFrame::Refused {
+                        request,
+                        reason: "The passcode could not be saved. Try again.".into(),
+                    });
+                } else {
+                    self.0
+                        .borrow_mut()
+                        .locks
+                        .insert(device, (lock_key, secrets.share.clone()));
+                    reply(ServerFrame::Done { request });
+                }
             }
             ClientFrame::Ack { .. } | ClientFrame::Ping { .. } => {}
             _ => {}

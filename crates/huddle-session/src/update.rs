@@ -41,6 +41,9 @@ pub enum Update {
     },
     /// The time, for "disappears in" labels; sent with every sweep.
     Tick(UnixMillis),
+    /// What the organisation asks of its phones (when to lock), told at
+    /// every sign-in.
+    Policy(huddle_core::wire::PhonePolicy),
 }
 
 /// A conversation in the list.
@@ -101,4 +104,8 @@ pub enum SignOut {
     /// The phone had not reached the relay for longer than the
     /// organisation allows, and wiped itself when it was opened.
     AwayTooLong,
+    /// Ten wrong passcodes: the relay destroyed this phone's share.
+    WrongPasscodes,
+    /// The person had forgotten her passcode and wiped the phone herself.
+    ForgottenPasscode,
 }

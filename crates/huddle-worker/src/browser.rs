@@ -11,11 +11,11 @@ use crate::lock::{self, LockRecord, NewLock, OfflineTry};
 use crate::relay_unlock::{self, RelayAnswer};
 use huddle_core::at_rest::DataKey;
 use huddle_core::crypto_worker::{
-    LockStatus, PasscodeText, RequestEnvelope, ResponseEnvelope, UnlockOutcome,
-    WorkerError, WorkerErrorKind, WorkerRequest, WorkerResponse,
+    LockStatus, PasscodeText, RequestEnvelope, ResponseEnvelope, UnlockOutcome, WorkerError,
+    WorkerErrorKind, WorkerRequest, WorkerResponse,
 };
-use huddle_core::retention::UnixMillis;
 use huddle_core::hex;
+use huddle_core::retention::UnixMillis;
 use huddle_idb::{IdbError, SealedDb, SealedStore, StoreSpec, Write};
 use huddle_mls::state::StateChange;
 use std::collections::HashMap;
@@ -433,8 +433,7 @@ impl RequestHandler {
             .map_err(storage_error)?;
         let result = self.unlock_in(&db, passcode, now).await;
         db.close();
-        if let Ok(WorkerResponse::Unlock(UnlockOutcome::Wiped | UnlockOutcome::SignedOut)) =
-            &result
+        if let Ok(WorkerResponse::Unlock(UnlockOutcome::Wiped | UnlockOutcome::SignedOut)) = &result
         {
             // The share is gone or the phone signed out: nothing here can
             // ever be opened again, so nothing is kept.
@@ -477,9 +476,7 @@ impl RequestHandler {
                 offline: false,
             },
             RelayAnswer::Wiped => return Ok(WorkerResponse::Unlock(UnlockOutcome::Wiped)),
-            RelayAnswer::SignedOut => {
-                return Ok(WorkerResponse::Unlock(UnlockOutcome::SignedOut))
-            }
+            RelayAnswer::SignedOut => return Ok(WorkerResponse::Unlock(UnlockOutcome::SignedOut)),
             RelayAnswer::Refused(message) => UnlockOutcome::Refused { message },
             RelayAnswer::Unreachable => match record.try_offline(&stretched, now) {
                 OfflineTry::Opened(share) => {

@@ -191,8 +191,8 @@ pub fn open(
     share: &Share,
 ) -> Result<(DataKey, PageKey), WorkerError> {
     let kek = stretched.unlock_key(share);
-    let worker = passcode::unwrap(&kek, WORKER_KEY_PURPOSE, &record.worker_key)
-        .map_err(|_| damaged())?;
+    let worker =
+        passcode::unwrap(&kek, WORKER_KEY_PURPOSE, &record.worker_key).map_err(|_| damaged())?;
     let page = passcode::unwrap(&kek, PAGE_KEY_PURPOSE, &record.page_key).map_err(|_| damaged())?;
     let worker: [u8; KEY_LEN] = worker[..].try_into().map_err(|_| damaged())?;
     if page.len() != KEY_LEN {

@@ -21,7 +21,9 @@ const REQUEST_TIMEOUT_MILLIS: u32 = 10_000;
 /// What the relay said.
 pub enum RelayAnswer {
     Share(Share, PhonePolicy),
-    Wrong { left: u32 },
+    Wrong {
+        left: u32,
+    },
     /// Ten wrong passcodes: the share is gone.
     Wiped,
     /// The phone was signed out.
@@ -78,7 +80,10 @@ async fn post(path: &str, body: String) -> Result<(u16, String), ()> {
 /// browser lets it).
 fn timeout_signal() -> Option<web_sys::AbortSignal> {
     let class = Reflect::get(&js_sys::global(), &"AbortSignal".into()).ok()?;
-    let timeout: Function = Reflect::get(&class, &"timeout".into()).ok()?.dyn_into().ok()?;
+    let timeout: Function = Reflect::get(&class, &"timeout".into())
+        .ok()?
+        .dyn_into()
+        .ok()?;
     timeout
         .call1(&class, &JsValue::from(REQUEST_TIMEOUT_MILLIS))
         .ok()?

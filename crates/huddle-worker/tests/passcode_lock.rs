@@ -28,7 +28,10 @@ async fn ask(
     handler: &mut RequestHandler,
     request: WorkerRequest,
 ) -> Result<WorkerResponse, WorkerError> {
-    handler.handle(RequestEnvelope { id: 1, request }).await.result
+    handler
+        .handle(RequestEnvelope { id: 1, request })
+        .await
+        .result
 }
 
 async fn unlock(handler: &mut RequestHandler, code: &str, at: UnixMillis) -> UnlockOutcome {

@@ -53,7 +53,10 @@ fn the_right_passcode_and_the_relays_share_open_both_keys_and_nothing_else_does(
     assert!(open(&swapped, &stretched("483920"), &share).is_err());
     // Nothing secret prints.
     let printed = format!("{lock:?}");
-    assert!(!printed.contains("verifier") && !printed.contains("lock_private"), "{printed}");
+    assert!(
+        !printed.contains("verifier") && !printed.contains("lock_private"),
+        "{printed}"
+    );
 }
 
 #[test]
@@ -163,6 +166,14 @@ fn an_unlock_with_the_relay_renews_the_copy_and_resets_the_count() {
 #[test]
 fn a_phone_that_has_not_unlocked_with_the_relay_for_a_week_must_wipe() {
     let mut record = new_lock("483920").record;
-    assert!(!record.status(UnixMillis(T0.0 + 6 * 24 * HOUR)).away_too_long);
-    assert!(record.status(UnixMillis(T0.0 + 8 * 24 * HOUR)).away_too_long);
+    assert!(
+        !record
+            .status(UnixMillis(T0.0 + 6 * 24 * HOUR))
+            .away_too_long
+    );
+    assert!(
+        record
+            .status(UnixMillis(T0.0 + 8 * 24 * HOUR))
+            .away_too_long
+    );
 }
