@@ -97,7 +97,7 @@ pub fn App() -> impl IntoView {
                 <components::AppBar />
                 <components::ConnectionBanner />
             </Show>
-            <Show when=move || model.notice.get().is_some()>
+            <Show when=move || model.notice.get().is_some() && model.lock.get() != LockView::Locked>
                 <p class="banner banner--error" role="alert">
                     {move || model.notice.get()}
                     <button class="button button--small button--quiet" type="button"

@@ -186,3 +186,50 @@ async fn records_are_sealed_and_expiry_is_one_range_delete() {
     }
     IdbCache::delete_database(name).await.expect("clean up");
 }
+
+#[wasm_bindgen_test]
+async fn once_a_passcode_wraps_its_key_the_cache_opens_only_with_that_key() {
+    let name = format!("test-cache-passcode-{}", js_sys::Date::now() as u64);
+    let cache = IdbCache::open_named(&name)
+        .await
+        .unwrap()
+        .unlock()
+        .await
+        .unwrap();
+    let enrolment = Enrolment {
+        org: OrgId::from_bytes([3; 16]),
+        org_name: "Rosewood House".into(),
+        user: UserId::from_bytes([1; 16]),
+        device: DeviceId::from_bytes([2; 16]),
+        display_name: "Mia".into(),
+        administrator: true,
+        key_packages_published: false,
+    };
+    cache
+        .write(vec![CacheWrite::Enrolment(enrolment.clone())])
+        .await
+        .unwrap();
+    let key = cache.data_key().unwrap();
+    assert!(cache.keeps_data_key().await.unwrap());
+    cache.forget_kept_key().await.unwrap();
+    assert!(!cache.keeps_data_key().await.unwrap());
+    cache.close();
+
+    // Reopened: no new key is made in place of the wrapped one.
+    let reopened = IdbCache::open_named(&name).await.unwrap();
+    assert!(reopened.has_enrolment().await.unwrap());
+    assert!(matches!(
+        reopened.unlock().await.err(),
+        Some(CacheError::Unavailable)
+    ));
+    // With the key the passcode unwraps, everything reads.
+    let reopened = IdbCache::open_named(&name)
+        .await
+        .unwrap()
+        .unlock_with(&key)
+        .unwrap();
+    assert_eq!(reopened.enrolment().await.unwrap(), Some(enrolment));
+    assert!(!reopened.keeps_data_key().await.unwrap(), "and none was made");
+    reopened.close();
+    IdbCache::delete_database(&name).await.unwrap();
+}

@@ -42,7 +42,10 @@ pub fn LockPage() -> impl IntoView {
         error.set(None);
         spawn_local(async move {
             match on_demand::unlock(model, typed).await {
-                Ok(()) => on_demand::prefetch_screens(),
+                Ok(()) => {
+                    let _ = passcode.try_set(String::new());
+                    on_demand::prefetch_screens();
+                }
                 Err(NotOpened::Wiped) => {}
                 Err(NotOpened::Say(said)) => {
                     let _ = passcode.try_set(String::new());

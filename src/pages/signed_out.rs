@@ -13,6 +13,7 @@ pub fn SignedOutPage(why: SignOut) -> impl IntoView {
     let deleted = RwSignal::new(false);
     leptos::task::spawn_local(async move {
         delete_everything().await;
+        crate::platform::browser::mark("huddle:wiped");
         let _ = deleted.try_set(true);
     });
     view! {

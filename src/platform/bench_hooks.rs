@@ -6,10 +6,20 @@
 //! and measures the real app opening it and sweeping it, in the DOM, on a
 //! slowed CPU.
 
-use crate::platform::cache::IdbCache;
+use crate::platform::AppPhone;
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, UserId};
 use huddle_core::retention::UnixMillis;
-use huddle_session::{Cache, CacheWrite, MessageBody, MessageRecord};
+use huddle_session::{CacheWrite, MessageBody, MessageRecord};
+
+thread_local! {
+    /// The phone once loaded (unlocked), for the seeding hook.
+    static PHONE: std::cell::Cell<Option<&'static AppPhone>> = const { std::cell::Cell::new(None) };
+}
+
+/// Remembers the loaded phone for [`seed`].
+pub fn loaded(phone: &'static AppPhone) {
+    PHONE.with(|slot| slot.set(Some(phone)));
+}
 use wasm_bindgen::prelude::*;
 
 /// Writes `count` messages to `group` in this phone's encrypted cache, sent
@@ -38,17 +48,17 @@ pub async fn seed(group: String, count: u32, expires_in_ms: f64) -> Result<(), J
             }
         })
         .collect();
-    let fail = |e: huddle_session::CacheError| JsValue::from_str(&e.to_string());
-    let cache = IdbCache::open()
-        .await
-        .map_err(fail)?
-        .unlock()
-        .await
-        .map_err(fail)?;
+    // Through the running phone's own cache: a passcode wraps its key, so
+    // nothing else can open it.
+    let phone = PHONE
+        .with(|phone| phone.get())
+        .ok_or_else(|| JsValue::from_str("the phone is locked or not loaded"))?;
     for batch in messages.chunks(1_000) {
         let writes = batch.iter().cloned().map(CacheWrite::Message).collect();
-        cache.write(writes).await.map_err(fail)?;
+        phone
+            .write_cache(writes)
+            .await
+            .map_err(|e| JsValue::from_str(&e.to_string()))?;
     }
-    cache.close();
     Ok(())
 }

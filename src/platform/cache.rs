@@ -88,8 +88,16 @@ impl IdbCache {
         Ok(IdbCache { db })
     }
 
-    /// Loads the data key (making it on first use).
+    /// Loads the data key (making it on first use). Refused once a
+    /// passcode wraps the key: a new key made in its place would open
+    /// nothing, and would make the phone look as if it had no passcode.
     pub async fn unlock(self) -> Result<Self, CacheError> {
+        if !self.keeps_data_key().await? && self.has_enrolment().await? {
+            // Closed, so that nothing holds the database open (a wipe
+            // waits for every connection to close).
+            self.close();
+            return Err(CacheError::Unavailable);
+        }
         Ok(IdbCache {
             db: self.db.unlock(KEYS_STORE).await.map_err(cache_error)?,
         })
@@ -366,12 +374,13 @@ const DELETE_WAIT_MILLIS: u32 = 2_000;
 /// the first screen, and the screen is already here when the offline copy
 /// goes.
 pub async fn delete_everything() {
-    for name in [DATABASE_NAME, WORKER_DATABASE] {
-        // Another tab may hold a database open: the browser deletes it once
-        // that tab closes; its records are already gone.
-        let _ = IdbCache::delete_database_within(name).await;
-    }
-    super::service_worker::forget_everything().await;
+    // All at once. Another tab may hold a database open: the browser
+    // deletes it once that tab closes; its records are already gone.
+    let _ = futures::join!(
+        IdbCache::delete_database_within(DATABASE_NAME),
+        IdbCache::delete_database_within(WORKER_DATABASE),
+        super::service_worker::forget_everything(),
+    );
 }
 
 impl IdbCache {

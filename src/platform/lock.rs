@@ -56,6 +56,9 @@ pub async fn prepare(model: AppModel) -> Result<(), String> {
             })
             .await;
         match status {
+            Ok(WorkerResponse::LockStatus(status)) if !status.locked => {
+                Err(SessionError::Storage(huddle_session::CacheError::Damaged))
+            }
             Ok(WorkerResponse::LockStatus(status)) if status.away_too_long => {
                 wipe_with(model, crypto, SignOut::AwayTooLong).await;
                 Ok(())
@@ -101,6 +104,13 @@ pub async fn unlock(model: AppModel, passcode: String) -> Result<(), NotOpened> 
         Ok(_) => {
             keep_worker(crypto);
             return Err(say(SessionError::UnexpectedAnswer));
+        }
+        Err(huddle_session::CryptoError::Refused(refusal))
+            if refusal.kind == huddle_core::crypto_worker::WorkerErrorKind::Passcode =>
+        {
+            // Too short to be anyone's passcode: no guess was spent.
+            keep_worker(crypto);
+            return Err(NotOpened::Say(refusal.message));
         }
         Err(e) => {
             keep_worker(crypto);
@@ -177,17 +187,44 @@ pub fn lock_now(model: AppModel) {
     });
 }
 
+/// When something happened, by both clocks: the monotonic one (which a
+/// clock turned back cannot fool) and the wall clock (which goes on while
+/// the phone sleeps, when the monotonic one stops on most phones).
+#[derive(Clone, Copy)]
+struct Moment {
+    monotonic: u64,
+    wall: u64,
+}
+
+impl Moment {
+    fn now() -> Self {
+        Moment {
+            monotonic: browser::monotonic_millis(),
+            wall: browser::now().0,
+        }
+    }
+
+    /// Whether at least `millis` have passed since, by either clock.
+    fn passed(self, millis: u64) -> bool {
+        let now = Moment::now();
+        now.monotonic.saturating_sub(self.monotonic) >= millis
+            || now.wall.saturating_sub(self.wall) >= millis
+    }
+}
+
 /// Watches for idleness and time hidden, and locks when the organisation's
-/// limits pass (only while unlocked with a passcode set).
+/// limits pass (only while unlocked with a passcode set). Checked every
+/// second, and at once when the app comes back into view or focus, before
+/// anything is uncovered.
 pub fn watch(model: AppModel) {
     let Some(window) = web_sys::window() else {
         return;
     };
-    let last_touch = Rc::new(Cell::new(browser::monotonic_millis()));
-    let hidden_since: Rc<Cell<Option<u64>>> = Rc::new(Cell::new(None));
+    let last_touch = Rc::new(Cell::new(Moment::now()));
+    let hidden_since: Rc<Cell<Option<Moment>>> = Rc::new(Cell::new(None));
     for event in ["pointerdown", "keydown", "touchstart", "wheel", "input"] {
         let last_touch = last_touch.clone();
-        let closure = Closure::<dyn Fn()>::new(move || last_touch.set(browser::monotonic_millis()));
+        let closure = Closure::<dyn Fn()>::new(move || last_touch.set(Moment::now()));
         let _ = window.add_event_listener_with_callback_and_bool(
             event,
             closure.as_ref().unchecked_ref(),
@@ -202,32 +239,37 @@ pub fn watch(model: AppModel) {
                 return;
             }
             let policy = model.policy.get_untracked();
-            let now = browser::monotonic_millis();
             let idle = policy.lock_after_idle_secs.saturating_mul(1000);
             let hidden = policy.lock_after_hidden_secs.saturating_mul(1000);
-            let idle_too_long = idle > 0 && now.saturating_sub(last_touch.get()) >= idle;
-            let hidden_too_long = hidden_since
-                .get()
-                .is_some_and(|since| now.saturating_sub(since) >= hidden);
+            let idle_too_long = idle > 0 && last_touch.get().passed(idle);
+            let hidden_too_long = hidden_since.get().is_some_and(|since| since.passed(hidden));
             if idle_too_long || hidden_too_long {
                 lock_now(model);
             }
         }
     };
+    for back in ["focus", "pageshow"] {
+        let check = check.clone();
+        let closure = Closure::<dyn Fn()>::new(check);
+        // Capturing, so that this runs before the cover is lifted.
+        let _ = window.add_event_listener_with_callback_and_bool(
+            back,
+            closure.as_ref().unchecked_ref(),
+            true,
+        );
+        closure.forget(); // page-lifetime listener
+    }
     browser::on_visibility({
         let check = check.clone();
         move |hidden| {
-            let now = browser::monotonic_millis();
             if hidden {
-                hidden_since.set(Some(now));
+                hidden_since.set(Some(Moment::now()));
+                check();
             } else {
                 // Back in view: locked first if it was away too long.
                 check();
                 hidden_since.set(None);
-                last_touch.set(now);
-            }
-            if hidden {
-                check();
+                last_touch.set(Moment::now());
             }
         }
     });

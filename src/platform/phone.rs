@@ -6,7 +6,7 @@ use super::crypto_worker::WorkerCrypto;
 use super::runtime::{BrowserClock, BrowserRandomness, ConsoleLog, LocalTasks};
 use super::socket::WsTransport;
 use crate::model::{AppModel, ModelScreen};
-use huddle_session::{Parts, Phone, Platform, SessionError};
+use huddle_session::{Cache, Parts, Phone, Platform, SessionError};
 use leptos::prelude::Update;
 
 /// The browser, as the session's platform.
@@ -49,6 +49,14 @@ pub async fn load(model: AppModel) -> Result<Opened, SessionError> {
         cache.close();
         return Ok(Opened::Locked);
     }
+    if worker_is_locked().await {
+        // The crypto worker kept the lock but the page had not yet deleted
+        // the key it kept beside its data when the app stopped: it is
+        // wrapped in the lock already, so it goes now.
+        cache.forget_kept_key().await?;
+        cache.close();
+        return Ok(Opened::Locked);
+    }
     Ok(match load_from(model, cache.unlock().await?).await? {
         Some(phone) => Opened::Phone(phone),
         None => Opened::NotJoined,
@@ -70,9 +78,14 @@ pub async fn load_from(
         log: ConsoleLog,
     };
     // The phone lives as long as the page (see `AppModel::set_phone`).
-    Ok(Phone::load(parts)
+    let phone = Phone::load(parts)
         .await?
-        .map(|phone| model.set_phone(phone)))
+        .map(|phone| model.set_phone(phone));
+    #[cfg(feature = "bench")]
+    if let Some(phone) = phone {
+        super::bench_hooks::loaded(phone);
+    }
+    Ok(phone)
 }
 
 /// Runs a loaded phone and starts it: the crypto worker (`crypto`, if
@@ -102,4 +115,13 @@ pub async fn start(
         None => WorkerCrypto::spawn()?,
     };
     phone.start(crypto, WsTransport::default()).await
+}
+
+/// Whether the crypto worker's database holds a passcode lock (read raw:
+/// the page does not know the worker's schema, and needs no key for this).
+async fn worker_is_locked() -> bool {
+    matches!(
+        huddle_idb::peek_raw(huddle_core::crypto_worker::WORKER_DATABASE, "lock", "lock").await,
+        Ok(Some(_))
+    )
 }

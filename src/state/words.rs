@@ -149,7 +149,8 @@ pub fn unlock_refused(outcome: &UnlockOutcome) -> String {
             n => format!("That passcode is not right. {n} more tries without a connection."),
         },
         UnlockOutcome::NeedsRelay => "Connect to the internet to unlock Huddle. Without a connection it opens only for a while after you last unlocked it, and not after wrong tries.".into(),
-        UnlockOutcome::Refused { message } => message.clone(),
+        UnlockOutcome::ClockWrong => "This phone's clock is wrong. Set the date and time in the phone's settings, then try again.".into(),
+        UnlockOutcome::NotKnown => "Huddle's server no longer has this phone's passcode, so it cannot be unlocked. Wipe this phone below, then ask your manager for a new invite.".into(),
         UnlockOutcome::Unlocked { .. } | UnlockOutcome::Wiped | UnlockOutcome::SignedOut => String::new(),
     }
 }

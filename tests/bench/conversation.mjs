@@ -18,7 +18,7 @@
 import { writeFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { startRelay } from "../e2e/harness.mjs";
-import { launch, setUpWithGroup } from "./phone.mjs";
+import { launch, setUpWithGroup, unlock } from "./phone.mjs";
 
 const RUNS = Number(process.env.HUDDLE_BENCH_RUNS || 5);
 const MESSAGES = 10_000;
@@ -78,7 +78,7 @@ try {
     const page = await context.newPage();
     await slowCpu(context, page);
     await page.goto(relay.url);
-    await waitMark(page, "huddle:list-painted");
+    await unlock(page);
     await page.waitForSelector(`a[href="/c/${group}"]`);
     await page.waitForTimeout(Number(process.env.HUDDLE_BENCH_TAP_AFTER_MS || 1_000));
     await tapConversation(page, group, "bench:tap");
@@ -122,7 +122,7 @@ try {
   for (let i = 0; i < Math.min(RUNS, 3); i++) {
     const seeder = await context.newPage();
     await seeder.goto(relay.url);
-    await waitMark(seeder, "huddle:list-painted");
+    await unlock(seeder);
     await seeder.evaluate(() => performance.clearMeasures());
     const expiresIn = 20_000;
     await seed(seeder, group, MESSAGES, expiresIn);
@@ -131,13 +131,30 @@ try {
     const page = await context.newPage();
     await slowCpu(context, page);
     await page.goto(relay.url);
-    await waitMark(page, "huddle:list-painted");
+    await unlock(page);
     await page.waitForTimeout(Math.max(0, seededAt + expiresIn + 12_000 - Date.now()));
     const measured = await page.evaluate(() => performance.getEntriesByName("huddle:sweep").map((m) => m.duration));
     if (measured.length === 0) throw new Error("the app recorded no sweep");
     sweeps.push(Math.max(...measured));
     await page.close();
   }
+  // The wipe of a phone holding 10,000 messages, from its lock screen (the
+  // forgotten-passcode path: the same wipe as ten wrong passcodes), from the
+  // tap to everything deleted (databases, offline copy, service worker).
+  const wiper = await context.newPage();
+  await wiper.goto(relay.url);
+  await unlock(wiper);
+  await seed(wiper, group, MESSAGES, 24 * 3600 * 1000);
+  await wiper.reload();
+  await slowCpu(context, wiper);
+  await wiper.getByRole("button", { name: "Unlock" }).waitFor({ timeout: 60_000 });
+  await wiper.getByRole("button", { name: "Wipe this phone" }).click();
+  await wiper.evaluate(() => {
+    performance.mark("bench:wipe");
+    [...document.querySelectorAll("button")].find((b) => b.textContent === "Yes, wipe this phone").click();
+  });
+  await waitMark(wiper, "huddle:wiped");
+  const wipe = await between(wiper, "bench:wipe", "huddle:wiped");
   await context.close();
 
   const figures = {
@@ -151,6 +168,7 @@ try {
     scroll_frame_p95_ms: Number(percentile(frames, 0.95).toFixed(1)),
     scroll_frames_over_50ms: frames.filter((f) => f > 50).length,
     sweep_ms: Math.round(median(sweeps)),
+    wipe_ms: Math.round(wipe),
     open_first_samples_ms: firstOpen.map(Math.round),
     open_again_samples_ms: againOpen.map(Math.round),
     sweep_samples_ms: sweeps.map(Math.round),
@@ -162,6 +180,7 @@ try {
 | open: tap to messages painted, again, median of ${RUNS} | ${figures.open_again_ms} ms | 100 ms |
 | scrolling for 2 s: frame time median / p95, frames over 50 ms | ${figures.scroll_frame_median_ms} / ${figures.scroll_frame_p95_ms} ms, ${figures.scroll_frames_over_50ms} of ${figures.scroll_frames} | smooth |
 | expiry sweep of ${MESSAGES} messages by the app, median of ${sweeps.length} | ${figures.sweep_ms} ms | 250 ms |
+| wipe from the lock screen, tap to everything deleted | ${figures.wipe_ms} ms | 1000 ms |
 `);
   writeFileSync(join(REPORTS, "app-conversation.json"), JSON.stringify(figures, null, 2) + "\n");
   console.log(`figures written to ${join(REPORTS, "app-conversation.json")}`);

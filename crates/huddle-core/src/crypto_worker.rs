@@ -174,9 +174,12 @@ pub enum UnlockOutcome {
     /// without it (never allowed, too long since the last unlock, or too
     /// many wrong guesses here).
     NeedsRelay,
-    /// The relay refused for a reason the person can act on (its words:
-    /// the phone's clock, too many attempts, no passcode known).
-    Refused { message: String },
+    /// The relay refused: the phone's clock is too far from the relay's.
+    ClockWrong,
+    /// The relay no longer knows this phone's passcode (restored from an
+    /// older backup, say), and there is no offline copy to open it with:
+    /// it can never be unlocked.
+    NotKnown,
 }
 
 /// A sealed application message, ready for a `Submit` frame.

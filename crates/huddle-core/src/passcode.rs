@@ -121,13 +121,21 @@ impl Passcode {
         if typed.len() > MAX_LEN {
             return Err(PasscodeError::TooLong);
         }
+        // What could never have been chosen is refused here, so that a slip
+        // does not spend one of the ten guesses the relay allows.
         if typed.chars().all(|c| c.is_ascii_digit()) {
+            if typed.len() < MIN_DIGITS {
+                return Err(PasscodeError::TooFewDigits);
+            }
             return Ok(Passcode(Zeroizing::new(typed.to_owned())));
         }
         let words: Vec<String> = typed
             .split_whitespace()
             .map(|word| word.to_lowercase())
             .collect();
+        if words.len() < MIN_WORDS {
+            return Err(PasscodeError::TooFewWords);
+        }
         Ok(Passcode(Zeroizing::new(words.join(" "))))
     }
 

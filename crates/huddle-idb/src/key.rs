@@ -126,6 +126,23 @@ pub async fn store_secret(
     id: &str,
     secret: &[u8],
 ) -> Result<(), IdbError> {
+    let entry = wrap_secret(secret).await?;
+    let tx = tx(store, TransactionMode::ReadWrite)?;
+    tx.store(store)
+        .map_err(|_| IdbError::Transaction)?
+        .put(&entry, Some(&id.into()))
+        .await
+        .map_err(|_| IdbError::Transaction)?;
+    match tx.done().await {
+        Ok(rexie::TransactionResult::Committed) => Ok(()),
+        _ => Err(IdbError::Transaction),
+    }
+}
+
+/// `secret` wrapped by a new non-extractable WebCrypto key, as the entry to
+/// store (with the key itself); for a caller that stores it together with
+/// other changes.
+pub async fn wrap_secret(secret: &[u8]) -> Result<JsValue, IdbError> {
     let subtle = subtle()?;
     let usages = Array::of2(&"encrypt".into(), &"decrypt".into());
     let wrapping: web_sys::CryptoKey = promise(subtle.generate_key_with_object(
@@ -151,14 +168,5 @@ pub async fn store_secret(
         .and_then(|_| set("iv", &iv))
         .and_then(|_| set("wrapped", &Uint8Array::new(&wrapped)))
         .map_err(|_| IdbError::Crypto)?;
-    let tx = tx(store, TransactionMode::ReadWrite)?;
-    tx.store(store)
-        .map_err(|_| IdbError::Transaction)?
-        .put(&entry, Some(&id.into()))
-        .await
-        .map_err(|_| IdbError::Transaction)?;
-    match tx.done().await {
-        Ok(rexie::TransactionResult::Committed) => Ok(()),
-        _ => Err(IdbError::Transaction),
-    }
+    Ok(entry.into())
 }

@@ -240,6 +240,37 @@ impl SealedDb {
         Ok(value.filter(|v| !v.is_undefined() && !v.is_null()))
     }
 
+    /// Reads the value under `id` in `store`, and writes what `change`
+    /// makes of it, in one transaction: two tabs changing the same record
+    /// take turns (IndexedDB runs read-write transactions on a store one at
+    /// a time), so neither undoes the other's change.
+    pub async fn update_raw<T>(
+        &self,
+        store: &str,
+        id: &str,
+        change: impl FnOnce(Option<JsValue>) -> (Option<JsValue>, T),
+    ) -> Result<T, IdbError> {
+        let tx = self.transaction(&[store], TransactionMode::ReadWrite)?;
+        let object_store = tx.store(store).map_err(|_| IdbError::Transaction)?;
+        let key = JsValue::from_str(id);
+        let old = object_store
+            .get(key.clone())
+            .await
+            .map_err(|_| IdbError::Transaction)?
+            .filter(|v| !v.is_undefined() && !v.is_null());
+        let (new, answer) = change(old);
+        if let Some(new) = new {
+            object_store
+                .put(&new, Some(&key))
+                .await
+                .map_err(|_| IdbError::Transaction)?;
+        }
+        match tx.done().await {
+            Ok(rexie::TransactionResult::Committed) => Ok(answer),
+            _ => Err(IdbError::Transaction),
+        }
+    }
+
     /// Whether anything is stored under `id` (needs no key).
     pub async fn contains(&self, store: &str, id: &str) -> Result<bool, IdbError> {
         Ok(self.get_raw(store, &JsValue::from_str(id)).await?.is_some())
@@ -526,6 +557,30 @@ async fn committed(tx: rexie::Transaction) -> Result<(), IdbError> {
 /// through a plain connection that is closed again: how a page leaves
 /// nothing in a database it cannot read (the crypto worker's) before it
 /// deletes it, even if the deletion is then held up by another connection.
+/// The raw value under `key` in `store` of database `name`, read without
+/// its schema or its key (another database's: the page looks at whether the
+/// crypto worker's holds a lock); `None` if the store or the value is not
+/// there.
+pub async fn peek_raw(name: &str, store: &str, key: &str) -> Result<Option<JsValue>, IdbError> {
+    let db = open_plain(name).await.ok_or(IdbError::Open)?;
+    let has_store = db.object_store_names().contains(store);
+    let found = if has_store {
+        let request = db
+            .transaction_with_str(store)
+            .and_then(|tx| tx.object_store(store))
+            .and_then(|s| s.get(&JsValue::from_str(key)))
+            .map_err(|_| IdbError::Transaction);
+        match request {
+            Ok(request) => request_result(&request).await,
+            Err(e) => Err(e),
+        }
+    } else {
+        Ok(JsValue::UNDEFINED)
+    };
+    db.close();
+    Ok(found?).map(|value| Some(value).filter(|v| !v.is_undefined() && !v.is_null()))
+}
+
 pub async fn empty_database(name: &str) -> Result<(), IdbError> {
     let db = open_plain(name).await.ok_or(IdbError::Open)?;
     let names: Array = (0..db.object_store_names().length())

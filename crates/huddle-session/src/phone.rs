@@ -380,6 +380,12 @@ impl<P: Platform> Phone<P> {
 
     /// After the relay did not recognise this phone: the person chose to
     /// delete everything Huddle keeps on it, unsent messages included.
+    /// Writes records straight to the phone's cache, in one transaction
+    /// (the benchmarks fill a conversation this way; nothing is sent).
+    pub async fn write_cache(&self, writes: Vec<CacheWrite>) -> Result<(), SessionError> {
+        Ok(self.shared.cache.write(writes).await?)
+    }
+
     pub fn wipe_now(&self) {
         self.send(Input::WipeNow);
     }

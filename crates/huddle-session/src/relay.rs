@@ -273,6 +273,11 @@ impl<P: Platform> Phone<P> {
     pub async fn set_passcode(&self, passcode: PasscodeText) -> Result<(), SessionError> {
         let (org, device, policy) = {
             let state = self.shared.state.borrow();
+            // The organisation's policy (how long it may open offline) is
+            // known only once signed in: not before.
+            if !state.connection.live {
+                return Err(SessionError::Offline);
+            }
             (state.enrolment.org, state.enrolment.device, state.policy)
         };
         let crypto = match &*self.shared.live.borrow() {

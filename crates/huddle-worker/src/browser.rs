@@ -7,7 +7,7 @@
 //! never sees either key, nor any record in the clear.
 
 use crate::core::{DeviceRecord, PendingKey, WorkerCore, DEVICE_RECORD, PENDING_KEY_RECORD};
-use crate::lock::{self, LockRecord, NewLock, OfflineTry};
+use crate::lock::{self, LockRecord, NewLock};
 use crate::relay_unlock::{self, RelayAnswer};
 use huddle_core::at_rest::DataKey;
 use huddle_core::crypto_worker::{
@@ -19,7 +19,7 @@ use huddle_core::retention::UnixMillis;
 use huddle_idb::{IdbError, SealedDb, SealedStore, StoreSpec, Write};
 use huddle_mls::state::StateChange;
 use std::collections::HashMap;
-use wasm_bindgen::JsValue;
+use wasm_bindgen::{JsCast, JsValue};
 
 /// The worker's own database, apart from the page's.
 pub use huddle_core::crypto_worker::WORKER_DATABASE;
@@ -81,10 +81,51 @@ async fn read_lock(db: &SealedDb) -> Result<Option<LockRecord>, WorkerError> {
     else {
         return Ok(None);
     };
-    let bytes = js_sys::Uint8Array::new(&value).to_vec();
-    postcard::from_bytes(&bytes)
-        .map(Some)
-        .map_err(|_| storage_error(IdbError::Damaged))
+    decode_lock(value).map(Some)
+}
+
+fn decode_lock(value: JsValue) -> Result<LockRecord, WorkerError> {
+    let bytes: js_sys::Uint8Array = value
+        .dyn_into()
+        .map_err(|_| storage_error(IdbError::Damaged))?;
+    postcard::from_bytes(&bytes.to_vec()).map_err(|_| storage_error(IdbError::Damaged))
+}
+
+/// Reads the lock record, applies `change` and stores it again, in one
+/// transaction (see `SealedDb::update_raw`); `None` if there is no lock.
+async fn update_lock<T>(
+    db: &SealedDb,
+    change: impl FnOnce(&mut LockRecord) -> T,
+) -> Result<Option<T>, WorkerError> {
+    let mut failed = None;
+    let answer = db
+        .update_raw(LOCK_STORE, LOCK_RECORD_ID, |old| {
+            let mut record = match old.map(decode_lock) {
+                None => return (None, None),
+                Some(Ok(record)) => record,
+                Some(Err(e)) => {
+                    failed = Some(e);
+                    return (None, None);
+                }
+            };
+            let answer = change(&mut record);
+            match postcard::to_allocvec(&record) {
+                Ok(bytes) => (
+                    Some(js_sys::Uint8Array::from(&bytes[..]).into()),
+                    Some(answer),
+                ),
+                Err(_) => {
+                    failed = Some(storage_error(IdbError::Damaged));
+                    (None, None)
+                }
+            }
+        })
+        .await
+        .map_err(storage_error)?;
+    match failed {
+        Some(e) => Err(e),
+        None => Ok(answer),
+    }
 }
 
 fn lock_write(record: &LockRecord) -> Result<Write, WorkerError> {
@@ -117,15 +158,20 @@ impl WorkerStore {
         Ok(WorkerStore { db })
     }
 
-    /// Stores a new lock, and deletes the data key kept beside the data,
-    /// in one transaction: from then on only the passcode opens it.
+    /// Stores a new lock (its record and its lock key together), and
+    /// deletes the data key kept beside the data, in one transaction: from
+    /// then on only the passcode opens it.
     async fn commit_lock(&self, lock: &NewLock) -> Result<(), WorkerError> {
-        self.db
-            .store_secret(LOCK_STORE, LOCK_KEY_ID, &lock.lock_private)
+        let lock_key = huddle_idb::key::wrap_secret(&lock.lock_private)
             .await
             .map_err(storage_error)?;
         self.db
             .write(vec![
+                Write::Put {
+                    store: LOCK_STORE,
+                    key: JsValue::from_str(LOCK_KEY_ID),
+                    value: lock_key,
+                },
                 lock_write(&lock.record)?,
                 Write::Delete {
                     store: KEYS_STORE,
@@ -405,20 +451,13 @@ impl RequestHandler {
         let db = SealedDb::open(self.database(), SCHEMA_HISTORY)
             .await
             .map_err(storage_error)?;
-        let status = match read_lock(&db).await? {
-            None => LockStatus {
+        let status = update_lock(&db, |record| record.status(now))
+            .await?
+            .unwrap_or(LockStatus {
                 locked: false,
                 away_too_long: false,
                 offline_until: None,
-            },
-            Some(mut record) => {
-                let status = record.status(now);
-                db.write(vec![lock_write(&record)?])
-                    .await
-                    .map_err(storage_error)?;
-                status
-            }
-        };
+            });
         db.close();
         Ok(WorkerResponse::LockStatus(status))
     }
@@ -448,7 +487,7 @@ impl RequestHandler {
         passcode: PasscodeText,
         now: UnixMillis,
     ) -> Result<WorkerResponse, WorkerError> {
-        let Some(mut record) = read_lock(db).await? else {
+        let Some(record) = read_lock(db).await? else {
             return Err(WorkerError {
                 kind: WorkerErrorKind::NoDevice,
                 message: "no passcode locks this phone".into(),
@@ -467,36 +506,62 @@ impl RequestHandler {
         let outcome = match relay_unlock::ask(&signer, record.device, &stretched, now).await {
             RelayAnswer::Share(share, policy) => {
                 let (worker_key, page_key) = lock::open(&record, &stretched, &share)?;
-                record.unlocked_with_relay(&stretched, &share, policy, now)?;
+                let renewed = update_lock(db, |fresh| {
+                    fresh.unlocked_with_relay(&stretched, &share, policy, now)
+                })
+                .await?;
+                renewed.unwrap_or(Ok(()))?;
                 self.unlocked = Some(worker_key);
-                UnlockOutcome::Unlocked { page_key, policy }
+                UnlockOutcome::Unlocked {
+                    page_key,
+                    policy: lock::bounded(policy),
+                }
             }
             RelayAnswer::Wrong { left } => UnlockOutcome::WrongPasscode {
                 left,
                 offline: false,
             },
-            RelayAnswer::Wiped => return Ok(WorkerResponse::Unlock(UnlockOutcome::Wiped)),
-            RelayAnswer::SignedOut => return Ok(WorkerResponse::Unlock(UnlockOutcome::SignedOut)),
-            RelayAnswer::Refused(message) => UnlockOutcome::Refused { message },
-            RelayAnswer::Unreachable => match record.try_offline(&stretched, now) {
-                OfflineTry::Opened(share) => {
-                    let (worker_key, page_key) = lock::open(&record, &stretched, &share)?;
-                    self.unlocked = Some(worker_key);
-                    UnlockOutcome::Unlocked {
-                        page_key,
-                        policy: record.policy,
-                    }
-                }
-                OfflineTry::Wrong { left } => UnlockOutcome::WrongPasscode {
-                    left,
-                    offline: true,
-                },
-                OfflineTry::Unavailable => UnlockOutcome::NeedsRelay,
+            RelayAnswer::Wiped => UnlockOutcome::Wiped,
+            RelayAnswer::SignedOut => UnlockOutcome::SignedOut,
+            RelayAnswer::ClockWrong => UnlockOutcome::ClockWrong,
+            RelayAnswer::NoLock => match self.unlock_offline(db, &record, &stretched, now).await? {
+                UnlockOutcome::NeedsRelay => UnlockOutcome::NotKnown,
+                other => other,
             },
+            RelayAnswer::Unreachable => self.unlock_offline(db, &record, &stretched, now).await?,
         };
-        db.write(vec![lock_write(&record)?])
-            .await
-            .map_err(storage_error)?;
         Ok(WorkerResponse::Unlock(outcome))
+    }
+
+    /// Without the relay: a guess is counted against the offline copy
+    /// before it is tried, in the database, so that guesses racing in
+    /// several tabs are each counted.
+    async fn unlock_offline(
+        &mut self,
+        db: &SealedDb,
+        record: &LockRecord,
+        stretched: &huddle_core::passcode::Stretched,
+        now: UnixMillis,
+    ) -> Result<UnlockOutcome, WorkerError> {
+        let Some(Some(copy)) = update_lock(db, |fresh| fresh.claim_offline_guess(now)).await?
+        else {
+            return Ok(UnlockOutcome::NeedsRelay);
+        };
+        let share = lock::open_offline(&copy, stretched);
+        let left = update_lock(db, |fresh| fresh.offline_guess_was(share.is_some()))
+            .await?
+            .unwrap_or(0);
+        let Some(share) = share else {
+            return Ok(UnlockOutcome::WrongPasscode {
+                left,
+                offline: true,
+            });
+        };
+        let (worker_key, page_key) = lock::open(record, stretched, &share)?;
+        self.unlocked = Some(worker_key);
+        Ok(UnlockOutcome::Unlocked {
+            page_key,
+            policy: record.policy,
+        })
     }
 }

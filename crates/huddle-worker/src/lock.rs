@@ -131,6 +131,7 @@ pub fn make(
     if page_key.as_bytes().len() != KEY_LEN {
         return Err(passcode_error("the page's key is not a key".into()));
     }
+    let policy = bounded(policy);
     let stretched = passcode::stretch(&passcode, org, device);
     let share = Share::from_bytes(*random::<SHARE_LEN>()?);
     let kek = stretched.unlock_key(&share);
@@ -230,32 +231,47 @@ impl LockRecord {
         }
     }
 
-    /// Tries the offline copy with a passcode typed without the relay.
-    pub fn try_offline(&mut self, stretched: &Stretched, now: UnixMillis) -> OfflineTry {
+    /// Counts a guess against the offline copy before it is tried (so that
+    /// guesses racing each other, in several tabs, are all counted), and
+    /// hands the copy over; `None` if there is no copy to try.
+    pub fn claim_offline_guess(&mut self, now: UnixMillis) -> Option<OfflineCopy> {
         self.status(now);
-        let Some(copy) = &self.offline else {
+        if self.offline_failures >= LOCAL_GUESSES {
+            self.offline = None;
+        }
+        let copy = self.offline.clone()?;
+        self.offline_failures = self.offline_failures.saturating_add(1);
+        Some(copy)
+    }
+
+    /// After a claimed guess: a right one clears the count; a wrong one
+    /// stays counted, and the last one deletes the copy. How many are left.
+    pub fn offline_guess_was(&mut self, right: bool) -> u32 {
+        if right {
+            self.offline_failures = 0;
+            return LOCAL_GUESSES;
+        }
+        let left = LOCAL_GUESSES.saturating_sub(self.offline_failures);
+        if left == 0 {
+            self.offline = None;
+        }
+        left
+    }
+
+    /// Tries the offline copy with a passcode typed without the relay: the
+    /// claim, the try and its outcome, on one record.
+    pub fn try_offline(&mut self, stretched: &Stretched, now: UnixMillis) -> OfflineTry {
+        let Some(copy) = self.claim_offline_guess(now) else {
             return OfflineTry::Unavailable;
         };
-        match passcode::unwrap(
-            &stretched.offline_key(),
-            &offline_purpose(copy.made_at),
-            &copy.sealed,
-        ) {
-            Ok(bytes) => match <[u8; SHARE_LEN]>::try_from(&bytes[..]) {
-                Ok(share) => {
-                    self.offline_failures = 0;
-                    OfflineTry::Opened(Share::from_bytes(share))
-                }
-                Err(_) => OfflineTry::Unavailable,
-            },
-            Err(_) => {
-                self.offline_failures += 1;
-                let left = LOCAL_GUESSES.saturating_sub(self.offline_failures);
-                if left == 0 {
-                    self.offline = None;
-                }
-                OfflineTry::Wrong { left }
+        match open_offline(&copy, stretched) {
+            Some(share) => {
+                self.offline_guess_was(true);
+                OfflineTry::Opened(share)
             }
+            None => OfflineTry::Wrong {
+                left: self.offline_guess_was(false),
+            },
         }
     }
 
@@ -269,6 +285,7 @@ impl LockRecord {
         now: UnixMillis,
     ) -> Result<(), WorkerError> {
         let now = self.effective_now(now);
+        let policy = bounded(policy);
         self.policy = policy;
         self.latest_time = now;
         self.last_relay_unlock = now;
@@ -276,6 +293,34 @@ impl LockRecord {
         self.offline = seal_offline(stretched, share, now, policy)?;
         Ok(())
     }
+}
+
+/// The share from the offline copy, if this is the passcode that sealed it.
+pub fn open_offline(copy: &OfflineCopy, stretched: &Stretched) -> Option<Share> {
+    let bytes = passcode::unwrap(
+        &stretched.offline_key(),
+        &offline_purpose(copy.made_at),
+        &copy.sealed,
+    )
+    .ok()?;
+    <[u8; SHARE_LEN]>::try_from(&bytes[..])
+        .ok()
+        .map(Share::from_bytes)
+}
+
+/// The longest an organisation may let a phone unlock without the relay:
+/// a relay that says more (or a damaged answer) is not believed.
+pub const MAX_OFFLINE_UNLOCK_SECS: u64 = 72 * 60 * 60;
+
+/// The policy as this phone applies it: the offline grace at most
+/// [`MAX_OFFLINE_UNLOCK_SECS`], and never past the time after which the
+/// phone wipes itself.
+pub fn bounded(mut policy: PhonePolicy) -> PhonePolicy {
+    policy.offline_unlock_secs = policy.offline_unlock_secs.min(MAX_OFFLINE_UNLOCK_SECS);
+    if policy.max_offline_secs > 0 {
+        policy.offline_unlock_secs = policy.offline_unlock_secs.min(policy.max_offline_secs);
+    }
+    policy
 }
 
 /// What trying the offline copy found.

@@ -28,17 +28,22 @@ pub enum RelayAnswer {
     Wiped,
     /// The phone was signed out.
     SignedOut,
-    /// Refused, in words the person can act on.
-    Refused(String),
-    /// No answer from the relay (no network, a timeout, or something
-    /// other than the relay answering).
+    /// The phone's clock is too far from the relay's.
+    ClockWrong,
+    /// The relay keeps no lock for this phone.
+    NoLock,
+    /// No answer the phone can use: no network, a timeout, something other
+    /// than the relay answering, the relay too busy (a flood from the same
+    /// network) or failing. The offline copy may still open the phone.
     Unreachable,
 }
+
+/// The longest answer read: the relay's are a few hundred bytes.
+const MAX_ANSWER_BYTES: usize = 4096;
 
 #[derive(Deserialize)]
 struct ErrorAnswer {
     error: String,
-    message: String,
 }
 
 /// One request; `Err` if nothing readable came back.
@@ -67,11 +72,23 @@ async fn post(path: &str, body: String) -> Result<(u16, String), ()> {
         .map_err(|_| ())?
         .dyn_into()
         .map_err(|_| ())?;
+    let declared = response
+        .headers()
+        .get("content-length")
+        .ok()
+        .flatten()
+        .and_then(|length| length.parse::<usize>().ok());
+    if declared.is_some_and(|length| length > MAX_ANSWER_BYTES) {
+        return Err(());
+    }
     let text = JsFuture::from(response.text().map_err(|_| ())?)
         .await
         .map_err(|_| ())?
         .as_string()
         .ok_or(())?;
+    if text.len() > MAX_ANSWER_BYTES {
+        return Err(());
+    }
     Ok((response.status(), text))
 }
 
@@ -91,12 +108,17 @@ fn timeout_signal() -> Option<web_sys::AbortSignal> {
         .ok()
 }
 
-/// A refusal the relay explained; anything else is not the relay.
-fn refusal(status: u16, body: &str) -> RelayAnswer {
+/// A refusal the relay explained, by its code (the person is told in the
+/// app's own words); anything else counts as no answer.
+fn refusal(body: &str) -> RelayAnswer {
     match serde_json::from_str::<ErrorAnswer>(body) {
-        Ok(answer) if answer.error == "revoked" => RelayAnswer::SignedOut,
-        Ok(answer) if (400..500).contains(&status) => RelayAnswer::Refused(answer.message),
-        _ => RelayAnswer::Unreachable,
+        Ok(answer) => match answer.error.as_str() {
+            "revoked" => RelayAnswer::SignedOut,
+            "clock" => RelayAnswer::ClockWrong,
+            "no_lock" => RelayAnswer::NoLock,
+            _ => RelayAnswer::Unreachable,
+        },
+        Err(_) => RelayAnswer::Unreachable,
     }
 }
 
@@ -108,7 +130,7 @@ pub async fn ask(
     now: UnixMillis,
 ) -> RelayAnswer {
     let Ok(signature) = signer.sign_challenge(&nonce_request_transcript(device, now.0)) else {
-        return RelayAnswer::Refused("This phone could not sign its request.".into());
+        return RelayAnswer::Unreachable;
     };
     let request = NonceRequest {
         device,
@@ -128,11 +150,11 @@ pub async fn ask(
             Some(nonce) => nonce,
             None => return RelayAnswer::Unreachable,
         },
-        Ok((status, text)) => return refusal(status, &text),
+        Ok((_, text)) => return refusal(&text),
     };
     let proof = stretched.verifier().proof(&nonce, device);
     let Ok(signature) = signer.sign_challenge(&unlock_transcript(device, &nonce, &proof)) else {
-        return RelayAnswer::Refused("This phone could not sign its request.".into());
+        return RelayAnswer::Unreachable;
     };
     let request = UnlockRequest {
         device,
@@ -156,6 +178,6 @@ pub async fn ask(
             Ok(UnlockAnswer::Wiped) => RelayAnswer::Wiped,
             Err(_) => RelayAnswer::Unreachable,
         },
-        Ok((status, text)) => refusal(status, &text),
+        Ok((_, text)) => refusal(&text),
     }
 }

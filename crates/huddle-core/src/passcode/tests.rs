@@ -151,4 +151,13 @@ fn a_passcode_typed_to_unlock_takes_the_form_it_was_chosen_in() {
         Passcode::typed(&"9".repeat(MAX_LEN + 1)).err(),
         Some(PasscodeError::TooLong)
     );
+    // What could never have been chosen is not worth a guess.
+    assert_eq!(
+        Passcode::typed("48392").err(),
+        Some(PasscodeError::TooFewDigits)
+    );
+    assert_eq!(
+        Passcode::typed("maple river").err(),
+        Some(PasscodeError::TooFewWords)
+    );
 }

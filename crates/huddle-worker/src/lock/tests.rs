@@ -177,3 +177,41 @@ fn a_phone_that_has_not_unlocked_with_the_relay_for_a_week_must_wipe() {
             .away_too_long
     );
 }
+
+#[test]
+fn a_guess_is_counted_before_it_is_tried_so_racing_tabs_cannot_add_guesses() {
+    let mut record = new_lock("483920").record;
+    let now = UnixMillis(T0.0 + HOUR);
+    // Five tabs claim a guess each before any of them has tried it.
+    let claimed: Vec<_> = (0..7).map(|_| record.claim_offline_guess(now)).collect();
+    assert_eq!(claimed.iter().filter(|c| c.is_some()).count(), 5);
+    assert!(record.claim_offline_guess(now).is_none());
+    // Even the right passcode, tried in a sixth tab, finds nothing left.
+    assert!(matches!(
+        record.try_offline(&stretched("483920"), now),
+        OfflineTry::Unavailable
+    ));
+}
+
+#[test]
+fn a_relay_cannot_stretch_the_offline_grace_beyond_what_the_phone_allows() {
+    let lock = new_lock("483920");
+    let mut record = lock.record.clone();
+    let policy = PhonePolicy {
+        offline_unlock_secs: u64::MAX,
+        ..PhonePolicy::default()
+    };
+    record
+        .unlocked_with_relay(&stretched("483920"), &share_of(&lock), policy, T0)
+        .expect("renewed");
+    assert_eq!(
+        record.status(T0).offline_until,
+        Some(UnixMillis(T0.0 + MAX_OFFLINE_UNLOCK_SECS * 1000))
+    );
+    // Never past the time the phone wipes itself.
+    let short = bounded(PhonePolicy {
+        max_offline_secs: 3600,
+        ..PhonePolicy::default()
+    });
+    assert_eq!(short.offline_unlock_secs, 3600);
+}
