@@ -9,6 +9,10 @@ use huddle_session::{CryptoError, SessionError};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
+/// How long saving waits for the phone to sign in: 20 s in steps.
+const CONNECT_WAIT_STEPS: u32 = 100;
+const CONNECT_WAIT_STEP_MS: u32 = 200;
+
 #[component]
 pub fn ChoosePasscodePage() -> impl IntoView {
     let model = expect_context::<AppModel>();
@@ -44,6 +48,14 @@ pub fn ChoosePasscodePage() -> impl IntoView {
         busy.set(true);
         error.set(None);
         spawn_local(async move {
+            // Just after joining, the phone may still be signing in: wait a
+            // little for it rather than send the person away.
+            for _ in 0..CONNECT_WAIT_STEPS {
+                if model.connection.get_untracked().live {
+                    break;
+                }
+                gloo_timers::future::TimeoutFuture::new(CONNECT_WAIT_STEP_MS).await;
+            }
             match phone.set_passcode(PasscodeText::new(typed)).await {
                 Ok(()) => {
                     first.set(String::new());
