@@ -229,7 +229,10 @@ async fn once_a_passcode_wraps_its_key_the_cache_opens_only_with_that_key() {
         .unlock_with(&key)
         .unwrap();
     assert_eq!(reopened.enrolment().await.unwrap(), Some(enrolment));
-    assert!(!reopened.keeps_data_key().await.unwrap(), "and none was made");
+    assert!(
+        !reopened.keeps_data_key().await.unwrap(),
+        "and none was made"
+    );
     reopened.close();
     IdbCache::delete_database(&name).await.unwrap();
 }

@@ -3,6 +3,7 @@
 use crate::model::AppModel;
 use crate::on_demand;
 use crate::platform::lock::NotOpened;
+use crate::state::words;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -35,7 +36,7 @@ pub fn LockPage() -> impl IntoView {
         }
         let typed = passcode.get_untracked();
         if typed.trim().is_empty() {
-            error.set(Some("Enter your passcode.".into()));
+            error.set(Some(words::ENTER_PASSCODE.into()));
             return;
         }
         busy.set(true);

@@ -29,20 +29,16 @@ pub fn ChoosePasscodePage() -> impl IntoView {
         }
         let (typed, repeated) = (first.get_untracked(), again.get_untracked());
         if typed.trim().is_empty() {
-            error.set(Some("Choose a passcode.".into()));
+            error.set(Some(words::CHOOSE_PASSCODE.into()));
             return;
         }
         if typed.trim() != repeated.trim() {
-            error.set(Some(
-                "The two passcodes are not the same. Type them again.".into(),
-            ));
+            error.set(Some(words::PASSCODES_DIFFER.into()));
             again.set(String::new());
             return;
         }
         let Some(phone) = model.phone() else {
-            error.set(Some(
-                "Huddle is still starting. Try again in a moment.".into(),
-            ));
+            error.set(Some(words::STILL_STARTING.into()));
             return;
         };
         busy.set(true);
@@ -71,7 +67,7 @@ pub fn ChoosePasscodePage() -> impl IntoView {
                             refusal.message.clone()
                         }
                         SessionError::Offline | SessionError::Starting | SessionError::Dropped => {
-                            "Saving your passcode needs a connection to Huddle. Connect to Wi-Fi or mobile data, then try again.".into()
+                            words::PASSCODE_NEEDS_CONNECTION.into()
                         }
                         other => model
                             .directory

@@ -161,11 +161,14 @@ pub async fn wipe_forgotten(model: AppModel) {
 /// Wipes a locked phone: both databases are emptied, the worker stops, and
 /// the signed-out screen deletes the rest.
 async fn wipe_with(model: AppModel, crypto: WorkerCrypto, why: SignOut) {
-    let _ = crypto.request(WorkerRequest::Wipe).await;
+    // The worker's database and the page's, at once.
+    let page = async {
+        if let Ok(cache) = IdbCache::open().await {
+            let _ = cache.wipe().await;
+        }
+    };
+    let _ = futures::join!(crypto.request(WorkerRequest::Wipe), page);
     drop(crypto);
-    if let Ok(cache) = IdbCache::open().await {
-        let _ = cache.wipe().await;
-    }
     model.lock.set(LockView::Open);
     model.enrolment.set(None);
     model.signed_out.set(Some(why));

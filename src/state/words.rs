@@ -136,6 +136,18 @@ pub fn sign_out(why: &SignOut) -> &'static str {
     }
 }
 
+/// The lock screen, sent with nothing typed.
+pub const ENTER_PASSCODE: &str = "Enter your passcode.";
+/// Choosing a passcode, sent with nothing typed.
+pub const CHOOSE_PASSCODE: &str = "Choose a passcode.";
+/// Choosing a passcode, typed differently twice.
+pub const PASSCODES_DIFFER: &str = "The two passcodes are not the same. Type them again.";
+/// Choosing a passcode, without a connection to the relay.
+pub const PASSCODE_NEEDS_CONNECTION: &str =
+    "Saving your passcode needs a connection to Huddle. Connect to Wi-Fi or mobile data, then try again.";
+/// A screen's action before the phone has loaded.
+pub const STILL_STARTING: &str = "Huddle is still starting. Try again in a moment.";
+
 /// Why an unlock did not open the phone.
 pub fn unlock_refused(outcome: &UnlockOutcome) -> String {
     match outcome {
@@ -294,6 +306,20 @@ mod tests {
                 },
             ],
         }
+    }
+
+    #[test]
+    fn a_wrong_passcode_says_how_many_tries_are_left_and_where() {
+        let said = |left, offline| unlock_refused(&UnlockOutcome::WrongPasscode { left, offline });
+        assert_eq!(
+            said(9, false),
+            "That passcode is not right. 9 tries left before this phone is wiped."
+        );
+        assert!(said(1, false).contains("One more wrong try and this phone will be wiped"));
+        assert!(said(3, true).contains("3 more tries without a connection"));
+        assert!(said(0, true).contains("Connect to the internet"));
+        assert!(unlock_refused(&UnlockOutcome::NeedsRelay).contains("Connect to the internet"));
+        assert!(unlock_refused(&UnlockOutcome::NotKnown).contains("Wipe this phone"));
     }
 
     #[test]
