@@ -4,12 +4,13 @@ use crate::components::{QrCodeView, VerifiedMark};
 use crate::model::AppModel;
 use crate::platform::browser;
 use crate::platform::camera::Camera;
+use crate::state::time::phone_history_label;
 use crate::state::verification::{standing, verification_of};
 use crate::state::words;
 use huddle_core::attestation::{CheckedDevice, Method};
 use huddle_core::identity::SafetyNumber;
 use huddle_core::ids::{DeviceId, UserId};
-use huddle_core::wire::Role;
+use huddle_core::wire::{DeviceSeen, Role};
 use leptos::html;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -195,6 +196,28 @@ fn YourPhones(user: UserId) -> impl IntoView {
             }
         }
     });
+    // When each phone was added and last used, from the relay (online
+    // only: offline, the list shows the phones without them).
+    let seen = RwSignal::new(Vec::<DeviceSeen>::new());
+    if let Some(phone) = model.phone() {
+        spawn_local(async move {
+            if let Ok(devices) = phone.devices_of(user).await {
+                let _ = seen.try_set(devices);
+            }
+        });
+    }
+    let history = move |device: DeviceId| {
+        seen.with(|seen| {
+            seen.iter().find(|s| s.device == device).map(|s| {
+                phone_history_label(
+                    s.added_at,
+                    s.last_seen,
+                    model.now.get(),
+                    browser::utc_offset_minutes(),
+                )
+            })
+        })
+    };
     let phones = move || {
         model.directory.with(|d| {
             let mut phones = d
@@ -287,7 +310,9 @@ fn YourPhones(user: UserId) -> impl IntoView {
                     let spoken = if here { button.to_owned() } else { format!("Sign out another phone ({others})") };
                     view! {
                         <li class="person-row">
-                            <span class="person-row__name">{label.clone()}</span>
+                            <span class="person-row__name">{label.clone()}
+                                <span class="person-row__detail">{move || history(device)}</span>
+                            </span>
                             <button class="button button--small button--danger" type="button"
                                 aria-label=spoken
                                 prop:disabled=move || busy.get()

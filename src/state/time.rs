@@ -78,6 +78,24 @@ pub fn date_label(at: UnixMillis, offset_minutes: i64) -> String {
     format!("{day} {} {year}", MONTHS[(month - 1) as usize])
 }
 
+/// When one of a person's phones was added and last used, so that she can
+/// tell which is the lost one: "Added 12 Nov 2026, last used 14:02".
+pub fn phone_history_label(
+    added_at: UnixMillis,
+    last_seen: Option<UnixMillis>,
+    now: UnixMillis,
+    offset_minutes: i64,
+) -> String {
+    let added = date_label(added_at, offset_minutes);
+    match last_seen {
+        Some(seen) => format!(
+            "Added {added}, last used {}",
+            clock_label(seen, now, offset_minutes)
+        ),
+        None => format!("Added {added}"),
+    }
+}
+
 /// The calendar year of `at`, for the patient-data detector's age check.
 pub fn year_of(at: UnixMillis) -> i32 {
     civil_from_days((at.0 / DAY) as i64).0 as i32
@@ -104,6 +122,19 @@ mod tests {
 
     // 2026-11-22 14:05:00 UTC, a Sunday.
     const NOW: UnixMillis = UnixMillis(1_795_356_300_000);
+
+    #[test]
+    fn a_phone_says_when_it_was_added_and_last_used() {
+        let added = UnixMillis(NOW.0 - 10 * DAY);
+        assert_eq!(
+            phone_history_label(added, Some(UnixMillis(NOW.0 - 3_600_000)), NOW, 0),
+            "Added 12 Nov 2026, last used 13:05"
+        );
+        assert_eq!(
+            phone_history_label(added, None, NOW, 0),
+            "Added 12 Nov 2026"
+        );
+    }
 
     #[test]
     fn expiry_reads_in_the_largest_sensible_unit() {

@@ -32,6 +32,10 @@ export async function person(name, contextOptions = {}, existingProfile = null) 
   });
   const page = context.pages()[0] ?? (await context.newPage());
   const problems = watchProblems(page);
+  // Everything the app said on the console, on every page of this phone
+  // (for reading a failure; it names kinds and ids, never content).
+  const consoleLines = [];
+  context.on("console", (msg) => consoleLines.push(`${msg.type()}: ${msg.text()}`));
   return {
     name,
     profileDir,
@@ -42,6 +46,7 @@ export async function person(name, contextOptions = {}, existingProfile = null) 
      * could not connect, which is expected while offline or while the relay
      * restarts. */
     problems: () => problems.filter((p) => !/WebSocket connection to .* failed/.test(p)),
+    consoleLines: () => consoleLines,
   };
 }
 

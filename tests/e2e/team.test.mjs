@@ -144,6 +144,7 @@ afterEach(async () => {
     await someone?.page
       .screenshot({ path: join(dir, `${step}-${someone.name}.png`), fullPage: true })
       .catch(() => {});
+    if (someone) writeFileSync(join(dir, `${someone.name}.console.txt`), someone.consoleLines().join("\n"));
   }
   // The relay's log so far (it holds no message content: the scan checks).
   writeFileSync(join(dir, "relay.log"), earlierLogs.join("") + (relay?.output() ?? ""));
@@ -483,6 +484,9 @@ test("a person signs her own phone out before handing it on, and nothing of hers
     await fay.page.getByRole("link", { name: "Team" }).click();
     await fay.page.getByRole("link", { name: /^Fay Lee/ }).click();
     await fay.page.getByRole("heading", { name: "Your phones" }).waitFor();
+    // Each phone says when it was added and last used, so that a lost one
+    // can be told from the others.
+    await fay.page.getByText(/^Added \d+ \w+ \d{4}, last used \d\d:\d\d$/).waitFor();
     await fay.page.getByRole("button", { name: "Sign out this phone" }).click();
     await fay.page.getByRole("alertdialog", { name: "Sign this phone out of Huddle?" }).waitFor();
     await shot(fay, "sign-out-this-phone-360");

@@ -69,6 +69,60 @@ impl std::fmt::Debug for Passcode {
 impl Passcode {
     /// At least 6 digits (not a plain run or repeat), or at least 4 words.
     pub fn new(typed: &str) -> Result<Self, PasscodeError> {
+        match Typed::read(typed)? {
+            Typed::Digits(digits) => {
+                if is_run_or_repeat(digits.as_bytes()) {
+                    return Err(PasscodeError::TooEasy);
+                }
+                Ok(Passcode(Zeroizing::new(digits.to_owned())))
+            }
+            Typed::Words(words) => {
+                let letters: usize = words
+                    .iter()
+                    .map(|w| w.chars().filter(|c| c.is_alphabetic()).count())
+                    .sum();
+                if letters < MIN_LETTERS {
+                    return Err(PasscodeError::WordsTooShort);
+                }
+                let mut distinct = words.clone();
+                distinct.sort();
+                distinct.dedup();
+                if distinct.len() < MIN_WORDS - 1 {
+                    return Err(PasscodeError::TooEasy);
+                }
+                Ok(Passcode(Zeroizing::new(words.join(" "))))
+            }
+        }
+    }
+
+    /// A passcode typed to unlock: put in the same form as [`Passcode::new`]
+    /// does, without its rules for choosing one (what was accepted when it
+    /// was chosen must open the phone whatever the rules are now). What
+    /// could never have been chosen (too few digits or words) is refused
+    /// here, so that a slip does not spend one of the ten guesses the relay
+    /// allows.
+    pub fn typed(typed: &str) -> Result<Self, PasscodeError> {
+        Ok(Passcode(Zeroizing::new(match Typed::read(typed)? {
+            Typed::Digits(digits) => digits.to_owned(),
+            Typed::Words(words) => words.join(" "),
+        })))
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        self.0.as_bytes()
+    }
+}
+
+/// A passcode as typed, trimmed, in one of its two kinds, with the length
+/// rules both kinds share checked.
+enum Typed<'a> {
+    Digits(&'a str),
+    /// Its words, lower-cased.
+    Words(Vec<String>),
+}
+
+impl<'a> Typed<'a> {
+    fn read(typed: &'a str) -> Result<Self, PasscodeError> {
         let typed = typed.trim();
         if typed.len() > MAX_LEN {
             return Err(PasscodeError::TooLong);
@@ -77,10 +131,7 @@ impl Passcode {
             if typed.len() < MIN_DIGITS {
                 return Err(PasscodeError::TooFewDigits);
             }
-            if is_run_or_repeat(typed.as_bytes()) {
-                return Err(PasscodeError::TooEasy);
-            }
-            return Ok(Passcode(Zeroizing::new(typed.to_owned())));
+            return Ok(Typed::Digits(typed));
         }
         // Words are letters (an apostrophe or a hyphen inside one is fine):
         // "1 2 3 4" is four digits, not a passphrase.
@@ -97,50 +148,7 @@ impl Passcode {
         if words.len() < MIN_WORDS {
             return Err(PasscodeError::TooFewWords);
         }
-        let letters: usize = words
-            .iter()
-            .map(|w| w.chars().filter(|c| c.is_alphabetic()).count())
-            .sum();
-        if letters < MIN_LETTERS {
-            return Err(PasscodeError::WordsTooShort);
-        }
-        let mut distinct = words.clone();
-        distinct.sort();
-        distinct.dedup();
-        if distinct.len() < MIN_WORDS - 1 {
-            return Err(PasscodeError::TooEasy);
-        }
-        Ok(Passcode(Zeroizing::new(words.join(" "))))
-    }
-
-    /// A passcode typed to unlock: put in the same form as [`Passcode::new`]
-    /// does, without its rules for choosing one (what was accepted when it
-    /// was chosen must open the phone whatever the rules are now).
-    pub fn typed(typed: &str) -> Result<Self, PasscodeError> {
-        let typed = typed.trim();
-        if typed.len() > MAX_LEN {
-            return Err(PasscodeError::TooLong);
-        }
-        // What could never have been chosen is refused here, so that a slip
-        // does not spend one of the ten guesses the relay allows.
-        if typed.chars().all(|c| c.is_ascii_digit()) {
-            if typed.len() < MIN_DIGITS {
-                return Err(PasscodeError::TooFewDigits);
-            }
-            return Ok(Passcode(Zeroizing::new(typed.to_owned())));
-        }
-        let words: Vec<String> = typed
-            .split_whitespace()
-            .map(|word| word.to_lowercase())
-            .collect();
-        if words.len() < MIN_WORDS {
-            return Err(PasscodeError::TooFewWords);
-        }
-        Ok(Passcode(Zeroizing::new(words.join(" "))))
-    }
-
-    fn as_bytes(&self) -> &[u8] {
-        self.0.as_bytes()
+        Ok(Typed::Words(words))
     }
 }
 

@@ -823,7 +823,8 @@ impl SyncEngine {
             | ServerFrame::Refused { .. }
             | ServerFrame::People { .. }
             | ServerFrame::Audit { .. }
-            | ServerFrame::Identities { .. } => {}
+            | ServerFrame::Identities { .. }
+            | ServerFrame::Devices { .. } => {}
         }
     }
 

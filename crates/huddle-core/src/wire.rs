@@ -377,6 +377,12 @@ pub enum ClientFrame {
         lock_key: Vec<u8>,
         secrets: LockSecrets,
     },
+    /// A person's phones, with when each was added and last signed in
+    /// (anyone: her own; administrators: anyone's). Answered by `Devices`.
+    Devices {
+        request: RequestId,
+        user: UserId,
+    },
 }
 
 /// The most people one `Identities` request may ask about.
@@ -441,6 +447,17 @@ pub struct Person {
     pub display_name: String,
     pub role: Role,
     pub devices: Vec<DeviceId>,
+}
+
+/// One of a person's phones, as her own list of phones shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceSeen {
+    pub device: DeviceId,
+    /// When it joined.
+    pub added_at: UnixMillis,
+    /// When it last signed in to the relay; `None` if it has not since the
+    /// relay began keeping this.
+    pub last_seen: Option<UnixMillis>,
 }
 
 /// One line of the audit log: who did what to whom and when. Never content.
@@ -603,6 +620,11 @@ pub enum ServerFrame {
     /// when a device is revoked.
     RevokedMembers {
         groups: Vec<RevokedInGroup>,
+    },
+    /// A person's phones, oldest first.
+    Devices {
+        request: RequestId,
+        devices: Vec<DeviceSeen>,
     },
 }
 

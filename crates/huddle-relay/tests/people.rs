@@ -357,6 +357,52 @@ async fn setup_invite_join_revoke_and_audit() {
         let names: Vec<&str> = people.iter().map(|p| p.display_name.as_str()).collect();
         assert_eq!(names, vec!["Dee Manager", "Lee J", "Sam Carter"]);
 
+        // Sam sees his own phones, with when each last signed in (just now),
+        // and nobody else's; his manager sees anyone's.
+        let ServerFrame::Devices { devices, .. } = ask(
+            &mut sam_socket,
+            ClientFrame::Devices {
+                request: 17,
+                user: sam_user,
+            },
+        )
+        .await
+        else {
+            panic!("Sam's phones")
+        };
+        assert_eq!(devices.len(), 1);
+        assert_eq!(devices[0].device, sam.device);
+        let seen = devices[0].last_seen.expect("seen at sign-in");
+        assert!(seen >= devices[0].added_at);
+        assert!(
+            huddle_relay::clock::now().0.abs_diff(seen.0) < 60_000,
+            "{engine:?}: {seen:?}"
+        );
+        let refused = ask(
+            &mut sam_socket,
+            ClientFrame::Devices {
+                request: 18,
+                user: registered.user,
+            },
+        )
+        .await;
+        assert!(
+            matches!(&refused, ServerFrame::Refused { request: 18, reason } if reason.contains("only your own phones")),
+            "{refused:?}"
+        );
+        let answer = ask(
+            &mut admin,
+            ClientFrame::Devices {
+                request: 19,
+                user: sam_user,
+            },
+        )
+        .await;
+        assert!(
+            matches!(&answer, ServerFrame::Devices { request: 19, devices } if devices.len() == 1),
+            "{answer:?}"
+        );
+
         // Revoking Sam's device ends his connection at once and refuses it afterwards.
         assert_eq!(
             ask(

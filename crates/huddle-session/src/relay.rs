@@ -14,7 +14,8 @@ use huddle_core::crypto_worker::{InviteKey, PasscodeText, WorkerRequest, WorkerR
 use huddle_core::ids::{DeviceId, UserId};
 use huddle_core::retention::UnixMillis;
 use huddle_core::wire::{
-    AuditEntry, ClaimedKeyPackage, ClientFrame, LinkSecret, RequestId, Role, ServerFrame,
+    AuditEntry, ClaimedKeyPackage, ClientFrame, DeviceSeen, LinkSecret, RequestId, Role,
+    ServerFrame,
 };
 
 /// How long a question to the relay may take before the person is told.
@@ -309,6 +310,19 @@ impl<P: Platform> Phone<P> {
         Ok(())
     }
 
+    /// A person's phones, with when each was added and last signed in
+    /// (her own; an administrator: anyone's). Needs the connection.
+    pub async fn devices_of(&self, user: UserId) -> Result<Vec<DeviceSeen>, SessionError> {
+        match self
+            .shared
+            .ask(|request| ClientFrame::Devices { request, user })
+            .await?
+        {
+            ServerFrame::Devices { devices, .. } => Ok(devices),
+            _ => Err(SessionError::UnexpectedAnswer),
+        }
+    }
+
     /// Withdraws an unused invite.
     pub async fn withdraw_invite(&self, user: UserId) -> Result<(), SessionError> {
         self.done(|request| ClientFrame::RevokeInvite { request, user })
@@ -349,6 +363,7 @@ fn request_of(frame: &ServerFrame) -> Option<RequestId> {
         | ServerFrame::Done { request }
         | ServerFrame::Refused { request, .. }
         | ServerFrame::People { request, .. }
+        | ServerFrame::Devices { request, .. }
         | ServerFrame::Audit { request, .. }
         | ServerFrame::Identities { request, .. } => Some(*request),
         // Listed, not `_`: a new answer frame must be paired here, or its

@@ -283,10 +283,7 @@ impl Crypto for MemCrypto {
                 now,
             )
             .map(|lock| {
-                let answer = WorkerResponse::PasscodeLock {
-                    lock_key: lock.record.lock_public.clone(),
-                    secrets: lock.secrets.clone(),
-                };
+                let answer = lock.relay_half();
                 disk.pending_lock = Some(lock.record);
                 answer
             }),

@@ -342,10 +342,7 @@ impl RequestHandler {
                     policy,
                     now,
                 )?;
-                let answer = WorkerResponse::PasscodeLock {
-                    lock_key: lock.record.lock_public.clone(),
-                    secrets: lock.secrets.clone(),
-                };
+                let answer = lock.relay_half();
                 self.pending_lock = Some(lock);
                 return Ok(answer);
             }

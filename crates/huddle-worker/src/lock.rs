@@ -4,7 +4,9 @@
 //! relay. See SECURITY.md, "The lost phone".
 
 use huddle_core::at_rest::{DataKey, KEY_LEN, NONCE_LEN};
-use huddle_core::crypto_worker::{LockStatus, PageKey, PasscodeText, WorkerError, WorkerErrorKind};
+use huddle_core::crypto_worker::{
+    LockStatus, PageKey, PasscodeText, WorkerError, WorkerErrorKind, WorkerResponse,
+};
 use huddle_core::ids::{DeviceId, OrgId};
 use huddle_core::passcode::{self, Passcode, Share, Stretched, SHARE_LEN};
 use huddle_core::retention::UnixMillis;
@@ -67,6 +69,16 @@ pub struct NewLock {
     pub secrets: LockSecrets,
     /// The worker's data key, unchanged: the worker keeps using it.
     pub worker_key: DataKey,
+}
+
+impl NewLock {
+    /// The worker's answer: what the relay is to keep of this lock.
+    pub fn relay_half(&self) -> WorkerResponse {
+        WorkerResponse::PasscodeLock {
+            lock_key: self.record.lock_public.clone(),
+            secrets: self.secrets.clone(),
+        }
+    }
 }
 
 impl std::fmt::Debug for NewLock {

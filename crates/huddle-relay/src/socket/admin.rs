@@ -67,6 +67,10 @@ pub enum AdminRequest {
         lock_key: Vec<u8>,
         secrets: LockSecrets,
     },
+    /// Anyone: her own phones (administrators: anyone's).
+    Devices {
+        user: UserId,
+    },
 }
 
 /// A device's frame, sorted: administration, or the rest of the protocol.
@@ -146,6 +150,7 @@ impl AdminRequest {
                 lock_key,
                 secrets,
             } => (request, AdminRequest::SetPasscodeLock { lock_key, secrets }),
+            ClientFrame::Devices { request, user } => (request, AdminRequest::Devices { user }),
             other => return Sorted::Device(other),
         };
         Sorted::Admin(request, admin)
@@ -162,6 +167,7 @@ impl AdminRequest {
                 | AdminRequest::Identities { .. }
                 | AdminRequest::Attest { .. }
                 | AdminRequest::SetPasscodeLock { .. }
+                | AdminRequest::Devices { .. }
         )
     }
 }
@@ -320,6 +326,15 @@ async fn carry_out(
                 .set_passcode_lock(identity.device, &lock_key, &verifier, &share, now)
                 .await?;
             ServerFrame::Done { request }
+        }
+        AdminRequest::Devices { user } => {
+            if role != Role::Administrator && user != actor {
+                return Ok(Err("You can see only your own phones."));
+            }
+            ServerFrame::Devices {
+                request,
+                devices: state.store.devices_seen(user).await?,
+            }
         }
         AdminRequest::Directory => ServerFrame::People {
             request,

@@ -190,6 +190,10 @@ where
             return None;
         }
     };
+    // For its owner's list of phones; a failure here costs only that.
+    if let Err(error) = state.store.saw_device(device, now()).await {
+        tracing::warn!(%error, "could not note a sign-in");
+    }
     let ready = ServerFrame::Ready {
         org: state.org,
         user,

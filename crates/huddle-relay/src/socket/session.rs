@@ -430,7 +430,8 @@ impl DeviceSession {
             | ClientFrame::PublishCertificate { .. }
             | ClientFrame::Identities { .. }
             | ClientFrame::Attest { .. }
-            | ClientFrame::SetPasscodeLock { .. } => true,
+            | ClientFrame::SetPasscodeLock { .. }
+            | ClientFrame::Devices { .. } => true,
         }
     }
 }

@@ -5,10 +5,10 @@
 //! appear in logs. Every change to who may take part is written to the
 //! audit log, with ids and names and never any message content.
 
-use super::{id16, to_i64, Engine, Store, StoreError};
+use super::{id16, to_i64, to_u64, Engine, Store, StoreError};
 use huddle_core::ids::{DeviceId, GroupId, UserId};
 use huddle_core::retention::UnixMillis;
-use huddle_core::wire::{AuditEntry, Person, Refusal, Role};
+use huddle_core::wire::{AuditEntry, DeviceSeen, Person, Refusal, Role};
 use sha2::{Digest, Sha256};
 
 /// The longest display name or organisation name, in characters.
@@ -666,6 +666,39 @@ impl Store {
             }
         }
         Ok(people)
+    }
+
+    /// Notes that `device` signed in now (for its owner's list of phones).
+    pub async fn saw_device(&self, device: DeviceId, now: UnixMillis) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        sqlx::query("UPDATE devices SET last_seen = $2 WHERE id = $1")
+            .bind(&device.as_bytes()[..])
+            .bind(to_i64(now.0))
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A person's devices still signed in, oldest first: when each was
+    /// added and when it last signed in.
+    pub async fn devices_seen(&self, user: UserId) -> Result<Vec<DeviceSeen>, StoreError> {
+        let rows: Vec<(Vec<u8>, i64, Option<i64>)> = sqlx::query_as(
+            "SELECT id, created_at, last_seen FROM devices
+             WHERE user_id = $1 AND revoked_at IS NULL ORDER BY created_at, id",
+        )
+        .bind(&user.as_bytes()[..])
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(device, added, seen)| {
+                Ok(DeviceSeen {
+                    device: DeviceId::from_bytes(id16(&device)?),
+                    added_at: UnixMillis(to_u64(added)),
+                    last_seen: seen.map(|seen| UnixMillis(to_u64(seen))),
+                })
+            })
+            .collect()
     }
 
     /// The audit log, newest first.
