@@ -517,6 +517,9 @@ pub enum WorkerErrorKind {
     Locked,
     /// The passcode is not one Huddle accepts (the message says why).
     Passcode,
+    /// A commit of this device waits in the group: nothing else can be
+    /// made there until it is merged or discarded.
+    CommitPending,
 }
 
 #[cfg(test)]

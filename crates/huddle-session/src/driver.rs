@@ -18,7 +18,7 @@ use crate::update::{SignOut, Update};
 use futures::channel::{mpsc, oneshot};
 use futures::StreamExt;
 use huddle_core::attestation::Identities;
-use huddle_core::crypto_worker::{Incoming, WorkerRequest, WorkerResponse};
+use huddle_core::crypto_worker::{Incoming, WorkerErrorKind, WorkerRequest, WorkerResponse};
 use huddle_core::envelope::{Envelope, EnvelopeBody};
 use huddle_core::group::GroupProfile;
 use huddle_core::identity::DeviceIdentity;

@@ -101,6 +101,32 @@ fn a_message_written_while_starting_is_saved_at_once_and_sent_once_started() {
 }
 
 #[test]
+fn a_commit_left_unsent_when_the_page_stopped_does_not_hold_up_what_is_written_next() {
+    use crate::platform::Crypto;
+    let mut world = World::new();
+    let (alice, bob, group) = alice_and_bob(&mut world, RetentionSecs::days(7));
+    // The worker made (and saved) a commit, and the page stopped before it
+    // recorded it in the outbox: it never left the phone.
+    let crypto = alice.crypto.clone();
+    let made = world.run(async move {
+        crypto
+            .request(huddle_core::crypto_worker::WorkerRequest::SelfUpdate { group })
+            .await
+    });
+    assert!(made.is_ok(), "{made:?}");
+    alice.phone.open(Some(group));
+    compose(&mut world, &alice, group, "Handover at eight");
+    world.settle();
+    assert_eq!(
+        alice.shown(),
+        vec![("Handover at eight".to_owned(), Delivery::Sent)]
+    );
+    bob.phone.open(Some(group));
+    world.settle();
+    assert_eq!(texts(&bob.shown()), vec!["Handover at eight"]);
+}
+
+#[test]
 fn messages_written_offline_wait_and_go_in_order_when_the_network_returns() {
     let mut world = World::new();
     let (alice, bob, group) = alice_and_bob(&mut world, RetentionSecs::days(7));

@@ -67,6 +67,7 @@ fn mls_error(error: MlsError) -> WorkerError {
         MlsError::CredentialChanged => WorkerErrorKind::Untrusted(Refusal::CredentialChanged),
         MlsError::DuplicateDevice => WorkerErrorKind::Untrusted(Refusal::DuplicateDevice),
         MlsError::NotPermitted => WorkerErrorKind::Untrusted(Refusal::NotPermitted),
+        MlsError::CommitPending => WorkerErrorKind::CommitPending,
         _ => WorkerErrorKind::Mls,
     };
     WorkerError {

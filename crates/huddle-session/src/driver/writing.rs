@@ -93,7 +93,7 @@ impl<P: Platform> Driver<P> {
                         expires_at: record.item.expires_at.unwrap_or(now),
                         envelope: envelope.clone(),
                     };
-                    match self.crypto(request).await {
+                    match self.ask_past_orphan_commit(group, request).await {
                         Ok(WorkerResponse::Sealed(sealed)) => Ok((
                             sealed.epoch,
                             Payload::Application {
@@ -149,6 +149,46 @@ impl<P: Platform> Driver<P> {
                 Event::NotSealed { now, client_msg }
             }
         }
+    }
+
+    /// Asks the worker to make something in `group`. If a commit of this
+    /// device waits there that the outbox never recorded (the page stopped
+    /// between the worker saving it and the outbox saving it), it is
+    /// dropped and the worker asked again: a commit goes out only from the
+    /// outbox, after it is saved there, so that one never left the phone,
+    /// and dropping it loses nothing.
+    async fn ask_past_orphan_commit(
+        &self,
+        group: GroupId,
+        request: WorkerRequest,
+    ) -> Result<WorkerResponse, SessionError> {
+        let answer = self.crypto(request.clone()).await;
+        if !self.orphan_commit(group, &answer) {
+            return answer;
+        }
+        self.log("a commit left unsent by a restart was dropped");
+        let _ = self
+            .crypto(WorkerRequest::DiscardPendingCommit { group })
+            .await;
+        self.crypto(request).await
+    }
+
+    /// Whether `answer` says a commit of this device waits in `group` while
+    /// the outbox holds none of ours there.
+    fn orphan_commit(&self, group: GroupId, answer: &Result<WorkerResponse, SessionError>) -> bool {
+        let pending = matches!(
+            answer,
+            Err(SessionError::Crypto(CryptoError::Refused(refusal)))
+                if refusal.kind == WorkerErrorKind::CommitPending
+        );
+        pending
+            && !self
+                .shared
+                .state
+                .borrow()
+                .outbox
+                .values()
+                .any(|r| r.item.group == group && r.item.is_commit())
     }
 
     pub(super) async fn create_group(
@@ -305,7 +345,8 @@ impl<P: Platform> Driver<P> {
             },
             Intent::Text { .. } => return Err(SessionError::UnexpectedAnswer),
         };
-        let WorkerResponse::Commit(commit) = self.crypto(request).await? else {
+        let WorkerResponse::Commit(commit) = self.ask_past_orphan_commit(group, request).await?
+        else {
             return Err(SessionError::Crypto(CryptoError::Stopped));
         };
         let create = match intent {
