@@ -1,14 +1,21 @@
-//! The team: everyone in the organisation, each with their verification badge and a link to their page; administrators can sign a person out of every device.
+//! The team: everyone in the organisation, each with their verification badge and a link to their page; administrators can sign a person out of every device, and see whether each signed-out phone has wiped itself.
 
 use crate::components::VerifiedMark;
 use crate::model::AppModel;
 use crate::navigate;
+use crate::platform::browser;
 use crate::state::route::Route;
+use crate::state::time::signed_out_label;
 use crate::state::words;
 use huddle_core::ids::UserId;
-use huddle_core::wire::Role;
+use huddle_core::retention::UnixMillis;
+use huddle_core::wire::{Role, SignedOutPhone};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
+
+/// How often the list of signed-out phones is asked again while one of
+/// them has not wiped itself yet.
+const SIGNED_OUT_REFRESH_MILLIS: u64 = 5_000;
 
 #[component]
 pub fn PeoplePage() -> impl IntoView {
@@ -28,6 +35,30 @@ pub fn PeoplePage() -> impl IntoView {
             let _ = phone.refresh_identities(everyone).await;
         });
     }
+    // Phones signed out lately, and whether each has wiped itself: asked
+    // on opening, after a sign-out, and every few seconds while one has
+    // not (online only; offline the section stays as it was).
+    let signed_out = RwSignal::new(Vec::<SignedOutPhone>::new());
+    let asked_at = StoredValue::new(UnixMillis(0));
+    let ask_signed_out = move || {
+        let Some(phone) = model.phone() else {
+            return;
+        };
+        asked_at.set_value(model.now.get_untracked());
+        spawn_local(async move {
+            if let Ok(phones) = phone.signed_out_phones().await {
+                let _ = signed_out.try_set(phones);
+            }
+        });
+    };
+    ask_signed_out();
+    Effect::new(move |_| {
+        let now = model.now.get();
+        let waiting = signed_out.with_untracked(|p| p.iter().any(|p| p.wiped_at.is_none()));
+        if waiting && now.0.saturating_sub(asked_at.get_value().0) >= SIGNED_OUT_REFRESH_MILLIS {
+            ask_signed_out();
+        }
+    });
     let revoke = move |user: UserId| {
         let Some(phone) = model.phone() else {
             return;
@@ -37,6 +68,7 @@ pub fn PeoplePage() -> impl IntoView {
             match phone.revoke_person(user).await {
                 Ok(()) => {
                     let _ = phone.refresh_directory().await;
+                    ask_signed_out();
                 }
                 Err(e) => error.set(Some(
                     model
@@ -90,6 +122,27 @@ pub fn PeoplePage() -> impl IntoView {
                     }
                 }).collect_view()}
             </ul>
+            <Show when=move || signed_out.with(|p| !p.is_empty())>
+                <section aria-labelledby="signed-out-title">
+                    <h2 id="signed-out-title" class="section-title">"Signed out"</h2>
+                    <ul class="people-list" aria-label="Signed out">
+                        {move || signed_out.get().into_iter().map(|phone| {
+                            let label = signed_out_label(
+                                phone.signed_out_at,
+                                phone.wiped_at,
+                                model.now.get(),
+                                browser::utc_offset_minutes(),
+                            );
+                            view! {
+                                <li class="person-row">
+                                    <span class="person-row__name">{phone.display_name}</span>
+                                    <span class="field__hint">{label}</span>
+                                </li>
+                            }
+                        }).collect_view()}
+                    </ul>
+                </section>
+            </Show>
         </main>
     }
 }

@@ -96,6 +96,35 @@ pub fn phone_history_label(
     }
 }
 
+/// A signed-out phone's line for whoever signed it out: when, and whether
+/// it has wiped itself yet.
+pub fn signed_out_label(
+    signed_out_at: UnixMillis,
+    wiped_at: Option<UnixMillis>,
+    now: UnixMillis,
+    offset_minutes: i64,
+) -> String {
+    // Inside a sentence, "yesterday" takes no capital.
+    let when = |at: UnixMillis| {
+        let label = clock_label(at, now, offset_minutes);
+        match label.strip_prefix("Yesterday") {
+            Some(rest) => format!("yesterday{rest}"),
+            None => label,
+        }
+    };
+    match wiped_at {
+        Some(wiped) => format!(
+            "Signed out {}. Phone wiped {}.",
+            when(signed_out_at),
+            when(wiped)
+        ),
+        None => format!(
+            "Signed out {}. Not wiped yet: it wipes itself as soon as it connects.",
+            when(signed_out_at)
+        ),
+    }
+}
+
 /// The calendar year of `at`, for the patient-data detector's age check.
 pub fn year_of(at: UnixMillis) -> i32 {
     civil_from_days((at.0 / DAY) as i64).0 as i32
@@ -133,6 +162,19 @@ mod tests {
         assert_eq!(
             phone_history_label(added, None, NOW, 0),
             "Added 12 Nov 2026"
+        );
+    }
+
+    #[test]
+    fn a_signed_out_phone_says_whether_it_has_wiped_itself() {
+        let out = UnixMillis(NOW.0 - 25 * 3_600_000);
+        assert_eq!(
+            signed_out_label(out, Some(UnixMillis(NOW.0 - 60_000)), NOW, 0),
+            "Signed out yesterday 13:05. Phone wiped 14:04."
+        );
+        assert_eq!(
+            signed_out_label(UnixMillis(NOW.0 - 120_000), None, NOW, 60),
+            "Signed out 15:03. Not wiped yet: it wipes itself as soon as it connects."
         );
     }
 

@@ -500,6 +500,35 @@ test("a person signs her own phone out before handing it on, and nothing of hers
   }
 });
 
+test("a phone signed out while offline wipes itself as it reconnects, and the administrator sees when", async () => {
+  const forGus = await invite(mia, "Gus Reid");
+  await mia.page.getByRole("button", { name: "Back" }).click();
+  const gus = await person("Gus");
+  try {
+    await joinWith(gus, forGus);
+    // Gus's phone loses its connection, the app still open on it.
+    await gus.context.setOffline(true);
+    await mia.page.getByRole("link", { name: "Team" }).click();
+    await mia.page.locator(".person-row", { hasText: "Gus Reid" }).getByRole("button", { name: "Sign out" }).click();
+    await mia.page.getByRole("button", { name: "Sign out and wipe" }).click();
+    const signedOut = mia.page.getByRole("list", { name: "Signed out" }).locator("li", { hasText: "Gus Reid" });
+    await signedOut.getByText(/^Signed out \d\d:\d\d\. Not wiped yet: it wipes itself as soon as it connects\.$/).waitFor({ timeout: 15_000 });
+    await shot(mia, "signed-out-not-wiped-360");
+    // Offline, nothing has reached Gus's phone yet.
+    assert.equal(await gus.page.getByRole("heading", { name: "This phone has been signed out" }).count(), 0);
+    // Back online, it hears at once, and wipes itself.
+    await gus.context.setOffline(false);
+    await gus.page.getByRole("heading", { name: "This phone has been signed out" }).waitFor({ timeout: 60_000 });
+    assert.deepEqual(await leftInBrowser(gus.page), NOTHING_LEFT, "nothing is left on Gus's phone");
+    // Mia's list says so without her doing anything.
+    await signedOut.getByText(/^Signed out \d\d:\d\d\. Phone wiped \d\d:\d\d\.$/).waitFor({ timeout: 30_000 });
+    await shot(mia, "signed-out-wiped-360");
+    await mia.page.getByRole("button", { name: "Back" }).click();
+  } finally {
+    await gus.context.close();
+  }
+});
+
 test("a phone kept away from Huddle for longer than the organisation allows wipes itself when opened", async () => {
   const forEve = await invite(mia, "Eve Hart");
   await mia.page.getByRole("button", { name: "Back" }).click();

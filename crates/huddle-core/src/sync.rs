@@ -824,7 +824,8 @@ impl SyncEngine {
             | ServerFrame::People { .. }
             | ServerFrame::Audit { .. }
             | ServerFrame::Identities { .. }
-            | ServerFrame::Devices { .. } => {}
+            | ServerFrame::Devices { .. }
+            | ServerFrame::SignedOutPhones { .. } => {}
         }
     }
 

@@ -383,6 +383,12 @@ pub enum ClientFrame {
         request: RequestId,
         user: UserId,
     },
+    /// Phones signed out in the last [`SIGNED_OUT_SHOWN_DAYS`] days, and
+    /// whether each has wiped itself yet (administrators: everyone's;
+    /// anyone else: her own). Answered by `SignedOutPhones`.
+    SignedOutPhones {
+        request: RequestId,
+    },
 }
 
 /// The most people one `Identities` request may ask about.
@@ -458,6 +464,26 @@ pub struct DeviceSeen {
     /// When it last signed in to the relay; `None` if it has not since the
     /// relay began keeping this.
     pub last_seen: Option<UnixMillis>,
+}
+
+/// How far back the list of signed-out phones reaches.
+pub const SIGNED_OUT_SHOWN_DAYS: u64 = 30;
+
+/// The most signed-out phones one answer lists.
+pub const MAX_SIGNED_OUT_PHONES: usize = 100;
+
+/// A phone that was signed out, and whether it has wiped itself: what an
+/// administrator checks after signing out a lost phone.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedOutPhone {
+    pub user: UserId,
+    pub display_name: String,
+    pub device: DeviceId,
+    pub signed_out_at: UnixMillis,
+    /// When the phone was told to wipe itself and proved it was that phone
+    /// (its signature, or its lock key's), or wiped itself after ten wrong
+    /// passcodes; `None` while it has not been in touch since.
+    pub wiped_at: Option<UnixMillis>,
 }
 
 /// One line of the audit log: who did what to whom and when. Never content.
@@ -625,6 +651,11 @@ pub enum ServerFrame {
     Devices {
         request: RequestId,
         devices: Vec<DeviceSeen>,
+    },
+    /// Phones signed out recently, newest first.
+    SignedOutPhones {
+        request: RequestId,
+        phones: Vec<SignedOutPhone>,
     },
 }
 

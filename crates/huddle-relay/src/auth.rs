@@ -29,8 +29,9 @@ pub enum Refusal {
     /// The relay has never heard of it (or its database was restored from
     /// before it registered).
     UnknownDevice,
-    /// It, or its person, was revoked.
-    Revoked,
+    /// It, or its person, was revoked; `proven` when the answer was signed
+    /// with its key, so that the phone itself is the one told to wipe.
+    Revoked { proven: bool },
     /// Its signature does not verify with its key.
     BadSignature,
 }
@@ -47,9 +48,6 @@ pub async fn check(
         return Ok(Err(Refusal::UnknownDevice));
     };
     let person_active = store.role_of(device).await?.is_some();
-    if row.revoked || !person_active {
-        return Ok(Err(Refusal::Revoked));
-    }
     // A millisecond of arithmetic: off the threads that serve connections,
     // so that a crowd reconnecting at once does not hold up live traffic.
     let transcript = auth_transcript(nonce, device);
@@ -59,6 +57,9 @@ pub async fn check(
     })
     .await
     .unwrap_or(false);
+    if row.revoked || !person_active {
+        return Ok(Err(Refusal::Revoked { proven: verified }));
+    }
     if !verified {
         return Ok(Err(Refusal::BadSignature));
     }

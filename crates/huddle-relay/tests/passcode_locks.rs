@@ -235,6 +235,78 @@ async fn a_revocation_destroys_the_share() {
     .await;
 }
 
+/// When the store says the phone was wiped, if it says so.
+async fn wiped_at(store: &Store) -> Option<UnixMillis> {
+    let phones = store
+        .signed_out_phones(None, UnixMillis(0))
+        .await
+        .expect("signed-out phones");
+    let phone = phones
+        .iter()
+        .find(|p| p.device == PHONE)
+        .expect("the phone is listed as signed out");
+    phone.wiped_at
+}
+
+#[tokio::test]
+async fn a_signed_out_phone_on_its_lock_screen_is_noted_as_wiped_only_when_it_asks_itself() {
+    with_store(|store| async move {
+        let phone = LockedPhone::new();
+        set_lock(&store, &phone).await;
+        store
+            .revoke_device(UserId::from_bytes([1; 16]), PHONE, NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(wiped_at(&store).await, None, "not told yet");
+        // Someone who knows the phone's id but not its lock key is told
+        // "signed out" too, and that proves nothing about the phone.
+        let stranger = LockedPhone::new();
+        assert_eq!(
+            stranger.unlock(&store, &stranger.right, 1).await,
+            Err(UnlockRefusal::Revoked)
+        );
+        assert_eq!(wiped_at(&store).await, None, "a stranger's request");
+        // The phone itself asks: it hears "signed out" and wipes.
+        let later = UnixMillis(NOW.0 + 60_000);
+        assert_eq!(
+            store
+                .unlock_nonce(
+                    PHONE,
+                    &[3; 32],
+                    |key| phone.signed_nonce_request(key),
+                    later
+                )
+                .await
+                .expect("db"),
+            Err(UnlockRefusal::Revoked)
+        );
+        assert_eq!(wiped_at(&store).await, Some(later));
+        // The first time stands.
+        phone.unlock(&store, &phone.right, 4).await.unwrap_err();
+        assert_eq!(wiped_at(&store).await, Some(later));
+        let share_left: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM passcode_locks")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        assert_eq!(share_left, 0, "the share stays destroyed");
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_phone_wiped_by_ten_wrong_passcodes_is_listed_as_wiped() {
+    with_store(|store| async move {
+        let phone = LockedPhone::new();
+        set_lock(&store, &phone).await;
+        for n in 0..MAX_WRONG_PASSCODES {
+            phone.unlock(&store, &phone.wrong, n as u8).await.unwrap();
+        }
+        assert_eq!(wiped_at(&store).await, Some(NOW));
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn a_phone_sets_its_lock_over_its_socket_and_unlocks_over_http() {
     use futures::SinkExt;

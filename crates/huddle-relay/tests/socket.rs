@@ -764,3 +764,186 @@ async fn a_person_signs_out_her_own_phones_and_nobody_elses() {
     })
     .await;
 }
+
+/// The relay's list of signed-out phones as `socket`'s person sees it,
+/// asked again until `done` holds (a phone is noted as wiped just after it
+/// is told, on its own connection's task) or two seconds pass.
+async fn signed_out_phones_until(
+    socket: &mut support::ws::Socket,
+    done: impl Fn(&[huddle_core::wire::SignedOutPhone]) -> bool,
+) -> Vec<huddle_core::wire::SignedOutPhone> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+    for request in 100.. {
+        send(socket, ClientFrame::SignedOutPhones { request }).await;
+        let ServerFrame::SignedOutPhones { phones, .. } = next(socket).await else {
+            panic!("the signed-out phones")
+        };
+        if done(&phones) || tokio::time::Instant::now() > deadline {
+            return phones;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    unreachable!()
+}
+
+#[tokio::test]
+async fn an_administrator_sees_which_signed_out_phones_have_wiped_themselves() {
+    with_relay(|relay| async move {
+        let (admin, sam, kim, lee) = (
+            TestDevice::new(1),
+            TestDevice::new(2),
+            TestDevice::new(3),
+            TestDevice::new(4),
+        );
+        admin.register(&relay.store, Role::Administrator).await;
+        for staff in [&sam, &kim, &lee] {
+            staff.register(&relay.store, Role::Staff).await;
+        }
+        let lee_spare = TestDevice {
+            device: huddle_core::ids::DeviceId::from_bytes([5; 16]),
+            ..TestDevice::new(4)
+        };
+        relay
+            .store
+            .put_device(lee_spare.device, lee.user, &lee_spare.public_key(), now())
+            .await
+            .expect("register the second phone");
+        let mut admin_socket = admin.connect(&relay).await;
+        let mut sam_socket = sam.connect(&relay).await;
+        let mut lee_socket = lee.connect(&relay).await;
+
+        // Sam's phone is online when it is signed out: it is told at once.
+        send(
+            &mut admin_socket,
+            ClientFrame::RevokeDevice {
+                request: 1,
+                device: sam.device,
+            },
+        )
+        .await;
+        assert_eq!(
+            next(&mut admin_socket).await,
+            ServerFrame::Done { request: 1 }
+        );
+        assert!(matches!(
+            next(&mut sam_socket).await,
+            ServerFrame::Error {
+                code: ErrorCode::Revoked,
+                ..
+            }
+        ));
+        // Apart in time, so that the order is theirs, not the ids'.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // Kim's is off: nobody has told it yet.
+        send(
+            &mut admin_socket,
+            ClientFrame::RevokeUser {
+                request: 2,
+                user: kim.user,
+            },
+        )
+        .await;
+        assert_eq!(
+            next(&mut admin_socket).await,
+            ServerFrame::Done { request: 2 }
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        // Lee signs out his spare phone, which is off too.
+        send(
+            &mut lee_socket,
+            ClientFrame::RevokeDevice {
+                request: 3,
+                device: lee_spare.device,
+            },
+        )
+        .await;
+        assert_eq!(
+            next(&mut lee_socket).await,
+            ServerFrame::Done { request: 3 }
+        );
+
+        let phones = signed_out_phones_until(&mut admin_socket, |phones| {
+            phones
+                .iter()
+                .any(|p| p.device == sam.device && p.wiped_at.is_some())
+        })
+        .await;
+        let listed: Vec<_> = phones
+            .iter()
+            .map(|p| (p.device, p.user, p.wiped_at.is_some()))
+            .collect();
+        assert_eq!(
+            listed,
+            vec![
+                (lee_spare.device, lee.user, false),
+                (kim.device, kim.user, false),
+                (sam.device, sam.user, true),
+            ],
+            "newest first, only Sam's told"
+        );
+        assert!(phones.iter().all(|p| p.display_name == "Test person"));
+
+        // Someone without Kim's key who tries her phone's id is turned away
+        // too, and that is no sign that her phone has wiped itself.
+        let impostor = TestDevice::new(9);
+        let (_, answer) = support::ws::sign_in(&relay, kim.device, &impostor.key).await;
+        assert!(matches!(
+            answer,
+            ServerFrame::Error {
+                code: ErrorCode::Revoked,
+                ..
+            }
+        ));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let kim_now = relay
+            .store
+            .signed_out_phones(None, huddle_core::retention::UnixMillis(0))
+            .await
+            .unwrap()
+            .into_iter()
+            .find(|p| p.device == kim.device)
+            .expect("Kim's phone is listed");
+        assert_eq!(kim_now.wiped_at, None, "a stranger's try proves nothing");
+        // Kim's phone comes back: told, and so wiped.
+        let (_, answer) = support::ws::sign_in(&relay, kim.device, &kim.key).await;
+        assert!(matches!(
+            answer,
+            ServerFrame::Error {
+                code: ErrorCode::Revoked,
+                ..
+            }
+        ));
+        let phones = signed_out_phones_until(&mut admin_socket, |phones| {
+            phones
+                .iter()
+                .any(|p| p.device == kim.device && p.wiped_at.is_some())
+        })
+        .await;
+        let kim_phone = phones
+            .iter()
+            .find(|p| p.device == kim.device)
+            .expect("Kim's phone is listed");
+        let kim_wiped = kim_phone
+            .wiped_at
+            .expect("Kim's phone is noted as wiped once it was told");
+        assert!(kim_wiped >= kim_phone.signed_out_at);
+        // It was not the impostor's try that counted: only two are wiped.
+        assert_eq!(phones.iter().filter(|p| p.wiped_at.is_some()).count(), 2);
+
+        // Staff see only their own signed-out phones.
+        let mine = signed_out_phones_until(&mut lee_socket, |_| true).await;
+        let mine: Vec<_> = mine.iter().map(|p| p.device).collect();
+        assert_eq!(mine, vec![lee_spare.device]);
+
+        // The audit log says it too, under the phone's owner.
+        let audit = relay.store.read_audit(None, 50).await.unwrap();
+        let wiped: Vec<_> = audit
+            .iter()
+            .filter(|e| e.action == "signed-out phone wiped")
+            .map(|e| e.actor)
+            .collect();
+        assert_eq!(wiped, vec![Some(kim.user), Some(sam.user)]);
+        relay
+    })
+    .await;
+}

@@ -15,7 +15,7 @@ use huddle_core::ids::{DeviceId, UserId};
 use huddle_core::retention::UnixMillis;
 use huddle_core::wire::{
     AuditEntry, ClaimedKeyPackage, ClientFrame, DeviceSeen, LinkSecret, RequestId, Role,
-    ServerFrame,
+    ServerFrame, SignedOutPhone,
 };
 
 /// How long a question to the relay may take before the person is told.
@@ -323,6 +323,20 @@ impl<P: Platform> Phone<P> {
         }
     }
 
+    /// Phones signed out in the last month, newest first, with whether
+    /// each has wiped itself yet (an administrator: everyone's; anyone
+    /// else: her own). Needs the connection.
+    pub async fn signed_out_phones(&self) -> Result<Vec<SignedOutPhone>, SessionError> {
+        match self
+            .shared
+            .ask(|request| ClientFrame::SignedOutPhones { request })
+            .await?
+        {
+            ServerFrame::SignedOutPhones { phones, .. } => Ok(phones),
+            _ => Err(SessionError::UnexpectedAnswer),
+        }
+    }
+
     /// Withdraws an unused invite.
     pub async fn withdraw_invite(&self, user: UserId) -> Result<(), SessionError> {
         self.done(|request| ClientFrame::RevokeInvite { request, user })
@@ -364,6 +378,7 @@ fn request_of(frame: &ServerFrame) -> Option<RequestId> {
         | ServerFrame::Refused { request, .. }
         | ServerFrame::People { request, .. }
         | ServerFrame::Devices { request, .. }
+        | ServerFrame::SignedOutPhones { request, .. }
         | ServerFrame::Audit { request, .. }
         | ServerFrame::Identities { request, .. } => Some(*request),
         // Listed, not `_`: a new answer frame must be paired here, or its

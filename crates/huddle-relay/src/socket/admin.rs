@@ -15,6 +15,7 @@ use huddle_core::ids::{DeviceId, UserId};
 use huddle_core::passcode::{SHARE_LEN, VERIFIER_LEN};
 use huddle_core::wire::{
     ClientFrame, LinkSecret, LockSecrets, RequestId, Role, ServerFrame, MAX_IDENTITY_USERS,
+    SIGNED_OUT_SHOWN_DAYS,
 };
 
 /// Why the last administrator stays.
@@ -71,6 +72,8 @@ pub enum AdminRequest {
     Devices {
         user: UserId,
     },
+    /// Anyone: her own signed-out phones (administrators: everyone's).
+    SignedOutPhones,
 }
 
 /// A device's frame, sorted: administration, or the rest of the protocol.
@@ -151,6 +154,7 @@ impl AdminRequest {
                 secrets,
             } => (request, AdminRequest::SetPasscodeLock { lock_key, secrets }),
             ClientFrame::Devices { request, user } => (request, AdminRequest::Devices { user }),
+            ClientFrame::SignedOutPhones { request } => (request, AdminRequest::SignedOutPhones),
             other => return Sorted::Device(other),
         };
         Sorted::Admin(request, admin)
@@ -168,6 +172,7 @@ impl AdminRequest {
                 | AdminRequest::Attest { .. }
                 | AdminRequest::SetPasscodeLock { .. }
                 | AdminRequest::Devices { .. }
+                | AdminRequest::SignedOutPhones
         )
     }
 }
@@ -334,6 +339,14 @@ async fn carry_out(
             ServerFrame::Devices {
                 request,
                 devices: state.store.devices_seen(user).await?,
+            }
+        }
+        AdminRequest::SignedOutPhones => {
+            let owner = (role != Role::Administrator).then_some(actor);
+            let since = now.saturating_sub_millis(SIGNED_OUT_SHOWN_DAYS * 24 * 60 * 60 * 1000);
+            ServerFrame::SignedOutPhones {
+                request,
+                phones: state.store.signed_out_phones(owner, since).await?,
             }
         }
         AdminRequest::Directory => ServerFrame::People {

@@ -99,6 +99,15 @@ where
 }
 
 /// The answer to a frame the relay could not handle for want of its database.
+/// Notes that a signed-out phone, proven to be itself, was told to wipe:
+/// for its administrator's list of signed-out phones. A failure costs only
+/// that line.
+pub(crate) async fn note_told_to_wipe(state: &AppState, device: DeviceId) {
+    if let Err(error) = state.store.told_to_wipe(device, now()).await {
+        tracing::warn!(%error, "could not note a signed-out phone's wipe");
+    }
+}
+
 pub(crate) fn internal_error() -> ServerFrame {
     ServerFrame::Error {
         code: ErrorCode::Internal,
@@ -161,14 +170,19 @@ where
             connection.close(CloseCode::Policy, "unknown device").await;
             return None;
         }
-        Ok(Err(Refusal::Revoked)) => {
-            let _ = connection
+        Ok(Err(Refusal::Revoked { proven })) => {
+            let told = connection
                 .send(&refused(
                     ErrorCode::Revoked,
                     "This device was signed out of Huddle.",
                 ))
                 .await;
             connection.close(CloseCode::Policy, "device revoked").await;
+            // The phone wipes itself on hearing it; its administrator is
+            // told so only when it was the phone that asked.
+            if told && proven {
+                note_told_to_wipe(state, device).await;
+            }
             return None;
         }
         Ok(Err(Refusal::BadSignature)) => {

@@ -105,13 +105,17 @@ impl DeviceSession {
                 // however fast it sends.
                 biased;
                 () = revoked.notified() => {
-                    let _ = connection
+                    let told = connection
                         .send(&ServerFrame::Error {
                             code: ErrorCode::Revoked,
                             message: "This device was signed out of Huddle.".into(),
                         })
                         .await;
                     connection.close(CloseCode::Policy, "device revoked").await;
+                    // Signed in with its key: the phone itself was told.
+                    if told {
+                        super::note_told_to_wipe(state, device).await;
+                    }
                     break;
                 }
                 // Answers next: a device hears "accepted" as soon as it can,
@@ -431,7 +435,8 @@ impl DeviceSession {
             | ClientFrame::Identities { .. }
             | ClientFrame::Attest { .. }
             | ClientFrame::SetPasscodeLock { .. }
-            | ClientFrame::Devices { .. } => true,
+            | ClientFrame::Devices { .. }
+            | ClientFrame::SignedOutPhones { .. } => true,
         }
     }
 }

@@ -6,7 +6,7 @@
 //! a proof, and would let someone with this database search the passcode
 //! offline at Argon2id's cost.
 
-use super::people::audit;
+use super::people::{audit, mark_wiped};
 use super::{id16, to_i64, Store, StoreError};
 use huddle_core::ids::{DeviceId, UserId};
 use huddle_core::passcode::{
@@ -74,6 +74,13 @@ impl Store {
         .bind(to_i64(now.0))
         .execute(&mut *tx)
         .await?;
+        // Kept on the device too, past the lock's destruction: see
+        // `unlock_nonce`.
+        sqlx::query("UPDATE devices SET lock_key = $2 WHERE id = $1")
+            .bind(&device.as_bytes()[..])
+            .bind(lock_key)
+            .execute(&mut *tx)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -91,6 +98,20 @@ impl Store {
     ) -> Result<Result<(), UnlockRefusal>, StoreError> {
         let mut tx = self.begin_write().await?;
         if let Some(refusal) = refusal_before_unlock(&mut tx, device).await? {
+            // A signed-out phone on its lock screen hears "signed out" and
+            // wipes itself; when the request is its own (signed with the
+            // lock key it had), its administrator may be told so.
+            if refusal == UnlockRefusal::Revoked {
+                let kept: Option<Option<Vec<u8>>> =
+                    sqlx::query_scalar("SELECT lock_key FROM devices WHERE id = $1")
+                        .bind(&device.as_bytes()[..])
+                        .fetch_optional(&mut *tx)
+                        .await?;
+                if kept.flatten().is_some_and(|key| signed(&key)) {
+                    mark_wiped(&mut tx, device, now).await?;
+                    tx.commit().await?;
+                }
+            }
             return Ok(Err(refusal));
         }
         let lock_key: Vec<u8> =
@@ -233,6 +254,11 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        sqlx::query("UPDATE devices SET wiped_at = $2 WHERE id = $1 AND wiped_at IS NULL")
+            .bind(&device.as_bytes()[..])
+            .bind(to_i64(now.0))
+            .execute(&mut *tx)
+            .await?;
         audit(
             &mut *tx,
             now,

@@ -8,7 +8,9 @@
 use super::{id16, to_i64, to_u64, Engine, Store, StoreError};
 use huddle_core::ids::{DeviceId, GroupId, UserId};
 use huddle_core::retention::UnixMillis;
-use huddle_core::wire::{AuditEntry, DeviceSeen, Person, Refusal, Role};
+use huddle_core::wire::{
+    AuditEntry, DeviceSeen, Person, Refusal, Role, SignedOutPhone, MAX_SIGNED_OUT_PHONES,
+};
 use sha2::{Digest, Sha256};
 
 /// The longest display name or organisation name, in characters.
@@ -91,6 +93,35 @@ pub(super) async fn audit(
         .bind(subject)
         .execute(&mut *tx)
         .await?;
+    Ok(())
+}
+
+/// Notes, inside `tx`, that the signed-out `device` was told to wipe itself
+/// after proving it was that phone: the first time only, with a line in the
+/// audit log under its owner's name.
+pub(super) async fn mark_wiped(
+    tx: &mut sqlx::AnyConnection,
+    device: DeviceId,
+    now: UnixMillis,
+) -> Result<(), StoreError> {
+    let owner: Option<Vec<u8>> = sqlx::query_scalar(
+        "UPDATE devices SET wiped_at = $2 WHERE id = $1 AND wiped_at IS NULL RETURNING user_id",
+    )
+    .bind(&device.as_bytes()[..])
+    .bind(to_i64(now.0))
+    .fetch_optional(&mut *tx)
+    .await?;
+    if let Some(owner) = owner {
+        let owner = UserId::from_bytes(id16(&owner)?);
+        audit(
+            tx,
+            now,
+            owner,
+            "signed-out phone wiped",
+            &format!("device {device}"),
+        )
+        .await?;
+    }
     Ok(())
 }
 
@@ -696,6 +727,48 @@ impl Store {
                     device: DeviceId::from_bytes(id16(&device)?),
                     added_at: UnixMillis(to_u64(added)),
                     last_seen: seen.map(|seen| UnixMillis(to_u64(seen))),
+                })
+            })
+            .collect()
+    }
+
+    /// Notes that the signed-out `device` has just been told to wipe
+    /// itself on a connection it signed in on (see [`mark_wiped`]).
+    pub async fn told_to_wipe(&self, device: DeviceId, now: UnixMillis) -> Result<(), StoreError> {
+        let mut tx = self.begin_write().await?;
+        mark_wiped(&mut tx, device, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Phones signed out since `since`, newest first, at most
+    /// [`MAX_SIGNED_OUT_PHONES`]: everyone's, or only `owner`'s.
+    pub async fn signed_out_phones(
+        &self,
+        owner: Option<UserId>,
+        since: UnixMillis,
+    ) -> Result<Vec<SignedOutPhone>, StoreError> {
+        type SignedOutRow = (Vec<u8>, String, Vec<u8>, i64, Option<i64>);
+        let rows: Vec<SignedOutRow> = sqlx::query_as(
+            "SELECT u.id, u.display_name, d.id, d.revoked_at, d.wiped_at
+             FROM devices d JOIN users u ON u.id = d.user_id
+             WHERE d.revoked_at IS NOT NULL AND d.revoked_at >= $1
+               AND ($2 IS NULL OR u.id = $2)
+             ORDER BY d.revoked_at DESC, d.id LIMIT $3",
+        )
+        .bind(to_i64(since.0))
+        .bind(owner.map(|owner| owner.as_bytes().to_vec()))
+        .bind(MAX_SIGNED_OUT_PHONES as i64)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.into_iter()
+            .map(|(user, display_name, device, revoked_at, wiped_at)| {
+                Ok(SignedOutPhone {
+                    user: UserId::from_bytes(id16(&user)?),
+                    display_name,
+                    device: DeviceId::from_bytes(id16(&device)?),
+                    signed_out_at: UnixMillis(to_u64(revoked_at)),
+                    wiped_at: wiped_at.map(|at| UnixMillis(to_u64(at))),
                 })
             })
             .collect()
