@@ -104,7 +104,7 @@ pub fn InvitePage() -> impl IntoView {
                     </section>
                 }
             })}
-            <form class="form" on:submit=submit>
+            <form class="form" autocomplete="off" on:submit=submit>
                 <label class="field">
                     <span class="field__label">"Their name"</span>
                     <input class="field__input" name="invite-name" maxlength="80" autocomplete="off"

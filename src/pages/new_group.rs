@@ -107,10 +107,11 @@ pub fn NewGroupPage() -> impl IntoView {
     view! {
         <main class="page" id="main">
             <h1 class="page__title">"New group"</h1>
-            <form class="form" on:submit=submit>
+            // Kept out of the browser's form history, as every name is.
+            <form class="form" autocomplete="off" on:submit=submit>
                 <label class="field">
                     <span class="field__label">"Group name"</span>
-                    <input class="field__input" name="group-name" maxlength="80"
+                    <input class="field__input" name="group-name" maxlength="80" autocomplete="off"
                         prop:value=move || name.get()
                         on:input=move |ev| name.set(event_target_value(&ev)) />
                 </label>

@@ -135,8 +135,10 @@ pub fn PeoplePage() -> impl IntoView {
                             );
                             view! {
                                 <li class="person-row">
-                                    <span class="person-row__name">{phone.display_name}</span>
-                                    <span class="field__hint">{label}</span>
+                                    <span class="person-row__name">
+                                        {phone.display_name}
+                                        <span class="person-row__detail">{label}</span>
+                                    </span>
                                 </li>
                             }
                         }).collect_view()}

@@ -99,11 +99,14 @@ pub fn RegisterPage(kind: LinkKind, secret: String) -> impl IntoView {
                     </p>
                 }
             >
-                <form class="form" on:submit=submit>
+                // Nothing typed here goes into the browser's form history or
+                // its saved page state: a lost phone's profile would keep the
+                // home's and the person's names beside its locked data.
+                <form class="form" autocomplete="off" on:submit=submit>
                     <Show when=move || kind == LinkKind::Setup>
                         <label class="field">
                             <span class="field__label">"Name of your care home or team"</span>
-                            <input class="field__input" name="org" autocomplete="organization" maxlength="80"
+                            <input class="field__input" name="org" autocomplete="off" maxlength="80"
                                 prop:value=move || org_name.get()
                                 on:input=move |ev| org_name.set(event_target_value(&ev)) />
                         </label>
@@ -113,7 +116,7 @@ pub fn RegisterPage(kind: LinkKind, secret: String) -> impl IntoView {
                         <span class="field__hint">
                             {if kind == LinkKind::Invite { "Leave it empty to use the name on your invite." } else { "As your colleagues will see it." }}
                         </span>
-                        <input class="field__input" name="name" autocomplete="name" maxlength="80"
+                        <input class="field__input" name="name" autocomplete="off" maxlength="80"
                             prop:value=move || display_name.get()
                             on:input=move |ev| display_name.set(event_target_value(&ev)) />
                     </label>

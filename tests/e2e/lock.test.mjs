@@ -1,4 +1,4 @@
-// End-to-end: the passcode lock. A passcode chosen at joining; a reopened app that shows nothing but its lock screen; locking after idleness and time hidden; ten wrong passcodes that wipe the phone; and a copied profile that opens nothing once its phone is signed out.
+// End-to-end: the passcode lock. A passcode chosen at joining; a reopened app that shows nothing but its lock screen; locking after idleness and time hidden; a canary scan of memory and disk after a lock; ten wrong passcodes that wipe the phone; and a copied profile that opens nothing once its phone is signed out.
 import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
@@ -6,7 +6,7 @@ import { cpSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { startRelay, ARTIFACTS } from "./harness.mjs";
-import { person, waitLive, choosePasscode, unlock, passcodeOf, leftInBrowser, NOTHING_LEFT } from "./people.mjs";
+import { person, waitLive, choosePasscode, unlock, passcodeOf, leftInBrowser, NOTHING_LEFT, memoryHolds, markersIn } from "./people.mjs";
 
 // Short limits, so that the test need not wait two minutes.
 const IDLE_SECS = 8;
@@ -144,6 +144,32 @@ test("without a touch for a while, or hidden for a while, Huddle locks and leave
   await unlock(mia);
 });
 
+test("after a lock, neither the page nor its crypto worker holds the team's names or the passcode, in memory or on disk", async () => {
+  await awake(mia);
+  await waitLive(mia.page);
+  const needles = ["Rosewood House", "Mia Patel", passcodeOf(mia)];
+  // The scan finds what the open app holds: it can see into both.
+  const open = await memoryHolds(mia, needles);
+  assert.ok(open.page.wasm.bytes > 0, "the page's WebAssembly memory is scanned");
+  assert.ok(open.workers.some((w) => w.wasm.bytes > 0), "the crypto worker's is scanned");
+  const seenOpen = new Set([...open.page.wasm.found, ...open.page.heap]);
+  assert.ok(seenOpen.has("Rosewood House") && seenOpen.has("Mia Patel"), `the open app holds the team: ${[...seenOpen]}`);
+  // Nobody touches the phone; it locks.
+  await lockHeading(mia.page).waitFor({ timeout: (IDLE_SECS + 10) * 1000 });
+  await mia.page.getByRole("button", { name: "Unlock" }).waitFor();
+  const locked = await memoryHolds(mia, needles);
+  assert.ok(locked.workers.length >= 1, "the lock screen's crypto worker is scanned too");
+  assert.deepEqual(locked.page.wasm.found, [], "the page's WebAssembly memory holds none of it");
+  assert.deepEqual(locked.page.heap, [], "the page's JavaScript heap holds none of it");
+  for (const worker of locked.workers) {
+    assert.deepEqual(worker.wasm.found, [], "the crypto worker's memory holds none of it");
+    assert.deepEqual(worker.heap, [], "the crypto worker's heap holds none of it");
+  }
+  // Nor does the phone's browser profile, on disk.
+  assert.deepEqual(markersIn(mia.profileDir, needles), [], "the locked phone's profile holds none of it");
+  await unlock(mia);
+});
+
 test("ten wrong passcodes wipe the phone, and the relay destroys its share", async () => {
   const ben = await joinAs("Ben", await invite("Ben Okafor"));
   assert.equal(relayQuery("select count(*) from passcode_locks"), "2");
@@ -193,4 +219,14 @@ test("a copy of a locked phone's profile opens nothing once the phone is signed 
   await copy.page.getByText("Everything Huddle kept on it has been deleted.").waitFor();
   assert.deepEqual(await leftInBrowser(copy.page), NOTHING_LEFT, "nothing is left on the copy");
   assert.equal(relayQuery("select count(*) from passcode_locks"), "1", "only Mia's lock is left");
+  // It proved, with Cara's lock key, that it was her phone: her manager
+  // sees it wiped (as Ben's, by his ten wrong passcodes).
+  assert.equal(relayQuery("select count(*) from devices where wiped_at is not null"), "2");
+  await awake(mia);
+  await mia.page.getByRole("link", { name: "Team" }).click();
+  const signedOut = mia.page.getByRole("list", { name: "Signed out" });
+  for (const name of ["Cara Jones", "Ben Okafor"]) {
+    await signedOut.locator("li", { hasText: name }).getByText(/Phone wiped \d\d:\d\d\.$/).waitFor({ timeout: 15_000 });
+  }
+  await mia.page.getByRole("button", { name: "Back" }).click();
 });

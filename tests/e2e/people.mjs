@@ -2,6 +2,7 @@
 import { mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import assert from "node:assert/strict";
 import { chromium } from "playwright-core";
 import { watchProblems } from "./harness.mjs";
 
@@ -181,4 +182,120 @@ export function showToCamera(file, qr) {
   const chroma = Buffer.alloc((width / 2) * (height / 2) * 2, 128);
   const frame = Buffer.concat([Buffer.from("FRAME\n"), luma, chroma]);
   writeFileSync(file, Buffer.concat([Buffer.from(`YUV4MPEG2 W${width} H${height} F5:1 Ip A1:1 C420jpeg\n`), frame, frame]));
+}
+
+/** Looks for `needles` (text, as UTF-8 bytes) in the WebAssembly memory of
+ * a DevTools target, through `send` (its protocol). The memory is found as
+ * DevTools finds it: in the closure of the wasm-bindgen glue function that
+ * `expression` names (its `wasm` variable), so that the app needs no hook. */
+async function wasmMemoryHolds(send, expression, needles) {
+  await send("Debugger.enable", {});
+  try {
+    const { result: glue } = await send("Runtime.evaluate", { expression });
+    assert.ok(glue.objectId, `found the wasm-bindgen glue (${expression})`);
+    const { internalProperties = [] } = await send("Runtime.getProperties", { objectId: glue.objectId, ownProperties: false });
+    const scopes = internalProperties.find((p) => p.name === "[[Scopes]]");
+    assert.ok(scopes, "the glue's closure scopes are readable");
+    const { result: scopeList } = await send("Runtime.getProperties", { objectId: scopes.value.objectId, ownProperties: true });
+    for (const scope of scopeList) {
+      if (!scope.value?.objectId) continue;
+      const { result: names } = await send("Runtime.getProperties", { objectId: scope.value.objectId, ownProperties: true });
+      const wasm = names.find((v) => v.name === "wasm" && v.value?.objectId);
+      if (!wasm) continue;
+      const { result } = await send("Runtime.callFunctionOn", {
+        objectId: wasm.value.objectId,
+        returnByValue: true,
+        arguments: [{ value: needles }],
+        functionDeclaration: `function (needles) {
+          const bytes = new Uint8Array(this.memory.buffer);
+          const encoder = new TextEncoder();
+          const found = [];
+          for (const needle of needles) {
+            const n = encoder.encode(needle);
+            for (let i = bytes.indexOf(n[0]); i !== -1 && i <= bytes.length - n.length; i = bytes.indexOf(n[0], i + 1)) {
+              let j = 1;
+              while (j < n.length && bytes[i + j] === n[j]) j++;
+              if (j === n.length) { found.push(needle); break; }
+            }
+          }
+          return { bytes: bytes.length, found };
+        }`,
+      });
+      return result.value;
+    }
+    assert.fail(`no wasm memory in the glue's scopes (${expression})`);
+  } finally {
+    await send("Debugger.disable", {});
+  }
+}
+
+/** Looks for `needles` in a target's JavaScript heap (a snapshot, taken
+ * after a full garbage collection). */
+async function jsHeapHolds(send, on, needles) {
+  let snapshot = "";
+  const off = on("HeapProfiler.addHeapSnapshotChunk", ({ chunk }) => (snapshot += chunk));
+  await send("HeapProfiler.takeHeapSnapshot", { reportProgress: false });
+  off();
+  return needles.filter((needle) => snapshot.includes(needle));
+}
+
+/** A canary scan of a phone's memory: which of `needles` (the team's names,
+ * the passcode) the page and its crypto worker still hold, in their
+ * WebAssembly memories and their JavaScript heaps. The worker is reached
+ * through the page's DevTools session (`Target.setAutoAttach`). */
+export async function memoryHolds(someone, needles) {
+  const cdp = await someone.context.newCDPSession(someone.page);
+  const on = (event, handler) => {
+    cdp.on(event, handler);
+    return () => cdp.off(event, handler);
+  };
+  const pageSend = (method, params) => cdp.send(method, params);
+  const page = {
+    wasm: await wasmMemoryHolds(pageSend, "Object.values(window.wasmBindings).find((f) => typeof f === 'function')", needles),
+    heap: await jsHeapHolds(pageSend, on, needles),
+  };
+  // The crypto worker, as a target of its own.
+  const attached = [];
+  const stopAttaching = on("Target.attachedToTarget", (event) => attached.push(event));
+  await cdp.send("Target.setAutoAttach", { autoAttach: true, waitForDebuggerOnStart: false, flatten: false });
+  for (let tries = 0; !attached.some((a) => a.targetInfo.type === "worker") && tries < 50; tries++) {
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  stopAttaching();
+  const workers = [];
+  for (const { sessionId, targetInfo } of attached.filter((a) => a.targetInfo.type === "worker")) {
+    let next = 1;
+    const waiting = new Map();
+    const listeners = new Map();
+    const offMessages = on("Target.receivedMessageFromTarget", (event) => {
+      if (event.sessionId !== sessionId) return;
+      const message = JSON.parse(event.message);
+      if (message.id && waiting.has(message.id)) {
+        const { resolve, reject } = waiting.get(message.id);
+        waiting.delete(message.id);
+        if (message.error) reject(new Error(`${message.error.message} (${targetInfo.url})`));
+        else resolve(message.result);
+      } else if (message.method) {
+        for (const handler of listeners.get(message.method) ?? []) handler(message.params);
+      }
+    });
+    const send = (method, params = {}) =>
+      new Promise((resolve, reject) => {
+        const id = next++;
+        waiting.set(id, { resolve, reject });
+        cdp.send("Target.sendMessageToTarget", { sessionId, message: JSON.stringify({ id, method, params }) }).catch(reject);
+      });
+    const onWorker = (event, handler) => {
+      listeners.set(event, [...(listeners.get(event) ?? []), handler]);
+      return () => listeners.set(event, (listeners.get(event) ?? []).filter((h) => h !== handler));
+    };
+    workers.push({
+      url: targetInfo.url,
+      wasm: await wasmMemoryHolds(send, "wasm_bindgen", needles),
+      heap: await jsHeapHolds(send, onWorker, needles),
+    });
+    offMessages();
+  }
+  await cdp.detach();
+  return { page, workers };
 }
