@@ -410,7 +410,15 @@ test("the content is covered while the app is hidden, left or out of focus", asy
   }
 });
 
-test("expiry: the message disappears on every device, from IndexedDB and from the relay", async () => {
+test("expiry: the message disappears on every device, from IndexedDB and from the relay, even with a clock turned back a day", async () => {
+  // Ben's phone's clock is turned back a day (by him, or by whoever holds
+  // his phone): going by it, the message would stay another day. The app
+  // goes by the later of its clock and the relay's.
+  await ben.page.close();
+  await ben.context.clock.install({ time: Date.now() - 24 * 60 * 60 * 1000 });
+  ben.page = await ben.context.newPage();
+  await reopen(ben, relay.url);
+  assert.ok((await ben.page.evaluate(() => Date.now())) < Date.now() - 23 * 60 * 60 * 1000, "Ben's clock is a day behind");
   // Cara writes in the clinical group with no connection, and her phone is
   // closed before it could send: that message expires unsent.
   const unsent = say("Bay 2 obs due at 4am");

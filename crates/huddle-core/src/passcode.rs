@@ -300,6 +300,18 @@ pub struct NonceAnswer {
     pub nonce: String,
 }
 
+/// The relay's refusal of a nonce request whose time is too far from its
+/// own, with its own time: the phone asks once more at that time, so that a
+/// phone whose clock is wrong still unlocks (its own clock decides nothing
+/// here; the time only keeps a signed request from being used again later).
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ClockRefusal {
+    /// Always `clock`.
+    pub error: String,
+    pub message: String,
+    pub relay_time: u64,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct UnlockRequest {
     pub device: DeviceId,

@@ -11,12 +11,14 @@ use crate::store::locks::{UnlockRefusal, Unlocked};
 use crate::AppState;
 use axum::extract::State;
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use huddle_core::hex;
 use huddle_core::passcode::{
-    nonce_request_transcript, NonceAnswer, NonceRequest, UnlockAnswer, UnlockRequest,
+    nonce_request_transcript, ClockRefusal, NonceAnswer, NonceRequest, UnlockAnswer, UnlockRequest,
     NONCE_LEN_UNLOCK, PROOF_LEN,
 };
+use huddle_core::retention::UnixMillis;
 
 /// How far a nonce request's time may be from the relay's.
 const NONCE_REQUEST_SKEW_MILLIS: u64 = 5 * 60 * 1000;
@@ -98,15 +100,27 @@ pub async fn limit(
 pub async fn nonce(
     State(state): State<AppState>,
     Json(request): Json<NonceRequest>,
-) -> Result<Json<NonceAnswer>, ApiError> {
+) -> Result<Json<NonceAnswer>, Response> {
     let now = now();
     if request.at.abs_diff(now.0) > NONCE_REQUEST_SKEW_MILLIS {
-        return Err(ApiError {
-            status: StatusCode::BAD_REQUEST,
-            error: "clock",
+        let refusal = ClockRefusal {
+            error: "clock".into(),
             message: "This phone's clock is too far from the relay's. Set the phone's time, then try again.".into(),
-        });
+            relay_time: now.0,
+        };
+        return Err((StatusCode::BAD_REQUEST, Json(refusal)).into_response());
     }
+    nonce_for(&state, request, now)
+        .await
+        .map_err(IntoResponse::into_response)
+}
+
+/// A nonce for a request whose time is the relay's, give or take.
+async fn nonce_for(
+    state: &AppState,
+    request: NonceRequest,
+    now: UnixMillis,
+) -> Result<Json<NonceAnswer>, ApiError> {
     let signature = unhex(&request.signature, 128).ok_or_else(|| unreadable("signature"))?;
     let transcript = nonce_request_transcript(request.device, request.at);
     let signed = |lock_key: &[u8]| crate::auth::verify_signature(lock_key, &transcript, &signature);

@@ -372,7 +372,26 @@ async fn a_phone_sets_its_lock_over_its_socket_and_unlocks_over_http() {
                 .json(&body)
                 .send()
         };
-        let at = huddle_relay::clock::now().0;
+        // A phone whose clock is a day behind is refused, and told the
+        // relay's time, at which it asks again.
+        let behind = huddle_relay::clock::now().0 - 24 * 60 * 60 * 1000;
+        let asked: Signature = lock_key.sign(&nonce_request_transcript(phone.device, behind));
+        let asked = huddle_core::hex::encode(&asked.to_der().to_bytes());
+        let answer = post(
+            "unlock/nonce",
+            serde_json::json!({ "device": phone.device, "at": behind, "signature": asked }),
+        )
+        .await
+        .unwrap();
+        assert_eq!(answer.status(), 400);
+        let refusal: huddle_core::passcode::ClockRefusal = answer.json().await.unwrap();
+        assert_eq!(refusal.error, "clock");
+        assert!(
+            refusal.relay_time.abs_diff(huddle_relay::clock::now().0) < 60_000,
+            "the relay's own time: {}",
+            refusal.relay_time
+        );
+        let at = refusal.relay_time;
         let asked: Signature = lock_key.sign(&nonce_request_transcript(phone.device, at));
         let asked = huddle_core::hex::encode(&asked.to_der().to_bytes());
         let answer = post(

@@ -501,10 +501,12 @@ impl RequestHandler {
             })
             .ok_or_else(|| storage_error(IdbError::Damaged))?;
         let outcome = match relay_unlock::ask(&signer, record.device, &stretched, now).await {
-            RelayAnswer::Share(share, policy) => {
+            RelayAnswer::Share(share, policy, accepted_at) => {
                 let (worker_key, page_key) = lock::open(&record, &stretched, &share)?;
+                // The relay's time when this phone's was wrong: the grace
+                // period for unlocking offline runs from the real time.
                 let renewed = update_lock(db, |fresh| {
-                    fresh.unlocked_with_relay(&stretched, &share, policy, now)
+                    fresh.unlocked_with_relay(&stretched, &share, policy, accepted_at)
                 })
                 .await?;
                 renewed.unwrap_or(Ok(()))?;
@@ -520,7 +522,7 @@ impl RequestHandler {
             },
             RelayAnswer::Wiped => UnlockOutcome::Wiped,
             RelayAnswer::SignedOut => UnlockOutcome::SignedOut,
-            RelayAnswer::ClockWrong => UnlockOutcome::ClockWrong,
+            RelayAnswer::ClockWrong { .. } => UnlockOutcome::ClockWrong,
             RelayAnswer::NoLock => match self.unlock_offline(db, &record, &stretched, now).await? {
                 UnlockOutcome::NeedsRelay => UnlockOutcome::NotKnown,
                 other => other,

@@ -20,7 +20,10 @@ const REQUEST_TIMEOUT_MILLIS: u32 = 10_000;
 
 /// What the relay said.
 pub enum RelayAnswer {
-    Share(Share, PhonePolicy),
+    /// The share, the organisation's policy, and the time the relay
+    /// accepted for this unlock (the phone's, or the relay's own when the
+    /// phone's was wrong).
+    Share(Share, PhonePolicy, UnixMillis),
     Wrong {
         left: u32,
     },
@@ -28,8 +31,11 @@ pub enum RelayAnswer {
     Wiped,
     /// The phone was signed out.
     SignedOut,
-    /// The phone's clock is too far from the relay's.
-    ClockWrong,
+    /// The phone's clock is too far from the relay's (which the relay
+    /// tells, when it does).
+    ClockWrong {
+        relay_time: Option<UnixMillis>,
+    },
     /// The relay keeps no lock for this phone.
     NoLock,
     /// No answer the phone can use: no network, a timeout, something other
@@ -44,6 +50,9 @@ const MAX_ANSWER_BYTES: usize = 4096;
 #[derive(Deserialize)]
 struct ErrorAnswer {
     error: String,
+    /// With `clock`: the relay's time.
+    #[serde(default)]
+    relay_time: Option<u64>,
 }
 
 /// One request; `Err` if nothing readable came back.
@@ -114,11 +123,41 @@ fn refusal(body: &str) -> RelayAnswer {
     match serde_json::from_str::<ErrorAnswer>(body) {
         Ok(answer) => match answer.error.as_str() {
             "revoked" => RelayAnswer::SignedOut,
-            "clock" => RelayAnswer::ClockWrong,
+            "clock" => RelayAnswer::ClockWrong {
+                relay_time: answer.relay_time.map(UnixMillis),
+            },
             "no_lock" => RelayAnswer::NoLock,
             _ => RelayAnswer::Unreachable,
         },
         Err(_) => RelayAnswer::Unreachable,
+    }
+}
+
+/// Asks for the nonce the unlock must answer, signing the time `at`.
+async fn ask_nonce(
+    signer: &DeviceSigner,
+    device: DeviceId,
+    at: UnixMillis,
+) -> Result<[u8; NONCE_LEN_UNLOCK], RelayAnswer> {
+    let Ok(signature) = signer.sign_challenge(&nonce_request_transcript(device, at.0)) else {
+        return Err(RelayAnswer::Unreachable);
+    };
+    let request = NonceRequest {
+        device,
+        at: at.0,
+        signature: hex::encode(&signature),
+    };
+    let Ok(body) = serde_json::to_string(&request) else {
+        return Err(RelayAnswer::Unreachable);
+    };
+    match post("/api/unlock/nonce", body).await {
+        Err(()) => Err(RelayAnswer::Unreachable),
+        Ok((200, text)) => serde_json::from_str::<NonceAnswer>(&text)
+            .ok()
+            .and_then(|answer| hex::decode(&answer.nonce))
+            .and_then(|bytes| <[u8; NONCE_LEN_UNLOCK]>::try_from(bytes).ok())
+            .ok_or(RelayAnswer::Unreachable),
+        Ok((_, text)) => Err(refusal(&text)),
     }
 }
 
@@ -129,28 +168,20 @@ pub async fn ask(
     stretched: &Stretched,
     now: UnixMillis,
 ) -> RelayAnswer {
-    let Ok(signature) = signer.sign_challenge(&nonce_request_transcript(device, now.0)) else {
-        return RelayAnswer::Unreachable;
-    };
-    let request = NonceRequest {
-        device,
-        at: now.0,
-        signature: hex::encode(&signature),
-    };
-    let Ok(body) = serde_json::to_string(&request) else {
-        return RelayAnswer::Unreachable;
-    };
-    let nonce = match post("/api/unlock/nonce", body).await {
-        Err(()) => return RelayAnswer::Unreachable,
-        Ok((200, text)) => match serde_json::from_str::<NonceAnswer>(&text)
-            .ok()
-            .and_then(|answer| hex::decode(&answer.nonce))
-            .and_then(|bytes| <[u8; NONCE_LEN_UNLOCK]>::try_from(bytes).ok())
-        {
-            Some(nonce) => nonce,
-            None => return RelayAnswer::Unreachable,
+    let (nonce, accepted_at) = match ask_nonce(signer, device, now).await {
+        Ok(nonce) => (nonce, now),
+        // A phone whose clock is wrong asks once more at the relay's time,
+        // which is what the signed time is checked against: the person
+        // need not set her clock to open Huddle, and the relay learns
+        // nothing it did not say. (Expiry on the phone goes by the later of
+        // its clock and the relay's, whatever this clock says.)
+        Err(RelayAnswer::ClockWrong {
+            relay_time: Some(relay_time),
+        }) if relay_time != now => match ask_nonce(signer, device, relay_time).await {
+            Ok(nonce) => (nonce, relay_time),
+            Err(answer) => return answer,
         },
-        Ok((_, text)) => return refusal(&text),
+        Err(answer) => return answer,
     };
     let proof = stretched.verifier().proof(&nonce, device);
     let Ok(signature) = signer.sign_challenge(&unlock_transcript(device, &nonce, &proof)) else {
@@ -170,7 +201,9 @@ pub async fn ask(
         Ok((200, text)) => match serde_json::from_str::<UnlockAnswer>(&text) {
             Ok(UnlockAnswer::Unlocked { share, policy }) => {
                 match hex::decode(&share).and_then(|b| <[u8; SHARE_LEN]>::try_from(b).ok()) {
-                    Some(share) => RelayAnswer::Share(Share::from_bytes(share), policy),
+                    Some(share) => {
+                        RelayAnswer::Share(Share::from_bytes(share), policy, accepted_at)
+                    }
                     None => RelayAnswer::Unreachable,
                 }
             }
