@@ -431,19 +431,31 @@ async fn setup_invite_join_revoke_and_audit() {
             }
         ));
 
-        // The audit log tells the story, without secrets.
-        let ServerFrame::Audit { entries, .. } = ask(
-            &mut admin,
-            ClientFrame::ReadAudit {
-                request: 8,
-                before: None,
-                limit: 50,
-            },
-        )
-        .await
-        else {
-            panic!()
-        };
+        // The audit log tells the story, without secrets. (The phone's wipe
+        // is noted just after it was told, on its own connection's task.)
+        let mut entries = Vec::new();
+        for request in 80..120 {
+            let ServerFrame::Audit { entries: read, .. } = ask(
+                &mut admin,
+                ClientFrame::ReadAudit {
+                    request,
+                    before: None,
+                    limit: 50,
+                },
+            )
+            .await
+            else {
+                panic!()
+            };
+            entries = read;
+            if entries
+                .first()
+                .is_some_and(|e| e.action == "signed-out phone wiped")
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         let actions: Vec<&str> = entries.iter().rev().map(|e| e.action.as_str()).collect();
         assert_eq!(
             actions,
@@ -456,7 +468,8 @@ async fn setup_invite_join_revoke_and_audit() {
                 "invite created",
                 "joined",
                 "invite created",
-                "device revoked"
+                "device revoked",
+                "signed-out phone wiped"
             ]
         );
         for entry in &entries {
