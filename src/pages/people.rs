@@ -1,4 +1,4 @@
-//! The team: everyone in the organisation, each with their verification badge and a link to their page; administrators can sign a person out of every device, and see whether each signed-out phone has wiped itself.
+//! The team: everyone in the organisation, each with their verification badge and a link to their page; administrators can sign a person out of every device, and see whether each signed-out phone has been told to wipe itself.
 
 use crate::components::VerifiedMark;
 use crate::model::AppModel;
@@ -14,8 +14,12 @@ use leptos::prelude::*;
 use leptos::task::spawn_local;
 
 /// How often the list of signed-out phones is asked again while one of
-/// them has not wiped itself yet.
+/// them, signed out in the last [`SIGNED_OUT_WATCH_MILLIS`], has not been
+/// told to wipe itself yet (a phone online at the time hears within
+/// seconds; one that is off may not for days, and the page does not poll
+/// for it).
 const SIGNED_OUT_REFRESH_MILLIS: u64 = 5_000;
+const SIGNED_OUT_WATCH_MILLIS: u64 = 10 * 60 * 1000;
 
 #[component]
 pub fn PeoplePage() -> impl IntoView {
@@ -35,26 +39,37 @@ pub fn PeoplePage() -> impl IntoView {
             let _ = phone.refresh_identities(everyone).await;
         });
     }
-    // Phones signed out lately, and whether each has wiped itself: asked
-    // on opening, after a sign-out, and every few seconds while one has
-    // not (online only; offline the section stays as it was).
+    // Phones signed out lately, and whether each has been told to wipe
+    // itself: asked on opening, after a sign-out, and every few seconds
+    // while one signed out in the last few minutes has not (online only;
+    // offline the section stays as it was). Only the latest answer counts.
     let signed_out = RwSignal::new(Vec::<SignedOutPhone>::new());
     let asked_at = StoredValue::new(UnixMillis(0));
+    let asked = StoredValue::new(0u64);
     let ask_signed_out = move || {
         let Some(phone) = model.phone() else {
             return;
         };
         asked_at.set_value(model.now.get_untracked());
+        let this = asked.get_value() + 1;
+        asked.set_value(this);
         spawn_local(async move {
             if let Ok(phones) = phone.signed_out_phones().await {
-                let _ = signed_out.try_set(phones);
+                if asked.try_get_value() == Some(this) {
+                    let _ = signed_out.try_set(phones);
+                }
             }
         });
     };
     ask_signed_out();
     Effect::new(move |_| {
         let now = model.now.get();
-        let waiting = signed_out.with_untracked(|p| p.iter().any(|p| p.wiped_at.is_none()));
+        let waiting = signed_out.with_untracked(|phones| {
+            phones.iter().any(|p| {
+                p.wiped_at.is_none()
+                    && now.0.saturating_sub(p.signed_out_at.0) < SIGNED_OUT_WATCH_MILLIS
+            })
+        });
         if waiting && now.0.saturating_sub(asked_at.get_value().0) >= SIGNED_OUT_REFRESH_MILLIS {
             ask_signed_out();
         }
@@ -128,6 +143,7 @@ pub fn PeoplePage() -> impl IntoView {
                     <ul class="people-list" aria-label="Signed out">
                         {move || signed_out.get().into_iter().map(|phone| {
                             let label = signed_out_label(
+                                phone.added_at,
                                 phone.signed_out_at,
                                 phone.wiped_at,
                                 model.now.get(),

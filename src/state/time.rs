@@ -96,9 +96,11 @@ pub fn phone_history_label(
     }
 }
 
-/// A signed-out phone's line for whoever signed it out: when, and whether
-/// it has wiped itself yet.
+/// A signed-out phone's line for whoever signed it out: which phone, when,
+/// and whether it has been told to wipe itself yet (the relay's word: it
+/// told the phone, which proved it was that phone).
 pub fn signed_out_label(
+    added_at: UnixMillis,
     signed_out_at: UnixMillis,
     wiped_at: Option<UnixMillis>,
     now: UnixMillis,
@@ -112,14 +114,15 @@ pub fn signed_out_label(
             None => label,
         }
     };
+    let phone = format!("Phone added {}", date_label(added_at, offset_minutes));
     match wiped_at {
         Some(wiped) => format!(
-            "Signed out {}. Phone wiped {}.",
+            "{phone}, signed out {}. Told to wipe itself {}.",
             when(signed_out_at),
             when(wiped)
         ),
         None => format!(
-            "Signed out {}. Not wiped yet: it wipes itself as soon as it connects.",
+            "{phone}, signed out {}. No word from it yet: it wipes itself when Huddle is next opened on it online.",
             when(signed_out_at)
         ),
     }
@@ -167,14 +170,15 @@ mod tests {
 
     #[test]
     fn a_signed_out_phone_says_whether_it_has_wiped_itself() {
+        let added = UnixMillis(NOW.0 - 10 * 86_400_000);
         let out = UnixMillis(NOW.0 - 25 * 3_600_000);
         assert_eq!(
-            signed_out_label(out, Some(UnixMillis(NOW.0 - 60_000)), NOW, 0),
-            "Signed out yesterday 13:05. Phone wiped 14:04."
+            signed_out_label(added, out, Some(UnixMillis(NOW.0 - 60_000)), NOW, 0),
+            "Phone added 12 Nov 2026, signed out yesterday 13:05. Told to wipe itself 14:04."
         );
         assert_eq!(
-            signed_out_label(UnixMillis(NOW.0 - 120_000), None, NOW, 60),
-            "Signed out 15:03. Not wiped yet: it wipes itself as soon as it connects."
+            signed_out_label(added, UnixMillis(NOW.0 - 120_000), None, NOW, 60),
+            "Phone added 12 Nov 2026, signed out 15:03. No word from it yet: it wipes itself when Huddle is next opened on it online."
         );
     }
 

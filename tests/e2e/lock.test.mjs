@@ -226,7 +226,7 @@ test("a copy of a locked phone's profile opens nothing once the phone is signed 
   await mia.page.getByRole("link", { name: "Team" }).click();
   const signedOut = mia.page.getByRole("list", { name: "Signed out" });
   for (const name of ["Cara Jones", "Ben Okafor"]) {
-    await signedOut.locator("li", { hasText: name }).getByText(/Phone wiped \d\d:\d\d\.$/).waitFor({ timeout: 15_000 });
+    await signedOut.locator("li", { hasText: name }).getByText(/Told to wipe itself \d\d:\d\d\.$/).waitFor({ timeout: 15_000 });
   }
   await mia.page.getByRole("button", { name: "Back" }).click();
 });

@@ -508,7 +508,7 @@ test("a person signs her own phone out before handing it on, and nothing of hers
   }
 });
 
-test("a phone signed out while offline wipes itself as it reconnects, and the administrator sees when", async () => {
+test("a phone signed out while offline wipes itself as it reconnects, and the administrator sees when it was told", async () => {
   const forGus = await invite(mia, "Gus Reid");
   await mia.page.getByRole("button", { name: "Back" }).click();
   const gus = await person("Gus");
@@ -520,7 +520,7 @@ test("a phone signed out while offline wipes itself as it reconnects, and the ad
     await mia.page.locator(".person-row", { hasText: "Gus Reid" }).getByRole("button", { name: "Sign out" }).click();
     await mia.page.getByRole("button", { name: "Sign out and wipe" }).click();
     const signedOut = mia.page.getByRole("list", { name: "Signed out" }).locator("li", { hasText: "Gus Reid" });
-    await signedOut.getByText(/^Signed out \d\d:\d\d\. Not wiped yet: it wipes itself as soon as it connects\.$/).waitFor({ timeout: 15_000 });
+    await signedOut.getByText(/^Phone added \d+ \w+ \d{4}, signed out \d\d:\d\d\. No word from it yet: it wipes itself when Huddle is next opened on it online\.$/).waitFor({ timeout: 15_000 });
     await shot(mia, "signed-out-not-wiped-360");
     // Offline, nothing has reached Gus's phone yet.
     assert.equal(await gus.page.getByRole("heading", { name: "This phone has been signed out" }).count(), 0);
@@ -529,7 +529,7 @@ test("a phone signed out while offline wipes itself as it reconnects, and the ad
     await gus.page.getByRole("heading", { name: "This phone has been signed out" }).waitFor({ timeout: 60_000 });
     assert.deepEqual(await leftInBrowser(gus.page), NOTHING_LEFT, "nothing is left on Gus's phone");
     // Mia's list says so without her doing anything.
-    await signedOut.getByText(/^Signed out \d\d:\d\d\. Phone wiped \d\d:\d\d\.$/).waitFor({ timeout: 30_000 });
+    await signedOut.getByText(/^Phone added \d+ \w+ \d{4}, signed out \d\d:\d\d\. Told to wipe itself \d\d:\d\d\.$/).waitFor({ timeout: 30_000 });
     await shot(mia, "signed-out-wiped-360");
     await mia.page.getByRole("button", { name: "Back" }).click();
   } finally {

@@ -384,7 +384,7 @@ pub enum ClientFrame {
         user: UserId,
     },
     /// Phones signed out in the last [`SIGNED_OUT_SHOWN_DAYS`] days, and
-    /// whether each has wiped itself yet (administrators: everyone's;
+    /// whether each has been told to wipe itself (administrators: everyone's;
     /// anyone else: her own). Answered by `SignedOutPhones`.
     SignedOutPhones {
         request: RequestId,
@@ -472,17 +472,21 @@ pub const SIGNED_OUT_SHOWN_DAYS: u64 = 30;
 /// The most signed-out phones one answer lists.
 pub const MAX_SIGNED_OUT_PHONES: usize = 100;
 
-/// A phone that was signed out, and whether it has wiped itself: what an
+/// A phone that was signed out, and whether it has been told to wipe itself: what an
 /// administrator checks after signing out a lost phone.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SignedOutPhone {
     pub user: UserId,
     pub display_name: String,
     pub device: DeviceId,
+    /// When it joined: tells apart the phones of one person.
+    pub added_at: UnixMillis,
     pub signed_out_at: UnixMillis,
-    /// When the phone was told to wipe itself and proved it was that phone
-    /// (its signature, or its lock key's), or wiped itself after ten wrong
-    /// passcodes; `None` while it has not been in touch since.
+    /// When the relay told the phone to wipe itself, after the phone proved
+    /// it was that phone (its signature, or its lock key's), or destroyed
+    /// its share after ten wrong passcodes; `None` while the phone has not
+    /// been in touch since. The app wipes itself on hearing it; a modified
+    /// one need not.
     pub wiped_at: Option<UnixMillis>,
 }
 

@@ -501,12 +501,10 @@ impl RequestHandler {
             })
             .ok_or_else(|| storage_error(IdbError::Damaged))?;
         let outcome = match relay_unlock::ask(&signer, record.device, &stretched, now).await {
-            RelayAnswer::Share(share, policy, accepted_at) => {
+            RelayAnswer::Share(share, policy) => {
                 let (worker_key, page_key) = lock::open(&record, &stretched, &share)?;
-                // The relay's time when this phone's was wrong: the grace
-                // period for unlocking offline runs from the real time.
                 let renewed = update_lock(db, |fresh| {
-                    fresh.unlocked_with_relay(&stretched, &share, policy, accepted_at)
+                    fresh.unlocked_with_relay(&stretched, &share, policy, now)
                 })
                 .await?;
                 renewed.unwrap_or(Ok(()))?;

@@ -20,10 +20,7 @@ const REQUEST_TIMEOUT_MILLIS: u32 = 10_000;
 
 /// What the relay said.
 pub enum RelayAnswer {
-    /// The share, the organisation's policy, and the time the relay
-    /// accepted for this unlock (the phone's, or the relay's own when the
-    /// phone's was wrong).
-    Share(Share, PhonePolicy, UnixMillis),
+    Share(Share, PhonePolicy),
     Wrong {
         left: u32,
     },
@@ -168,17 +165,20 @@ pub async fn ask(
     stretched: &Stretched,
     now: UnixMillis,
 ) -> RelayAnswer {
-    let (nonce, accepted_at) = match ask_nonce(signer, device, now).await {
-        Ok(nonce) => (nonce, now),
+    let nonce = match ask_nonce(signer, device, now).await {
+        Ok(nonce) => nonce,
         // A phone whose clock is wrong asks once more at the relay's time,
         // which is what the signed time is checked against: the person
         // need not set her clock to open Huddle, and the relay learns
-        // nothing it did not say. (Expiry on the phone goes by the later of
-        // its clock and the relay's, whatever this clock says.)
+        // nothing it did not say. The relay's time is used for this request
+        // only: the lock record goes on by the phone's own clock (and the
+        // latest time it has seen), so that a relay that lies about the
+        // time cannot stretch the offline grace period or the self-wipe.
+        // (Expiry goes by the later of the phone's clock and the relay's.)
         Err(RelayAnswer::ClockWrong {
             relay_time: Some(relay_time),
         }) if relay_time != now => match ask_nonce(signer, device, relay_time).await {
-            Ok(nonce) => (nonce, relay_time),
+            Ok(nonce) => nonce,
             Err(answer) => return answer,
         },
         Err(answer) => return answer,
@@ -201,9 +201,7 @@ pub async fn ask(
         Ok((200, text)) => match serde_json::from_str::<UnlockAnswer>(&text) {
             Ok(UnlockAnswer::Unlocked { share, policy }) => {
                 match hex::decode(&share).and_then(|b| <[u8; SHARE_LEN]>::try_from(b).ok()) {
-                    Some(share) => {
-                        RelayAnswer::Share(Share::from_bytes(share), policy, accepted_at)
-                    }
+                    Some(share) => RelayAnswer::Share(Share::from_bytes(share), policy),
                     None => RelayAnswer::Unreachable,
                 }
             }

@@ -98,7 +98,6 @@ where
     }
 }
 
-/// The answer to a frame the relay could not handle for want of its database.
 /// Notes that a signed-out phone, proven to be itself, was told to wipe:
 /// for its administrator's list of signed-out phones. A failure costs only
 /// that line.
@@ -108,6 +107,7 @@ pub(crate) async fn note_told_to_wipe(state: &AppState, device: DeviceId) {
     }
 }
 
+/// The answer to a frame the relay could not handle for want of its database.
 pub(crate) fn internal_error() -> ServerFrame {
     ServerFrame::Error {
         code: ErrorCode::Internal,

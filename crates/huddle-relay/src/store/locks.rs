@@ -6,7 +6,7 @@
 //! a proof, and would let someone with this database search the passcode
 //! offline at Argon2id's cost.
 
-use super::people::{audit, mark_wiped};
+use super::people::audit;
 use super::{id16, to_i64, Store, StoreError};
 use huddle_core::ids::{DeviceId, UserId};
 use huddle_core::passcode::{
@@ -98,18 +98,20 @@ impl Store {
     ) -> Result<Result<(), UnlockRefusal>, StoreError> {
         let mut tx = self.begin_write().await?;
         if let Some(refusal) = refusal_before_unlock(&mut tx, device).await? {
+            drop(tx);
             // A signed-out phone on its lock screen hears "signed out" and
             // wipes itself; when the request is its own (signed with the
-            // lock key it had), its administrator may be told so.
+            // lock key it had), its administrator may be told so. The
+            // signature is checked outside any write transaction: a stranger
+            // naming a revoked device must not hold up the writer.
             if refusal == UnlockRefusal::Revoked {
                 let kept: Option<Option<Vec<u8>>> =
                     sqlx::query_scalar("SELECT lock_key FROM devices WHERE id = $1")
                         .bind(&device.as_bytes()[..])
-                        .fetch_optional(&mut *tx)
+                        .fetch_optional(&self.pool)
                         .await?;
                 if kept.flatten().is_some_and(|key| signed(&key)) {
-                    mark_wiped(&mut tx, device, now).await?;
-                    tx.commit().await?;
+                    self.told_to_wipe(device, now).await?;
                 }
             }
             return Ok(Err(refusal));

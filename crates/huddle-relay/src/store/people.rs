@@ -99,7 +99,7 @@ pub(super) async fn audit(
 /// Notes, inside `tx`, that the signed-out `device` was told to wipe itself
 /// after proving it was that phone: the first time only, with a line in the
 /// audit log under its owner's name.
-pub(super) async fn mark_wiped(
+async fn mark_wiped(
     tx: &mut sqlx::AnyConnection,
     device: DeviceId,
     now: UnixMillis,
@@ -748,9 +748,9 @@ impl Store {
         owner: Option<UserId>,
         since: UnixMillis,
     ) -> Result<Vec<SignedOutPhone>, StoreError> {
-        type SignedOutRow = (Vec<u8>, String, Vec<u8>, i64, Option<i64>);
+        type SignedOutRow = (Vec<u8>, String, Vec<u8>, i64, i64, Option<i64>);
         let rows: Vec<SignedOutRow> = sqlx::query_as(
-            "SELECT u.id, u.display_name, d.id, d.revoked_at, d.wiped_at
+            "SELECT u.id, u.display_name, d.id, d.created_at, d.revoked_at, d.wiped_at
              FROM devices d JOIN users u ON u.id = d.user_id
              WHERE d.revoked_at IS NOT NULL AND d.revoked_at >= $1
                AND ($2 IS NULL OR u.id = $2)
@@ -762,15 +762,18 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.into_iter()
-            .map(|(user, display_name, device, revoked_at, wiped_at)| {
-                Ok(SignedOutPhone {
-                    user: UserId::from_bytes(id16(&user)?),
-                    display_name,
-                    device: DeviceId::from_bytes(id16(&device)?),
-                    signed_out_at: UnixMillis(to_u64(revoked_at)),
-                    wiped_at: wiped_at.map(|at| UnixMillis(to_u64(at))),
-                })
-            })
+            .map(
+                |(user, display_name, device, added_at, revoked_at, wiped_at)| {
+                    Ok(SignedOutPhone {
+                        user: UserId::from_bytes(id16(&user)?),
+                        display_name,
+                        device: DeviceId::from_bytes(id16(&device)?),
+                        added_at: UnixMillis(to_u64(added_at)),
+                        signed_out_at: UnixMillis(to_u64(revoked_at)),
+                        wiped_at: wiped_at.map(|at| UnixMillis(to_u64(at))),
+                    })
+                },
+            )
             .collect()
     }
 
