@@ -117,6 +117,10 @@ pub fn ChoosePasscodePage() -> impl IntoView {
                     {move || error.get()}
                 </p>
                 <p>"Nobody can look your passcode up, not even your manager. After 10 wrong tries, this phone is wiped."</p>
+                // The browser may offer to keep it in its password manager,
+                // which would fill the lock screen for whoever holds the
+                // phone; the app cannot refuse that offer for her.
+                <p>"Keep it in your head. If your browser offers to save it, choose Never: a saved passcode opens Huddle for anyone who has your phone."</p>
                 <button class="button" type="submit" prop:disabled=move || busy.get()
                     aria-busy=move || if busy.get() { "true" } else { "false" }>
                     {move || if busy.get() { "Saving your passcode…" } else { "Save passcode" }}

@@ -84,6 +84,7 @@ test("a passcode is chosen before the conversation list, and easy or mistyped on
   await mia.page.getByLabel("Your name").fill("Mia Patel");
   await mia.page.getByRole("button", { name: "Set up Huddle" }).click();
   await mia.page.getByRole("heading", { level: 1, name: "Choose a passcode" }).waitFor({ timeout: 30_000 });
+  await mia.page.getByText("If your browser offers to save it, choose Never").waitFor();
   await shot(mia, "passcode-choose-360");
   const page = mia.page;
   await page.getByLabel("Passcode", { exact: true }).fill("123456");
