@@ -101,6 +101,28 @@ pub struct GroupCursor {
     pub seq: u64,
 }
 
+/// Epochs on the wire carry a group's chain in their high 32 bits (how many
+/// times its encryption has been restarted, see [`MembershipChange::create`])
+/// and the MLS epoch within that chain in their low 32: every epoch of a
+/// chain lies above every epoch of the chain before, so the relay's ordering
+/// refuses anything made in an earlier chain as stale.
+pub const fn wire_epoch(chain: u32, mls_epoch: u64) -> u64 {
+    ((chain as u64) << 32) | (mls_epoch & 0xffff_ffff)
+}
+
+/// The chain an epoch on the wire belongs to (see [`wire_epoch`]).
+pub const fn chain_of_epoch(epoch: u64) -> u32 {
+    (epoch >> 32) as u32
+}
+
+/// The epoch a restart to `chain` is made in: the chain's first.
+pub const fn restart_epoch(chain: u32) -> u64 {
+    wire_epoch(chain, 0)
+}
+
+/// How often a group's encryption may be restarted, at most.
+pub const RESTART_EVERY_MILLIS: u64 = 60_000;
+
 /// A group's type and retention time, as the relay enforces them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GroupSpec {
@@ -113,13 +135,22 @@ pub struct GroupSpec {
 /// exactly this change and reject it otherwise.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MembershipChange {
-    /// Set on the first commit of a new group.
+    /// Set on the first commit of a new group, and on a restart of an
+    /// existing group's encryption (a new MLS group of the same members, in
+    /// the next chain: its epoch is [`restart_epoch`]), which repairs a
+    /// group whose phones stopped at a commit they could not open.
     pub create: Option<GroupSpec>,
     pub add: Vec<DeviceId>,
     pub remove: Vec<DeviceId>,
 }
 
 impl MembershipChange {
+    /// Whether a commit made in `epoch` with this change restarts an
+    /// existing group's encryption (rather than creating the group).
+    pub fn is_restart(&self, epoch: u64) -> bool {
+        self.create.is_some() && chain_of_epoch(epoch) > 0
+    }
+
     /// The bytes the relay stores with a commit (the same encoding as on the wire).
     pub fn to_bytes(&self) -> Vec<u8> {
         postcard::to_allocvec(self).expect("a membership change always serialises into a Vec")
@@ -223,6 +254,10 @@ pub enum Rejection {
     /// The sending device, or its person, has been revoked.
     #[error("this device has been signed out")]
     Revoked,
+    /// The group's encryption was restarted less than a minute ago: a
+    /// restart waits for it (see [`RESTART_EVERY_MILLIS`]).
+    #[error("the group was repaired less than a minute ago")]
+    RepairedRecently,
 }
 
 impl Rejection {
@@ -420,6 +455,9 @@ pub enum Refusal {
     /// A change or broadcast that only an administrator may make, from
     /// someone who is not one.
     NotPermitted,
+    /// A restart of the group's encryption whose members are not the ones
+    /// the group had (less devices signed out).
+    RestartMembers,
 }
 
 impl Refusal {
@@ -432,6 +470,7 @@ impl Refusal {
             Refusal::CredentialChanged => "a commit that changes a member's identity",
             Refusal::DuplicateDevice => "a second copy of a device already in the group",
             Refusal::NotPermitted => "a change or broadcast only an administrator may make",
+            Refusal::RestartMembers => "a repair of the group with other members than it had",
         }
     }
 }

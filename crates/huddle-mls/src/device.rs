@@ -19,13 +19,15 @@ use huddle_core::ids::UserId;
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId};
 use huddle_core::retention::{effective_expiry, GroupKind, UnixMillis};
 use huddle_core::wire::Role;
-use huddle_core::wire::{ClaimedKeyPackage, MembershipChange};
+use huddle_core::wire::{wire_epoch, ClaimedKeyPackage, MembershipChange};
 use openmls::prelude::tls_codec::{Deserialize as _, Serialize as _};
 use openmls::prelude::*;
 use openmls_memory_storage::MemoryStorage;
 use openmls_traits::OpenMlsProvider;
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeSet, HashMap};
+
+mod restart;
 
 /// The format of what Huddle puts in MLS `authenticated_data`.
 pub const AAD_VERSION: u16 = 1;
@@ -45,6 +47,15 @@ const ORG_KEY_ENTRY: &[u8] = b"huddle:organisation-key";
 /// group id follows): a commit renews the device's own leaf, so this is
 /// when its keys in the group last rotated.
 const ROTATED_ENTRY: &[u8] = b"huddle:rotated:";
+
+/// Where a group's chain is kept (the group id follows): how many times its
+/// encryption has been restarted, which is part of its MLS group id.
+const CHAIN_ENTRY: &[u8] = b"huddle:chain:";
+
+/// Where a restart this device made, not yet accepted by the relay, is kept
+/// (the group id follows): the chain it starts. The restarted group itself
+/// is stored by OpenMLS under its own MLS group id beside the old one.
+const RESTART_ENTRY: &[u8] = b"huddle:restart:";
 
 /// How long a device keeps the same leaf keys in a group while it is used.
 pub const ROTATE_KEYS_EVERY_MILLIS: u64 = 7 * 24 * 60 * 60 * 1000;
@@ -118,6 +129,8 @@ pub enum MlsError {
     NoSuchMember,
     #[error("a commit of this device is waiting for the relay")]
     CommitPending,
+    #[error("a repair of the group is not acceptable: {0}")]
+    RestartRefused(String),
     #[error("there is no commit of this device waiting")]
     NoPendingCommit,
     #[error("internal MLS error: {0}")]
@@ -175,13 +188,37 @@ fn join_config() -> MlsGroupJoinConfig {
         .build()
 }
 
-fn mls_group_id(group: GroupId) -> openmls::group::GroupId {
-    openmls::group::GroupId::from_slice(group.as_bytes())
+/// A Huddle group's MLS group id in `chain`: the Huddle id alone for the
+/// first chain, followed by the chain number after each restart.
+fn mls_group_id(group: GroupId, chain: u32) -> openmls::group::GroupId {
+    let mut bytes = group.as_bytes().to_vec();
+    if chain > 0 {
+        bytes.extend_from_slice(&chain.to_be_bytes());
+    }
+    openmls::group::GroupId::from_slice(&bytes)
 }
 
-fn huddle_group_id(group: &openmls::group::GroupId) -> Option<GroupId> {
-    let bytes: [u8; 16] = group.as_slice().try_into().ok()?;
-    Some(GroupId::from_bytes(bytes))
+/// The Huddle group and chain of an MLS group id (see [`mls_group_id`]).
+fn huddle_group_id(group: &openmls::group::GroupId) -> Option<(GroupId, u32)> {
+    let bytes = group.as_slice();
+    let id: [u8; 16] = bytes.get(..16)?.try_into().ok()?;
+    let chain = match bytes.get(16..)? {
+        [] => 0,
+        rest => {
+            let chain = u32::from_be_bytes(rest.try_into().ok()?);
+            if chain == 0 {
+                return None; // the first chain is never spelled out
+            }
+            chain
+        }
+    };
+    Some((GroupId::from_bytes(id), chain))
+}
+
+fn entry_key(prefix: &[u8], group: GroupId) -> Vec<u8> {
+    let mut key = prefix.to_vec();
+    key.extend_from_slice(group.as_bytes());
+    key
 }
 
 fn chain_of(credential: &Credential) -> Result<Chain, CertificateError> {
@@ -604,7 +641,7 @@ impl MlsDevice {
 
     fn group_mut(&mut self, group: GroupId) -> Result<&mut MlsGroup, MlsError> {
         if !self.groups.contains_key(&group) {
-            let loaded = MlsGroup::load(self.provider.storage(), &mls_group_id(group))
+            let loaded = MlsGroup::load(self.provider.storage(), &self.mls_id(group))
                 .map_err(internal)?
                 .ok_or(MlsError::UnknownGroup)?;
             self.groups.insert(group, loaded);
@@ -617,8 +654,11 @@ impl MlsDevice {
         self.group_mut(group).is_ok()
     }
 
+    /// The group's epoch as the relay counts it: its chain and MLS epoch
+    /// (see [`huddle_core::wire::wire_epoch`]).
     pub fn epoch(&mut self, group: GroupId) -> Result<u64, MlsError> {
-        Ok(self.group_mut(group)?.epoch().as_u64())
+        let chain = self.chain(group);
+        Ok(wire_epoch(chain, self.group_mut(group)?.epoch().as_u64()))
     }
 
     pub fn profile(&mut self, group: GroupId) -> Result<GroupProfile, MlsError> {
@@ -640,6 +680,19 @@ impl MlsDevice {
         if self.has_group(group) {
             return Err(MlsError::Internal("the group already exists".into()));
         }
+        let created = self.new_mls_group(group, 0, profile)?;
+        self.groups.insert(group, created);
+        Ok(())
+    }
+
+    /// A new MLS group for `group` in `chain`, with this device alone in it
+    /// (stored by OpenMLS, not yet in `self.groups`).
+    fn new_mls_group(
+        &self,
+        group: GroupId,
+        chain: u32,
+        profile: &GroupProfile,
+    ) -> Result<MlsGroup, MlsError> {
         let extension =
             Extension::Unknown(PROFILE_EXTENSION_TYPE, UnknownExtension(profile.to_bytes()));
         let required = Extension::RequiredCapabilities(RequiredCapabilitiesExtension::new(
@@ -658,16 +711,14 @@ impl MlsDevice {
             .max_past_epochs(0)
             .sender_ratchet_configuration(SenderRatchetConfiguration::new(8, 1000))
             .build();
-        let created = MlsGroup::new_with_group_id(
+        MlsGroup::new_with_group_id(
             &self.provider,
             &self.signer,
             &config,
-            mls_group_id(group),
+            mls_group_id(group, chain),
             self.credential()?,
         )
-        .map_err(internal)?;
-        self.groups.insert(group, created);
-        Ok(())
+        .map_err(internal)
     }
 
     fn ensure_no_pending_commit(&mut self, group: GroupId) -> Result<(), MlsError> {
@@ -725,8 +776,9 @@ impl MlsDevice {
     ) -> Result<CommitOut, MlsError> {
         let provider = &self.provider;
         let signer = &self.signer;
+        let chain = self.chain(group);
         let mls_group = self.groups.get_mut(&group).ok_or(MlsError::UnknownGroup)?;
-        let epoch = mls_group.epoch().as_u64();
+        let epoch = wire_epoch(chain, mls_group.epoch().as_u64());
         // No update path: an add-only commit may leave it out (RFC 9420,
         // 12.4), and with it the adder would encrypt a path secret to every
         // member under each blank node of the tree, one HPKE sealing each
@@ -754,6 +806,7 @@ impl MlsDevice {
         devices: &[DeviceId],
     ) -> Result<CommitOut, MlsError> {
         self.ensure_no_pending_commit(group)?;
+        let chain = self.chain(group);
         let provider = &self.provider;
         let signer = &self.signer;
         let mls_group = self.groups.get_mut(&group).ok_or(MlsError::UnknownGroup)?;
@@ -767,7 +820,7 @@ impl MlsDevice {
                     .ok_or(MlsError::NoSuchMember)
             })
             .collect::<Result<_, _>>()?;
-        let epoch = mls_group.epoch().as_u64();
+        let epoch = wire_epoch(chain, mls_group.epoch().as_u64());
         let (commit, _welcome, _info) = mls_group
             .remove_members(provider, signer, &leaves)
             .map_err(|e| MlsError::Rejected(format!("{e:?}")))?;
@@ -787,10 +840,11 @@ impl MlsDevice {
     /// and applies any pending leave requests.
     pub fn self_update(&mut self, group: GroupId) -> Result<CommitOut, MlsError> {
         self.ensure_no_pending_commit(group)?;
+        let chain = self.chain(group);
         let provider = &self.provider;
         let signer = &self.signer;
         let mls_group = self.groups.get_mut(&group).ok_or(MlsError::UnknownGroup)?;
-        let epoch = mls_group.epoch().as_u64();
+        let epoch = wire_epoch(chain, mls_group.epoch().as_u64());
         let removed: Vec<DeviceId> = mls_group
             .pending_proposals()
             .filter_map(|p| match p.proposal() {
@@ -838,6 +892,10 @@ impl MlsDevice {
         group: GroupId,
         now: UnixMillis,
     ) -> Result<u64, MlsError> {
+        if let Some(chain) = self.pending_restart(group) {
+            return self.merge_restart(group, chain, now);
+        }
+        let chain = self.chain(group);
         let mls_group = self.group_mut(group)?;
         let Some(pending) = mls_group.pending_commit() else {
             return Err(MlsError::NoPendingCommit);
@@ -846,7 +904,7 @@ impl MlsDevice {
         let provider = &self.provider;
         let mls_group = self.groups.get_mut(&group).ok_or(MlsError::UnknownGroup)?;
         mls_group.merge_pending_commit(provider).map_err(internal)?;
-        let epoch = mls_group.epoch().as_u64();
+        let epoch = wire_epoch(chain, mls_group.epoch().as_u64());
         if renews_our_keys || self.rotated(group).is_none() {
             self.set_rotated(group, now);
         }
@@ -854,9 +912,43 @@ impl MlsDevice {
     }
 
     fn rotated_key(group: GroupId) -> Vec<u8> {
-        let mut key = ROTATED_ENTRY.to_vec();
-        key.extend_from_slice(group.as_bytes());
-        key
+        entry_key(ROTATED_ENTRY, group)
+    }
+
+    fn get_entry(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let values = match self.provider.storage().values.read() {
+            Ok(values) => values,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        values.get(key).cloned()
+    }
+
+    fn remove_entry(&self, key: &[u8]) {
+        let mut values = match self.provider.storage().values.write() {
+            Ok(values) => values,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        values.remove(key);
+    }
+
+    /// The group's chain: how many times its encryption has been restarted.
+    pub fn chain(&self, group: GroupId) -> u32 {
+        self.get_entry(&entry_key(CHAIN_ENTRY, group))
+            .and_then(|bytes| bytes.as_slice().try_into().ok())
+            .map_or(0, u32::from_be_bytes)
+    }
+
+    fn set_chain(&self, group: GroupId, chain: u32) {
+        let key = entry_key(CHAIN_ENTRY, group);
+        if chain == 0 {
+            self.remove_entry(&key);
+        } else {
+            self.put_entry(&key, chain.to_be_bytes().to_vec());
+        }
+    }
+
+    fn mls_id(&self, group: GroupId) -> openmls::group::GroupId {
+        mls_group_id(group, self.chain(group))
     }
 
     fn set_rotated(&self, group: GroupId, at: UnixMillis) {
@@ -907,6 +999,9 @@ impl MlsDevice {
 
     /// Another commit won the epoch: forget ours (it will be made again).
     pub fn discard_pending_commit(&mut self, group: GroupId) -> Result<(), MlsError> {
+        if self.pending_restart(group).is_some() {
+            return self.discard_restart(group);
+        }
         self.group_mut(group)?;
         let storage = self.provider.storage();
         let mls_group = self.groups.get_mut(&group).ok_or(MlsError::UnknownGroup)?;
@@ -916,11 +1011,20 @@ impl MlsDevice {
 
     /// Joins a group from a welcome, checking its profile and every
     /// member's certificate chain before anything is stored.
+    /// A welcome to a group this device already holds is refused here: it
+    /// can only be a restart, which [`MlsDevice::join_restart`] compares
+    /// with the members the group had.
     pub fn join(&mut self, welcome: &[u8]) -> Result<JoinedGroup, MlsError> {
-        let (staged, joined) = self.stage_welcome(welcome)?;
+        let (staged, joined, chain) = self.stage_welcome(welcome)?;
+        if self.has_group(joined.group) {
+            return Err(MlsError::Rejected(
+                "a welcome to a group this device already holds".into(),
+            ));
+        }
         let mls_group = staged
             .into_group(&self.provider)
             .map_err(|e| MlsError::Rejected(format!("{e:?}")))?;
+        self.set_chain(joined.group, chain);
         self.groups.insert(joined.group, mls_group);
         Ok(joined)
     }
@@ -997,7 +1101,10 @@ impl MlsDevice {
 
     /// Decrypts and checks a welcome without storing anything: the tree,
     /// the group's profile, and every member's chain.
-    fn stage_welcome(&self, welcome: &[u8]) -> Result<(StagedWelcome, JoinedGroup), MlsError> {
+    fn stage_welcome(
+        &self,
+        welcome: &[u8],
+    ) -> Result<(StagedWelcome, JoinedGroup, u32), MlsError> {
         let message =
             MlsMessageIn::tls_deserialize_exact(welcome).map_err(|_| MlsError::Malformed)?;
         let MlsMessageBodyIn::Welcome(welcome) = message.extract() else {
@@ -1006,7 +1113,7 @@ impl MlsDevice {
         let staged = StagedWelcome::new_from_welcome(&self.provider, &join_config(), welcome, None)
             .map_err(|e| MlsError::Rejected(format!("{e:?}")))?;
         let context = staged.group_context();
-        let group = huddle_group_id(context.group_id()).ok_or(MlsError::WrongGroup)?;
+        let (group, chain) = huddle_group_id(context.group_id()).ok_or(MlsError::WrongGroup)?;
         let profile = profile_in(context.extensions())?;
         let members: Vec<DeviceIdentity> = staged
             .members()
@@ -1018,11 +1125,11 @@ impl MlsDevice {
         }
         let joined = JoinedGroup {
             group,
-            epoch: context.epoch().as_u64(),
+            epoch: wire_epoch(chain, context.epoch().as_u64()),
             profile,
             members,
         };
-        Ok((staged, joined))
+        Ok((staged, joined, chain))
     }
 
     /// Seals an envelope as an application message.
@@ -1034,6 +1141,7 @@ impl MlsDevice {
         envelope: &[u8],
     ) -> Result<Sealed, MlsError> {
         self.ensure_no_pending_commit(group)?;
+        let chain = self.chain(group);
         let provider = &self.provider;
         let signer = &self.signer;
         let mls_group = self.groups.get_mut(&group).ok_or(MlsError::UnknownGroup)?;
@@ -1047,7 +1155,7 @@ impl MlsDevice {
             .create_message(provider, signer, envelope)
             .map_err(|e| MlsError::Rejected(format!("{e:?}")))?;
         Ok(Sealed {
-            epoch: mls_group.epoch().as_u64(),
+            epoch: wire_epoch(chain, mls_group.epoch().as_u64()),
             ciphertext: serialize(&message)?,
         })
     }
@@ -1080,7 +1188,10 @@ impl MlsDevice {
         let protocol = message
             .try_into_protocol_message()
             .map_err(|_| MlsError::Malformed)?;
-        if huddle_group_id(protocol.group_id()) != Some(group) {
+        // A message made in another chain (before a restart, or in one this
+        // device never joined) is for another MLS group.
+        let chain = self.chain(group);
+        if huddle_group_id(protocol.group_id()) != Some((group, chain)) {
             return Err(MlsError::WrongGroup);
         }
         let mls_group = self.group_mut(group)?;
@@ -1145,7 +1256,7 @@ impl MlsDevice {
                         sender,
                         client_msg: aad.client_msg,
                         expires_at,
-                        epoch: group_epoch,
+                        epoch: wire_epoch(chain, group_epoch),
                         envelope: Plaintext::new(application.into_bytes()),
                     }),
                     Err(_) => Ok(Incoming::Expired {
@@ -1252,11 +1363,12 @@ impl MlsDevice {
                 mls_group
                     .merge_staged_commit(provider, *staged)
                     .map_err(internal)?;
-                let epoch = mls_group.epoch().as_u64();
+                let epoch = wire_epoch(chain, mls_group.epoch().as_u64());
                 if removed_self {
                     let _ = mls_group.delete(provider.storage());
                     self.groups.remove(&group);
                     self.forget_rotated(group);
+                    self.set_chain(group, 0);
                     return Ok(Incoming::MembershipChanged {
                         epoch,
                         added,
@@ -1286,12 +1398,16 @@ impl MlsDevice {
     /// Forgets a group and all its secrets on this device.
     pub fn delete_group(&mut self, group: GroupId) -> Result<(), MlsError> {
         self.forget_rotated(group);
+        if self.pending_restart(group).is_some() {
+            self.discard_restart(group)?;
+        }
         let mut mls_group = match self.groups.remove(&group) {
             Some(g) => g,
-            None => MlsGroup::load(self.provider.storage(), &mls_group_id(group))
+            None => MlsGroup::load(self.provider.storage(), &self.mls_id(group))
                 .map_err(internal)?
                 .ok_or(MlsError::UnknownGroup)?,
         };
+        self.set_chain(group, 0);
         mls_group.delete(self.provider.storage()).map_err(internal)
     }
 }

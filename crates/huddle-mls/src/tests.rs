@@ -859,3 +859,128 @@ fn a_forged_signature_found_after_opening_refuses_the_message() {
     ));
     assert!(matches!(opened, Ok(Incoming::Message { .. })));
 }
+
+/// A key package of each of `devices` as the relay hands them out.
+fn key_packages_of(devices: &mut [&mut MlsDevice]) -> Vec<ClaimedKeyPackage> {
+    devices.iter_mut().map(|d| key_package(d)).collect()
+}
+
+scenario! {
+    fn a_group_stopped_by_a_junk_commit_is_restarted_with_the_same_members_and_talks_again() {
+        use huddle_core::wire::{restart_epoch, wire_epoch};
+        let (mut admin, mut others) = team(3);
+        let mut disk: HashMap<Vec<u8>, Vec<u8>> = HashMap::new();
+        apply_changes(&mut disk, &others[0].take_state_changes());
+        let old_message = seal_text(&mut admin, 1, "before the repair");
+        // Bob restarts the group: key packages for the admin and Carol.
+        let all = [dev(0), dev(1), dev(2)];
+        let (bob, carol) = others.split_at_mut(1);
+        let (bob, carol) = (&mut bob[0], &mut carol[0]);
+        let kps = key_packages_of(&mut [&mut admin, carol]);
+        let restart = bob.restart(WARD, 1, &kps, &all).expect("restart");
+        assert_eq!(restart.epoch, restart_epoch(1));
+        assert!(restart.change.is_restart(restart.epoch));
+        let mut added = vec![dev(0), dev(2)];
+        added.sort();
+        assert_eq!(restart.change.add, added);
+        assert_eq!(restart.change.create.map(|s| s.kind), Some(GroupKind::Clinical));
+        // Until the relay accepts it, the old group is Bob's group.
+        assert!(bob.has_pending_restart(WARD));
+        assert_eq!(bob.epoch(WARD).unwrap(), 1);
+        assert_eq!(bob.merge_pending_commit(WARD, NOW).unwrap(), wire_epoch(1, 1));
+        assert!(!bob.has_pending_restart(WARD));
+        let welcome = restart.welcome.expect("a welcome");
+        for other in [&mut admin, &mut *carol] {
+            let joined = other.join_restart(&welcome, dev(1), &all).expect("joined");
+            assert_eq!(joined.epoch, wire_epoch(1, 1));
+            assert_eq!(joined.members.len(), 3);
+            assert_eq!(other.epoch(WARD).unwrap(), wire_epoch(1, 1));
+        }
+        // Everyone talks in the new chain; what was sealed in the old one
+        // no longer opens anywhere (its keys are gone).
+        let hello = seal_text(carol, 2, "repaired");
+        assert_eq!(open_text(&mut admin, 2, &hello).unwrap(), "repaired");
+        assert_eq!(open_text(bob, 2, &hello).unwrap(), "repaired");
+        assert_eq!(open_text(carol, 0, &old_message), Err(MlsError::WrongGroup));
+        // A commit in the new chain carries the chain in its epoch.
+        let update = admin.self_update(WARD).unwrap();
+        assert_eq!(update.epoch, wire_epoch(1, 1));
+        admin.merge_pending_commit(WARD, NOW).unwrap();
+        bob.open(WARD, &update.commit, dev(0), Some(&update.change), NOW).unwrap();
+        assert_eq!(bob.epoch(WARD).unwrap(), wire_epoch(1, 2));
+        // The chain is saved with the rest: Bob's worker restarts into it.
+        apply_changes(&mut disk, &bob.take_state_changes());
+        let (private, public) = bob.signer().export();
+        let mut bob = MlsDevice::restore(identity(1), DeviceSigner::restore(&private, &public).unwrap(), disk);
+        assert_eq!(bob.epoch(WARD).unwrap(), wire_epoch(1, 2));
+        let later = seal_text(&mut admin, 3, "after a reload");
+        assert_eq!(open_text(&mut bob, 0, &later).unwrap(), "after a reload");
+    }
+}
+
+scenario! {
+    fn a_restart_with_other_members_than_the_group_had_is_refused_and_changes_nothing() {
+        let (mut admin, mut others) = team(3);
+        let mut mallory = device(7);
+        let all = [dev(0), dev(1), dev(2)];
+        // The admin's phone holds a group of 0, 1 and 2; a restart made by
+        // Bob from a group of his own with Mallory in it is refused.
+        let (bob, carol) = others.split_at_mut(1);
+        let (bob, carol) = (&mut bob[0], &mut carol[0]);
+        let mut forged_bob = device(1);
+        forged_bob.create_group(WARD, &profile()).unwrap();
+        let kps = key_packages_of(&mut [&mut mallory]);
+        forged_bob.add_members(WARD, &kps).unwrap();
+        forged_bob.merge_pending_commit(WARD, NOW).unwrap();
+        let kps = key_packages_of(&mut [&mut admin, carol, &mut mallory]);
+        let forged = forged_bob.restart(WARD, 1, &kps, &[dev(0), dev(1), dev(2), dev(7)]).unwrap();
+        assert_eq!(forged.change.add.len(), 1, "the forger's own group held only Mallory");
+        // With Mallory's phone, and without the admin or Carol: refused.
+        assert!(matches!(
+            admin.join_restart(forged.welcome.as_ref().unwrap(), dev(1), &all),
+            Err(MlsError::RestartRefused(_)) | Err(MlsError::Rejected(_))
+        ));
+        assert_eq!(admin.epoch(WARD).unwrap(), 1);
+        // Bob's real restart, but leaving Carol out while she is still in
+        // the team, is refused by the admin's phone, and by Carol's.
+        let kps = key_packages_of(&mut [&mut admin]);
+        let without_carol = bob.restart(WARD, 1, &kps, &[dev(0), dev(1)]).unwrap();
+        bob.discard_pending_commit(WARD).unwrap();
+        assert!(!bob.has_pending_restart(WARD));
+        assert_eq!(bob.epoch(WARD).unwrap(), 1, "the old group is untouched");
+        let welcome = without_carol.welcome.unwrap();
+        assert!(matches!(admin.join_restart(&welcome, dev(1), &all), Err(MlsError::RestartRefused(_))));
+        assert_eq!(admin.epoch(WARD).unwrap(), 1);
+        // Once the directory no longer lists Carol (signed out), it is
+        // accepted.
+        admin.join_restart(&welcome, dev(1), &[dev(0), dev(1)]).expect("Carol signed out");
+        // A restart sent under another device's name than the one that
+        // made it: the relay's sender must have been in the group.
+        let mut others2 = team(3).1;
+        let kps = key_packages_of(&mut [&mut others2[1]]);
+        let by_bob = others2[0].restart(WARD, 1, &kps, &[dev(1), dev(2)]).unwrap();
+        assert!(matches!(
+            others2[1].join_restart(by_bob.welcome.as_ref().unwrap(), dev(9), &[dev(1), dev(2)]),
+            Err(MlsError::RestartRefused(_))
+        ));
+        // And a plain join of a welcome to a group already held is refused.
+        assert!(others2[1].join(by_bob.welcome.as_ref().unwrap()).is_err());
+    }
+}
+
+scenario! {
+    fn a_restart_without_a_key_package_for_every_member_makes_nothing() {
+        let (_admin, mut others) = team(3);
+        let all = [dev(0), dev(1), dev(2)];
+        let (bob, carol) = others.split_at_mut(1);
+        let kps = key_packages_of(&mut [&mut carol[0]]);
+        assert!(matches!(bob[0].restart(WARD, 1, &kps, &all), Err(MlsError::RestartRefused(_))));
+        assert!(!bob[0].has_pending_restart(WARD));
+        // A key package claimed for the wrong person is refused like any.
+        let mut wrong = kps.clone();
+        wrong[0].device = dev(0);
+        assert!(bob[0].restart(WARD, 1, &wrong, &all).is_err());
+        // Never to the same chain or an earlier one.
+        assert!(matches!(bob[0].restart(WARD, 0, &kps, &[dev(1), dev(2)]), Err(MlsError::RestartRefused(_))));
+    }
+}
