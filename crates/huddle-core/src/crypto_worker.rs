@@ -310,6 +310,24 @@ pub enum WorkerRequest {
     Join {
         welcome: Vec<u8>,
     },
+    /// Restarts a stopped group's encryption in `chain` with a key package
+    /// for each member the worker holds that `active` (the organisation's
+    /// directory) still lists; answered by a `Commit`, pending until the
+    /// relay accepts it like any commit.
+    Restart {
+        group: GroupId,
+        chain: u32,
+        key_packages: Vec<ClaimedKeyPackage>,
+        active: Vec<DeviceId>,
+    },
+    /// Joins another member's restart of a group the worker holds, if its
+    /// members are the ones held (less those `active` no longer lists) and
+    /// `sender`, the device the relay authenticated, was one of them.
+    JoinRestart {
+        welcome: Vec<u8>,
+        sender: DeviceId,
+        active: Vec<DeviceId>,
+    },
     Seal {
         group: GroupId,
         client_msg: ClientMessageId,

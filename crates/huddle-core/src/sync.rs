@@ -23,13 +23,18 @@
 //!   at it (its position is not saved past it, nothing after it is opened,
 //!   nothing is made or sent in it) until the group is joined afresh, and
 //!   the person is told (`Notice::NeedsRepair`). Nothing written is lost:
-//!   it waits in the outbox.
+//!   it waits in the outbox;
+//! - a stopped group is repaired by a restart of its encryption: after a
+//!   few seconds a stopped phone makes one (`Restart`) unless another
+//!   member's arrives first, which it joins (`Rejoin`) only with the welcome
+//!   and the log entry together, in log order; a restart that fails is
+//!   tried again a minute later, for as long as the group is stopped.
 
 use crate::ids::{ClientMessageId, DeviceId, GroupId};
 use crate::retention::UnixMillis;
 use crate::wire::{
-    auth_transcript, ClientFrame, EntryKind, GroupCursor, GroupSpec, LogEntry, MembershipChange,
-    Payload, Rejection, ServerFrame, Submission,
+    auth_transcript, chain_of_epoch, ClientFrame, EntryKind, GroupCursor, GroupSpec, LogEntry,
+    MembershipChange, Payload, Rejection, ServerFrame, Submission,
 };
 use std::collections::{BTreeMap, HashSet};
 
@@ -141,6 +146,14 @@ impl OutboxItem {
         self.kind == EntryKind::Commit
     }
 
+    /// Whether this is a restart of its group's encryption (a repair).
+    pub fn is_restart(&self) -> bool {
+        matches!(
+            &self.made,
+            Some(Made { epoch, payload: Payload::Commit { change, .. } }) if change.is_restart(*epoch)
+        )
+    }
+
     /// The frame's content, once the MLS message is made.
     pub fn submission(&self) -> Option<Submission> {
         let made = self.made.as_ref()?;
@@ -232,6 +245,12 @@ pub enum Event {
         seq: u64,
         epoch: u64,
     },
+    /// A restart of this phone's could not be made (no key package for a
+    /// member, the relay unreachable): it is tried again later.
+    RestartFailed {
+        now: UnixMillis,
+        group: GroupId,
+    },
     /// The user asked to send a failed message again.
     Retry {
         now: UnixMillis,
@@ -293,6 +312,25 @@ pub enum Command {
     DiscardOwnCommit {
         group: GroupId,
     },
+    /// Restart the group's encryption in `chain` (it is stopped, and nobody
+    /// else has restarted it): answered by `Enqueue` of the restart, or by
+    /// `RestartFailed`.
+    Restart {
+        group: GroupId,
+        chain: u32,
+    },
+    /// Join another member's restart, `sender`'s, at `seq`, if its members
+    /// are the ones this phone held: answered by `Joined`, or by
+    /// `Unopenable` when refused.
+    Rejoin {
+        group: GroupId,
+        seq: u64,
+        sender: DeviceId,
+        spec: GroupSpec,
+        welcome: Vec<u8>,
+    },
+    /// Forget an outbox item for good (a restart the relay refused).
+    DropOutboxItem(ClientMessageId),
 }
 
 /// Conditions the app shows to the user.
@@ -304,6 +342,8 @@ pub enum Notice {
     /// open (or, at `seq` 0, its keys fell behind the log): it must be
     /// joined afresh before anything more is read or sent in it.
     NeedsRepair { group: GroupId, seq: u64 },
+    /// A stopped group was restarted and this phone is back in it.
+    Repaired { group: GroupId },
     /// The relay refused our device: revoked (`ErrorCode::Revoked`) or not
     /// recognised (`ErrorCode::AuthenticationFailed`), with its words.
     SignedOut {
@@ -343,6 +383,7 @@ impl Event {
             | Event::Sealed { now, .. }
             | Event::NotSealed { now, .. }
             | Event::Unneeded { now, .. }
+            | Event::RestartFailed { now, .. }
             | Event::Retry { now, .. } => Some(*now),
             Event::ChallengeSigned { .. }
             | Event::Processed { .. }
@@ -362,7 +403,39 @@ struct GroupTrack {
     skips: BTreeMap<u64, u64>,
     /// The entry this group stopped at, when it needs repairing.
     stopped_at: Option<u64>,
+    /// The latest chain the relay's log has shown (see
+    /// [`crate::wire::wire_epoch`]): a restart starts the one after.
+    relay_chain: u32,
+    /// When this phone restarts the stopped group, unless someone else does.
+    restart_due: Option<UnixMillis>,
+    /// Another member's restart, reached in the log: its place and sender.
+    restart_entry: Option<(u64, DeviceId)>,
+    /// The welcome of a restart, waiting for its log entry: place, type,
+    /// welcome.
+    restart_welcome: Option<(u64, GroupSpec, Vec<u8>)>,
 }
+
+impl GroupTrack {
+    fn new(position: GroupPosition) -> Self {
+        GroupTrack {
+            position,
+            dispatched: position.seq,
+            skips: BTreeMap::new(),
+            stopped_at: None,
+            relay_chain: chain_of_epoch(position.epoch),
+            restart_due: None,
+            restart_entry: None,
+            restart_welcome: None,
+        }
+    }
+}
+
+/// How long a stopped phone waits before it restarts the group itself: a
+/// few seconds, spread by its device id so that a group's phones do not all
+/// restart at once (the relay accepts one restart a minute).
+pub const RESTART_AFTER_MILLIS: u64 = 3_000;
+/// The spread added to [`RESTART_AFTER_MILLIS`].
+pub const RESTART_SPREAD_MILLIS: u64 = 12_000;
 
 /// The state machine. See the module documentation.
 #[derive(Debug)]
@@ -405,15 +478,7 @@ impl SyncEngine {
     ) -> Self {
         let groups = positions
             .into_iter()
-            .map(|position| {
-                let track = GroupTrack {
-                    position,
-                    dispatched: position.seq,
-                    skips: BTreeMap::new(),
-                    stopped_at: None,
-                };
-                (position.group, track)
-            })
+            .map(|position| (position.group, GroupTrack::new(position)))
             .collect();
         let outbox = outbox
             .into_iter()
@@ -462,11 +527,133 @@ impl SyncEngine {
 
     /// Stops a group at `seq` (once) and tells the person.
     fn stop(&mut self, group: GroupId, seq: u64, out: &mut Vec<Command>) {
+        let spread = u64::from(self.device.as_bytes()[0]) * RESTART_SPREAD_MILLIS / 256;
+        let due = self
+            .last_now
+            .saturating_add_millis(RESTART_AFTER_MILLIS + spread);
         let track = self.track(group);
         if track.stopped_at.is_none() {
             track.stopped_at = Some(seq);
             out.push(Command::Notice(Notice::NeedsRepair { group, seq }));
         }
+        if track.restart_due.is_none() {
+            track.restart_due = Some(due);
+            out.push(Command::WakeAt(due));
+        }
+    }
+
+    /// When this phone will restart a stopped group itself (tests).
+    pub fn restart_due(&self, group: GroupId) -> Option<UnixMillis> {
+        self.groups.get(&group).and_then(|track| track.restart_due)
+    }
+
+    /// Restarts that are due: a stopped group, live, no restart of ours in
+    /// the outbox and none of another member's half arrived.
+    fn due_restarts(&mut self, now: UnixMillis, out: &mut Vec<Command>) {
+        if self.connection != ConnectionState::Live {
+            return;
+        }
+        let outbox = &self.outbox;
+        for (group, track) in self.groups.iter_mut() {
+            let due = track.stopped_at.is_some()
+                && track.restart_due.is_some_and(|at| at <= now)
+                && track.restart_entry.is_none()
+                && !outbox
+                    .iter()
+                    .any(|item| item.group == *group && item.is_restart());
+            if due {
+                track.restart_due = None;
+                out.push(Command::Restart {
+                    group: *group,
+                    chain: track.relay_chain.saturating_add(1),
+                });
+            }
+        }
+    }
+
+    /// Tries a restart again in a minute, if the group is still stopped.
+    fn restart_later(&mut self, group: GroupId, now: UnixMillis, out: &mut Vec<Command>) {
+        let track = self.track(group);
+        if track.stopped_at.is_some() {
+            let at = now.saturating_add_millis(crate::wire::RESTART_EVERY_MILLIS);
+            track.restart_due = Some(at);
+            out.push(Command::WakeAt(at));
+        }
+    }
+
+    /// Joins another member's restart once both halves are here: its log
+    /// entry (reached in order) and its welcome.
+    fn try_rejoin(&mut self, group: GroupId, out: &mut Vec<Command>) {
+        let track = self.track(group);
+        let matched = matches!(
+            (&track.restart_entry, &track.restart_welcome),
+            (Some((at, _)), Some((welcomed, ..))) if at == welcomed
+        );
+        if !matched {
+            return;
+        }
+        let (Some((seq, sender)), Some((_, spec, welcome))) =
+            (track.restart_entry.take(), track.restart_welcome.take())
+        else {
+            return;
+        };
+        out.push(Command::Rejoin {
+            group,
+            seq,
+            sender,
+            spec,
+            welcome,
+        });
+    }
+
+    /// A restart entry reached in the log at `entry.seq`.
+    fn restart_reached(
+        &mut self,
+        entry: &LogEntry,
+        change: &MembershipChange,
+        out: &mut Vec<Command>,
+    ) {
+        let (group, seq) = (entry.group, entry.seq);
+        if entry.sender == self.device {
+            let own = self
+                .outbox
+                .iter_mut()
+                .find(|item| item.id() == entry.client_msg && item.is_restart());
+            if let Some(item) = own {
+                // Ours, accepted: the restarted group replaces the old one.
+                if !matches!(item.state, OutboxState::Sent { .. }) {
+                    item.state = OutboxState::Sent { seq };
+                    out.push(Command::SaveOutboxItem(item.clone()));
+                }
+                out.push(Command::MergeOwnCommit {
+                    group,
+                    client_msg: entry.client_msg,
+                });
+                let epoch = entry.epoch + 1;
+                out.extend(self.handle(Event::Joined { group, seq, epoch }));
+                return;
+            }
+        }
+        if !change.add.contains(&self.device) {
+            // A restart without this phone: it is out of the group as the
+            // relay now routes it. Stop (and restart it with everyone this
+            // phone held, in a minute, unless this phone was signed out).
+            self.stop(group, seq, out);
+            self.restart_later(group, self.last_now, out);
+            return;
+        }
+        let track = self.track(group);
+        track.restart_entry = Some((seq, entry.sender));
+        let welcomed = track
+            .restart_welcome
+            .as_ref()
+            .is_some_and(|(at, ..)| *at == seq);
+        if !welcomed {
+            // Nothing after the restart can be read until its welcome is
+            // here: say so rather than wait silently.
+            self.stop(group, seq, out);
+        }
+        self.try_rejoin(group, out);
     }
 
     pub fn position(&self, group: GroupId) -> Option<GroupPosition> {
@@ -610,15 +797,21 @@ impl SyncEngine {
             }
             Event::Joined { group, seq, epoch } => {
                 let position = GroupPosition { group, seq, epoch };
-                self.groups.insert(
-                    group,
-                    GroupTrack {
-                        position,
-                        dispatched: seq,
-                        skips: BTreeMap::new(),
-                        stopped_at: None,
-                    },
-                );
+                let repaired = self
+                    .groups
+                    .get(&group)
+                    .is_some_and(|track| track.stopped_at.is_some());
+                let mut track = GroupTrack::new(position);
+                if let Some(old) = self.groups.get(&group) {
+                    track.relay_chain = track.relay_chain.max(old.relay_chain);
+                }
+                self.groups.insert(group, track);
+                if repaired {
+                    out.push(Command::Notice(Notice::Repaired { group }));
+                }
+                // What the relay refused as made before a restart is made
+                // again in the new chain.
+                self.release_seals(group, &mut out);
                 out.push(Command::SaveCursor(position));
                 if matches!(
                     self.connection,
@@ -631,6 +824,9 @@ impl SyncEngine {
                 }
                 // Joined afresh after a repair: what waited is made now.
                 self.flush(self.last_now, &mut out);
+            }
+            Event::RestartFailed { now, group } => {
+                self.restart_later(group, now, &mut out);
             }
             Event::Retry { now, client_msg } => {
                 if let Some(item) = self.item_mut(client_msg) {
@@ -650,15 +846,12 @@ impl SyncEngine {
     }
 
     fn track(&mut self, group: GroupId) -> &mut GroupTrack {
-        self.groups.entry(group).or_insert(GroupTrack {
-            position: GroupPosition {
+        self.groups.entry(group).or_insert_with(|| {
+            GroupTrack::new(GroupPosition {
                 group,
                 seq: 0,
                 epoch: 0,
-            },
-            dispatched: 0,
-            skips: BTreeMap::new(),
-            stopped_at: None,
+            })
         })
     }
 
@@ -774,13 +967,20 @@ impl SyncEngine {
                 spec,
                 welcome,
             } => {
-                if !self.groups.contains_key(&group) {
-                    out.push(Command::Join {
+                match self.groups.get_mut(&group) {
+                    None => out.push(Command::Join {
                         group,
                         seq,
                         spec,
                         welcome,
-                    });
+                    }),
+                    // A welcome to a group this phone holds: a restart,
+                    // joined when the log reaches its entry.
+                    Some(track) if seq > track.position.seq => {
+                        track.restart_welcome = Some((seq, spec, welcome));
+                        self.try_rejoin(group, out);
+                    }
+                    Some(_) => {}
                 }
             }
             ServerFrame::Skipped { group, up_to } => {
@@ -866,6 +1066,22 @@ impl SyncEngine {
         let Some(item) = self.item_mut(client_msg) else {
             return;
         };
+        if item.is_restart() {
+            // A restart is never made again as it was: the group may have
+            // been restarted by someone else meanwhile. It is dropped, and
+            // made afresh later if the group is still stopped.
+            let group = item.group;
+            self.outbox.retain(|item| item.id() != client_msg);
+            out.push(Command::DiscardOwnCommit { group });
+            out.push(Command::DropOutboxItem(client_msg));
+            let track = self.track(group);
+            if let Rejection::StaleEpoch { current_epoch } = reason {
+                track.relay_chain = track.relay_chain.max(chain_of_epoch(current_epoch));
+            }
+            self.restart_later(group, now, out);
+            self.flush(now, out);
+            return;
+        }
         match reason {
             Rejection::StaleEpoch { current_epoch } => {
                 item.state = OutboxState::Queued;
@@ -928,6 +1144,20 @@ impl SyncEngine {
         let track = self.track(entry.group);
         if entry.seq <= track.dispatched {
             return; // already handed over: a duplicate after a resync
+        }
+        track.relay_chain = track.relay_chain.max(chain_of_epoch(entry.epoch));
+        if track.restart_entry.is_some() {
+            // Made after a restart this phone has not joined yet: the log
+            // is asked for again from the restart once it has.
+            return;
+        }
+        if let Some(change) = declared.as_ref().filter(|c| c.is_restart(entry.epoch)) {
+            if entry.seq == track.dispatched + 1 || track.stopped_at.is_some() {
+                track.dispatched = entry.seq;
+                let change = change.clone();
+                self.restart_reached(&entry, &change, out);
+                return;
+            }
         }
         if track.stopped_at.is_some() {
             // Made in epochs this device never reached: it waits on the
@@ -1073,11 +1303,15 @@ impl SyncEngine {
                 .filter(|(_, track)| track.stopped_at.is_some())
                 .map(|(group, _)| *group),
         );
+        self.due_restarts(now, out);
         let mut to_seal = Vec::new();
         for index in 0..self.outbox.len() {
             let item = &self.outbox[index];
             let group = item.group;
-            if item.state != OutboxState::Queued || held_groups.contains(&group) {
+            // A restart goes out from a stopped group: it is the repair.
+            let held = held_groups.contains(&group)
+                && !(item.is_restart() && self.stopped_at(group).is_some());
+            if item.state != OutboxState::Queued || held {
                 continue;
             }
             if self.awaiting_seal.contains_key(&item.id()) {

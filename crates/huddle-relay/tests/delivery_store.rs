@@ -827,3 +827,140 @@ async fn revoked_devices_are_named_to_those_who_may_remove_them() {
     })
     .await;
 }
+
+/// A restart of `WARD`'s encryption into `chain` by a member, naming the
+/// other devices it adds.
+fn restart(n: u32, chain: u32, spec: GroupSpec, add: Vec<DeviceId>) -> Submission {
+    commit(
+        n,
+        huddle_core::wire::restart_epoch(chain),
+        MembershipChange {
+            create: Some(spec),
+            add,
+            remove: vec![],
+        },
+    )
+}
+
+#[tokio::test]
+async fn a_restart_needs_the_next_chain_the_same_group_active_devices_and_a_minutes_wait() {
+    use huddle_core::wire::{restart_epoch, wire_epoch};
+    for_each_engine(|store| async move {
+        let spec = GroupSpec {
+            kind: GroupKind::Clinical,
+            retention: RetentionSecs::DAY,
+        };
+        store
+            .append(ADMIN, &create(1, spec.kind, spec.retention, vec![BOB, CAROL]), NOW)
+            .await
+            .unwrap()
+            .unwrap();
+        let later = NOW.saturating_add_millis(3_600_000);
+        store.append(BOB, &text(2, 1, later), NOW).await.unwrap().unwrap();
+        // A junk commit (the relay cannot tell): the group moves to epoch 2.
+        store
+            .append(CAROL, &commit(3, 1, MembershipChange::default()), NOW)
+            .await
+            .unwrap()
+            .unwrap();
+
+        // What the relay refuses: the wrong chain, another type, the sender
+        // among those added, a removal, a stranger.
+        let refused = |n, chain, spec: GroupSpec, add: Vec<DeviceId>| restart(n, chain, spec, add);
+        assert_eq!(
+            store.append(BOB, &refused(4, 2, spec, vec![ADMIN, CAROL]), NOW).await.unwrap(),
+            Err(Rejection::StaleEpoch { current_epoch: 2 })
+        );
+        let social = GroupSpec { kind: GroupKind::Social, retention: RetentionSecs::DAY };
+        assert!(matches!(
+            store.append(BOB, &refused(5, 1, social, vec![ADMIN, CAROL]), NOW).await.unwrap(),
+            Err(Rejection::InvalidCommit(_))
+        ));
+        assert!(matches!(
+            store.append(BOB, &refused(6, 1, spec, vec![ADMIN, BOB, CAROL]), NOW).await.unwrap(),
+            Err(Rejection::InvalidCommit(_))
+        ));
+        let stranger = DeviceId::from_bytes([9; 16]);
+        assert!(matches!(
+            store.append(BOB, &refused(7, 1, spec, vec![ADMIN, stranger]), NOW).await.unwrap(),
+            Err(Rejection::InvalidCommit(_))
+        ));
+        let mut removing = refused(8, 1, spec, vec![ADMIN]);
+        if let Payload::Commit { change, .. } = &mut removing.payload {
+            change.remove = vec![CAROL];
+        }
+        assert!(matches!(
+            store.append(BOB, &removing, NOW).await.unwrap(),
+            Err(Rejection::InvalidCommit(_))
+        ));
+
+        // Bob, who is staff, restarts the clinical group: accepted, in the
+        // first epoch of chain 1; everyone who was in it hears of it, and
+        // those he added get its welcome.
+        let restarted = store
+            .append(BOB, &restart(9, 1, spec, vec![ADMIN, CAROL]), NOW)
+            .await
+            .unwrap()
+            .expect("a restart by a member");
+        assert_eq!(restarted.entry.epoch, restart_epoch(1));
+        assert_eq!(restarted.added, vec![ADMIN, CAROL]);
+        let mut recipients = restarted.recipients.clone();
+        recipients.sort();
+        assert_eq!(recipients, vec![ADMIN, BOB, CAROL]);
+        assert_eq!(restarted.declared.as_ref().and_then(|c| c.create), Some(spec));
+        let seq = restarted.entry.seq;
+        assert!(store.welcomes_for(CAROL).await.unwrap().iter().any(|w| w.seq == seq));
+        // Anything made in the old chain is stale; the new chain goes on.
+        assert_eq!(
+            store.append(ADMIN, &text(10, 2, later), NOW).await.unwrap(),
+            Err(Rejection::StaleEpoch { current_epoch: wire_epoch(1, 1) })
+        );
+        store
+            .append(ADMIN, &text(11, wire_epoch(1, 1), later), NOW)
+            .await
+            .unwrap()
+            .expect("a message in the new chain");
+        // Carol, who continues, still reads what came before the restart.
+        let carol: Vec<u64> = store
+            .backlog(WARD, CAROL, 0, 100, NOW)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(carol, vec![2, 3, seq, seq + 1]);
+
+        // A second restart waits a minute after the first.
+        assert_eq!(
+            store.append(CAROL, &restart(12, 2, spec, vec![ADMIN, BOB]), NOW).await.unwrap(),
+            Err(Rejection::RepairedRecently)
+        );
+        // A minute on, the admin restarts without Carol, who is then signed
+        // out (the phones check that; the relay follows): Carol reads up to
+        // the restart and no further, and hears nothing after it.
+        let minute_on = NOW.saturating_add_millis(61_000);
+        let without_carol = store
+            .append(ADMIN, &restart(13, 2, spec, vec![BOB]), minute_on)
+            .await
+            .unwrap()
+            .expect("a later restart");
+        assert_eq!(without_carol.entry.epoch, restart_epoch(2));
+        store
+            .append(BOB, &text(14, wire_epoch(2, 1), later), minute_on)
+            .await
+            .unwrap()
+            .unwrap();
+        let carol_end = store.readable_end(WARD, CAROL).await.unwrap();
+        assert_eq!(carol_end, without_carol.entry.seq);
+        let mut after = store.recipients(WARD, without_carol.entry.seq + 1).await.unwrap();
+        after.sort();
+        assert_eq!(after, vec![ADMIN, BOB]);
+        // The audit log says who repaired the group, and whom it left out.
+        let audit = store.read_audit(None, 20).await.unwrap();
+        let repairs: Vec<_> = audit.iter().filter(|e| e.action == "group repaired").collect();
+        assert_eq!(repairs.len(), 2);
+        assert!(repairs[0].subject.contains(&format!("left out: {CAROL}")));
+        assert_eq!(repairs[1].actor, Some(UserId::from_bytes([2; 16])));
+    })
+    .await;
+}

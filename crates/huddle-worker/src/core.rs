@@ -67,6 +67,7 @@ fn mls_error(error: MlsError) -> WorkerError {
         MlsError::CredentialChanged => WorkerErrorKind::Untrusted(Refusal::CredentialChanged),
         MlsError::DuplicateDevice => WorkerErrorKind::Untrusted(Refusal::DuplicateDevice),
         MlsError::NotPermitted => WorkerErrorKind::Untrusted(Refusal::NotPermitted),
+        MlsError::RestartRefused(_) => WorkerErrorKind::Untrusted(Refusal::RestartMembers),
         MlsError::CommitPending => WorkerErrorKind::CommitPending,
         _ => WorkerErrorKind::Mls,
     };
@@ -180,7 +181,10 @@ impl WorkerCore {
     /// certificate link). Changes nothing.
     pub fn signatures_ahead(&mut self, request: &WorkerRequest) -> Vec<SignatureCheck> {
         match (request, self.device.as_mut()) {
-            (WorkerRequest::Join { welcome }, Some(device)) => device.signatures_to_join(welcome),
+            (WorkerRequest::Join { welcome }, Some(device))
+            | (WorkerRequest::JoinRestart { welcome, .. }, Some(device)) => {
+                device.signatures_to_join(welcome)
+            }
             _ => Vec::new(),
         }
     }
@@ -301,6 +305,25 @@ impl WorkerCore {
                 A::Done
             }
             R::Join { welcome } => A::Joined(device.join(&welcome).map_err(mls_error)?),
+            R::Restart {
+                group,
+                chain,
+                key_packages,
+                active,
+            } => A::Commit(
+                device
+                    .restart(group, chain, &key_packages, &active)
+                    .map_err(mls_error)?,
+            ),
+            R::JoinRestart {
+                welcome,
+                sender,
+                active,
+            } => A::Joined(
+                device
+                    .join_restart(&welcome, sender, &active)
+                    .map_err(mls_error)?,
+            ),
             R::Seal {
                 group,
                 client_msg,

@@ -47,8 +47,13 @@ where
         }
     };
     for welcome in welcomes {
-        if asked.contains_key(&welcome.group) {
-            // It has joined: the welcome is not needed again.
+        // A device that lists the group and stands at or past the welcome
+        // has joined: it is not needed again. One that lists the group from
+        // before (a restart of the group's encryption) still needs it.
+        if asked
+            .get(&welcome.group)
+            .is_some_and(|cursor| *cursor >= welcome.seq)
+        {
             if let Err(error) = state.store.welcome_used(device, welcome.group).await {
                 tracing::warn!(%error, "could not delete a used welcome");
             }

@@ -11,9 +11,12 @@ use crate::announcement::{Announcement, BUS_CHANNEL};
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, UserId};
 use huddle_core::retention::{effective_expiry, GroupKind, RetentionSecs, UnixMillis};
 use huddle_core::wire::{
-    ClaimedKeyPackage, EntryKind, GroupSpec, LogEntry, MembershipChange, Payload, Rejection,
-    Submission, MAX_APPLICATION_BYTES,
+    chain_of_epoch, restart_epoch, ClaimedKeyPackage, EntryKind, GroupSpec, LogEntry,
+    MembershipChange, Payload, Rejection, Submission, MAX_APPLICATION_BYTES,
 };
+use restart::{apply_restart, check_restart};
+
+mod restart;
 use sqlx::{AnyConnection, Row};
 
 /// What an accepted submission produced: its place in the log, and what to
@@ -264,6 +267,10 @@ async fn append(
         _ => None,
     };
     let existing = locked;
+    // A commit that declares `create` for a group that exists restarts the
+    // group's encryption (see `restart.rs`).
+    let restarting = existing.is_some()
+        && matches!(&submission.payload, Payload::Commit { change, .. } if change.create.is_some());
 
     let (kind, retention, epoch, last_seq) = match (existing, &submission.payload) {
         (Some(row), _) => {
@@ -333,7 +340,10 @@ async fn append(
     // Clinical and emergency broadcast groups: only administrators change
     // who is in them, and only administrators broadcast. Anyone may renew
     // her own keys (a commit that changes nobody).
+    // A restart needs no administrator: every member's phone refuses one
+    // whose members are not the ones the group had.
     let restricted = match &submission.payload {
+        Payload::Commit { .. } if restarting => false,
         Payload::Commit { change, .. } => {
             matches!(kind, GroupKind::Clinical | GroupKind::EmergencyBroadcast)
                 && (change.create.is_some() || !change.add.is_empty() || !change.remove.is_empty())
@@ -343,7 +353,12 @@ async fn append(
     if restricted && role.as_deref() != Some("administrator") {
         return Ok(Err(Rejection::NotPermitted));
     }
-    if submission.epoch != epoch {
+    let expected_epoch = if restarting {
+        restart_epoch(chain_of_epoch(epoch).saturating_add(1))
+    } else {
+        epoch
+    };
+    if submission.epoch != expected_epoch {
         return Ok(Err(Rejection::StaleEpoch {
             current_epoch: epoch,
         }));
@@ -360,6 +375,12 @@ async fn append(
             return Ok(Err(Rejection::InvalidCommit(
                 "a commit adds each device once".into(),
             )));
+        }
+        if restarting {
+            let spec = GroupSpec { kind, retention };
+            if let Err(rejection) = check_restart(tx, submission.group, sender, change, spec, now).await? {
+                return Ok(Err(rejection));
+            }
         }
     }
 
@@ -386,7 +407,7 @@ async fn append(
         Payload::Application { .. } => None,
     };
     let new_epoch = if entry_kind == EntryKind::Commit {
-        epoch + 1
+        submission.epoch + 1
     } else {
         epoch
     };
@@ -404,7 +425,7 @@ async fn append(
     .bind(group)
     .bind(to_i64(seq))
     .bind(entry_kind_name(entry_kind))
-    .bind(to_i64(epoch))
+    .bind(to_i64(submission.epoch))
     .bind(sender_bytes)
     .bind(client_msg)
     .bind(expires_at.map(|e| to_i64(e.0)))
@@ -431,26 +452,44 @@ async fn append(
         change, welcome, ..
     } = &submission.payload
     {
-        apply_change(
-            &mut *tx,
-            submission.group,
-            seq,
-            change,
-            welcome.as_deref(),
-            now,
-        )
-        .await?;
+        if restarting {
+            let members = members
+                .iter()
+                .map(|m| Ok(DeviceId::from_bytes(id16(m)?)))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            apply_restart(
+                &mut *tx,
+                submission.group,
+                seq,
+                sender,
+                &members,
+                change,
+                welcome.as_deref(),
+                now,
+            )
+            .await?;
+        } else {
+            apply_change(
+                &mut *tx,
+                submission.group,
+                seq,
+                change,
+                welcome.as_deref(),
+                now,
+            )
+            .await?;
+            audit_change(&mut *tx, sender, submission.group, change, now).await?;
+        }
         if welcome.is_some() {
             added = change.add.clone();
             shared_welcome = welcome.clone();
         }
-        audit_change(&mut *tx, sender, submission.group, change, now).await?;
     }
     Ok(Ok(Appended {
         entry: LogEntry {
             group: submission.group,
             seq,
-            epoch,
+            epoch: submission.epoch,
             sender,
             client_msg: submission.client_msg,
             kind: entry_kind,

@@ -1,0 +1,169 @@
+//! Restarts of a group's encryption (the repair of a group whose phones stopped at a commit they could not open): what the relay checks, and how its routing follows.
+//!
+//! The relay cannot see who is in the restarted MLS group; every member's
+//! phone compares it with the group it held (SECURITY.md, "Groups that stop,
+//! and their repair"). What the relay can check it does: the chain is the
+//! next one (checked by the caller, from the epoch), the group keeps its type
+//! and retention, the devices named are distinct, active and not the
+//! sender, and restarts come at most once a minute.
+
+use super::{bind_devices, numbered, rows, to_i64, AnyConnection, StoreError};
+use huddle_core::ids::{DeviceId, GroupId};
+use huddle_core::retention::UnixMillis;
+use huddle_core::wire::{GroupSpec, MembershipChange, Rejection, RESTART_EVERY_MILLIS};
+use sqlx::Row;
+
+/// Whether `change`, from `sender`, may restart `group` now: `Ok(Err(_))`
+/// says why not.
+pub(super) async fn check_restart(
+    tx: &mut AnyConnection,
+    group: GroupId,
+    sender: DeviceId,
+    change: &MembershipChange,
+    spec: GroupSpec,
+    now: UnixMillis,
+) -> Result<Result<(), Rejection>, StoreError> {
+    let refuse = |why: &str| Ok(Err(Rejection::InvalidCommit(why.into())));
+    if change.create != Some(spec) {
+        return refuse("a repair keeps the group's type and retention");
+    }
+    if !change.remove.is_empty() || change.add.contains(&sender) {
+        return refuse("a repair names the other members it adds, and nothing else");
+    }
+    let row = sqlx::query("SELECT restarted_at FROM groups WHERE id = $1")
+        .bind(&group.as_bytes()[..])
+        .fetch_one(&mut *tx)
+        .await?;
+    let restarted_at: Option<i64> = row.try_get(0)?;
+    if restarted_at.is_some_and(|at| {
+        now.0.saturating_sub(u64::try_from(at).unwrap_or(0)) < RESTART_EVERY_MILLIS
+    }) {
+        return Ok(Err(Rejection::RepairedRecently));
+    }
+    if !change.add.is_empty() {
+        let sql = format!(
+            "SELECT COUNT(*) FROM devices d JOIN users u ON u.id = d.user_id
+             WHERE d.revoked_at IS NULL AND u.revoked_at IS NULL AND d.id IN ({})",
+            numbered(1, change.add.len())
+        );
+        let active: i64 = bind_devices(sqlx::query(&sql), &change.add)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+        if usize::try_from(active).ok() != Some(change.add.len()) {
+            return refuse("a repair adds only phones that are still signed in");
+        }
+    }
+    Ok(Ok(()))
+}
+
+/// The routing after a restart at `seq`: members it leaves out stop at it,
+/// new devices start after it, members who continue keep their place (so a
+/// phone that was only offline still reads what came before), and every
+/// device it adds gets its welcome.
+#[allow(clippy::too_many_arguments)]
+pub(super) async fn apply_restart(
+    tx: &mut AnyConnection,
+    group: GroupId,
+    seq: u64,
+    sender: DeviceId,
+    members: &[DeviceId],
+    change: &MembershipChange,
+    welcome: Option<&[u8]>,
+    now: UnixMillis,
+) -> Result<(), StoreError> {
+    let in_restart = |device: &DeviceId| *device == sender || change.add.contains(device);
+    let left_out: Vec<DeviceId> = members
+        .iter()
+        .copied()
+        .filter(|m| !in_restart(m))
+        .collect();
+    let new: Vec<DeviceId> = change
+        .add
+        .iter()
+        .copied()
+        .filter(|d| !members.contains(d))
+        .collect();
+    let group_bytes = &group.as_bytes()[..];
+    let seq_i64 = to_i64(seq);
+    for chunk in left_out.chunks(super::DEVICES_PER_STATEMENT) {
+        let sql = format!(
+            "UPDATE members SET removed_seq = $2 WHERE group_id = $1 AND removed_seq IS NULL \
+             AND device_id IN ({})",
+            numbered(3, chunk.len())
+        );
+        bind_devices(sqlx::query(&sql).bind(group_bytes).bind(seq_i64), chunk)
+            .execute(&mut *tx)
+            .await?;
+    }
+    for chunk in new.chunks(super::DEVICES_PER_STATEMENT) {
+        let sql = format!(
+            "DELETE FROM members WHERE group_id = $1 AND device_id IN ({})",
+            numbered(2, chunk.len())
+        );
+        bind_devices(sqlx::query(&sql).bind(group_bytes), chunk)
+            .execute(&mut *tx)
+            .await?;
+        let sql = format!(
+            "INSERT INTO members (group_id, device_id, joined_seq) VALUES {}",
+            rows(3, chunk.len(), |n| format!("($1, ${n}, $2)"))
+        );
+        bind_devices(sqlx::query(&sql).bind(group_bytes).bind(seq_i64), chunk)
+            .execute(&mut *tx)
+            .await?;
+    }
+    if let (Some(welcome), false) = (welcome, change.add.is_empty()) {
+        sqlx::query(
+            "INSERT INTO welcome_blobs (group_id, seq, welcome, created_at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(group_bytes)
+        .bind(seq_i64)
+        .bind(welcome)
+        .bind(to_i64(now.0))
+        .execute(&mut *tx)
+        .await?;
+        for chunk in change.add.chunks(super::DEVICES_PER_STATEMENT) {
+            let sql = format!(
+                "DELETE FROM pending_welcomes WHERE group_id = $1 AND device_id IN ({})",
+                numbered(2, chunk.len())
+            );
+            bind_devices(sqlx::query(&sql).bind(group_bytes), chunk)
+                .execute(&mut *tx)
+                .await?;
+            let sql = format!(
+                "INSERT INTO pending_welcomes (group_id, seq, device_id) VALUES {}",
+                rows(3, chunk.len(), |n| format!("($1, $2, ${n})"))
+            );
+            bind_devices(sqlx::query(&sql).bind(group_bytes).bind(seq_i64), chunk)
+                .execute(&mut *tx)
+                .await?;
+        }
+    }
+    sqlx::query("UPDATE groups SET restarted_at = $2 WHERE id = $1")
+        .bind(group_bytes)
+        .bind(to_i64(now.0))
+        .execute(&mut *tx)
+        .await?;
+    let list = |devices: &[DeviceId]| {
+        devices
+            .iter()
+            .map(|d| d.to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut subject = format!("group {group}: {} devices", change.add.len() + 1);
+    if !left_out.is_empty() {
+        subject.push_str(&format!("; left out: {}", list(&left_out)));
+    }
+    sqlx::query(
+        "INSERT INTO audit (at, actor, action, subject)
+         VALUES ($1, (SELECT user_id FROM devices WHERE id = $2), $3, $4)",
+    )
+    .bind(to_i64(now.0))
+    .bind(&sender.as_bytes()[..])
+    .bind("group repaired")
+    .bind(subject)
+    .execute(&mut *tx)
+    .await?;
+    Ok(())
+}
