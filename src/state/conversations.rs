@@ -97,12 +97,16 @@ pub struct MessageView {
     pub delivery: Delivery,
 }
 
+/// Where a group was repaired, after the name of who repaired it.
+pub const REPAIRED: &str = "repaired this group. Messages sent while it was stopped could not be read on this phone.";
+
 /// What a message's body reads as.
 pub fn body_text(body: &MessageBody) -> String {
     match body {
         MessageBody::Text(text) => text.clone(),
         MessageBody::NewerKind => "Update Huddle to see this message.".into(),
         MessageBody::Unreadable => "This message could not be read.".into(),
+        MessageBody::Repaired => REPAIRED.into(),
     }
 }
 

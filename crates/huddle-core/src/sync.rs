@@ -773,6 +773,11 @@ impl SyncEngine {
                 self.flush(now, &mut out);
             }
             Event::Unopenable { group, seq } => {
+                // A restart this phone refused: it is no longer waited on.
+                let track = self.track(group);
+                if track.restart_entry.is_some_and(|(at, _)| at == seq) {
+                    track.restart_entry = None;
+                }
                 self.stop(group, seq, &mut out);
                 self.flush(self.last_now, &mut out);
             }

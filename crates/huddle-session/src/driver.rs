@@ -37,7 +37,10 @@ use std::rc::Rc;
 mod housekeeping;
 pub(crate) mod identities;
 mod receiving;
+mod repair;
 mod writing;
+
+use repair::Rejoin;
 
 use writing::publish_key_packages;
 
@@ -105,6 +108,17 @@ pub(crate) enum Input<P: Platform> {
         group: GroupId,
         devices: Vec<DeviceId>,
     },
+    /// What a restart of a stopped group needs, fetched from the relay.
+    RestartReady {
+        group: GroupId,
+        chain: u32,
+        key_packages: Vec<ClaimedKeyPackage>,
+        active: Vec<DeviceId>,
+    },
+    /// A restart could not be prepared (the relay did not answer).
+    RestartFailed { group: GroupId },
+    /// Another member's restart, with the devices still in the team.
+    RejoinReady { rejoin: Rejoin, active: Vec<DeviceId> },
 }
 
 /// An event for the engine, with the cache writes of the work that
@@ -315,6 +329,19 @@ impl<P: Platform> Driver<P> {
             Input::RemoveRevoked { group, devices } => {
                 self.remove_revoked(group, devices).await;
             }
+            Input::RestartReady {
+                group,
+                chain,
+                key_packages,
+                active,
+            } => {
+                self.restart_ready(group, chain, key_packages, active)
+                    .await;
+            }
+            Input::RestartFailed { group } => {
+                self.drive(Event::RestartFailed { now, group }).await;
+            }
+            Input::RejoinReady { rejoin, active } => self.rejoin_ready(rejoin, active).await,
             Input::KeyPackagesPublished => {
                 let enrolment = {
                     let mut state = self.shared.state.borrow_mut();
@@ -481,7 +508,13 @@ impl<P: Platform> Driver<P> {
     /// Feeds an event to the engine and carries out what it asks, including
     /// the events those commands produce.
     async fn drive(&mut self, event: Event) {
-        let mut events: VecDeque<Staged> = VecDeque::from([(event, Vec::new())]);
+        self.drive_staged((event, Vec::new())).await;
+    }
+
+    /// [`Driver::drive`], with writes to make together with what the engine
+    /// saves in answer.
+    async fn drive_staged(&mut self, staged: Staged) {
+        let mut events: VecDeque<Staged> = VecDeque::from([staged]);
         while let Some((event, staged)) = events.pop_front() {
             let Some(engine) = self.engine.as_mut() else {
                 return;
@@ -605,9 +638,13 @@ impl<P: Platform> Driver<P> {
                 {
                     self.log(&format!("our commit could not be merged: {error}"));
                 }
-                self.shared.state.borrow_mut().outbox.remove(&client_msg);
+                let merged = self.shared.state.borrow_mut().outbox.remove(&client_msg);
                 let mut writes = vec![CacheWrite::DeleteOutbox(client_msg)];
                 writes.extend(self.members_changed(group).await);
+                if merged.is_some_and(|record| record.intent == Intent::Restart) {
+                    let own = self.shared.state.borrow().enrolment.device;
+                    writes.extend(self.repaired_line(group, own));
+                }
                 self.shared.write(writes).await;
                 None
             }
@@ -657,6 +694,40 @@ impl<P: Platform> Driver<P> {
                 None
             }
             Command::Notice(Notice::Resyncing { .. }) => None,
+            Command::Notice(Notice::Repaired { group }) => {
+                self.log("a stopped group was repaired");
+                self.shared.state.borrow_mut().needs_repair.remove(&group);
+                self.repaint_list = true;
+                self.repaint_open = true;
+                None
+            }
+            Command::Restart { group, chain } => {
+                self.start_restart(group, chain);
+                None
+            }
+            Command::Rejoin {
+                group,
+                seq,
+                sender,
+                spec,
+                welcome,
+            } => {
+                self.start_rejoin(Rejoin {
+                    group,
+                    seq,
+                    sender,
+                    spec,
+                    welcome,
+                });
+                None
+            }
+            Command::DropOutboxItem(client_msg) => {
+                self.shared.state.borrow_mut().outbox.remove(&client_msg);
+                self.shared
+                    .write(vec![CacheWrite::DeleteOutbox(client_msg)])
+                    .await;
+                None
+            }
             Command::Notice(Notice::NeedsRepair { group, .. }) => {
                 self.log("a group stopped at a change this phone could not open");
                 self.shared.state.borrow_mut().needs_repair.insert(group);

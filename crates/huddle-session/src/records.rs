@@ -100,6 +100,9 @@ pub enum MessageBody {
     NewerKind,
     /// It was opened, but what it holds is damaged.
     Unreadable,
+    /// Not a message: where the group was repaired (its encryption
+    /// restarted by the sender), written by this phone.
+    Repaired,
 }
 
 impl MessageBody {
@@ -116,7 +119,7 @@ impl MessageBody {
     pub fn text(&self) -> Option<&str> {
         match self {
             MessageBody::Text(text) => Some(text),
-            MessageBody::NewerKind | MessageBody::Unreadable => None,
+            MessageBody::NewerKind | MessageBody::Unreadable | MessageBody::Repaired => None,
         }
     }
 }
@@ -128,6 +131,7 @@ impl fmt::Debug for MessageBody {
             MessageBody::Text(text) => write!(f, "Text({} characters)", text.chars().count()),
             MessageBody::NewerKind => f.write_str("NewerKind"),
             MessageBody::Unreadable => f.write_str("Unreadable"),
+            MessageBody::Repaired => f.write_str("Repaired"),
         }
     }
 }
@@ -150,6 +154,9 @@ pub enum Intent {
     Remove {
         devices: Vec<DeviceId>,
     },
+    /// A restart of a stopped group's encryption (never made again as it
+    /// was: a refused one is dropped and a new one made later).
+    Restart,
 }
 
 /// One outbox entry: the engine's item and what it was made from. It is the

@@ -444,6 +444,8 @@ struct LogGroup {
     /// What each commit declared, by sequence number.
     declared: HashMap<u64, MembershipChange>,
     members: Vec<DeviceId>,
+    /// When its encryption was last restarted.
+    restarted_at: Option<UnixMillis>,
 }
 
 impl LogGroup {
@@ -837,7 +839,7 @@ impl MemRelay {
                 .get(&device)
                 .into_iter()
                 .flatten()
-                .filter(|(group, ..)| !asked.contains_key(group))
+                .filter(|(group, seq, ..)| !asked.get(group).is_some_and(|at| at >= seq))
                 .map(|(group, seq, spec, welcome)| ServerFrame::Welcome {
                     group: *group,
                     seq: *seq,
@@ -976,10 +978,29 @@ impl MemRelay {
         if !group.members.contains(&device) {
             return Err(Rejection::NotAMember);
         }
-        if submission.epoch != group.epoch {
+        // A restart of the group's encryption: the next chain, at most once
+        // a minute, then routing follows the devices it names.
+        let restarting = creating && !group.entries.is_empty();
+        let expected = if restarting {
+            huddle_core::wire::restart_epoch(huddle_core::wire::chain_of_epoch(group.epoch) + 1)
+        } else {
+            group.epoch
+        };
+        if submission.epoch != expected {
             return Err(Rejection::StaleEpoch {
                 current_epoch: group.epoch,
             });
+        }
+        let now = state.clock.as_ref().map_or(UnixMillis(0), |clock| clock.now());
+        let group = state.groups.entry(submission.group).or_default();
+        if restarting {
+            let recent = group.restarted_at.is_some_and(|at| {
+                now.0.saturating_sub(at.0) < huddle_core::wire::RESTART_EVERY_MILLIS
+            });
+            if recent {
+                return Err(Rejection::RepairedRecently);
+            }
+            group.restarted_at = Some(now);
         }
         let seq = group.entries.len() as u64 + 1;
         let mut removed = Vec::new();
@@ -997,14 +1018,22 @@ impl MemRelay {
                 // Removed devices still receive the commit that removes them.
                 removed = change.remove.clone();
                 group.members.retain(|m| !change.remove.contains(m));
+                if restarting {
+                    // Everyone in the group hears of it; those it names
+                    // (and the sender) are the group from now on.
+                    removed = group.members.clone();
+                    group.members = vec![device];
+                }
                 let mut welcomes = Vec::new();
                 for added in change.add {
-                    group.members.push(added);
+                    if !group.members.contains(&added) {
+                        group.members.push(added);
+                    }
                     if let (Some(welcome), Some(spec)) = (&welcome, group.spec) {
                         welcomes.push((added, welcome.clone(), spec));
                     }
                 }
-                group.epoch += 1;
+                group.epoch = submission.epoch + 1;
                 (EntryKind::Commit, commit, welcomes)
             }
         };
@@ -1019,13 +1048,15 @@ impl MemRelay {
             payload,
         };
         group.entries.push(entry.clone());
-        let recipients: Vec<DeviceId> = group
+        let mut recipients: Vec<DeviceId> = group
             .members
             .iter()
             .copied()
             .filter(|m| !welcomes.iter().any(|(added, ..)| added == m))
             .chain(removed)
             .collect();
+        recipients.sort();
+        recipients.dedup();
         let group_id = submission.group;
         for (added, welcome, spec) in &welcomes {
             state

@@ -606,16 +606,10 @@ fn an_entry_relabelled_by_the_relay_is_not_shown_and_is_reported() {
     assert!(reported, "the relay's audit log is told");
 }
 
-#[test]
-fn a_commit_that_cannot_be_opened_stops_the_group_visibly_and_nothing_is_lost_or_looped() {
+/// A member's modified app gets a commit past the relay that no phone can
+/// open; returns the epoch it was made in.
+fn junk_commit(world: &mut World, from: &TestPhone, group: GroupId) {
     use huddle_core::wire::{MembershipChange, Payload, Submission};
-    let mut world = World::new();
-    let (alice, bob, group) = alice_and_bob(&mut world, RetentionSecs::minutes(5));
-    compose(&mut world, &alice, group, "before");
-    world.settle();
-    assert_eq!(bob.cached_texts(group), vec!["before"]);
-    // A member's modified app gets a commit past the relay that no phone
-    // can open.
     let epoch = world.relay.log(group).iter().fold(0, |epoch, entry| {
         if entry.kind == EntryKind::Commit {
             entry.epoch + 1
@@ -624,7 +618,7 @@ fn a_commit_that_cannot_be_opened_stops_the_group_visibly_and_nothing_is_lost_or
         }
     });
     world.relay.submit_from(
-        alice.device,
+        from.device,
         Submission {
             client_msg: huddle_core::ids::ClientMessageId::from_bytes([0xee; 16]),
             group,
@@ -637,50 +631,136 @@ fn a_commit_that_cannot_be_opened_stops_the_group_visibly_and_nothing_is_lost_or
             },
         },
     );
-    world.settle();
-    let stopped = |phone: &TestPhone| {
-        phone.updates().iter().any(|u| {
-            matches!(u, Update::Problem(crate::update::Problem::NeedsRepair { group: g }) if *g == group)
-        })
-    };
-    assert!(stopped(&bob), "Bob is told the group needs repairing");
-    let listed_as_stopped = bob.updates().iter().rev().find_map(|u| match u {
+}
+
+fn told_needs_repair(phone: &TestPhone, group: GroupId) -> bool {
+    phone.updates().iter().any(|u| {
+        matches!(u, Update::Problem(crate::update::Problem::NeedsRepair { group: g }) if *g == group)
+    })
+}
+
+fn listed_as_stopped(phone: &TestPhone, group: GroupId) -> Option<bool> {
+    phone.updates().iter().rev().find_map(|u| match u {
         Update::Conversations(entries) => entries
             .iter()
             .find(|e| e.record.group == group)
             .map(|e| e.needs_repair),
         _ => None,
-    });
-    assert_eq!(listed_as_stopped, Some(true));
-    // The expiry sweep does not wait for the group.
-    world.advance(6 * 60_000);
-    assert!(bob.cached_texts(group).is_empty());
-    // What Bob writes now waits on his phone: it is not made in an epoch
+    })
+}
+
+/// How many restarts of the group the relay's log holds.
+fn restarts(world: &World, group: GroupId) -> usize {
+    world
+        .relay
+        .log(group)
+        .iter()
+        .filter(|e| {
+            world
+                .relay
+                .declared(group, e.seq)
+                .is_some_and(|c| c.is_restart(e.epoch))
+        })
+        .count()
+}
+
+#[test]
+fn a_commit_that_cannot_be_opened_stops_the_group_visibly_and_nothing_is_lost_or_looped() {
+    let mut world = World::new();
+    let (alice, bob, group) = alice_and_bob(&mut world, RetentionSecs::minutes(5));
+    compose(&mut world, &alice, group, "before");
+    world.settle();
+    assert_eq!(bob.cached_texts(group), vec!["before"]);
+    junk_commit(&mut world, &alice, group);
+    world.settle();
+    assert!(told_needs_repair(&alice, group), "Alice is told the group needs repairing");
+    assert_eq!(listed_as_stopped(&alice, group), Some(true));
+    // What Alice writes now waits on her phone: it is not made in an epoch
     // the group has left, not sent again and again, and not lost.
-    bob.phone.open(Some(group));
-    compose(&mut world, &bob, group, "while stopped");
-    world.advance(10_000);
-    assert_eq!(texts(&bob.shown()), vec!["while stopped"]);
-    assert_eq!(bob.cache.0.borrow().outbox.len(), 1);
+    alice.phone.open(Some(group));
+    compose(&mut world, &alice, group, "while stopped");
+    world.settle();
+    assert_eq!(texts(&alice.shown()), vec!["before", "while stopped"]);
     assert!(!world
         .relay
         .log(group)
         .iter()
-        .any(|e| e.sender == bob.device));
-    // After a restart the phone reads from where it stood, meets the same
+        .any(|e| e.kind == EntryKind::Application && e.seq > 2));
+    // After a reload the phone reads from where it stood, meets the same
     // commit, and stops there again: it never steps over it.
+    let mut alice = alice;
+    world.reload(&mut alice);
+    alice.phone.run();
+    world.start(&alice);
+    world.settle();
+    assert!(told_needs_repair(&alice, group));
+    assert_eq!(restarts(&world, group), 0, "not yet: a few seconds first");
+    assert!(told_needs_repair(&bob, group));
+    // The expiry sweep does not wait for the group.
+    world.advance(6 * 60_000);
+    assert!(alice.cached_texts(group).iter().all(|t| t != "before"));
+    assert!(bob.cached_texts(group).iter().all(|t| t != "before"));
+}
+
+#[test]
+fn a_group_stopped_by_a_junk_commit_repairs_itself_and_everyone_talks_again() {
+    let mut world = World::new();
+    let (alice, bob, carol, group) = alice_bob_and_carol(&mut world, RetentionSecs::days(1));
+    compose(&mut world, &alice, group, "before");
+    world.settle();
+    // Carol's modified app sends a commit nobody can open: every phone
+    // stops at it, Carol's own included.
+    junk_commit(&mut world, &carol, group);
+    world.settle();
+    for phone in [&alice, &bob] {
+        assert!(told_needs_repair(phone, group));
+    }
+    bob.phone.open(Some(group));
+    compose(&mut world, &bob, group, "written while stopped");
+    world.settle();
+    // Within a few seconds one phone restarts the group's encryption with
+    // the same three members; the others check it and join.
+    world.advance(16_000);
+    world.settle();
+    assert_eq!(restarts(&world, group), 1, "one restart, not one per phone");
+    for phone in [&alice, &bob, &carol] {
+        assert_eq!(listed_as_stopped(phone, group), Some(false), "{}", phone.seed());
+        assert_eq!(phone.phone.conversation(group).map(|c| c.members.len()), Some(3));
+    }
+    // What waited is sent in the new chain and read by everyone; the
+    // conversation shows where it was repaired.
+    for phone in [&alice, &carol] {
+        assert!(
+            phone.cached_texts(group).contains(&"written while stopped".to_owned()),
+            "{}",
+            phone.seed()
+        );
+        let repaired = phone
+            .cache
+            .0
+            .borrow()
+            .messages
+            .values()
+            .filter(|m| m.group == group && m.body == crate::records::MessageBody::Repaired)
+            .count();
+        assert_eq!(repaired, 1, "{}", phone.seed());
+    }
+    compose(&mut world, &alice, group, "after the repair");
+    world.settle();
+    assert!(bob.cached_texts(group).contains(&"after the repair".to_owned()));
+    assert!(carol.cached_texts(group).contains(&"after the repair".to_owned()));
+    // Nothing is waiting anywhere, and a reload keeps the repaired group.
     let mut bob = bob;
+    assert_eq!(bob.cache.0.borrow().outbox.len(), 0);
     world.reload(&mut bob);
     bob.phone.run();
     world.start(&bob);
     world.settle();
-    assert!(stopped(&bob));
-    assert_eq!(bob.cache.0.borrow().outbox.len(), 1, "still waiting");
-    assert!(!world
-        .relay
-        .log(group)
-        .iter()
-        .any(|e| e.sender == bob.device));
+    // (A reloaded test phone draws the same ids again: Alice writes.)
+    compose(&mut world, &alice, group, "after Bob's reload");
+    world.settle();
+    assert!(bob.cached_texts(group).contains(&"after Bob's reload".to_owned()));
+    assert_eq!(restarts(&world, group), 1, "and it stays repaired");
 }
 
 #[test]

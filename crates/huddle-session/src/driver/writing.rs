@@ -343,7 +343,7 @@ impl<P: Platform> Driver<P> {
                 group,
                 devices: devices.clone(),
             },
-            Intent::Text { .. } => return Err(SessionError::UnexpectedAnswer),
+            Intent::Text { .. } | Intent::Restart => return Err(SessionError::UnexpectedAnswer),
         };
         let WorkerResponse::Commit(commit) = self.ask_past_orphan_commit(group, request).await?
         else {
