@@ -98,7 +98,8 @@ pub struct MessageView {
 }
 
 /// Where a group was repaired, after the name of who repaired it.
-pub const REPAIRED: &str = "repaired this group. Messages sent while it was stopped could not be read on this phone.";
+pub const REPAIRED: &str =
+    "repaired this group. Messages sent while it was stopped could not be read on this phone.";
 
 /// What a message's body reads as.
 pub fn body_text(body: &MessageBody) -> String {

@@ -247,10 +247,7 @@ pub enum Event {
     },
     /// A restart of this phone's could not be made (no key package for a
     /// member, the relay unreachable): it is tried again later.
-    RestartFailed {
-        now: UnixMillis,
-        group: GroupId,
-    },
+    RestartFailed { now: UnixMillis, group: GroupId },
     /// The user asked to send a failed message again.
     Retry {
         now: UnixMillis,

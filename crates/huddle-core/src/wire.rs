@@ -115,6 +115,22 @@ pub const fn chain_of_epoch(epoch: u64) -> u32 {
     (epoch >> 32) as u32
 }
 
+/// The MLS group id of a Huddle group in `chain`: the Huddle id alone for the
+/// first chain, followed by the chain number (4 bytes, big-endian) after
+/// each restart. The relay reads it in a commit's clear header.
+pub fn mls_group_id_bytes(group: GroupId, chain: u32) -> Vec<u8> {
+    let mut bytes = group.as_bytes().to_vec();
+    if chain > 0 {
+        bytes.extend_from_slice(&chain.to_be_bytes());
+    }
+    bytes
+}
+
+/// The MLS epoch inside its chain of an epoch on the wire (see [`wire_epoch`]).
+pub const fn mls_epoch_of(epoch: u64) -> u64 {
+    epoch & 0xffff_ffff
+}
+
 /// The epoch a restart to `chain` is made in: the chain's first.
 pub const fn restart_epoch(chain: u32) -> u64 {
     wire_epoch(chain, 0)

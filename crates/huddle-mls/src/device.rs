@@ -191,11 +191,7 @@ fn join_config() -> MlsGroupJoinConfig {
 /// A Huddle group's MLS group id in `chain`: the Huddle id alone for the
 /// first chain, followed by the chain number after each restart.
 fn mls_group_id(group: GroupId, chain: u32) -> openmls::group::GroupId {
-    let mut bytes = group.as_bytes().to_vec();
-    if chain > 0 {
-        bytes.extend_from_slice(&chain.to_be_bytes());
-    }
-    openmls::group::GroupId::from_slice(&bytes)
+    openmls::group::GroupId::from_slice(&huddle_core::wire::mls_group_id_bytes(group, chain))
 }
 
 /// The Huddle group and chain of an MLS group id (see [`mls_group_id`]).
@@ -1101,10 +1097,7 @@ impl MlsDevice {
 
     /// Decrypts and checks a welcome without storing anything: the tree,
     /// the group's profile, and every member's chain.
-    fn stage_welcome(
-        &self,
-        welcome: &[u8],
-    ) -> Result<(StagedWelcome, JoinedGroup, u32), MlsError> {
+    fn stage_welcome(&self, welcome: &[u8]) -> Result<(StagedWelcome, JoinedGroup, u32), MlsError> {
         let message =
             MlsMessageIn::tls_deserialize_exact(welcome).map_err(|_| MlsError::Malformed)?;
         let MlsMessageBodyIn::Welcome(welcome) = message.extract() else {

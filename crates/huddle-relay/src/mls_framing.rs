@@ -8,6 +8,7 @@
 //! with junk inside still reaches the members, who refuse it.
 
 use huddle_core::ids::GroupId;
+use huddle_core::wire::{chain_of_epoch, mls_epoch_of, mls_group_id_bytes};
 
 const MLS10: u16 = 1;
 const WIRE_FORMAT_PRIVATE_MESSAGE: u16 = 2;
@@ -107,15 +108,18 @@ pub fn read_header(bytes: &[u8]) -> Result<Header, FramingError> {
     })
 }
 
-/// Checks that `commit` is framed as a commit of `group` in `epoch`.
+/// Checks that `commit` is framed as a commit of `group` in `epoch` (an
+/// epoch on the wire: its chain names the MLS group, see
+/// [`huddle_core::wire::wire_epoch`]).
 pub fn check_commit(commit: &[u8], group: GroupId, epoch: u64) -> Result<(), FramingError> {
     let header = read_header(commit)?;
-    if header.group != group.as_bytes() {
+    if header.group != mls_group_id_bytes(group, chain_of_epoch(epoch)) {
         return Err(FramingError::OtherGroup);
     }
-    if header.epoch != epoch {
+    let expected = mls_epoch_of(epoch);
+    if header.epoch != expected {
         return Err(FramingError::OtherEpoch {
-            expected: epoch,
+            expected,
             found: header.epoch,
         });
     }
@@ -132,8 +136,11 @@ pub fn framed_commit(group: GroupId, epoch: u64, body: &[u8]) -> Vec<u8> {
     let mut bytes = Vec::with_capacity(body.len() + 40);
     bytes.extend_from_slice(&MLS10.to_be_bytes());
     bytes.extend_from_slice(&WIRE_FORMAT_PRIVATE_MESSAGE.to_be_bytes());
-    push_vector(&mut bytes, group.as_bytes());
-    bytes.extend_from_slice(&epoch.to_be_bytes());
+    push_vector(
+        &mut bytes,
+        &mls_group_id_bytes(group, chain_of_epoch(epoch)),
+    );
+    bytes.extend_from_slice(&mls_epoch_of(epoch).to_be_bytes());
     bytes.push(CONTENT_TYPE_COMMIT);
     push_vector(&mut bytes, &[]);
     push_vector(&mut bytes, &[0x5e; 16]);
@@ -158,6 +165,34 @@ mod tests {
     use super::*;
 
     const GROUP: GroupId = GroupId::from_bytes([7; 16]);
+
+    #[test]
+    fn a_restarted_groups_commits_name_its_chain_in_the_group_id() {
+        use huddle_core::wire::{restart_epoch, wire_epoch};
+        let restart = framed_commit(GROUP, restart_epoch(2), b"restart");
+        let header = read_header(&restart).unwrap();
+        assert_eq!(header.group, [&[7u8; 16][..], &2u32.to_be_bytes()].concat());
+        assert_eq!(header.epoch, 0);
+        assert_eq!(check_commit(&restart, GROUP, restart_epoch(2)), Ok(()));
+        // A commit of the first chain is not one of the third, nor the
+        // other way round, whatever its MLS epoch.
+        let first = framed_commit(GROUP, 0, b"first");
+        assert_eq!(
+            check_commit(&first, GROUP, restart_epoch(2)),
+            Err(FramingError::OtherGroup)
+        );
+        assert_eq!(
+            check_commit(&restart, GROUP, 0),
+            Err(FramingError::OtherGroup)
+        );
+        assert_eq!(
+            check_commit(&restart, GROUP, wire_epoch(2, 1)),
+            Err(FramingError::OtherEpoch {
+                expected: 1,
+                found: 0
+            })
+        );
+    }
 
     #[test]
     fn a_framed_commit_is_read_back_and_anything_else_is_refused() {

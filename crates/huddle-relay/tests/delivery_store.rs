@@ -851,12 +851,20 @@ async fn a_restart_needs_the_next_chain_the_same_group_active_devices_and_a_minu
             retention: RetentionSecs::DAY,
         };
         store
-            .append(ADMIN, &create(1, spec.kind, spec.retention, vec![BOB, CAROL]), NOW)
+            .append(
+                ADMIN,
+                &create(1, spec.kind, spec.retention, vec![BOB, CAROL]),
+                NOW,
+            )
             .await
             .unwrap()
             .unwrap();
         let later = NOW.saturating_add_millis(3_600_000);
-        store.append(BOB, &text(2, 1, later), NOW).await.unwrap().unwrap();
+        store
+            .append(BOB, &text(2, 1, later), NOW)
+            .await
+            .unwrap()
+            .unwrap();
         // A junk commit (the relay cannot tell): the group moves to epoch 2.
         store
             .append(CAROL, &commit(3, 1, MembershipChange::default()), NOW)
@@ -868,21 +876,36 @@ async fn a_restart_needs_the_next_chain_the_same_group_active_devices_and_a_minu
         // among those added, a removal, a stranger.
         let refused = |n, chain, spec: GroupSpec, add: Vec<DeviceId>| restart(n, chain, spec, add);
         assert_eq!(
-            store.append(BOB, &refused(4, 2, spec, vec![ADMIN, CAROL]), NOW).await.unwrap(),
+            store
+                .append(BOB, &refused(4, 2, spec, vec![ADMIN, CAROL]), NOW)
+                .await
+                .unwrap(),
             Err(Rejection::StaleEpoch { current_epoch: 2 })
         );
-        let social = GroupSpec { kind: GroupKind::Social, retention: RetentionSecs::DAY };
+        let social = GroupSpec {
+            kind: GroupKind::Social,
+            retention: RetentionSecs::DAY,
+        };
         assert!(matches!(
-            store.append(BOB, &refused(5, 1, social, vec![ADMIN, CAROL]), NOW).await.unwrap(),
+            store
+                .append(BOB, &refused(5, 1, social, vec![ADMIN, CAROL]), NOW)
+                .await
+                .unwrap(),
             Err(Rejection::InvalidCommit(_))
         ));
         assert!(matches!(
-            store.append(BOB, &refused(6, 1, spec, vec![ADMIN, BOB, CAROL]), NOW).await.unwrap(),
+            store
+                .append(BOB, &refused(6, 1, spec, vec![ADMIN, BOB, CAROL]), NOW)
+                .await
+                .unwrap(),
             Err(Rejection::InvalidCommit(_))
         ));
         let stranger = DeviceId::from_bytes([9; 16]);
         assert!(matches!(
-            store.append(BOB, &refused(7, 1, spec, vec![ADMIN, stranger]), NOW).await.unwrap(),
+            store
+                .append(BOB, &refused(7, 1, spec, vec![ADMIN, stranger]), NOW)
+                .await
+                .unwrap(),
             Err(Rejection::InvalidCommit(_))
         ));
         let mut removing = refused(8, 1, spec, vec![ADMIN]);
@@ -907,13 +930,23 @@ async fn a_restart_needs_the_next_chain_the_same_group_active_devices_and_a_minu
         let mut recipients = restarted.recipients.clone();
         recipients.sort();
         assert_eq!(recipients, vec![ADMIN, BOB, CAROL]);
-        assert_eq!(restarted.declared.as_ref().and_then(|c| c.create), Some(spec));
+        assert_eq!(
+            restarted.declared.as_ref().and_then(|c| c.create),
+            Some(spec)
+        );
         let seq = restarted.entry.seq;
-        assert!(store.welcomes_for(CAROL).await.unwrap().iter().any(|w| w.seq == seq));
+        assert!(store
+            .welcomes_for(CAROL)
+            .await
+            .unwrap()
+            .iter()
+            .any(|w| w.seq == seq));
         // Anything made in the old chain is stale; the new chain goes on.
         assert_eq!(
             store.append(ADMIN, &text(10, 2, later), NOW).await.unwrap(),
-            Err(Rejection::StaleEpoch { current_epoch: wire_epoch(1, 1) })
+            Err(Rejection::StaleEpoch {
+                current_epoch: wire_epoch(1, 1)
+            })
         );
         store
             .append(ADMIN, &text(11, wire_epoch(1, 1), later), NOW)
@@ -932,7 +965,10 @@ async fn a_restart_needs_the_next_chain_the_same_group_active_devices_and_a_minu
 
         // A second restart waits a minute after the first.
         assert_eq!(
-            store.append(CAROL, &restart(12, 2, spec, vec![ADMIN, BOB]), NOW).await.unwrap(),
+            store
+                .append(CAROL, &restart(12, 2, spec, vec![ADMIN, BOB]), NOW)
+                .await
+                .unwrap(),
             Err(Rejection::RepairedRecently)
         );
         // A minute on, the admin restarts without Carol, who is then signed
@@ -952,15 +988,43 @@ async fn a_restart_needs_the_next_chain_the_same_group_active_devices_and_a_minu
             .unwrap();
         let carol_end = store.readable_end(WARD, CAROL).await.unwrap();
         assert_eq!(carol_end, without_carol.entry.seq);
-        let mut after = store.recipients(WARD, without_carol.entry.seq + 1).await.unwrap();
+        let mut after = store
+            .recipients(WARD, without_carol.entry.seq + 1)
+            .await
+            .unwrap();
         after.sort();
         assert_eq!(after, vec![ADMIN, BOB]);
+        // Carol's phone puts it right a minute later: she is brought back,
+        // hears the restart that names her (and who made it), and nothing
+        // of what was said without her.
+        let two_minutes_on = NOW.saturating_add_millis(122_000);
+        let back = store
+            .append(
+                BOB,
+                &restart(15, 3, spec, vec![ADMIN, CAROL]),
+                two_minutes_on,
+            )
+            .await
+            .unwrap()
+            .expect("a restart that brings Carol back");
+        assert!(back.recipients.contains(&CAROL));
+        let carol: Vec<u64> = store
+            .backlog(WARD, CAROL, without_carol.entry.seq, 100, two_minutes_on)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(carol, vec![back.entry.seq]);
         // The audit log says who repaired the group, and whom it left out.
         let audit = store.read_audit(None, 20).await.unwrap();
-        let repairs: Vec<_> = audit.iter().filter(|e| e.action == "group repaired").collect();
-        assert_eq!(repairs.len(), 2);
-        assert!(repairs[0].subject.contains(&format!("left out: {CAROL}")));
-        assert_eq!(repairs[1].actor, Some(UserId::from_bytes([2; 16])));
+        let repairs: Vec<_> = audit
+            .iter()
+            .filter(|e| e.action == "group repaired")
+            .collect();
+        assert_eq!(repairs.len(), 3);
+        assert!(repairs[1].subject.contains(&format!("left out: {CAROL}")));
+        assert_eq!(repairs[2].actor, Some(UserId::from_bytes([2; 16])));
     })
     .await;
 }

@@ -947,3 +947,76 @@ async fn an_administrator_sees_which_signed_out_phones_have_wiped_themselves() {
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_restart_reaches_every_member_with_its_welcome_live_and_after_a_reconnect() {
+    use huddle_core::wire::{restart_epoch, wire_epoch};
+    with_relay(|relay| async move {
+        let (admin, bob) = (TestDevice::new(1), TestDevice::new(2));
+        admin.register(&relay.store, Role::Administrator).await;
+        bob.register(&relay.store, Role::Staff).await;
+        let mut admin_socket = admin.connect(&relay).await;
+        let mut bob_socket = bob.connect(&relay).await;
+        send(&mut bob_socket, ClientFrame::Sync { cursors: vec![] }).await;
+        assert_eq!(next(&mut bob_socket).await, ServerFrame::Synced);
+        let spec = GroupSpec { kind: GroupKind::Clinical, retention: RetentionSecs::DAY };
+        let commit = |n, epoch, add: Vec<_>, create| Submission {
+            client_msg: msg(n),
+            group: WARD,
+            epoch,
+            expires_at: None,
+            payload: Payload::Commit {
+                commit: framed_commit(WARD, epoch, b"commit"),
+                welcome: Some(format!("welcome {n}").into_bytes()),
+                change: MembershipChange { create, add, remove: vec![] },
+            },
+        };
+        send(&mut admin_socket, ClientFrame::Submit(commit(1, 0, vec![bob.device], Some(spec)))).await;
+        accepted_with_own_copy(&mut admin_socket).await;
+        assert!(matches!(next(&mut bob_socket).await, ServerFrame::Welcome { seq: 1, .. }));
+        // Bob restarts the group (his phone stopped): the relay checks the
+        // framing against the new chain, the admin hears the entry and gets
+        // the welcome, live.
+        send(&mut bob_socket, ClientFrame::Submit(commit(2, restart_epoch(1), vec![admin.device], Some(spec)))).await;
+        let (accepted, own) = accepted_with_own_copy(&mut bob_socket).await;
+        assert!(matches!(accepted, ServerFrame::Accepted { seq: 2, .. }));
+        assert_eq!(own.epoch, restart_epoch(1));
+        match next(&mut admin_socket).await {
+            ServerFrame::DeliverCommit { entry, declared } => {
+                assert_eq!((entry.seq, entry.sender), (2, bob.device));
+                assert!(declared.is_restart(entry.epoch));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(next(&mut admin_socket).await, ServerFrame::Welcome { seq: 2, ref welcome, .. } if welcome == b"welcome 2"));
+        // A restart framed for the old chain is refused before it is stored.
+        let misframed = Submission {
+            payload: Payload::Commit {
+                commit: framed_commit(WARD, 0, b"old chain"),
+                welcome: None,
+                change: MembershipChange { create: Some(spec), add: vec![admin.device], remove: vec![] },
+            },
+            ..commit(3, restart_epoch(2), vec![], None)
+        };
+        send(&mut bob_socket, ClientFrame::Submit(misframed)).await;
+        assert!(matches!(next(&mut bob_socket).await, ServerFrame::Rejected { reason: Rejection::InvalidCommit(_), .. }));
+        // The admin's phone reconnects from before the restart (it had not
+        // joined it): the welcome is sent again, then the backlog with it.
+        drop(admin_socket);
+        let mut admin_socket = admin.connect(&relay).await;
+        send(&mut admin_socket, ClientFrame::Sync { cursors: vec![GroupCursor { group: WARD, seq: 1 }] }).await;
+        assert!(matches!(next(&mut admin_socket).await, ServerFrame::Welcome { seq: 2, .. }));
+        assert!(matches!(next(&mut admin_socket).await, ServerFrame::DeliverCommit { ref entry, .. } if entry.seq == 2));
+        assert_eq!(next(&mut admin_socket).await, ServerFrame::Synced);
+        // Once past it, the welcome is used and not sent again.
+        send(&mut admin_socket, ClientFrame::Submit(text(4, wire_epoch(1, 1)))).await;
+        accepted_with_own_copy(&mut admin_socket).await;
+        drop(admin_socket);
+        let mut admin_socket = admin.connect(&relay).await;
+        send(&mut admin_socket, ClientFrame::Sync { cursors: vec![GroupCursor { group: WARD, seq: 3 }] }).await;
+        assert_eq!(next(&mut admin_socket).await, ServerFrame::Synced);
+        assert_eq!(relay.store.welcomes_for(admin.device).await.unwrap().len(), 0);
+        relay
+    })
+    .await;
+}

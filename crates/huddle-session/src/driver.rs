@@ -116,9 +116,14 @@ pub(crate) enum Input<P: Platform> {
         active: Vec<DeviceId>,
     },
     /// A restart could not be prepared (the relay did not answer).
-    RestartFailed { group: GroupId },
+    RestartFailed {
+        group: GroupId,
+    },
     /// Another member's restart, with the devices still in the team.
-    RejoinReady { rejoin: Rejoin, active: Vec<DeviceId> },
+    RejoinReady {
+        rejoin: Rejoin,
+        active: Vec<DeviceId>,
+    },
 }
 
 /// An event for the engine, with the cache writes of the work that
@@ -335,8 +340,7 @@ impl<P: Platform> Driver<P> {
                 key_packages,
                 active,
             } => {
-                self.restart_ready(group, chain, key_packages, active)
-                    .await;
+                self.restart_ready(group, chain, key_packages, active).await;
             }
             Input::RestartFailed { group } => {
                 self.drive(Event::RestartFailed { now, group }).await;

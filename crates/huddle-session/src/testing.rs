@@ -462,7 +462,9 @@ type WaitingWelcome = (GroupId, u64, GroupSpec, Vec<u8>);
 #[derive(Default)]
 pub struct RelayState {
     people: BTreeMap<UserId, (String, Vec<DeviceId>)>,
-    key_packages: HashMap<DeviceId, Vec<Vec<u8>>>,
+    /// Key packages published, by device (a test may take one, as a
+    /// modified app would claim it).
+    pub key_packages: HashMap<DeviceId, Vec<Vec<u8>>>,
     groups: HashMap<GroupId, LogGroup>,
     welcomes: HashMap<DeviceId, Vec<WaitingWelcome>>,
     /// Each connected device's event sink.
@@ -991,7 +993,10 @@ impl MemRelay {
                 current_epoch: group.epoch,
             });
         }
-        let now = state.clock.as_ref().map_or(UnixMillis(0), |clock| clock.now());
+        let now = state
+            .clock
+            .as_ref()
+            .map_or(UnixMillis(0), |clock| clock.now());
         let group = state.groups.entry(submission.group).or_default();
         if restarting {
             let recent = group.restarted_at.is_some_and(|at| {
@@ -1052,7 +1057,7 @@ impl MemRelay {
             .members
             .iter()
             .copied()
-            .filter(|m| !welcomes.iter().any(|(added, ..)| added == m))
+            .filter(|m| restarting || !welcomes.iter().any(|(added, ..)| added == m))
             .chain(removed)
             .collect();
         recipients.sort();

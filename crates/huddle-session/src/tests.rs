@@ -673,7 +673,10 @@ fn a_commit_that_cannot_be_opened_stops_the_group_visibly_and_nothing_is_lost_or
     assert_eq!(bob.cached_texts(group), vec!["before"]);
     junk_commit(&mut world, &alice, group);
     world.settle();
-    assert!(told_needs_repair(&alice, group), "Alice is told the group needs repairing");
+    assert!(
+        told_needs_repair(&alice, group),
+        "Alice is told the group needs repairing"
+    );
     assert_eq!(listed_as_stopped(&alice, group), Some(true));
     // What Alice writes now waits on her phone: it is not made in an epoch
     // the group has left, not sent again and again, and not lost.
@@ -724,14 +727,24 @@ fn a_group_stopped_by_a_junk_commit_repairs_itself_and_everyone_talks_again() {
     world.settle();
     assert_eq!(restarts(&world, group), 1, "one restart, not one per phone");
     for phone in [&alice, &bob, &carol] {
-        assert_eq!(listed_as_stopped(phone, group), Some(false), "{}", phone.seed());
-        assert_eq!(phone.phone.conversation(group).map(|c| c.members.len()), Some(3));
+        assert_eq!(
+            listed_as_stopped(phone, group),
+            Some(false),
+            "{}",
+            phone.seed()
+        );
+        assert_eq!(
+            phone.phone.conversation(group).map(|c| c.members.len()),
+            Some(3)
+        );
     }
     // What waited is sent in the new chain and read by everyone; the
     // conversation shows where it was repaired.
     for phone in [&alice, &carol] {
         assert!(
-            phone.cached_texts(group).contains(&"written while stopped".to_owned()),
+            phone
+                .cached_texts(group)
+                .contains(&"written while stopped".to_owned()),
             "{}",
             phone.seed()
         );
@@ -747,8 +760,12 @@ fn a_group_stopped_by_a_junk_commit_repairs_itself_and_everyone_talks_again() {
     }
     compose(&mut world, &alice, group, "after the repair");
     world.settle();
-    assert!(bob.cached_texts(group).contains(&"after the repair".to_owned()));
-    assert!(carol.cached_texts(group).contains(&"after the repair".to_owned()));
+    assert!(bob
+        .cached_texts(group)
+        .contains(&"after the repair".to_owned()));
+    assert!(carol
+        .cached_texts(group)
+        .contains(&"after the repair".to_owned()));
     // Nothing is waiting anywhere, and a reload keeps the repaired group.
     let mut bob = bob;
     assert_eq!(bob.cache.0.borrow().outbox.len(), 0);
@@ -759,7 +776,9 @@ fn a_group_stopped_by_a_junk_commit_repairs_itself_and_everyone_talks_again() {
     // (A reloaded test phone draws the same ids again: Alice writes.)
     compose(&mut world, &alice, group, "after Bob's reload");
     world.settle();
-    assert!(bob.cached_texts(group).contains(&"after Bob's reload".to_owned()));
+    assert!(bob
+        .cached_texts(group)
+        .contains(&"after Bob's reload".to_owned()));
     assert_eq!(restarts(&world, group), 1, "and it stays repaired");
 }
 
@@ -960,3 +979,103 @@ fn a_clock_once_set_far_ahead_is_put_right_when_the_relay_tells_the_time() {
 mod passcode;
 mod revocation;
 mod verification;
+
+#[test]
+fn a_restart_that_leaves_out_someone_still_in_the_team_is_refused_reported_and_put_right() {
+    use crate::platform::Crypto;
+    use huddle_core::crypto_worker::{WorkerRequest, WorkerResponse};
+    use huddle_core::wire::{restart_epoch, ClaimedKeyPackage, Payload, Refusal, Submission};
+    let mut world = World::new();
+    let (alice, bob, carol, group) = alice_bob_and_carol(&mut world, RetentionSecs::days(1));
+    // Alice's modified app restarts the group with Bob only, telling her
+    // worker that Carol has left the team (she has not).
+    let key_package = world
+        .relay
+        .0
+        .borrow_mut()
+        .key_packages
+        .get_mut(&bob.device)
+        .and_then(|kps| kps.pop())
+        .expect("Bob has key packages");
+    let claimed = ClaimedKeyPackage {
+        user: bob.user,
+        device: bob.device,
+        key_package,
+    };
+    let crypto = alice.crypto.clone();
+    let active = vec![alice.device, bob.device];
+    let made = world.run(async move {
+        crypto
+            .request(WorkerRequest::Restart {
+                group,
+                chain: 1,
+                key_packages: vec![claimed],
+                active,
+            })
+            .await
+    });
+    let Ok(WorkerResponse::Commit(restart)) = made else {
+        panic!("the worker makes what it is asked: {made:?}");
+    };
+    world.relay.submit_from(
+        alice.device,
+        Submission {
+            client_msg: huddle_core::ids::ClientMessageId::from_bytes([0xab; 16]),
+            group,
+            epoch: restart_epoch(1),
+            expires_at: None,
+            payload: Payload::Commit {
+                commit: restart.commit,
+                welcome: restart.welcome,
+                change: restart.change,
+            },
+        },
+    );
+    world.settle();
+    // Bob's phone compares it with the three members it held, and the
+    // directory, which still lists Carol: refused, and reported.
+    let reported = world
+        .relay
+        .0
+        .borrow()
+        .received
+        .iter()
+        .any(|(device, frame)| {
+            *device == bob.device
+                && matches!(
+                    frame,
+                    ClientFrame::ReportRefused {
+                        refusal: Refusal::RestartMembers,
+                        ..
+                    }
+                )
+        });
+    assert!(reported, "the relay's audit log is told");
+    assert!(told_needs_repair(&bob, group));
+    assert!(
+        told_needs_repair(&carol, group),
+        "Carol sees she was left out"
+    );
+    // A minute or so later an honest phone restarts it with all three.
+    world.advance(16_000);
+    world.settle();
+    world.advance(70_000);
+    world.settle();
+    assert_eq!(restarts(&world, group), 2);
+    for phone in [&alice, &bob, &carol] {
+        assert_eq!(
+            listed_as_stopped(phone, group),
+            Some(false),
+            "{}",
+            phone.seed()
+        );
+    }
+    compose(&mut world, &carol, group, "Carol is back in");
+    world.settle();
+    assert!(alice
+        .cached_texts(group)
+        .contains(&"Carol is back in".to_owned()));
+    assert!(bob
+        .cached_texts(group)
+        .contains(&"Carol is back in".to_owned()));
+}

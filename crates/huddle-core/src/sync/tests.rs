@@ -1174,7 +1174,14 @@ fn a_commit_refused_for_good_is_dropped_from_the_worker_and_what_waited_goes_on(
 /// `add`, at `seq`.
 fn restart_entry(seq: u64, chain: u32, sender: DeviceId, n: u8, add: Vec<DeviceId>) -> ServerFrame {
     ServerFrame::delivery(
-        entry(WARD, seq, crate::wire::restart_epoch(chain), sender, n, EntryKind::Commit),
+        entry(
+            WARD,
+            seq,
+            crate::wire::restart_epoch(chain),
+            sender,
+            n,
+            EntryKind::Commit,
+        ),
         Some(MembershipChange {
             create: Some(GroupSpec {
                 kind: crate::retention::GroupKind::Clinical,
@@ -1209,7 +1216,10 @@ fn received(engine: &mut SyncEngine, now: u64, frame: ServerFrame) -> Vec<Comman
 fn stopped_at_five() -> SyncEngine {
     let mut engine = live_in_epoch_two();
     delivered(&mut engine, entry(WARD, 5, 2, ALICE, 50, EntryKind::Commit));
-    engine.handle(Event::Unopenable { group: WARD, seq: 5 });
+    engine.handle(Event::Unopenable {
+        group: WARD,
+        seq: 5,
+    });
     engine
 }
 
@@ -1227,7 +1237,10 @@ fn a_stopped_group_is_restarted_by_this_phone_after_a_few_seconds_and_goes_on() 
     let early = engine.handle(Event::Timer { now: at(due.0 - 1) });
     assert!(!early.iter().any(|c| matches!(c, Command::Restart { .. })));
     let restart = engine.handle(Event::Timer { now: due });
-    assert!(restart.contains(&Command::Restart { group: WARD, chain: 1 }));
+    assert!(restart.contains(&Command::Restart {
+        group: WARD,
+        chain: 1
+    }));
     // Once asked, not asked again while it is being made.
     assert!(!engine
         .handle(Event::Timer { now: at(due.0 + 1) })
@@ -1273,10 +1286,22 @@ fn another_members_restart_is_joined_with_its_welcome_in_log_order() {
     // Live: the entry comes before the welcome.
     let mut engine = stopped_at_five();
     let entry_first = received(&mut engine, 10, restart_entry(7, 1, ALICE, 70, vec![ME]));
-    assert!(!entry_first.iter().any(|c| matches!(c, Command::Rejoin { .. })));
+    assert!(!entry_first
+        .iter()
+        .any(|c| matches!(c, Command::Rejoin { .. })));
     // Nothing after the restart is read before it is joined, and this
     // phone does not restart the group itself meanwhile.
-    let after = delivered(&mut engine, entry(WARD, 8, crate::wire::wire_epoch(1, 1), ALICE, 71, EntryKind::Application));
+    let after = delivered(
+        &mut engine,
+        entry(
+            WARD,
+            8,
+            crate::wire::wire_epoch(1, 1),
+            ALICE,
+            71,
+            EntryKind::Application,
+        ),
+    );
     assert!(processes(&after).is_empty());
     assert!(!engine
         .handle(Event::Timer { now: at(600_000) })
@@ -1285,7 +1310,12 @@ fn another_members_restart_is_joined_with_its_welcome_in_log_order() {
     let welcomed = received(&mut engine, 10, welcome_at(7));
     assert!(welcomed.iter().any(|c| matches!(
         c,
-        Command::Rejoin { group: WARD, seq: 7, sender: ALICE, .. }
+        Command::Rejoin {
+            group: WARD,
+            seq: 7,
+            sender: ALICE,
+            ..
+        }
     )));
     let joined = engine.handle(Event::Joined {
         group: WARD,
@@ -1293,12 +1323,25 @@ fn another_members_restart_is_joined_with_its_welcome_in_log_order() {
         epoch: crate::wire::wire_epoch(1, 1),
     });
     assert!(joined.contains(&Command::Send(ClientFrame::Sync {
-        cursors: vec![GroupCursor { group: WARD, seq: 7 }]
+        cursors: vec![GroupCursor {
+            group: WARD,
+            seq: 7
+        }]
     })));
     assert!(joined.contains(&Command::Notice(Notice::Repaired { group: WARD })));
     // The message after the restart now opens.
     assert_eq!(
-        processes(&delivered(&mut engine, entry(WARD, 8, crate::wire::wire_epoch(1, 1), ALICE, 71, EntryKind::Application))),
+        processes(&delivered(
+            &mut engine,
+            entry(
+                WARD,
+                8,
+                crate::wire::wire_epoch(1, 1),
+                ALICE,
+                71,
+                EntryKind::Application
+            )
+        )),
         vec![8]
     );
 
@@ -1306,11 +1349,29 @@ fn another_members_restart_is_joined_with_its_welcome_in_log_order() {
     // stopped (only offline) joins at the entry, after what came before.
     let mut healthy = live_in_epoch_two();
     assert!(received(&mut healthy, 0, welcome_at(7)).is_empty());
-    assert_eq!(processes(&delivered(&mut healthy, entry(WARD, 5, 2, ALICE, 52, EntryKind::Application))), vec![5]);
-    assert_eq!(processes(&delivered(&mut healthy, entry(WARD, 6, 2, ALICE, 53, EntryKind::Application))), vec![6]);
+    assert_eq!(
+        processes(&delivered(
+            &mut healthy,
+            entry(WARD, 5, 2, ALICE, 52, EntryKind::Application)
+        )),
+        vec![5]
+    );
+    assert_eq!(
+        processes(&delivered(
+            &mut healthy,
+            entry(WARD, 6, 2, ALICE, 53, EntryKind::Application)
+        )),
+        vec![6]
+    );
     let rejoin = received(&mut healthy, 0, restart_entry(7, 1, ALICE, 70, vec![ME]));
-    assert!(rejoin.iter().any(|c| matches!(c, Command::Rejoin { seq: 7, .. })));
-    assert_eq!(healthy.stopped_at(WARD), None, "no flash of 'needs repairing'");
+    assert!(rejoin
+        .iter()
+        .any(|c| matches!(c, Command::Rejoin { seq: 7, .. })));
+    assert_eq!(
+        healthy.stopped_at(WARD),
+        None,
+        "no flash of 'needs repairing'"
+    );
 }
 
 #[test]
@@ -1319,23 +1380,40 @@ fn a_restart_that_leaves_this_phone_out_or_is_refused_stops_the_group_and_it_res
     // Left out: stopped at once, and restarted by this phone a minute on.
     let mut engine = live_in_epoch_two();
     let left_out = received(&mut engine, 1_000, restart_entry(5, 1, ALICE, 70, vec![]));
-    assert!(left_out.contains(&Command::Notice(Notice::NeedsRepair { group: WARD, seq: 5 })));
-    assert_eq!(engine.restart_due(WARD), Some(at(1_000 + RESTART_EVERY_MILLIS)));
-    let restart = engine.handle(Event::Timer { now: at(1_000 + RESTART_EVERY_MILLIS) });
+    assert!(left_out.contains(&Command::Notice(Notice::NeedsRepair {
+        group: WARD,
+        seq: 5
+    })));
+    assert_eq!(
+        engine.restart_due(WARD),
+        Some(at(1_000 + RESTART_EVERY_MILLIS))
+    );
+    let restart = engine.handle(Event::Timer {
+        now: at(1_000 + RESTART_EVERY_MILLIS),
+    });
     // The relay is in chain 1 now: this phone's restart starts chain 2.
-    assert!(restart.contains(&Command::Restart { group: WARD, chain: 2 }));
+    assert!(restart.contains(&Command::Restart {
+        group: WARD,
+        chain: 2
+    }));
 
     // Refused by the worker (other members than it held): the group stays
     // stopped and this phone restarts it itself.
     let mut engine = stopped_at_five();
     received(&mut engine, 0, welcome_at(7));
     received(&mut engine, 0, restart_entry(7, 1, ALICE, 70, vec![ME]));
-    engine.handle(Event::Unopenable { group: WARD, seq: 7 });
+    engine.handle(Event::Unopenable {
+        group: WARD,
+        seq: 7,
+    });
     assert_eq!(engine.stopped_at(WARD), Some(5));
     let due = engine.restart_due(WARD).expect("due");
     assert!(engine
         .handle(Event::Timer { now: due })
-        .contains(&Command::Restart { group: WARD, chain: 2 }));
+        .contains(&Command::Restart {
+            group: WARD,
+            chain: 2
+        }));
 
     // This phone's restart refused by the relay (another came first, or
     // within the minute): dropped from the worker and the outbox, and made
@@ -1350,18 +1428,31 @@ fn a_restart_that_leaves_this_phone_out_or_is_refused_stops_the_group_and_it_res
             retention: crate::retention::RetentionSecs::DAY,
         });
     }
-    engine.handle(Event::Enqueue { now: due, item: OutboxItem::new(made) });
-    let refused = received(&mut engine, due.0, ServerFrame::Rejected {
-        client_msg: msg_id(9),
-        group: WARD,
-        reason: Rejection::RepairedRecently,
+    engine.handle(Event::Enqueue {
+        now: due,
+        item: OutboxItem::new(made),
     });
+    let refused = received(
+        &mut engine,
+        due.0,
+        ServerFrame::Rejected {
+            client_msg: msg_id(9),
+            group: WARD,
+            reason: Rejection::RepairedRecently,
+        },
+    );
     assert!(refused.contains(&Command::DiscardOwnCommit { group: WARD }));
     assert!(refused.contains(&Command::DropOutboxItem(msg_id(9))));
     assert!(engine.outbox().is_empty());
-    assert_eq!(engine.restart_due(WARD), Some(at(due.0 + RESTART_EVERY_MILLIS)));
+    assert_eq!(
+        engine.restart_due(WARD),
+        Some(at(due.0 + RESTART_EVERY_MILLIS))
+    );
     // A restart that failed to be made is tried again a minute on too.
     let mut engine = stopped_at_five();
-    engine.handle(Event::RestartFailed { now: at(5), group: WARD });
+    engine.handle(Event::RestartFailed {
+        now: at(5),
+        group: WARD,
+    });
     assert_eq!(engine.restart_due(WARD), Some(at(5 + RESTART_EVERY_MILLIS)));
 }

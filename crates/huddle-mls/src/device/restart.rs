@@ -200,7 +200,9 @@ impl MlsDevice {
         self.remove_entry(&entry_key(RESTART_ENTRY, group));
         let old = match self.groups.remove(&group) {
             Some(old) => Some(old),
-            None => MlsGroup::load(self.provider.storage(), &self.mls_id(group)).map_err(internal)?,
+            None => {
+                MlsGroup::load(self.provider.storage(), &self.mls_id(group)).map_err(internal)?
+            }
         };
         if let Some(mut old) = old {
             old.delete(self.provider.storage()).map_err(internal)?;

@@ -378,7 +378,9 @@ async fn append(
         }
         if restarting {
             let spec = GroupSpec { kind, retention };
-            if let Err(rejection) = check_restart(tx, submission.group, sender, change, spec, now).await? {
+            if let Err(rejection) =
+                check_restart(tx, submission.group, sender, change, spec, now).await?
+            {
                 return Ok(Err(rejection));
             }
         }
@@ -498,10 +500,24 @@ async fn append(
         },
         declared,
         fresh: true,
-        recipients: members
-            .iter()
-            .map(|m| Ok(DeviceId::from_bytes(id16(m)?)))
-            .collect::<Result<_, StoreError>>()?,
+        recipients: {
+            let mut recipients = members
+                .iter()
+                .map(|m| Ok(DeviceId::from_bytes(id16(m)?)))
+                .collect::<Result<Vec<_>, StoreError>>()?;
+            // A restart is heard by everyone it names too (those it brings
+            // back were no longer members).
+            if restarting {
+                if let Payload::Commit { change, .. } = &submission.payload {
+                    for device in &change.add {
+                        if !recipients.contains(device) {
+                            recipients.push(*device);
+                        }
+                    }
+                }
+            }
+            recipients
+        },
         added,
         welcome: shared_welcome,
         spec: GroupSpec { kind, retention },

@@ -61,9 +61,9 @@ impl<P: Platform> Driver<P> {
                     }
                 }
                 Err(error) => {
-                    shared
-                        .log
-                        .warn(&format!("a stopped group could not be restarted yet: {error}"));
+                    shared.log.warn(&format!(
+                        "a stopped group could not be restarted yet: {error}"
+                    ));
                     Input::RestartFailed { group }
                 }
             };

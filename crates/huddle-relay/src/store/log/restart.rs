@@ -58,9 +58,10 @@ pub(super) async fn check_restart(
 }
 
 /// The routing after a restart at `seq`: members it leaves out stop at it,
-/// new devices start after it, members who continue keep their place (so a
-/// phone that was only offline still reads what came before), and every
-/// device it adds gets its welcome.
+/// devices it brings back start at it (they read the restart's entry, which
+/// names who made it: a phone checks that), members who continue keep their
+/// place (so a phone that was only offline still reads what came before),
+/// and every device it adds gets its welcome.
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn apply_restart(
     tx: &mut AnyConnection,
@@ -73,11 +74,7 @@ pub(super) async fn apply_restart(
     now: UnixMillis,
 ) -> Result<(), StoreError> {
     let in_restart = |device: &DeviceId| *device == sender || change.add.contains(device);
-    let left_out: Vec<DeviceId> = members
-        .iter()
-        .copied()
-        .filter(|m| !in_restart(m))
-        .collect();
+    let left_out: Vec<DeviceId> = members.iter().copied().filter(|m| !in_restart(m)).collect();
     let new: Vec<DeviceId> = change
         .add
         .iter()
@@ -86,6 +83,7 @@ pub(super) async fn apply_restart(
         .collect();
     let group_bytes = &group.as_bytes()[..];
     let seq_i64 = to_i64(seq);
+    let before_i64 = to_i64(seq.saturating_sub(1));
     for chunk in left_out.chunks(super::DEVICES_PER_STATEMENT) {
         let sql = format!(
             "UPDATE members SET removed_seq = $2 WHERE group_id = $1 AND removed_seq IS NULL \
@@ -108,7 +106,7 @@ pub(super) async fn apply_restart(
             "INSERT INTO members (group_id, device_id, joined_seq) VALUES {}",
             rows(3, chunk.len(), |n| format!("($1, ${n}, $2)"))
         );
-        bind_devices(sqlx::query(&sql).bind(group_bytes).bind(seq_i64), chunk)
+        bind_devices(sqlx::query(&sql).bind(group_bytes).bind(before_i64), chunk)
             .execute(&mut *tx)
             .await?;
     }
