@@ -116,6 +116,16 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
                         };
                         let id = message.client_msg;
                         let expires_at = message.expires_at;
+                        if message.notice {
+                            return view! {
+                                <li class="message message--notice" data-testid="conversation-notice">
+                                    <p class="message__text">{message.sender_name.clone()}" "{message.text.clone()}</p>
+                                    <span class="message__meta">
+                                        <time>{clock_label(message.sent_at, model.now.get_untracked(), offset)}</time>
+                                    </span>
+                                </li>
+                            }.into_any();
+                        }
                         view! {
                             <li class="message" class:message--own=message.own data-testid="message">
                                 <span class="message__sender">
@@ -138,7 +148,7 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
                                     </span>
                                 })}
                             </li>
-                        }
+                        }.into_any()
                     }
                 </For>
             </ol>

@@ -51,7 +51,12 @@ pub fn summarise(
                 .unwrap_or("Someone")
                 .to_owned()
         };
-        format!("{who}: {}", first_line(&body_text(&message.body), 80))
+        let text = first_line(&body_text(&message.body), 80);
+        if message.body == MessageBody::Repaired {
+            format!("{who} {text}")
+        } else {
+            format!("{who}: {text}")
+        }
     });
     ConversationSummary {
         group: record.group,
@@ -95,6 +100,9 @@ pub struct MessageView {
     pub sent_at: UnixMillis,
     pub expires_at: UnixMillis,
     pub delivery: Delivery,
+    /// Not a message but a line about the conversation (where it was
+    /// repaired), shown apart from the messages.
+    pub notice: bool,
 }
 
 /// Where a group was repaired, after the name of who repaired it.
@@ -135,6 +143,7 @@ pub fn message_views(
                 sent_at: m.sent_at,
                 expires_at: m.expires_at,
                 delivery: shown.delivery.clone(),
+                notice: m.body == MessageBody::Repaired,
             }
         })
         .collect()
@@ -312,6 +321,24 @@ mod tests {
         assert!(views[0].own);
         assert_eq!(views[1].sender_name, "Ann");
         assert_eq!(delivery_label(&views[0].delivery), "Sent");
+    }
+
+    #[test]
+    fn where_a_group_was_repaired_reads_as_a_line_about_it_not_a_message() {
+        let mut repaired = message(ANN, 30, "");
+        repaired.body = MessageBody::Repaired;
+        let views = message_views(&[shown(repaired.clone())], &directory(), ME);
+        assert!(views[0].notice);
+        assert_eq!(
+            format!("{} {}", views[0].sender_name, views[0].text),
+            "Ann repaired this group. Messages sent while it was stopped could not be read on this phone."
+        );
+        let group = record(GroupKind::Operational, "Night shift", None);
+        let summary = summarise(&group, Some(&repaired), &directory(), ME);
+        assert!(summary
+            .preview
+            .is_some_and(|p| p.starts_with("Ann repaired this group. ")));
+        assert!(!message_views(&[shown(message(ANN, 1, "hi"))], &directory(), ME)[0].notice);
     }
 
     #[test]

@@ -86,7 +86,7 @@ pub fn load_error(error: &SessionError) -> &'static str {
 pub const NEEDS_REPAIR: &str = "This group needs repairing: a change to it could not be opened on this phone, so Huddle has stopped reading and sending here rather than show anything out of order.";
 /// What happens to what the person writes meanwhile.
 pub const NEEDS_REPAIR_WAITS: &str =
-    "What you write here waits safely on this phone. Tell your manager.";
+    "Huddle is repairing it: within a minute or two it starts again with the same people. What you write here waits safely on this phone and is sent then. If this stays, tell your manager.";
 
 /// Something that went wrong in the background.
 pub fn problem(problem: &Problem, directory: &Directory) -> String {
@@ -196,9 +196,9 @@ fn rejection_words(reason: &Rejection) -> String {
         Rejection::InvalidRetention | Rejection::InvalidCommit(_) => {
             "Huddle's server refused it. Try again.".into()
         }
-        Rejection::StaleEpoch { .. } | Rejection::RateLimited { .. } => {
-            "It could not be sent yet. Try again.".into()
-        }
+        Rejection::StaleEpoch { .. }
+        | Rejection::RateLimited { .. }
+        | Rejection::RepairedRecently => "It could not be sent yet. Try again.".into(),
         Rejection::Revoked => "This phone has been signed out of Huddle.".into(),
     }
 }
