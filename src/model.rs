@@ -202,6 +202,19 @@ impl AppModel {
             }
             SessionUpdate::Tick(now) => self.now.set(now),
             SessionUpdate::Identities(identities) => self.identities.set(identities),
+            SessionUpdate::Repaired { group } => {
+                // The banner about a group that needed repairing goes once
+                // no group does.
+                let still = self
+                    .conversations
+                    .with_untracked(|list| list.iter().any(|c| c.group != group && c.needs_repair));
+                let about_repair = self
+                    .notice
+                    .with_untracked(|n| n.as_deref() == Some(words::needs_repair().as_str()));
+                if about_repair && !still {
+                    self.notice.set(None);
+                }
+            }
             SessionUpdate::Policy(policy) => self.policy.set(policy),
         }
     }

@@ -88,6 +88,11 @@ pub const NEEDS_REPAIR: &str = "This group needs repairing: a change to it could
 pub const NEEDS_REPAIR_WAITS: &str =
     "Huddle is repairing it: within a minute or two it starts again with the same people. What you write here waits safely on this phone and is sent then. If this stays, tell your manager.";
 
+/// The banner about a group that stopped.
+pub fn needs_repair() -> String {
+    format!("{NEEDS_REPAIR} {NEEDS_REPAIR_WAITS}")
+}
+
 /// Something that went wrong in the background.
 pub fn problem(problem: &Problem, directory: &Directory) -> String {
     match problem {
@@ -95,7 +100,7 @@ pub fn problem(problem: &Problem, directory: &Directory) -> String {
         Problem::Storage(error) => cache_error(error).into(),
         Problem::Crypto(error) => crypto_error(error),
         Problem::Refused { .. } => "Something sent to one of your conversations did not come from who it said it came from, so Huddle did not show it. Your administrator can see this in the audit log.".into(),
-        Problem::NeedsRepair { .. } => format!("{NEEDS_REPAIR} {NEEDS_REPAIR_WAITS}"),
+        Problem::NeedsRepair { .. } => needs_repair(),
     }
 }
 

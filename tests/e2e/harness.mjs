@@ -1,5 +1,5 @@
 // Shared set-up for the end-to-end tests: a real relay on a free port with a fresh data folder, and headless Chromium.
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,6 +7,12 @@ import { createServer } from "node:net";
 import { chromium } from "playwright-core";
 
 export const ARTIFACTS = new URL("./artifacts/", import.meta.url).pathname;
+
+/** One value from a relay's SQLite database (`relay` as `startRelay` gave it). */
+export function relayQuery(relay, sql) {
+  const script = "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nprint(c.execute(sys.argv[2]).fetchone()[0])";
+  return execFileSync("python3", ["-c", script, join(relay.dataDir, "huddle.db"), sql]).toString().trim();
+}
 
 function freePort() {
   return new Promise((resolve, reject) => {

@@ -1,11 +1,10 @@
 // End-to-end: the passcode lock. A passcode chosen at joining; a reopened app that shows nothing but its lock screen; locking after idleness and time hidden; a canary scan of memory and disk after a lock; ten wrong passcodes that wipe the phone; and a copied profile that opens nothing once its phone is signed out.
 import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
 import { cpSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
-import { startRelay, ARTIFACTS } from "./harness.mjs";
+import { startRelay, ARTIFACTS, relayQuery as relayQueryOf } from "./harness.mjs";
 import { person, waitLive, choosePasscode, unlock, passcodeOf, leftInBrowser, NOTHING_LEFT, memoryHolds, markersIn } from "./people.mjs";
 
 // Short limits, so that the test need not wait two minutes.
@@ -25,10 +24,7 @@ async function awake(someone) {
 }
 
 /** One value from the relay's SQLite database. */
-function relayQuery(sql) {
-  const script = "import sqlite3,sys\nc=sqlite3.connect(sys.argv[1])\nprint(c.execute(sys.argv[2]).fetchone()[0])";
-  return execFileSync("python3", ["-c", script, join(relay.dataDir, "huddle.db"), sql]).toString().trim();
-}
+const relayQuery = (sql) => relayQueryOf(relay, sql);
 
 async function invite(name) {
   await awake(mia);

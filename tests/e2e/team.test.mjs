@@ -11,7 +11,7 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
-import { startRelay, ARTIFACTS } from "./harness.mjs";
+import { startRelay, ARTIFACTS, relayQuery } from "./harness.mjs";
 import {
   person,
   waitLive,
@@ -315,6 +315,88 @@ test("two colleagues verify each other by scanning, and the third sees the badge
   await backToList(ben.page);
   await home(cara);
   await openConversation(mia.page, "Night shift");
+});
+
+/** An LEB128 varint, as postcard writes integers. */
+function varint(value) {
+  let n = BigInt(value);
+  const out = [];
+  while (n >= 0x80n) {
+    out.push(Number(n & 0x7fn) | 0x80);
+    n >>= 7n;
+  }
+  out.push(Number(n));
+  return out;
+}
+
+/** An MLS variable-length vector (RFC 9420, 2.1.2), short ones only. */
+const mlsVector = (bytes) =>
+  bytes.length < 0x40 ? [bytes.length, ...bytes] : [0x40 | (bytes.length >> 8), bytes.length & 0xff, ...bytes];
+
+/** What a colleague's modified app could send: a `Submit` of a commit for
+ * `groupHex` at the relay's `epoch`, framed like a real one (the relay
+ * checks the clear header) with junk where the encrypted commit goes. */
+function junkCommitFrame(groupHex, epoch) {
+  const group = [...Buffer.from(groupHex, "hex")];
+  const chain = Number(epoch >> 32n);
+  const mlsGroup = chain > 0 ? [...group, ...[24, 16, 8, 0].map((shift) => (chain >>> shift) & 0xff)] : group;
+  const mlsEpoch = epoch & 0xffffffffn;
+  const epochBytes = [56n, 48n, 40n, 32n, 24n, 16n, 8n, 0n].map((shift) => Number((mlsEpoch >> shift) & 0xffn));
+  const junk = [...crypto.getRandomValues(new Uint8Array(48))];
+  const commit = [0, 1, 0, 2, ...mlsVector(mlsGroup), ...epochBytes, 3, ...mlsVector([]), ...mlsVector(Array(16).fill(0x5e)), ...mlsVector(junk)];
+  const clientMsg = [...crypto.getRandomValues(new Uint8Array(16))];
+  // Version 1, Submit; the submission; a commit with no welcome and no change.
+  return Buffer.from([1, 2, ...clientMsg, ...group, ...varint(epoch), 0, 1, ...varint(commit.length), ...commit, 0, 0, 0, 0]);
+}
+
+test("a junk commit from a colleague's modified app stops the group on every phone, which repair it, and everyone talks again", async () => {
+  // Cara's phone talks to the relay through the test, as a modified app
+  // would: it can send anything it likes.
+  let caraToRelay;
+  await cara.context.routeWebSocket(/\/ws$/, (ws) => {
+    caraToRelay = ws.connectToServer();
+  });
+  await reopen(cara);
+  await waitLive(cara.page);
+  // Night shift's id is in Mia's address bar; its epoch is the relay's.
+  const groupHex = new URL(mia.page.url()).pathname.split("/")[2];
+  const epoch = BigInt(relayQuery(relay, `select epoch from groups where id = X'${groupHex}'`));
+  const logBefore = Number(relayQuery(relay, `select last_seq from groups where id = X'${groupHex}'`));
+  caraToRelay.send(junkCommitFrame(groupHex, epoch));
+  // The relay stores it (it cannot see inside); no phone can open it, so
+  // each stops the group there and says so rather than read past it.
+  const stopped = (someone) => someone.page.getByRole("status").filter({ hasText: "This group needs repairing" });
+  await stopped(mia).waitFor({ timeout: 30_000 });
+  // The banner says so too, on every screen, until it is repaired.
+  await mia.page.getByRole("alert").filter({ hasText: "This group needs repairing" }).waitFor();
+  assert.equal(Number(relayQuery(relay, `select last_seq from groups where id = X'${groupHex}'`)), logBefore + 1);
+  await shot(mia, "needs-repair-360");
+  // Within a minute one phone restarts the group's encryption with the
+  // same three people; the others check it against the people they had.
+  const repaired = mia.page.getByTestId("conversation-notice").filter({ hasText: "repaired this group" });
+  await repaired.waitFor({ timeout: 60_000 });
+  await stopped(mia).waitFor({ state: "hidden", timeout: 30_000 });
+  await mia.page.getByRole("alert").filter({ hasText: "This group needs repairing" }).waitFor({ state: "hidden" });
+  await shot(mia, "repaired-360");
+  assert.equal(relayQuery(relay, "select count(*) from audit where action = 'group repaired'"), "1");
+  assert.ok(BigInt(relayQuery(relay, `select epoch from groups where id = X'${groupHex}'`)) >= 1n << 32n, "a new chain");
+  // Everyone talks again, Cara included.
+  const after = say("Back to normal after the repair");
+  await openConversation(ben.page, "Night shift");
+  await send(ben.page, after);
+  await waitForMessage(mia.page, after);
+  await openConversation(cara.page, "Night shift");
+  await waitForMessage(cara.page, after);
+  const reply = say("Thanks, all fine here");
+  await send(cara.page, reply);
+  await waitForMessage(mia.page, reply);
+  await waitForMessage(ben.page, reply);
+  await backToList(ben.page);
+  await backToList(cara.page);
+  // Her phone talks to the relay directly again.
+  await cara.context.unrouteAll({ behavior: "ignoreErrors" });
+  await reopen(cara);
+  await waitLive(cara.page);
 });
 
 test("a removed member receives nothing new", async () => {

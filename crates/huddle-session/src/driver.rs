@@ -703,6 +703,7 @@ impl<P: Platform> Driver<P> {
                 self.shared.state.borrow_mut().needs_repair.remove(&group);
                 self.repaint_list = true;
                 self.repaint_open = true;
+                self.shared.screen.show(Update::Repaired { group });
                 None
             }
             Command::Restart { group, chain } => {

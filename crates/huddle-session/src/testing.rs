@@ -841,7 +841,7 @@ impl MemRelay {
                 .get(&device)
                 .into_iter()
                 .flatten()
-                .filter(|(group, seq, ..)| !asked.get(group).is_some_and(|at| at >= seq))
+                .filter(|(group, seq, ..)| asked.get(group).is_none_or(|at| at < seq))
                 .map(|(group, seq, spec, welcome)| ServerFrame::Welcome {
                     group: *group,
                     seq: *seq,

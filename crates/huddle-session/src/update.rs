@@ -44,6 +44,11 @@ pub enum Update {
     /// What the organisation asks of its phones (when to lock), told at
     /// every sign-in.
     Policy(huddle_core::wire::PhonePolicy),
+    /// A group that needed repairing was repaired: the problem said about
+    /// it no longer holds.
+    Repaired {
+        group: GroupId,
+    },
 }
 
 /// A conversation in the list.
