@@ -399,6 +399,75 @@ test("a junk commit from a colleague's modified app stops the group on every pho
   await waitLive(cara.page);
 });
 
+/** The id of `name`'s phone, from the relay's database. */
+const deviceOf = (name) =>
+  Buffer.from(
+    relayQuery(
+      relay,
+      `select hex(d.id) from devices d join users u on u.id = d.user_id where u.display_name = '${name}' and d.revoked_at is null`,
+    ),
+    "hex",
+  );
+
+/** An unsigned LEB128 varint at `at` in `bytes`: its value and where it ends. */
+function readVarint(bytes, at) {
+  let value = 0n;
+  let shift = 0n;
+  for (;;) {
+    const byte = bytes[at++];
+    value |= BigInt(byte & 0x7f) << shift;
+    if (!(byte & 0x80)) return [value, at];
+    shift += 7n;
+  }
+}
+
+/** `frame` with the sender of a delivered message changed from `from` to
+ * `to`, as a lying relay would (version 1, `Deliver`: the group, then the
+ * sequence number and the epoch, then the sender). */
+function withSender(frame, from, to) {
+  if (!Buffer.isBuffer(frame) || frame[0] !== 1 || frame[1] !== 4) return frame;
+  let at = 2 + 16;
+  [, at] = readVarint(frame, at);
+  [, at] = readVarint(frame, at);
+  if (!frame.subarray(at, at + 16).equals(from)) return frame;
+  const rewritten = Buffer.from(frame);
+  to.copy(rewritten, at);
+  return rewritten;
+}
+
+test("a relay that says a message came from someone else is caught, and the phone tells the audit log", async () => {
+  const [miaPhone, caraPhone] = [deviceOf("Mia Patel"), deviceOf("Cara Jones")];
+  // Between the relay and Ben's phone, everything Mia sends is said to be
+  // Cara's.
+  await ben.context.routeWebSocket(/\/ws$/, (ws) => {
+    const server = ws.connectToServer();
+    ws.onMessage((message) => server.send(message));
+    server.onMessage((message) => ws.send(withSender(message, miaPhone, caraPhone)));
+  });
+  await reopen(ben);
+  await waitLive(ben.page);
+  await openConversation(ben.page, "Night shift");
+  const refusedBefore = Number(relayQuery(relay, "select count(*) from audit where action = 'refused by a member'"));
+  const text = say("Handover notes are in the blue folder");
+  await send(mia.page, text);
+  await openConversation(cara.page, "Night shift");
+  await waitForMessage(cara.page, text);
+  // Ben's phone opens it, finds Mia's signature where the relay named Cara,
+  // and shows nothing; it says so, and tells the audit log.
+  await ben.page.getByRole("alert").filter({ hasText: "did not come from who it said it came from" }).waitFor({ timeout: 30_000 });
+  assert.ok(!(await messageTexts(ben.page)).includes(text), "not shown as Cara's, nor at all");
+  await shot(ben, "refused-sender-360");
+  const refused = () => Number(relayQuery(relay, "select count(*) from audit where action = 'refused by a member'"));
+  for (let tries = 0; tries < 50 && refused() <= refusedBefore; tries++) await ben.page.waitForTimeout(200);
+  assert.ok(refused() > refusedBefore, "the audit log is told");
+  await ben.page.getByRole("button", { name: "Dismiss" }).click();
+  await backToList(ben.page);
+  await backToList(cara.page);
+  await ben.context.unrouteAll({ behavior: "ignoreErrors" });
+  await reopen(ben);
+  await waitLive(ben.page);
+});
+
 test("a removed member receives nothing new", async () => {
   await mia.page.getByRole("link", { name: "People in this conversation" }).click();
   await mia.page.locator(".person-row", { hasText: "Cara Jones" }).getByRole("button", { name: "Remove" }).click();

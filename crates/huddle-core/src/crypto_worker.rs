@@ -320,13 +320,21 @@ pub enum WorkerRequest {
         key_packages: Vec<ClaimedKeyPackage>,
         active: Vec<DeviceId>,
     },
-    /// Joins another member's restart of a group the worker holds, if its
-    /// members are the ones held (less those `active` no longer lists) and
-    /// `sender`, the device the relay authenticated, was one of them.
+    /// Joins another member's restart of `group` into `chain` (what the
+    /// log's entry announced), if the welcome is that restart's, made by
+    /// `sender` (the device the relay authenticated), and its members are
+    /// the ones held (less those `active` no longer lists).
     JoinRestart {
         welcome: Vec<u8>,
+        group: GroupId,
+        chain: u32,
         sender: DeviceId,
         active: Vec<DeviceId>,
+    },
+    /// Forgets a restart of this device's that the relay refused (and
+    /// nothing else).
+    DiscardPendingRestart {
+        group: GroupId,
     },
     Seal {
         group: GroupId,

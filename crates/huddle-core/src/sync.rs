@@ -322,12 +322,20 @@ pub enum Command {
     Rejoin {
         group: GroupId,
         seq: u64,
+        /// The chain the entry starts: the welcome must be for it.
+        chain: u32,
         sender: DeviceId,
         spec: GroupSpec,
         welcome: Vec<u8>,
     },
-    /// Forget an outbox item for good (a restart the relay refused).
+    /// Forget an outbox item for good (a restart the relay refused, or one
+    /// another member's restart made needless).
     DropOutboxItem(ClientMessageId),
+    /// The relay refused this device's restart: drop it from the worker
+    /// (and nothing else of the group).
+    DiscardOwnRestart {
+        group: GroupId,
+    },
 }
 
 /// Conditions the app shows to the user.
@@ -405,8 +413,9 @@ struct GroupTrack {
     relay_chain: u32,
     /// When this phone restarts the stopped group, unless someone else does.
     restart_due: Option<UnixMillis>,
-    /// Another member's restart, reached in the log: its place and sender.
-    restart_entry: Option<(u64, DeviceId)>,
+    /// Another member's restart, reached in the log: its place, sender and
+    /// chain.
+    restart_entry: Option<(u64, DeviceId, u32)>,
     /// The welcome of a restart, waiting for its log entry: place, type,
     /// welcome.
     restart_welcome: Option<(u64, GroupSpec, Vec<u8>)>,
@@ -523,11 +532,15 @@ impl SyncEngine {
     }
 
     /// Stops a group at `seq` (once) and tells the person.
+    /// This device's share of [`RESTART_SPREAD_MILLIS`].
+    fn restart_spread(&self) -> u64 {
+        u64::from(self.device.as_bytes()[0]) * RESTART_SPREAD_MILLIS / 256
+    }
+
     fn stop(&mut self, group: GroupId, seq: u64, out: &mut Vec<Command>) {
-        let spread = u64::from(self.device.as_bytes()[0]) * RESTART_SPREAD_MILLIS / 256;
         let due = self
             .last_now
-            .saturating_add_millis(RESTART_AFTER_MILLIS + spread);
+            .saturating_add_millis(RESTART_AFTER_MILLIS + self.restart_spread());
         let track = self.track(group);
         if track.stopped_at.is_none() {
             track.stopped_at = Some(seq);
@@ -544,8 +557,9 @@ impl SyncEngine {
         self.groups.get(&group).and_then(|track| track.restart_due)
     }
 
-    /// Restarts that are due: a stopped group, live, no restart of ours in
-    /// the outbox and none of another member's half arrived.
+    /// Restarts that are due: a stopped group, live, and no restart of ours
+    /// in the outbox. Another member's restart whose welcome has not come
+    /// by then (a minute after its entry) is given up.
     fn due_restarts(&mut self, now: UnixMillis, out: &mut Vec<Command>) {
         if self.connection != ConnectionState::Live {
             return;
@@ -554,12 +568,12 @@ impl SyncEngine {
         for (group, track) in self.groups.iter_mut() {
             let due = track.stopped_at.is_some()
                 && track.restart_due.is_some_and(|at| at <= now)
-                && track.restart_entry.is_none()
                 && !outbox
                     .iter()
                     .any(|item| item.group == *group && item.is_restart());
             if due {
                 track.restart_due = None;
+                track.restart_entry = None;
                 out.push(Command::Restart {
                     group: *group,
                     chain: track.relay_chain.saturating_add(1),
@@ -570,9 +584,11 @@ impl SyncEngine {
 
     /// Tries a restart again in a minute, if the group is still stopped.
     fn restart_later(&mut self, group: GroupId, now: UnixMillis, out: &mut Vec<Command>) {
+        // Spread too: a hostile member cannot count on being first.
+        let spread = self.restart_spread();
         let track = self.track(group);
         if track.stopped_at.is_some() {
-            let at = now.saturating_add_millis(crate::wire::RESTART_EVERY_MILLIS);
+            let at = now.saturating_add_millis(crate::wire::RESTART_EVERY_MILLIS + spread);
             track.restart_due = Some(at);
             out.push(Command::WakeAt(at));
         }
@@ -581,22 +597,31 @@ impl SyncEngine {
     /// Joins another member's restart once both halves are here: its log
     /// entry (reached in order) and its welcome.
     fn try_rejoin(&mut self, group: GroupId, out: &mut Vec<Command>) {
+        let wait_until = self
+            .last_now
+            .saturating_add_millis(crate::wire::RESTART_EVERY_MILLIS);
         let track = self.track(group);
         let matched = matches!(
             (&track.restart_entry, &track.restart_welcome),
-            (Some((at, _)), Some((welcomed, ..))) if at == welcomed
+            (Some((at, ..)), Some((welcomed, ..))) if at == welcomed
         );
         if !matched {
             return;
         }
-        let (Some((seq, sender)), Some((_, spec, welcome))) =
-            (track.restart_entry.take(), track.restart_welcome.take())
+        // The entry stays until the worker has answered (`Joined`, or
+        // `Unopenable`): what follows it waits meanwhile.
+        let (Some((seq, sender, chain)), Some((_, spec, welcome))) =
+            (track.restart_entry, track.restart_welcome.take())
         else {
             return;
         };
+        if track.stopped_at.is_some() {
+            track.restart_due = Some(wait_until);
+        }
         out.push(Command::Rejoin {
             group,
             seq,
+            chain,
             sender,
             spec,
             welcome,
@@ -639,16 +664,20 @@ impl SyncEngine {
             self.restart_later(group, self.last_now, out);
             return;
         }
+        let now = self.last_now;
         let track = self.track(group);
-        track.restart_entry = Some((seq, entry.sender));
+        track.restart_entry = Some((seq, entry.sender, chain_of_epoch(entry.epoch)));
         let welcomed = track
             .restart_welcome
             .as_ref()
             .is_some_and(|(at, ..)| *at == seq);
         if !welcomed {
             // Nothing after the restart can be read until its welcome is
-            // here: say so rather than wait silently.
+            // here: say so rather than wait silently, and if it has not
+            // come in a minute, restart the group instead.
             self.stop(group, seq, out);
+            let track = self.track(group);
+            track.restart_due = Some(now.saturating_add_millis(crate::wire::RESTART_EVERY_MILLIS));
         }
         self.try_rejoin(group, out);
     }
@@ -772,7 +801,7 @@ impl SyncEngine {
             Event::Unopenable { group, seq } => {
                 // A restart this phone refused: it is no longer waited on.
                 let track = self.track(group);
-                if track.restart_entry.is_some_and(|(at, _)| at == seq) {
+                if track.restart_entry.is_some_and(|(at, ..)| at == seq) {
                     track.restart_entry = None;
                 }
                 self.stop(group, seq, &mut out);
@@ -811,6 +840,20 @@ impl SyncEngine {
                 if repaired {
                     out.push(Command::Notice(Notice::Repaired { group }));
                 }
+                // A restart of ours that another member's made needless (its
+                // worker state went with the join).
+                let needless: Vec<ClientMessageId> = self
+                    .outbox
+                    .iter()
+                    .filter(|item| {
+                        item.group == group
+                            && item.is_restart()
+                            && !matches!(item.state, OutboxState::Sent { .. })
+                    })
+                    .map(|item| item.id())
+                    .collect();
+                self.outbox.retain(|item| !needless.contains(&item.id()));
+                out.extend(needless.into_iter().map(Command::DropOutboxItem));
                 // What the relay refused as made before a restart is made
                 // again in the new chain.
                 self.release_seals(group, &mut out);
@@ -1074,7 +1117,7 @@ impl SyncEngine {
             // made afresh later if the group is still stopped.
             let group = item.group;
             self.outbox.retain(|item| item.id() != client_msg);
-            out.push(Command::DiscardOwnCommit { group });
+            out.push(Command::DiscardOwnRestart { group });
             out.push(Command::DropOutboxItem(client_msg));
             let track = self.track(group);
             if let Rejection::StaleEpoch { current_epoch } = reason {

@@ -25,7 +25,7 @@ use openmls::prelude::*;
 use openmls_memory_storage::MemoryStorage;
 use openmls_traits::OpenMlsProvider;
 use serde::{Deserialize, Serialize};
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 mod restart;
 

@@ -891,7 +891,7 @@ scenario! {
         assert!(!bob.has_pending_restart(WARD));
         let welcome = restart.welcome.expect("a welcome");
         for other in [&mut admin, &mut *carol] {
-            let joined = other.join_restart(&welcome, dev(1), &all).expect("joined");
+            let joined = other.join_restart(&welcome, (WARD, 1), dev(1), &all).expect("joined");
             assert_eq!(joined.epoch, wire_epoch(1, 1));
             assert_eq!(joined.members.len(), 3);
             assert_eq!(other.epoch(WARD).unwrap(), wire_epoch(1, 1));
@@ -937,7 +937,7 @@ scenario! {
         assert_eq!(forged.change.add.len(), 1, "the forger's own group held only Mallory");
         // With Mallory's phone, and without the admin or Carol: refused.
         assert!(matches!(
-            admin.join_restart(forged.welcome.as_ref().unwrap(), dev(1), &all),
+            admin.join_restart(forged.welcome.as_ref().unwrap(), (WARD, 1), dev(1), &all),
             Err(MlsError::RestartRefused(_)) | Err(MlsError::Rejected(_))
         ));
         assert_eq!(admin.epoch(WARD).unwrap(), 1);
@@ -949,22 +949,58 @@ scenario! {
         assert!(!bob.has_pending_restart(WARD));
         assert_eq!(bob.epoch(WARD).unwrap(), 1, "the old group is untouched");
         let welcome = without_carol.welcome.unwrap();
-        assert!(matches!(admin.join_restart(&welcome, dev(1), &all), Err(MlsError::RestartRefused(_))));
+        assert!(matches!(admin.join_restart(&welcome, (WARD, 1), dev(1), &all), Err(MlsError::RestartRefused(_))));
         assert_eq!(admin.epoch(WARD).unwrap(), 1);
         // Once the directory no longer lists Carol (signed out), it is
         // accepted.
-        admin.join_restart(&welcome, dev(1), &[dev(0), dev(1)]).expect("Carol signed out");
+        admin.join_restart(&welcome, (WARD, 1), dev(1), &[dev(0), dev(1)]).expect("Carol signed out");
         // A restart sent under another device's name than the one that
         // made it: the relay's sender must have been in the group.
         let mut others2 = team(3).1;
         let kps = key_packages_of(&mut [&mut others2[1]]);
         let by_bob = others2[0].restart(WARD, 1, &kps, &[dev(1), dev(2)]).unwrap();
         assert!(matches!(
-            others2[1].join_restart(by_bob.welcome.as_ref().unwrap(), dev(9), &[dev(1), dev(2)]),
+            others2[1].join_restart(by_bob.welcome.as_ref().unwrap(), (WARD, 1), dev(9), &[dev(1), dev(2)]),
             Err(MlsError::RestartRefused(_))
         ));
+        // The welcome must be the restart the log's entry names: its chain,
+        // and the device the relay says sent it.
+        let welcome = by_bob.welcome.as_ref().unwrap();
+        assert!(matches!(others2[1].join_restart(welcome, (WARD, 2), dev(1), &[dev(1), dev(2)]), Err(MlsError::RestartRefused(_))));
+        assert!(matches!(others2[1].join_restart(welcome, (GroupId::from_bytes([0x78; 16]), 1), dev(1), &[dev(1), dev(2)]), Err(MlsError::WrongGroup)));
+        // All these refusals left the store as it was: the rightful join works.
+        others2[1].join_restart(welcome, (WARD, 1), dev(1), &[dev(1), dev(2)]).expect("the rightful join");
         // And a plain join of a welcome to a group already held is refused.
-        assert!(others2[1].join(by_bob.welcome.as_ref().unwrap()).is_err());
+        assert!(others2[1].join(welcome).is_err());
+    }
+}
+
+scenario! {
+    fn a_restart_that_swaps_a_members_key_is_refused_even_under_her_own_name() {
+        let (mut admin, mut others) = team(3);
+        let all = [dev(0), dev(1), dev(2)];
+        // Someone holds a certificate for Carol's person and device under a
+        // key of their own (an administrator could make one).
+        let mut impostor = device(2);
+        let (bob, _) = others.split_at_mut(1);
+        let bob = &mut bob[0];
+        // Bob's phone will not put it in a restart...
+        let kps = key_packages_of(&mut [&mut admin, &mut impostor]);
+        assert!(matches!(bob.restart(WARD, 1, &kps, &all), Err(MlsError::RestartRefused(_))));
+        assert!(!bob.has_pending_restart(WARD));
+        // ...and a modified app's restart that does is refused by the others.
+        let mut forger = device(1);
+        forger.create_group(WARD, &profile()).unwrap();
+        let kps = key_packages_of(&mut [&mut admin, &mut impostor]);
+        forger.add_members(WARD, &kps).unwrap();
+        forger.merge_pending_commit(WARD, NOW).unwrap();
+        let kps = key_packages_of(&mut [&mut admin, &mut impostor]);
+        let forged = forger.restart(WARD, 1, &kps, &all).unwrap();
+        assert!(matches!(
+            admin.join_restart(forged.welcome.as_ref().unwrap(), (WARD, 1), dev(1), &all),
+            Err(MlsError::RestartRefused(_))
+        ));
+        assert_eq!(admin.epoch(WARD).unwrap(), 1);
     }
 }
 

@@ -713,6 +713,7 @@ impl<P: Platform> Driver<P> {
             Command::Rejoin {
                 group,
                 seq,
+                chain,
                 sender,
                 spec,
                 welcome,
@@ -720,10 +721,20 @@ impl<P: Platform> Driver<P> {
                 self.start_rejoin(Rejoin {
                     group,
                     seq,
+                    chain,
                     sender,
                     spec,
                     welcome,
                 });
+                None
+            }
+            Command::DiscardOwnRestart { group } => {
+                if let Err(error) = self
+                    .crypto(WorkerRequest::DiscardPendingRestart { group })
+                    .await
+                {
+                    self.log(&format!("a refused repair could not be dropped: {error}"));
+                }
                 None
             }
             Command::DropOutboxItem(client_msg) => {

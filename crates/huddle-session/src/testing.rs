@@ -997,6 +997,7 @@ impl MemRelay {
             .clock
             .as_ref()
             .map_or(UnixMillis(0), |clock| clock.now());
+        let revoked = state.revoked.clone();
         let group = state.groups.entry(submission.group).or_default();
         if restarting {
             let recent = group.restarted_at.is_some_and(|at| {
@@ -1024,10 +1025,11 @@ impl MemRelay {
                 removed = change.remove.clone();
                 group.members.retain(|m| !change.remove.contains(m));
                 if restarting {
-                    // Everyone in the group hears of it; those it names
-                    // (and the sender) are the group from now on.
+                    // Everyone in the group hears of it; members it leaves
+                    // out stay routed unless signed out (their phones
+                    // restart the group again).
                     removed = group.members.clone();
-                    group.members = vec![device];
+                    group.members.retain(|m| !revoked.contains(m));
                 }
                 let mut welcomes = Vec::new();
                 for added in change.add {

@@ -317,13 +317,19 @@ impl WorkerCore {
             ),
             R::JoinRestart {
                 welcome,
+                group,
+                chain,
                 sender,
                 active,
             } => A::Joined(
                 device
-                    .join_restart(&welcome, sender, &active)
+                    .join_restart(&welcome, (group, chain), sender, &active)
                     .map_err(mls_error)?,
             ),
+            R::DiscardPendingRestart { group } => {
+                device.discard_pending_restart(group).map_err(mls_error)?;
+                A::Done
+            }
             R::Seal {
                 group,
                 client_msg,

@@ -1304,7 +1304,7 @@ fn another_members_restart_is_joined_with_its_welcome_in_log_order() {
     );
     assert!(processes(&after).is_empty());
     assert!(!engine
-        .handle(Event::Timer { now: at(600_000) })
+        .handle(Event::Timer { now: at(30_000) })
         .iter()
         .any(|c| matches!(c, Command::Restart { .. })));
     let welcomed = received(&mut engine, 10, welcome_at(7));
@@ -1386,10 +1386,10 @@ fn a_restart_that_leaves_this_phone_out_or_is_refused_stops_the_group_and_it_res
     })));
     assert_eq!(
         engine.restart_due(WARD),
-        Some(at(1_000 + RESTART_EVERY_MILLIS))
+        Some(at(1_000 + RESTART_EVERY_MILLIS + MY_SPREAD))
     );
     let restart = engine.handle(Event::Timer {
-        now: at(1_000 + RESTART_EVERY_MILLIS),
+        now: at(1_000 + RESTART_EVERY_MILLIS + MY_SPREAD),
     });
     // The relay is in chain 1 now: this phone's restart starts chain 2.
     assert!(restart.contains(&Command::Restart {
@@ -1441,12 +1441,16 @@ fn a_restart_that_leaves_this_phone_out_or_is_refused_stops_the_group_and_it_res
             reason: Rejection::RepairedRecently,
         },
     );
-    assert!(refused.contains(&Command::DiscardOwnCommit { group: WARD }));
+    assert!(refused.contains(&Command::DiscardOwnRestart { group: WARD }));
+    assert!(
+        !refused.contains(&Command::DiscardOwnCommit { group: WARD }),
+        "nothing else of the group"
+    );
     assert!(refused.contains(&Command::DropOutboxItem(msg_id(9))));
     assert!(engine.outbox().is_empty());
     assert_eq!(
         engine.restart_due(WARD),
-        Some(at(due.0 + RESTART_EVERY_MILLIS))
+        Some(at(due.0 + RESTART_EVERY_MILLIS + MY_SPREAD))
     );
     // A restart that failed to be made is tried again a minute on too.
     let mut engine = stopped_at_five();
@@ -1454,5 +1458,66 @@ fn a_restart_that_leaves_this_phone_out_or_is_refused_stops_the_group_and_it_res
         now: at(5),
         group: WARD,
     });
-    assert_eq!(engine.restart_due(WARD), Some(at(5 + RESTART_EVERY_MILLIS)));
+    assert_eq!(
+        engine.restart_due(WARD),
+        Some(at(5 + RESTART_EVERY_MILLIS + MY_SPREAD))
+    );
+}
+
+/// This test device's share of the restart spread (its id's first byte is 1).
+const MY_SPREAD: u64 = RESTART_SPREAD_MILLIS / 256;
+
+#[test]
+fn a_restart_whose_welcome_never_comes_is_given_up_after_a_minute() {
+    use crate::wire::RESTART_EVERY_MILLIS;
+    let mut engine = live_in_epoch_two();
+    // The relay delivers another member's restart and withholds its welcome.
+    let entry_only = received(&mut engine, 1_000, restart_entry(5, 1, ALICE, 70, vec![ME]));
+    assert!(entry_only.contains(&Command::Notice(Notice::NeedsRepair {
+        group: WARD,
+        seq: 5
+    })));
+    assert!(!engine
+        .handle(Event::Timer { now: at(30_000) })
+        .iter()
+        .any(|c| matches!(c, Command::Restart { .. })));
+    let given_up = engine.handle(Event::Timer {
+        now: at(1_000 + RESTART_EVERY_MILLIS),
+    });
+    assert!(given_up.contains(&Command::Restart {
+        group: WARD,
+        chain: 2
+    }));
+}
+
+#[test]
+fn a_restart_of_ours_made_needless_by_another_members_is_dropped() {
+    let mut engine = stopped_at_five();
+    let due = engine.restart_due(WARD).unwrap();
+    engine.handle(Event::Timer { now: due });
+    let mut made = commit(9, WARD, crate::wire::restart_epoch(1));
+    if let Payload::Commit { change, .. } = &mut made.payload {
+        change.create = Some(GroupSpec {
+            kind: crate::retention::GroupKind::Clinical,
+            retention: crate::retention::RetentionSecs::DAY,
+        });
+    }
+    // Made, but the connection dropped before it went out.
+    engine.handle(Event::Closed {
+        now: due,
+        jitter: 0.5,
+    });
+    engine.handle(Event::Enqueue {
+        now: due,
+        item: OutboxItem::new(made),
+    });
+    assert_eq!(engine.outbox().len(), 1);
+    // Alice's restart is joined meanwhile: ours is dropped, never sent.
+    let joined = engine.handle(Event::Joined {
+        group: WARD,
+        seq: 7,
+        epoch: crate::wire::wire_epoch(1, 1),
+    });
+    assert!(joined.contains(&Command::DropOutboxItem(msg_id(9))));
+    assert!(engine.outbox().is_empty());
 }

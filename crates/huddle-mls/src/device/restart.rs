@@ -12,28 +12,45 @@
 use super::*;
 use huddle_core::wire::{restart_epoch, GroupSpec};
 
-/// What a phone compares a restart with: the members it held, and which of
-/// them are still active.
+/// A group's members as a phone compares them: each device, with the
+/// person it is certified for and the key it signs with.
+type Leaves = BTreeMap<DeviceId, (UserId, Vec<u8>)>;
+
+/// The leaves of `members` (each credential was checked when it entered).
+fn leaves_of(members: impl Iterator<Item = Member>) -> Leaves {
+    members
+        .filter_map(|member| {
+            let identity = identity_of(&member.credential)?;
+            Some((identity.device, (identity.user, member.signature_key)))
+        })
+        .collect()
+}
+
+/// What a phone compares a restart with: the members it held (person, device
+/// and key), and which of them are still active.
 fn check_restart_members(
-    held: &BTreeSet<DeviceId>,
-    restarted: &BTreeSet<DeviceId>,
+    held: &Leaves,
+    restarted: &Leaves,
     active: &BTreeSet<DeviceId>,
     own: DeviceId,
     sender: DeviceId,
 ) -> Result<(), MlsError> {
     let refuse = |why: &str| Err(MlsError::RestartRefused(why.into()));
-    if !held.contains(&sender) {
+    if !held.contains_key(&sender) {
         return refuse("it was made by a device that was not in the group");
     }
-    if !restarted.contains(&own) {
+    if !restarted.contains_key(&own) {
         return refuse("it leaves this phone out");
     }
-    if restarted.iter().any(|device| !held.contains(device)) {
-        return refuse("it adds someone who was not in the group");
+    if restarted
+        .iter()
+        .any(|(device, leaf)| held.get(device) != Some(leaf))
+    {
+        return refuse("it adds someone who was not in the group, or changes someone's key");
     }
     if held
-        .iter()
-        .any(|device| !restarted.contains(device) && active.contains(device))
+        .keys()
+        .any(|device| !restarted.contains_key(device) && active.contains(device))
     {
         return refuse("it leaves out someone who is still in the team");
     }
@@ -54,9 +71,15 @@ impl MlsDevice {
         self.pending_restart(group).is_some()
     }
 
-    /// The devices in the group as this device holds it.
-    fn held_devices(&mut self, group: GroupId) -> Result<Vec<DeviceIdentity>, MlsError> {
-        self.members(group)
+    /// The members of the group as this device holds it.
+    fn held_leaves(&mut self, group: GroupId) -> Result<Leaves, MlsError> {
+        Ok(leaves_of(self.group_mut(group)?.members()))
+    }
+
+    /// Forgets a restart of this device's that the relay refused; nothing
+    /// else of the group changes (a commit of the current chain stays).
+    pub fn discard_pending_restart(&mut self, group: GroupId) -> Result<(), MlsError> {
+        self.discard_restart(group)
     }
 
     /// Restarts a group's encryption in `chain`: a new MLS group with a key
@@ -80,16 +103,24 @@ impl MlsDevice {
             ));
         }
         let own = self.identity.device;
-        let held = self.held_devices(group)?;
+        let org = self.identity.org;
+        let held = self.held_leaves(group)?;
         let profile = self.profile(group)?;
         let active: BTreeSet<DeviceId> = active.iter().copied().collect();
-        let wanted: Vec<DeviceIdentity> = held
+        let wanted: Vec<(DeviceIdentity, Vec<u8>)> = held
             .into_iter()
-            .filter(|member| member.device != own && active.contains(&member.device))
+            .filter(|(device, _)| *device != own && active.contains(device))
+            .map(|(device, (user, key))| (DeviceIdentity { org, user, device }, key))
             .collect();
+        if wanted.is_empty() {
+            // A group of one has nobody to repair it with.
+            return Err(MlsError::RestartRefused(
+                "nobody else is left in the group".into(),
+            ));
+        }
         let validated = wanted
             .iter()
-            .map(|member| {
+            .map(|(member, held_key)| {
                 let claimed = key_packages
                     .iter()
                     .find(|kp| kp.device == member.device && kp.user == member.user)
@@ -98,8 +129,16 @@ impl MlsDevice {
                             "the relay handed out no key package for a member".into(),
                         )
                     })?;
-                self.validate_key_package(&claimed.key_package, Some(*member))
-                    .map(|(key_package, _)| key_package)
+                let (key_package, _) =
+                    self.validate_key_package(&claimed.key_package, Some(*member))?;
+                // The member's own key, as the group held it: a key package
+                // certified for her device under another key is not hers.
+                if key_package.leaf_node().signature_key().as_slice() != held_key.as_slice() {
+                    return Err(MlsError::RestartRefused(
+                        "a member's key package is signed with another key".into(),
+                    ));
+                }
+                Ok(key_package)
             })
             .collect::<Result<Vec<_>, _>>()?;
         if self.pending_restart(group).is_some() {
@@ -110,21 +149,10 @@ impl MlsDevice {
             &entry_key(RESTART_ENTRY, group),
             chain.to_be_bytes().to_vec(),
         );
-        let made = if validated.is_empty() {
-            // Nobody else is left: an update alone starts the chain.
-            restarted
-                .self_update(&self.provider, &self.signer, LeafNodeParameters::default())
-                .map(|bundle| {
-                    let (commit, welcome, _) = bundle.into_messages();
-                    (commit, welcome)
-                })
-                .map_err(|e| MlsError::Rejected(format!("{e:?}")))
-        } else {
-            restarted
-                .add_members_without_update(&self.provider, &self.signer, &validated)
-                .map(|(commit, welcome, _)| (commit, Some(welcome)))
-                .map_err(|e| MlsError::Rejected(format!("{e:?}")))
-        };
+        let made = restarted
+            .add_members_without_update(&self.provider, &self.signer, &validated)
+            .map(|(commit, welcome, _)| (commit, Some(welcome)))
+            .map_err(|e| MlsError::Rejected(format!("{e:?}")));
         let (commit, welcome) = match made {
             Ok(made) => made,
             Err(error) => {
@@ -133,7 +161,7 @@ impl MlsDevice {
                 return Err(error);
             }
         };
-        let mut add: Vec<DeviceId> = wanted.iter().map(|member| member.device).collect();
+        let mut add: Vec<DeviceId> = wanted.iter().map(|(member, _)| member.device).collect();
         add.sort();
         Ok(CommitOut {
             epoch: restart_epoch(chain),
@@ -222,6 +250,7 @@ impl MlsDevice {
     pub fn join_restart(
         &mut self,
         welcome: &[u8],
+        expected: (GroupId, u32),
         sender: DeviceId,
         active: &[DeviceId],
     ) -> Result<JoinedGroup, MlsError> {
@@ -229,7 +258,7 @@ impl MlsDevice {
         // refused restart must leave the store as it found it, or the next
         // (rightful) restart could not be joined.
         let mut saved = self.copy_of_storage();
-        let joined = self.try_join_restart(welcome, sender, active);
+        let joined = self.try_join_restart(welcome, expected, sender, active);
         if joined.is_err() {
             self.groups.clear();
             self.restore_storage(saved);
@@ -242,34 +271,39 @@ impl MlsDevice {
     fn try_join_restart(
         &mut self,
         welcome: &[u8],
+        (group, chain): (GroupId, u32),
         sender: DeviceId,
         active: &[DeviceId],
     ) -> Result<JoinedGroup, MlsError> {
-        let (staged, joined, chain) = self.stage_welcome(welcome)?;
-        let group = joined.group;
+        let refuse = |why: &str| Err(MlsError::RestartRefused(why.into()));
+        let (staged, joined, welcome_chain) = self.stage_welcome(welcome)?;
+        // The welcome must be the one the log's entry announced: this
+        // group, that chain, its first commit, made by the device the relay
+        // authenticated as the entry's sender.
+        if joined.group != group {
+            return Err(MlsError::WrongGroup);
+        }
+        if welcome_chain != chain || staged.group_context().epoch().as_u64() != 1 {
+            return refuse("it is not the restart the group's log names");
+        }
+        let made_by = staged
+            .welcome_sender()
+            .ok()
+            .and_then(|leaf| identity_of(leaf.credential()));
+        if made_by.map(|identity| identity.device) != Some(sender) {
+            return refuse("it was made by another device than the one that sent it");
+        }
         if !self.has_group(group) {
             return Err(MlsError::UnknownGroup);
         }
         if chain <= self.chain(group) {
-            return Err(MlsError::RestartRefused(
-                "it does not start a later chain".into(),
-            ));
+            return refuse("it does not start a later chain");
         }
-        let held_profile = self.profile(group)?;
-        if held_profile.kind != joined.profile.kind
-            || held_profile.retention != joined.profile.retention
-        {
-            return Err(MlsError::RestartRefused(
-                "it changes the group's type or retention".into(),
-            ));
+        if self.profile(group)? != joined.profile {
+            return refuse("it changes the group's type, retention or name");
         }
-        let held: BTreeSet<DeviceId> = self
-            .held_devices(group)?
-            .iter()
-            .map(|member| member.device)
-            .collect();
-        let restarted: BTreeSet<DeviceId> =
-            joined.members.iter().map(|member| member.device).collect();
+        let held = self.held_leaves(group)?;
+        let restarted = leaves_of(staged.members());
         let active: BTreeSet<DeviceId> = active.iter().copied().collect();
         check_restart_members(&held, &restarted, &active, self.identity.device, sender)?;
         // A restart of this device's for the same chain lost to this one:
@@ -296,20 +330,35 @@ mod tests {
         ns.iter().copied().map(device).collect()
     }
 
+    /// Device `n` of person `n`, signing with key `[n]` (or `key`).
+    fn leaves(ns: &[u8]) -> Leaves {
+        ns.iter()
+            .map(|&n| (device(n), (UserId::from_bytes([n; 16]), vec![n])))
+            .collect()
+    }
+
     #[test]
     fn a_restart_must_hold_exactly_the_members_held_less_those_signed_out() {
-        let held = set(&[1, 2, 3]);
+        let held = leaves(&[1, 2, 3]);
         let all_active = set(&[1, 2, 3]);
-        let ok = |restarted: &[u8], active: &BTreeSet<DeviceId>, sender: u8| {
-            check_restart_members(&held, &set(restarted), active, device(1), device(sender))
+        let ok = |restarted: &Leaves, active: &BTreeSet<DeviceId>, sender: u8| {
+            check_restart_members(&held, restarted, active, device(1), device(sender))
         };
-        assert!(ok(&[1, 2, 3], &all_active, 2).is_ok());
+        assert!(ok(&leaves(&[1, 2, 3]), &all_active, 2).is_ok());
         // Someone signed out may be left out, and only then.
-        assert!(ok(&[1, 2], &set(&[1, 2]), 2).is_ok());
-        assert!(ok(&[1, 2], &all_active, 2).is_err());
+        assert!(ok(&leaves(&[1, 2]), &set(&[1, 2]), 2).is_ok());
+        assert!(ok(&leaves(&[1, 2]), &all_active, 2).is_err());
         // Nobody new, never this phone left out, never a stranger's restart.
-        assert!(ok(&[1, 2, 3, 4], &set(&[1, 2, 3, 4]), 2).is_err());
-        assert!(ok(&[2, 3], &all_active, 2).is_err());
-        assert!(ok(&[1, 2, 3], &all_active, 9).is_err());
+        assert!(ok(&leaves(&[1, 2, 3, 4]), &set(&[1, 2, 3, 4]), 2).is_err());
+        assert!(ok(&leaves(&[2, 3]), &all_active, 2).is_err());
+        assert!(ok(&leaves(&[1, 2, 3]), &all_active, 9).is_err());
+        // The same device under another key, or certified for another
+        // person, is not the member held.
+        let mut swapped_key = leaves(&[1, 2, 3]);
+        swapped_key.insert(device(3), (UserId::from_bytes([3; 16]), vec![0x99]));
+        assert!(ok(&swapped_key, &all_active, 2).is_err());
+        let mut other_person = leaves(&[1, 2, 3]);
+        other_person.insert(device(3), (UserId::from_bytes([2; 16]), vec![3]));
+        assert!(ok(&other_person, &all_active, 2).is_err());
     }
 }

@@ -378,8 +378,15 @@ async fn append(
         }
         if restarting {
             let spec = GroupSpec { kind, retention };
+            let has_welcome = matches!(
+                &submission.payload,
+                Payload::Commit {
+                    welcome: Some(_),
+                    ..
+                }
+            );
             if let Err(rejection) =
-                check_restart(tx, submission.group, sender, change, spec, now).await?
+                check_restart(tx, submission.group, sender, change, has_welcome, spec, now).await?
             {
                 return Ok(Err(rejection));
             }

@@ -154,6 +154,7 @@ impl<P: Platform> Driver<P> {
         let Rejoin {
             group,
             seq,
+            chain,
             sender,
             spec,
             welcome,
@@ -161,6 +162,8 @@ impl<P: Platform> Driver<P> {
         let answer = self
             .crypto(WorkerRequest::JoinRestart {
                 welcome,
+                group,
+                chain,
                 sender,
                 active,
             })
@@ -262,6 +265,7 @@ impl<P: Platform> Driver<P> {
 pub(crate) struct Rejoin {
     pub group: GroupId,
     pub seq: u64,
+    pub chain: u32,
     pub sender: DeviceId,
     pub spec: GroupSpec,
     pub welcome: Vec<u8>,

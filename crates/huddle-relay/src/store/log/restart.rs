@@ -7,7 +7,7 @@
 //! and retention, the devices named are distinct, active and not the
 //! sender, and restarts come at most once a minute.
 
-use super::{bind_devices, numbered, rows, to_i64, AnyConnection, StoreError};
+use super::{bind_devices, id16, numbered, rows, to_i64, AnyConnection, StoreError};
 use huddle_core::ids::{DeviceId, GroupId};
 use huddle_core::retention::UnixMillis;
 use huddle_core::wire::{GroupSpec, MembershipChange, Rejection, RESTART_EVERY_MILLIS};
@@ -20,6 +20,7 @@ pub(super) async fn check_restart(
     group: GroupId,
     sender: DeviceId,
     change: &MembershipChange,
+    has_welcome: bool,
     spec: GroupSpec,
     now: UnixMillis,
 ) -> Result<Result<(), Rejection>, StoreError> {
@@ -29,6 +30,14 @@ pub(super) async fn check_restart(
     }
     if !change.remove.is_empty() || change.add.contains(&sender) {
         return refuse("a repair names the other members it adds, and nothing else");
+    }
+    // A group of one is not repaired (nobody to talk to); without its
+    // welcome, the members it names could never join it.
+    if change.add.is_empty() {
+        return refuse("a repair restarts the group with its other members");
+    }
+    if !has_welcome {
+        return refuse("a repair carries its welcome");
     }
     let row = sqlx::query("SELECT restarted_at FROM groups WHERE id = $1")
         .bind(&group.as_bytes()[..])
@@ -40,28 +49,33 @@ pub(super) async fn check_restart(
     }) {
         return Ok(Err(Rejection::RepairedRecently));
     }
-    if !change.add.is_empty() {
-        let sql = format!(
-            "SELECT COUNT(*) FROM devices d JOIN users u ON u.id = d.user_id
-             WHERE d.revoked_at IS NULL AND u.revoked_at IS NULL AND d.id IN ({})",
-            numbered(1, change.add.len())
-        );
-        let active: i64 = bind_devices(sqlx::query(&sql), &change.add)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get(0)?;
-        if usize::try_from(active).ok() != Some(change.add.len()) {
-            return refuse("a repair adds only phones that are still signed in");
-        }
+    // Only phones still signed in that have been in the group (members
+    // now, or removed by a commit the phones could not open): a repair
+    // never brings in a stranger.
+    let sql = format!(
+        "SELECT COUNT(*) FROM devices d JOIN users u ON u.id = d.user_id
+         JOIN members m ON m.device_id = d.id AND m.group_id = $1
+         WHERE d.revoked_at IS NULL AND u.revoked_at IS NULL AND d.id IN ({})",
+        numbered(2, change.add.len())
+    );
+    let known: i64 = bind_devices(sqlx::query(&sql).bind(&group.as_bytes()[..]), &change.add)
+        .fetch_one(&mut *tx)
+        .await?
+        .try_get(0)?;
+    if usize::try_from(known).ok() != Some(change.add.len()) {
+        return refuse("a repair adds only phones of the group that are still signed in");
     }
     Ok(Ok(()))
 }
 
-/// The routing after a restart at `seq`: members it leaves out stop at it,
-/// devices it brings back start at it (they read the restart's entry, which
-/// names who made it: a phone checks that), members who continue keep their
-/// place (so a phone that was only offline still reads what came before),
-/// and every device it adds gets its welcome.
+/// The routing after a restart at `seq`: signed-out members it leaves out
+/// stop at it, devices it brings back start at it (they read the restart's
+/// entry, which names who made it: a phone checks that), members who
+/// continue keep their place (so a phone that was only offline still reads
+/// what came before), and every device it adds gets its welcome. A member
+/// still signed in whom it leaves out stays routed: only the phones decide
+/// who is in a group, and hers, left out, restarts the group again (a
+/// restart cannot take a group away from its members at the relay).
 #[allow(clippy::too_many_arguments)]
 pub(super) async fn apply_restart(
     tx: &mut AnyConnection,
@@ -75,6 +89,21 @@ pub(super) async fn apply_restart(
 ) -> Result<(), StoreError> {
     let in_restart = |device: &DeviceId| *device == sender || change.add.contains(device);
     let left_out: Vec<DeviceId> = members.iter().copied().filter(|m| !in_restart(m)).collect();
+    let mut signed_out = Vec::new();
+    for chunk in left_out.chunks(super::DEVICES_PER_STATEMENT) {
+        let sql = format!(
+            "SELECT d.id FROM devices d JOIN users u ON u.id = d.user_id
+             WHERE d.id IN ({}) AND (d.revoked_at IS NOT NULL OR u.revoked_at IS NOT NULL)",
+            numbered(1, chunk.len())
+        );
+        let rows_found = bind_devices(sqlx::query(&sql), chunk)
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in rows_found {
+            let id: Vec<u8> = row.try_get(0)?;
+            signed_out.push(DeviceId::from_bytes(id16(&id)?));
+        }
+    }
     let new: Vec<DeviceId> = change
         .add
         .iter()
@@ -84,7 +113,7 @@ pub(super) async fn apply_restart(
     let group_bytes = &group.as_bytes()[..];
     let seq_i64 = to_i64(seq);
     let before_i64 = to_i64(seq.saturating_sub(1));
-    for chunk in left_out.chunks(super::DEVICES_PER_STATEMENT) {
+    for chunk in signed_out.chunks(super::DEVICES_PER_STATEMENT) {
         let sql = format!(
             "UPDATE members SET removed_seq = $2 WHERE group_id = $1 AND removed_seq IS NULL \
              AND device_id IN ({})",
