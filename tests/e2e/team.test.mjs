@@ -393,10 +393,7 @@ test("a junk commit from a colleague's modified app stops the group on every pho
   await waitForMessage(ben.page, reply);
   await backToList(ben.page);
   await backToList(cara.page);
-  // Her phone talks to the relay directly again.
-  await cara.context.unrouteAll({ behavior: "ignoreErrors" });
-  await reopen(cara);
-  await waitLive(cara.page);
+  // (Her socket route stays for the context's life, passing everything on.)
 });
 
 /** The id of `name`'s phone, from the relay's database. */
@@ -435,19 +432,25 @@ function withSender(frame, from, to) {
   return rewritten;
 }
 
-test("a relay that says a message came from someone else is caught, and the phone tells the audit log", async () => {
+test("a relay that says a message came from someone else is caught: the phone shows nothing and reports it", async () => {
   const [miaPhone, caraPhone] = [deviceOf("Mia Patel"), deviceOf("Cara Jones")];
   // Between the relay and Ben's phone, everything Mia sends is said to be
   // Cara's.
+  // (What Ben's phone reports back is counted on the way: version 1,
+  // `ReportRefused`, the 16th kind of frame a phone sends.)
+  let reports = 0;
+  let lying = true;
   await ben.context.routeWebSocket(/\/ws$/, (ws) => {
     const server = ws.connectToServer();
-    ws.onMessage((message) => server.send(message));
-    server.onMessage((message) => ws.send(withSender(message, miaPhone, caraPhone)));
+    ws.onMessage((message) => {
+      if (Buffer.isBuffer(message) && message[0] === 1 && message[1] === 15) reports += 1;
+      server.send(message);
+    });
+    server.onMessage((message) => ws.send(lying ? withSender(message, miaPhone, caraPhone) : message));
   });
   await reopen(ben);
   await waitLive(ben.page);
   await openConversation(ben.page, "Night shift");
-  const refusedBefore = Number(relayQuery(relay, "select count(*) from audit where action = 'refused by a member'"));
   const text = say("Handover notes are in the blue folder");
   await send(mia.page, text);
   await openConversation(cara.page, "Night shift");
@@ -457,13 +460,18 @@ test("a relay that says a message came from someone else is caught, and the phon
   await ben.page.getByRole("alert").filter({ hasText: "did not come from who it said it came from" }).waitFor({ timeout: 30_000 });
   assert.ok(!(await messageTexts(ben.page)).includes(text), "not shown as Cara's, nor at all");
   await shot(ben, "refused-sender-360");
-  const refused = () => Number(relayQuery(relay, "select count(*) from audit where action = 'refused by a member'"));
-  for (let tries = 0; tries < 50 && refused() <= refusedBefore; tries++) await ben.page.waitForTimeout(200);
-  assert.ok(refused() > refusedBefore, "the audit log is told");
+  // Its report goes to the relay, for the audit log. (This relay lied, so
+  // it may drop it, and an honest one records only reports that name an
+  // entry's real sender: a colleague's modified app, caught the same way,
+  // is recorded.)
+  for (let tries = 0; tries < 50 && reports === 0; tries++) await ben.page.waitForTimeout(200);
+  assert.ok(reports > 0, "Ben's phone reports the refusal");
   await ben.page.getByRole("button", { name: "Dismiss" }).click();
   await backToList(ben.page);
   await backToList(cara.page);
-  await ben.context.unrouteAll({ behavior: "ignoreErrors" });
+  // The relay tells the truth again (a socket route stays for the
+  // context's life; from here it passes everything on as it is).
+  lying = false;
   await reopen(ben);
   await waitLive(ben.page);
 });
