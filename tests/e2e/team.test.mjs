@@ -333,6 +333,10 @@ function varint(value) {
 const mlsVector = (bytes) =>
   bytes.length < 0x40 ? [bytes.length, ...bytes] : [0x40 | (bytes.length >> 8), bytes.length & 0xff, ...bytes];
 
+// Cara's modified app: what it sends to the relay, and what the relay answers.
+let caraToRelay;
+let caraHears = () => {};
+
 /** What a colleague's modified app could send: a `Submit` of a commit for
  * `groupHex` at the relay's `epoch`, framed like a real one (the relay
  * checks the clear header) with junk where the encrypted commit goes. */
@@ -351,10 +355,15 @@ function junkCommitFrame(groupHex, epoch) {
 
 test("a junk commit from a colleague's modified app stops the group on every phone, which repair it, and everyone talks again", async () => {
   // Cara's phone talks to the relay through the test, as a modified app
-  // would: it can send anything it likes.
-  let caraToRelay;
+  // would: it can send anything it likes (and the test sees the answers).
   await cara.context.routeWebSocket(/\/ws$/, (ws) => {
-    caraToRelay = ws.connectToServer();
+    const server = ws.connectToServer();
+    caraToRelay = server;
+    ws.onMessage((message) => server.send(message));
+    server.onMessage((message) => {
+      caraHears(message);
+      ws.send(message);
+    });
   });
   await reopen(cara);
   await waitLive(cara.page);
@@ -431,6 +440,49 @@ function withSender(frame, from, to) {
   to.copy(rewritten, at);
   return rewritten;
 }
+
+test("a modified app that passes off another person's key package as its own is refused, and the audit log says so", async () => {
+  // Cara's modified app claims a key package of Ben's phone (version 1,
+  // `ClaimKeyPackages`, a request id, one person) and catches the answer
+  // (`KeyPackages`: the request id, then each package's person, phone and
+  // bytes)...
+  const benUser = Buffer.from(relayQuery(relay, "select hex(id) from users where display_name = 'Ben Okafor'"), "hex");
+  const answered = new Promise((resolve) => {
+    caraHears = (message) => {
+      if (!Buffer.isBuffer(message) || message[0] !== 1 || message[1] !== 8) return;
+      let [request, at] = readVarint(message, 2);
+      if (request !== 4242n) return;
+      let count;
+      [count, at] = readVarint(message, at);
+      if (count < 1n) return;
+      at += 32;
+      let length;
+      [length, at] = readVarint(message, at);
+      resolve(message.subarray(at, at + Number(length)));
+    };
+  });
+  caraToRelay.send(Buffer.from([1, 5, ...varint(4242), 1, ...benUser]));
+  const bensPackage = await answered;
+  caraHears = () => {};
+  // ...and publishes it as her own, so that whoever adds Cara to a group
+  // would add Ben's keys under her name.
+  const before = Number(relayQuery(relay, "select count(*) from audit where action = 'key package of another phone refused'"));
+  caraToRelay.send(Buffer.from([1, 4, ...varint(4243), 1, ...varint(bensPackage.length), ...bensPackage, 0]));
+  const flagged = () => Number(relayQuery(relay, "select count(*) from audit where action = 'key package of another phone refused'"));
+  for (let tries = 0; tries < 50 && flagged() <= before; tries++) await cara.page.waitForTimeout(200);
+  assert.equal(flagged(), before + 1, "the relay refuses it and the audit log names Cara");
+  const actor = relayQuery(
+    relay,
+    "select u.display_name from audit a join users u on u.id = a.actor where a.action = 'key package of another phone refused'",
+  );
+  assert.equal(actor, "Cara Jones");
+  // Her phone carries on as before.
+  await openConversation(cara.page, "Night shift");
+  const text = say("Still here after that");
+  await send(cara.page, text);
+  await waitForMessage(mia.page, text);
+  await backToList(cara.page);
+});
 
 test("a relay that says a message came from someone else is caught: the phone shows nothing and reports it", async () => {
   const [miaPhone, caraPhone] = [deviceOf("Mia Patel"), deviceOf("Cara Jones")];

@@ -1,4 +1,4 @@
-//! The clear part of an MLS message (RFC 9420, section 6): enough for the relay to refuse a commit that is not one, without reading what it carries.
+//! The clear parts of MLS messages the relay reads (RFC 9420): a commit's header, to refuse a commit that is not one, and a key package's signing key, to refuse one of another phone, without reading anything else.
 //!
 //! Huddle's phones send every handshake and message as an MLS
 //! `PrivateMessage`, whose header is in the clear: the group, the epoch and
@@ -35,6 +35,8 @@ pub enum FramingError {
     OtherEpoch { expected: u64, found: u64 },
     #[error("it is not a commit")]
     NotACommit,
+    #[error("it is not an MLS key package")]
+    NotAKeyPackage,
 }
 
 struct Reader<'a>(&'a [u8]);
@@ -108,6 +110,34 @@ pub fn read_header(bytes: &[u8]) -> Result<Header, FramingError> {
     })
 }
 
+/// The key a key package's member signs with (RFC 9420, section 10: the
+/// version, the ciphersuite, the init key, then the leaf's encryption key
+/// and signature key). Nothing after it is read, and nothing is allocated.
+pub fn key_package_signature_key(bytes: &[u8]) -> Result<&[u8], FramingError> {
+    let mut reader = Reader(bytes);
+    if reader.u16()? != MLS10 {
+        return Err(FramingError::NotAKeyPackage);
+    }
+    let _ciphersuite = reader.u16()?;
+    let _init_key = reader.vector()?;
+    let _encryption_key = reader.vector()?;
+    reader.vector()
+}
+
+/// A key package's opening as a phone's MLS library writes it, signing with
+/// `signature_key`, followed by `rest` (opaque here): for tests and the load
+/// generator.
+pub fn framed_key_package(signature_key: &[u8], rest: &[u8]) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(signature_key.len() + rest.len() + 80);
+    bytes.extend_from_slice(&MLS10.to_be_bytes());
+    bytes.extend_from_slice(&7u16.to_be_bytes());
+    push_vector(&mut bytes, &[0x1e; 32]);
+    push_vector(&mut bytes, &[0xe1; 32]);
+    push_vector(&mut bytes, signature_key);
+    bytes.extend_from_slice(rest);
+    bytes
+}
+
 /// Checks that `commit` is framed as a commit of `group` in `epoch` (an
 /// epoch on the wire: its chain names the MLS group, see
 /// [`huddle_core::wire::wire_epoch`]).
@@ -165,6 +195,21 @@ mod tests {
     use super::*;
 
     const GROUP: GroupId = GroupId::from_bytes([7; 16]);
+
+    #[test]
+    fn a_key_packages_signature_key_is_read_without_reading_the_rest() {
+        let key = [4u8; 97];
+        let package = framed_key_package(&key, b"the rest is not read");
+        assert_eq!(key_package_signature_key(&package), Ok(&key[..]));
+        assert_eq!(
+            key_package_signature_key(&package[..40]),
+            Err(FramingError::Truncated)
+        );
+        assert_eq!(
+            key_package_signature_key(&[0, 2, 0, 7]),
+            Err(FramingError::NotAKeyPackage)
+        );
+    }
 
     #[test]
     fn a_restarted_groups_commits_name_its_chain_in_the_group_id() {

@@ -201,10 +201,16 @@ async fn a_flooding_device_is_cut_off_within_a_second_of_its_revocation() {
 // 2. Key packages and adds are bounded per frame, so that one member cannot
 //    make every other writer wait.
 
-fn key_packages(count: usize, size: usize) -> ClientFrame {
+/// `count` key packages of about `size` bytes, signed (as far as the relay
+/// reads) with `key`, the publishing phone's own.
+fn key_packages(key: &[u8], count: usize, size: usize) -> ClientFrame {
+    let package = huddle_relay::mls_framing::framed_key_package(
+        key,
+        &vec![0x4b; size.saturating_sub(key.len() + 72)],
+    );
     ClientFrame::PublishKeyPackages {
         request: 9,
-        key_packages: vec![vec![0x4b; size]; count],
+        key_packages: vec![package; count],
         last_resort: None,
     }
 }
@@ -261,9 +267,9 @@ async fn latencies(from: &mut Socket, to: &mut Socket, first: u32, count: u32) -
 }
 
 /// The `n`th frame of a flood of costly requests.
-fn flood_frame(n: u32) -> Vec<u8> {
+fn flood_frame(n: u32, key: &[u8]) -> Vec<u8> {
     match n % 4 {
-        0 => key_packages(100, 256).encode(),
+        0 => key_packages(key, 100, 256).encode(),
         1 => {
             let add = (0..1_000u32)
                 .map(|m| {
@@ -307,7 +313,8 @@ async fn key_package_and_add_floods_are_bounded_and_others_keep_being_served() {
         let mut mallory_socket = mallory.connect(&relay).await;
 
         // Over the limits: refused whole, nothing stored.
-        send(&mut mallory_socket, key_packages(101, 100)).await;
+        let mallory_key = mallory.public_key();
+        send(&mut mallory_socket, key_packages(&mallory_key, 101, 100)).await;
         assert!(matches!(
             next(&mut mallory_socket).await,
             ServerFrame::Error {
@@ -315,7 +322,11 @@ async fn key_package_and_add_floods_are_bounded_and_others_keep_being_served() {
                 ..
             }
         ));
-        send(&mut mallory_socket, key_packages(1, 16 * 1024 + 1)).await;
+        send(
+            &mut mallory_socket,
+            key_packages(&mallory_key, 1, 16 * 1024 + 100),
+        )
+        .await;
         assert!(matches!(
             next(&mut mallory_socket).await,
             ServerFrame::Error {
@@ -363,7 +374,7 @@ async fn key_package_and_add_floods_are_bounded_and_others_keep_being_served() {
                 // two cores (which would measure the test, not the relay).
                 for n in round * 10_000.. {
                     if sink
-                        .send(Message::Binary(flood_frame(n).into()))
+                        .send(Message::Binary(flood_frame(n, &mallory_key).into()))
                         .await
                         .is_err()
                     {

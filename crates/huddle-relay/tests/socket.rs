@@ -1020,3 +1020,45 @@ async fn a_restart_reaches_every_member_with_its_welcome_live_and_after_a_reconn
     })
     .await;
 }
+
+#[tokio::test]
+async fn a_phone_publishes_only_key_packages_signed_with_its_own_key() {
+    use huddle_relay::mls_framing::framed_key_package;
+    with_relay(|relay| async move {
+        let (ben, cara) = (TestDevice::new(2), TestDevice::new(3));
+        ben.register(&relay.store, Role::Staff).await;
+        cara.register(&relay.store, Role::Staff).await;
+        let mut cara_socket = cara.connect(&relay).await;
+        let publish = |key: Vec<u8>, request| ClientFrame::PublishKeyPackages {
+            request,
+            key_packages: vec![framed_key_package(&key, b"rest")],
+            last_resort: None,
+        };
+        // Cara's modified app passes off a key package of Ben's phone as
+        // hers (to be added to groups as Cara while Ben's keys are used):
+        // refused, and the audit log is told, once per connection.
+        for request in [1, 2] {
+            send(&mut cara_socket, publish(ben.public_key(), request)).await;
+            assert!(matches!(
+                next(&mut cara_socket).await,
+                ServerFrame::Error { code: ErrorCode::Malformed, .. }
+            ));
+        }
+        send(&mut cara_socket, ClientFrame::ClaimKeyPackages { request: 3, users: vec![cara.user] }).await;
+        assert!(matches!(next(&mut cara_socket).await, ServerFrame::KeyPackages { ref key_packages, .. } if key_packages.is_empty()));
+        let audit = relay.store.read_audit(None, 20).await.unwrap();
+        let flagged: Vec<_> = audit
+            .iter()
+            .filter(|e| e.action == "key package of another phone refused")
+            .collect();
+        assert_eq!(flagged.len(), 1);
+        assert_eq!(flagged[0].actor, Some(cara.user));
+        // Her own is stored, and handed out.
+        send(&mut cara_socket, publish(cara.public_key(), 4)).await;
+        assert_eq!(next(&mut cara_socket).await, ServerFrame::KeyPackagesPublished { request: 4 });
+        send(&mut cara_socket, ClientFrame::ClaimKeyPackages { request: 5, users: vec![cara.user] }).await;
+        assert!(matches!(next(&mut cara_socket).await, ServerFrame::KeyPackages { ref key_packages, .. } if key_packages.len() == 1));
+        relay
+    })
+    .await;
+}

@@ -49,6 +49,8 @@ pub struct DeviceSession {
     /// A junk commit from this connection is already in the audit log
     /// (one line per connection: a flood must not become a flood of writes).
     flagged_junk: bool,
+    /// Likewise for key packages signed with another phone's key.
+    flagged_key_packages: bool,
 }
 
 /// The rate limiter's verdict on one frame.
@@ -73,6 +75,7 @@ impl DeviceSession {
             submitted: FuturesOrdered::new(),
             refused_in_a_row: 0,
             flagged_junk: false,
+            flagged_key_packages: false,
         }
     }
 
@@ -387,6 +390,24 @@ impl DeviceSession {
                 if let Err(refusal) = check_publication(&key_packages, last_resort.as_deref()) {
                     return connection.send(&malformed(refusal.to_string())).await;
                 }
+                // A phone publishes only its own key packages: one signed
+                // with another key (another phone's, copied by a modified
+                // app to pass itself off as that phone's person) is refused,
+                // and the audit log is told once per connection.
+                let own =
+                    key_packages_are_own(state, device, &key_packages, last_resort.as_deref())
+                        .await;
+                if !own {
+                    if !self.flagged_key_packages {
+                        self.flagged_key_packages = true;
+                        flag_key_packages(state, device).await;
+                    }
+                    return connection
+                        .send(&malformed(
+                            "a key package must be signed with this phone's own key".into(),
+                        ))
+                        .await;
+                }
                 match state
                     .appender
                     .publish_key_packages(device, key_packages, last_resort)
@@ -503,6 +524,55 @@ where
 }
 
 /// Records a junk commit in the audit log (ids and the kind of problem only).
+/// Whether every key package is signed with `device`'s registered key.
+async fn key_packages_are_own(
+    state: &AppState,
+    device: DeviceId,
+    key_packages: &[Vec<u8>],
+    last_resort: Option<&[u8]>,
+) -> bool {
+    let registered = match state.store.device(device).await {
+        Ok(Some(row)) => row.public_key,
+        Ok(None) => return false,
+        Err(error) => {
+            tracing::error!(%error, "could not read a device's key");
+            return false;
+        }
+    };
+    let registered = p384::ecdsa::VerifyingKey::from_sec1_bytes(&registered).ok();
+    let is_own = |package: &[u8]| {
+        let Ok(signing) = mls_framing::key_package_signature_key(package) else {
+            return false;
+        };
+        let signing = p384::ecdsa::VerifyingKey::from_sec1_bytes(signing).ok();
+        signing.is_some() && signing == registered
+    };
+    key_packages.iter().all(|package| is_own(package)) && last_resort.is_none_or(is_own)
+}
+
+async fn flag_key_packages(state: &AppState, device: DeviceId) {
+    let actor = match state.store.role_of(device).await {
+        Ok(found) => found.map(|(user, _)| user),
+        Err(error) => {
+            tracing::error!(%error, "could not look up who published key packages");
+            None
+        }
+    };
+    let subject = format!("from device {device}: signed with another phone's key");
+    if let Err(error) = state
+        .store
+        .audit(
+            now(),
+            actor,
+            "key package of another phone refused",
+            &subject,
+        )
+        .await
+    {
+        tracing::error!(%error, "could not record refused key packages");
+    }
+}
+
 async fn flag_junk_commit(
     state: &AppState,
     device: DeviceId,
