@@ -1193,6 +1193,19 @@ fn restart_entry(seq: u64, chain: u32, sender: DeviceId, n: u8, add: Vec<DeviceI
     )
 }
 
+/// This phone's restart of the ward into chain 1 (item 9), adding `add`.
+fn made_restart(add: Vec<DeviceId>) -> Submission {
+    let mut made = commit(9, WARD, crate::wire::restart_epoch(1));
+    if let Payload::Commit { change, .. } = &mut made.payload {
+        change.create = Some(GroupSpec {
+            kind: crate::retention::GroupKind::Clinical,
+            retention: crate::retention::RetentionSecs::DAY,
+        });
+        change.add = add;
+    }
+    made
+}
+
 fn welcome_at(seq: u64) -> ServerFrame {
     ServerFrame::Welcome {
         group: WARD,
@@ -1225,7 +1238,7 @@ fn stopped_at_five() -> SyncEngine {
 
 #[test]
 fn a_stopped_group_is_restarted_by_this_phone_after_a_few_seconds_and_goes_on() {
-    use crate::wire::{restart_epoch, wire_epoch};
+    use crate::wire::wire_epoch;
     let mut engine = stopped_at_five();
     let due = engine.restart_due(WARD).expect("a restart is due");
     assert!(due.0 >= RESTART_AFTER_MILLIS && due.0 <= RESTART_AFTER_MILLIS + RESTART_SPREAD_MILLIS);
@@ -1247,14 +1260,7 @@ fn a_stopped_group_is_restarted_by_this_phone_after_a_few_seconds_and_goes_on() 
         .iter()
         .any(|c| matches!(c, Command::Restart { .. })));
     // The made restart goes out although the group is stopped.
-    let mut made = commit(9, WARD, restart_epoch(1));
-    if let Payload::Commit { change, .. } = &mut made.payload {
-        change.create = Some(GroupSpec {
-            kind: crate::retention::GroupKind::Clinical,
-            retention: crate::retention::RetentionSecs::DAY,
-        });
-        change.add = vec![ALICE];
-    }
+    let made = made_restart(vec![ALICE]);
     let sent = engine.handle(Event::Enqueue {
         now: due,
         item: OutboxItem::new(made),
@@ -1421,13 +1427,7 @@ fn a_restart_that_leaves_this_phone_out_or_is_refused_stops_the_group_and_it_res
     let mut engine = stopped_at_five();
     let due = engine.restart_due(WARD).unwrap();
     engine.handle(Event::Timer { now: due });
-    let mut made = commit(9, WARD, crate::wire::restart_epoch(1));
-    if let Payload::Commit { change, .. } = &mut made.payload {
-        change.create = Some(GroupSpec {
-            kind: crate::retention::GroupKind::Clinical,
-            retention: crate::retention::RetentionSecs::DAY,
-        });
-    }
+    let made = made_restart(vec![]);
     engine.handle(Event::Enqueue {
         now: due,
         item: OutboxItem::new(made),
@@ -1495,13 +1495,7 @@ fn a_restart_of_ours_made_needless_by_another_members_is_dropped() {
     let mut engine = stopped_at_five();
     let due = engine.restart_due(WARD).unwrap();
     engine.handle(Event::Timer { now: due });
-    let mut made = commit(9, WARD, crate::wire::restart_epoch(1));
-    if let Payload::Commit { change, .. } = &mut made.payload {
-        change.create = Some(GroupSpec {
-            kind: crate::retention::GroupKind::Clinical,
-            retention: crate::retention::RetentionSecs::DAY,
-        });
-    }
+    let made = made_restart(vec![]);
     // Made, but the connection dropped before it went out.
     engine.handle(Event::Closed {
         now: due,

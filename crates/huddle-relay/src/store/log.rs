@@ -599,62 +599,105 @@ async fn apply_change(
     now: UnixMillis,
 ) -> Result<(), StoreError> {
     let group = &group.as_bytes()[..];
-    if let (Some(welcome), false) = (welcome, change.add.is_empty()) {
-        sqlx::query(
-            "INSERT INTO welcome_blobs (group_id, seq, welcome, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(group)
-        .bind(to_i64(seq))
-        .bind(welcome)
-        .bind(to_i64(now.0))
-        .execute(&mut *tx)
-        .await?;
-    }
-    let seq = to_i64(seq);
     // A few statements per slice of devices rather than several per device:
     // a commit adding hundreds is a handful of round trips, not thousands.
-    for removed in change.remove.chunks(DEVICES_PER_STATEMENT) {
+    end_membership(tx, group, seq, &change.remove).await?;
+    // A device removed earlier and added again starts afresh.
+    start_membership(tx, group, seq, &change.add).await?;
+    if let Some(welcome) = welcome {
+        store_welcome(tx, group, seq, welcome, &change.add, now).await?;
+    }
+    Ok(())
+}
+
+/// A commit's welcome, stored once and waiting for each of `devices` (any
+/// earlier welcome to the group waiting for them is replaced).
+async fn store_welcome(
+    tx: &mut AnyConnection,
+    group: &[u8],
+    seq: u64,
+    welcome: &[u8],
+    devices: &[DeviceId],
+    now: UnixMillis,
+) -> Result<(), StoreError> {
+    if devices.is_empty() {
+        return Ok(());
+    }
+    sqlx::query(
+        "INSERT INTO welcome_blobs (group_id, seq, welcome, created_at) VALUES ($1, $2, $3, $4)",
+    )
+    .bind(group)
+    .bind(to_i64(seq))
+    .bind(welcome)
+    .bind(to_i64(now.0))
+    .execute(&mut *tx)
+    .await?;
+    for chunk in devices.chunks(DEVICES_PER_STATEMENT) {
         let sql = format!(
-            "UPDATE members SET removed_seq = $2 WHERE group_id = $1 AND removed_seq IS NULL \
-             AND device_id IN ({})",
-            numbered(3, removed.len())
+            "DELETE FROM pending_welcomes WHERE group_id = $1 AND device_id IN ({})",
+            numbered(2, chunk.len())
         );
-        bind_devices(sqlx::query(&sql).bind(group).bind(seq), removed)
+        bind_devices(sqlx::query(&sql).bind(group), chunk)
+            .execute(&mut *tx)
+            .await?;
+        let sql = format!(
+            "INSERT INTO pending_welcomes (group_id, seq, device_id) VALUES {}",
+            rows(3, chunk.len(), |n| format!("($1, $2, ${n})"))
+        );
+        bind_devices(sqlx::query(&sql).bind(group).bind(to_i64(seq)), chunk)
             .execute(&mut *tx)
             .await?;
     }
-    for added in change.add.chunks(DEVICES_PER_STATEMENT) {
-        // A device removed earlier and added again starts afresh.
+    Ok(())
+}
+
+/// `devices` stop receiving `group` after the entry at `seq` (which they
+/// still read: it tells them they left).
+async fn end_membership(
+    tx: &mut AnyConnection,
+    group: &[u8],
+    seq: u64,
+    devices: &[DeviceId],
+) -> Result<(), StoreError> {
+    for chunk in devices.chunks(DEVICES_PER_STATEMENT) {
+        let sql = format!(
+            "UPDATE members SET removed_seq = $2 WHERE group_id = $1 AND removed_seq IS NULL \
+             AND device_id IN ({})",
+            numbered(3, chunk.len())
+        );
+        bind_devices(sqlx::query(&sql).bind(group).bind(to_i64(seq)), chunk)
+            .execute(&mut *tx)
+            .await?;
+    }
+    Ok(())
+}
+
+/// `devices` receive `group` from after the entry at `joined_seq`, whatever
+/// membership they had before.
+async fn start_membership(
+    tx: &mut AnyConnection,
+    group: &[u8],
+    joined_seq: u64,
+    devices: &[DeviceId],
+) -> Result<(), StoreError> {
+    for chunk in devices.chunks(DEVICES_PER_STATEMENT) {
         let sql = format!(
             "DELETE FROM members WHERE group_id = $1 AND device_id IN ({})",
-            numbered(2, added.len())
+            numbered(2, chunk.len())
         );
-        bind_devices(sqlx::query(&sql).bind(group), added)
+        bind_devices(sqlx::query(&sql).bind(group), chunk)
             .execute(&mut *tx)
             .await?;
         let sql = format!(
             "INSERT INTO members (group_id, device_id, joined_seq) VALUES {}",
-            rows(3, added.len(), |n| format!("($1, ${n}, $2)"))
+            rows(3, chunk.len(), |n| format!("($1, ${n}, $2)"))
         );
-        bind_devices(sqlx::query(&sql).bind(group).bind(seq), added)
-            .execute(&mut *tx)
-            .await?;
-        if welcome.is_some() {
-            let sql = format!(
-                "DELETE FROM pending_welcomes WHERE group_id = $1 AND device_id IN ({})",
-                numbered(2, added.len())
-            );
-            bind_devices(sqlx::query(&sql).bind(group), added)
-                .execute(&mut *tx)
-                .await?;
-            let sql = format!(
-                "INSERT INTO pending_welcomes (group_id, seq, device_id) VALUES {}",
-                rows(3, added.len(), |n| format!("($1, $2, ${n})"))
-            );
-            bind_devices(sqlx::query(&sql).bind(group).bind(seq), added)
-                .execute(&mut *tx)
-                .await?;
-        }
+        bind_devices(
+            sqlx::query(&sql).bind(group).bind(to_i64(joined_seq)),
+            chunk,
+        )
+        .execute(&mut *tx)
+        .await?;
     }
     Ok(())
 }

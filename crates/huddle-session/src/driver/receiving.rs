@@ -103,27 +103,13 @@ impl<P: Platform> Driver<P> {
                 self.log(&format!(
                     "entry {seq} of a group could not be opened: {error}"
                 ));
-                if let SessionError::Crypto(CryptoError::Refused(WorkerError {
-                    kind: WorkerErrorKind::Untrusted(refusal),
-                    ..
-                })) = &error
-                {
-                    // Not from who it claims to be: never shown, and the
-                    // organisation's administrators are told.
-                    if let Some(live) = self.live() {
-                        let report = ClientFrame::ReportRefused {
-                            group,
-                            seq,
-                            sender: entry.sender,
-                            refusal: *refusal,
-                        };
-                        live.transport.send(&report.encode());
-                    }
+                if let Some(refusal) = self.report_if_untrusted(group, seq, entry.sender, &error) {
+                    // Not from who it claims to be: never shown.
                     self.shared
                         .screen
                         .show(Update::Problem(crate::update::Problem::Refused {
                             group,
-                            refusal: *refusal,
+                            refusal,
                         }));
                 }
                 if entry.kind == EntryKind::Commit {
@@ -134,6 +120,35 @@ impl<P: Platform> Driver<P> {
             }
         }
         (Event::Processed { group, seq, epoch }, writes)
+    }
+
+    /// When the worker refused an entry as not from who it claims to be (or
+    /// a repair as not the group's), the organisation's administrators are
+    /// told through the relay's audit log; returns the reason.
+    pub(super) fn report_if_untrusted(
+        &self,
+        group: GroupId,
+        seq: u64,
+        sender: DeviceId,
+        error: &SessionError,
+    ) -> Option<huddle_core::wire::Refusal> {
+        let SessionError::Crypto(CryptoError::Refused(WorkerError {
+            kind: WorkerErrorKind::Untrusted(refusal),
+            ..
+        })) = error
+        else {
+            return None;
+        };
+        if let Some(live) = self.live() {
+            let report = ClientFrame::ReportRefused {
+                group,
+                seq,
+                sender,
+                refusal: *refusal,
+            };
+            live.transport.send(&report.encode());
+        }
+        Some(*refusal)
     }
 
     /// The people in a group changed: the write that records who is in it now.

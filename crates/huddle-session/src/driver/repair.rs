@@ -7,7 +7,6 @@
 //! says what each party can do.
 
 use super::*;
-use huddle_core::crypto_worker::WorkerError;
 
 /// Every device the organisation's directory lists: those a restart may
 /// not leave out.
@@ -181,21 +180,7 @@ impl<P: Platform> Driver<P> {
             }
             Err(error) => {
                 self.log(&format!("a repair of a group was refused: {error}"));
-                if let SessionError::Crypto(CryptoError::Refused(WorkerError {
-                    kind: WorkerErrorKind::Untrusted(refusal),
-                    ..
-                })) = &error
-                {
-                    if let Some(live) = self.live() {
-                        let report = ClientFrame::ReportRefused {
-                            group,
-                            seq,
-                            sender,
-                            refusal: *refusal,
-                        };
-                        live.transport.send(&report.encode());
-                    }
-                }
+                self.report_if_untrusted(group, seq, sender, &error);
                 self.drive(Event::Unopenable { group, seq }).await;
                 return;
             }

@@ -7,7 +7,10 @@
 //! and retention, the devices named are distinct, active and not the
 //! sender, and restarts come at most once a minute.
 
-use super::{bind_devices, id16, numbered, rows, to_i64, AnyConnection, StoreError};
+use super::{
+    bind_devices, end_membership, id16, numbered, start_membership, store_welcome, to_i64,
+    AnyConnection, StoreError,
+};
 use huddle_core::ids::{DeviceId, GroupId};
 use huddle_core::retention::UnixMillis;
 use huddle_core::wire::{GroupSpec, MembershipChange, Rejection, RESTART_EVERY_MILLIS};
@@ -111,60 +114,11 @@ pub(super) async fn apply_restart(
         .filter(|d| !members.contains(d))
         .collect();
     let group_bytes = &group.as_bytes()[..];
-    let seq_i64 = to_i64(seq);
-    let before_i64 = to_i64(seq.saturating_sub(1));
-    for chunk in signed_out.chunks(super::DEVICES_PER_STATEMENT) {
-        let sql = format!(
-            "UPDATE members SET removed_seq = $2 WHERE group_id = $1 AND removed_seq IS NULL \
-             AND device_id IN ({})",
-            numbered(3, chunk.len())
-        );
-        bind_devices(sqlx::query(&sql).bind(group_bytes).bind(seq_i64), chunk)
-            .execute(&mut *tx)
-            .await?;
-    }
-    for chunk in new.chunks(super::DEVICES_PER_STATEMENT) {
-        let sql = format!(
-            "DELETE FROM members WHERE group_id = $1 AND device_id IN ({})",
-            numbered(2, chunk.len())
-        );
-        bind_devices(sqlx::query(&sql).bind(group_bytes), chunk)
-            .execute(&mut *tx)
-            .await?;
-        let sql = format!(
-            "INSERT INTO members (group_id, device_id, joined_seq) VALUES {}",
-            rows(3, chunk.len(), |n| format!("($1, ${n}, $2)"))
-        );
-        bind_devices(sqlx::query(&sql).bind(group_bytes).bind(before_i64), chunk)
-            .execute(&mut *tx)
-            .await?;
-    }
-    if let (Some(welcome), false) = (welcome, change.add.is_empty()) {
-        sqlx::query(
-            "INSERT INTO welcome_blobs (group_id, seq, welcome, created_at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(group_bytes)
-        .bind(seq_i64)
-        .bind(welcome)
-        .bind(to_i64(now.0))
-        .execute(&mut *tx)
-        .await?;
-        for chunk in change.add.chunks(super::DEVICES_PER_STATEMENT) {
-            let sql = format!(
-                "DELETE FROM pending_welcomes WHERE group_id = $1 AND device_id IN ({})",
-                numbered(2, chunk.len())
-            );
-            bind_devices(sqlx::query(&sql).bind(group_bytes), chunk)
-                .execute(&mut *tx)
-                .await?;
-            let sql = format!(
-                "INSERT INTO pending_welcomes (group_id, seq, device_id) VALUES {}",
-                rows(3, chunk.len(), |n| format!("($1, $2, ${n})"))
-            );
-            bind_devices(sqlx::query(&sql).bind(group_bytes).bind(seq_i64), chunk)
-                .execute(&mut *tx)
-                .await?;
-        }
+    end_membership(tx, group_bytes, seq, &signed_out).await?;
+    // Brought back, they read the restart's entry itself.
+    start_membership(tx, group_bytes, seq.saturating_sub(1), &new).await?;
+    if let Some(welcome) = welcome {
+        store_welcome(tx, group_bytes, seq, welcome, &change.add, now).await?;
     }
     sqlx::query("UPDATE groups SET restarted_at = $2 WHERE id = $1")
         .bind(group_bytes)
