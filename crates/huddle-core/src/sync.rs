@@ -319,15 +319,7 @@ pub enum Command {
     /// Join another member's restart, `sender`'s, at `seq`, if its members
     /// are the ones this phone held: answered by `Joined`, or by
     /// `Unopenable` when refused.
-    Rejoin {
-        group: GroupId,
-        seq: u64,
-        /// The chain the entry starts: the welcome must be for it.
-        chain: u32,
-        sender: DeviceId,
-        spec: GroupSpec,
-        welcome: Vec<u8>,
-    },
+    Rejoin(Rejoin),
     /// Forget an outbox item for good (a restart the relay refused, or one
     /// another member's restart made needless).
     DropOutboxItem(ClientMessageId),
@@ -336,6 +328,21 @@ pub enum Command {
     DiscardOwnRestart {
         group: GroupId,
     },
+}
+
+/// Another member's restart of a group, both halves here: what joining it
+/// needs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejoin {
+    pub group: GroupId,
+    /// The restart's place in the log.
+    pub seq: u64,
+    /// The chain the entry starts: the welcome must be for it.
+    pub chain: u32,
+    /// The device the relay authenticated as the restart's sender.
+    pub sender: DeviceId,
+    pub spec: GroupSpec,
+    pub welcome: Vec<u8>,
 }
 
 /// Conditions the app shows to the user.
@@ -618,14 +625,14 @@ impl SyncEngine {
         if track.stopped_at.is_some() {
             track.restart_due = Some(wait_until);
         }
-        out.push(Command::Rejoin {
+        out.push(Command::Rejoin(Rejoin {
             group,
             seq,
             chain,
             sender,
             spec,
             welcome,
-        });
+        }));
     }
 
     /// A restart entry reached in the log at `entry.seq`.

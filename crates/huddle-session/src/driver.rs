@@ -40,7 +40,7 @@ mod receiving;
 mod repair;
 mod writing;
 
-use repair::Rejoin;
+use huddle_core::sync::Rejoin;
 
 use writing::publish_key_packages;
 
@@ -710,22 +710,8 @@ impl<P: Platform> Driver<P> {
                 self.start_restart(group, chain);
                 None
             }
-            Command::Rejoin {
-                group,
-                seq,
-                chain,
-                sender,
-                spec,
-                welcome,
-            } => {
-                self.start_rejoin(Rejoin {
-                    group,
-                    seq,
-                    chain,
-                    sender,
-                    spec,
-                    welcome,
-                });
+            Command::Rejoin(rejoin) => {
+                self.start_rejoin(rejoin);
                 None
             }
             Command::DiscardOwnRestart { group } => {

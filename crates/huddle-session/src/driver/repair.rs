@@ -244,14 +244,3 @@ impl<P: Platform> Driver<P> {
         vec![CacheWrite::Message(line)]
     }
 }
-
-/// Another member's restart, as the engine handed it over.
-#[derive(Debug)]
-pub(crate) struct Rejoin {
-    pub group: GroupId,
-    pub seq: u64,
-    pub chain: u32,
-    pub sender: DeviceId,
-    pub spec: GroupSpec,
-    pub welcome: Vec<u8>,
-}
