@@ -146,6 +146,15 @@ impl OutboxItem {
         self.kind == EntryKind::Commit
     }
 
+    /// A message past its expiry that the relay never stored: it is to be
+    /// withdrawn, not sent. (Membership changes never expire; what the
+    /// relay stored is the relay's to expire.)
+    pub fn is_expired(&self, now: UnixMillis) -> bool {
+        !self.is_commit()
+            && !matches!(self.state, OutboxState::Sent { .. })
+            && self.expires_at.is_some_and(|at| at <= now)
+    }
+
     /// Whether this is a restart of its group's encryption (a repair).
     pub fn is_restart(&self) -> bool {
         matches!(
@@ -717,9 +726,7 @@ impl SyncEngine {
     pub fn withdraw_expired(&mut self, now: UnixMillis) -> Vec<ClientMessageId> {
         let mut withdrawn = Vec::new();
         self.outbox.retain(|item| {
-            let expired = !item.is_commit()
-                && !matches!(item.state, OutboxState::Sent { .. })
-                && item.expires_at.is_some_and(|at| at <= now);
+            let expired = item.is_expired(now);
             if expired {
                 withdrawn.push(item.id());
             }
@@ -1364,6 +1371,11 @@ impl SyncEngine {
             let held = held_groups.contains(&group)
                 && !(item.is_restart() && self.stopped_at(group).is_some());
             if item.state != OutboxState::Queued || held {
+                continue;
+            }
+            // Expired before the sweep reached it (the connection came
+            // first): left for the sweep to withdraw, never sent.
+            if item.is_expired(now) {
                 continue;
             }
             if self.awaiting_seal.contains_key(&item.id()) {

@@ -192,6 +192,9 @@ impl<P: Platform> Driver<P> {
                 return;
             }
         }
+        // The outbox's part of the startup sweep: what expired while the
+        // app was closed is withdrawn before the connection could send it.
+        self.withdraw_expired_unsent(self.shared.expiry_now()).await;
         // Who was verified in person, for the badges: a phone that cannot
         // read it shows everyone as not verified, which is the safe side.
         match self.shared.cache.identities().await {

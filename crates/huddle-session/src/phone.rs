@@ -166,6 +166,15 @@ impl State {
             .collect()
     }
 
+    /// The outbox's messages that expired before the relay stored them.
+    pub fn expired_outbox(&self, now: UnixMillis) -> Vec<ClientMessageId> {
+        self.outbox
+            .values()
+            .filter(|r| r.item.is_expired(now))
+            .map(|r| r.item.id())
+            .collect()
+    }
+
     /// Whether the person is looking at `group` right now.
     pub fn is_reading(&self, group: GroupId) -> bool {
         self.visible && self.open == Some(group)

@@ -330,6 +330,38 @@ fn sent_received_and_unsent_messages_expire_on_the_phone() {
 }
 
 #[test]
+fn a_message_that_expired_unsent_while_the_app_was_closed_is_withdrawn_as_it_opens_never_sent() {
+    let mut world = World::new();
+    let (mut alice, _bob, group) = alice_and_bob(&mut world, RetentionSecs::minutes(5));
+    alice.phone.open(Some(group));
+    alice.online.set(false);
+    world.relay.drop_connection(alice.device);
+    world.settle();
+    compose(&mut world, &alice, group, "unsent");
+    world.settle();
+    let unsent = *alice
+        .cache
+        .0
+        .borrow()
+        .outbox
+        .keys()
+        .next()
+        .expect("it waits in the outbox");
+    // The app is closed, and opened again online after the message
+    // expired: it connects at once, before any timed sweep.
+    world.reload(&mut alice);
+    world.advance(6 * 60_000);
+    alice.online.set(true);
+    world.start(&alice);
+    assert!(
+        alice.cache.0.borrow().outbox.is_empty(),
+        "withdrawn from the outbox as the app opened"
+    );
+    world.settle();
+    assert_eq!(world.relay.submissions(unsent), 0, "never sent");
+}
+
+#[test]
 fn a_revoked_phone_wipes_everything_and_says_why() {
     let mut world = World::new();
     let (alice, bob, group) = alice_and_bob(&mut world, RetentionSecs::days(7));

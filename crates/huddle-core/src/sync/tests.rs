@@ -828,6 +828,25 @@ fn messages_that_expire_while_waiting_are_withdrawn_not_sent() {
     assert!(engine.withdraw_expired(at(2_000_000)).is_empty());
 }
 
+#[test]
+fn a_message_already_expired_when_the_connection_returns_is_not_sent_before_the_sweep() {
+    let soon = |n: u8, expires: u64| Submission {
+        expires_at: Some(at(expires)),
+        ..text(n, WARD, 0)
+    };
+    let mut engine = engine_with(
+        vec![],
+        vec![
+            OutboxItem::new(soon(1, 5_000)),
+            OutboxItem::new(soon(2, 900_000)),
+        ],
+    );
+    // No sweep has run yet when the connection comes up at 10 s.
+    let live = go_live(&mut engine, 10_000);
+    assert_eq!(sent_ids(&live), vec![msg_id(2)]);
+    assert_eq!(engine.withdraw_expired(at(10_000)), vec![msg_id(1)]);
+}
+
 /// What the engine asked to be encrypted, in order.
 fn seal_requests(commands: &[Command]) -> Vec<ClientMessageId> {
     commands

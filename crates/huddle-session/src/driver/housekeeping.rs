@@ -40,27 +40,35 @@ impl<P: Platform> Driver<P> {
             self.wipe(SignOut::AwayTooLong).await;
             return;
         }
-        let withdrawn: Vec<ClientMessageId> = match self.engine.as_mut() {
-            Some(engine) => engine.withdraw_expired(now),
-            None => {
-                let state = self.shared.state.borrow();
-                state
-                    .outbox
-                    .values()
-                    .filter(|r| {
-                        !r.item.is_commit()
-                            && !matches!(r.item.state, OutboxState::Sent { .. })
-                            && r.item.expires_at.is_some_and(|at| at <= now)
-                    })
-                    .map(|r| r.item.id())
-                    .collect()
-            }
-        };
         if let Err(error) = self.shared.cache.expire(now).await {
             self.log(&format!("expired messages were not deleted: {error}"));
             self.shared
                 .screen
                 .show(Update::Problem(crate::update::Problem::Storage(error)));
+            return;
+        }
+        self.withdraw_expired_unsent(now).await;
+        self.clamp_unread().await;
+        if now >= self.next_key_check {
+            self.rotate_keys(now).await;
+        }
+        let saved = self.shared.standing.get().map(|saved| saved.latest_seen);
+        if saved.is_some_and(|saved| now.0.saturating_sub(saved.0) >= STANDING_SAVED_EVERY_MS) {
+            self.save_standing(None).await;
+        }
+        self.shared.screen.show(Update::Tick(now));
+        self.repaint_list = true;
+        self.repaint_open = true;
+    }
+
+    /// Withdraws the outbox's messages that expired before the relay
+    /// stored them (their text is in the outbox too).
+    pub(super) async fn withdraw_expired_unsent(&mut self, now: UnixMillis) {
+        let withdrawn: Vec<ClientMessageId> = match self.engine.as_mut() {
+            Some(engine) => engine.withdraw_expired(now),
+            None => self.shared.state.borrow().expired_outbox(now),
+        };
+        if withdrawn.is_empty() {
             return;
         }
         let writes = {
@@ -74,17 +82,6 @@ impl<P: Platform> Driver<P> {
                 .collect()
         };
         self.shared.write(writes).await;
-        self.clamp_unread().await;
-        if now >= self.next_key_check {
-            self.rotate_keys(now).await;
-        }
-        let saved = self.shared.standing.get().map(|saved| saved.latest_seen);
-        if saved.is_some_and(|saved| now.0.saturating_sub(saved.0) >= STANDING_SAVED_EVERY_MS) {
-            self.save_standing(None).await;
-        }
-        self.shared.screen.show(Update::Tick(now));
-        self.repaint_list = true;
-        self.repaint_open = true;
     }
 
     /// Saves the latest time known, and after a sign-in (`signed_in`: the
