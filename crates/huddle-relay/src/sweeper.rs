@@ -1,4 +1,4 @@
-//! The relay's expiry: deleting expired messages, handshakes every member has passed, and welcomes nobody will use, every few seconds.
+//! The relay's expiry: deleting expired messages every few seconds, and handshakes every member has passed and welcomes nobody will use every minute.
 
 use crate::clock::now;
 use crate::store::Store;
@@ -8,15 +8,29 @@ use crate::store::Store;
 /// their ciphertext stays on disk.
 pub const SWEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Sweeps every [`SWEEP_INTERVAL`], for as long as the relay runs.
+/// How often handshakes everyone has passed and welcomes nobody will use
+/// are deleted. Neither holds content, and each is a query over every
+/// group's members that holds SQLite's write gate while it runs: often
+/// enough to keep the tables small, not so often that messages queue
+/// behind it.
+pub const TIDY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Sweeps every [`SWEEP_INTERVAL`] (and tidies every [`TIDY_INTERVAL`]),
+/// for as long as the relay runs.
 pub async fn run(store: Store) {
     let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
+    let tidy_every = (TIDY_INTERVAL.as_secs() / SWEEP_INTERVAL.as_secs()).max(1);
+    let mut tick: u64 = 0;
     loop {
         ticks.tick().await;
+        tick = tick.wrapping_add(1);
         match store.sweep_expired(now()).await {
             Ok(0) => {}
             Ok(deleted) => tracing::info!(deleted, "expired messages deleted"),
             Err(error) => tracing::warn!(%error, "could not delete expired messages"),
+        }
+        if tick % tidy_every != 1 {
+            continue;
         }
         match store.sweep_handshakes(now()).await {
             Ok(0) => {}

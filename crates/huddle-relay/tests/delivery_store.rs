@@ -533,6 +533,109 @@ async fn claims_and_batched_appends_at_once_all_succeed() {
     .await;
 }
 
+/// `count` devices nobody has, numbered apart by `batch`.
+fn devices(batch: u8, count: u32) -> Vec<DeviceId> {
+    (0..count)
+        .map(|n| {
+            let mut id = [0x99; 16];
+            id[..4].copy_from_slice(&n.to_be_bytes());
+            id[4] = batch;
+            DeviceId::from_bytes(id)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn commits_adding_thousands_hold_up_neither_other_groups_messages_nor_their_own_groups_order()
+{
+    for_each_engine(|store| async move {
+        let (appender, writers) = writers_with_the_ward(&store).await;
+        let later = NOW.saturating_add_millis(60_000);
+        // A member hands over a dozen commits, each making a group of a
+        // thousand devices (honest work, or a modified app's)...
+        const COSTLY: usize = 12;
+        let finished = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        for n in 0..COSTLY {
+            let submission = Submission {
+                group: GroupId::from_bytes([0x40 + n as u8; 16]),
+                ..create(
+                    100 + n as u32,
+                    GroupKind::Operational,
+                    RetentionSecs::days(7),
+                    devices(n as u8, 1_000),
+                )
+            };
+            let pending = appender.enqueue(BOB, submission, NOW).await;
+            let finished = finished.clone();
+            tokio::spawn(async move {
+                let outcome = pending.outcome().await;
+                assert!(matches!(outcome, Ok(Ok(_))), "{outcome:?}");
+                finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            });
+        }
+        // ...and a colleague's message to the ward, right behind them, is
+        // stored without waiting for them all.
+        let message = appender.enqueue(CAROL, text(2, 1, later), NOW).await;
+        assert!(matches!(message.outcome().await, Ok(Ok(_))));
+        let before = finished.load(std::sync::atomic::Ordering::SeqCst);
+        assert!(
+            before <= COSTLY / 2,
+            "the message waited for {before} of the {COSTLY} costly commits"
+        );
+
+        // In one group, each write is stored in the order it was handed
+        // over, whichever lane it took: a group made with a thousand devices
+        // and a message right behind it...
+        let group = GroupId::from_bytes([0x60; 16]);
+        let created = Submission {
+            group,
+            ..create(
+                200,
+                GroupKind::Operational,
+                RetentionSecs::days(7),
+                devices(0x60, 1_000),
+            )
+        };
+        let created = appender.enqueue(BOB, created, NOW).await;
+        let said = Submission {
+            group,
+            ..text(201, 1, later)
+        };
+        let said = appender.enqueue(BOB, said, NOW).await;
+        // ...then a message, and a commit adding a thousand more right
+        // behind it.
+        let hello = Submission {
+            group,
+            ..text(202, 1, later)
+        };
+        let hello = appender.enqueue(BOB, hello, NOW).await;
+        let adding = Submission {
+            group,
+            ..commit(
+                203,
+                1,
+                MembershipChange {
+                    create: None,
+                    add: devices(0x61, 1_000),
+                    remove: vec![],
+                },
+            )
+        };
+        let adding = appender.enqueue(BOB, adding, NOW).await;
+        let mut stored = Vec::new();
+        for pending in [created, said, hello, adding] {
+            let appended = pending.outcome().await.unwrap().expect("stored");
+            stored.push((appended.entry.client_msg, appended.entry.seq));
+        }
+        assert_eq!(
+            stored,
+            vec![(msg(200), 1), (msg(201), 2), (msg(202), 3), (msg(203), 4)]
+        );
+        writers.iter().for_each(|writer| writer.abort());
+    })
+    .await;
+}
+
 #[tokio::test]
 async fn only_administrators_change_clinical_groups_and_broadcast() {
     for_each_engine(|store| async move {

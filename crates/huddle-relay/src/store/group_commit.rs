@@ -12,6 +12,16 @@
 //! that appends to one group stay in order while different groups commit in
 //! parallel.
 //!
+//! Each writer has two lanes, each committing on its own: a quick lane for
+//! messages and acknowledgements, and a costly lane for writes that store
+//! rows beyond their own (commits that add or remove devices, key packages
+//! published, key packages claimed). A member who keeps the costly lane busy
+//! with commits of a thousand devices makes others' membership changes wait,
+//! not everyone's messages. Writes for one group still keep their order: once
+//! a costly write for a group is handed over, the group's later writes follow
+//! it through the costly lane until it drains, and a costly write waits for
+//! the group's quick writes handed over before it.
+//!
 //! Each writer tells its [`CommitListener`] about the new entries of a
 //! batch around its commit, in log order: live delivery hears of a group's
 //! entries in the order they were stored, whoever sent them.
@@ -21,8 +31,9 @@ use super::{Engine, Store, StoreError};
 use huddle_core::ids::{DeviceId, GroupId, UserId};
 use huddle_core::retention::UnixMillis;
 use huddle_core::wire::{ClaimedKeyPackage, Submission};
-use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use tokio::sync::{mpsc, oneshot, Notify};
 use tokio::task::JoinHandle;
 
 /// At most this many writes share one commit, so that one commit's latency
@@ -42,7 +53,7 @@ const QUEUE_DEPTH: usize = 4096;
 /// behind it waited as long.
 const SLOW_BATCH: std::time::Duration = std::time::Duration::from_millis(250);
 
-/// Writer tasks for PostgreSQL, each with its own connection while it commits.
+/// Writers for PostgreSQL, each with a connection per lane while it commits.
 const POSTGRES_WRITERS: usize = 4;
 
 struct Queued {
@@ -51,14 +62,118 @@ struct Queued {
     reply: Option<oneshot::Sender<Written>>,
 }
 
+/// Which of its writer's lanes a write takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Lane {
+    /// Messages and acknowledgements: a row each.
+    Quick,
+    /// Writes that store rows beyond their own, and whatever follows one
+    /// in its group until it is committed.
+    Costly,
+}
+
+/// One writer's two lanes.
+struct Lanes {
+    quick: mpsc::Sender<Queued>,
+    costly: mpsc::Sender<Queued>,
+}
+
+impl Lanes {
+    fn lane(&self, lane: Lane) -> &mpsc::Sender<Queued> {
+        match lane {
+            Lane::Quick => &self.quick,
+            Lane::Costly => &self.costly,
+        }
+    }
+}
+
+/// Writes handed to each lane and not yet committed, per group: what keeps
+/// a group's writes in order across the two lanes.
+#[derive(Default)]
+struct InFlight {
+    groups: Mutex<HashMap<GroupId, Counts>>,
+    /// Woken whenever a quick write is committed.
+    quick_committed: Notify,
+    /// Held by the one costly lane committing at a time: on PostgreSQL the
+    /// costly work of all the writers at once would take every core from
+    /// the quick lanes.
+    costly_turn: tokio::sync::Mutex<()>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Counts {
+    quick: usize,
+    costly: usize,
+}
+
+impl InFlight {
+    fn groups(&self) -> MutexGuard<'_, HashMap<GroupId, Counts>> {
+        // Counters only: one left by a panicking holder is still right.
+        self.groups.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The lane for a write to `group`, counted in until [`InFlight::done`].
+    fn route(&self, group: GroupId, costly: bool) -> Lane {
+        let mut groups = self.groups();
+        let counts = groups.entry(group).or_default();
+        if costly || counts.costly > 0 {
+            counts.costly += 1;
+            Lane::Costly
+        } else {
+            counts.quick += 1;
+            Lane::Quick
+        }
+    }
+
+    /// A write to `group` through `lane` is committed (or was never queued).
+    fn done(&self, group: GroupId, lane: Lane) {
+        {
+            let mut groups = self.groups();
+            if let Some(counts) = groups.get_mut(&group) {
+                match lane {
+                    Lane::Quick => counts.quick = counts.quick.saturating_sub(1),
+                    Lane::Costly => counts.costly = counts.costly.saturating_sub(1),
+                }
+                if counts.quick == 0 && counts.costly == 0 {
+                    groups.remove(&group);
+                }
+            }
+        }
+        if lane == Lane::Quick {
+            self.quick_committed.notify_waiters();
+        }
+    }
+
+    /// Waits until none of `groups` has a quick write in flight: a costly
+    /// write goes after the quick ones handed over before it.
+    async fn until_quick_committed(&self, groups: &[GroupId]) {
+        loop {
+            let committed = self.quick_committed.notified();
+            tokio::pin!(committed);
+            committed.as_mut().enable();
+            let waiting = {
+                let in_flight = self.groups();
+                groups
+                    .iter()
+                    .any(|group| in_flight.get(group).is_some_and(|c| c.quick > 0))
+            };
+            if !waiting {
+                return;
+            }
+            committed.await;
+        }
+    }
+}
+
 /// The way into the writers; cheap to clone, shared by every connection.
 #[derive(Clone)]
 pub struct Appender {
-    writers: Arc<[mpsc::Sender<Queued>]>,
+    writers: Arc<[Lanes]>,
     /// Picks a writer for an id. Keyed afresh by each relay process, so
     /// that a client choosing its group ids cannot pile every group onto
     /// one writer while the others stand idle.
     spread: std::collections::hash_map::RandomState,
+    in_flight: Arc<InFlight>,
 }
 
 impl std::fmt::Debug for Appender {
@@ -81,8 +196,17 @@ impl Appender {
             Engine::Sqlite => 1,
             Engine::Postgres => POSTGRES_WRITERS,
         };
-        let (writers, incoming): (Vec<_>, Vec<_>) =
-            (0..count).map(|_| mpsc::channel(QUEUE_DEPTH)).unzip();
+        let mut writers = Vec::with_capacity(count);
+        let mut incoming = Vec::with_capacity(2 * count);
+        for _ in 0..count {
+            let (quick, quick_queue) = mpsc::channel(QUEUE_DEPTH);
+            let (costly, costly_queue) = mpsc::channel(QUEUE_DEPTH);
+            writers.push(Lanes { quick, costly });
+            incoming.push((Lane::Quick, quick_queue));
+            incoming.push((Lane::Costly, costly_queue));
+        }
+        let in_flight = Arc::new(InFlight::default());
+        let lanes_in_flight = in_flight.clone();
         // Every writer on one thread of its own, off the runtime that runs
         // the connections (see `on_its_own_thread`); on PostgreSQL, with
         // connections of their own opened on that thread, so that each
@@ -90,16 +214,22 @@ impl Appender {
         let io = store.engine() == Engine::Postgres;
         let store = store.clone();
         let all_writers = async move {
-            let store = match store.with_connections_of_its_own(count as u32) {
+            let store = match store.with_connections_of_its_own(2 * count as u32) {
                 Ok(store) => store,
                 Err(error) => {
                     tracing::error!(%error, "could not open the writers' connections");
                     return;
                 }
             };
-            let writers = incoming
-                .into_iter()
-                .map(|incoming| run_writer(store.clone(), incoming, listener.clone()));
+            let writers = incoming.into_iter().map(|(lane, incoming)| {
+                run_writer(
+                    store.clone(),
+                    lane,
+                    incoming,
+                    listener.clone(),
+                    lanes_in_flight.clone(),
+                )
+            });
             futures::future::join_all(writers).await;
             if store.engine() == Engine::Postgres {
                 store.pool().close().await;
@@ -109,18 +239,16 @@ impl Appender {
             Appender {
                 writers: writers.into(),
                 spread: Default::default(),
+                in_flight,
             },
             vec![on_its_own_thread(all_writers, io)],
         )
     }
 
-    /// The writer that owns `group`: every write for one group goes through
+    /// The writer that owns `id` (a group, or the device or person a write
+    /// without a group is about): every write for one group goes through
     /// one writer, in the order it was handed over.
-    fn writer_for(&self, group: GroupId) -> &mpsc::Sender<Queued> {
-        self.writer_by(group.as_bytes())
-    }
-
-    fn writer_by(&self, id: &[u8; 16]) -> &mpsc::Sender<Queued> {
+    fn writer_by(&self, id: &[u8; 16]) -> &Lanes {
         use std::hash::BuildHasher;
         let hash = self.spread.hash_one(id);
         // The remainder is below the number of writers, so it fits a usize.
@@ -128,14 +256,34 @@ impl Appender {
         &self.writers[index]
     }
 
-    /// Hands a write to `writer` and waits for its commit.
-    async fn write(&self, writer: &mpsc::Sender<Queued>, write: Write) -> Written {
+    /// Hands a write to its writer's lane (waiting while that lane's queue
+    /// is full); false if the writers have stopped.
+    async fn hand_over(&self, queued: Queued) -> bool {
+        let costly = queued.write.extra_rows() > 0;
+        let group = queued.write.group();
+        let lane = match group {
+            Some(group) => self.in_flight.route(group, costly),
+            None if costly => Lane::Costly,
+            None => Lane::Quick,
+        };
+        let writer = self.writer_by(&queued.write.spread_key());
+        if writer.lane(lane).send(queued).await.is_ok() {
+            return true;
+        }
+        if let Some(group) = group {
+            self.in_flight.done(group, lane);
+        }
+        false
+    }
+
+    /// Hands a write over and waits for its commit.
+    async fn write(&self, write: Write) -> Written {
         let (reply, outcome) = oneshot::channel();
         let queued = Queued {
             write,
             reply: Some(reply),
         };
-        if writer.send(queued).await.is_err() {
+        if !self.hand_over(queued).await {
             return Written::Acknowledged(Err(shutting_down()));
         }
         outcome
@@ -155,7 +303,7 @@ impl Appender {
             key_packages,
             last_resort,
         };
-        match self.write(self.writer_by(device.as_bytes()), write).await {
+        match self.write(write).await {
             Written::KeyPackagesPublished(outcome) => outcome,
             _ => Err(shutting_down()),
         }
@@ -167,11 +315,7 @@ impl Appender {
         &self,
         users: Vec<UserId>,
     ) -> Result<Vec<ClaimedKeyPackage>, StoreError> {
-        let first = users.first().map_or([0; 16], |user| *user.as_bytes());
-        match self
-            .write(self.writer_by(&first), Write::ClaimKeyPackages { users })
-            .await
-        {
+        match self.write(Write::ClaimKeyPackages { users }).await {
             Written::KeyPackagesClaimed(outcome) => outcome,
             _ => Err(shutting_down()),
         }
@@ -198,7 +342,6 @@ impl Appender {
         now: UnixMillis,
     ) -> PendingAppend {
         let (reply, outcome) = oneshot::channel();
-        let writer = self.writer_for(submission.group);
         let queued = Queued {
             write: Write::Append {
                 sender,
@@ -207,9 +350,10 @@ impl Appender {
             },
             reply: Some(reply),
         };
-        match writer.send(queued).await {
-            Ok(()) => PendingAppend(Some(outcome)),
-            Err(_) => PendingAppend(None),
+        if self.hand_over(queued).await {
+            PendingAppend(Some(outcome))
+        } else {
+            PendingAppend(None)
         }
     }
 
@@ -223,7 +367,7 @@ impl Appender {
             reply: None,
         };
         // A relay shutting down drops it; the next acknowledgement covers it.
-        let _ = self.writer_for(group).send(queued).await;
+        self.hand_over(queued).await;
     }
 }
 
@@ -315,10 +459,14 @@ impl PendingAppend {
     }
 }
 
+/// One lane of one writer: commits what queues in `incoming`, a batch at a
+/// time, until every sender is dropped.
 async fn run_writer(
     store: Store,
+    lane: Lane,
     mut incoming: mpsc::Receiver<Queued>,
     listener: Arc<dyn CommitListener>,
+    in_flight: Arc<InFlight>,
 ) {
     let mut queued: Vec<Queued> = Vec::with_capacity(MAX_BATCH);
     loop {
@@ -341,9 +489,18 @@ async fn run_writer(
             .drain(..take)
             .map(|queued| (queued.write, queued.reply))
             .unzip();
+        let groups: Vec<GroupId> = writes.iter().filter_map(Write::group).collect();
+        let turn = match lane {
+            Lane::Costly => {
+                in_flight.until_quick_committed(&groups).await;
+                Some(in_flight.costly_turn.lock().await)
+            }
+            Lane::Quick => None,
+        };
         let started = std::time::Instant::now();
         let outcomes = store.write_batch(&writes, listener.as_ref()).await;
         let took = started.elapsed();
+        drop(turn);
         if took >= SLOW_BATCH {
             // Counts only: what a batch holds is nobody's business but its
             // groups'.
@@ -385,6 +542,9 @@ async fn run_writer(
         fresh
             .iter()
             .for_each(|appended| listener.committed(appended));
+        for group in groups {
+            in_flight.done(group, lane);
+        }
     }
 }
 
@@ -451,12 +611,18 @@ mod tests {
 
     #[test]
     fn groups_whose_ids_look_alike_still_spread_over_every_writer() {
-        let (writers, _incoming): (Vec<_>, Vec<_>) =
-            (0..POSTGRES_WRITERS).map(|_| mpsc::channel(1)).unzip();
+        let writers: Vec<Lanes> = (0..POSTGRES_WRITERS)
+            .map(|_| Lanes {
+                quick: mpsc::channel(1).0,
+                costly: mpsc::channel(1).0,
+            })
+            .collect();
         let appender = Appender {
             writers: writers.into(),
             spread: Default::default(),
+            in_flight: Arc::default(),
         };
+        let writer_for = |group: GroupId| &appender.writer_by(group.as_bytes()).quick;
         // Ids that differ only after their first byte (as a client may
         // choose them): every writer gets some, and each group always goes
         // to the same writer.
@@ -473,14 +639,54 @@ mod tests {
             .filter(|writer| {
                 groups
                     .iter()
-                    .any(|group| appender.writer_for(*group).same_channel(writer))
+                    .any(|group| writer_for(*group).same_channel(&writer.quick))
             })
             .count();
         assert_eq!(used, POSTGRES_WRITERS);
         for group in &groups {
-            assert!(appender
-                .writer_for(*group)
-                .same_channel(appender.writer_for(*group)));
+            assert!(writer_for(*group).same_channel(writer_for(*group)));
         }
+    }
+
+    #[test]
+    fn a_groups_writes_follow_its_costly_write_until_that_is_committed() {
+        let in_flight = InFlight::default();
+        let (ward, other) = (GroupId::from_bytes([1; 16]), GroupId::from_bytes([2; 16]));
+        assert_eq!(in_flight.route(ward, false), Lane::Quick);
+        // A commit adding people: the costly lane, and the ward's messages
+        // after it follow it there; other groups' messages do not.
+        assert_eq!(in_flight.route(ward, true), Lane::Costly);
+        assert_eq!(in_flight.route(ward, false), Lane::Costly);
+        assert_eq!(in_flight.route(other, false), Lane::Quick);
+        // Once both costly-lane writes are committed, the ward's messages
+        // take the quick lane again.
+        in_flight.done(ward, Lane::Costly);
+        assert_eq!(in_flight.route(ward, false), Lane::Costly);
+        for _ in 0..2 {
+            in_flight.done(ward, Lane::Costly);
+        }
+        assert_eq!(in_flight.route(ward, false), Lane::Quick);
+    }
+
+    #[tokio::test]
+    async fn a_costly_write_waits_for_its_groups_quick_writes_handed_over_before_it() {
+        let in_flight = Arc::new(InFlight::default());
+        let (ward, other) = (GroupId::from_bytes([1; 16]), GroupId::from_bytes([2; 16]));
+        in_flight.route(ward, false);
+        in_flight.route(other, false);
+        in_flight.route(ward, true);
+        let waiting = {
+            let in_flight = in_flight.clone();
+            tokio::spawn(async move { in_flight.until_quick_committed(&[ward]).await })
+        };
+        // Another group's message is committed: the ward's still is not.
+        in_flight.done(other, Lane::Quick);
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        assert!(!waiting.is_finished());
+        in_flight.done(ward, Lane::Quick);
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiting)
+            .await
+            .expect("the costly write goes once the ward's message is committed")
+            .expect("the waiting task ran");
     }
 }

@@ -83,6 +83,27 @@ pub(crate) enum Write {
 }
 
 impl Write {
+    /// The group whose log it writes to or reads from, if any: writes for
+    /// one group keep the order they were handed over in.
+    pub(crate) fn group(&self) -> Option<GroupId> {
+        match self {
+            Write::Append { submission, .. } => Some(submission.group),
+            Write::Acknowledge { group, .. } => Some(*group),
+            Write::PublishKeyPackages { .. } | Write::ClaimKeyPackages { .. } => None,
+        }
+    }
+
+    /// The id that picks its writer: its group, or else the device or the
+    /// first person it is about.
+    pub(crate) fn spread_key(&self) -> [u8; 16] {
+        match self {
+            Write::Append { submission, .. } => *submission.group.as_bytes(),
+            Write::Acknowledge { group, .. } => *group.as_bytes(),
+            Write::PublishKeyPackages { device, .. } => *device.as_bytes(),
+            Write::ClaimKeyPackages { users } => users.first().map_or([0; 16], |u| *u.as_bytes()),
+        }
+    }
+
     /// The rows of work it asks for beyond its own: devices a commit adds
     /// or removes, key packages stored, people whose packages are claimed.
     pub(crate) fn extra_rows(&self) -> usize {
