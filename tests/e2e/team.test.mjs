@@ -738,6 +738,7 @@ test("a phone signed out while offline wipes itself as it reconnects, and the ad
     // Back online, it hears at once, and wipes itself.
     await gus.context.setOffline(false);
     await gus.page.getByRole("heading", { name: "This phone has been signed out" }).waitFor({ timeout: 60_000 });
+    await gus.page.getByText("Everything Huddle kept on it has been deleted.").waitFor();
     assert.deepEqual(await leftInBrowser(gus.page), NOTHING_LEFT, "nothing is left on Gus's phone");
     // Mia's list says so without her doing anything.
     await signedOut.getByText(/^Phone added \d+ \w+ \d{4}, signed out \d\d:\d\d\. Told to wipe itself \d\d:\d\d\.$/).waitFor({ timeout: 30_000 });
