@@ -19,19 +19,18 @@ pub const TIDY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(60
 /// for as long as the relay runs.
 pub async fn run(store: Store) {
     let mut ticks = tokio::time::interval(SWEEP_INTERVAL);
-    let tidy_every = (TIDY_INTERVAL.as_secs() / SWEEP_INTERVAL.as_secs()).max(1);
-    let mut tick: u64 = 0;
+    let mut tidied: Option<tokio::time::Instant> = None;
     loop {
         ticks.tick().await;
-        tick = tick.wrapping_add(1);
         match store.sweep_expired(now()).await {
             Ok(0) => {}
             Ok(deleted) => tracing::info!(deleted, "expired messages deleted"),
             Err(error) => tracing::warn!(%error, "could not delete expired messages"),
         }
-        if tick % tidy_every != 1 {
+        if tidied.is_some_and(|at| at.elapsed() < TIDY_INTERVAL) {
             continue;
         }
+        tidied = Some(tokio::time::Instant::now());
         match store.sweep_handshakes(now()).await {
             Ok(0) => {}
             Ok(deleted) => tracing::debug!(deleted, "handshakes everyone has passed deleted"),

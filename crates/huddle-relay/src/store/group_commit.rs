@@ -165,6 +165,22 @@ impl InFlight {
     }
 }
 
+/// A write counted in by [`InFlight::route`] and not yet handed to its
+/// lane: dropped, it is counted out.
+struct Routed<'a> {
+    in_flight: &'a InFlight,
+    group: Option<GroupId>,
+    lane: Lane,
+}
+
+impl Drop for Routed<'_> {
+    fn drop(&mut self) {
+        if let Some(group) = self.group {
+            self.in_flight.done(group, self.lane);
+        }
+    }
+}
+
 /// The way into the writers; cheap to clone, shared by every connection.
 #[derive(Clone)]
 pub struct Appender {
@@ -260,20 +276,25 @@ impl Appender {
     /// is full); false if the writers have stopped.
     async fn hand_over(&self, queued: Queued) -> bool {
         let costly = queued.write.extra_rows() > 0;
-        let group = queued.write.group();
-        let lane = match group {
+        let lane = match queued.write.group() {
             Some(group) => self.in_flight.route(group, costly),
             None if costly => Lane::Costly,
             None => Lane::Quick,
         };
+        // Counted in until the lane commits it; if it never reaches the
+        // lane (the writers stopped, or this wait was given up), counted
+        // out here, or its group would wait for it for ever.
+        let routed = Routed {
+            in_flight: &self.in_flight,
+            group: queued.write.group(),
+            lane,
+        };
         let writer = self.writer_by(&queued.write.spread_key());
-        if writer.lane(lane).send(queued).await.is_ok() {
-            return true;
+        if writer.lane(lane).send(queued).await.is_err() {
+            return false;
         }
-        if let Some(group) = group {
-            self.in_flight.done(group, lane);
-        }
-        false
+        std::mem::forget(routed);
+        true
     }
 
     /// Hands a write over and waits for its commit.
@@ -333,8 +354,9 @@ impl Appender {
     }
 
     /// Hands a submission to its writer and returns at once (unless the
-    /// writer's queue is full): submissions enqueued one after another are
-    /// written in that order, while their outcomes are awaited together.
+    /// lane's queue is full): submissions to one group enqueued one after
+    /// another are written in that order (to different groups, in any
+    /// order), while their outcomes are awaited together.
     pub async fn enqueue(
         &self,
         sender: DeviceId,
@@ -666,6 +688,30 @@ mod tests {
             in_flight.done(ward, Lane::Costly);
         }
         assert_eq!(in_flight.route(ward, false), Lane::Quick);
+    }
+
+    #[test]
+    fn a_write_given_up_before_its_lane_took_it_is_counted_out() {
+        use futures::FutureExt;
+        let (quick, quick_queue) = mpsc::channel(1);
+        let (costly, _costly_queue) = mpsc::channel(1);
+        let appender = Appender {
+            writers: vec![Lanes { quick, costly }].into(),
+            spread: Default::default(),
+            in_flight: Arc::default(),
+        };
+        let ward = GroupId::from_bytes([7; 16]);
+        assert_eq!(appender.hand_over(queued(0)).now_or_never(), Some(true));
+        // The lane's queue is full: the next write waits for room, and
+        // whoever handed it over gives up waiting.
+        assert_eq!(appender.hand_over(queued(0)).now_or_never(), None);
+        let quick = |appender: &Appender| appender.in_flight.groups().get(&ward).map(|c| c.quick);
+        assert_eq!(quick(&appender), Some(1), "only the write in the queue");
+        // A writer that has stopped: counted out too.
+        drop(quick_queue);
+        appender.in_flight.done(ward, Lane::Quick);
+        assert_eq!(appender.hand_over(queued(0)).now_or_never(), Some(false));
+        assert_eq!(quick(&appender), None);
     }
 
     #[tokio::test]
