@@ -801,19 +801,23 @@ fn an_accepted_commit_is_remembered_until_its_entry_is_merged() {
     assert_eq!(engine.outbox().len(), 1, "merged, the commit is forgotten");
 }
 
-#[test]
-fn messages_that_expire_while_waiting_are_withdrawn_not_sent() {
-    let soon = |n: u8, expires: u64| Submission {
+/// A message in the ward that expires at `expires` milliseconds.
+fn expiring(n: u8, expires: u64) -> Submission {
+    Submission {
         expires_at: Some(at(expires)),
         ..text(n, WARD, 0)
-    };
+    }
+}
+
+#[test]
+fn messages_that_expire_while_waiting_are_withdrawn_not_sent() {
     // Written offline: one that expires at 5 s, one much later, and a
     // membership change, which never expires.
     let mut engine = engine_with(
         vec![],
         vec![
-            OutboxItem::new(soon(1, 5_000)),
-            OutboxItem::new(soon(2, 900_000)),
+            OutboxItem::new(expiring(1, 5_000)),
+            OutboxItem::new(expiring(2, 900_000)),
             OutboxItem::new(commit(3, SOCIAL, 0)),
         ],
     );
@@ -830,15 +834,11 @@ fn messages_that_expire_while_waiting_are_withdrawn_not_sent() {
 
 #[test]
 fn a_message_already_expired_when_the_connection_returns_is_not_sent_before_the_sweep() {
-    let soon = |n: u8, expires: u64| Submission {
-        expires_at: Some(at(expires)),
-        ..text(n, WARD, 0)
-    };
     let mut engine = engine_with(
         vec![],
         vec![
-            OutboxItem::new(soon(1, 5_000)),
-            OutboxItem::new(soon(2, 900_000)),
+            OutboxItem::new(expiring(1, 5_000)),
+            OutboxItem::new(expiring(2, 900_000)),
         ],
     );
     // No sweep has run yet when the connection comes up at 10 s.

@@ -68,7 +68,7 @@ enum Lane {
     /// Messages and acknowledgements: a row each.
     Quick,
     /// Writes that store rows beyond their own, and whatever follows one
-    /// in its group until it is committed.
+    /// in its group until none of the group's writes is left in this lane.
     Costly,
 }
 
@@ -671,7 +671,7 @@ mod tests {
     }
 
     #[test]
-    fn a_groups_writes_follow_its_costly_write_until_that_is_committed() {
+    fn a_groups_writes_follow_its_costly_write_until_the_costly_lane_holds_none_of_them() {
         let in_flight = InFlight::default();
         let (ward, other) = (GroupId::from_bytes([1; 16]), GroupId::from_bytes([2; 16]));
         assert_eq!(in_flight.route(ward, false), Lane::Quick);
