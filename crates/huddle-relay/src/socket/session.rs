@@ -523,7 +523,6 @@ where
     false
 }
 
-/// Records a junk commit in the audit log (ids and the kind of problem only).
 /// Whether every key package is signed with `device`'s registered key.
 async fn key_packages_are_own(
     state: &AppState,
@@ -550,27 +549,30 @@ async fn key_packages_are_own(
     key_packages.iter().all(|package| is_own(package)) && last_resort.is_none_or(is_own)
 }
 
-async fn flag_key_packages(state: &AppState, device: DeviceId) {
+/// Records in the audit log that `device` sent something refused (ids and
+/// the kind of problem only), under its person's name when it has one.
+async fn audit_refused(state: &AppState, device: DeviceId, action: &str, subject: &str) {
     let actor = match state.store.role_of(device).await {
         Ok(found) => found.map(|(user, _)| user),
         Err(error) => {
-            tracing::error!(%error, "could not look up who published key packages");
+            tracing::error!(%error, action, "could not look up who sent what was refused");
             None
         }
     };
-    let subject = format!("from device {device}: signed with another phone's key");
-    if let Err(error) = state
-        .store
-        .audit(
-            now(),
-            actor,
-            "key package of another phone refused",
-            &subject,
-        )
-        .await
-    {
-        tracing::error!(%error, "could not record refused key packages");
+    if let Err(error) = state.store.audit(now(), actor, action, subject).await {
+        tracing::error!(%error, action, "could not record a refusal");
     }
+}
+
+async fn flag_key_packages(state: &AppState, device: DeviceId) {
+    let subject = format!("from device {device}: signed with another phone's key");
+    audit_refused(
+        state,
+        device,
+        "key package of another phone refused",
+        &subject,
+    )
+    .await;
 }
 
 async fn flag_junk_commit(
@@ -579,21 +581,8 @@ async fn flag_junk_commit(
     group: GroupId,
     problem: &mls_framing::FramingError,
 ) {
-    let actor = match state.store.role_of(device).await {
-        Ok(found) => found.map(|(user, _)| user),
-        Err(error) => {
-            tracing::error!(%error, "could not look up the sender of a junk commit");
-            None
-        }
-    };
     let subject = format!("group {group}, from device {device}: {problem}");
-    if let Err(error) = state
-        .store
-        .audit(now(), actor, "junk commit refused", &subject)
-        .await
-    {
-        tracing::error!(%error, "could not record a junk commit");
-    }
+    audit_refused(state, device, "junk commit refused", &subject).await;
 }
 
 /// When a new connection is first pinged: somewhere in the second half of
