@@ -1,11 +1,12 @@
 //! What one relay process tells the others sharing its PostgreSQL database, as a typed announcement: a new log entry to deliver, or a device whose connections must end.
 //!
 //! Announcements travel as `pg_notify` payloads on one channel. Entries are
-//! announced inside the transaction that stores them (PostgreSQL sends the
-//! notification if and only if the transaction commits), one line each, a
-//! whole batch in one payload; a revocation right after the revocation is
-//! stored. Each line is text: `e:GROUP:SEQ` or `r:DEVICE`, ids in hex;
-//! anything else is ignored as unreadable.
+//! announced by the statement that stores them, a trigger of the log table
+//! (PostgreSQL migration 0015, which writes the same lines): the
+//! notification is sent if and only if the transaction commits. A
+//! revocation is announced right after it is stored. Each line is text:
+//! `e:GROUP:SEQ` or `r:DEVICE`, ids in lowercase hex; a payload may hold
+//! several lines; anything else is ignored as unreadable.
 
 use huddle_core::ids::{DeviceId, GroupId};
 
@@ -46,6 +47,19 @@ impl Announcement {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_trigger_that_announces_entries_writes_this_format_on_this_channel() {
+        // The trigger is SQL; it must agree with the encoding here.
+        let trigger = include_str!("../migrations/postgres/0015_entries_announced_by_trigger.sql");
+        assert!(trigger.contains(&format!("pg_notify('{BUS_CHANNEL}'")));
+        assert!(trigger.contains("'e:' || encode(NEW.group_id, 'hex') || ':' || NEW.seq::text"));
+        let entry = Announcement::Entry {
+            group: GroupId::from_bytes([0xab; 16]),
+            seq: 7,
+        };
+        assert_eq!(entry.encode(), format!("e:{}:7", "ab".repeat(16)));
+    }
 
     #[test]
     fn announcements_round_trip_and_anything_else_is_ignored() {

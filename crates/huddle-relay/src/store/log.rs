@@ -3,11 +3,11 @@
 //! An append is reported accepted only after the transaction that holds it
 //! has committed (SQLite WAL with `synchronous=FULL`, PostgreSQL with
 //! `synchronous_commit=on`). Appends and acknowledgements run in batches
-//! ([`Store::write_batch`], fed by `group_commit.rs`), each in a savepoint
-//! of its own, so that one fsync covers many.
+//! ([`Store::write_batch`], fed by `group_commit.rs`), so that one fsync
+//! covers many; a write that can fail part-way (a commit, key packages)
+//! runs in a savepoint of its own.
 
 use super::{id16, keys, kind_from_name, kind_name, to_i64, to_u64, Engine, Store, StoreError};
-use crate::announcement::{Announcement, BUS_CHANNEL};
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, UserId};
 use huddle_core::retention::{effective_expiry, GroupKind, RetentionSecs, UnixMillis};
 use huddle_core::wire::{
@@ -101,6 +101,25 @@ impl Write {
             Write::Acknowledge { group, .. } => *group.as_bytes(),
             Write::PublishKeyPackages { device, .. } => *device.as_bytes(),
             Write::ClaimKeyPackages { users } => users.first().map_or([0; 16], |u| *u.as_bytes()),
+        }
+    }
+
+    /// Whether, in a batch, it needs a savepoint of its own: whether it can
+    /// fail part-way, after writing something that must be undone while the
+    /// rest of the batch commits. An application message and an
+    /// acknowledgement cannot: every reason to refuse a message is found
+    /// before anything but its group's no-op lock is written (harmless to
+    /// keep), and a database error part-way fails the whole batch, whose
+    /// devices send again. Skipping the savepoint saves two round trips per
+    /// write, and these are most of what a busy relay writes.
+    fn needs_savepoint(&self) -> bool {
+        match self {
+            Write::Append { submission, .. } => match &submission.payload {
+                Payload::Commit { .. } => true,
+                Payload::Application { .. } => false,
+            },
+            Write::Acknowledge { .. } => false,
+            Write::PublishKeyPackages { .. } | Write::ClaimKeyPackages { .. } => true,
         }
     }
 
@@ -938,15 +957,16 @@ impl Store {
         let lone = writes.len() == 1;
         let mut outcomes = Vec::with_capacity(writes.len());
         for write in writes {
+            let guarded = !lone && write.needs_savepoint();
             let mut attempts = 0;
             let outcome = loop {
                 attempts += 1;
-                if !lone {
+                if guarded {
                     sqlx::query("SAVEPOINT write").execute(&mut *tx).await?;
                 }
                 let outcome = write_one(&mut tx, self.engine, write).await;
                 if outcome.is_kept() {
-                    if !lone {
+                    if guarded {
                         sqlx::query("RELEASE SAVEPOINT write")
                             .execute(&mut *tx)
                             .await?;
@@ -971,6 +991,17 @@ impl Store {
                     }
                     return Ok(vec![outcome]);
                 }
+                if !guarded {
+                    // Refused before writing anything that matters, and
+                    // kept out of the batch; or a database error, which
+                    // fails the batch (PostgreSQL has aborted it anyway).
+                    match outcome {
+                        Written::Append(Err(error)) | Written::Acknowledged(Err(error)) => {
+                            return Err(error)
+                        }
+                        refused => break refused,
+                    }
+                }
                 sqlx::query("ROLLBACK TO SAVEPOINT write")
                     .execute(&mut *tx)
                     .await?;
@@ -983,9 +1014,9 @@ impl Store {
             };
             outcomes.push(outcome);
         }
-        if self.engine == Engine::Postgres {
-            announce_entries(&mut tx, &outcomes).await?;
-        }
+        // On PostgreSQL each new entry was announced to the other relay
+        // processes by the statement that stored it (a trigger, see
+        // migration 0015): sent with the commit, and only if it commits.
         let fresh = || outcomes.iter().filter_map(Written::fresh_entry);
         fresh().for_each(|appended| listener.committing(appended));
         // Acknowledged only once this returns: the commit is durable.
@@ -1298,42 +1329,3 @@ const SWEEP_SLICE: i64 = 500;
 /// How long handshake messages (commits) are kept at most, even if some
 /// member device never came back to pass them.
 pub const HANDSHAKE_RETENTION_MILLIS: u64 = 30 * 24 * 60 * 60 * 1000;
-
-/// The largest payload of one `pg_notify` (PostgreSQL's limit is 8,000 bytes).
-const NOTIFY_PAYLOAD: usize = 7_900;
-
-/// Tells the other relay processes, with one `pg_notify` per batch (or a few,
-/// for a large one), about the entries this batch stored. `pg_notify` is
-/// transactional: it is sent if and only if the batch commits.
-async fn announce_entries(tx: &mut AnyConnection, outcomes: &[Written]) -> Result<(), StoreError> {
-    let mut payload = String::new();
-    let mut payloads = Vec::new();
-    for outcome in outcomes {
-        let Some(appended) = outcome.fresh_entry() else {
-            continue;
-        };
-        let line = Announcement::Entry {
-            group: appended.entry.group,
-            seq: appended.entry.seq,
-        }
-        .encode();
-        if !payload.is_empty() && payload.len() + 1 + line.len() > NOTIFY_PAYLOAD {
-            payloads.push(std::mem::take(&mut payload));
-        }
-        if !payload.is_empty() {
-            payload.push('\n');
-        }
-        payload.push_str(&line);
-    }
-    if !payload.is_empty() {
-        payloads.push(payload);
-    }
-    for payload in payloads {
-        sqlx::query("SELECT pg_notify($1, $2)")
-            .bind(BUS_CHANNEL)
-            .bind(payload)
-            .execute(&mut *tx)
-            .await?;
-    }
-    Ok(())
-}

@@ -185,8 +185,14 @@ impl Store {
             return Ok(self.clone());
         }
         let options = AnyConnectOptions::from_str(&self.url).map_err(StoreError::Open)?;
+        // These connections are tested as they go back to the pool (sqlx
+        // pings each one then, off the writer's path), so they are not
+        // pinged again as they are taken: that ping would be one more round
+        // trip in front of every batch. A connection that died while idle
+        // (PostgreSQL restarted) fails its batch, whose devices send again.
+        let options_of_pool = postgres_pool_options(connections).test_before_acquire(false);
         Ok(Store {
-            pool: postgres_pool_options(connections).connect_lazy_with(options),
+            pool: options_of_pool.connect_lazy_with(options),
             engine: self.engine,
             url: self.url.clone(),
             write_gate: Arc::default(),
