@@ -9,6 +9,8 @@ use crate::platform::AppPhone;
 use crate::state::conversations::{message_views, sort_newest_first, summarise};
 use crate::state::conversations::{ConversationSummary, MessageView};
 use crate::state::route::Route;
+use crate::state::shifts::Viewer;
+use crate::state::time::year_of;
 use crate::state::words;
 use huddle_core::attestation::Identities;
 use huddle_core::ids::GroupId;
@@ -243,11 +245,18 @@ impl AppModel {
 
     fn paint_messages(&self) {
         let Some(me) = self.me() else { return };
+        let viewer = Viewer {
+            me,
+            administrator: self
+                .enrolment
+                .with_untracked(|e| e.as_ref().is_some_and(|e| e.administrator)),
+            this_year: year_of(crate::platform::browser::now()),
+        };
         let open = self.open.get_untracked();
         let views = self.shown.with_value(|shown| match shown {
             Some((group, messages)) if Some(*group) == open => Some(
                 self.directory
-                    .with_untracked(|directory| message_views(messages, directory, me)),
+                    .with_untracked(|directory| message_views(messages, directory, viewer)),
             ),
             _ => None,
         });

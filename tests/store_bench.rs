@@ -10,6 +10,7 @@
 
 use huddle::platform::cache::IdbCache;
 use huddle::state::conversations::message_views;
+use huddle::state::shifts::Viewer;
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, UserId};
 use huddle_core::retention::UnixMillis;
 use huddle_session::{
@@ -82,9 +83,15 @@ async fn ten_thousand_messages_open_and_expire() {
             .map(|message| ShownMessage {
                 message,
                 delivery: Delivery::Received,
+                shift: None,
             })
             .collect();
-        let views = message_views(&shown, &directory, me);
+        let viewer = Viewer {
+            me,
+            administrator: false,
+            this_year: 2026,
+        };
+        let views = message_views(&shown, &directory, viewer);
         open_ms.push(now_ms() - started);
         assert_eq!(views.len(), FIRST_PAGE as usize);
 

@@ -6,6 +6,7 @@ mod connection_banner;
 mod install_help;
 mod kind_badge;
 mod qr_code;
+mod shift;
 mod verified_mark;
 
 pub use app_bar::AppBar;
@@ -14,4 +15,5 @@ pub use connection_banner::ConnectionBanner;
 pub use install_help::InstallHelp;
 pub use kind_badge::KindBadge;
 pub use qr_code::QrCodeView;
+pub use shift::{ShiftCard, ShiftForm};
 pub use verified_mark::VerifiedMark;

@@ -1,6 +1,6 @@
 //! One conversation: its type always in view, messages with sender, time, state and when each disappears, and the composer.
 
-use crate::components::{KindBadge, VerifiedMark};
+use crate::components::{KindBadge, ShiftCard, ShiftForm, VerifiedMark};
 use crate::model::AppModel;
 use crate::navigate;
 use crate::platform::browser;
@@ -78,6 +78,14 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
             !r.ended && (r.kind != GroupKind::EmergencyBroadcast || model.is_admin())
         })
     };
+    // Shifts are offered in operational groups, by whoever may post there.
+    let offers_shifts = move || {
+        can_post()
+            && record
+                .get()
+                .is_some_and(|r| huddle_session::shifts::offers_allowed_in(r.kind))
+    };
+    let offering = RwSignal::new(false);
     let more = move |_| {
         if let Some(phone) = model.phone() {
             phone.show_earlier();
@@ -105,10 +113,18 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
             <ol class="messages" aria-label="Messages" aria-live=move || if painted.get() { "polite" } else { "off" }>
                 <For
                     each=move || model.messages.get()
-                    key=|m| (m.client_msg, m.delivery.clone(), m.expires_at)
+                    key=|m| (
+                        m.client_msg,
+                        m.delivery.clone(),
+                        m.expires_at,
+                        m.shift.as_ref().map(|s| (s.status.clone(), s.sending, s.buttons.len())),
+                    )
                     let:message
                 >
                     {
+                        if let Some(shift) = message.shift.clone() {
+                            return view! { <ShiftCard group=group message=message shift=shift /> }.into_any();
+                        }
                         let state = delivery_label(&message.delivery);
                         let failed = match &message.delivery {
                             Delivery::Failed(reason) => Some(words::failure(reason)),
@@ -152,7 +168,6 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
                     }
                 </For>
             </ol>
-            <div node_ref=end></div>
             <Show when=needs_repair>
                 <p class="notice notice--error" role="status">
                     {crate::state::words::NEEDS_REPAIR}" "{crate::state::words::NEEDS_REPAIR_WAITS}
@@ -170,8 +185,21 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
                     </p>
                 }
             >
+                <Show when=move || offers_shifts() && !offering.get()>
+                    <button class="button button--secondary shift-offer-button" type="button"
+                        on:click=move |_| offering.set(true)>
+                        "Offer a shift"
+                    </button>
+                </Show>
+                <Show when=move || offering.get()>
+                    <ShiftForm group=group done=Callback::new(move |()| offering.set(false)) />
+                </Show>
                 <Composer group=group />
             </Show>
+            // The very end of the page, below the composer: scrolled to, it
+            // brings the newest message (and a card's buttons) above the
+            // composer, which sticks to the bottom of the screen.
+            <div node_ref=end></div>
         </main>
     }
 }

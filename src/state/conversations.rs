@@ -1,8 +1,10 @@
 //! The conversation list and a conversation's messages as the screens show them: titles, previews, order, states.
 
+use crate::state::shifts::{shift_view, ShiftView, Viewer};
 use huddle_core::ids::{ClientMessageId, GroupId, UserId};
 use huddle_core::patient_data::{detect, PatientDataKind};
 use huddle_core::retention::{GroupKind, UnixMillis};
+use huddle_core::shift::MessageRef;
 use huddle_session::{
     ConversationRecord, Delivery, Directory, MessageBody, MessageRecord, ShownMessage,
 };
@@ -103,6 +105,8 @@ pub struct MessageView {
     /// Not a message but a line about the conversation (where it was
     /// repaired), shown apart from the messages.
     pub notice: bool,
+    /// A shift offer: shown as a card.
+    pub shift: Option<ShiftView>,
 }
 
 /// Where a group was repaired, after the name of who repaired it.
@@ -116,6 +120,8 @@ pub fn body_text(body: &MessageBody) -> String {
         MessageBody::NewerKind => "Update Huddle to see this message.".into(),
         MessageBody::Unreadable => "This message could not be read.".into(),
         MessageBody::Repaired => REPAIRED.into(),
+        MessageBody::ShiftOffer(shift) => format!("offered a shift: {}", shift.role),
+        MessageBody::ShiftUpdate { .. } => "answered a shift offer.".into(),
     }
 }
 
@@ -124,12 +130,23 @@ pub fn body_text(body: &MessageBody) -> String {
 pub fn message_views(
     messages: &[ShownMessage],
     directory: &Directory,
-    me: UserId,
+    viewer: Viewer,
 ) -> Vec<MessageView> {
+    let me = viewer.me;
     messages
         .iter()
         .map(|shown| {
             let m = &shown.message;
+            let shift = match (&m.body, &shown.shift) {
+                (MessageBody::ShiftOffer(shift), Some(card)) => {
+                    let offer = MessageRef {
+                        author: m.sender,
+                        client_msg: m.client_msg,
+                    };
+                    Some(shift_view(offer, shift, card, viewer, directory))
+                }
+                _ => None,
+            };
             MessageView {
                 client_msg: m.client_msg,
                 sender_name: if m.sender == me {
@@ -144,6 +161,7 @@ pub fn message_views(
                 expires_at: m.expires_at,
                 delivery: shown.delivery.clone(),
                 notice: m.body == MessageBody::Repaired,
+                shift,
             }
         })
         .collect()
@@ -256,13 +274,23 @@ mod tests {
         }
     }
 
+    const VIEWER: Viewer = Viewer {
+        me: ME,
+        administrator: false,
+        this_year: 2026,
+    };
+
     fn shown(message: MessageRecord) -> ShownMessage {
         let delivery = if message.sender == ME {
             Delivery::Sent
         } else {
             Delivery::Received
         };
-        ShownMessage { message, delivery }
+        ShownMessage {
+            message,
+            delivery,
+            shift: None,
+        }
     }
 
     #[test]
@@ -315,7 +343,7 @@ mod tests {
                 shown(message(ANN, 20, "second")),
             ],
             &directory(),
-            ME,
+            VIEWER,
         );
         assert_eq!(views[0].text, "first");
         assert!(views[0].own);
@@ -327,7 +355,7 @@ mod tests {
     fn where_a_group_was_repaired_reads_as_a_line_about_it_not_a_message() {
         let mut repaired = message(ANN, 30, "");
         repaired.body = MessageBody::Repaired;
-        let views = message_views(&[shown(repaired.clone())], &directory(), ME);
+        let views = message_views(&[shown(repaired.clone())], &directory(), VIEWER);
         assert!(views[0].notice);
         assert_eq!(
             format!("{} {}", views[0].sender_name, views[0].text),
@@ -338,7 +366,7 @@ mod tests {
         assert!(summary
             .preview
             .is_some_and(|p| p.starts_with("Ann repaired this group. ")));
-        assert!(!message_views(&[shown(message(ANN, 1, "hi"))], &directory(), ME)[0].notice);
+        assert!(!message_views(&[shown(message(ANN, 1, "hi"))], &directory(), VIEWER)[0].notice);
     }
 
     #[test]

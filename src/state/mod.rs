@@ -3,6 +3,7 @@
 pub mod conversations;
 pub mod device_checks;
 pub mod route;
+pub mod shifts;
 pub mod time;
 pub mod verification;
 pub mod words;

@@ -133,6 +133,76 @@ pub fn year_of(at: UnixMillis) -> i32 {
     civil_from_days((at.0 / DAY) as i64).0 as i32
 }
 
+const MONTH_NAMES: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// A shift's day (days since 1970-01-01 on the home's calendar) as
+/// "Tue 3 Dec", with the year when it is not `this_year`.
+pub fn day_label(day: u32, this_year: i32) -> String {
+    const NAMES: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
+    let (year, month, day_of_month) = civil_from_days(i64::from(day));
+    let name = NAMES[(day % 7) as usize];
+    let month = MONTH_NAMES[(month - 1) as usize];
+    if year == i64::from(this_year) {
+        format!("{name} {day_of_month} {month}")
+    } else {
+        format!("{name} {day_of_month} {month} {year}")
+    }
+}
+
+/// Minutes after midnight as "07:30".
+pub fn minutes_label(minutes: u16) -> String {
+    format!("{:02}:{:02}", minutes / 60, minutes % 60)
+}
+
+/// The day of `at` on the phone's calendar (`offset_minutes` east of UTC).
+pub fn local_day(at: UnixMillis, offset_minutes: i64) -> u32 {
+    let local = at.0 as i64 + offset_minutes * 60_000;
+    u32::try_from(local.div_euclid(DAY as i64)).unwrap_or(0)
+}
+
+/// A date field's value ("2026-12-03") as a day; `None` if it is not one.
+pub fn parse_date(value: &str) -> Option<u32> {
+    let mut parts = value.trim().splitn(3, '-');
+    let year: i64 = parts.next()?.parse().ok()?;
+    let month: i64 = parts.next()?.parse().ok()?;
+    let day: i64 = parts.next()?.parse().ok()?;
+    if !(1970..=9999).contains(&year) || !(1..=12).contains(&month) || day < 1 {
+        return None;
+    }
+    let days = days_from_civil(year, month, day);
+    // 31 February is not a day: it must read back as what was written.
+    (civil_from_days(days) == (year, month, day))
+        .then(|| u32::try_from(days).ok())
+        .flatten()
+}
+
+/// A day as a date field's value ("2026-12-03").
+pub fn date_value(day: u32) -> String {
+    let (year, month, day_of_month) = civil_from_days(i64::from(day));
+    format!("{year:04}-{month:02}-{day_of_month:02}")
+}
+
+/// A time field's value ("07:30") as minutes after midnight.
+pub fn parse_time(value: &str) -> Option<u16> {
+    let (hours, minutes) = value.trim().split_once(':')?;
+    let (hours, minutes): (u16, u16) = (hours.parse().ok()?, minutes.get(..2)?.parse().ok()?);
+    (hours < 24 && minutes < 60).then_some(hours * 60 + minutes)
+}
+
+/// (year, month, day) to days since 1970-01-01, after Howard Hinnant's
+/// `days_from_civil`.
+fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
+    let year = if month <= 2 { year - 1 } else { year };
+    let era = year.div_euclid(400);
+    let yoe = year.rem_euclid(400);
+    let mp = (month + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + day - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
 /// Days since 1970-01-01 to (year, month, day), after Howard Hinnant's
 /// `civil_from_days`.
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
@@ -154,6 +224,28 @@ mod tests {
 
     // 2026-11-22 14:05:00 UTC, a Sunday.
     const NOW: UnixMillis = UnixMillis(1_795_356_300_000);
+
+    #[test]
+    fn shift_days_and_times_read_and_write_as_the_form_and_the_card_show_them() {
+        let day = parse_date("2026-12-03").expect("a date");
+        assert_eq!(date_value(day), "2026-12-03");
+        assert_eq!(day_label(day, 2026), "Thu 3 Dec");
+        assert_eq!(day_label(day, 2025), "Thu 3 Dec 2026");
+        assert_eq!(parse_date("2026-02-31"), None);
+        assert_eq!(parse_date("yesterday"), None);
+        assert_eq!(
+            parse_date("2028-02-29").map(date_value).as_deref(),
+            Some("2028-02-29")
+        );
+        assert_eq!(parse_time("07:30"), Some(450));
+        assert_eq!(parse_time("23:59:00"), Some(23 * 60 + 59));
+        assert_eq!(parse_time("24:00"), None);
+        assert_eq!(parse_time(""), None);
+        assert_eq!(minutes_label(450), "07:30");
+        // 14:05 UTC on Sunday 22 November is Monday already in Auckland.
+        assert_eq!(day_label(local_day(NOW, 0), 2026), "Sun 22 Nov");
+        assert_eq!(day_label(local_day(NOW, 13 * 60), 2026), "Mon 23 Nov");
+    }
 
     #[test]
     fn a_phone_says_when_it_was_added_and_last_used() {

@@ -52,6 +52,9 @@ pub fn session_error(error: &SessionError, directory: &Directory) -> String {
         }
         SessionError::NotSetUpYet(users) => not_set_up_yet(users, directory),
         SessionError::NotMembers => "They are not in this group.".into(),
+        SessionError::NoShiftsHere => {
+            "Shifts are offered in operational groups, where the rota is worked out.".into()
+        }
     }
 }
 
@@ -64,6 +67,32 @@ fn message_invalid(error: &huddle_core::envelope::EnvelopeError) -> String {
             max
         ),
         E::TooLarge { .. } | E::Malformed(_) => "This message can't be sent as it is.".into(),
+        E::Shift(error) => shift_invalid(error),
+    }
+}
+
+/// Why a shift offer cannot be sent as written, in the form's words.
+pub fn shift_invalid(error: &huddle_core::shift::ShiftError) -> String {
+    use huddle_core::shift::ShiftError as E;
+    match error {
+        E::NoRole => "Say which role is needed.".into(),
+        E::NotATime => "Choose a start and end time.".into(),
+        E::NoLength => "The shift starts and ends at the same time. Check the times.".into(),
+        E::TooLong { field, max, .. } => {
+            format!("The {field} is too long. Keep it under {max} letters.")
+        }
+    }
+}
+
+/// Why a shift cannot be offered that far ahead: the offer would disappear
+/// with the group's messages before the day.
+pub fn offer_too_far(kept_days: u64) -> String {
+    match kept_days {
+        0 | 1 => "This group keeps messages for less than two days: offer shifts for today only.".into(),
+        days => format!(
+            "This group keeps messages for {days} days, so the offer would disappear before then. Offer shifts up to {} days ahead.",
+            days - 1
+        ),
     }
 }
 
@@ -344,6 +373,15 @@ mod tests {
         assert!(
             problem(&Problem::NotSetUpYet(vec![ben]), &d).starts_with("Ben could not be added yet")
         );
+    }
+
+    #[test]
+    fn an_offer_too_far_ahead_says_how_far_the_group_allows() {
+        assert_eq!(
+            offer_too_far(7),
+            "This group keeps messages for 7 days, so the offer would disappear before then. Offer shifts up to 6 days ahead."
+        );
+        assert!(offer_too_far(1).contains("today only"));
     }
 
     #[test]

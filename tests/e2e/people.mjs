@@ -97,6 +97,39 @@ export function leftInBrowser(page) {
 }
 
 /** Waits until the app is connected (no offline or connecting banner). */
+/** The manager invites `name`; returns the invite link. */
+export async function invite(manager, name) {
+  await manager.page.getByRole("link", { name: "Invite someone" }).click();
+  await manager.page.getByLabel("Their name").fill(name);
+  await manager.page.getByRole("button", { name: "Create invite" }).click();
+  const link = await manager.page.getByTestId("invite-link").inputValue();
+  // The relay's secret, the invite key and the organisation key's fingerprint.
+  assert.match(link, /\/join#[0-9a-f]{64}\.[0-9a-f]{96}\.[0-9a-f]{32}$/);
+  return link;
+}
+
+/** `someone` joins with an invite link and chooses her passcode. */
+export async function joinWith(someone, link) {
+  await someone.page.goto(link);
+  await someone.page.getByRole("button", { name: "Join" }).click();
+  await choosePasscode(someone);
+  await waitLive(someone.page);
+  // Let the new device's key packages reach the relay.
+  await someone.page.waitForTimeout(1_000);
+}
+
+/** The manager makes a group of `kind` with `members`; returns its id. */
+export async function newGroup(manager, name, kind, members, retention) {
+  await manager.page.getByRole("link", { name: "New group" }).click();
+  await manager.page.getByLabel("Group name").fill(name);
+  await manager.page.getByRole("radio", { name: new RegExp(`^${kind}`) }).check();
+  if (retention) await manager.page.getByLabel("Messages disappear after").selectOption({ label: retention });
+  for (const member of members) await manager.page.getByRole("checkbox", { name: member }).check();
+  await manager.page.getByRole("button", { name: "Create group" }).click();
+  await manager.page.getByRole("heading", { level: 1, name }).waitFor({ timeout: 30_000 });
+  return new URL(manager.page.url()).pathname.split("/")[2];
+}
+
 export async function waitLive(page) {
   await page.waitForFunction(() => !document.querySelector("[data-testid=connection-banner]"), null, {
     timeout: 30_000,

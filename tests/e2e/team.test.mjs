@@ -27,6 +27,9 @@ import {
   reopen,
   leftInBrowser,
   NOTHING_LEFT,
+  invite,
+  joinWith,
+  newGroup,
 } from "./people.mjs";
 
 // The app locks after two minutes without a touch; here people wait longer
@@ -54,36 +57,6 @@ let expiring; // { text, group, sentAt }
 const earlierLogs = []; // the relay's output before a restart
 
 const shot = (who, name) => who.page.screenshot({ path: join(ARTIFACTS, `${name}.png`) });
-
-async function invite(manager, name) {
-  await manager.page.getByRole("link", { name: "Invite someone" }).click();
-  await manager.page.getByLabel("Their name").fill(name);
-  await manager.page.getByRole("button", { name: "Create invite" }).click();
-  const link = await manager.page.getByTestId("invite-link").inputValue();
-  // The relay's secret, the invite key and the organisation key's fingerprint.
-  assert.match(link, /\/join#[0-9a-f]{64}\.[0-9a-f]{96}\.[0-9a-f]{32}$/);
-  return link;
-}
-
-async function joinWith(someone, link) {
-  await someone.page.goto(link);
-  await someone.page.getByRole("button", { name: "Join" }).click();
-  await choosePasscode(someone);
-  await waitLive(someone.page);
-  // Let the new device's key packages reach the relay.
-  await someone.page.waitForTimeout(1_000);
-}
-
-async function newGroup(manager, name, kind, members, retention) {
-  await manager.page.getByRole("link", { name: "New group" }).click();
-  await manager.page.getByLabel("Group name").fill(name);
-  await manager.page.getByRole("radio", { name: new RegExp(`^${kind}`) }).check();
-  if (retention) await manager.page.getByLabel("Messages disappear after").selectOption({ label: retention });
-  for (const member of members) await manager.page.getByRole("checkbox", { name: member }).check();
-  await manager.page.getByRole("button", { name: "Create group" }).click();
-  await manager.page.getByRole("heading", { level: 1, name }).waitFor({ timeout: 30_000 });
-  return new URL(manager.page.url()).pathname.split("/")[2];
-}
 
 /**
  * How many records the page's IndexedDB holds in each of `stores`; with a
@@ -231,6 +204,78 @@ test("the composer warns before sending what looks like patient details", async 
   await mia.page.getByRole("button", { name: "Send", exact: true }).click();
   await waitForMessage(ben.page, safer);
   assert.ok(!(await messageTexts(ben.page)).includes(risky), "the risky text was never sent");
+});
+
+/** Shows the conversation `title` on `someone`'s phone, from wherever she is. */
+async function showConversation(someone, title) {
+  const heading = someone.page.getByRole("heading", { level: 1 });
+  if ((await heading.textContent()) === title) return;
+  if ((await heading.textContent()) !== "Conversations") await backToList(someone.page);
+  await openConversation(someone.page, title);
+}
+
+/** The date `days` from today on this machine's calendar, as a date field takes it. */
+function dayFromNow(days) {
+  const at = new Date(Date.now() + days * 86_400_000);
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())}`;
+}
+
+test("a shift offer: two colleagues claim it at the same moment, every phone names the same first claim, and the manager's confirmation settles it", async () => {
+  for (const someone of [mia, ben, cara]) await showConversation(someone, "Night shift");
+  const note = say("Handover at 19:45 in the office by the lift");
+  await mia.page.getByRole("button", { name: "Offer a shift" }).click();
+  await mia.page.getByLabel("Day").fill(dayFromNow(1));
+  await mia.page.getByLabel("Starts").fill("20:00");
+  await mia.page.getByLabel("Ends").fill("08:00");
+  await mia.page.getByLabel("Role needed").fill("Senior carer");
+  await mia.page.getByLabel("Unit (optional)").fill("Rowan unit");
+  // An offer is read by the whole group: patient details are refused.
+  await mia.page.getByLabel("Note (optional)").fill("Mrs B NHS 943 476 5919 needs a double-up");
+  await mia.page.getByRole("button", { name: "Offer this shift" }).click();
+  await mia.page.getByRole("alert").filter({ hasText: "an NHS number" }).waitFor();
+  await mia.page.getByLabel("Note (optional)").fill(note);
+  await mia.page.getByRole("button", { name: "Offer this shift" }).click();
+
+  const card = (someone) => someone.page.getByTestId("shift-card").last();
+  const status = (someone) => card(someone).getByTestId("shift-status");
+  await status(mia).filter({ hasText: "Open: nobody has claimed it yet." }).waitFor({ timeout: 30_000 });
+  const claim = (someone) => card(someone).getByRole("button", { name: "I can take this shift" });
+  for (const colleague of [ben, cara]) {
+    await claim(colleague).waitFor({ timeout: 30_000 });
+    assert.match(await card(colleague).textContent(), /20:00 to 08:00 the next day/);
+    assert.match(await card(colleague).textContent(), /Senior carer, Rowan unit/);
+  }
+  await shot(ben, "shift-offer-360");
+
+  // Both tap at the same moment: the log's order decides who was first, the
+  // same on every phone, whoever's phone was quicker to show it.
+  await Promise.all([claim(ben), claim(cara)].map((button) => button.click()));
+  const both = /^Claimed by (Ben Okafor|Cara Jones), waiting for you to confirm\. Also asked: (Ben Okafor|Cara Jones)\.$/;
+  await status(mia).filter({ hasText: both }).waitFor({ timeout: 30_000 });
+  const [, first, second] = (await status(mia).textContent()).match(both);
+  assert.notEqual(first, second);
+  const [winner, other] = first === "Ben Okafor" ? [ben, cara] : [cara, ben];
+  await status(winner)
+    .filter({ hasText: "Claimed by you, waiting for Mia Patel to confirm." })
+    .waitFor({ timeout: 30_000 });
+  await status(other)
+    .filter({ hasText: `Already claimed by ${first}. You asked too` })
+    .waitFor({ timeout: 30_000 });
+  await shot(mia, "shift-claimed-360");
+
+  // The manager confirms the first claim; every phone shows who has it.
+  await card(mia).getByRole("button", { name: `Confirm ${first}` }).click();
+  await status(winner).filter({ hasText: "Confirmed: this shift is yours." }).waitFor({ timeout: 30_000 });
+  await status(other).filter({ hasText: `Taken: confirmed for ${first}.` }).waitFor({ timeout: 30_000 });
+  await status(mia).filter({ hasText: `Taken: confirmed for ${first}.` }).waitFor({ timeout: 30_000 });
+  assert.equal(await claim(other).count(), 0, "a taken shift cannot be claimed");
+  await card(mia).getByRole("button", { name: "Reopen this shift" }).waitFor();
+  await shot(winner, "shift-confirmed-360");
+  // Answers are folded into the card, never shown as messages.
+  assert.ok(!(await messageTexts(other.page)).some((text) => /shift/i.test(text)));
+  // Where the next test expects her: the conversation list.
+  await backToList(cara.page);
 });
 
 test("a one-to-one conversation", async () => {

@@ -12,6 +12,7 @@
 //! deterministic and with a stable, documented wire format.
 
 use crate::retention::UnixMillis;
+use crate::shift::{Shift, ShiftError, ShiftUpdate};
 use serde::{Deserialize, Serialize};
 
 /// The envelope format this version writes.
@@ -29,10 +30,13 @@ pub const MAX_ENVELOPE_BYTES: usize = 64 * 1024;
 #[repr(u16)]
 pub enum EnvelopeKind {
     Text = 1,
+    /// A shift someone needs covered ([`Shift`]).
+    ShiftOffer = 2,
+    /// An answer to a shift offer ([`ShiftUpdate`]): a request, its
+    /// confirmation, a release or a withdrawal.
+    ShiftUpdate = 3,
     // Reserved for the features that follow; a version that does not know
     // them shows "update Huddle to see this message".
-    ShiftOffer = 2,
-    ShiftClaim = 3,
     Acknowledgement = 4,
     ReadReceipt = 5,
     RecordedInCareRecord = 6,
@@ -52,6 +56,10 @@ pub struct Envelope {
 pub enum EnvelopeBody {
     /// A plain text message.
     Text { text: String },
+    /// A shift someone needs covered.
+    ShiftOffer(Shift),
+    /// An answer to a shift offer.
+    ShiftUpdate(ShiftUpdate),
     /// A kind this version cannot show: written by a newer Huddle.
     Unsupported { kind: u16, version: u16 },
 }
@@ -67,6 +75,8 @@ pub enum EnvelopeError {
     TooLarge { len: usize, max: usize },
     #[error("the message data is damaged: {0}")]
     Malformed(&'static str),
+    #[error("{0}")]
+    Shift(#[from] ShiftError),
 }
 
 /// The fixed outer layout. Changing it breaks every reader: don't.
@@ -105,6 +115,13 @@ impl Envelope {
                 let body = postcard::to_allocvec(&TextBody { text })
                     .map_err(|_| EnvelopeError::Malformed("text could not be encoded"))?;
                 (EnvelopeKind::Text as u16, body)
+            }
+            EnvelopeBody::ShiftOffer(shift) => {
+                shift.check()?;
+                (EnvelopeKind::ShiftOffer as u16, encode_body(shift)?)
+            }
+            EnvelopeBody::ShiftUpdate(update) => {
+                (EnvelopeKind::ShiftUpdate as u16, encode_body(update)?)
             }
             EnvelopeBody::Unsupported { .. } => {
                 return Err(EnvelopeError::Malformed(
@@ -151,6 +168,17 @@ impl Envelope {
                     text: body.text.to_owned(),
                 }
             }
+            kind if kind == EnvelopeKind::ShiftOffer as u16 => {
+                let shift: Shift = postcard::from_bytes(outer.body)
+                    .map_err(|_| EnvelopeError::Malformed("the shift offer is unreadable"))?;
+                shift.check()?;
+                EnvelopeBody::ShiftOffer(shift)
+            }
+            kind if kind == EnvelopeKind::ShiftUpdate as u16 => {
+                let update: ShiftUpdate = postcard::from_bytes(outer.body)
+                    .map_err(|_| EnvelopeError::Malformed("the shift answer is unreadable"))?;
+                EnvelopeBody::ShiftUpdate(update)
+            }
             kind => EnvelopeBody::Unsupported {
                 kind,
                 version: outer.version,
@@ -166,7 +194,9 @@ impl EnvelopeBody {
     pub fn text(&self) -> Option<&str> {
         match self {
             EnvelopeBody::Text { text } => Some(text),
-            EnvelopeBody::Unsupported { .. } => None,
+            EnvelopeBody::ShiftOffer(_)
+            | EnvelopeBody::ShiftUpdate(_)
+            | EnvelopeBody::Unsupported { .. } => None,
         }
     }
 }
@@ -177,6 +207,8 @@ impl std::fmt::Debug for EnvelopeBody {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             EnvelopeBody::Text { text } => write!(f, "Text({} characters)", text.chars().count()),
+            EnvelopeBody::ShiftOffer(shift) => write!(f, "ShiftOffer({shift:?})"),
+            EnvelopeBody::ShiftUpdate(update) => write!(f, "ShiftUpdate({:?})", update.action),
             EnvelopeBody::Unsupported { kind, version } => f
                 .debug_struct("Unsupported")
                 .field("kind", kind)
@@ -193,6 +225,12 @@ impl std::fmt::Debug for Envelope {
             .field("body", &self.body)
             .finish()
     }
+}
+
+/// A body's bytes (postcard: a later version may append fields, which
+/// this one ignores).
+fn encode_body(body: &impl Serialize) -> Result<Vec<u8>, EnvelopeError> {
+    postcard::to_allocvec(body).map_err(|_| EnvelopeError::Malformed("could not be encoded"))
 }
 
 fn check_text(text: &str) -> Result<(), EnvelopeError> {

@@ -18,6 +18,7 @@ pub mod ids;
 pub mod passcode;
 pub mod patient_data;
 pub mod retention;
+pub mod shift;
 pub mod sync;
 pub mod wire;
 

@@ -758,16 +758,51 @@ impl<P: Platform> Driver<P> {
         if state.open == Some(item.group) {
             self.repaint_open = true;
         }
+        let me = DeviceIdentity {
+            org: state.enrolment.org,
+            user: state.enrolment.user,
+            device: state.enrolment.device,
+        };
         let Some(record) = state.outbox.get_mut(&id) else {
             return Vec::new();
         };
-        let sent = matches!(item.state, OutboxState::Sent { .. });
+        let logged_at = match item.state {
+            OutboxState::Sent { seq } => Some(seq),
+            _ => None,
+        };
         record.item = item;
-        if sent && !record.item.is_commit() {
+        if let (Some(seq), false) = (logged_at, record.item.is_commit()) {
+            let mut writes = Vec::new();
+            if let Some(answer) = own_shift_answer(record, me, seq) {
+                // Its place in the log orders it among everyone's answers.
+                writes.push(CacheWrite::Message(answer));
+            }
             state.outbox.remove(&id);
-            vec![CacheWrite::DeleteOutbox(id)]
+            writes.push(CacheWrite::DeleteOutbox(id));
+            writes
         } else {
             vec![CacheWrite::Outbox(record.clone())]
         }
     }
+}
+
+/// One of this phone's own answers to a shift offer, now stored by the
+/// relay at `seq`: its message record again, with its place in the log.
+fn own_shift_answer(record: &OutboxRecord, me: DeviceIdentity, seq: u64) -> Option<MessageRecord> {
+    let Intent::Text { envelope } = &record.intent else {
+        return None;
+    };
+    let envelope = Envelope::decode(envelope.as_bytes()).ok()?;
+    let body @ MessageBody::ShiftUpdate { .. } = MessageBody::logged(&envelope.body, seq) else {
+        return None;
+    };
+    Some(MessageRecord {
+        group: record.item.group,
+        client_msg: record.item.client_msg,
+        sender: me.user,
+        sender_device: me.device,
+        sent_at: envelope.sent_at,
+        expires_at: record.item.expires_at?,
+        body,
+    })
 }

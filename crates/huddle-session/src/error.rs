@@ -45,4 +45,7 @@ pub enum SessionError {
     /// None of these people is in the group.
     #[error("nobody to remove")]
     NotMembers,
+    /// Shift offers belong in operational groups (a group's type decides).
+    #[error("shifts are offered in operational groups")]
+    NoShiftsHere,
 }

@@ -18,6 +18,7 @@ mod phone;
 pub mod platform;
 pub mod records;
 mod relay;
+pub mod shifts;
 pub mod update;
 
 pub use error::SessionError;

@@ -34,6 +34,13 @@ impl Outgoing {
         if conversation.ended {
             return Err(SessionError::NotInConversation);
         }
+        let is_shift = matches!(
+            body,
+            EnvelopeBody::ShiftOffer(_) | EnvelopeBody::ShiftUpdate(_)
+        );
+        if is_shift && !crate::shifts::offers_allowed_in(conversation.kind) {
+            return Err(SessionError::NoShiftsHere);
+        }
         let shown = MessageBody::of(&body);
         let envelope = Envelope { sent_at: now, body }
             .encode()

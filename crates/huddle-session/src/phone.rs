@@ -20,7 +20,7 @@ use crate::driver::{Driver, Input, Reply};
 use crate::error::SessionError;
 use crate::platform::{Cache, CacheError, CacheWrite, Clock, Log, Parts, Platform, Screen, Tasks};
 use crate::records::{
-    delivery_of, ConversationRecord, Directory, Enrolment, OutboxRecord, Standing,
+    delivery_of, ConversationRecord, Directory, Enrolment, MessageRecord, OutboxRecord, Standing,
 };
 use crate::update::{ConnectionStatus, ConversationEntry, ShownMessage, SignOut, Update};
 use futures::channel::{mpsc, oneshot};
@@ -28,8 +28,9 @@ use huddle_core::attestation::Identities;
 use huddle_core::envelope::EnvelopeBody;
 use huddle_core::group::GroupProfile;
 use huddle_core::ids::{ClientMessageId, GroupId, UserId};
-use huddle_core::retention::UnixMillis;
-use huddle_core::wire::{PhonePolicy, RequestId, ServerFrame};
+use huddle_core::retention::{GroupKind, UnixMillis};
+use huddle_core::shift::{Shift, ShiftUpdate};
+use huddle_core::wire::{PhonePolicy, RequestId, Role, ServerFrame};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
@@ -339,6 +340,32 @@ impl<P: Platform> Phone<P> {
         .await
     }
 
+    /// Offers a shift in an operational group: saved at once, sent when it
+    /// can be, like any message.
+    pub async fn offer_shift(&self, group: GroupId, shift: Shift) -> Result<(), SessionError> {
+        self.call(|reply| Input::Compose {
+            group,
+            body: EnvelopeBody::ShiftOffer(shift),
+            reply,
+        })
+        .await
+    }
+
+    /// Answers a shift offer (asks for it, takes the request back, or, for
+    /// the poster or an administrator, confirms, releases or withdraws).
+    pub async fn answer_shift(
+        &self,
+        group: GroupId,
+        update: ShiftUpdate,
+    ) -> Result<(), SessionError> {
+        self.call(|reply| Input::Compose {
+            group,
+            body: EnvelopeBody::ShiftUpdate(update),
+            reply,
+        })
+        .await
+    }
+
     /// Sends a message that failed again.
     pub fn retry(&self, client_msg: ClientMessageId) {
         self.run();
@@ -575,15 +602,31 @@ impl<P: Platform> Shared<P> {
         messages.truncate(limit as usize);
         messages.sort_by_key(|m| (m.sent_at, m.client_msg));
         let device = state.enrolment.device;
-        let shown = messages
+        let kind = state
+            .conversation(group)
+            .map_or(GroupKind::Direct, |c| c.kind);
+        // Who may settle a shift comes from certificates this phone checked,
+        // never from the relay's directory.
+        let by_administrator = |message: &MessageRecord| {
+            if message.sender_device == device {
+                return state.enrolment.administrator;
+            }
+            state.identities.devices.iter().any(|checked| {
+                checked.identity.device == message.sender_device
+                    && checked.identity.user == message.sender
+                    && checked.role == Role::Administrator
+            })
+        };
+        let shown = crate::shifts::fold(messages, kind, by_administrator)
             .into_iter()
-            .map(|message| ShownMessage {
+            .map(|(message, shift)| ShownMessage {
                 delivery: delivery_of(
                     &message,
                     device,
                     state.outbox.get(&message.client_msg).map(|r| &r.item.state),
                 ),
                 message,
+                shift,
             })
             .collect();
         drop(state);

@@ -10,6 +10,7 @@ use huddle_core::crypto_worker::Plaintext;
 use huddle_core::envelope::EnvelopeBody;
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, OrgId, UserId};
 use huddle_core::retention::{GroupKind, RetentionSecs, UnixMillis};
+use huddle_core::shift::{Shift, ShiftUpdate};
 use huddle_core::sync::{Failure, OutboxItem, OutboxState};
 use huddle_core::wire::{ClaimedKeyPackage, GroupSpec, Person};
 use serde::{Deserialize, Serialize};
@@ -103,6 +104,16 @@ pub enum MessageBody {
     /// Not a message: where the group was repaired (its encryption
     /// restarted by the sender), written by this phone.
     Repaired,
+    /// A shift someone needs covered, shown as a card.
+    ShiftOffer(Shift),
+    /// An answer to a shift offer: not shown by itself, but folded into its
+    /// offer's card. `logged_at` is its place in the group's log (for one
+    /// of this phone's own, once the relay has stored it; `None` before),
+    /// which orders the answers the same way on every phone.
+    ShiftUpdate {
+        update: ShiftUpdate,
+        logged_at: Option<u64>,
+    },
 }
 
 impl MessageBody {
@@ -112,14 +123,35 @@ impl MessageBody {
     pub fn of(body: &EnvelopeBody) -> MessageBody {
         match body {
             EnvelopeBody::Text { text } => MessageBody::Text(text.clone()),
+            EnvelopeBody::ShiftOffer(shift) => MessageBody::ShiftOffer(shift.clone()),
+            EnvelopeBody::ShiftUpdate(update) => MessageBody::ShiftUpdate {
+                update: *update,
+                logged_at: None,
+            },
             EnvelopeBody::Unsupported { .. } => MessageBody::NewerKind,
+        }
+    }
+
+    /// What a phone shows for an envelope it opened at `seq` of its
+    /// group's log.
+    pub fn logged(body: &EnvelopeBody, seq: u64) -> MessageBody {
+        match MessageBody::of(body) {
+            MessageBody::ShiftUpdate { update, .. } => MessageBody::ShiftUpdate {
+                update,
+                logged_at: Some(seq),
+            },
+            other => other,
         }
     }
 
     pub fn text(&self) -> Option<&str> {
         match self {
             MessageBody::Text(text) => Some(text),
-            MessageBody::NewerKind | MessageBody::Unreadable | MessageBody::Repaired => None,
+            MessageBody::NewerKind
+            | MessageBody::Unreadable
+            | MessageBody::Repaired
+            | MessageBody::ShiftOffer(_)
+            | MessageBody::ShiftUpdate { .. } => None,
         }
     }
 }
@@ -132,6 +164,10 @@ impl fmt::Debug for MessageBody {
             MessageBody::NewerKind => f.write_str("NewerKind"),
             MessageBody::Unreadable => f.write_str("Unreadable"),
             MessageBody::Repaired => f.write_str("Repaired"),
+            MessageBody::ShiftOffer(shift) => write!(f, "ShiftOffer({shift:?})"),
+            MessageBody::ShiftUpdate { update, logged_at } => {
+                write!(f, "ShiftUpdate({:?} at {logged_at:?})", update.action)
+            }
         }
     }
 }

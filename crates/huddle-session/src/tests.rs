@@ -41,7 +41,7 @@ fn alice_and_bob(world: &mut World, retention: RetentionSecs) -> (TestPhone, Tes
 }
 
 /// Alice, Bob and Carol, started, in a group Alice made (Carol added after).
-fn alice_bob_and_carol(
+pub(super) fn alice_bob_and_carol(
     world: &mut World,
     retention: RetentionSecs,
 ) -> (TestPhone, TestPhone, TestPhone, GroupId) {
@@ -1010,6 +1010,7 @@ fn a_clock_once_set_far_ahead_is_put_right_when_the_relay_tells_the_time() {
 
 mod passcode;
 mod revocation;
+mod shifts;
 mod verification;
 
 #[test]

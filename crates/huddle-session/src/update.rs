@@ -65,6 +65,8 @@ pub struct ConversationEntry {
 pub struct ShownMessage {
     pub message: MessageRecord,
     pub delivery: Delivery,
+    /// For a shift offer: where it stands.
+    pub shift: Option<crate::shifts::ShiftCard>,
 }
 
 /// The connection, as the offline banner shows it.

@@ -1,6 +1,8 @@
 //! Tests for the envelope: round trips, limits, forward compatibility and frozen bytes.
 
 use super::*;
+use crate::ids::{ClientMessageId, UserId};
+use crate::shift::{MessageRef, ShiftAction};
 
 fn hex(bytes: &[u8]) -> String {
     crate::hex::encode(bytes)
@@ -40,13 +42,13 @@ fn frozen_text_envelope_v1() {
 
 #[test]
 fn unknown_kinds_from_newer_versions_are_kept_and_labelled() {
-    // Version 3, kind 2 (shift offer), a body this version cannot read.
-    let bytes = unhex("03 02 01 04 de ad be ef");
+    // Version 3, kind 9 (not known to this version), a body it cannot read.
+    let bytes = unhex("03 09 01 04 de ad be ef");
     let envelope = Envelope::decode(&bytes).unwrap();
     assert_eq!(
         envelope.body,
         EnvelopeBody::Unsupported {
-            kind: 2,
+            kind: 9,
             version: 3
         }
     );
@@ -117,4 +119,89 @@ fn damaged_bytes_give_typed_errors_never_panics() {
     let mut trailing = good.clone();
     trailing.push(0);
     assert!(Envelope::decode(&trailing).is_err());
+}
+
+fn night_shift() -> Shift {
+    Shift {
+        day: 20_500,
+        start: 20 * 60,
+        end: 8 * 60,
+        unit: "Oak".into(),
+        role: "RGN".into(),
+        note: "Hi".into(),
+    }
+}
+
+/// Frozen: the bytes version 1 writes for a shift offer and for an answer
+/// to one. A later version must still read them.
+#[test]
+fn frozen_shift_envelopes_v1() {
+    let offer = Envelope {
+        sent_at: UnixMillis(1_795_000_000_000),
+        body: EnvelopeBody::ShiftOffer(night_shift()),
+    };
+    let frozen_offer =
+        // version 1, kind 2, sent_at, 18 body bytes: day 20,500, 20:00,
+        // 08:00, "Oak", "RGN", "Hi".
+        unhex("01 02 80 bc d9 f2 9e 34 12 94 a0 01 b0 09 e0 03 03 4f 61 6b 03 52 47 4e 02 48 69");
+    assert_eq!(Envelope::decode(&frozen_offer), Ok(offer.clone()));
+    assert_eq!(hex(&offer.encode().unwrap()), hex(&frozen_offer));
+
+    let answer = Envelope {
+        sent_at: UnixMillis(1_795_000_000_000),
+        body: EnvelopeBody::ShiftUpdate(ShiftUpdate {
+            offer: MessageRef {
+                author: UserId::from_bytes([1; 16]),
+                client_msg: ClientMessageId::from_bytes([2; 16]),
+            },
+            action: ShiftAction::Confirm {
+                claim: MessageRef {
+                    author: UserId::from_bytes([3; 16]),
+                    client_msg: ClientMessageId::from_bytes([4; 16]),
+                },
+            },
+        }),
+    };
+    let bytes = answer.encode().unwrap();
+    assert_eq!(Envelope::decode(&bytes), Ok(answer));
+    let frozen_answer = format!(
+        "0103{}{}{}02{}{}",
+        "80bcd9f29e34",
+        // 65 body bytes: the offer's author and id, action 2 (confirm),
+        // the claim's author and id.
+        "41",
+        "01".repeat(16) + &"02".repeat(16),
+        "03".repeat(16),
+        "04".repeat(16)
+    );
+    assert_eq!(hex(&bytes), frozen_answer);
+}
+
+#[test]
+fn a_shift_offer_is_checked_when_written_and_when_read() {
+    let mut shift = night_shift();
+    shift.role = String::new();
+    let envelope = Envelope {
+        sent_at: UnixMillis(1),
+        body: EnvelopeBody::ShiftOffer(shift.clone()),
+    };
+    assert_eq!(
+        envelope.encode(),
+        Err(EnvelopeError::Shift(ShiftError::NoRole))
+    );
+    // A modified app's offer without a role is refused on the way in too.
+    let body = postcard::to_allocvec(&shift).unwrap();
+    let outer = OuterLayout {
+        version: 1,
+        kind: EnvelopeKind::ShiftOffer as u16,
+        sent_at: 1,
+        body: &body,
+    };
+    let bytes = postcard::to_allocvec(&outer).unwrap();
+    assert_eq!(
+        Envelope::decode(&bytes),
+        Err(EnvelopeError::Shift(ShiftError::NoRole))
+    );
+    assert_eq!(envelope.body.text(), None);
+    assert!(!format!("{envelope:?}").contains("Oak"));
 }

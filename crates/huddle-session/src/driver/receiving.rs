@@ -38,7 +38,7 @@ impl<P: Platform> Driver<P> {
                 ..
             })) => {
                 let (sent_at, body) = match Envelope::decode(envelope.as_bytes()) {
-                    Ok(envelope) => (envelope.sent_at, MessageBody::of(&envelope.body)),
+                    Ok(envelope) => (envelope.sent_at, MessageBody::logged(&envelope.body, seq)),
                     Err(_) => (now, MessageBody::Unreadable),
                 };
                 self.learn_about(&[sender.user]);

@@ -58,6 +58,39 @@ where
 }
 
 #[test]
+fn shift_bodies_are_frozen_after_the_bodies_before_them() {
+    use huddle_core::shift::{MessageRef, Shift, ShiftAction, ShiftUpdate};
+    // Variant 4: an offer (day, start, end, unit, role, note).
+    frozen(
+        &MessageBody::ShiftOffer(Shift {
+            day: 20_500,
+            start: 1200,
+            end: 480,
+            unit: "Oak".into(),
+            role: "RGN".into(),
+            note: "Hi".into(),
+        }),
+        "0494a001b009e003034f616b0352474e024869",
+    );
+    // Variant 5: an answer (offer's author and id, action 0: a claim) and
+    // where it stands in the log.
+    let answer = MessageBody::ShiftUpdate {
+        update: ShiftUpdate {
+            offer: MessageRef {
+                author: UserId::from_bytes([1; 16]),
+                client_msg: ClientMessageId::from_bytes([2; 16]),
+            },
+            action: ShiftAction::Claim,
+        },
+        logged_at: Some(300),
+    };
+    frozen(
+        &answer,
+        &format!("05{}{}0001ac02", "01".repeat(16), "02".repeat(16)),
+    );
+}
+
+#[test]
 fn record_layouts_are_frozen() {
     frozen(&sample_enrolment(), FROZEN_ENROLMENT);
     frozen(&sample_message(), FROZEN_MESSAGE);

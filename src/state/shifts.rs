@@ -1,0 +1,314 @@
+//! A shift offer's card in words: when and what, where it stands as the person reading it needs to hear it, and the buttons she may press.
+
+use crate::state::time::{day_label, minutes_label};
+use huddle_core::ids::UserId;
+use huddle_core::shift::{MessageRef, Request, Shift, ShiftAction, ShiftStatus, ShiftUpdate};
+use huddle_session::shifts::ShiftCard;
+use huddle_session::Directory;
+
+/// Who is reading: the card's words and buttons depend on it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Viewer {
+    pub me: UserId,
+    pub administrator: bool,
+    /// The year today, so that dates this year leave it out.
+    pub this_year: i32,
+}
+
+/// One button on a card: what it says and the answer it sends.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShiftButton {
+    pub label: String,
+    pub update: ShiftUpdate,
+    /// The one thing most people reading it will want to do.
+    pub primary: bool,
+}
+
+/// A shift offer as its card shows it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShiftView {
+    /// "Thu 3 Dec, 07:00 to 15:00".
+    pub when: String,
+    /// "Senior carer, Rowan unit".
+    pub what: String,
+    pub note: String,
+    /// "open", "claimed", "confirmed" or "withdrawn": for styling and tests.
+    pub state: &'static str,
+    /// Where it stands, in a sentence for the person reading.
+    pub status: String,
+    pub buttons: Vec<ShiftButton>,
+    /// One of this phone's answers to it is still on its way to the relay.
+    pub sending: bool,
+}
+
+/// The card of the offer `offer` (its author and id), which says `shift`
+/// and stands as `card`, for `viewer`.
+pub fn shift_view(
+    offer: MessageRef,
+    shift: &Shift,
+    card: &ShiftCard,
+    viewer: Viewer,
+    directory: &Directory,
+) -> ShiftView {
+    let name = |user: UserId| {
+        if user == viewer.me {
+            "you".to_owned()
+        } else {
+            directory.name_of(user).unwrap_or("someone").to_owned()
+        }
+    };
+    let poster = offer.author;
+    let manages = viewer.me == poster || viewer.administrator;
+    let decider = if viewer.me == poster {
+        "you".to_owned()
+    } else {
+        name(poster)
+    };
+    let answer = |action| ShiftUpdate { offer, action };
+    let mut buttons = Vec::new();
+    let (state, status) = match &card.status {
+        ShiftStatus::Withdrawn => (
+            "withdrawn",
+            "Withdrawn: this shift is no longer offered.".to_owned(),
+        ),
+        ShiftStatus::Confirmed { to, .. } => {
+            if manages {
+                buttons.push(ShiftButton {
+                    label: "Reopen this shift".into(),
+                    update: answer(ShiftAction::Release),
+                    primary: false,
+                });
+            }
+            let status = if to.by() == viewer.me {
+                "Confirmed: this shift is yours.".to_owned()
+            } else {
+                format!("Taken: confirmed for {}.", name(to.by()))
+            };
+            ("confirmed", status)
+        }
+        ShiftStatus::Open { requests } => {
+            let mine = requests.iter().find(|r| r.by() == viewer.me);
+            if viewer.me != poster && mine.is_none() {
+                buttons.push(ShiftButton {
+                    label: "I can take this shift".into(),
+                    update: answer(ShiftAction::Claim),
+                    primary: true,
+                });
+            }
+            if mine.is_some() {
+                buttons.push(ShiftButton {
+                    label: "Take back my claim".into(),
+                    update: answer(ShiftAction::CancelClaim),
+                    primary: false,
+                });
+            }
+            if manages {
+                for (index, request) in requests.iter().enumerate() {
+                    buttons.push(ShiftButton {
+                        label: format!("Confirm {}", name(request.by())),
+                        update: answer(ShiftAction::Confirm { claim: request.id }),
+                        primary: index == 0,
+                    });
+                }
+            }
+            open_status(requests, viewer, &decider, &name)
+        }
+    };
+    if manages && card.status != ShiftStatus::Withdrawn {
+        buttons.push(ShiftButton {
+            label: "Withdraw this offer".into(),
+            update: answer(ShiftAction::Withdraw),
+            primary: false,
+        });
+    }
+    let mut when = format!(
+        "{}, {} to {}",
+        day_label(shift.day, viewer.this_year),
+        minutes_label(shift.start),
+        minutes_label(shift.end)
+    );
+    if shift.overnight() {
+        when.push_str(" the next day");
+    }
+    let what = if shift.unit.trim().is_empty() {
+        shift.role.clone()
+    } else {
+        format!("{}, {}", shift.role, shift.unit)
+    };
+    ShiftView {
+        when,
+        what,
+        note: shift.note.clone(),
+        state,
+        status,
+        buttons,
+        sending: card.sending,
+    }
+}
+
+/// Where an open shift stands: who claimed it first, and who else asked.
+fn open_status(
+    requests: &[Request],
+    viewer: Viewer,
+    decider: &str,
+    name: &dyn Fn(UserId) -> String,
+) -> (&'static str, String) {
+    let Some(first) = requests.first() else {
+        return ("open", "Open: nobody has claimed it yet.".to_owned());
+    };
+    let waiting = format!("waiting for {decider} to confirm");
+    // Who else asked (the reader is told of her own request apart).
+    let others: Vec<String> = requests[1..]
+        .iter()
+        .filter(|r| r.by() != viewer.me)
+        .map(|r| name(r.by()))
+        .collect();
+    let mut status = if first.by() == viewer.me {
+        format!("Claimed by you, {waiting}.")
+    } else if requests.iter().any(|r| r.by() == viewer.me) {
+        format!(
+            "Already claimed by {}. You asked too, in case it is not confirmed for them.",
+            name(first.by())
+        )
+    } else {
+        format!("Claimed by {}, {waiting}.", name(first.by()))
+    };
+    if !others.is_empty() {
+        status.push_str(&format!(" Also asked: {}.", others.join(", ")));
+    }
+    ("claimed", status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use huddle_core::ids::ClientMessageId;
+    use huddle_core::wire::{Person, Role};
+
+    const ANN: UserId = UserId::from_bytes([1; 16]);
+    const BEN: UserId = UserId::from_bytes([2; 16]);
+    const CAROL: UserId = UserId::from_bytes([3; 16]);
+
+    fn directory() -> Directory {
+        let person = |user, name: &str| Person {
+            user,
+            display_name: name.into(),
+            role: Role::Staff,
+            devices: vec![],
+        };
+        Directory {
+            people: vec![
+                person(ANN, "Ann Lee"),
+                person(BEN, "Ben Okafor"),
+                person(CAROL, "Carol Diaz"),
+            ],
+        }
+    }
+
+    fn offer() -> MessageRef {
+        MessageRef {
+            author: ANN,
+            client_msg: ClientMessageId::from_bytes([9; 16]),
+        }
+    }
+
+    fn request(user: UserId) -> Request {
+        Request {
+            id: MessageRef {
+                author: user,
+                client_msg: ClientMessageId::from_bytes(*user.as_bytes()),
+            },
+        }
+    }
+
+    fn night() -> Shift {
+        Shift {
+            day: 20_425, // Wednesday 3 December 2025
+            start: 20 * 60,
+            end: 8 * 60,
+            unit: "Rowan unit".into(),
+            role: "Senior carer".into(),
+            note: String::new(),
+        }
+    }
+
+    fn view(status: ShiftStatus, me: UserId) -> ShiftView {
+        let viewer = Viewer {
+            me,
+            administrator: false,
+            this_year: 2025,
+        };
+        let card = ShiftCard {
+            status,
+            sending: false,
+        };
+        shift_view(offer(), &night(), &card, viewer, &directory())
+    }
+
+    fn labels(view: &ShiftView) -> Vec<&str> {
+        view.buttons.iter().map(|b| b.label.as_str()).collect()
+    }
+
+    #[test]
+    fn a_card_says_when_and_what_in_plain_words() {
+        let view = view(ShiftStatus::Open { requests: vec![] }, BEN);
+        assert_eq!(view.when, "Wed 3 Dec, 20:00 to 08:00 the next day");
+        assert_eq!(view.what, "Senior carer, Rowan unit");
+        assert_eq!(view.status, "Open: nobody has claimed it yet.");
+        assert_eq!(labels(&view), ["I can take this shift"]);
+    }
+
+    #[test]
+    fn the_first_to_claim_and_everyone_else_read_the_same_standing_in_their_own_words() {
+        let open = ShiftStatus::Open {
+            requests: vec![request(BEN), request(CAROL)],
+        };
+        let ben = view(open.clone(), BEN);
+        assert_eq!(
+            ben.status,
+            "Claimed by you, waiting for Ann Lee to confirm. Also asked: Carol Diaz."
+        );
+        assert_eq!(labels(&ben), ["Take back my claim"]);
+        let carol = view(open.clone(), CAROL);
+        assert_eq!(
+            carol.status,
+            "Already claimed by Ben Okafor. You asked too, in case it is not confirmed for them."
+        );
+        let ann = view(open, ANN);
+        assert_eq!(
+            ann.status,
+            "Claimed by Ben Okafor, waiting for you to confirm. Also asked: Carol Diaz."
+        );
+        assert_eq!(
+            labels(&ann),
+            [
+                "Confirm Ben Okafor",
+                "Confirm Carol Diaz",
+                "Withdraw this offer"
+            ]
+        );
+        assert!(ann.buttons[0].primary && !ann.buttons[1].primary);
+    }
+
+    #[test]
+    fn a_confirmed_shift_is_taken_for_everyone_but_its_holder() {
+        let confirmed = ShiftStatus::Confirmed {
+            to: request(BEN),
+            others: vec![request(CAROL)],
+        };
+        assert_eq!(
+            view(confirmed.clone(), BEN).status,
+            "Confirmed: this shift is yours."
+        );
+        let carol = view(confirmed.clone(), CAROL);
+        assert_eq!(carol.status, "Taken: confirmed for Ben Okafor.");
+        assert!(carol.buttons.is_empty());
+        assert_eq!(
+            labels(&view(confirmed, ANN)),
+            ["Reopen this shift", "Withdraw this offer"]
+        );
+        let withdrawn = view(ShiftStatus::Withdrawn, ANN);
+        assert_eq!(withdrawn.state, "withdrawn");
+        assert!(withdrawn.buttons.is_empty());
+    }
+}
