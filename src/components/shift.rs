@@ -63,6 +63,9 @@ pub fn ShiftCard(group: GroupId, message: MessageView, shift: ShiftView) -> impl
             {(!shift.note.is_empty()).then(|| view! { <p class="shift-card__note">{shift.note.clone()}</p> })}
             <p class="shift-card__status" data-testid="shift-status">{shift.status.clone()}</p>
             {shift.sending.then(|| view! { <p class="shift-card__sending">"Sending your answer…"</p> })}
+            {shift.failed.then(|| view! {
+                <p class="shift-card__failed" role="alert">"Your last answer could not be sent. Try again."</p>
+            })}
             <div class="shift-card__actions">{buttons}</div>
             <span class="message__meta">
                 <time>{clock_label(message.sent_at, model.now.get_untracked(), offset)}</time>

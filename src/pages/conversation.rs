@@ -6,7 +6,8 @@ use crate::navigate;
 use crate::platform::browser;
 use crate::state::conversations::{delivery_label, patient_data_warning, title};
 use crate::state::route::Route;
-use crate::state::time::{clock_label, duration_label, expiry_label, year_of};
+use crate::state::shifts::shift_week;
+use crate::state::time::{clock_label, duration_label, expiry_label, local_day, year_of};
 use crate::state::verification::{clinical_note, verification_of};
 use crate::state::words;
 use huddle_core::ids::GroupId;
@@ -107,6 +108,9 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
                     "People in this conversation"
                 </a>
             </header>
+            <Show when=offers_shifts>
+                <ShiftWeek />
+            </Show>
             <Show when=move || model.more_messages.get()>
                 <button class="button button--quiet" type="button" on:click=more>"Show earlier messages"</button>
             </Show>
@@ -117,7 +121,7 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
                         m.client_msg,
                         m.delivery.clone(),
                         m.expires_at,
-                        m.shift.as_ref().map(|s| (s.status.clone(), s.sending, s.buttons.len())),
+                        m.shift.as_ref().map(|s| (s.status.clone(), s.sending, s.failed, s.buttons.len())),
                     )
                     let:message
                 >
@@ -201,6 +205,50 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
             // composer, which sticks to the bottom of the screen.
             <div node_ref=end></div>
         </main>
+    }
+}
+
+/// The group's shifts for the coming week, by day, with how many are still
+/// not covered: folded away until opened, so the conversation stays first.
+#[component]
+fn ShiftWeek() -> impl IntoView {
+    let model = expect_context::<AppModel>();
+    let offset = browser::utc_offset_minutes();
+    let week = Memo::new(move |_| {
+        let now = browser::now();
+        let offers: Vec<_> = model.messages.with(|messages| {
+            messages
+                .iter()
+                .filter_map(|m| Some((m.client_msg, m.shift.clone()?)))
+                .collect()
+        });
+        shift_week(offers, local_day(now, offset), year_of(now))
+    });
+    let summary = move || match week.with(|(days, gaps)| (days.is_empty(), *gaps)) {
+        (true, _) => "Shifts this week: none offered".to_owned(),
+        (false, 0) => "Shifts this week: all covered".to_owned(),
+        (false, 1) => "Shifts this week: 1 still open".to_owned(),
+        (false, gaps) => format!("Shifts this week: {gaps} still open"),
+    };
+    view! {
+        <details class="shift-week" data-testid="shift-week">
+            <summary class="shift-week__summary">{summary}</summary>
+            <ul class="shift-week__days">
+                {move || week.get().0.into_iter().map(|day| view! {
+                    <li class="shift-week__day">
+                        <h2 class="shift-week__label">{day.label}</h2>
+                        <ul class="shift-week__shifts">
+                            {day.shifts.into_iter().map(|(_, shift)| view! {
+                                <li class="shift-week__shift" data-state=shift.state>
+                                    <span class="shift-week__hours">{shift.hours}" · "{shift.what}</span>
+                                    <span class="shift-week__status">{shift.status}</span>
+                                </li>
+                            }).collect_view()}
+                        </ul>
+                    </li>
+                }).collect_view()}
+            </ul>
+        </details>
     }
 }
 

@@ -298,6 +298,21 @@ impl Cache for IdbCache {
             .collect())
     }
 
+    async fn message(
+        &self,
+        expires_at: UnixMillis,
+        group: GroupId,
+        client_msg: ClientMessageId,
+    ) -> Result<Option<MessageRecord>, CacheError> {
+        let key = message_key(expires_at, group, client_msg);
+        let stored = self
+            .db
+            .get_raw(MESSAGES_STORE, &key)
+            .await
+            .map_err(cache_error)?;
+        Ok(stored.and_then(|value| self.open_message(&value)))
+    }
+
     async fn message_count(&self, group: GroupId) -> Result<u32, CacheError> {
         let range = KeyRange::only(&group.to_string().into()).map_err(|_| CacheError::Failed)?;
         self.db

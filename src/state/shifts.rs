@@ -27,8 +27,13 @@ pub struct ShiftButton {
 /// A shift offer as its card shows it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ShiftView {
+    /// The shift's day and start (minutes after midnight), for the week's list.
+    pub day: u32,
+    pub start: u16,
     /// "Thu 3 Dec, 07:00 to 15:00".
     pub when: String,
+    /// "07:00 to 15:00", for the week's list under its day.
+    pub hours: String,
     /// "Senior carer, Rowan unit".
     pub what: String,
     pub note: String,
@@ -39,6 +44,9 @@ pub struct ShiftView {
     pub buttons: Vec<ShiftButton>,
     /// One of this phone's answers to it is still on its way to the relay.
     pub sending: bool,
+    /// One of this phone's answers to it was not sent (refused, or too many
+    /// tries): it counts for nothing, and the reader can answer again.
+    pub failed: bool,
 }
 
 /// The card of the offer `offer` (its author and id), which says `shift`
@@ -97,7 +105,7 @@ pub fn shift_view(
             }
             if mine.is_some() {
                 buttons.push(ShiftButton {
-                    label: "Take back my claim".into(),
+                    label: "Cancel my claim".into(),
                     update: answer(ShiftAction::CancelClaim),
                     primary: false,
                 });
@@ -121,30 +129,78 @@ pub fn shift_view(
             primary: false,
         });
     }
-    let mut when = format!(
-        "{}, {} to {}",
-        day_label(shift.day, viewer.this_year),
+    let mut hours = format!(
+        "{} to {}",
         minutes_label(shift.start),
         minutes_label(shift.end)
     );
     if shift.overnight() {
-        when.push_str(" the next day");
+        hours.push_str(" the next day");
     }
+    let when = format!("{}, {hours}", day_label(shift.day, viewer.this_year));
     let what = if shift.unit.trim().is_empty() {
         shift.role.clone()
     } else {
         format!("{}, {}", shift.role, shift.unit)
     };
     ShiftView {
+        day: shift.day,
+        start: shift.start,
         when,
+        hours,
         what,
         note: shift.note.clone(),
         state,
         status,
         buttons,
         sending: card.sending,
+        failed: card.failed,
     }
 }
+
+/// One day of the week's shifts.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ShiftDay {
+    /// "Thu 3 Dec".
+    pub label: String,
+    /// The day's offers, earliest start first: (the offer's message id, its view).
+    pub shifts: Vec<(huddle_core::ids::ClientMessageId, ShiftView)>,
+}
+
+/// The days the group needs to cover, from `today` for `DAYS_AHEAD` days:
+/// each day with its offers (withdrawn ones left out), earliest first, and
+/// how many of them are still not confirmed for anyone (the gaps).
+pub fn shift_week(
+    offers: impl IntoIterator<Item = (huddle_core::ids::ClientMessageId, ShiftView)>,
+    today: u32,
+    this_year: i32,
+) -> (Vec<ShiftDay>, usize) {
+    let mut shifts: Vec<(huddle_core::ids::ClientMessageId, ShiftView)> = offers
+        .into_iter()
+        .filter(|(_, view)| view.state != "withdrawn")
+        .filter(|(_, view)| view.day >= today && view.day < today.saturating_add(DAYS_AHEAD))
+        .collect();
+    shifts.sort_by_key(|(id, view)| (view.day, view.start, *id));
+    let gaps = shifts
+        .iter()
+        .filter(|(_, view)| view.state != "confirmed")
+        .count();
+    let mut days: Vec<ShiftDay> = Vec::new();
+    for (id, view) in shifts {
+        let label = day_label(view.day, this_year);
+        match days.last_mut() {
+            Some(day) if day.label == label => day.shifts.push((id, view)),
+            _ => days.push(ShiftDay {
+                label,
+                shifts: vec![(id, view)],
+            }),
+        }
+    }
+    (days, gaps)
+}
+
+/// How far ahead the week's list looks.
+pub const DAYS_AHEAD: u32 = 7;
 
 /// Where an open shift stands: who claimed it first, and who else asked.
 fn open_status(
@@ -241,6 +297,7 @@ mod tests {
         let card = ShiftCard {
             status,
             sending: false,
+            failed: false,
         };
         shift_view(offer(), &night(), &card, viewer, &directory())
     }
@@ -268,7 +325,7 @@ mod tests {
             ben.status,
             "Claimed by you, waiting for Ann Lee to confirm. Also asked: Carol Diaz."
         );
-        assert_eq!(labels(&ben), ["Take back my claim"]);
+        assert_eq!(labels(&ben), ["Cancel my claim"]);
         let carol = view(open.clone(), CAROL);
         assert_eq!(
             carol.status,
@@ -288,6 +345,59 @@ mod tests {
             ]
         );
         assert!(ann.buttons[0].primary && !ann.buttons[1].primary);
+    }
+
+    #[test]
+    fn the_week_lists_days_in_order_with_the_gaps_still_open_and_leaves_out_the_rest() {
+        let at = |day: u32, start: u16, status: ShiftStatus, n: u8| {
+            let mut shift = night();
+            (shift.day, shift.start) = (day, start);
+            let card = ShiftCard {
+                status,
+                sending: false,
+                failed: false,
+            };
+            let viewer = Viewer {
+                me: BEN,
+                administrator: false,
+                this_year: 2025,
+            };
+            (
+                ClientMessageId::from_bytes([n; 16]),
+                shift_view(offer(), &shift, &card, viewer, &directory()),
+            )
+        };
+        let open = || ShiftStatus::Open { requests: vec![] };
+        let taken = ShiftStatus::Confirmed {
+            to: request(CAROL),
+            others: vec![],
+        };
+        let today = 20_425;
+        let (days, gaps) = shift_week(
+            [
+                at(today + 1, 20 * 60, open(), 1),
+                at(today, 20 * 60, taken, 2),
+                at(today + 1, 7 * 60, open(), 3),
+                at(today, 8 * 60, ShiftStatus::Withdrawn, 4),
+                at(today - 1, 8 * 60, open(), 5),
+                at(today + DAYS_AHEAD, 8 * 60, open(), 6),
+            ],
+            today,
+            2025,
+        );
+        let listed: Vec<(&str, Vec<u8>)> = days
+            .iter()
+            .map(|day| {
+                (
+                    day.label.as_str(),
+                    day.shifts.iter().map(|(id, _)| id.as_bytes()[0]).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(listed, [("Wed 3 Dec", vec![2]), ("Thu 4 Dec", vec![3, 1])]);
+        assert_eq!(gaps, 2, "the two open ones; the taken one is covered");
+        assert_eq!(days[1].shifts[0].1.hours, "07:00 to 08:00");
+        assert_eq!(days[1].shifts[1].1.hours, "20:00 to 08:00 the next day");
     }
 
     #[test]

@@ -188,7 +188,7 @@ pub fn date_value(day: u32) -> String {
 pub fn parse_time(value: &str) -> Option<u16> {
     let (hours, minutes) = value.trim().split_once(':')?;
     let (hours, minutes): (u16, u16) = (hours.parse().ok()?, minutes.get(..2)?.parse().ok()?);
-    (hours < 24 && minutes < 60).then_some(hours * 60 + minutes)
+    (hours < 24 && minutes < 60).then(|| hours * 60 + minutes)
 }
 
 /// (year, month, day) to days since 1970-01-01, after Howard Hinnant's

@@ -118,8 +118,8 @@ try {
     // Taken back, and both screens open again, before the next run.
     const openOnBens = whenStatus(ben.page, /^Open:/);
     const openOnMias = whenStatus(mia.page, /^Open:/);
-    await ben.page.getByRole("button", { name: "Take back my claim" }).waitFor();
-    await tap(ben.page, "Take back my claim");
+    await ben.page.getByRole("button", { name: "Cancel my claim" }).waitFor();
+    await tap(ben.page, "Cancel my claim");
     await Promise.all([openOnBens, openOnMias]);
     await ben.page.waitForTimeout(500);
   }

@@ -247,6 +247,8 @@ test("a shift offer: two colleagues claim it at the same moment, every phone nam
     assert.match(await card(colleague).textContent(), /Senior carer, Rowan unit/);
   }
   await shot(ben, "shift-offer-360");
+  // The week's list shows the gap.
+  await ben.page.getByTestId("shift-week").getByText("Shifts this week: 1 still open").waitFor();
 
   // Both tap at the same moment: the log's order decides who was first, the
   // same on every phone, whoever's phone was quicker to show it.
@@ -271,6 +273,14 @@ test("a shift offer: two colleagues claim it at the same moment, every phone nam
   await status(mia).filter({ hasText: `Taken: confirmed for ${first}.` }).waitFor({ timeout: 30_000 });
   assert.equal(await claim(other).count(), 0, "a taken shift cannot be claimed");
   await card(mia).getByRole("button", { name: "Reopen this shift" }).waitFor();
+  // The week's list: covered, and by whom.
+  const week = mia.page.getByTestId("shift-week");
+  await week.getByText("Shifts this week: all covered").click();
+  await week.getByText(`Taken: confirmed for ${first}.`).waitFor();
+  assert.match(await week.textContent(), /20:00 to 08:00 the next day · Senior carer, Rowan unit/);
+  await week.scrollIntoViewIfNeeded();
+  await shot(mia, "shift-week-360");
+  await week.getByText("Shifts this week: all covered").click();
   await shot(winner, "shift-confirmed-360");
   // Answers are folded into the card, never shown as messages.
   assert.ok(!(await messageTexts(other.page)).some((text) => /shift/i.test(text)));

@@ -216,6 +216,10 @@ pub enum Incoming {
     /// An application message: the envelope and who sent it.
     Message {
         sender: DeviceIdentity,
+        /// The sender's certificate (as MLS authenticated it) makes her an
+        /// administrator: who may settle a shift is read from here, never
+        /// from the relay's directory.
+        sender_is_administrator: bool,
         client_msg: ClientMessageId,
         /// The expiry this device enforces (the claim, capped by the group's retention).
         expires_at: UnixMillis,

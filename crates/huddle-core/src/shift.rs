@@ -183,8 +183,9 @@ impl ShiftStatus {
 /// answer to it this phone holds, in the log's order. An answer that breaks
 /// a rule changes nothing: a request from the poster, or a second one from
 /// the same person; a confirmation, release or withdrawal from anyone but
-/// the poster or an administrator; a confirmation of a request that is not
-/// standing; anything after a withdrawal.
+/// the poster or an administrator; a confirmation while the shift is
+/// confirmed, or naming the poster; anything after a withdrawal. A
+/// confirmation need not name a request this phone holds: it decides.
 pub fn settle(offer: MessageRef, answers: &[Answer]) -> ShiftStatus {
     let mut requests: Vec<Request> = Vec::new();
     let mut confirmed: Option<Request> = None;
@@ -200,10 +201,14 @@ pub fn settle(offer: MessageRef, answers: &[Answer]) -> ShiftStatus {
                 }
             }
             ShiftAction::CancelClaim => requests.retain(|r| r.by() != by),
-            ShiftAction::Confirm { claim } if manages && confirmed.is_none() => {
-                if let Some(index) = requests.iter().position(|r| r.id == claim) {
-                    confirmed = Some(requests.remove(index));
-                }
+            // The confirmation decides on its own, whether or not this
+            // phone holds the claim it names (withheld, or expired here
+            // first): phones that hold the confirmation agree.
+            ShiftAction::Confirm { claim }
+                if manages && confirmed.is_none() && claim.author != offer.author =>
+            {
+                requests.retain(|r| r.by() != claim.author);
+                confirmed = Some(Request { id: claim });
             }
             ShiftAction::Release if manages => confirmed = None,
             ShiftAction::Withdraw if manages => return ShiftStatus::Withdrawn,

@@ -1247,6 +1247,7 @@ impl MlsDevice {
                 match effective_expiry(aad.expires_at, now, retention) {
                     Ok(expires_at) => Ok(Incoming::Message {
                         sender,
+                        sender_is_administrator,
                         client_msg: aad.client_msg,
                         expires_at,
                         epoch: wire_epoch(chain, group_epoch),

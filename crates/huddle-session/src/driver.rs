@@ -763,6 +763,7 @@ impl<P: Platform> Driver<P> {
             user: state.enrolment.user,
             device: state.enrolment.device,
         };
+        let administrator = state.enrolment.administrator;
         let Some(record) = state.outbox.get_mut(&id) else {
             return Vec::new();
         };
@@ -773,7 +774,7 @@ impl<P: Platform> Driver<P> {
         record.item = item;
         if let (Some(seq), false) = (logged_at, record.item.is_commit()) {
             let mut writes = Vec::new();
-            if let Some(answer) = own_shift_answer(record, me, seq) {
+            if let Some(answer) = own_shift_answer(record, me, administrator, seq) {
                 // Its place in the log orders it among everyone's answers.
                 writes.push(CacheWrite::Message(answer));
             }
@@ -788,12 +789,19 @@ impl<P: Platform> Driver<P> {
 
 /// One of this phone's own answers to a shift offer, now stored by the
 /// relay at `seq`: its message record again, with its place in the log.
-fn own_shift_answer(record: &OutboxRecord, me: DeviceIdentity, seq: u64) -> Option<MessageRecord> {
+fn own_shift_answer(
+    record: &OutboxRecord,
+    me: DeviceIdentity,
+    administrator: bool,
+    seq: u64,
+) -> Option<MessageRecord> {
     let Intent::Text { envelope } = &record.intent else {
         return None;
     };
     let envelope = Envelope::decode(envelope.as_bytes()).ok()?;
-    let body @ MessageBody::ShiftUpdate { .. } = MessageBody::logged(&envelope.body, seq) else {
+    let body @ MessageBody::ShiftUpdate { .. } =
+        MessageBody::logged(&envelope.body, seq, administrator)
+    else {
         return None;
     };
     Some(MessageRecord {

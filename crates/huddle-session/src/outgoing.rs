@@ -41,7 +41,13 @@ impl Outgoing {
         if is_shift && !crate::shifts::offers_allowed_in(conversation.kind) {
             return Err(SessionError::NoShiftsHere);
         }
-        let shown = MessageBody::of(&body);
+        let mut shown = MessageBody::of(&body);
+        if let MessageBody::ShiftUpdate {
+            by_administrator, ..
+        } = &mut shown
+        {
+            *by_administrator = enrolment.administrator;
+        }
         let envelope = Envelope { sent_at: now, body }
             .encode()
             .map_err(SessionError::Invalid)?;

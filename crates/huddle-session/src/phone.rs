@@ -30,7 +30,8 @@ use huddle_core::group::GroupProfile;
 use huddle_core::ids::{ClientMessageId, GroupId, UserId};
 use huddle_core::retention::{GroupKind, UnixMillis};
 use huddle_core::shift::{Shift, ShiftUpdate};
-use huddle_core::wire::{PhonePolicy, RequestId, Role, ServerFrame};
+use huddle_core::sync::OutboxState;
+use huddle_core::wire::{PhonePolicy, RequestId, ServerFrame};
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeSet, HashMap};
 use std::rc::Rc;
@@ -605,19 +606,15 @@ impl<P: Platform> Shared<P> {
         let kind = state
             .conversation(group)
             .map_or(GroupKind::Direct, |c| c.kind);
-        // Who may settle a shift comes from certificates this phone checked,
-        // never from the relay's directory.
-        let by_administrator = |message: &MessageRecord| {
-            if message.sender_device == device {
-                return state.enrolment.administrator;
-            }
-            state.identities.devices.iter().any(|checked| {
-                checked.identity.device == message.sender_device
-                    && checked.identity.user == message.sender
-                    && checked.role == Role::Administrator
-            })
+        // One of this phone's own answers that was refused counts for nothing.
+        let failed = |message: &MessageRecord| {
+            message.sender_device == device
+                && matches!(
+                    state.outbox.get(&message.client_msg).map(|r| &r.item.state),
+                    Some(OutboxState::Failed { .. })
+                )
         };
-        let shown = crate::shifts::fold(messages, kind, by_administrator)
+        let shown = crate::shifts::fold(messages, kind, failed)
             .into_iter()
             .map(|(message, shift)| ShownMessage {
                 delivery: delivery_of(

@@ -65,6 +65,13 @@ pub trait Cache {
         limit: u32,
     ) -> Result<Vec<MessageRecord>, CacheError>;
     async fn message_count(&self, group: GroupId) -> Result<u32, CacheError>;
+    /// The message stored under this key, if any.
+    async fn message(
+        &self,
+        expires_at: UnixMillis,
+        group: GroupId,
+        client_msg: ClientMessageId,
+    ) -> Result<Option<MessageRecord>, CacheError>;
     async fn outbox(&self) -> Result<Vec<OutboxRecord>, CacheError>;
     async fn cursors(&self) -> Result<Vec<GroupPosition>, CacheError>;
     /// Applies every change in one transaction: all of them, or none (and

@@ -113,6 +113,9 @@ pub enum MessageBody {
     ShiftUpdate {
         update: ShiftUpdate,
         logged_at: Option<u64>,
+        /// Its sender's certificate made her an administrator when it was
+        /// opened (for one's own, this phone's enrolment).
+        by_administrator: bool,
     },
 }
 
@@ -127,18 +130,20 @@ impl MessageBody {
             EnvelopeBody::ShiftUpdate(update) => MessageBody::ShiftUpdate {
                 update: *update,
                 logged_at: None,
+                by_administrator: false,
             },
             EnvelopeBody::Unsupported { .. } => MessageBody::NewerKind,
         }
     }
 
-    /// What a phone shows for an envelope it opened at `seq` of its
-    /// group's log.
-    pub fn logged(body: &EnvelopeBody, seq: u64) -> MessageBody {
+    /// What a phone shows for an envelope stored at `seq` of its group's
+    /// log, sent by an administrator or not (as her certificate says).
+    pub fn logged(body: &EnvelopeBody, seq: u64, by_administrator: bool) -> MessageBody {
         match MessageBody::of(body) {
             MessageBody::ShiftUpdate { update, .. } => MessageBody::ShiftUpdate {
                 update,
                 logged_at: Some(seq),
+                by_administrator,
             },
             other => other,
         }
@@ -165,7 +170,9 @@ impl fmt::Debug for MessageBody {
             MessageBody::Unreadable => f.write_str("Unreadable"),
             MessageBody::Repaired => f.write_str("Repaired"),
             MessageBody::ShiftOffer(shift) => write!(f, "ShiftOffer({shift:?})"),
-            MessageBody::ShiftUpdate { update, logged_at } => {
+            MessageBody::ShiftUpdate {
+                update, logged_at, ..
+            } => {
                 write!(f, "ShiftUpdate({:?} at {logged_at:?})", update.action)
             }
         }

@@ -11,6 +11,9 @@ pub struct ShiftCard {
     /// One of this phone's own answers to it has not reached the relay
     /// yet: the card shows it, and says it is still being sent.
     pub sending: bool,
+    /// One of this phone's own answers to it was refused or could not be
+    /// sent: it is left out, and the card says so.
+    pub failed: bool,
 }
 
 /// Whether a conversation of `kind` carries shift offers: operational
@@ -23,12 +26,13 @@ pub fn offers_allowed_in(kind: GroupKind) -> bool {
 /// The messages to show, oldest first as given, each offer with its card.
 /// Answers are folded into the offers they name and not shown themselves;
 /// an answer whose offer is not among `messages` changes nothing on screen.
-/// `by_administrator` says whether a message's sender device holds an
-/// administrator's certificate.
+/// Whether an answer's sender is an administrator is what her certificate
+/// said as the answer was opened. `failed` says whether one of this phone's
+/// own answers was refused or could not be sent: it is left out.
 pub fn fold(
     messages: Vec<MessageRecord>,
     kind: GroupKind,
-    by_administrator: impl Fn(&MessageRecord) -> bool,
+    failed: impl Fn(&MessageRecord) -> bool,
 ) -> Vec<(MessageRecord, Option<ShiftCard>)> {
     let (mut answers, shown): (Vec<MessageRecord>, Vec<MessageRecord>) = messages
         .into_iter()
@@ -52,18 +56,26 @@ pub fn fold(
                 author: message.sender,
                 client_msg: message.client_msg,
             };
-            let mut sending = false;
+            let (mut sending, mut refused) = (false, false);
             let folded: Vec<Answer> = answers
                 .iter()
                 .filter_map(|answer| match answer.body {
-                    MessageBody::ShiftUpdate { update, logged_at } if update.offer == offer => {
+                    MessageBody::ShiftUpdate {
+                        update,
+                        logged_at,
+                        by_administrator,
+                    } if update.offer == offer => {
+                        if logged_at.is_none() && failed(answer) {
+                            refused = true;
+                            return None;
+                        }
                         sending |= logged_at.is_none();
                         Some(Answer {
                             id: MessageRef {
                                 author: answer.sender,
                                 client_msg: answer.client_msg,
                             },
-                            by_administrator: by_administrator(answer),
+                            by_administrator,
                             action: update.action,
                         })
                     }
@@ -71,7 +83,12 @@ pub fn fold(
                 })
                 .collect();
             let status = settle(offer, &folded);
-            (message, Some(ShiftCard { status, sending }))
+            let card = ShiftCard {
+                status,
+                sending,
+                failed: refused,
+            };
+            (message, Some(card))
         })
         .collect()
 }

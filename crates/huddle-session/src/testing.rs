@@ -95,6 +95,19 @@ impl Cache for MemCache {
             .cloned()
             .collect())
     }
+    async fn message(
+        &self,
+        expires_at: UnixMillis,
+        group: GroupId,
+        client_msg: ClientMessageId,
+    ) -> Result<Option<MessageRecord>, CacheError> {
+        Ok(self
+            .0
+            .borrow()
+            .messages
+            .get(&(expires_at, group, client_msg))
+            .cloned())
+    }
     async fn message_count(&self, group: GroupId) -> Result<u32, CacheError> {
         let count = self
             .0

@@ -12,7 +12,7 @@ use huddle_core::wire::{ClientFrame, EntryKind, ErrorCode, Rejection, ServerFram
 
 /// An operational group; a clinical one for retention under an hour (the
 /// only kind that allows it).
-fn profile(retention: RetentionSecs) -> GroupProfile {
+pub(super) fn profile(retention: RetentionSecs) -> GroupProfile {
     let kind = if retention < RetentionSecs::HOUR {
         GroupKind::Clinical
     } else {

@@ -163,17 +163,39 @@ fn a_request_counts_once_the_poster_cannot_ask_and_a_request_can_be_taken_back()
         panic!("open");
     };
     assert_eq!(requests, vec![Request { id: id(CAROL, 4) }]);
-    // A confirmation that names a request no longer standing changes nothing.
-    let mut answers = answers.to_vec();
-    answers.push(answer(
-        POSTER,
-        6,
-        ShiftAction::Confirm { claim: id(BEN, 2) },
-    ));
-    assert!(matches!(
-        settle(offer(), &answers),
-        ShiftStatus::Open { .. }
-    ));
+}
+
+#[test]
+fn a_confirmation_decides_even_where_the_claim_it_names_was_withheld_or_expired() {
+    let confirm_ben = answer(POSTER, 6, ShiftAction::Confirm { claim: id(BEN, 2) });
+    // Carol's phone never got Ben's claim (the relay withheld it, or it
+    // expired there first), but it holds the poster's confirmation.
+    let on_carols_phone = settle(
+        offer(),
+        &[answer(CAROL, 4, ShiftAction::Claim), confirm_ben],
+    );
+    let on_bens_phone = settle(
+        offer(),
+        &[
+            answer(BEN, 2, ShiftAction::Claim),
+            answer(CAROL, 4, ShiftAction::Claim),
+            confirm_ben,
+        ],
+    );
+    assert_eq!(on_carols_phone, on_bens_phone);
+    assert!(matches!(on_bens_phone, ShiftStatus::Confirmed { to, .. } if to.by() == BEN));
+    // A confirmation naming the poster herself changes nothing.
+    let to_poster = settle(
+        offer(),
+        &[answer(
+            ADMIN,
+            7,
+            ShiftAction::Confirm {
+                claim: id(POSTER, 1),
+            },
+        )],
+    );
+    assert_eq!(to_poster, ShiftStatus::Open { requests: vec![] });
 }
 
 #[test]

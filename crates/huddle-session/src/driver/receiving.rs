@@ -32,17 +32,40 @@ impl<P: Platform> Driver<P> {
         match opened {
             Ok(WorkerResponse::Opened(Incoming::Message {
                 sender,
+                sender_is_administrator,
                 client_msg,
                 expires_at,
                 envelope,
                 ..
             })) => {
                 let (sent_at, body) = match Envelope::decode(envelope.as_bytes()) {
-                    Ok(envelope) => (envelope.sent_at, MessageBody::logged(&envelope.body, seq)),
+                    Ok(envelope) => (
+                        envelope.sent_at,
+                        MessageBody::logged(&envelope.body, seq, sender_is_administrator),
+                    ),
                     Err(_) => (now, MessageBody::Unreadable),
                 };
                 self.learn_about(&[sender.user]);
-                if expires_at > now {
+                // Message ids travel in the clear: a colleague's modified
+                // app (or the relay) could reuse the id, and the expiry, of
+                // someone else's message to overwrite it on every phone (and
+                // take over a shift offer). The first holder keeps it.
+                let taken = match self
+                    .shared
+                    .cache
+                    .message(expires_at, group, client_msg)
+                    .await
+                {
+                    Ok(existing) => existing.is_some_and(|m| m.sender_device != sender.device),
+                    Err(_) => false,
+                };
+                if taken {
+                    self.log(&format!(
+                        "entry {seq} of a group reused another's message id; it is not stored"
+                    ));
+                }
+                if expires_at > now && !taken {
+                    let answer = matches!(body, MessageBody::ShiftUpdate { .. });
                     writes.push(CacheWrite::Message(MessageRecord {
                         group,
                         client_msg,
@@ -53,9 +76,12 @@ impl<P: Platform> Driver<P> {
                         body,
                     }));
                     let mut state = self.shared.state.borrow_mut();
+                    // An answer to a shift offer changes a card; it is not a
+                    // message to read.
                     let reading = state.is_reading(group);
+                    let to_read = !reading && !answer;
                     if let Some(conversation) = state.conversation_mut(group) {
-                        if !reading {
+                        if to_read {
                             conversation.unread += 1;
                             writes.push(CacheWrite::Conversation(conversation.clone()));
                         }

@@ -73,7 +73,8 @@ fn shift_bodies_are_frozen_after_the_bodies_before_them() {
         "0494a001b009e003034f616b0352474e024869",
     );
     // Variant 5: an answer (offer's author and id, action 0: a claim) and
-    // where it stands in the log.
+    // where it stands in the log, and whether its sender's certificate made
+    // her an administrator.
     let answer = MessageBody::ShiftUpdate {
         update: ShiftUpdate {
             offer: MessageRef {
@@ -83,10 +84,11 @@ fn shift_bodies_are_frozen_after_the_bodies_before_them() {
             action: ShiftAction::Claim,
         },
         logged_at: Some(300),
+        by_administrator: true,
     };
     frozen(
         &answer,
-        &format!("05{}{}0001ac02", "01".repeat(16), "02".repeat(16)),
+        &format!("05{}{}0001ac0201", "01".repeat(16), "02".repeat(16)),
     );
 }
 

@@ -61,6 +61,7 @@ fn answer(
                 action,
             },
             logged_at,
+            by_administrator: false,
         },
     )
 }
@@ -124,16 +125,37 @@ fn a_confirmation_counts_from_the_poster_or_an_administrator_only() {
         |_| false,
     );
     assert_eq!(requests(by_carol[0].1.as_ref().unwrap()), [BEN]);
-    // Carol's certificate makes her an administrator.
+    // Carol's certificate made her an administrator when her answer was
+    // opened.
+    let mut by_administrator = confirm(CAROL, 4);
+    if let MessageBody::ShiftUpdate {
+        by_administrator: certified,
+        ..
+    } = &mut by_administrator.body
+    {
+        *certified = true;
+    }
     let by_admin = fold(
-        vec![offer_record(), claim, confirm(CAROL, 4)],
+        vec![offer_record(), claim, by_administrator],
         GroupKind::Operational,
-        |m| m.sender == CAROL,
+        |_| false,
     );
     assert!(matches!(
         by_admin[0].1.as_ref().unwrap().status,
         ShiftStatus::Confirmed { to, .. } if to.by() == BEN
     ));
+}
+
+#[test]
+fn an_own_answer_that_failed_counts_for_nothing_and_the_card_says_so() {
+    let mine = answer(CAROL, 3, 1_500, ShiftAction::Claim, None);
+    let refused = mine.client_msg;
+    let shown = fold(vec![offer_record(), mine], GroupKind::Operational, |m| {
+        m.client_msg == refused
+    });
+    let card = shown[0].1.as_ref().unwrap();
+    assert_eq!(requests(card), Vec::<UserId>::new());
+    assert!(card.failed && !card.sending);
 }
 
 #[test]

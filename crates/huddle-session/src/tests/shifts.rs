@@ -1,6 +1,6 @@
 //! Shift offers across phones: claims made at the same moment are ordered by the log on every phone, a phone's own claim takes its logged place once stored, and only the poster or an administrator settles a shift.
 
-use super::alice_bob_and_carol;
+use super::{alice_bob_and_carol, profile};
 use crate::shifts::ShiftCard;
 use crate::testing::{TestPhone, World};
 use crate::update::Update;
@@ -8,6 +8,28 @@ use crate::SessionError;
 use huddle_core::ids::GroupId;
 use huddle_core::retention::RetentionSecs;
 use huddle_core::shift::{MessageRef, Request, Shift, ShiftAction, ShiftStatus, ShiftUpdate};
+
+/// Alice (an administrator) and two staff, Bob and Carol, in an
+/// operational group Alice made.
+fn alice_and_two_staff(world: &mut World) -> (TestPhone, TestPhone, TestPhone, GroupId) {
+    let alice = world.phone(1, "Alice");
+    let bob = world.staff_phone(2, "Bob");
+    let carol = world.staff_phone(3, "Carol");
+    for phone in [&alice, &bob, &carol] {
+        world.start(phone);
+    }
+    let (handle, staff) = (alice.phone.clone(), vec![bob.user, carol.user]);
+    let group = world
+        .run(async move {
+            handle
+                .create_group(profile(RetentionSecs::DAY), None, staff)
+                .await
+        })
+        .expect("the group is made");
+    world.settle();
+    assert!(carol.phone.conversation(group).is_some(), "Carol joined");
+    (alice, bob, carol, group)
+}
 
 fn night() -> Shift {
     Shift {
@@ -70,7 +92,7 @@ fn repaint(world: &mut World, phones: &[&TestPhone], group: GroupId) {
 #[test]
 fn claims_made_at_once_are_ordered_by_the_log_on_every_phone_and_the_confirmation_settles_it() {
     let mut world = World::new();
-    let (alice, bob, carol, group) = alice_bob_and_carol(&mut world, RetentionSecs::DAY);
+    let (alice, bob, carol, group) = alice_and_two_staff(&mut world);
     let handle = alice.phone.clone();
     world
         .run(async move { handle.offer_shift(group, night()).await })
@@ -162,4 +184,80 @@ fn shifts_are_offered_only_in_operational_groups() {
     let refused = world.run(async move { handle.offer_shift(group, night()).await });
     assert_eq!(refused, Err(SessionError::NoShiftsHere));
     assert!(alice.cached_texts(group).is_empty(), "nothing was saved");
+}
+
+#[test]
+fn a_colleague_who_reuses_the_id_of_anothers_offer_does_not_take_it_over() {
+    use crate::platform::Crypto;
+    use crate::records::MessageBody;
+    use huddle_core::crypto_worker::{Plaintext, WorkerRequest, WorkerResponse};
+    use huddle_core::envelope::{Envelope, EnvelopeBody};
+    use huddle_core::wire::{Payload, Submission};
+
+    let mut world = World::new();
+    let (alice, bob, carol, group) = alice_bob_and_carol(&mut world, RetentionSecs::DAY);
+    let handle = alice.phone.clone();
+    world
+        .run(async move { handle.offer_shift(group, night()).await })
+        .expect("the offer is saved");
+    world.settle();
+    let offer = bob
+        .cache
+        .0
+        .borrow()
+        .messages
+        .values()
+        .find(|m| matches!(m.body, MessageBody::ShiftOffer(_)))
+        .cloned()
+        .expect("Bob holds the offer");
+    // Carol's modified app sends an offer of her own under the id and
+    // expiry of Alice's, hoping every phone files it as Alice's and then
+    // takes her word as the poster's.
+    let mut hers = night();
+    hers.note = "mine now".into();
+    let envelope = Envelope {
+        sent_at: offer.sent_at,
+        body: EnvelopeBody::ShiftOffer(hers),
+    }
+    .encode()
+    .expect("encodes");
+    let crypto = carol.crypto.clone();
+    let sealed = world
+        .run(async move {
+            crypto
+                .request(WorkerRequest::Seal {
+                    group,
+                    client_msg: offer.client_msg,
+                    expires_at: offer.expires_at,
+                    envelope: Plaintext::new(envelope),
+                })
+                .await
+        })
+        .expect("sealed");
+    let WorkerResponse::Sealed(sealed) = sealed else {
+        panic!("{sealed:?}");
+    };
+    world.relay.submit_from(
+        carol.device,
+        Submission {
+            client_msg: offer.client_msg,
+            group,
+            epoch: sealed.epoch,
+            expires_at: Some(offer.expires_at),
+            payload: Payload::Application {
+                ciphertext: sealed.ciphertext,
+            },
+        },
+    );
+    world.settle();
+    let kept = bob
+        .cache
+        .0
+        .borrow()
+        .messages
+        .get(&(offer.expires_at, group, offer.client_msg))
+        .cloned()
+        .expect("still there");
+    assert_eq!(kept.sender, alice.user, "the first holder keeps it");
+    assert_eq!(kept, offer);
 }
