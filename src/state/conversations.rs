@@ -9,8 +9,9 @@ use huddle_session::{
     ConversationRecord, Delivery, Directory, MessageBody, MessageRecord, ShownMessage,
 };
 
-/// One row of the conversation list.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One row of the conversation list. Its preview is content: it never
+/// prints (see the `Debug` below).
+#[derive(Clone, PartialEq, Eq)]
 pub struct ConversationSummary {
     pub group: GroupId,
     pub title: String,
@@ -91,8 +92,9 @@ fn first_line(text: &str, max_chars: usize) -> String {
     }
 }
 
-/// A message as the conversation screen shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A message as the conversation screen shows it. Its text and shift are
+/// content: they never print (see the `Debug` below).
+#[derive(Clone, PartialEq, Eq)]
 pub struct MessageView {
     pub client_msg: ClientMessageId,
     pub sender_name: String,
@@ -107,6 +109,36 @@ pub struct MessageView {
     pub notice: bool,
     /// A shift offer: shown as a card.
     pub shift: Option<ShiftView>,
+}
+
+impl std::fmt::Debug for ConversationSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ConversationSummary")
+            .field("group", &self.group)
+            .field("kind", &self.kind)
+            .field("unread", &self.unread)
+            .field("has_preview", &self.preview.is_some())
+            .field("last_at", &self.last_at)
+            .field("ended", &self.ended)
+            .field("needs_repair", &self.needs_repair)
+            .finish_non_exhaustive()
+    }
+}
+
+impl std::fmt::Debug for MessageView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MessageView")
+            .field("client_msg", &self.client_msg)
+            .field("sender", &self.sender)
+            .field("own", &self.own)
+            .field("characters", &self.text.chars().count())
+            .field("sent_at", &self.sent_at)
+            .field("expires_at", &self.expires_at)
+            .field("delivery", &self.delivery)
+            .field("notice", &self.notice)
+            .field("shift", &self.shift)
+            .finish_non_exhaustive()
+    }
 }
 
 /// Where a group was repaired, after the name of who repaired it.
@@ -349,6 +381,20 @@ mod tests {
         assert!(views[0].own);
         assert_eq!(views[1].sender_name, "Ann");
         assert_eq!(delivery_label(&views[0].delivery), "Sent");
+    }
+
+    #[test]
+    fn what_the_screens_hold_never_prints_its_content() {
+        let secret = "NHS 943 476 5919 in bed 4";
+        let views = message_views(&[shown(message(ANN, 10, secret))], &directory(), VIEWER);
+        let group = record(GroupKind::Operational, "Rota", None);
+        let summary = summarise(&group, Some(&message(ANN, 10, secret)), &directory(), ME);
+        for printed in [format!("{:?}", views[0]), format!("{summary:?}")] {
+            assert!(
+                !printed.contains("943") && !printed.contains("bed"),
+                "{printed}"
+            );
+        }
     }
 
     #[test]

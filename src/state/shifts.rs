@@ -24,8 +24,9 @@ pub struct ShiftButton {
     pub primary: bool,
 }
 
-/// A shift offer as its card shows it.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A shift offer as its card shows it. What it says is content: it never
+/// prints (see the `Debug` below).
+#[derive(Clone, PartialEq, Eq)]
 pub struct ShiftView {
     /// The shift's day and start (minutes after midnight), for the week's list.
     pub day: u32,
@@ -47,6 +48,18 @@ pub struct ShiftView {
     /// One of this phone's answers to it was not sent (refused, or too many
     /// tries): it counts for nothing, and the reader can answer again.
     pub failed: bool,
+}
+
+impl std::fmt::Debug for ShiftView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ShiftView")
+            .field("day", &self.day)
+            .field("state", &self.state)
+            .field("buttons", &self.buttons.len())
+            .field("sending", &self.sending)
+            .field("failed", &self.failed)
+            .finish_non_exhaustive()
+    }
 }
 
 /// The card of the offer `offer` (its author and id), which says `shift`
@@ -112,8 +125,13 @@ pub fn shift_view(
             }
             if manages {
                 for (index, request) in requests.iter().enumerate() {
+                    let whom = if request.by() == viewer.me {
+                        "yourself".to_owned()
+                    } else {
+                        name(request.by())
+                    };
                     buttons.push(ShiftButton {
-                        label: format!("Confirm {}", name(request.by())),
+                        label: format!("Confirm {whom}"),
                         update: answer(ShiftAction::Confirm { claim: request.id }),
                         primary: index == 0,
                     });
@@ -304,6 +322,30 @@ mod tests {
 
     fn labels(view: &ShiftView) -> Vec<&str> {
         view.buttons.iter().map(|b| b.label.as_str()).collect()
+    }
+
+    #[test]
+    fn a_card_never_prints_what_the_shift_says() {
+        let mut shift = night();
+        shift.note = "Mrs Jones in room 4".into();
+        let card = ShiftCard {
+            status: ShiftStatus::Open { requests: vec![] },
+            sending: false,
+            failed: false,
+        };
+        let viewer = Viewer {
+            me: BEN,
+            administrator: false,
+            this_year: 2025,
+        };
+        let printed = format!(
+            "{:?}",
+            shift_view(offer(), &shift, &card, viewer, &directory())
+        );
+        assert!(
+            !printed.contains("Jones") && !printed.contains("Rowan"),
+            "{printed}"
+        );
     }
 
     #[test]
