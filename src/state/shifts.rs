@@ -306,7 +306,8 @@ mod tests {
         }
     }
 
-    fn view(status: ShiftStatus, me: UserId) -> ShiftView {
+    /// `shift`'s card standing as `status`, for `me` (staff, in 2025).
+    fn view_of(shift: &Shift, status: ShiftStatus, me: UserId) -> ShiftView {
         let viewer = Viewer {
             me,
             administrator: false,
@@ -317,7 +318,11 @@ mod tests {
             sending: false,
             failed: false,
         };
-        shift_view(offer(), &night(), &card, viewer, &directory())
+        shift_view(offer(), shift, &card, viewer, &directory())
+    }
+
+    fn view(status: ShiftStatus, me: UserId) -> ShiftView {
+        view_of(&night(), status, me)
     }
 
     fn labels(view: &ShiftView) -> Vec<&str> {
@@ -328,19 +333,9 @@ mod tests {
     fn a_card_never_prints_what_the_shift_says() {
         let mut shift = night();
         shift.note = "Mrs Jones in room 4".into();
-        let card = ShiftCard {
-            status: ShiftStatus::Open { requests: vec![] },
-            sending: false,
-            failed: false,
-        };
-        let viewer = Viewer {
-            me: BEN,
-            administrator: false,
-            this_year: 2025,
-        };
         let printed = format!(
             "{:?}",
-            shift_view(offer(), &shift, &card, viewer, &directory())
+            view_of(&shift, ShiftStatus::Open { requests: vec![] }, BEN)
         );
         assert!(
             !printed.contains("Jones") && !printed.contains("Rowan"),
@@ -394,19 +389,9 @@ mod tests {
         let at = |day: u32, start: u16, status: ShiftStatus, n: u8| {
             let mut shift = night();
             (shift.day, shift.start) = (day, start);
-            let card = ShiftCard {
-                status,
-                sending: false,
-                failed: false,
-            };
-            let viewer = Viewer {
-                me: BEN,
-                administrator: false,
-                this_year: 2025,
-            };
             (
                 ClientMessageId::from_bytes([n; 16]),
-                shift_view(offer(), &shift, &card, viewer, &directory()),
+                view_of(&shift, status, BEN),
             )
         };
         let open = || ShiftStatus::Open { requests: vec![] };
