@@ -464,7 +464,14 @@ async fn a_device_that_stops_reading_does_not_slow_the_others() {
     }
     // The stalled phone stops reading. 3,000 messages of 8 KiB (24 MB)
     // overflow its socket buffers and its queue in the relay.
+    // The writer keeps at most `AHEAD` messages in flight beyond what the
+    // reading phone has had: the test is that the stalled phone does not
+    // slow the reading one, not how fast one phone can read on a loaded
+    // machine (unpaced, a busy CI runner let the reader itself fall a whole
+    // live queue behind).
     const COUNT: u32 = 3_000;
+    const AHEAD: u32 = 256;
+    let (progress, mut read_so_far) = tokio::sync::watch::channel(0u32);
     let reader = tokio::spawn(async move {
         let mut received = 0;
         while received < COUNT {
@@ -472,6 +479,7 @@ async fn a_device_that_stops_reading_does_not_slow_the_others() {
                 next(&mut fast_socket).await
             {
                 received += 1;
+                progress.send_replace(received);
             }
         }
         received
@@ -479,6 +487,10 @@ async fn a_device_that_stops_reading_does_not_slow_the_others() {
     let (mut sink, mut acks) = admin_socket.split();
     let writer = tokio::spawn(async move {
         for n in 0..COUNT {
+            read_so_far
+                .wait_for(|read| read + AHEAD > n)
+                .await
+                .expect("the reader is still running");
             let mut submission = text(10 + n, 1);
             submission.payload = Payload::Application {
                 ciphertext: vec![n as u8; 8 * 1024],
