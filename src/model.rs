@@ -6,7 +6,8 @@
 //! own state: the route, the open conversation, a notice they dismiss.
 
 use crate::platform::AppPhone;
-use crate::state::conversations::{message_views, sort_newest_first, summarise};
+use crate::state::broadcasts::{broadcast_view, PinnedView};
+use crate::state::conversations::{message_views, sort_newest_first, summarise, title};
 use crate::state::conversations::{ConversationSummary, MessageView};
 use crate::state::route::Route;
 use crate::state::shifts::Viewer;
@@ -54,6 +55,8 @@ pub struct AppModel {
     /// The cache has been read (the list can be painted).
     pub loaded: RwSignal<bool>,
     pub conversations: RwSignal<Vec<ConversationSummary>>,
+    /// Urgent broadcasts pinned above the conversation list, newest first.
+    pub pinned: RwSignal<Vec<PinnedView>>,
     pub records: RwSignal<Vec<ConversationRecord>>,
     pub directory: RwSignal<Directory>,
     /// Colleagues' checked keys and who verified them in person.
@@ -100,6 +103,7 @@ impl AppModel {
             enrolment: RwSignal::new(None),
             loaded: RwSignal::new(false),
             conversations: RwSignal::new(Vec::new()),
+            pinned: RwSignal::new(Vec::new()),
             records: RwSignal::new(Vec::new()),
             directory: RwSignal::new(Directory::default()),
             identities: RwSignal::new(Identities::default()),
@@ -139,6 +143,11 @@ impl AppModel {
     pub fn record(&self, group: GroupId) -> Option<ConversationRecord> {
         self.records
             .with_untracked(|records| records.iter().find(|r| r.group == group).cloned())
+    }
+
+    fn is_admin_untracked(&self) -> bool {
+        self.enrolment
+            .with_untracked(|e| e.as_ref().is_some_and(|e| e.administrator))
     }
 
     pub fn is_admin(&self) -> bool {
@@ -190,6 +199,7 @@ impl AppModel {
             }
             SessionUpdate::SignedOut(why) => {
                 self.conversations.set(Vec::new());
+                self.pinned.set(Vec::new());
                 self.messages.set(Vec::new());
                 self.records.set(Vec::new());
                 self.entries.set_value(Vec::new());
@@ -241,6 +251,32 @@ impl AppModel {
         });
         sort_newest_first(&mut list);
         self.conversations.set(list);
+        let administrator = self.is_admin_untracked();
+        let mut pinned: Vec<PinnedView> = self.entries.with_value(|entries| {
+            self.directory.with_untracked(|directory| {
+                entries
+                    .iter()
+                    .flat_map(|entry| {
+                        let group_title = title(&entry.record, directory);
+                        entry.broadcasts.iter().map(move |pin| PinnedView {
+                            group_title: group_title.clone(),
+                            view: broadcast_view(
+                                entry.record.group,
+                                huddle_session::broadcasts::reference(&pin.message),
+                                pin.message.body.text().unwrap_or_default(),
+                                pin.message.sent_at,
+                                &pin.card,
+                                me,
+                                administrator,
+                                directory,
+                            ),
+                        })
+                    })
+                    .collect()
+            })
+        });
+        pinned.sort_by_key(|pin| std::cmp::Reverse(pin.view.sent_at));
+        self.pinned.set(pinned);
     }
 
     fn paint_messages(&self) {

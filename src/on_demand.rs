@@ -204,6 +204,24 @@ pub fn install_help() -> AnyView {
     .into_any()
 }
 
+/// Urgent broadcasts pinned above the conversation list. Acknowledging
+/// one runs the session, so this is in the screens' module, not the page
+/// module; the session pins nothing before its engine (also fetched) runs.
+#[wasm_split(screens, wasm_split_path = ::leptos::wasm_split, fallible)]
+fn split_pinned_broadcasts() -> Result<AnyView, NotLoaded> {
+    Ok(view! { <crate::components::PinnedBroadcasts /> }.into_any())
+}
+
+/// The pinned broadcasts, once the screens' module is here.
+pub fn pinned_broadcasts() -> AnyView {
+    Suspend::new(async move {
+        split_pinned_broadcasts()
+            .await
+            .unwrap_or_else(|NotLoaded| ().into_any())
+    })
+    .into_any()
+}
+
 /// The screen of a phone the relay signed out.
 #[wasm_split(screens, wasm_split_path = ::leptos::wasm_split, fallible)]
 fn split_signed_out(why: SignOut) -> Result<AnyView, NotLoaded> {

@@ -1,6 +1,7 @@
 //! Reusable view pieces, one per concept, each with its own scoped CSS block (`.app-bar`, `.check-list`).
 
 mod app_bar;
+mod broadcast;
 mod check_list;
 mod connection_banner;
 mod install_help;
@@ -10,6 +11,7 @@ mod shift;
 mod verified_mark;
 
 pub use app_bar::AppBar;
+pub use broadcast::{BroadcastCard, PinnedBroadcasts};
 pub use check_list::CheckList;
 pub use connection_banner::ConnectionBanner;
 pub use install_help::InstallHelp;

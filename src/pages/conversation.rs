@@ -1,6 +1,6 @@
 //! One conversation: its type always in view, messages with sender, time, state and when each disappears, and the composer.
 
-use crate::components::{KindBadge, ShiftCard, ShiftForm, VerifiedMark};
+use crate::components::{BroadcastCard, KindBadge, ShiftCard, ShiftForm, VerifiedMark};
 use crate::model::AppModel;
 use crate::navigate;
 use crate::platform::browser;
@@ -122,12 +122,16 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
                         m.delivery.clone(),
                         m.expires_at,
                         m.shift.as_ref().map(|s| (s.status.clone(), s.sending, s.failed, s.buttons.len())),
+                        m.broadcast.as_ref().map(|b| (b.mine, b.acknowledged.len(), b.waiting.len())),
                     )
                     let:message
                 >
                     {
                         if let Some(shift) = message.shift.clone() {
                             return view! { <ShiftCard group=group message=message shift=shift /> }.into_any();
+                        }
+                        if let Some(broadcast) = message.broadcast.clone() {
+                            return view! { <BroadcastCard view=broadcast own=message.own /> }.into_any();
                         }
                         let state = delivery_label(&message.delivery);
                         let failed = match &message.delivery {
@@ -184,7 +188,7 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
                         {move || if record.get().is_some_and(|r| r.ended) {
                             "You are no longer in this conversation."
                         } else {
-                            "Only administrators post in emergency broadcasts."
+                            "Only administrators write here. Tap Acknowledge on an urgent message to say you have seen it."
                         }}
                     </p>
                 }

@@ -16,6 +16,7 @@ pub fn ConversationsPage() -> impl IntoView {
     view! {
         <main class="page page--list" id="main">
             <h1 class="page__title">"Conversations"</h1>
+            {crate::on_demand::pinned_broadcasts()}
             <nav class="actions" aria-label="Start">
                 <a class="button" href="/new-chat" on:click=move |ev| { ev.prevent_default(); navigate(model, Route::NewDirect) }>
                     "Message a colleague"

@@ -29,7 +29,9 @@ fn kind_help(kind: GroupKind) -> &'static str {
         GroupKind::Clinical => "About the people in our care. Decisions go into the care record.",
         GroupKind::Operational => "Rotas, shift cover, sickness and handover logistics.",
         GroupKind::Social => "Chat and morale. Never anything about the people in our care.",
-        GroupKind::EmergencyBroadcast => "Alerts from administrators; others read only.",
+        GroupKind::EmergencyBroadcast => {
+            "Urgent alerts from administrators; everyone else acknowledges them."
+        }
         GroupKind::Direct => "",
     }
 }

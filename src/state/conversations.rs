@@ -1,5 +1,6 @@
 //! The conversation list and a conversation's messages as the screens show them: titles, previews, order, states.
 
+use crate::state::broadcasts::{broadcast_view, BroadcastView};
 use crate::state::shifts::{shift_view, ShiftView, Viewer};
 use huddle_core::ids::{ClientMessageId, GroupId, UserId};
 use huddle_core::patient_data::{detect, PatientDataKind};
@@ -109,6 +110,8 @@ pub struct MessageView {
     pub notice: bool,
     /// A shift offer: shown as a card.
     pub shift: Option<ShiftView>,
+    /// An urgent broadcast: shown with who has acknowledged it.
+    pub broadcast: Option<BroadcastView>,
 }
 
 impl std::fmt::Debug for ConversationSummary {
@@ -137,6 +140,7 @@ impl std::fmt::Debug for MessageView {
             .field("delivery", &self.delivery)
             .field("notice", &self.notice)
             .field("shift", &self.shift)
+            .field("broadcast", &self.broadcast)
             .finish_non_exhaustive()
     }
 }
@@ -154,6 +158,7 @@ pub fn body_text(body: &MessageBody) -> String {
         MessageBody::Repaired => REPAIRED.into(),
         MessageBody::ShiftOffer(shift) => format!("offered a shift: {}", shift.role),
         MessageBody::ShiftUpdate { .. } => "answered a shift offer.".into(),
+        MessageBody::Acknowledgement(_) => "acknowledged an urgent message.".into(),
     }
 }
 
@@ -179,6 +184,21 @@ pub fn message_views(
                 }
                 _ => None,
             };
+            let broadcast = shown.broadcast.as_ref().map(|card| {
+                broadcast_view(
+                    m.group,
+                    MessageRef {
+                        author: m.sender,
+                        client_msg: m.client_msg,
+                    },
+                    m.body.text().unwrap_or_default(),
+                    m.sent_at,
+                    card,
+                    me,
+                    viewer.administrator,
+                    directory,
+                )
+            });
             MessageView {
                 client_msg: m.client_msg,
                 sender_name: if m.sender == me {
@@ -194,6 +214,7 @@ pub fn message_views(
                 delivery: shown.delivery.clone(),
                 notice: m.body == MessageBody::Repaired,
                 shift,
+                broadcast,
             }
         })
         .collect()
@@ -322,6 +343,7 @@ mod tests {
             message,
             delivery,
             shift: None,
+            broadcast: None,
         }
     }
 

@@ -1,5 +1,6 @@
 //! View state as plain Rust types with methods, and every sentence the app shows about a problem: no browser, tested natively.
 
+pub mod broadcasts;
 pub mod conversations;
 pub mod device_checks;
 pub mod route;

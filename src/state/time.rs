@@ -41,6 +41,20 @@ pub fn duration_label(millis: u64) -> String {
     format!("{count} {unit}{plural}")
 }
 
+/// How long something has waited, rounded down: "40 seconds", "12
+/// minutes", "2 hours".
+pub fn elapsed_label(millis: u64) -> String {
+    let (count, unit) = if millis < MINUTE {
+        (millis / 1000, "second")
+    } else if millis < HOUR {
+        (millis / MINUTE, "minute")
+    } else {
+        (millis / HOUR, "hour")
+    };
+    let plural = if count == 1 { "" } else { "s" };
+    format!("{count} {unit}{plural}")
+}
+
 /// The clock time of `at` in the phone's time zone (`offset_minutes` east
 /// of UTC), with the day when it is not today.
 pub fn clock_label(at: UnixMillis, now: UnixMillis, offset_minutes: i64) -> String {
@@ -224,6 +238,15 @@ mod tests {
 
     // 2026-11-22 14:05:00 UTC, a Sunday.
     const NOW: UnixMillis = UnixMillis(1_795_356_300_000);
+
+    #[test]
+    fn how_long_something_has_waited_is_rounded_down() {
+        assert_eq!(elapsed_label(999), "0 seconds");
+        assert_eq!(elapsed_label(40_500), "40 seconds");
+        assert_eq!(elapsed_label(MINUTE), "1 minute");
+        assert_eq!(elapsed_label(12 * MINUTE + 59_000), "12 minutes");
+        assert_eq!(elapsed_label(2 * HOUR + 59 * MINUTE), "2 hours");
+    }
 
     #[test]
     fn shift_days_and_times_read_and_write_as_the_form_and_the_card_show_them() {

@@ -55,6 +55,12 @@ pub fn session_error(error: &SessionError, directory: &Directory) -> String {
         SessionError::NoShiftsHere => {
             "Shifts are offered in operational groups, where the rota is worked out.".into()
         }
+        SessionError::NotABroadcast => {
+            "Only urgent messages in an emergency group are acknowledged.".into()
+        }
+        SessionError::AdministratorsOnly => {
+            "Only administrators write in an emergency group. Tap Acknowledge to say you've seen a message.".into()
+        }
     }
 }
 

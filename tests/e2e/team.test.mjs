@@ -35,7 +35,17 @@ import {
 // The app locks after two minutes without a touch; here people wait longer
 // than that for messages to expire, so only the lock's own tests
 // (lock.test.mjs) use it.
-const RELAY_ARGS = ["--lock-after-idle-secs", "0"];
+// Urgent broadcasts remind and alert after seconds here, not minutes.
+const REMINDER_SECS = 6;
+const ALERT_SECS = 12;
+const RELAY_ARGS = [
+  "--lock-after-idle-secs",
+  "0",
+  "--broadcast-reminder-secs",
+  String(REMINDER_SECS),
+  "--broadcast-alert-secs",
+  String(ALERT_SECS),
+];
 
 // Every text the tests write is recorded, so that the scans at the end can
 // look for all of them.
@@ -301,6 +311,72 @@ test("a one-to-one conversation", async () => {
   await waitForMessage(ben.page, thanks);
   await backToList(ben.page);
   await backToList(cara.page);
+});
+
+test("an urgent broadcast: pinned until acknowledged, the sender sees who has and who has not, and the reminder and the alert fire", async () => {
+  if ((await mia.page.getByRole("heading", { level: 1 }).textContent()) !== "Conversations") await backToList(mia.page);
+  await newGroup(mia, "Fire and alarms", "Emergency broadcast", ["Ben Okafor", "Cara Jones"]);
+  const alarm = say("Fire alarm on Rowan unit: stay with your residents");
+  const sentAt = Date.now();
+  await send(mia.page, alarm);
+  const card = (someone) => someone.page.getByTestId("broadcast").filter({ hasText: alarm });
+  const count = (someone) => card(someone).getByTestId("broadcast-count");
+  await count(mia).filter({ hasText: "Acknowledged by 0 of 2." }).waitFor({ timeout: 30_000 });
+
+  // Pinned above both colleagues' lists, with one tap to acknowledge.
+  const pinned = (someone) => someone.page.getByTestId("pinned-broadcast").filter({ hasText: alarm });
+  for (const colleague of [ben, cara]) {
+    await pinned(colleague)
+      .getByRole("heading", { name: "Urgent from Mia Patel: please acknowledge" })
+      .waitFor({ timeout: 30_000 });
+  }
+  await shot(cara, "broadcast-pinned-360");
+  // Staff cannot write there: only acknowledge.
+  await openConversation(ben.page, "Fire and alarms");
+  await card(ben).getByRole("button", { name: "Acknowledge" }).waitFor();
+  await ben.page.getByText("Only administrators write here.").waitFor();
+  assert.equal(await ben.page.getByLabel("Message", { exact: true }).count(), 0);
+  await backToList(ben.page);
+
+  // Cara acknowledges from her list; the sender sees who has and who has not.
+  await pinned(cara).getByRole("button", { name: "Acknowledge" }).click();
+  await pinned(cara).waitFor({ state: "detached", timeout: 30_000 });
+  await count(mia).filter({ hasText: "Acknowledged by 1 of 2." }).waitFor({ timeout: 30_000 });
+  await count(mia).click();
+  await card(mia).locator("[data-state=acknowledged]", { hasText: "Cara Jones" }).waitFor();
+  await card(mia).locator("[data-state=waiting]", { hasText: "Ben Okafor" }).waitFor();
+  await shot(mia, "broadcast-acknowledged-360");
+
+  // Ben, who has not, is reminded; later the administrator is told it is
+  // not getting through.
+  await pinned(ben)
+    .getByRole("heading", { name: /^Reminder: Mia Patel asked you to acknowledge this \d+ seconds ago$/ })
+    .waitFor({ timeout: 30_000 });
+  assert.ok(Date.now() - sentAt >= REMINDER_SECS * 1000, "not before the reminder interval");
+  // Who else has acknowledged is not Ben's to see, not even in the list's preview.
+  const row = await ben.page.getByRole("link", { name: /^Fire and alarms/ }).textContent();
+  assert.match(row, /Mia Patel: Fire alarm on Rowan unit/);
+  assert.doesNotMatch(row, /acknowledged/);
+  await shot(ben, "broadcast-reminder-360");
+  await backToList(mia.page);
+  await pinned(mia)
+    .getByRole("heading", { name: /^Not getting through: 1 person has not acknowledged after \d+ seconds$/ })
+    .waitFor({ timeout: 30_000 });
+  assert.ok(Date.now() - sentAt >= ALERT_SECS * 1000, "not before the alert interval");
+  await pinned(mia).getByTestId("pinned-waiting").filter({ hasText: "Not yet: Ben Okafor" }).waitFor();
+  await shot(mia, "broadcast-not-getting-through-360");
+
+  // Ben acknowledges in the group: nothing is pinned any more.
+  await openConversation(ben.page, "Fire and alarms");
+  await card(ben).getByRole("button", { name: "Acknowledge" }).click();
+  await card(ben).getByTestId("broadcast-mine").filter({ hasText: "You acknowledged this." }).waitFor({ timeout: 30_000 });
+  await pinned(mia).waitFor({ state: "detached", timeout: 30_000 });
+  await openConversation(mia.page, "Fire and alarms");
+  await count(mia).filter({ hasText: "Acknowledged by all 2." }).waitFor({ timeout: 30_000 });
+  // Acknowledgements are folded into the broadcast, never shown as messages.
+  assert.deepEqual(await messageTexts(mia.page), []);
+  assert.equal(await mia.page.getByTestId("broadcast").count(), 1);
+  await backToList(ben.page);
 });
 
 /** Back to the conversation list, from wherever the page is. */

@@ -11,8 +11,9 @@
 //! Bodies are [postcard](https://docs.rs/postcard) encoded: compact,
 //! deterministic and with a stable, documented wire format.
 
+use crate::broadcast::REPLY_ENVELOPE_BYTES;
 use crate::retention::UnixMillis;
-use crate::shift::{Shift, ShiftError, ShiftUpdate};
+use crate::shift::{MessageRef, Shift, ShiftError, ShiftUpdate};
 use serde::{Deserialize, Serialize};
 
 /// The envelope format this version writes.
@@ -35,9 +36,11 @@ pub enum EnvelopeKind {
     /// An answer to a shift offer ([`ShiftUpdate`]): a request, its
     /// confirmation, a release or a withdrawal.
     ShiftUpdate = 3,
+    /// "I have seen this": a member's answer to an urgent broadcast,
+    /// padded to the size of every reply (see [`crate::broadcast`]).
+    Acknowledgement = 4,
     // Reserved for the features that follow; a version that does not know
     // them shows "update Huddle to see this message".
-    Acknowledgement = 4,
     ReadReceipt = 5,
     RecordedInCareRecord = 6,
 }
@@ -60,6 +63,8 @@ pub enum EnvelopeBody {
     ShiftOffer(Shift),
     /// An answer to a shift offer.
     ShiftUpdate(ShiftUpdate),
+    /// A member acknowledges the broadcast it names.
+    Acknowledgement(MessageRef),
     /// A kind this version cannot show: written by a newer Huddle.
     Unsupported { kind: u16, version: u16 },
 }
@@ -123,6 +128,10 @@ impl Envelope {
             EnvelopeBody::ShiftUpdate(update) => {
                 (EnvelopeKind::ShiftUpdate as u16, encode_body(update)?)
             }
+            EnvelopeBody::Acknowledgement(broadcast) => {
+                let body = encode_body(broadcast)?;
+                return self.encode_padded(EnvelopeKind::Acknowledgement, body);
+            }
             EnvelopeBody::Unsupported { .. } => {
                 return Err(EnvelopeError::Malformed(
                     "a message of an unknown kind cannot be re-sent",
@@ -134,6 +143,40 @@ impl Envelope {
             kind,
             sent_at: self.sent_at.0,
             body: &body,
+        };
+        postcard::to_allocvec(&outer).map_err(|_| EnvelopeError::Malformed("could not be encoded"))
+    }
+
+    /// A reply's bytes: its body padded with zeros so that the whole
+    /// envelope is [`REPLY_ENVELOPE_BYTES`] long, whatever its kind and
+    /// time (see [`crate::broadcast`]).
+    fn encode_padded(
+        &self,
+        kind: EnvelopeKind,
+        mut body: Vec<u8>,
+    ) -> Result<Vec<u8>, EnvelopeError> {
+        let unpadded = self.outer(kind, &body)?.len();
+        let room = REPLY_ENVELOPE_BYTES
+            .checked_sub(unpadded)
+            .ok_or(EnvelopeError::Malformed(
+                "a reply is larger than its padded size",
+            ))?;
+        body.resize(body.len() + room, 0);
+        let padded = self.outer(kind, &body)?;
+        // A longer body could need a longer length prefix; none this small
+        // does, but a reply of the wrong size must never leave the phone.
+        if padded.len() != REPLY_ENVELOPE_BYTES {
+            return Err(EnvelopeError::Malformed("a reply could not be padded"));
+        }
+        Ok(padded)
+    }
+
+    fn outer(&self, kind: EnvelopeKind, body: &[u8]) -> Result<Vec<u8>, EnvelopeError> {
+        let outer = OuterLayout {
+            version: ENVELOPE_VERSION,
+            kind: kind as u16,
+            sent_at: self.sent_at.0,
+            body,
         };
         postcard::to_allocvec(&outer).map_err(|_| EnvelopeError::Malformed("could not be encoded"))
     }
@@ -179,6 +222,13 @@ impl Envelope {
                     .map_err(|_| EnvelopeError::Malformed("the shift answer is unreadable"))?;
                 EnvelopeBody::ShiftUpdate(update)
             }
+            kind if kind == EnvelopeKind::Acknowledgement as u16 => {
+                // The padding after the reference is ignored, as appended
+                // fields are.
+                let broadcast: MessageRef = postcard::from_bytes(outer.body)
+                    .map_err(|_| EnvelopeError::Malformed("the acknowledgement is unreadable"))?;
+                EnvelopeBody::Acknowledgement(broadcast)
+            }
             kind => EnvelopeBody::Unsupported {
                 kind,
                 version: outer.version,
@@ -196,8 +246,15 @@ impl EnvelopeBody {
             EnvelopeBody::Text { text } => Some(text),
             EnvelopeBody::ShiftOffer(_)
             | EnvelopeBody::ShiftUpdate(_)
+            | EnvelopeBody::Acknowledgement(_)
             | EnvelopeBody::Unsupported { .. } => None,
         }
+    }
+
+    /// Whether this is a reply to a broadcast (the only kind staff may send
+    /// in an emergency broadcast group), padded to one size.
+    pub fn is_reply(&self) -> bool {
+        matches!(self, EnvelopeBody::Acknowledgement(_))
     }
 }
 
@@ -209,6 +266,7 @@ impl std::fmt::Debug for EnvelopeBody {
             EnvelopeBody::Text { text } => write!(f, "Text({} characters)", text.chars().count()),
             EnvelopeBody::ShiftOffer(shift) => write!(f, "ShiftOffer({shift:?})"),
             EnvelopeBody::ShiftUpdate(update) => write!(f, "ShiftUpdate({:?})", update.action),
+            EnvelopeBody::Acknowledgement(_) => f.write_str("Acknowledgement"),
             EnvelopeBody::Unsupported { kind, version } => f
                 .debug_struct("Unsupported")
                 .field("kind", kind)

@@ -571,6 +571,13 @@ pub struct PhonePolicy {
     /// How long after its last unlock with the relay a phone may be
     /// unlocked without it (0: never offline).
     pub offline_unlock_secs: u64,
+    /// How long after an urgent broadcast a member who has not acknowledged
+    /// it is reminded on her phone.
+    pub broadcast_reminder_secs: u64,
+    /// How long after an urgent broadcast its group's administrators are
+    /// told that it is not getting through, while anyone has not
+    /// acknowledged it.
+    pub broadcast_alert_secs: u64,
 }
 
 impl PhonePolicy {
@@ -582,6 +589,21 @@ impl PhonePolicy {
     pub const DEFAULT_LOCK_AFTER_HIDDEN_SECS: u64 = 30;
     /// A shift and a half: a night without Wi-Fi still opens.
     pub const DEFAULT_OFFLINE_UNLOCK_SECS: u64 = 12 * 60 * 60;
+    /// Ten minutes: long enough to finish with a resident, short enough
+    /// for an emergency.
+    pub const DEFAULT_BROADCAST_REMINDER_SECS: u64 = 10 * 60;
+    /// Half an hour: time for a manager to phone round.
+    pub const DEFAULT_BROADCAST_ALERT_SECS: u64 = 30 * 60;
+
+    /// When reminders and alerts about an unacknowledged broadcast fire.
+    /// The alert never comes before the reminder.
+    pub fn escalation(&self) -> crate::broadcast::Escalation {
+        let remind = self.broadcast_reminder_secs.saturating_mul(1000);
+        crate::broadcast::Escalation {
+            remind_after_millis: remind,
+            alert_after_millis: self.broadcast_alert_secs.saturating_mul(1000).max(remind),
+        }
+    }
 }
 
 impl Default for PhonePolicy {
@@ -591,6 +613,8 @@ impl Default for PhonePolicy {
             lock_after_idle_secs: Self::DEFAULT_LOCK_AFTER_IDLE_SECS,
             lock_after_hidden_secs: Self::DEFAULT_LOCK_AFTER_HIDDEN_SECS,
             offline_unlock_secs: Self::DEFAULT_OFFLINE_UNLOCK_SECS,
+            broadcast_reminder_secs: Self::DEFAULT_BROADCAST_REMINDER_SECS,
+            broadcast_alert_secs: Self::DEFAULT_BROADCAST_ALERT_SECS,
         }
     }
 }

@@ -9,11 +9,13 @@ use crate::profile::{GroupProfile, ProfileError, PROFILE_EXTENSION_TYPE};
 use crate::provider::{HuddleProvider, SignatureCheck, CIPHERSUITE};
 use crate::state::{storage_from_entries, StateChange, StateJournal};
 use crate::trust::{Trust, TrustError, Verifier};
+use huddle_core::broadcast::MLS_PADDING_BYTES;
 use huddle_core::certificate::{
     check_names, CertificateError, Chain, InviteCertificate, OrgKeyFingerprint,
 };
 use huddle_core::crypto_worker::InviteKey;
 use huddle_core::crypto_worker::{CommitOut, Incoming, JoinedGroup, Plaintext, Sealed};
+use huddle_core::envelope::Envelope;
 use huddle_core::identity::{DeviceIdentity, Fingerprint};
 use huddle_core::ids::UserId;
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId};
@@ -185,6 +187,9 @@ fn join_config() -> MlsGroupJoinConfig {
         // Tolerate a little reordering inside an epoch; the relay orders
         // the log, so more is never needed.
         .sender_ratchet_configuration(SenderRatchetConfiguration::new(8, 1000))
+        // Replies to broadcasts all come out one size, and other messages'
+        // lengths are hidden to within the padding (see `broadcast`).
+        .padding_size(MLS_PADDING_BYTES)
         .build()
 }
 
@@ -706,6 +711,7 @@ impl MlsDevice {
             .use_ratchet_tree_extension(true)
             .max_past_epochs(0)
             .sender_ratchet_configuration(SenderRatchetConfiguration::new(8, 1000))
+            .padding_size(MLS_PADDING_BYTES)
             .build();
         MlsGroup::new_with_group_id(
             &self.provider,
@@ -1138,6 +1144,13 @@ impl MlsDevice {
         let provider = &self.provider;
         let signer = &self.signer;
         let mls_group = self.groups.get_mut(&group).ok_or(MlsError::UnknownGroup)?;
+        // A group joined before messages were padded keeps its settings in
+        // storage: it pads from now on, or its replies would be refused.
+        if mls_group.configuration().padding_size() != MLS_PADDING_BYTES {
+            mls_group
+                .set_configuration(provider.storage(), &join_config())
+                .map_err(internal)?;
+        }
         let aad = MessageAad {
             version: AAD_VERSION,
             client_msg,
@@ -1239,7 +1252,15 @@ impl MlsDevice {
         let aad = processed.aad().to_vec();
         match processed.into_content() {
             ProcessedMessageContent::ApplicationMessage(application) => {
-                if kind == GroupKind::EmergencyBroadcast && !sender_is_administrator {
+                let application = application.into_bytes();
+                // Staff may only reply to broadcasts (acknowledge them):
+                // anything else from them there is refused, as the relay
+                // refuses anything but a reply's size.
+                if kind == GroupKind::EmergencyBroadcast
+                    && !sender_is_administrator
+                    && !Envelope::decode(&application)
+                        .is_ok_and(|envelope| envelope.body.is_reply())
+                {
                     return Err(MlsError::NotPermitted);
                 }
                 let aad = MessageAad::from_bytes(&aad).ok_or(MlsError::BadAad)?;
@@ -1251,7 +1272,7 @@ impl MlsDevice {
                         client_msg: aad.client_msg,
                         expires_at,
                         epoch: wire_epoch(chain, group_epoch),
-                        envelope: Plaintext::new(application.into_bytes()),
+                        envelope: Plaintext::new(application),
                     }),
                     Err(_) => Ok(Incoming::Expired {
                         client_msg: aad.client_msg,

@@ -10,12 +10,14 @@ use crate::provider::CIPHERSUITE;
 use crate::state::{apply_changes, StateChange};
 use crate::Incoming;
 use crate::{CommitOut, DeviceSigner};
-use huddle_core::envelope::Envelope;
+use huddle_core::broadcast::{MLS_PADDING_BYTES, REPLY_CIPHERTEXT_BYTES};
+use huddle_core::envelope::{Envelope, EnvelopeBody};
 use huddle_core::identity::DeviceIdentity;
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, OrgId, UserId};
 use huddle_core::retention::{GroupKind, RetentionSecs, UnixMillis};
+use huddle_core::shift::MessageRef;
 use huddle_core::wire::{ClaimedKeyPackage, Role};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 #[cfg(target_arch = "wasm32")]
 // In a dedicated worker, as in the app: long MLS operations must not block
@@ -414,6 +416,73 @@ scenario! {
             boss.open(alert, &from_bob.ciphertext, dev(1), None, NOW),
             Err(MlsError::NotPermitted)
         );
+        // Staff may acknowledge a broadcast: a reply, and nothing else.
+        let acknowledgement = Envelope {
+            sent_at: NOW,
+            body: EnvelopeBody::Acknowledgement(MessageRef {
+                author: identity(0).user,
+                client_msg: msg_id(1),
+            }),
+        }
+        .encode()
+        .unwrap();
+        let reply = bob.seal(alert, msg_id(3), NOW.saturating_add_millis(60_000), &acknowledgement).unwrap();
+        assert!(matches!(
+            boss.open(alert, &reply.ciphertext, dev(1), None, NOW),
+            Ok(Incoming::Message { sender_is_administrator: false, .. })
+        ));
+    }
+}
+
+/// The length of the `ciphertext` field of a sealed `PrivateMessage`
+/// (RFC 9420, section 6.3), read the way the relay reads it.
+fn private_ciphertext_len(message: &[u8]) -> usize {
+    fn vector(bytes: &[u8]) -> (usize, &[u8]) {
+        let (len, header) = match bytes[0] >> 6 {
+            0 => (usize::from(bytes[0] & 0x3f), 1),
+            1 => (
+                (usize::from(bytes[0] & 0x3f) << 8) | usize::from(bytes[1]),
+                2,
+            ),
+            _ => panic!("no message here is that long"),
+        };
+        (len, &bytes[header + len..])
+    }
+    // Version and wire format, then the group id, epoch and content type.
+    let (_, rest) = vector(&message[4..]);
+    let rest = &rest[9..];
+    let (_, rest) = vector(rest); // authenticated data
+    let (_, rest) = vector(rest); // encrypted sender data
+    let (len, rest) = vector(rest);
+    assert!(rest.is_empty(), "nothing follows the ciphertext");
+    len
+}
+
+scenario! {
+    fn every_reply_to_a_broadcast_is_one_size_and_other_messages_are_padded() {
+        let (mut admin, mut others) = team(2);
+        let mut lengths = BTreeSet::new();
+        for n in 0..64u8 {
+            let acknowledgement = Envelope {
+                sent_at: NOW.saturating_add_millis(u64::from(n) * 977),
+                body: EnvelopeBody::Acknowledgement(MessageRef {
+                    author: UserId::from_bytes([n; 16]),
+                    client_msg: msg_id(u32::from(n)),
+                }),
+            }
+            .encode()
+            .unwrap();
+            let sealed = others[0]
+                .seal(WARD, msg_id(100 + u32::from(n)), NOW.saturating_add_millis(60_000), &acknowledgement)
+                .unwrap();
+            lengths.insert(private_ciphertext_len(&sealed.ciphertext));
+        }
+        assert_eq!(lengths, BTreeSet::from([REPLY_CIPHERTEXT_BYTES]));
+        // Every other message's length is hidden to within the padding.
+        for text in ["ok", "On my way, ten minutes", &"x".repeat(300)] {
+            let sealed = seal_text(&mut admin, 7, text);
+            assert_eq!(private_ciphertext_len(&sealed) % MLS_PADDING_BYTES, 0, "{text}");
+        }
     }
 }
 

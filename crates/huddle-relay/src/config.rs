@@ -92,6 +92,17 @@ pub struct Config {
     #[arg(long, env = "HUDDLE_OFFLINE_UNLOCK_HOURS", default_value_t = 12)]
     pub offline_unlock_hours: u64,
 
+    /// Seconds after an urgent broadcast that a member who has not
+    /// acknowledged it is reminded on her phone.
+    #[arg(long, env = "HUDDLE_BROADCAST_REMINDER_SECS", default_value_t = 600)]
+    pub broadcast_reminder_secs: u64,
+
+    /// Seconds after an urgent broadcast that the group's administrators
+    /// are told it is not getting through, while anyone has not
+    /// acknowledged it.
+    #[arg(long, env = "HUDDLE_BROADCAST_ALERT_SECS", default_value_t = 1800)]
+    pub broadcast_alert_secs: u64,
+
     /// Seconds between pings to a quiet phone. A phone that answers nothing
     /// to two pings in a row is taken for gone and its socket closed (with
     /// the default, within 45 seconds of its going).

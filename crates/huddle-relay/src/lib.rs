@@ -268,6 +268,8 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningRelay> {
                 lock_after_idle_secs: config.lock_after_idle_secs,
                 lock_after_hidden_secs: config.lock_after_hidden_secs,
                 offline_unlock_secs: config.offline_unlock_hours.saturating_mul(60 * 60),
+                broadcast_reminder_secs: config.broadcast_reminder_secs,
+                broadcast_alert_secs: config.broadcast_alert_secs,
             },
         },
         &config.app_dir,

@@ -7,11 +7,13 @@
 //! fields are whole. It cannot decrypt anything, so a well-framed commit
 //! with junk inside still reaches the members, who refuse it.
 
+use huddle_core::broadcast::REPLY_CIPHERTEXT_BYTES;
 use huddle_core::ids::GroupId;
 use huddle_core::wire::{chain_of_epoch, mls_epoch_of, mls_group_id_bytes};
 
 const MLS10: u16 = 1;
 const WIRE_FORMAT_PRIVATE_MESSAGE: u16 = 2;
+const CONTENT_TYPE_APPLICATION: u8 = 1;
 const CONTENT_TYPE_COMMIT: u8 = 3;
 
 /// What the clear header of a `PrivateMessage` says.
@@ -20,6 +22,8 @@ pub struct Header {
     pub group: Vec<u8>,
     pub epoch: u64,
     pub content_type: u8,
+    /// The length of the encrypted content (with its padding and tag).
+    pub ciphertext_len: usize,
 }
 
 /// Why bytes are not a framed commit, in words for the sender's refusal.
@@ -99,7 +103,7 @@ pub fn read_header(bytes: &[u8]) -> Result<Header, FramingError> {
     let content_type = reader.u8()?;
     let _authenticated_data = reader.vector()?;
     let _encrypted_sender_data = reader.vector()?;
-    let _ciphertext = reader.vector()?;
+    let ciphertext = reader.vector()?;
     if !reader.0.is_empty() {
         return Err(FramingError::Truncated);
     }
@@ -107,7 +111,38 @@ pub fn read_header(bytes: &[u8]) -> Result<Header, FramingError> {
         group,
         epoch,
         content_type,
+        ciphertext_len: ciphertext.len(),
     })
+}
+
+/// Whether `message` is framed as a reply to a broadcast: an application
+/// message whose content is padded to the one size every reply has
+/// (`huddle_core::broadcast`). What it says, and whether it is really a
+/// reply, only the members can tell; they check.
+pub fn is_reply_sized(message: &[u8]) -> bool {
+    read_header(message).is_ok_and(|header| {
+        header.content_type == CONTENT_TYPE_APPLICATION
+            && header.ciphertext_len == REPLY_CIPHERTEXT_BYTES
+    })
+}
+
+/// The framing of an application message as a phone's MLS library writes
+/// it, with `ciphertext_len` bytes of (opaque) content: for tests and the
+/// load generator, which have no MLS.
+pub fn framed_application(group: GroupId, epoch: u64, ciphertext_len: usize) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(ciphertext_len + 120);
+    bytes.extend_from_slice(&MLS10.to_be_bytes());
+    bytes.extend_from_slice(&WIRE_FORMAT_PRIVATE_MESSAGE.to_be_bytes());
+    push_vector(
+        &mut bytes,
+        &mls_group_id_bytes(group, chain_of_epoch(epoch)),
+    );
+    bytes.extend_from_slice(&mls_epoch_of(epoch).to_be_bytes());
+    bytes.push(CONTENT_TYPE_APPLICATION);
+    push_vector(&mut bytes, &[0xad; 41]);
+    push_vector(&mut bytes, &[0x5e; 48]);
+    push_vector(&mut bytes, &vec![0xc1; ciphertext_len]);
+    bytes
 }
 
 /// The key a key package's member signs with (RFC 9420, section 10: the
@@ -195,6 +230,26 @@ mod tests {
     use super::*;
 
     const GROUP: GroupId = GroupId::from_bytes([7; 16]);
+
+    #[test]
+    fn a_reply_is_an_application_message_of_exactly_the_reply_size() {
+        let reply = framed_application(GROUP, 3, REPLY_CIPHERTEXT_BYTES);
+        assert!(is_reply_sized(&reply));
+        assert_eq!(
+            read_header(&reply).map(|h| h.ciphertext_len),
+            Ok(REPLY_CIPHERTEXT_BYTES)
+        );
+        for len in [0, REPLY_CIPHERTEXT_BYTES - 1, REPLY_CIPHERTEXT_BYTES + 1] {
+            assert!(!is_reply_sized(&framed_application(GROUP, 3, len)));
+        }
+        assert!(!is_reply_sized(&framed_commit(
+            GROUP,
+            3,
+            &[0; REPLY_CIPHERTEXT_BYTES]
+        )));
+        assert!(!is_reply_sized(&reply[..reply.len() - 1]));
+        assert!(!is_reply_sized(b"not MLS at all"));
+    }
 
     #[test]
     fn a_key_packages_signature_key_is_read_without_reading_the_rest() {

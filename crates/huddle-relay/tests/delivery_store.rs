@@ -3,11 +3,13 @@
 
 mod support;
 
+use huddle_core::broadcast::REPLY_CIPHERTEXT_BYTES;
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, UserId};
 use huddle_core::retention::{GroupKind, RetentionSecs, UnixMillis};
 use huddle_core::wire::{
     GroupSpec, MembershipChange, Payload, Rejection, Role, Submission, MAX_APPLICATION_BYTES,
 };
+use huddle_relay::mls_framing::{framed_application, framed_commit};
 use huddle_relay::store::group_commit::Appender;
 use huddle_relay::Store;
 use support::device::msg;
@@ -724,6 +726,35 @@ async fn only_administrators_change_clinical_groups_and_broadcast() {
             store.append(CAROL, &from_carol, NOW).await.unwrap(),
             Err(Rejection::NotPermitted)
         );
+        // She may reply (acknowledge): an application message of the one
+        // size every reply is padded to, and no other size.
+        let reply_of = |n: u32, ciphertext_len: usize| Submission {
+            group: alert,
+            payload: Payload::Application {
+                ciphertext: framed_application(alert, 1, ciphertext_len),
+            },
+            ..text(n, 1, NOW.saturating_add_millis(1000))
+        };
+        for wrong in [REPLY_CIPHERTEXT_BYTES - 64, REPLY_CIPHERTEXT_BYTES + 64] {
+            assert_eq!(
+                store.append(CAROL, &reply_of(9, wrong), NOW).await.unwrap(),
+                Err(Rejection::NotPermitted),
+                "{wrong} bytes"
+            );
+        }
+        let mut framed_as_commit = reply_of(9, REPLY_CIPHERTEXT_BYTES);
+        framed_as_commit.payload = Payload::Application {
+            ciphertext: framed_commit(alert, 1, &[0xc1; REPLY_CIPHERTEXT_BYTES]),
+        };
+        assert_eq!(
+            store.append(CAROL, &framed_as_commit, NOW).await.unwrap(),
+            Err(Rejection::NotPermitted)
+        );
+        assert!(store
+            .append(CAROL, &reply_of(9, REPLY_CIPHERTEXT_BYTES), NOW)
+            .await
+            .unwrap()
+            .is_ok());
         let from_admin = Submission {
             group: alert,
             ..text(8, 1, NOW.saturating_add_millis(1000))

@@ -542,6 +542,8 @@ async fn each_phone_is_told_at_sign_in_how_long_it_may_stay_away() {
                     lock_after_idle_secs: 45,
                     lock_after_hidden_secs: 5,
                     offline_unlock_secs: 7_200,
+                    broadcast_reminder_secs: 600,
+                    broadcast_alert_secs: 1_800,
                 },
                 ..
             }

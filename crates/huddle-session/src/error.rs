@@ -48,4 +48,11 @@ pub enum SessionError {
     /// Shift offers belong in operational groups (a group's type decides).
     #[error("shifts are offered in operational groups")]
     NoShiftsHere,
+    /// Only urgent broadcasts are acknowledged, in emergency broadcast groups.
+    #[error("only urgent broadcasts are acknowledged")]
+    NotABroadcast,
+    /// Only administrators write in an emergency broadcast group; the
+    /// others acknowledge.
+    #[error("only administrators write in this group")]
+    AdministratorsOnly,
 }

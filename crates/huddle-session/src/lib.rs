@@ -11,6 +11,7 @@
 //! `huddle_core::sync` (sans-IO); this crate carries out what it asks.
 #![forbid(unsafe_code)]
 
+pub mod broadcasts;
 mod driver;
 pub mod error;
 pub mod outgoing;
@@ -32,7 +33,9 @@ pub use records::{
     OutboxRecord, Standing,
 };
 pub use relay::{Invite, ASK_TIMEOUT_MS};
-pub use update::{ConnectionStatus, ConversationEntry, Problem, ShownMessage, SignOut, Update};
+pub use update::{
+    ConnectionStatus, ConversationEntry, PinnedBroadcast, Problem, ShownMessage, SignOut, Update,
+};
 
 #[cfg(test)]
 mod testing;

@@ -41,6 +41,14 @@ impl Outgoing {
         if is_shift && !crate::shifts::offers_allowed_in(conversation.kind) {
             return Err(SessionError::NoShiftsHere);
         }
+        let broadcasts = huddle_core::broadcast::acknowledged_in(conversation.kind);
+        if matches!(body, EnvelopeBody::Acknowledgement(_)) && !broadcasts {
+            return Err(SessionError::NotABroadcast);
+        }
+        // Every other phone, and the relay, refuses anything else from staff.
+        if broadcasts && !enrolment.administrator && !body.is_reply() {
+            return Err(SessionError::AdministratorsOnly);
+        }
         let mut shown = MessageBody::of(&body);
         if let MessageBody::ShiftUpdate {
             by_administrator, ..

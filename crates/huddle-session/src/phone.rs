@@ -22,14 +22,17 @@ use crate::platform::{Cache, CacheError, CacheWrite, Clock, Log, Parts, Platform
 use crate::records::{
     delivery_of, ConversationRecord, Directory, Enrolment, MessageRecord, OutboxRecord, Standing,
 };
-use crate::update::{ConnectionStatus, ConversationEntry, ShownMessage, SignOut, Update};
+use crate::update::{
+    ConnectionStatus, ConversationEntry, PinnedBroadcast, ShownMessage, SignOut, Update,
+};
 use futures::channel::{mpsc, oneshot};
 use huddle_core::attestation::Identities;
+use huddle_core::broadcast::acknowledged_in;
 use huddle_core::envelope::EnvelopeBody;
 use huddle_core::group::GroupProfile;
 use huddle_core::ids::{ClientMessageId, GroupId, UserId};
 use huddle_core::retention::{GroupKind, UnixMillis};
-use huddle_core::shift::{Shift, ShiftUpdate};
+use huddle_core::shift::{MessageRef, Shift, ShiftUpdate};
 use huddle_core::sync::OutboxState;
 use huddle_core::wire::{PhonePolicy, RequestId, ServerFrame};
 use std::cell::{Cell, RefCell};
@@ -40,6 +43,23 @@ use std::rc::Rc;
 /// "show earlier messages" adds: several screenfuls, few enough to read,
 /// decrypt and paint within 100 ms on a slow phone.
 pub const PAGE: u32 = 50;
+
+/// The most messages read at once for a broadcast group's page: its
+/// acknowledgements (one per member per broadcast) are read with the
+/// broadcasts they count towards, up to this many.
+pub const BROADCAST_WINDOW: u32 = 4_000;
+
+/// How many of a broadcast group's newest messages the conversation list
+/// reads for the broadcasts to pin.
+const PINNED_WINDOW: u32 = 1_000;
+
+/// How far back the conversation list looks for a preview past answers.
+const PREVIEW_LOOKBACK: u32 = 200;
+
+/// How long an administrator sees a broadcast pinned while someone has not
+/// acknowledged it: a day, after which chasing it is a phone call, not an
+/// app's job. Members see theirs pinned until they acknowledge.
+const ADMINISTRATOR_PIN_MILLIS: u64 = 24 * 60 * 60 * 1000;
 
 /// How often expired messages are swept (and the clock labels refreshed).
 pub const SWEEP_EVERY_MS: u64 = 5_000;
@@ -367,6 +387,21 @@ impl<P: Platform> Phone<P> {
         .await
     }
 
+    /// Acknowledges an urgent broadcast (saved at once, sent when it can
+    /// be, like any message).
+    pub async fn acknowledge(
+        &self,
+        group: GroupId,
+        broadcast: MessageRef,
+    ) -> Result<(), SessionError> {
+        self.call(|reply| Input::Compose {
+            group,
+            body: EnvelopeBody::Acknowledgement(broadcast),
+            reply,
+        })
+        .await
+    }
+
     /// Sends a message that failed again.
     pub fn retry(&self, client_msg: ClientMessageId) {
         self.run();
@@ -566,28 +601,100 @@ impl<P: Platform> Shared<P> {
 
     /// Repaints the conversation list from memory and the cache.
     pub async fn paint_list(&self) {
-        let (conversations, needs_repair) = {
+        let (conversations, needs_repair, enrolment) = {
             let state = self.state.borrow();
-            (state.conversations.clone(), state.needs_repair.clone())
+            (
+                state.conversations.clone(),
+                state.needs_repair.clone(),
+                state.enrolment.clone(),
+            )
         };
         let mut entries = list_entries(&self.cache, &self.log, &conversations).await;
         for entry in &mut entries {
             entry.needs_repair = needs_repair.contains(&entry.record.group);
+            if acknowledged_in(entry.record.kind) && !entry.record.ended {
+                entry.broadcasts = self.pinned(&entry.record, &enrolment).await;
+            }
         }
         self.screen.show(Update::Conversations(entries));
     }
 
-    /// Repaints the open conversation's messages from the cache.
-    pub async fn paint_open(&self) {
-        let (group, limit) = {
-            let state = self.state.borrow();
-            match state.open {
-                Some(group) => (group, state.limit),
-                None => return,
+    /// A broadcast group's broadcasts to pin above the list: those this
+    /// phone's person has yet to acknowledge and, for an administrator,
+    /// those someone has yet to acknowledge.
+    async fn pinned(
+        &self,
+        conversation: &ConversationRecord,
+        enrolment: &Enrolment,
+    ) -> Vec<PinnedBroadcast> {
+        let mut messages = match self
+            .cache
+            .latest_messages(conversation.group, PINNED_WINDOW)
+            .await
+        {
+            Ok(messages) => messages,
+            Err(error) => {
+                self.log.warn(&format!(
+                    "a broadcast group's messages were not read: {error}"
+                ));
+                return Vec::new();
             }
         };
-        // One more than shown, to know whether there are earlier ones.
-        let mut messages = match self.cache.latest_messages(group, limit + 1).await {
+        let mut cards = {
+            let state = self.state.borrow();
+            crate::broadcasts::take_cards(
+                &mut messages,
+                conversation.kind,
+                &conversation.members,
+                enrolment.user,
+                |m| {
+                    delivery_of(
+                        m,
+                        enrolment.device,
+                        state.outbox.get(&m.client_msg).map(|r| &r.item.state),
+                    )
+                },
+            )
+        };
+        let now = self.expiry_now();
+        // Newest first, as read.
+        messages
+            .into_iter()
+            .filter_map(|message| {
+                let card = cards.remove(&crate::broadcasts::reference(&message))?;
+                let recent = now.0.saturating_sub(message.sent_at.0) < ADMINISTRATOR_PIN_MILLIS;
+                let pin = card.mine.to_do()
+                    || (enrolment.administrator && !card.waiting.is_empty() && recent);
+                pin.then_some(PinnedBroadcast { message, card })
+            })
+            .collect()
+    }
+
+    /// Repaints the open conversation's messages from the cache.
+    pub async fn paint_open(&self) {
+        let (group, limit, kind, members) = {
+            let state = self.state.borrow();
+            let Some(group) = state.open else {
+                return;
+            };
+            let (kind, members) = state
+                .conversation(group)
+                .map_or((GroupKind::Direct, Vec::new()), |c| {
+                    (c.kind, c.members.clone())
+                });
+            (group, state.limit, kind, members)
+        };
+        // One more than shown, to know whether there are earlier ones; in a
+        // broadcast group, room for everyone's acknowledgements too.
+        let window = if acknowledged_in(kind) {
+            let people = u32::try_from(members.len()).unwrap_or(u32::MAX);
+            (limit + 1)
+                .saturating_mul(people.saturating_add(1))
+                .min(BROADCAST_WINDOW.max(limit + 1))
+        } else {
+            limit + 1
+        };
+        let mut messages = match self.cache.latest_messages(group, window).await {
             Ok(messages) => messages,
             Err(error) => {
                 self.log
@@ -599,13 +706,20 @@ impl<P: Platform> Shared<P> {
         if state.open != Some(group) {
             return; // the person has left the conversation meanwhile
         }
-        let more = messages.len() > limit as usize;
+        let filled = messages.len() >= window as usize;
+        let device = state.enrolment.device;
+        let outbox_state =
+            |m: &MessageRecord| state.outbox.get(&m.client_msg).map(|r| &r.item.state);
+        let mut broadcasts = crate::broadcasts::take_cards(
+            &mut messages,
+            kind,
+            &members,
+            state.enrolment.user,
+            |m| delivery_of(m, device, outbox_state(m)),
+        );
+        let more = filled || messages.len() > limit as usize;
         messages.truncate(limit as usize);
         messages.sort_by_key(|m| (m.sent_at, m.client_msg));
-        let device = state.enrolment.device;
-        let kind = state
-            .conversation(group)
-            .map_or(GroupKind::Direct, |c| c.kind);
         // One of this phone's own answers that was refused counts for nothing.
         let failed = |message: &MessageRecord| {
             message.sender_device == device
@@ -617,11 +731,8 @@ impl<P: Platform> Shared<P> {
         let shown = crate::shifts::fold(messages, kind, failed)
             .into_iter()
             .map(|(message, shift)| ShownMessage {
-                delivery: delivery_of(
-                    &message,
-                    device,
-                    state.outbox.get(&message.client_msg).map(|r| &r.item.state),
-                ),
+                delivery: delivery_of(&message, device, outbox_state(&message)),
+                broadcast: broadcasts.remove(&crate::broadcasts::reference(&message)),
                 message,
                 shift,
             })
@@ -661,7 +772,7 @@ async fn list_entries<C: Cache, L: Log>(
     let mut entries = Vec::with_capacity(conversations.len());
     for record in conversations {
         let record = record.clone();
-        let latest = match cache.latest_messages(record.group, 1).await {
+        let mut latest = match cache.latest_messages(record.group, 1).await {
             Ok(mut latest) => latest.pop(),
             Err(error) => {
                 log.warn(&format!(
@@ -670,10 +781,21 @@ async fn list_entries<C: Cache, L: Log>(
                 None
             }
         };
+        // An answer (a claim, an acknowledgement) is not a preview: it says
+        // little, and who acknowledged is for a broadcast's sender and the
+        // administrators to see, not the whole group.
+        if latest.as_ref().is_some_and(|m| m.body.is_answer()) {
+            latest = cache
+                .latest_messages(record.group, PREVIEW_LOOKBACK)
+                .await
+                .ok()
+                .and_then(|messages| messages.into_iter().find(|m| !m.body.is_answer()));
+        }
         entries.push(ConversationEntry {
             record,
             latest,
             needs_repair: false,
+            broadcasts: Vec::new(),
         });
     }
     entries

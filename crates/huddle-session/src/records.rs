@@ -10,7 +10,7 @@ use huddle_core::crypto_worker::Plaintext;
 use huddle_core::envelope::EnvelopeBody;
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, OrgId, UserId};
 use huddle_core::retention::{GroupKind, RetentionSecs, UnixMillis};
-use huddle_core::shift::{Shift, ShiftUpdate};
+use huddle_core::shift::{MessageRef, Shift, ShiftUpdate};
 use huddle_core::sync::{Failure, OutboxItem, OutboxState};
 use huddle_core::wire::{ClaimedKeyPackage, GroupSpec, Person};
 use serde::{Deserialize, Serialize};
@@ -117,6 +117,9 @@ pub enum MessageBody {
         /// opened (for one's own, this phone's enrolment).
         by_administrator: bool,
     },
+    /// A member's acknowledgement of the urgent broadcast it names: not
+    /// shown by itself, but counted on the broadcast.
+    Acknowledgement(MessageRef),
 }
 
 impl MessageBody {
@@ -132,6 +135,7 @@ impl MessageBody {
                 logged_at: None,
                 by_administrator: false,
             },
+            EnvelopeBody::Acknowledgement(broadcast) => MessageBody::Acknowledgement(*broadcast),
             EnvelopeBody::Unsupported { .. } => MessageBody::NewerKind,
         }
     }
@@ -156,8 +160,19 @@ impl MessageBody {
             | MessageBody::Unreadable
             | MessageBody::Repaired
             | MessageBody::ShiftOffer(_)
-            | MessageBody::ShiftUpdate { .. } => None,
+            | MessageBody::ShiftUpdate { .. }
+            | MessageBody::Acknowledgement(_) => None,
         }
+    }
+
+    /// Whether this answers another message (a shift answer, an
+    /// acknowledgement) rather than being one to read: answers change the
+    /// message they name, count as nothing unread, and are not previews.
+    pub fn is_answer(&self) -> bool {
+        matches!(
+            self,
+            MessageBody::ShiftUpdate { .. } | MessageBody::Acknowledgement(_)
+        )
     }
 }
 
@@ -175,6 +190,7 @@ impl fmt::Debug for MessageBody {
             } => {
                 write!(f, "ShiftUpdate({:?} at {logged_at:?})", update.action)
             }
+            MessageBody::Acknowledgement(_) => f.write_str("Acknowledgement"),
         }
     }
 }

@@ -1008,6 +1008,7 @@ fn a_clock_once_set_far_ahead_is_put_right_when_the_relay_tells_the_time() {
     assert!(bob.cached_texts(group).is_empty());
 }
 
+mod broadcasts;
 mod passcode;
 mod revocation;
 mod shifts;

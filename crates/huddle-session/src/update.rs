@@ -58,6 +58,18 @@ pub struct ConversationEntry {
     pub latest: Option<MessageRecord>,
     /// The group stopped at a change this phone could not open.
     pub needs_repair: bool,
+    /// In a broadcast group: the broadcasts this phone's person still has
+    /// to acknowledge (pinned above the list until she does), and, for an
+    /// administrator, those someone has not acknowledged yet (she is told
+    /// when one is not getting through). Newest first.
+    pub broadcasts: Vec<PinnedBroadcast>,
+}
+
+/// A broadcast the conversation list shows above the conversations.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PinnedBroadcast {
+    pub message: MessageRecord,
+    pub card: crate::broadcasts::BroadcastCard,
 }
 
 /// A message as the conversation shows it.
@@ -67,6 +79,8 @@ pub struct ShownMessage {
     pub delivery: Delivery,
     /// For a shift offer: where it stands.
     pub shift: Option<crate::shifts::ShiftCard>,
+    /// For an urgent broadcast: who has acknowledged it.
+    pub broadcast: Option<crate::broadcasts::BroadcastCard>,
 }
 
 /// The connection, as the offline banner shows it.

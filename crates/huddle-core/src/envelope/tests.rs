@@ -205,3 +205,64 @@ fn a_shift_offer_is_checked_when_written_and_when_read() {
     assert_eq!(envelope.body.text(), None);
     assert!(!format!("{envelope:?}").contains("Oak"));
 }
+
+fn fire_drill() -> MessageRef {
+    MessageRef {
+        author: UserId::from_bytes([5; 16]),
+        client_msg: ClientMessageId::from_bytes([6; 16]),
+    }
+}
+
+#[test]
+fn frozen_acknowledgement_envelope_v1() {
+    let acknowledgement = Envelope {
+        sent_at: UnixMillis(1_795_000_000_000),
+        body: EnvelopeBody::Acknowledgement(fire_drill()),
+    };
+    let bytes = acknowledgement.encode().unwrap();
+    assert_eq!(Envelope::decode(&bytes), Ok(acknowledgement));
+    let frozen = format!(
+        "0104{}{}{}{}",
+        "80bcd9f29e34",
+        // 87 body bytes: the broadcast's author and id, then zeros to the
+        // size of every reply.
+        "57",
+        "05".repeat(16) + &"06".repeat(16),
+        "00".repeat(55)
+    );
+    assert_eq!(hex(&bytes), frozen);
+}
+
+#[test]
+fn every_reply_is_the_same_size_whatever_its_time() {
+    for sent_at in [0, 1, 127, 1_795_000_000_000, 1 << 42, u64::MAX] {
+        let bytes = Envelope {
+            sent_at: UnixMillis(sent_at),
+            body: EnvelopeBody::Acknowledgement(fire_drill()),
+        }
+        .encode()
+        .unwrap();
+        assert_eq!(bytes.len(), REPLY_ENVELOPE_BYTES, "sent at {sent_at}");
+        assert!(Envelope::decode(&bytes).unwrap().body.is_reply());
+    }
+    let text = Envelope::text(UnixMillis(1), "Fire drill at 3").unwrap();
+    assert!(!text.body.is_reply());
+}
+
+#[test]
+fn an_acknowledgement_that_is_cut_short_is_refused() {
+    let bytes = Envelope {
+        sent_at: UnixMillis(1),
+        body: EnvelopeBody::Acknowledgement(fire_drill()),
+    }
+    .encode()
+    .unwrap();
+    // version, kind, time, then a body of 20 bytes: too short for a reference.
+    let mut short = bytes[..3].to_vec();
+    short.push(20);
+    short.extend_from_slice(&bytes[4..24]);
+    assert!(matches!(
+        Envelope::decode(&short),
+        Err(EnvelopeError::Malformed(_))
+    ));
+}

@@ -125,6 +125,8 @@ fn sample_server_frames() -> Vec<ServerFrame> {
                 lock_after_idle_secs: 60,
                 lock_after_hidden_secs: 10,
                 offline_unlock_secs: 3600,
+                broadcast_reminder_secs: 600,
+                broadcast_alert_secs: 1800,
             },
         },
         ServerFrame::Accepted {

@@ -378,7 +378,8 @@ async fn append(
         return Ok(Err(Rejection::Revoked));
     }
     // Clinical and emergency broadcast groups: only administrators change
-    // who is in them, and only administrators broadcast. Anyone may renew
+    // who is in them, and only administrators broadcast (staff may reply to
+    // a broadcast). Anyone may renew
     // her own keys (a commit that changes nobody).
     // A restart needs no administrator: every member's phone refuses one
     // whose members are not the ones the group had.
@@ -388,7 +389,11 @@ async fn append(
             matches!(kind, GroupKind::Clinical | GroupKind::EmergencyBroadcast)
                 && (change.create.is_some() || !change.add.is_empty() || !change.remove.is_empty())
         }
-        Payload::Application { .. } => kind == GroupKind::EmergencyBroadcast,
+        // Staff there only reply (acknowledge), and every reply is padded
+        // to one size: the relay refuses anything else without reading it.
+        Payload::Application { ciphertext } => {
+            kind == GroupKind::EmergencyBroadcast && !crate::mls_framing::is_reply_sized(ciphertext)
+        }
     };
     if restricted && role.as_deref() != Some("administrator") {
         return Ok(Err(Rejection::NotPermitted));

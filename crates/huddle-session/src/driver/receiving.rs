@@ -64,8 +64,22 @@ impl<P: Platform> Driver<P> {
                         "entry {seq} of a group reused another's message id; it is not stored"
                     ));
                 }
-                if expires_at > now && !taken {
-                    let answer = matches!(body, MessageBody::ShiftUpdate { .. });
+                // An acknowledgement means something only in a broadcast
+                // group; anywhere else it is kept by nobody.
+                let misplaced = matches!(body, MessageBody::Acknowledgement(_))
+                    && !self
+                        .shared
+                        .state
+                        .borrow()
+                        .conversation(group)
+                        .is_some_and(|c| huddle_core::broadcast::acknowledged_in(c.kind));
+                if misplaced {
+                    self.log(&format!(
+                        "entry {seq} of a group acknowledged outside a broadcast group; it is not stored"
+                    ));
+                }
+                if expires_at > now && !taken && !misplaced {
+                    let answer = body.is_answer();
                     writes.push(CacheWrite::Message(MessageRecord {
                         group,
                         client_msg,
@@ -76,8 +90,8 @@ impl<P: Platform> Driver<P> {
                         body,
                     }));
                     let mut state = self.shared.state.borrow_mut();
-                    // An answer to a shift offer changes a card; it is not a
-                    // message to read.
+                    // An answer (to a shift offer, or a broadcast) changes a
+                    // card; it is not a message to read.
                     let reading = state.is_reading(group);
                     let to_read = !reading && !answer;
                     if let Some(conversation) = state.conversation_mut(group) {

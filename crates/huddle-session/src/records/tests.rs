@@ -93,6 +93,19 @@ fn shift_bodies_are_frozen_after_the_bodies_before_them() {
 }
 
 #[test]
+fn acknowledgements_are_frozen_after_shift_answers() {
+    use huddle_core::shift::MessageRef;
+    // Variant 6: the broadcast's author and id.
+    frozen(
+        &MessageBody::Acknowledgement(MessageRef {
+            author: UserId::from_bytes([1; 16]),
+            client_msg: ClientMessageId::from_bytes([2; 16]),
+        }),
+        &format!("06{}{}", "01".repeat(16), "02".repeat(16)),
+    );
+}
+
+#[test]
 fn record_layouts_are_frozen() {
     frozen(&sample_enrolment(), FROZEN_ENROLMENT);
     frozen(&sample_message(), FROZEN_MESSAGE);
