@@ -155,10 +155,14 @@ fn screen(model: AppModel) -> AnyView {
         | Route::Invite
         | Route::People
         | Route::Person(_) => on_demand::screen(model, route),
-        // The install help comes from the screens' module, a moment after
-        // the list. (Called here, not inside the list's component, which the
-        // screens' module itself shows too: code in a split module must not
-        // load another split module.)
-        _ => view! { <pages::ConversationsPage /> {on_demand::install_help()} }.into_any(),
+        // The install help and the pinned broadcasts come from the screens'
+        // module, a moment after the list. (Called here, not inside the
+        // list's component, which the screens' module itself shows too: code
+        // in a split module must not load another split module.)
+        _ => view! {
+            <pages::ConversationsPage pinned=on_demand::pinned_broadcasts() />
+            {on_demand::install_help()}
+        }
+        .into_any(),
     }
 }

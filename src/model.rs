@@ -57,6 +57,9 @@ pub struct AppModel {
     pub conversations: RwSignal<Vec<ConversationSummary>>,
     /// Urgent broadcasts pinned above the conversation list, newest first.
     pub pinned: RwSignal<Vec<PinnedView>>,
+    /// The broadcasts whose list of who has acknowledged is open: it stays
+    /// open as the card is made again with each acknowledgement.
+    pub expanded: RwSignal<Vec<huddle_core::shift::MessageRef>>,
     pub records: RwSignal<Vec<ConversationRecord>>,
     pub directory: RwSignal<Directory>,
     /// Colleagues' checked keys and who verified them in person.
@@ -104,6 +107,7 @@ impl AppModel {
             loaded: RwSignal::new(false),
             conversations: RwSignal::new(Vec::new()),
             pinned: RwSignal::new(Vec::new()),
+            expanded: RwSignal::new(Vec::new()),
             records: RwSignal::new(Vec::new()),
             directory: RwSignal::new(Directory::default()),
             identities: RwSignal::new(Identities::default()),

@@ -182,7 +182,10 @@ fn split_screen(route: Route) -> Result<AnyView, NotLoaded> {
         Route::Invite => view! { <pages::InvitePage /> }.into_any(),
         Route::People => view! { <pages::PeoplePage /> }.into_any(),
         Route::Person(user) => view! { <pages::PersonPage user=user /> }.into_any(),
-        _ => view! { <pages::ConversationsPage /> }.into_any(),
+        _ => view! {
+            <pages::ConversationsPage pinned=view! { <crate::components::PinnedBroadcasts /> }.into_any() />
+        }
+        .into_any(),
     })
 }
 
@@ -207,6 +210,7 @@ pub fn install_help() -> AnyView {
 /// Urgent broadcasts pinned above the conversation list. Acknowledging
 /// one runs the session, so this is in the screens' module, not the page
 /// module; the session pins nothing before its engine (also fetched) runs.
+/// Called only from the page module (see `App`'s list).
 #[wasm_split(screens, wasm_split_path = ::leptos::wasm_split, fallible)]
 fn split_pinned_broadcasts() -> Result<AnyView, NotLoaded> {
     Ok(view! { <crate::components::PinnedBroadcasts /> }.into_any())

@@ -4,12 +4,16 @@ use crate::components::VerifiedMark;
 use crate::model::AppModel;
 use crate::navigate;
 use crate::platform::browser;
-use crate::state::broadcasts::{pinned_heading, BroadcastView, PinnedView};
+use crate::state::broadcasts::{pinned_alert, pinned_heading, BroadcastView, PinnedView};
+use crate::state::conversations::{delivery_label, MessageView};
 use crate::state::route::Route;
 use crate::state::time::clock_label;
+use crate::state::words;
 use huddle_core::broadcast::Urgency;
 use huddle_core::ids::GroupId;
 use huddle_core::shift::MessageRef;
+use huddle_session::broadcasts::MyPart;
+use huddle_session::Delivery;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -31,10 +35,9 @@ fn acknowledge(model: AppModel, group: GroupId, broadcast: MessageRef, busy: RwS
 
 /// The one big button: "Acknowledge".
 #[component]
-fn AcknowledgeButton(view: BroadcastView) -> impl IntoView {
+fn AcknowledgeButton(group: GroupId, broadcast: MessageRef) -> impl IntoView {
     let model = expect_context::<AppModel>();
     let busy = RwSignal::new(false);
-    let (group, broadcast) = (view.group, view.broadcast);
     view! {
         <button class="button broadcast__acknowledge" type="button" disabled=move || busy.get()
             on:click=move |_| acknowledge(model, group, broadcast, busy)>
@@ -43,16 +46,28 @@ fn AcknowledgeButton(view: BroadcastView) -> impl IntoView {
     }
 }
 
-/// Who has acknowledged and who has not, folded away under the count.
+/// Who has acknowledged and who has not, folded away under the count. It
+/// stays open while acknowledgements come in.
 #[component]
 fn WhoHasAcknowledged(view: BroadcastView) -> impl IntoView {
     let model = expect_context::<AppModel>();
     let offset = browser::utc_offset_minutes();
     let now = model.now.get_untracked();
+    let id = view.broadcast;
+    let open = move || model.expanded.with(|open| open.contains(&id));
+    let toggled = move |ev: leptos::ev::Event| {
+        let now_open = event_target::<web_sys::HtmlDetailsElement>(&ev).open();
+        model.expanded.update(|open| {
+            open.retain(|other| *other != id);
+            if now_open {
+                open.push(id);
+            }
+        });
+    };
     view! {
-        <details class="broadcast__who">
+        <details class="broadcast__who" prop:open=open on:toggle=toggled>
             <summary class="broadcast__count" data-testid="broadcast-count">{view.count()}</summary>
-            <ul class="broadcast__people" aria-label="Who has acknowledged">
+            <ul class="broadcast__people" aria-label="Who has acknowledged, and who has not">
                 {view.acknowledged.iter().map(|(name, at)| view! {
                     <li class="broadcast__person" data-state="acknowledged">
                         <span aria-hidden="true">"✓ "</span>{name.clone()}
@@ -71,12 +86,20 @@ fn WhoHasAcknowledged(view: BroadcastView) -> impl IntoView {
 
 /// A broadcast in its conversation.
 #[component]
-pub fn BroadcastCard(view: BroadcastView, own: bool) -> impl IntoView {
+pub fn BroadcastCard(message: MessageView, view: BroadcastView) -> impl IntoView {
     let model = expect_context::<AppModel>();
     let offset = browser::utc_offset_minutes();
     let title_id = format!("broadcast-{}", view.broadcast.client_msg);
     let labelled_by = title_id.clone();
-    let author = view.broadcast.author;
+    let (own, author, id) = (message.own, message.sender, message.client_msg);
+    // One's own broadcast: where it stands, as for any message, and a
+    // retry if it was not sent. Nobody is asked until the relay has it.
+    let state = delivery_label(&message.delivery);
+    let failed = match &message.delivery {
+        Delivery::Failed(reason) => Some(words::failure(reason)),
+        _ => None,
+    };
+    let delivered = matches!(message.delivery, Delivery::Received | Delivery::Sent);
     view! {
         <li class="message broadcast" class:message--own=own data-testid="broadcast"
             data-mine=format!("{:?}", view.mine) aria-labelledby=labelled_by>
@@ -85,17 +108,27 @@ pub fn BroadcastCard(view: BroadcastView, own: bool) -> impl IntoView {
                 {(!own).then(|| view! { " " <VerifiedMark user=author /> })}
             </span>
             <p class="message__text">{view.text.clone()}</p>
-            {view.mine.to_do().then(|| view! { <AcknowledgeButton view=view.clone() /> })}
+            {view.mine.to_do().then(|| view! { <AcknowledgeButton group=view.group broadcast=view.broadcast /> })}
             {view.my_part().map(|words| view! {
                 <p class="broadcast__mine" data-testid="broadcast-mine"
-                    role=if view.mine == huddle_session::broadcasts::MyPart::Failed { "alert" } else { "status" }>
+                    role=if view.mine == MyPart::Failed { "alert" } else { "status" }>
                     {words}
                 </p>
             })}
-            {view.sees_who.then(|| view! { <WhoHasAcknowledged view=view.clone() /> })}
+            {(view.sees_who && delivered).then(|| view! { <WhoHasAcknowledged view=view.clone() /> })}
             <span class="message__meta">
                 <time>{clock_label(view.sent_at, model.now.get_untracked(), offset)}</time>
+                {(!state.is_empty()).then(|| view! { <span class="message__state" data-state=state>{state}</span> })}
             </span>
+            {failed.map(|reason| view! {
+                <span class="message__failed" role="alert">
+                    {reason}
+                    <button class="button button--small" type="button"
+                        on:click=move |_| { if let Some(phone) = model.phone() { phone.retry(id) } }>
+                        "Try again"
+                    </button>
+                </span>
+            })}
         </li>
     }
 }
@@ -109,12 +142,14 @@ pub fn PinnedBroadcasts() -> impl IntoView {
     view! {
         <Show when=move || model.pinned.with(|p| !p.is_empty())>
             <section class="pinned" aria-label="Urgent messages" data-testid="pinned-broadcasts">
+                // Keyed on the broadcast alone: a pin is not made again (and
+                // its alert not said again) as acknowledgements come in.
                 <For
                     each=move || model.pinned.get()
-                    key=|pin: &PinnedView| (pin.view.broadcast, pin.view.mine, pin.view.acknowledged.len(), pin.view.waiting.len())
+                    key=|pin: &PinnedView| pin.view.broadcast
                     let:pin
                 >
-                    <PinnedBroadcast pin=pin />
+                    <PinnedBroadcast id=pin.view.broadcast />
                 </For>
             </section>
         </Show>
@@ -122,60 +157,70 @@ pub fn PinnedBroadcasts() -> impl IntoView {
 }
 
 #[component]
-fn PinnedBroadcast(pin: PinnedView) -> impl IntoView {
+fn PinnedBroadcast(id: MessageRef) -> impl IntoView {
     let model = expect_context::<AppModel>();
-    let group = pin.view.group;
+    let pin = Memo::new(move |_| {
+        model
+            .pinned
+            .with(|pins| pins.iter().find(|pin| pin.view.broadcast == id).cloned())
+    });
     let escalation = move || model.policy.with(|p| p.escalation());
-    let urgency = {
-        let view = pin.view.clone();
-        Memo::new(move |_| view.urgency(escalation(), model.now.get()))
+    let urgency = Memo::new(move |_| {
+        pin.with(|pin| {
+            pin.as_ref()
+                .and_then(|pin| pin.view.urgency(escalation(), model.now.get()))
+        })
+    });
+    let heading = move || {
+        pin.with(|pin| {
+            pin.as_ref()
+                .map(|pin| pinned_heading(pin, escalation(), model.now.get()))
+        })
     };
-    let heading = {
-        let pin = pin.clone();
-        move || pinned_heading(&pin, escalation(), model.now.get())
-    };
-    // Past the reminder (or, for an administrator, the alert), it is read
-    // out at once, whatever else the screen reader is saying.
-    let loud = move || match urgency.get() {
-        Some(Urgency::Reminder) if pin.view.mine.to_do() => true,
-        Some(Urgency::NotGettingThrough) => true,
-        _ => false,
-    };
+    // Past the reminder (or, for an administrator, the alert), it is said
+    // once, at once, whatever else the screen reader is saying: a sentence
+    // that does not change as the minutes go by.
+    let alert = Memo::new(move |_| {
+        let urgency = urgency.get()?;
+        pin.with(|pin| pin.as_ref().and_then(|pin| pinned_alert(pin, urgency)))
+    });
     let state = move || match urgency.get() {
         Some(Urgency::Waiting) | None => "waiting",
         Some(Urgency::Reminder) => "reminder",
         Some(Urgency::NotGettingThrough) => "not-getting-through",
     };
-    // The sender and the administrators go to the card to see who has
-    // acknowledged; the others to read the group.
-    let (open_words, open_label) = if pin.view.mine.to_do() || !pin.view.sees_who {
-        ("Open", format!("Open {}", pin.group_title))
-    } else {
-        (
-            "See who has acknowledged",
-            format!("See who has acknowledged, in {}", pin.group_title),
-        )
-    };
-    view! {
-        <article class="pinned-broadcast" data-state=state data-testid="pinned-broadcast">
-            <h2 class="pinned-broadcast__heading">{heading.clone()}</h2>
-            // Inserted when it becomes urgent, so that a screen reader says
-            // it at once, whatever else it is reading.
-            <Show when=loud>
-                <p class="visually-hidden" role="alert">{heading.clone()}</p>
-            </Show>
-            <p class="pinned-broadcast__text">{pin.view.text.clone()}</p>
-            <p class="pinned-broadcast__group">{pin.group_title.clone()}</p>
-            {pin.view.not_yet().map(|names| view! {
-                <p class="pinned-broadcast__waiting" data-testid="pinned-waiting">{names}</p>
-            })}
-            <div class="pinned-broadcast__actions">
-                {pin.view.mine.to_do().then(|| view! { <AcknowledgeButton view=pin.view.clone() /> })}
-                <a class="button button--secondary" href=format!("/c/{group}") aria-label=open_label
-                    on:click=move |ev| { ev.prevent_default(); navigate(model, Route::Conversation(group)) }>
-                    {open_words}
-                </a>
-            </div>
-        </article>
+    move || {
+        let pin = pin.get()?;
+        let group = pin.view.group;
+        // The sender and the administrators go to the card to see who has
+        // acknowledged; the others to read the group.
+        let (open_words, open_label) = if pin.view.mine.to_do() || !pin.view.sees_who {
+            ("Open", format!("Open {}", pin.group_title))
+        } else {
+            (
+                "See who has acknowledged",
+                format!("See who has acknowledged, in {}", pin.group_title),
+            )
+        };
+        Some(view! {
+            <article class="pinned-broadcast" data-state=state data-testid="pinned-broadcast">
+                <h2 class="pinned-broadcast__heading">{heading}</h2>
+                {move || alert.get().map(|words| view! {
+                    <p class="visually-hidden" role="alert">{words}</p>
+                })}
+                <p class="pinned-broadcast__text">{pin.view.text.clone()}</p>
+                <p class="pinned-broadcast__group">{pin.group_title.clone()}</p>
+                {pin.view.not_yet().map(|names| view! {
+                    <p class="pinned-broadcast__waiting" data-testid="pinned-waiting">{names}</p>
+                })}
+                <div class="pinned-broadcast__actions">
+                    {pin.view.mine.to_do().then(|| view! { <AcknowledgeButton group=group broadcast=pin.view.broadcast /> })}
+                    <a class="button button--secondary" href=format!("/c/{group}") aria-label=open_label
+                        on:click=move |ev| { ev.prevent_default(); navigate(model, Route::Conversation(group)) }>
+                        {open_words}
+                    </a>
+                </div>
+            </article>
+        })
     }
 }

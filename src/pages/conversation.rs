@@ -131,7 +131,7 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
                             return view! { <ShiftCard group=group message=message shift=shift /> }.into_any();
                         }
                         if let Some(broadcast) = message.broadcast.clone() {
-                            return view! { <BroadcastCard view=broadcast own=message.own /> }.into_any();
+                            return view! { <BroadcastCard message=message view=broadcast /> }.into_any();
                         }
                         let state = delivery_label(&message.delivery);
                         let failed = match &message.delivery {
@@ -288,6 +288,14 @@ fn Composer(group: GroupId) -> impl IntoView {
         clinical_note(&names)
     };
 
+    // In an emergency broadcast group every message is an urgent broadcast.
+    let broadcasts = move || {
+        model.records.with(|r| {
+            r.iter()
+                .any(|r| r.group == group && huddle_core::broadcast::acknowledged_in(r.kind))
+        })
+    };
+
     let send_now = move || {
         let body = text.get_untracked();
         if body.trim().is_empty() {
@@ -337,6 +345,11 @@ fn Composer(group: GroupId) -> impl IntoView {
         <form class="composer" autocomplete="off" on:submit=submit>
             {move || unverified_note().map(|note| view! {
                 <p class="composer__note" role="note" data-testid="unverified-note">{note}</p>
+            })}
+            {move || broadcasts().then(|| view! {
+                <p class="composer__note" role="note">
+                    "Everyone in this group is asked to acknowledge what you send, and reminded until they do."
+                </p>
             })}
             <Show when=move || warning.get().is_some()>
                 <div class="warning" role="alertdialog" aria-labelledby="pii-title" aria-describedby="pii-text">

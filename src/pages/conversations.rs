@@ -9,14 +9,18 @@ use crate::state::time::clock_label;
 use leptos::prelude::*;
 
 #[component]
-pub fn ConversationsPage() -> impl IntoView {
+pub fn ConversationsPage(
+    /// The urgent broadcasts pinned above the list (from the screens'
+    /// module: see `on_demand::pinned_broadcasts`).
+    pinned: AnyView,
+) -> impl IntoView {
     let model = expect_context::<AppModel>();
     let offset = browser::utc_offset_minutes();
     let admin = move || model.is_admin();
     view! {
         <main class="page page--list" id="main">
             <h1 class="page__title">"Conversations"</h1>
-            {crate::on_demand::pinned_broadcasts()}
+            {pinned}
             <nav class="actions" aria-label="Start">
                 <a class="button" href="/new-chat" on:click=move |ev| { ev.prevent_default(); navigate(model, Route::NewDirect) }>
                     "Message a colleague"

@@ -73,7 +73,11 @@ pub fn broadcast_view(
             .iter()
             .map(|(who, at)| (name(*who), *at))
             .collect(),
-        waiting: card.waiting.iter().map(|who| name(*who)).collect(),
+        waiting: {
+            let mut waiting: Vec<String> = card.waiting.iter().map(|who| name(*who)).collect();
+            waiting.sort();
+            waiting
+        },
     }
 }
 
@@ -179,6 +183,24 @@ pub fn pinned_heading(pin: &PinnedView, escalation: Escalation, now: UnixMillis)
             "Waiting for acknowledgement: {} not yet",
             people(view.waiting.len())
         ),
+    }
+}
+
+/// What a screen reader says, once, when a pinned broadcast becomes
+/// urgent: a sentence that does not change as the minutes go by.
+pub fn pinned_alert(pin: &PinnedView, urgency: Urgency) -> Option<String> {
+    let view = &pin.view;
+    match urgency {
+        Urgency::Waiting => None,
+        Urgency::Reminder if view.mine.to_do() => Some(format!(
+            "Reminder: please acknowledge the urgent message from {} in {}.",
+            view.sender_name, pin.group_title
+        )),
+        Urgency::Reminder => None,
+        Urgency::NotGettingThrough => Some(format!(
+            "Not getting through: an urgent message in {} has not been acknowledged by everyone.",
+            pin.group_title
+        )),
     }
 }
 
@@ -302,6 +324,17 @@ mod tests {
         assert_eq!(
             mia.view.urgency(ESCALATION, at(31)),
             Some(Urgency::NotGettingThrough)
+        );
+        // Said once, in words that do not change with the minutes.
+        assert_eq!(pinned_alert(&mia, Urgency::Reminder), None);
+        assert_eq!(
+            pinned_alert(&mia, Urgency::NotGettingThrough).as_deref(),
+            Some("Not getting through: an urgent message in Fire and alarms has not been acknowledged by everyone.")
+        );
+        let ben = pin(BEN, false, MyPart::ToAcknowledge);
+        assert_eq!(
+            pinned_alert(&ben, Urgency::Reminder).as_deref(),
+            Some("Reminder: please acknowledge the urgent message from Mia Patel in Fire and alarms.")
         );
     }
 

@@ -252,9 +252,15 @@ impl EnvelopeBody {
     }
 
     /// Whether this is a reply to a broadcast (the only kind staff may send
-    /// in an emergency broadcast group), padded to one size.
+    /// in an emergency broadcast group), padded to one size. The kinds
+    /// reserved for replies count too, so that a newer Huddle's read
+    /// receipts are neither refused nor reported by this version.
     pub fn is_reply(&self) -> bool {
-        matches!(self, EnvelopeBody::Acknowledgement(_))
+        match self {
+            EnvelopeBody::Acknowledgement(_) => true,
+            EnvelopeBody::Unsupported { kind, .. } => *kind == EnvelopeKind::ReadReceipt as u16,
+            _ => false,
+        }
     }
 }
 

@@ -103,7 +103,10 @@ pub fn take_cards(
                 };
                 let person = acknowledgement.sender;
                 if counted && !acknowledged.iter().any(|(who, _)| *who == person) {
-                    acknowledged.push((person, acknowledgement.sent_at));
+                    // Its time is its sender's clock: never shown as before
+                    // the broadcast it answers.
+                    let at = acknowledgement.sent_at.max(broadcast.sent_at);
+                    acknowledged.push((person, at));
                 }
             }
             let waiting = members

@@ -20,7 +20,8 @@ use crate::driver::{Driver, Input, Reply};
 use crate::error::SessionError;
 use crate::platform::{Cache, CacheError, CacheWrite, Clock, Log, Parts, Platform, Screen, Tasks};
 use crate::records::{
-    delivery_of, ConversationRecord, Directory, Enrolment, MessageRecord, OutboxRecord, Standing,
+    delivery_of, ConversationRecord, Delivery, Directory, Enrolment, MessageRecord, OutboxRecord,
+    Standing,
 };
 use crate::update::{
     ConnectionStatus, ConversationEntry, PinnedBroadcast, ShownMessage, SignOut, Update,
@@ -47,11 +48,11 @@ pub const PAGE: u32 = 50;
 /// The most messages read at once for a broadcast group's page: its
 /// acknowledgements (one per member per broadcast) are read with the
 /// broadcasts they count towards, up to this many.
-pub const BROADCAST_WINDOW: u32 = 4_000;
+pub const BROADCAST_WINDOW: u32 = 2_000;
 
 /// How many of a broadcast group's newest messages the conversation list
 /// reads for the broadcasts to pin.
-const PINNED_WINDOW: u32 = 1_000;
+const PINNED_WINDOW: u32 = 600;
 
 /// How far back the conversation list looks for a preview past answers.
 const PREVIEW_LOOKBACK: u32 = 200;
@@ -160,7 +161,24 @@ pub(crate) struct State {
     pub identities: Identities,
     /// What the organisation asks of its phones, as of the last sign-in.
     pub policy: huddle_core::wire::PhonePolicy,
+    /// Each broadcast group's pins as last read, with what they were read
+    /// from: the list repaints every few seconds, and reads a group's
+    /// messages again only when something in it may have changed.
+    pub pins: HashMap<GroupId, PinsRead>,
 }
+
+/// A broadcast group's pins and what they were worked out from.
+#[derive(Clone)]
+pub(crate) struct PinsRead {
+    /// The group's newest message, this phone's outbox size and the
+    /// group's size when they were read.
+    pub from: (Option<ClientMessageId>, usize, usize),
+    pub at: UnixMillis,
+    pub pins: Vec<PinnedBroadcast>,
+}
+
+/// Pins are read again at least this often, for messages that expired.
+const PINS_FRESH_FOR_MILLIS: u64 = 60_000;
 
 impl State {
     pub fn conversation(&self, group: GroupId) -> Option<&ConversationRecord> {
@@ -262,6 +280,7 @@ impl<P: Platform> Phone<P> {
                 needs_repair: BTreeSet::new(),
                 identities: Identities::default(),
                 policy: huddle_core::wire::PhonePolicy::default(),
+                pins: HashMap::new(),
             }),
             inputs: RefCell::new(None),
             relay_ahead_ms: Cell::new(0),
@@ -627,6 +646,22 @@ impl<P: Platform> Shared<P> {
         conversation: &ConversationRecord,
         enrolment: &Enrolment,
     ) -> Vec<PinnedBroadcast> {
+        let group = conversation.group;
+        let now = self.expiry_now();
+        let newest = match self.cache.latest_messages(group, 1).await {
+            Ok(mut newest) => newest.pop().map(|m| m.client_msg),
+            Err(_) => None,
+        };
+        let from = (
+            newest,
+            self.state.borrow().outbox.len(),
+            conversation.members.len(),
+        );
+        if let Some(read) = self.state.borrow().pins.get(&group) {
+            if read.from == from && now.0.saturating_sub(read.at.0) < PINS_FRESH_FOR_MILLIS {
+                return read.pins.clone();
+            }
+        }
         let mut messages = match self
             .cache
             .latest_messages(conversation.group, PINNED_WINDOW)
@@ -656,18 +691,37 @@ impl<P: Platform> Shared<P> {
                 },
             )
         };
-        let now = self.expiry_now();
+        let state = self.state.borrow();
         // Newest first, as read.
-        messages
+        let pins: Vec<PinnedBroadcast> = messages
             .into_iter()
             .filter_map(|message| {
                 let card = cards.remove(&crate::broadcasts::reference(&message))?;
                 let recent = now.0.saturating_sub(message.sent_at.0) < ADMINISTRATOR_PIN_MILLIS;
+                // One's own broadcast waits on nobody until the relay has it.
+                let delivered = matches!(
+                    delivery_of(
+                        &message,
+                        enrolment.device,
+                        state.outbox.get(&message.client_msg).map(|r| &r.item.state),
+                    ),
+                    Delivery::Received | Delivery::Sent
+                );
                 let pin = card.mine.to_do()
-                    || (enrolment.administrator && !card.waiting.is_empty() && recent);
+                    || (enrolment.administrator && !card.waiting.is_empty() && recent && delivered);
                 pin.then_some(PinnedBroadcast { message, card })
             })
-            .collect()
+            .collect();
+        drop(state);
+        self.state.borrow_mut().pins.insert(
+            group,
+            PinsRead {
+                from,
+                at: now,
+                pins: pins.clone(),
+            },
+        );
+        pins
     }
 
     /// Repaints the open conversation's messages from the cache.
@@ -788,6 +842,11 @@ async fn list_entries<C: Cache, L: Log>(
             latest = cache
                 .latest_messages(record.group, PREVIEW_LOOKBACK)
                 .await
+                .map_err(|error| {
+                    log.warn(&format!(
+                        "a conversation's earlier messages were not read: {error}"
+                    ))
+                })
                 .ok()
                 .and_then(|messages| messages.into_iter().find(|m| !m.body.is_answer()));
         }

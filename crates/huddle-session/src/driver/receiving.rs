@@ -38,6 +38,12 @@ impl<P: Platform> Driver<P> {
                 envelope,
                 ..
             })) => {
+                // A reply of a kind this version does not know (a newer
+                // Huddle's read receipt) is nothing to show: not even
+                // "update Huddle", once per receipt.
+                let unknown_reply = Envelope::decode(envelope.as_bytes()).is_ok_and(|e| {
+                    e.body.is_reply() && matches!(e.body, EnvelopeBody::Unsupported { .. })
+                });
                 let (sent_at, body) = match Envelope::decode(envelope.as_bytes()) {
                     Ok(envelope) => (
                         envelope.sent_at,
@@ -78,7 +84,7 @@ impl<P: Platform> Driver<P> {
                         "entry {seq} of a group acknowledged outside a broadcast group; it is not stored"
                     ));
                 }
-                if expires_at > now && !taken && !misplaced {
+                if expires_at > now && !taken && !misplaced && !unknown_reply {
                     let answer = body.is_answer();
                     writes.push(CacheWrite::Message(MessageRecord {
                         group,
