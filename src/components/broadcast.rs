@@ -1,6 +1,6 @@
 //! Urgent broadcasts on screen: the card a broadcast shows as in its group, with one tap to acknowledge it and, for its sender and administrators, who has and who has not; and the broadcasts pinned above the conversation list until acknowledged.
 
-use crate::components::VerifiedMark;
+use crate::components::{NotSent, VerifiedMark};
 use crate::model::AppModel;
 use crate::navigate;
 use crate::platform::browser;
@@ -8,7 +8,6 @@ use crate::state::broadcasts::{pinned_alert, pinned_heading, BroadcastView, Pinn
 use crate::state::conversations::{delivery_label, MessageView};
 use crate::state::route::Route;
 use crate::state::time::clock_label;
-use crate::state::words;
 use huddle_core::broadcast::Urgency;
 use huddle_core::ids::GroupId;
 use huddle_core::shift::MessageRef;
@@ -95,10 +94,6 @@ pub fn BroadcastCard(message: MessageView, view: BroadcastView) -> impl IntoView
     // One's own broadcast: where it stands, as for any message, and a
     // retry if it was not sent. Nobody is asked until the relay has it.
     let state = delivery_label(&message.delivery);
-    let failed = match &message.delivery {
-        Delivery::Failed(reason) => Some(words::failure(reason)),
-        _ => None,
-    };
     let delivered = matches!(message.delivery, Delivery::Received | Delivery::Sent);
     view! {
         <li class="message broadcast" class:message--own=own data-testid="broadcast"
@@ -120,15 +115,7 @@ pub fn BroadcastCard(message: MessageView, view: BroadcastView) -> impl IntoView
                 <time>{clock_label(view.sent_at, model.now.get_untracked(), offset)}</time>
                 {(!state.is_empty()).then(|| view! { <span class="message__state" data-state=state>{state}</span> })}
             </span>
-            {failed.map(|reason| view! {
-                <span class="message__failed" role="alert">
-                    {reason}
-                    <button class="button button--small" type="button"
-                        on:click=move |_| { if let Some(phone) = model.phone() { phone.retry(id) } }>
-                        "Try again"
-                    </button>
-                </span>
-            })}
+            <NotSent delivery=message.delivery.clone() id=id />
         </li>
     }
 }

@@ -1,6 +1,6 @@
 //! One conversation: its type always in view, messages with sender, time, state and when each disappears, and the composer.
 
-use crate::components::{BroadcastCard, KindBadge, ShiftCard, ShiftForm, VerifiedMark};
+use crate::components::{BroadcastCard, KindBadge, NotSent, ShiftCard, ShiftForm, VerifiedMark};
 use crate::model::AppModel;
 use crate::navigate;
 use crate::platform::browser;
@@ -9,10 +9,8 @@ use crate::state::route::Route;
 use crate::state::shifts::shift_week;
 use crate::state::time::{clock_label, duration_label, expiry_label, local_day, year_of};
 use crate::state::verification::{clinical_note, verification_of};
-use crate::state::words;
 use huddle_core::ids::GroupId;
 use huddle_core::retention::GroupKind;
-use huddle_session::Delivery;
 use leptos::html;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
@@ -134,10 +132,6 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
                             return view! { <BroadcastCard message=message view=broadcast /> }.into_any();
                         }
                         let state = delivery_label(&message.delivery);
-                        let failed = match &message.delivery {
-                            Delivery::Failed(reason) => Some(words::failure(reason)),
-                            _ => None,
-                        };
                         let id = message.client_msg;
                         let expires_at = message.expires_at;
                         if message.notice {
@@ -162,15 +156,7 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
                                     {(!state.is_empty()).then(|| view! { <span class="message__state" data-state=state>{state}</span> })}
                                     <span class="message__expiry">{move || expiry_label(expires_at, model.now.get())}</span>
                                 </span>
-                                {failed.map(|reason| view! {
-                                    <span class="message__failed" role="alert">
-                                        {reason}
-                                        <button class="button button--small" type="button"
-                                            on:click=move |_| { if let Some(phone) = model.phone() { phone.retry(id) } }>
-                                            "Try again"
-                                        </button>
-                                    </span>
-                                })}
+                                <NotSent delivery=message.delivery.clone() id=id />
                             </li>
                         }.into_any()
                     }
