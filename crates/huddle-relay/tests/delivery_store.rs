@@ -755,6 +755,26 @@ async fn only_administrators_change_clinical_groups_and_broadcast() {
             .await
             .unwrap()
             .is_ok());
+        // At most a day's replies: a modified app cannot bury the
+        // broadcasts under its own.
+        let limit = u32::try_from(huddle_relay::store::log::REPLIES_PER_DAY).unwrap();
+        for n in 1..limit {
+            let reply = reply_of(1_000 + n, REPLY_CIPHERTEXT_BYTES);
+            assert!(store.append(CAROL, &reply, NOW).await.unwrap().is_ok());
+        }
+        let one_too_many = reply_of(2_000, REPLY_CIPHERTEXT_BYTES);
+        assert!(matches!(
+            store.append(CAROL, &one_too_many, NOW).await.unwrap(),
+            Err(Rejection::RateLimited { .. })
+        ));
+        let tomorrow = NOW.saturating_add_millis(24 * 60 * 60 * 1000 + 1);
+        let mut next_day = reply_of(2_001, REPLY_CIPHERTEXT_BYTES);
+        next_day.expires_at = Some(tomorrow.saturating_add_millis(1000));
+        assert!(store
+            .append(CAROL, &next_day, tomorrow)
+            .await
+            .unwrap()
+            .is_ok());
         let from_admin = Submission {
             group: alert,
             ..text(8, 1, NOW.saturating_add_millis(1000))

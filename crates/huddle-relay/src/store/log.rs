@@ -45,6 +45,19 @@ pub struct Appended {
 /// phones, is made in one.)
 pub const MAX_CHANGES_PER_COMMIT: usize = 1_000;
 
+/// The most replies (acknowledgements) the relay stores from one staff
+/// device in one emergency broadcast group in a day: far more than anyone
+/// acknowledges, few enough that a modified app cannot bury the group's
+/// broadcasts under its replies on every phone (SECURITY.md, "Urgent
+/// broadcasts and acknowledgements").
+pub const REPLIES_PER_DAY: i64 = 50;
+
+/// A day, in milliseconds.
+const DAY_MILLIS: u64 = 24 * 60 * 60 * 1000;
+
+/// When a device that has sent its day's replies is told to try again.
+const REPLIES_RETRY_AFTER_MS: u32 = 60 * 60 * 1000;
+
 /// A welcome waiting for a device.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PendingWelcome {
@@ -397,6 +410,25 @@ async fn append(
     };
     if restricted && role.as_deref() != Some("administrator") {
         return Ok(Err(Rejection::NotPermitted));
+    }
+    let staff_reply = kind == GroupKind::EmergencyBroadcast
+        && matches!(submission.payload, Payload::Application { .. })
+        && role.as_deref() != Some("administrator");
+    if staff_reply {
+        let since = now.0.saturating_sub(DAY_MILLIS);
+        let sent: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM log WHERE sender = $1 AND group_id = $2 AND stored_at > $3",
+        )
+        .bind(sender_bytes)
+        .bind(group)
+        .bind(to_i64(since))
+        .fetch_one(&mut *tx)
+        .await?;
+        if sent >= REPLIES_PER_DAY {
+            return Ok(Err(Rejection::RateLimited {
+                retry_after_ms: REPLIES_RETRY_AFTER_MS,
+            }));
+        }
     }
     let expected_epoch = if restarting {
         restart_epoch(chain_of_epoch(epoch).saturating_add(1))
