@@ -136,6 +136,7 @@ pub fn problem(problem: &Problem, directory: &Directory) -> String {
         Problem::Crypto(error) => crypto_error(error),
         Problem::Refused { .. } => "Something sent to one of your conversations did not come from who it said it came from, so Huddle did not show it. Your administrator can see this in the audit log.".into(),
         Problem::NeedsRepair { .. } => needs_repair(),
+        Problem::RelayNewer => "Huddle has been updated on its server, and this copy of the app cannot talk to it. Reload the page to get the new version; nothing you wrote is lost.".into(),
     }
 }
 

@@ -146,6 +146,9 @@ pub(crate) struct Driver<P: Platform> {
     /// When to ask the worker next which groups' keys are due for renewal
     /// (at once after a member was removed).
     next_key_check: UnixMillis,
+    /// The person was told the relay speaks a newer Huddle (once: the
+    /// page is reloaded to update, not told again at every reconnect).
+    told_relay_newer: bool,
 }
 
 /// How often the phone asks which groups' keys are due for renewal.
@@ -169,6 +172,7 @@ impl<P: Platform> Driver<P> {
             repaint_list: false,
             repaint_open: false,
             next_key_check: UnixMillis(0),
+            told_relay_newer: false,
         }
     }
 
@@ -449,7 +453,22 @@ impl<P: Platform> Driver<P> {
                         self.after_ready();
                     }
                 }
-                Err(error) => self.log(&format!("an unreadable frame from the relay: {error}")),
+                Err(error) => {
+                    self.log(&format!("an unreadable frame from the relay: {error}"));
+                    // A relay updated since this copy of the app was loaded
+                    // speaks frames it cannot read: at sign-in, or with a
+                    // newer version number. Without a word the phone would
+                    // just never connect; reloading the page updates it.
+                    let signing_in = !self.shared.state.borrow().connection.live;
+                    let newer =
+                        matches!(error, huddle_core::wire::WireError::UnsupportedVersion(_));
+                    if (newer || signing_in) && !self.told_relay_newer {
+                        self.told_relay_newer = true;
+                        self.shared
+                            .screen
+                            .show(Update::Problem(crate::update::Problem::RelayNewer));
+                    }
+                }
             },
         }
     }

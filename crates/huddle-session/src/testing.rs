@@ -650,6 +650,15 @@ impl MemRelay {
         }
     }
 
+    /// Sends `device` bytes on its connection, as a relay of another
+    /// version (or a broken one) would.
+    pub fn push_raw(&self, device: DeviceId, bytes: Vec<u8>) {
+        let sink = self.0.borrow().connections.get(&device).cloned();
+        if let Some(sink) = sink {
+            sink(SocketEvent::Frame(bytes));
+        }
+    }
+
     fn connect(&self, device: DeviceId, events: SocketEvents) {
         let events = Rc::new(events);
         self.0

@@ -1008,6 +1008,32 @@ fn a_clock_once_set_far_ahead_is_put_right_when_the_relay_tells_the_time() {
     assert!(bob.cached_texts(group).is_empty());
 }
 
+#[test]
+fn a_relay_that_speaks_a_newer_version_is_said_once_and_a_damaged_frame_when_live_is_only_logged() {
+    let mut world = World::new();
+    let (alice, _bob, _group) = alice_and_bob(&mut world, RetentionSecs::days(7));
+    let told = |phone: &TestPhone| {
+        phone
+            .updates()
+            .iter()
+            .filter(|u| matches!(u, Update::Problem(crate::update::Problem::RelayNewer)))
+            .count()
+    };
+    // Signed in and live: a damaged frame is a relay's fault, not a reason
+    // to reload.
+    world
+        .relay
+        .push_raw(alice.device, vec![1, 0xff, 0xff, 0xff]);
+    world.settle();
+    assert_eq!(told(&alice), 0);
+    // Frames of a newer version: the person is told, once.
+    for _ in 0..2 {
+        world.relay.push_raw(alice.device, vec![2, 0]);
+    }
+    world.settle();
+    assert_eq!(told(&alice), 1);
+}
+
 mod broadcasts;
 mod passcode;
 mod revocation;

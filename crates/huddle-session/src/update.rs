@@ -110,6 +110,9 @@ pub enum Problem {
     /// reading and sending in it (what is written waits) until it is
     /// repaired.
     NeedsRepair { group: GroupId },
+    /// The relay sent frames this version cannot read: it runs a newer
+    /// Huddle. Reloading the page updates the app; nothing is lost.
+    RelayNewer,
 }
 
 /// Why the phone was signed out.
