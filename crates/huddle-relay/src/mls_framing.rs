@@ -130,19 +130,14 @@ pub fn is_reply_sized(message: &[u8]) -> bool {
 /// it, with `ciphertext_len` bytes of (opaque) content: for tests and the
 /// load generator, which have no MLS.
 pub fn framed_application(group: GroupId, epoch: u64, ciphertext_len: usize) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(ciphertext_len + 120);
-    bytes.extend_from_slice(&MLS10.to_be_bytes());
-    bytes.extend_from_slice(&WIRE_FORMAT_PRIVATE_MESSAGE.to_be_bytes());
-    push_vector(
-        &mut bytes,
-        &mls_group_id_bytes(group, chain_of_epoch(epoch)),
-    );
-    bytes.extend_from_slice(&mls_epoch_of(epoch).to_be_bytes());
-    bytes.push(CONTENT_TYPE_APPLICATION);
-    push_vector(&mut bytes, &[0xad; 41]);
-    push_vector(&mut bytes, &[0x5e; 48]);
-    push_vector(&mut bytes, &vec![0xc1; ciphertext_len]);
-    bytes
+    framed_private(
+        group,
+        epoch,
+        CONTENT_TYPE_APPLICATION,
+        &[0xad; 41],
+        &[0x5e; 48],
+        &vec![0xc1; ciphertext_len],
+    )
 }
 
 /// The key a key package's member signs with (RFC 9420, section 10: the
@@ -198,7 +193,22 @@ pub fn check_commit(commit: &[u8], group: GroupId, epoch: u64) -> Result<(), Fra
 /// `body` (opaque here): for tests and the load generator, which have no
 /// MLS.
 pub fn framed_commit(group: GroupId, epoch: u64, body: &[u8]) -> Vec<u8> {
-    let mut bytes = Vec::with_capacity(body.len() + 40);
+    framed_private(group, epoch, CONTENT_TYPE_COMMIT, &[], &[0x5e; 16], body)
+}
+
+/// A `PrivateMessage` of `group` in `epoch` (an epoch on the wire) with the
+/// given content type and opaque fields.
+fn framed_private(
+    group: GroupId,
+    epoch: u64,
+    content_type: u8,
+    authenticated_data: &[u8],
+    encrypted_sender_data: &[u8],
+    ciphertext: &[u8],
+) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(
+        ciphertext.len() + authenticated_data.len() + encrypted_sender_data.len() + 40,
+    );
     bytes.extend_from_slice(&MLS10.to_be_bytes());
     bytes.extend_from_slice(&WIRE_FORMAT_PRIVATE_MESSAGE.to_be_bytes());
     push_vector(
@@ -206,10 +216,10 @@ pub fn framed_commit(group: GroupId, epoch: u64, body: &[u8]) -> Vec<u8> {
         &mls_group_id_bytes(group, chain_of_epoch(epoch)),
     );
     bytes.extend_from_slice(&mls_epoch_of(epoch).to_be_bytes());
-    bytes.push(CONTENT_TYPE_COMMIT);
-    push_vector(&mut bytes, &[]);
-    push_vector(&mut bytes, &[0x5e; 16]);
-    push_vector(&mut bytes, body);
+    bytes.push(content_type);
+    push_vector(&mut bytes, authenticated_data);
+    push_vector(&mut bytes, encrypted_sender_data);
+    push_vector(&mut bytes, ciphertext);
     bytes
 }
 

@@ -38,13 +38,14 @@ impl<P: Platform> Driver<P> {
                 envelope,
                 ..
             })) => {
+                let decoded = Envelope::decode(envelope.as_bytes());
                 // A reply of a kind this version does not know (a newer
                 // Huddle's read receipt) is nothing to show: not even
                 // "update Huddle", once per receipt.
-                let unknown_reply = Envelope::decode(envelope.as_bytes()).is_ok_and(|e| {
+                let unknown_reply = decoded.as_ref().is_ok_and(|e| {
                     e.body.is_reply() && matches!(e.body, EnvelopeBody::Unsupported { .. })
                 });
-                let (sent_at, body) = match Envelope::decode(envelope.as_bytes()) {
+                let (sent_at, body) = match decoded {
                     Ok(envelope) => (
                         envelope.sent_at,
                         MessageBody::logged(&envelope.body, seq, sender_is_administrator),
