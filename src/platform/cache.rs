@@ -12,6 +12,7 @@ use huddle_core::ids::{ClientMessageId, GroupId};
 use huddle_core::retention::UnixMillis;
 use huddle_core::sync::GroupPosition;
 use huddle_idb::{Direction, IdbError, KeyRange, SealedDb, SealedStore, StoreSpec, Write};
+use huddle_session::receipts::ReceiptsRecord;
 use huddle_session::{
     Cache, CacheError, CacheWrite, ConversationRecord, Directory, Enrolment, MessageRecord,
     OutboxRecord, Standing,
@@ -56,6 +57,11 @@ const IDENTITIES: SealedStore<Identities> = SealedStore::new(RECORDS_STORE);
 const IDENTITIES_ID: &str = "identities";
 const STANDING: SealedStore<Standing> = SealedStore::new(RECORDS_STORE);
 const STANDING_ID: &str = "standing";
+/// One record per group, `receipts:<group>`.
+const RECEIPTS: SealedStore<ReceiptsRecord> = SealedStore::new(RECORDS_STORE);
+fn receipts_id(group: GroupId) -> String {
+    format!("receipts:{group}")
+}
 const CONVERSATIONS: SealedStore<ConversationRecord> = SealedStore::new(CONVERSATIONS_STORE);
 const OUTBOX: SealedStore<OutboxRecord> = SealedStore::new(OUTBOX_STORE);
 const CURSORS: SealedStore<GroupPosition> = SealedStore::new(CURSORS_STORE);
@@ -191,6 +197,7 @@ impl IdbCache {
                 CacheWrite::Directory(d) => DIRECTORY.put(&self.db, DIRECTORY_ID, &d),
                 CacheWrite::Identities(i) => IDENTITIES.put(&self.db, IDENTITIES_ID, &i),
                 CacheWrite::Standing(standing) => STANDING.put(&self.db, STANDING_ID, &standing),
+                CacheWrite::Receipts(r) => RECEIPTS.put(&self.db, &receipts_id(r.group), &r),
                 CacheWrite::Conversation(c) => {
                     CONVERSATIONS.put(&self.db, &c.group.to_string(), &c)
                 }
@@ -247,6 +254,13 @@ impl Cache for IdbCache {
             .await
             .map_err(cache_error)?
             .unwrap_or_default())
+    }
+
+    async fn receipts(&self, group: GroupId) -> Result<Option<ReceiptsRecord>, CacheError> {
+        RECEIPTS
+            .get(&self.db, &receipts_id(group))
+            .await
+            .map_err(cache_error)
     }
 
     async fn standing(&self) -> Result<Option<Standing>, CacheError> {

@@ -12,6 +12,7 @@
 //! deterministic and with a stable, documented wire format.
 
 use crate::broadcast::REPLY_ENVELOPE_BYTES;
+use crate::receipt::{Receipt, ReceiptError};
 use crate::retention::UnixMillis;
 use crate::shift::{MessageRef, Shift, ShiftError, ShiftUpdate};
 use serde::{Deserialize, Serialize};
@@ -39,9 +40,11 @@ pub enum EnvelopeKind {
     /// "I have seen this": a member's answer to an urgent broadcast,
     /// padded to the size of every reply (see [`crate::broadcast`]).
     Acknowledgement = 4,
-    // Reserved for the features that follow; a version that does not know
-    // them shows "update Huddle to see this message".
+    /// How far a member has received and read the group's log
+    /// ([`Receipt`]), padded to the size of every reply.
     ReadReceipt = 5,
+    // Reserved for the feature that follows; a version that does not know
+    // it shows "update Huddle to see this message".
     RecordedInCareRecord = 6,
 }
 
@@ -65,6 +68,8 @@ pub enum EnvelopeBody {
     ShiftUpdate(ShiftUpdate),
     /// A member acknowledges the broadcast it names.
     Acknowledgement(MessageRef),
+    /// A member says how far she has received and read the group's log.
+    ReadReceipt(Receipt),
     /// A kind this version cannot show: written by a newer Huddle.
     Unsupported { kind: u16, version: u16 },
 }
@@ -82,6 +87,8 @@ pub enum EnvelopeError {
     Malformed(&'static str),
     #[error("{0}")]
     Shift(#[from] ShiftError),
+    #[error("{0}")]
+    Receipt(#[from] ReceiptError),
 }
 
 /// The fixed outer layout. Changing it breaks every reader: don't.
@@ -131,6 +138,11 @@ impl Envelope {
             EnvelopeBody::Acknowledgement(broadcast) => {
                 let body = encode_body(broadcast)?;
                 return self.encode_padded(EnvelopeKind::Acknowledgement, body);
+            }
+            EnvelopeBody::ReadReceipt(receipt) => {
+                receipt.check()?;
+                let body = encode_body(receipt)?;
+                return self.encode_padded(EnvelopeKind::ReadReceipt, body);
             }
             EnvelopeBody::Unsupported { .. } => {
                 return Err(EnvelopeError::Malformed(
@@ -229,6 +241,12 @@ impl Envelope {
                     .map_err(|_| EnvelopeError::Malformed("the acknowledgement is unreadable"))?;
                 EnvelopeBody::Acknowledgement(broadcast)
             }
+            kind if kind == EnvelopeKind::ReadReceipt as u16 => {
+                let receipt: Receipt = postcard::from_bytes(outer.body)
+                    .map_err(|_| EnvelopeError::Malformed("the read receipt is unreadable"))?;
+                receipt.check()?;
+                EnvelopeBody::ReadReceipt(receipt)
+            }
             kind => EnvelopeBody::Unsupported {
                 kind,
                 version: outer.version,
@@ -247,20 +265,19 @@ impl EnvelopeBody {
             EnvelopeBody::ShiftOffer(_)
             | EnvelopeBody::ShiftUpdate(_)
             | EnvelopeBody::Acknowledgement(_)
+            | EnvelopeBody::ReadReceipt(_)
             | EnvelopeBody::Unsupported { .. } => None,
         }
     }
 
-    /// Whether this is a reply to a broadcast (the only kind staff may send
-    /// in an emergency broadcast group), padded to one size. The kinds
-    /// reserved for replies count too, so that a newer Huddle's read
-    /// receipts are neither refused nor reported by this version.
+    /// Whether this is a reply (an acknowledgement or a read receipt: the
+    /// only kinds staff may send in an emergency broadcast group), padded
+    /// to one size.
     pub fn is_reply(&self) -> bool {
-        match self {
-            EnvelopeBody::Acknowledgement(_) => true,
-            EnvelopeBody::Unsupported { kind, .. } => *kind == EnvelopeKind::ReadReceipt as u16,
-            _ => false,
-        }
+        matches!(
+            self,
+            EnvelopeBody::Acknowledgement(_) | EnvelopeBody::ReadReceipt(_)
+        )
     }
 }
 
@@ -273,6 +290,7 @@ impl std::fmt::Debug for EnvelopeBody {
             EnvelopeBody::ShiftOffer(shift) => write!(f, "ShiftOffer({shift:?})"),
             EnvelopeBody::ShiftUpdate(update) => write!(f, "ShiftUpdate({:?})", update.action),
             EnvelopeBody::Acknowledgement(_) => f.write_str("Acknowledgement"),
+            EnvelopeBody::ReadReceipt(_) => f.write_str("ReadReceipt"),
             EnvelopeBody::Unsupported { kind, version } => f
                 .debug_struct("Unsupported")
                 .field("kind", kind)

@@ -18,6 +18,7 @@ pub mod identity;
 pub mod ids;
 pub mod passcode;
 pub mod patient_data;
+pub mod receipt;
 pub mod retention;
 pub mod shift;
 pub mod sync;

@@ -702,6 +702,14 @@ impl SyncEngine {
         self.groups.get(&group).map(|track| track.position)
     }
 
+    /// Forgets an item that failed for good, instead of keeping it for the
+    /// person to try again (a read receipt: the next one says as much).
+    pub fn forget_failed(&mut self, client_msg: ClientMessageId) {
+        self.outbox.retain(|item| {
+            item.id() != client_msg || !matches!(item.state, OutboxState::Failed { .. })
+        });
+    }
+
     /// Drops items the relay has stored from memory (the app keeps its own
     /// copy of what was said). A commit stays until the group's log has
     /// reached it and it is merged: MLS cannot open a device's own commit, so

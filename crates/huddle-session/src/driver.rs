@@ -36,12 +36,15 @@ use std::rc::Rc;
 
 mod housekeeping;
 pub(crate) mod identities;
+mod receipts;
 mod receiving;
 mod repair;
 mod writing;
 
 use huddle_core::sync::Rejoin;
 
+pub(crate) use receipts::is_receipt;
+pub use receipts::RECEIPT_DELAY_MS;
 use writing::publish_key_packages;
 
 /// Key packages a device keeps with the relay, so that colleagues can add
@@ -67,6 +70,11 @@ pub(crate) enum Input<P: Platform> {
     },
     Wake,
     Sweep,
+    /// Tell the group what this phone has received and read (the latest
+    /// of these only: news restarts the wait).
+    SendReceipts {
+        generation: u64,
+    },
     /// The open conversation changed, or the page became visible: repaint
     /// it and mark it read.
     Viewed,
@@ -140,6 +148,8 @@ pub(crate) struct Driver<P: Platform> {
     socket_generation: u64,
     /// The timer in use: older ones are ignored.
     timer_generation: u64,
+    /// The read receipts' wait in use: older ones are ignored.
+    receipts_generation: u64,
     /// The list or the open conversation changed while handling an input.
     repaint_list: bool,
     repaint_open: bool,
@@ -169,6 +179,7 @@ impl<P: Platform> Driver<P> {
             engine: None,
             socket_generation: 0,
             timer_generation: 0,
+            receipts_generation: 0,
             repaint_list: false,
             repaint_open: false,
             next_key_check: UnixMillis(0),
@@ -208,6 +219,7 @@ impl<P: Platform> Driver<P> {
             }
             Err(error) => self.log(&format!("verifications could not be read: {error}")),
         }
+        self.load_receipts().await;
         while let Some(input) = queue.next().await {
             if self.shared.state.borrow().wiped {
                 break;
@@ -235,14 +247,24 @@ impl<P: Platform> Driver<P> {
         self.shared.log.warn(line);
     }
 
-    fn show_connection(&self) {
+    fn show_connection(&mut self) {
         let Some(engine) = &self.engine else {
             return;
         };
-        let status = crate::update::ConnectionStatus {
-            live: engine.connection() == ConnectionState::Live,
-            waiting: engine.waiting_count(),
+        let live = engine.connection() == ConnectionState::Live;
+        let (status, news) = {
+            let state = self.shared.state.borrow();
+            // Read receipts are not messages the person waits on.
+            let waiting = engine
+                .waiting_count()
+                .saturating_sub(state.receipts_in_outbox());
+            let status = crate::update::ConnectionStatus { live, waiting };
+            let news = live && !state.connection.live && !state.receipts_due.is_empty();
+            (status, news)
         };
+        if news {
+            self.schedule_receipts();
+        }
         let changed = {
             let mut state = self.shared.state.borrow_mut();
             let changed = state.connection != status;
@@ -277,6 +299,11 @@ impl<P: Platform> Driver<P> {
             }
             Input::Wake => self.drive(Event::Wake { now }).await,
             Input::Sweep => self.sweep().await,
+            Input::SendReceipts { generation } => {
+                if generation == self.receipts_generation {
+                    self.send_receipts().await;
+                }
+            }
             Input::Viewed => self.viewed().await,
             Input::Paint => self.repaint_open = true,
             Input::Compose { group, body, reply } => {
@@ -711,7 +738,7 @@ impl<P: Platform> Driver<P> {
                         state
                             .outbox
                             .values()
-                            .filter(|r| !r.item.is_commit())
+                            .filter(|r| !r.item.is_commit() && !is_receipt(r))
                             .count()
                     };
                     self.log("the relay did not recognise this phone");
@@ -773,37 +800,73 @@ impl<P: Platform> Driver<P> {
     /// as ours).
     fn outbox_changed(&mut self, item: OutboxItem) -> Vec<CacheWrite> {
         let id = item.id();
-        let mut state = self.shared.state.borrow_mut();
-        if state.open == Some(item.group) {
-            self.repaint_open = true;
-        }
-        let me = DeviceIdentity {
-            org: state.enrolment.org,
-            user: state.enrolment.user,
-            device: state.enrolment.device,
-        };
-        let administrator = state.enrolment.administrator;
-        let Some(record) = state.outbox.get_mut(&id) else {
-            return Vec::new();
-        };
-        let logged_at = match item.state {
-            OutboxState::Sent { seq } => Some(seq),
-            _ => None,
-        };
-        record.item = item;
-        if let (Some(seq), false) = (logged_at, record.item.is_commit()) {
-            let mut writes = Vec::new();
-            if let Some(answer) = own_shift_answer(record, me, administrator, seq) {
-                // Its place in the log orders it among everyone's answers.
-                writes.push(CacheWrite::Message(answer));
+        let mut placed = None;
+        let mut writes = {
+            let mut state = self.shared.state.borrow_mut();
+            if state.open == Some(item.group) {
+                self.repaint_open = true;
             }
-            state.outbox.remove(&id);
-            writes.push(CacheWrite::DeleteOutbox(id));
-            writes
-        } else {
-            vec![CacheWrite::Outbox(record.clone())]
+            let me = DeviceIdentity {
+                org: state.enrolment.org,
+                user: state.enrolment.user,
+                device: state.enrolment.device,
+            };
+            let administrator = state.enrolment.administrator;
+            let Some(record) = state.outbox.get_mut(&id) else {
+                return Vec::new();
+            };
+            let logged_at = match item.state {
+                OutboxState::Sent { seq } => Some(seq),
+                _ => None,
+            };
+            let failed = matches!(item.state, OutboxState::Failed { .. });
+            record.item = item;
+            if failed && is_receipt(record) {
+                // A refused receipt is not tried again: the next one says
+                // at least as much.
+                state.outbox.remove(&id);
+                if let Some(engine) = self.engine.as_mut() {
+                    engine.forget_failed(id);
+                }
+                return vec![CacheWrite::DeleteOutbox(id)];
+            }
+            if let (Some(seq), false) = (logged_at, record.item.is_commit()) {
+                let mut writes = Vec::new();
+                if let Some(answer) = own_shift_answer(record, me, administrator, seq) {
+                    // Its place in the log orders it among everyone's answers.
+                    writes.push(CacheWrite::Message(answer));
+                }
+                if is_followed(record) {
+                    let expires_at = record.item.expires_at.unwrap_or(UnixMillis(u64::MAX));
+                    placed = Some((record.item.group, seq, expires_at));
+                }
+                state.outbox.remove(&id);
+                writes.push(CacheWrite::DeleteOutbox(id));
+                writes
+            } else {
+                vec![CacheWrite::Outbox(record.clone())]
+            }
+        };
+        if let Some((group, seq, expires_at)) = placed {
+            // Where it sits in the log, for the receipts that will name it.
+            writes.extend(self.change_receipts(group, |r| r.place(id, seq, expires_at)));
         }
+        writes
     }
+}
+
+/// Whether this phone follows who has received and read one of its own
+/// messages: one a person reads (not an answer, a receipt or a commit).
+fn is_followed(record: &OutboxRecord) -> bool {
+    let Intent::Text { envelope } = &record.intent else {
+        return false;
+    };
+    Envelope::decode(envelope.as_bytes()).is_ok_and(|envelope| {
+        matches!(
+            envelope.body,
+            EnvelopeBody::Text { .. } | EnvelopeBody::ShiftOffer(_)
+        )
+    })
 }
 
 /// One of this phone's own answers to a shift offer, now stored by the

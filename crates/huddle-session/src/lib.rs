@@ -17,11 +17,13 @@ pub mod error;
 pub mod outgoing;
 mod phone;
 pub mod platform;
+pub mod receipts;
 pub mod records;
 mod relay;
 pub mod shifts;
 pub mod update;
 
+pub use driver::RECEIPT_DELAY_MS;
 pub use error::SessionError;
 pub use phone::{Phone, PAGE, SWEEP_EVERY_MS};
 pub use platform::{

@@ -165,6 +165,10 @@ pub(crate) struct State {
     /// from: the list repaints every few seconds, and reads a group's
     /// messages again only when something in it may have changed.
     pub pins: HashMap<GroupId, PinsRead>,
+    /// Each group's read receipts, read when the driver starts.
+    pub receipts: HashMap<GroupId, crate::receipts::ReceiptsRecord>,
+    /// Groups with news for a receipt, waiting for a moment's quiet.
+    pub receipts_due: BTreeSet<GroupId>,
 }
 
 /// A broadcast group's pins and what they were worked out from.
@@ -204,6 +208,18 @@ impl State {
             .filter(|c| !c.ended)
             .map(|c| c.group)
             .collect()
+    }
+
+    /// Read receipts this phone has written that the relay has not stored
+    /// yet: not messages the person is waiting on.
+    pub fn receipts_in_outbox(&self) -> usize {
+        self.outbox
+            .values()
+            .filter(|r| {
+                matches!(r.item.state, OutboxState::Queued | OutboxState::Sending)
+                    && crate::driver::is_receipt(r)
+            })
+            .count()
     }
 
     /// The outbox's messages that expired before the relay stored them.
@@ -281,6 +297,8 @@ impl<P: Platform> Phone<P> {
                 identities: Identities::default(),
                 policy: huddle_core::wire::PhonePolicy::default(),
                 pins: HashMap::new(),
+                receipts: HashMap::new(),
+                receipts_due: BTreeSet::new(),
             }),
             inputs: RefCell::new(None),
             relay_ahead_ms: Cell::new(0),
@@ -782,9 +800,16 @@ impl<P: Platform> Shared<P> {
                     Some(OutboxState::Failed { .. })
                 )
         };
+        let receipts = state.receipts.get(&group);
+        let others: Vec<UserId> = members
+            .iter()
+            .copied()
+            .filter(|m| *m != state.enrolment.user)
+            .collect();
         let shown = crate::shifts::fold(messages, kind, failed)
             .into_iter()
             .map(|(message, shift)| ShownMessage {
+                reach: receipts.and_then(|r| r.reach(message.client_msg, message.sender, &others)),
                 delivery: delivery_of(&message, device, outbox_state(&message)),
                 broadcast: broadcasts.remove(&crate::broadcasts::reference(&message)),
                 message,

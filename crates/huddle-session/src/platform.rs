@@ -45,6 +45,8 @@ pub enum CacheWrite {
     Identities(Identities),
     /// The latest time known and the last sign-in.
     Standing(Standing),
+    /// One group's read receipts.
+    Receipts(crate::receipts::ReceiptsRecord),
 }
 
 /// The phone's encrypted cache. Every record is sealed at rest by the
@@ -74,6 +76,11 @@ pub trait Cache {
     ) -> Result<Option<MessageRecord>, CacheError>;
     async fn outbox(&self) -> Result<Vec<OutboxRecord>, CacheError>;
     async fn cursors(&self) -> Result<Vec<GroupPosition>, CacheError>;
+    /// One group's read receipts, if any were kept.
+    async fn receipts(
+        &self,
+        group: GroupId,
+    ) -> Result<Option<crate::receipts::ReceiptsRecord>, CacheError>;
     /// Applies every change in one transaction: all of them, or none (and
     /// an error).
     async fn write(&self, writes: Vec<CacheWrite>) -> Result<(), CacheError>;

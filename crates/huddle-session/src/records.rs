@@ -136,7 +136,11 @@ impl MessageBody {
                 by_administrator: false,
             },
             EnvelopeBody::Acknowledgement(broadcast) => MessageBody::Acknowledgement(*broadcast),
-            EnvelopeBody::Unsupported { .. } => MessageBody::NewerKind,
+            // Never kept as a message: the driver folds a receipt into the
+            // group's `ReceiptsRecord` before anything is stored.
+            EnvelopeBody::ReadReceipt(_) | EnvelopeBody::Unsupported { .. } => {
+                MessageBody::NewerKind
+            }
         }
     }
 

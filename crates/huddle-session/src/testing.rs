@@ -52,6 +52,7 @@ pub struct MemStore {
     pub messages: BTreeMap<(UnixMillis, GroupId, ClientMessageId), MessageRecord>,
     pub outbox: BTreeMap<ClientMessageId, OutboxRecord>,
     pub cursors: BTreeMap<GroupId, GroupPosition>,
+    pub receipts: BTreeMap<GroupId, crate::receipts::ReceiptsRecord>,
     /// Every transaction written, in order.
     pub transactions: Vec<Vec<CacheWrite>>,
     /// The next writes fail, as a full disk would make them.
@@ -126,6 +127,12 @@ impl Cache for MemCache {
     async fn cursors(&self) -> Result<Vec<GroupPosition>, CacheError> {
         Ok(self.0.borrow().cursors.values().copied().collect())
     }
+    async fn receipts(
+        &self,
+        group: GroupId,
+    ) -> Result<Option<crate::receipts::ReceiptsRecord>, CacheError> {
+        Ok(self.0.borrow().receipts.get(&group).cloned())
+    }
     async fn write(&self, writes: Vec<CacheWrite>) -> Result<(), CacheError> {
         let mut store = self.0.borrow_mut();
         if store.failing {
@@ -137,6 +144,9 @@ impl Cache for MemCache {
                 CacheWrite::Directory(d) => store.directory = d,
                 CacheWrite::Identities(i) => store.identities = i,
                 CacheWrite::Standing(standing) => store.standing = Some(standing),
+                CacheWrite::Receipts(r) => {
+                    store.receipts.insert(r.group, r);
+                }
                 CacheWrite::Conversation(c) => {
                     store.conversations.insert(c.group, c);
                 }

@@ -81,6 +81,10 @@ pub struct ShownMessage {
     pub shift: Option<crate::shifts::ShiftCard>,
     /// For an urgent broadcast: who has acknowledged it.
     pub broadcast: Option<crate::broadcasts::BroadcastCard>,
+    /// For one of this phone's own messages once the relay has it (and,
+    /// for an administrator, every broadcast), in a group with read
+    /// receipts: how far it has got with each of the other members.
+    pub reach: Option<Vec<(UserId, huddle_core::receipt::Reached)>>,
 }
 
 /// The connection, as the offline banner shows it.

@@ -266,3 +266,80 @@ fn an_acknowledgement_that_is_cut_short_is_refused() {
         Err(EnvelopeError::Malformed(_))
     ));
 }
+
+#[test]
+fn frozen_read_receipt_envelope_v1() {
+    let receipt = Envelope {
+        sent_at: UnixMillis(1_795_000_000_000),
+        body: EnvelopeBody::ReadReceipt(crate::receipt::Receipt {
+            since: 3,
+            delivered_through: 300,
+            read_through: 290,
+            unopened: vec![7],
+        }),
+    };
+    let bytes = receipt.encode().unwrap();
+    assert_eq!(Envelope::decode(&bytes), Ok(receipt.clone()));
+    let frozen = format!(
+        "0105{}{}{}{}",
+        "80bcd9f29e34",
+        // 87 body bytes: since 3, through 300 (ac 02) and 290 (a2 02), one
+        // unopened place (7), then zeros to the size of every reply.
+        "57",
+        "03ac02a2020107",
+        "00".repeat(80)
+    );
+    assert_eq!(hex(&bytes), frozen);
+    assert!(receipt.body.is_reply());
+    assert_eq!(receipt.body.text(), None);
+    assert_eq!(format!("{:?}", receipt.body), "ReadReceipt");
+}
+
+#[test]
+fn the_fullest_receipt_fits_the_size_of_every_reply() {
+    let fullest = crate::receipt::Receipt {
+        since: u64::MAX,
+        delivered_through: u64::MAX,
+        read_through: u64::MAX,
+        unopened: vec![u64::MAX; crate::receipt::MAX_UNOPENED],
+    };
+    for sent_at in [0, u64::MAX] {
+        let bytes = Envelope {
+            sent_at: UnixMillis(sent_at),
+            body: EnvelopeBody::ReadReceipt(fullest.clone()),
+        }
+        .encode()
+        .unwrap();
+        assert_eq!(bytes.len(), REPLY_ENVELOPE_BYTES);
+    }
+}
+
+#[test]
+fn an_impossible_receipt_is_neither_written_nor_read() {
+    let mut too_many = crate::receipt::Receipt {
+        delivered_through: 9,
+        unopened: vec![1, 2, 3, 4],
+        ..Default::default()
+    };
+    let fits = Envelope {
+        sent_at: UnixMillis(1),
+        body: EnvelopeBody::ReadReceipt(too_many.clone()),
+    }
+    .encode()
+    .unwrap();
+    too_many.unopened.push(5);
+    let refused = Envelope {
+        sent_at: UnixMillis(1),
+        body: EnvelopeBody::ReadReceipt(too_many.clone()),
+    };
+    assert!(matches!(refused.encode(), Err(EnvelopeError::Receipt(_))));
+    // A modified app's: five unopened places, forced into the padded body.
+    let body = postcard::to_allocvec(&too_many).unwrap();
+    let mut forged = fits.clone();
+    let start = fits.len() - usize::from(fits[3]);
+    forged[start..start + body.len()].copy_from_slice(&body);
+    assert!(matches!(
+        Envelope::decode(&forged),
+        Err(EnvelopeError::Receipt(_))
+    ));
+}

@@ -6,25 +6,37 @@ impl<P: Platform> Driver<P> {
     /// The open conversation is on screen: repaint it, and it is read.
     pub(super) async fn viewed(&mut self) {
         self.shared.paint_open().await;
-        let read = {
+        let (group, read) = {
             let mut state = self.shared.state.borrow_mut();
             let Some(group) = state.open.filter(|_| state.visible) else {
                 return;
             };
-            match state.conversation_mut(group) {
+            let read = match state.conversation_mut(group) {
                 Some(conversation) if conversation.unread > 0 => {
                     conversation.unread = 0;
                     Some(conversation.clone())
                 }
                 _ => None,
-            }
+            };
+            (group, read)
         };
+        let mut writes = Vec::new();
         if let Some(conversation) = read {
-            self.shared
-                .write(vec![CacheWrite::Conversation(conversation)])
-                .await;
+            writes.push(CacheWrite::Conversation(conversation));
             self.repaint_list = true;
         }
+        // On screen: news for the group's read receipts, if it holds any.
+        let unread_news = self
+            .shared
+            .state
+            .borrow()
+            .receipts
+            .get(&group)
+            .is_some_and(|r| r.mine.read_through < r.mine.delivered_through);
+        if unread_news {
+            writes.extend(self.change_receipts(group, |r| r.read_all()));
+        }
+        self.shared.write(writes).await;
     }
 
     /// Deletes what has expired: messages by one range delete, and what the
@@ -48,6 +60,8 @@ impl<P: Platform> Driver<P> {
             return;
         }
         self.withdraw_expired_unsent(now).await;
+        let forgotten = self.forget_expired_places(now);
+        self.shared.write(forgotten).await;
         self.clamp_unread().await;
         if now >= self.next_key_check {
             self.rotate_keys(now).await;
@@ -190,6 +204,8 @@ impl<P: Platform> Driver<P> {
             state.wiped = true;
             state.conversations.clear();
             state.outbox.clear();
+            state.receipts.clear();
+            state.receipts_due.clear();
             state.directory = Default::default();
         }
         self.shared.screen.show(Update::SignedOut(why));

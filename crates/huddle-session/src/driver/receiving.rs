@@ -39,12 +39,19 @@ impl<P: Platform> Driver<P> {
                 ..
             })) => {
                 let decoded = Envelope::decode(envelope.as_bytes());
-                // A reply of a kind this version does not know (a newer
-                // Huddle's read receipt) is nothing to show: not even
-                // "update Huddle", once per receipt.
-                let unknown_reply = decoded.as_ref().is_ok_and(|e| {
-                    e.body.is_reply() && matches!(e.body, EnvelopeBody::Unsupported { .. })
-                });
+                // A read receipt is kept with the group's receipts, never as
+                // a message (and one from this person's own phones says
+                // nothing to her).
+                if let Ok(EnvelopeBody::ReadReceipt(receipt)) = decoded.as_ref().map(|e| &e.body) {
+                    let me = self.shared.state.borrow().enrolment.user;
+                    if sender.user != me {
+                        let receipt = receipt.clone();
+                        writes.extend(self.change_receipts(group, |r| {
+                            r.heard_from(sender.user, sender.device, receipt)
+                        }));
+                    }
+                    return (Event::Processed { group, seq, epoch }, writes);
+                }
                 let (sent_at, body) = match decoded {
                     Ok(envelope) => (
                         envelope.sent_at,
@@ -85,8 +92,35 @@ impl<P: Platform> Driver<P> {
                         "entry {seq} of a group acknowledged outside a broadcast group; it is not stored"
                     ));
                 }
-                if expires_at > now && !taken && !misplaced && !unknown_reply {
+                if expires_at > now && !taken && !misplaced {
                     let answer = body.is_answer();
+                    let (me, administrator, reading, kind) = {
+                        let state = self.shared.state.borrow();
+                        let kind = state.conversation(group).map(|c| c.kind);
+                        let me = state.enrolment.user;
+                        (
+                            me,
+                            state.enrolment.administrator,
+                            state.is_reading(group),
+                            kind,
+                        )
+                    };
+                    // News for this phone's next receipt; and an
+                    // administrator follows every broadcast's reach.
+                    let readable = sender.user != me && receipts::is_readable(&body);
+                    let broadcast = administrator
+                        && matches!(body, MessageBody::Text(_))
+                        && kind.is_some_and(huddle_core::broadcast::acknowledged_in);
+                    if readable || broadcast {
+                        writes.extend(self.change_receipts(group, |r| {
+                            if readable {
+                                r.received(seq, reading);
+                            }
+                            if broadcast {
+                                r.place(client_msg, seq, expires_at);
+                            }
+                        }));
+                    }
                     writes.push(CacheWrite::Message(MessageRecord {
                         group,
                         client_msg,
@@ -158,6 +192,11 @@ impl<P: Platform> Driver<P> {
                             group,
                             refusal,
                         }));
+                }
+                let own = self.shared.state.borrow().enrolment.device == entry.sender;
+                if entry.kind == EntryKind::Application && !own {
+                    // Never claimed as received in a receipt.
+                    writes.extend(self.change_receipts(group, |r| r.could_not_open(seq)));
                 }
                 if entry.kind == EntryKind::Commit {
                     // Never stepped over: the group stops here until it is
@@ -272,13 +311,18 @@ impl<P: Platform> Driver<P> {
                     .warn(&format!("a key package was not replenished: {error}"));
             }
         }));
+        // Its receipts start where it joined: nothing before was for it.
+        let mut writes = vec![CacheWrite::Conversation(record)];
+        writes.extend(self.change_receipts(group, |r| {
+            *r = crate::receipts::ReceiptsRecord::starting_at(group, seq)
+        }));
         Some((
             Event::Joined {
                 group,
                 seq,
                 epoch: joined.epoch,
             },
-            vec![CacheWrite::Conversation(record)],
+            writes,
         ))
     }
 }

@@ -219,11 +219,23 @@ impl<P: Platform> Driver<P> {
             created_at: self.shared.clock.now(),
             ended: false,
         };
+        let group = record.group;
         self.shared
-            .cache
-            .write(vec![CacheWrite::Conversation(record.clone())])
-            .await?;
-        self.shared.state.borrow_mut().store_conversation(record);
+            .state
+            .borrow_mut()
+            .store_conversation(record.clone());
+        // Its maker holds its log from the start.
+        let receipts = self.change_receipts(group, |r| {
+            *r = crate::receipts::ReceiptsRecord::starting_at(group, 0)
+        });
+        let mut writes = vec![CacheWrite::Conversation(record)];
+        writes.extend(receipts);
+        if let Err(error) = self.shared.cache.write(writes).await {
+            let mut state = self.shared.state.borrow_mut();
+            state.conversations.retain(|c| c.group != group);
+            state.receipts.remove(&group);
+            return Err(error.into());
+        }
         self.repaint_list = true;
         let intent = Intent::Add {
             key_packages: members,
