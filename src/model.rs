@@ -270,6 +270,7 @@ impl AppModel {
                                 pin.message.body.text().unwrap_or_default(),
                                 pin.message.sent_at,
                                 &pin.card,
+                                None,
                                 me,
                                 administrator,
                                 directory,

@@ -73,10 +73,13 @@ fn WhoHasAcknowledged(view: BroadcastView) -> impl IntoView {
                         <span class="broadcast__when">{format!(", acknowledged {}", clock_label(*at, now, offset))}</span>
                     </li>
                 }).collect_view()}
-                {view.waiting.iter().map(|name| view! {
-                    <li class="broadcast__person" data-state="waiting">
-                        {name.clone()}<span class="broadcast__when">", not yet"</span>
-                    </li>
+                {view.waiting.iter().enumerate().map(|(i, name)| {
+                    let why = view.waiting_why.get(i).copied().unwrap_or("not yet");
+                    view! {
+                        <li class="broadcast__person" data-state="waiting">
+                            {name.clone()}<span class="broadcast__when">{format!(", {why}")}</span>
+                        </li>
+                    }
                 }).collect_view()}
             </ul>
         </details>

@@ -8,6 +8,7 @@ mod install_help;
 mod kind_badge;
 mod not_sent;
 mod qr_code;
+mod readers;
 mod shift;
 mod verified_mark;
 
@@ -19,5 +20,6 @@ pub use install_help::InstallHelp;
 pub use kind_badge::KindBadge;
 pub use not_sent::NotSent;
 pub use qr_code::QrCodeView;
+pub use readers::Readers;
 pub use shift::{ShiftCard, ShiftForm};
 pub use verified_mark::VerifiedMark;

@@ -1,6 +1,8 @@
 //! One conversation: its type always in view, messages with sender, time, state and when each disappears, and the composer.
 
-use crate::components::{BroadcastCard, KindBadge, NotSent, ShiftCard, ShiftForm, VerifiedMark};
+use crate::components::{
+    BroadcastCard, KindBadge, NotSent, Readers, ShiftCard, ShiftForm, VerifiedMark,
+};
 use crate::model::AppModel;
 use crate::navigate;
 use crate::platform::browser;
@@ -120,7 +122,8 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
                         m.delivery.clone(),
                         m.expires_at,
                         m.shift.as_ref().map(|s| (s.status.clone(), s.sending, s.failed, s.buttons.len())),
-                        m.broadcast.as_ref().map(|b| (b.mine, b.acknowledged.len(), b.waiting.len())),
+                        m.broadcast.as_ref().map(|b| (b.mine, b.acknowledged.len(), b.waiting.clone(), b.waiting_why.clone())),
+                        m.readers.clone(),
                     )
                     let:message
                 >
@@ -144,6 +147,12 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
                                 </li>
                             }.into_any();
                         }
+                        let reference = huddle_core::shift::MessageRef { author: message.sender, client_msg: id };
+                        let readers = message.readers.clone();
+                        let state_line = match readers {
+                            Some(readers) => view! { <Readers id=reference readers=readers /> }.into_any(),
+                            None => (!state.is_empty()).then(|| view! { <span class="message__state" data-state=state>{state}</span> }).into_any(),
+                        };
                         view! {
                             <li class="message" class:message--own=message.own data-testid="message">
                                 <span class="message__sender">
@@ -153,7 +162,7 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
                                 <p class="message__text">{message.text.clone()}</p>
                                 <span class="message__meta">
                                     <time>{clock_label(message.sent_at, model.now.get_untracked(), offset)}</time>
-                                    {(!state.is_empty()).then(|| view! { <span class="message__state" data-state=state>{state}</span> })}
+                                    {state_line}
                                     <span class="message__expiry">{move || expiry_label(expires_at, model.now.get())}</span>
                                 </span>
                                 <NotSent delivery=message.delivery.clone() id=id />

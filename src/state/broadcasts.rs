@@ -26,6 +26,9 @@ pub struct BroadcastView {
     pub acknowledged: Vec<(String, UnixMillis)>,
     /// Who has not yet.
     pub waiting: Vec<String>,
+    /// For whoever follows its reach: why each of `waiting` has not yet, in
+    /// the same order ("read it, not acknowledged yet").
+    pub waiting_why: Vec<&'static str>,
 }
 
 impl std::fmt::Debug for BroadcastView {
@@ -49,6 +52,7 @@ pub fn broadcast_view(
     text: &str,
     sent_at: UnixMillis,
     card: &BroadcastCard,
+    reach: Option<&[(UserId, huddle_core::receipt::Reached)]>,
     me: UserId,
     administrator: bool,
     directory: &Directory,
@@ -60,6 +64,17 @@ pub fn broadcast_view(
             directory.name_of(user).unwrap_or("Someone").to_owned()
         }
     };
+    let mut waiting: Vec<(String, &'static str)> = card
+        .waiting
+        .iter()
+        .map(|who| {
+            let reached =
+                reach.and_then(|reach| reach.iter().find(|(user, _)| user == who).map(|(_, r)| *r));
+            let why = crate::state::receipts::not_acknowledged_because(reached);
+            (name(*who), why)
+        })
+        .collect();
+    waiting.sort();
     BroadcastView {
         group,
         broadcast,
@@ -73,11 +88,8 @@ pub fn broadcast_view(
             .iter()
             .map(|(who, at)| (name(*who), *at))
             .collect(),
-        waiting: {
-            let mut waiting: Vec<String> = card.waiting.iter().map(|who| name(*who)).collect();
-            waiting.sort();
-            waiting
-        },
+        waiting: waiting.iter().map(|(name, _)| name.clone()).collect(),
+        waiting_why: waiting.iter().map(|(_, why)| *why).collect(),
     }
 }
 
@@ -260,6 +272,7 @@ mod tests {
                 "Fire doors on Rowan are jammed",
                 SENT,
                 &card,
+                None,
                 me,
                 administrator,
                 &directory(),

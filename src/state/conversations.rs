@@ -112,6 +112,9 @@ pub struct MessageView {
     pub shift: Option<ShiftView>,
     /// An urgent broadcast: shown with who has acknowledged it.
     pub broadcast: Option<BroadcastView>,
+    /// One's own message in a group with read receipts, once the relay
+    /// has it: who has it and who has read it.
+    pub readers: Option<crate::state::receipts::ReadersView>,
 }
 
 impl std::fmt::Debug for ConversationSummary {
@@ -141,6 +144,7 @@ impl std::fmt::Debug for MessageView {
             .field("notice", &self.notice)
             .field("shift", &self.shift)
             .field("broadcast", &self.broadcast)
+            .field("readers", &self.readers.as_ref().map(|r| r.ticks))
             .finish_non_exhaustive()
     }
 }
@@ -194,11 +198,20 @@ pub fn message_views(
                     m.body.text().unwrap_or_default(),
                     m.sent_at,
                     card,
+                    shown.reach.as_deref(),
                     me,
                     viewer.administrator,
                     directory,
                 )
             });
+            // A broadcast's card says who has read it; any other message of
+            // one's own says it beside its time.
+            let readers = match (&shown.reach, &shown.broadcast) {
+                (Some(reach), None) if m.sender == me => {
+                    crate::state::receipts::readers_view(reach, directory)
+                }
+                _ => None,
+            };
             MessageView {
                 client_msg: m.client_msg,
                 sender_name: if m.sender == me {
@@ -215,6 +228,7 @@ pub fn message_views(
                 notice: m.body == MessageBody::Repaired,
                 shift,
                 broadcast,
+                readers,
             }
         })
         .collect()
@@ -344,6 +358,7 @@ mod tests {
             delivery,
             shift: None,
             broadcast: None,
+            reach: None,
         }
     }
 

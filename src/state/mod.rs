@@ -3,6 +3,7 @@
 pub mod broadcasts;
 pub mod conversations;
 pub mod device_checks;
+pub mod receipts;
 pub mod route;
 pub mod shifts;
 pub mod time;

@@ -72,7 +72,9 @@ fn message_invalid(error: &huddle_core::envelope::EnvelopeError) -> String {
             "This message is too long to send. Shorten it (the limit is about {} letters) and send again.",
             max
         ),
-        E::TooLarge { .. } | E::Malformed(_) => "This message can't be sent as it is.".into(),
+        E::TooLarge { .. } | E::Malformed(_) | E::Receipt(_) => {
+            "This message can't be sent as it is.".into()
+        }
         E::Shift(error) => shift_invalid(error),
     }
 }
