@@ -216,6 +216,39 @@ test("the composer warns before sending what looks like patient details", async 
   assert.ok(!(await messageTexts(ben.page)).includes(risky), "the risky text was never sent");
 });
 
+test("read receipts: a message goes from sent to delivered to read as the others open the conversation", async () => {
+  // Ben and Cara are looking at their lists; Mia writes in Night shift.
+  for (const colleague of [ben, cara]) {
+    const heading = await colleague.page.getByRole("heading", { level: 1 }).textContent();
+    if (heading !== "Conversations") await backToList(colleague.page);
+  }
+  const text = say("Lift engineer arrives at 10");
+  await send(mia.page, text);
+  const mine = mia.page.getByTestId("message").filter({ hasText: text });
+  const summary = mine.getByTestId("readers-summary");
+  // On both phones, read by nobody yet.
+  await summary.filter({ hasText: "Delivered to all 2" }).waitFor({ timeout: 30_000 });
+  assert.equal(await summary.getAttribute("data-ticks"), "2");
+  await openConversation(ben.page, "Night shift");
+  await waitForMessage(ben.page, text);
+  await summary.filter({ hasText: "Read by 1 of 2" }).waitFor({ timeout: 30_000 });
+  // A tap shows who.
+  await summary.click();
+  const people = mine.getByTestId("readers").locator(".readers__person");
+  await people.filter({ hasText: "Ben Okafor, read it" }).waitFor();
+  await people.filter({ hasText: "Cara Jones, on their phone, not read yet" }).waitFor();
+  await shot(mia, "read-receipts-360");
+  await openConversation(cara.page, "Night shift");
+  await waitForMessage(cara.page, text);
+  await summary.filter({ hasText: "Read by all 2" }).waitFor({ timeout: 30_000 });
+  assert.equal(await summary.getAttribute("data-ticks"), "3");
+  // The list stayed open while the receipt came in.
+  await people.filter({ hasText: "Cara Jones, read it" }).waitFor();
+  // Only its sender sees who has read a message.
+  const onBens = ben.page.getByTestId("message").filter({ hasText: text });
+  assert.equal(await onBens.getByTestId("readers").count(), 0);
+});
+
 /** Shows the conversation `title` on `someone`'s phone, from wherever she is. */
 async function showConversation(someone, title) {
   const heading = someone.page.getByRole("heading", { level: 1 });

@@ -19,6 +19,9 @@ pub struct ReceiptsRecord {
     pub mine: Receipt,
     /// What it last told the group.
     pub told: Receipt,
+    /// When the newest message `mine` speaks of expires: a receipt lives
+    /// no longer than what it speaks of (and none is sent after).
+    pub covers_until: UnixMillis,
     /// The messages whose reach this phone shows (its own; for an
     /// administrator, every broadcast) and their places in the log.
     pub placed: Vec<Placed>,
@@ -52,6 +55,7 @@ impl ReceiptsRecord {
             started: false,
             mine: Receipt::default(),
             told: Receipt::default(),
+            covers_until: UnixMillis(0),
             placed: Vec::new(),
             heard: Vec::new(),
         }
@@ -82,13 +86,14 @@ impl ReceiptsRecord {
         self.told.read_through = self.told.read_through.max(before);
     }
 
-    /// A colleague's message at `seq` is stored on this phone (and on its
-    /// screen, if `reading`).
-    pub fn received(&mut self, seq: u64, reading: bool) {
+    /// A colleague's message at `seq`, expiring at `expires_at`, is stored
+    /// on this phone (and on its screen, if `reading`).
+    pub fn received(&mut self, seq: u64, expires_at: UnixMillis, reading: bool) {
         if !self.started {
             self.start(seq);
         }
         self.mine.delivered_through = self.mine.delivered_through.max(seq);
+        self.covers_until = self.covers_until.max(expires_at);
         if reading {
             self.read_all();
         }
@@ -236,7 +241,7 @@ mod tests {
         assert!(!record.due());
         record.could_not_open(7);
         assert!(!record.due());
-        record.received(9, false);
+        record.received(9, UnixMillis(5), false);
         assert_eq!(record.mine.since, 8);
         assert_eq!(record.mine.delivered_through, 9);
         assert_eq!(record.mine.read_through, 7);
@@ -246,7 +251,8 @@ mod tests {
         record.read_all();
         assert!(record.due());
         record.told = record.mine.clone();
-        record.received(12, true);
+        record.received(12, UnixMillis(5), true);
+        assert_eq!(record.covers_until, UnixMillis(5));
         assert_eq!(record.mine.read_through, 12);
         record.could_not_open(13);
         assert_eq!(record.mine.unopened, vec![13]);

@@ -118,6 +118,9 @@ impl<P: Platform> Driver<P> {
             .into_iter()
             .collect();
         let expiry_now = self.shared.expiry_now();
+        // Its time is to the minute: members learn when she read, not the
+        // second she did.
+        let minute = UnixMillis(expiry_now.0 - expiry_now.0 % 60_000);
         for group in due {
             let client_msg = ClientMessageId::from_bytes(self.shared.randomness.id());
             let made = {
@@ -131,22 +134,34 @@ impl<P: Platform> Driver<P> {
                     continue;
                 }
                 let receipt = record.mine.clone();
+                let covers_until = record.covers_until;
                 Outgoing::new(
                     &state.enrolment,
                     conversation,
                     client_msg,
                     state.next_order,
-                    expiry_now,
+                    minute,
                     EnvelopeBody::ReadReceipt(receipt.clone()),
                 )
                 .map(|outgoing| {
                     let mut told = record.clone();
                     told.told = receipt;
-                    (outgoing.outbox, told)
+                    let mut outbox = outgoing.outbox;
+                    // Gone from the relay with the messages it speaks of.
+                    outbox.item.expires_at = outbox.item.expires_at.map(|e| e.min(covers_until));
+                    (outbox, told, covers_until)
                 })
             };
             let (outbox, told) = match made {
-                Ok(made) => made,
+                // What it speaks of has expired: nothing is left to tell.
+                Ok((_, told, covers_until)) if covers_until <= expiry_now => {
+                    self.shared
+                        .write(vec![CacheWrite::Receipts(told.clone())])
+                        .await;
+                    self.shared.state.borrow_mut().receipts.insert(group, told);
+                    continue;
+                }
+                Ok((outbox, told, _)) => (outbox, told),
                 Err(error) => {
                     self.log(&format!("a read receipt was not written: {error}"));
                     continue;

@@ -114,7 +114,7 @@ impl<P: Platform> Driver<P> {
                     if readable || broadcast {
                         writes.extend(self.change_receipts(group, |r| {
                             if readable {
-                                r.received(seq, reading);
+                                r.received(seq, expires_at, reading);
                             }
                             if broadcast {
                                 r.place(client_msg, seq, expires_at);

@@ -157,3 +157,46 @@ const FROZEN_ENROLMENT: &str = "05050505050505050505050505050505034f616b03030303
 const FROZEN_MESSAGE: &str = "0101010101010101010101010101010102020202020202020202020202020202030303030303030303030303030303030404040404040404040404040404040480bcd9f29e34e090ddf29e3400134265642034206e65656473207475726e696e67";
 const FROZEN_STANDING: &str = "80bcd9f29e34c0b79cf29e348088b2a002";
 const FROZEN_OUTBOX: &str = "0702020202020202020202020202020202010101010101010101010101010101010001e090ddf29e340000000003010203";
+
+#[test]
+fn a_groups_receipts_record_is_frozen() {
+    use crate::receipts::{Heard, Placed, ReceiptsRecord};
+    use huddle_core::receipt::Receipt;
+    let record = ReceiptsRecord {
+        group: GroupId::from_bytes([1; 16]),
+        started: true,
+        mine: Receipt {
+            since: 2,
+            delivered_through: 9,
+            read_through: 8,
+            unopened: vec![5],
+        },
+        told: Receipt::default(),
+        covers_until: UnixMillis(1_000),
+        placed: vec![Placed {
+            client_msg: ClientMessageId::from_bytes([3; 16]),
+            seq: 7,
+            expires_at: UnixMillis(2_000),
+        }],
+        heard: vec![Heard {
+            user: UserId::from_bytes([4; 16]),
+            device: DeviceId::from_bytes([5; 16]),
+            receipt: Receipt::default(),
+        }],
+    };
+    frozen(
+        &record,
+        concat!(
+            "01010101010101010101010101010101",   // the group
+            "01",                                 // started
+            "0209080105",                         // mine: since 2, through 9 and 8, unopened [5]
+            "00000000",                           // told: nothing yet
+            "e807",                               // covers until 1000
+            "0103030303030303030303030303030303", // one placed message,
+            "07d00f",                             // at 7, expiring at 2000
+            "0104040404040404040404040404040404", // one colleague's phone:
+            "05050505050505050505050505050505",
+            "00000000" // its receipt
+        ),
+    );
+}

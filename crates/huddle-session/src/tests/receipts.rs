@@ -99,6 +99,17 @@ fn a_message_goes_from_sent_to_delivered_to_read_as_the_others_get_it() {
         Some(vec![(bob.user, Reached::Read), (carol.user, Reached::Read)])
     );
     assert_eq!(world.relay.log_len(group), before + 1, "one receipt");
+    // A receipt is gone from the relay no later than what it speaks of.
+    let log = world.relay.log(group);
+    let message = log
+        .iter()
+        .find(|e| e.sender == alice.device && e.kind == huddle_core::wire::EntryKind::Application)
+        .expect("Alice's message is in the log");
+    let receipts: Vec<_> = log.iter().filter(|e| e.seq > message.seq).collect();
+    assert_eq!(receipts.len(), 3, "Bob's two and Carol's one");
+    for receipt in receipts {
+        assert!(receipt.expires_at <= message.expires_at);
+    }
     // Receipts answer no receipt: the log stays as it is.
     let settled = world.relay.log_len(group);
     world.advance(60_000);
