@@ -1,12 +1,12 @@
 //! One conversation: its type always in view, messages with sender, time, state and when each disappears, and the composer.
 
 use crate::components::{
-    BroadcastCard, KindBadge, NotSent, Readers, ShiftCard, ShiftForm, VerifiedMark,
+    BroadcastCard, KindBadge, MessageActions, NotSent, Readers, ShiftCard, ShiftForm, VerifiedMark,
 };
 use crate::model::AppModel;
 use crate::navigate;
 use crate::platform::browser;
-use crate::state::conversations::{delivery_label, patient_data_warning, title};
+use crate::state::conversations::{delivery_label, patient_data_warning, removal_actions, title};
 use crate::state::route::Route;
 use crate::state::shifts::shift_week;
 use crate::state::time::{clock_label, duration_label, expiry_label, local_day, year_of};
@@ -124,6 +124,7 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
                         m.shift.as_ref().map(|s| (s.status.clone(), s.sending, s.failed, s.buttons.len())),
                         m.broadcast.as_ref().map(|b| (b.mine, b.acknowledged.len(), b.waiting.clone(), b.waiting_why.clone())),
                         m.readers.clone(),
+                        m.removed.is_some(),
                     )
                     let:message
                 >
@@ -147,7 +148,20 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
                                 </li>
                             }.into_any();
                         }
+                        if let Some((stub, removed_at)) = message.removed.clone() {
+                            return view! {
+                                <li class="message message--removed" class:message--own=message.own data-testid="message-removed">
+                                    <span class="message__sender">{message.sender_name.clone()}</span>
+                                    <p class="message__text">
+                                        {stub}" at "
+                                        <time>{clock_label(removed_at, model.now.get_untracked(), offset)}</time>"."
+                                    </p>
+                                </li>
+                            }.into_any();
+                        }
                         let reference = huddle_core::shift::MessageRef { author: message.sender, client_msg: id };
+                        let kind = record.get_untracked().map_or(GroupKind::Direct, |r| r.kind);
+                        let (can_record, can_delete) = removal_actions(&message, kind);
                         let readers = message.readers.clone();
                         let state_line = match readers {
                             Some(readers) => view! { <Readers id=reference readers=readers /> }.into_any(),
@@ -166,6 +180,10 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
                                     <span class="message__expiry">{move || expiry_label(expires_at, model.now.get())}</span>
                                 </span>
                                 <NotSent delivery=message.delivery.clone() id=id />
+                                {(can_record || can_delete).then(|| view! {
+                                    <MessageActions group=group message=reference expires_at=expires_at
+                                        can_record=can_record can_delete=can_delete />
+                                })}
                             </li>
                         }.into_any()
                     }

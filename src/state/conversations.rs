@@ -115,6 +115,12 @@ pub struct MessageView {
     /// One's own message in a group with read receipts, once the relay
     /// has it: who has it and who has read it.
     pub readers: Option<crate::state::receipts::ReadersView>,
+    /// A message someone wrote (not a card, a notice or a stub): one that
+    /// can be recorded in the care record or deleted for everyone.
+    pub plain: bool,
+    /// What is left of a message recorded in the care record or deleted
+    /// for everyone: the stub's words, and when it was removed.
+    pub removed: Option<(String, UnixMillis)>,
 }
 
 impl std::fmt::Debug for ConversationSummary {
@@ -145,6 +151,8 @@ impl std::fmt::Debug for MessageView {
             .field("shift", &self.shift)
             .field("broadcast", &self.broadcast)
             .field("readers", &self.readers.as_ref().map(|r| r.ticks))
+            .field("plain", &self.plain)
+            .field("removed", &self.removed.as_ref().map(|(_, at)| at))
             .finish_non_exhaustive()
     }
 }
@@ -163,7 +171,59 @@ pub fn body_text(body: &MessageBody) -> String {
         MessageBody::ShiftOffer(shift) => format!("offered a shift: {}", shift.role),
         MessageBody::ShiftUpdate { .. } => "answered a shift offer.".into(),
         MessageBody::Acknowledgement(_) => "acknowledged an urgent message.".into(),
+        // Never shown by itself: it shows as the stub it leaves.
+        MessageBody::Removal(_) => String::new(),
+        MessageBody::Removed { recorded_in, .. } if recorded_in.is_empty() => {
+            "This message was deleted.".into()
+        }
+        MessageBody::Removed { .. } => "This message was recorded in the care record.".into(),
     }
+}
+
+/// A removed message's stub, in words, to be followed by when: "Recorded
+/// in the care record (Nourish) by Ben Okafor", "You deleted this message".
+pub fn removed_text(
+    author: UserId,
+    by: UserId,
+    recorded_in: &str,
+    directory: &Directory,
+    me: UserId,
+) -> String {
+    let name = |user: UserId| {
+        if user == me {
+            "you".to_owned()
+        } else {
+            directory.name_of(user).unwrap_or("a colleague").to_owned()
+        }
+    };
+    match recorded_in {
+        "" if by == me => "You deleted this message".into(),
+        // Only its author deletes a message; anyone else's word is a record.
+        "" if by == author => format!("{} deleted this message", capitalised(&name(by))),
+        "" => "This message was deleted".into(),
+        record => format!("Recorded in the care record ({record}) by {}", name(by)),
+    }
+}
+
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => String::new(),
+    }
+}
+
+/// Which of "Recorded in the care record" and "Delete for everyone" a
+/// message offers in a group of `kind`: only for a message someone wrote
+/// that the relay holds (not one still waiting to be sent); the first in
+/// clinical groups, the second for one's own.
+pub fn removal_actions(message: &MessageView, kind: GroupKind) -> (bool, bool) {
+    let on_relay = matches!(message.delivery, Delivery::Received | Delivery::Sent);
+    let removable = message.plain && message.removed.is_none() && on_relay;
+    (
+        removable && kind == GroupKind::Clinical,
+        removable && message.own,
+    )
 }
 
 /// A conversation's messages, as the session sends them (oldest first),
@@ -212,7 +272,19 @@ pub fn message_views(
                 }
                 _ => None,
             };
+            let removed = match &m.body {
+                MessageBody::Removed {
+                    by,
+                    at,
+                    recorded_in,
+                } => Some((removed_text(m.sender, *by, recorded_in, directory, me), *at)),
+                _ => None,
+            };
             MessageView {
+                plain: matches!(m.body, MessageBody::Text(_))
+                    && shift.is_none()
+                    && broadcast.is_none(),
+                removed,
                 client_msg: m.client_msg,
                 sender_name: if m.sender == me {
                     "You".to_owned()
@@ -418,6 +490,80 @@ mod tests {
         assert!(views[0].own);
         assert_eq!(views[1].sender_name, "Ann");
         assert_eq!(delivery_label(&views[0].delivery), "Sent");
+    }
+
+    #[test]
+    fn a_removed_message_shows_who_removed_it_and_offers_nothing_more() {
+        let mut recorded = message(ANN, 10, "gone");
+        recorded.body = MessageBody::Removed {
+            by: ME,
+            at: UnixMillis(70),
+            recorded_in: "Nourish".into(),
+        };
+        let mut deleted = message(ANN, 20, "gone too");
+        deleted.body = MessageBody::Removed {
+            by: ANN,
+            at: UnixMillis(80),
+            recorded_in: String::new(),
+        };
+        let mut mine = message(ME, 30, "mine");
+        mine.body = MessageBody::Removed {
+            by: ME,
+            at: UnixMillis(90),
+            recorded_in: String::new(),
+        };
+        let views = message_views(
+            &[shown(recorded), shown(deleted), shown(mine)],
+            &directory(),
+            VIEWER,
+        );
+        let stubs: Vec<_> = views.iter().map(|v| v.removed.clone()).collect();
+        assert_eq!(
+            stubs,
+            vec![
+                Some((
+                    "Recorded in the care record (Nourish) by you".to_owned(),
+                    UnixMillis(70)
+                )),
+                Some(("Ann deleted this message".to_owned(), UnixMillis(80))),
+                Some(("You deleted this message".to_owned(), UnixMillis(90))),
+            ]
+        );
+        for view in &views {
+            assert!(!view.text.contains("gone"));
+            assert_eq!(removal_actions(view, GroupKind::Clinical), (false, false));
+        }
+    }
+
+    #[test]
+    fn messages_offer_recording_in_clinical_groups_and_deleting_ones_own_once_sent() {
+        let views = message_views(
+            &[
+                shown(message(ANN, 10, "theirs")),
+                shown(message(ME, 20, "mine")),
+            ],
+            &directory(),
+            VIEWER,
+        );
+        assert_eq!(
+            removal_actions(&views[0], GroupKind::Clinical),
+            (true, false)
+        );
+        assert_eq!(
+            removal_actions(&views[1], GroupKind::Clinical),
+            (true, true)
+        );
+        assert_eq!(
+            removal_actions(&views[0], GroupKind::Operational),
+            (false, false)
+        );
+        assert_eq!(removal_actions(&views[1], GroupKind::Social), (false, true));
+        let mut waiting = views[1].clone();
+        waiting.delivery = Delivery::Waiting;
+        assert_eq!(
+            removal_actions(&waiting, GroupKind::Clinical),
+            (false, false)
+        );
     }
 
     #[test]

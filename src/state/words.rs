@@ -61,6 +61,12 @@ pub fn session_error(error: &SessionError, directory: &Directory) -> String {
         SessionError::AdministratorsOnly => {
             "Only administrators write in an emergency group. Tap Acknowledge to say you've seen a message.".into()
         }
+        SessionError::NothingToRemove => {
+            "That message is no longer on this phone: it has expired or was removed already.".into()
+        }
+        SessionError::NotSentYet => {
+            "That message has not been sent yet. Wait until it shows as sent, then try again.".into()
+        }
     }
 }
 
@@ -76,6 +82,23 @@ fn message_invalid(error: &huddle_core::envelope::EnvelopeError) -> String {
             "This message can't be sent as it is.".into()
         }
         E::Shift(error) => shift_invalid(error),
+        E::Removal(error) => removal_invalid(error),
+    }
+}
+
+/// Why a message cannot be recorded or deleted, in the form's words.
+pub fn removal_invalid(error: &huddle_core::removal::RemovalError) -> String {
+    use huddle_core::removal::RemovalError as E;
+    match error {
+        E::NoRecordSystem => "Say which care record you wrote it into.".into(),
+        E::RecordNameTooLong => format!(
+            "Keep the name of the care record under {} letters.",
+            huddle_core::removal::MAX_RECORD_NAME_BYTES
+        ),
+        E::NotTheAuthor => "Only the person who wrote a message can delete it for everyone.".into(),
+        E::NotClinical => {
+            "Messages are marked as recorded in the care record only in clinical groups.".into()
+        }
     }
 }
 

@@ -13,6 +13,7 @@
 
 use crate::broadcast::REPLY_ENVELOPE_BYTES;
 use crate::receipt::{Receipt, ReceiptError};
+use crate::removal::{Removal, RemovalError};
 use crate::retention::UnixMillis;
 use crate::shift::{MessageRef, Shift, ShiftError, ShiftUpdate};
 use serde::{Deserialize, Serialize};
@@ -43,9 +44,9 @@ pub enum EnvelopeKind {
     /// How far a member has received and read the group's log
     /// ([`Receipt`]), padded to the size of every reply.
     ReadReceipt = 5,
-    // Reserved for the feature that follows; a version that does not know
-    // it shows "update Huddle to see this message".
-    RecordedInCareRecord = 6,
+    /// A message's content taken off every phone ([`Removal`]): recorded
+    /// in the care record, or deleted for everyone by its author.
+    Removal = 6,
 }
 
 /// A decoded message.
@@ -70,6 +71,8 @@ pub enum EnvelopeBody {
     Acknowledgement(MessageRef),
     /// A member says how far she has received and read the group's log.
     ReadReceipt(Receipt),
+    /// A message's content is to be deleted on every phone.
+    Removal(Removal),
     /// A kind this version cannot show: written by a newer Huddle.
     Unsupported { kind: u16, version: u16 },
 }
@@ -89,6 +92,8 @@ pub enum EnvelopeError {
     Shift(#[from] ShiftError),
     #[error("{0}")]
     Receipt(#[from] ReceiptError),
+    #[error("{0}")]
+    Removal(#[from] RemovalError),
 }
 
 /// The fixed outer layout. Changing it breaks every reader: don't.
@@ -143,6 +148,10 @@ impl Envelope {
                 receipt.check()?;
                 let body = encode_body(receipt)?;
                 return self.encode_padded(EnvelopeKind::ReadReceipt, body);
+            }
+            EnvelopeBody::Removal(removal) => {
+                removal.check()?;
+                (EnvelopeKind::Removal as u16, encode_body(removal)?)
             }
             EnvelopeBody::Unsupported { .. } => {
                 return Err(EnvelopeError::Malformed(
@@ -247,6 +256,12 @@ impl Envelope {
                 receipt.check()?;
                 EnvelopeBody::ReadReceipt(receipt)
             }
+            kind if kind == EnvelopeKind::Removal as u16 => {
+                let removal: Removal = postcard::from_bytes(outer.body)
+                    .map_err(|_| EnvelopeError::Malformed("the removal is unreadable"))?;
+                removal.check()?;
+                EnvelopeBody::Removal(removal)
+            }
             kind => EnvelopeBody::Unsupported {
                 kind,
                 version: outer.version,
@@ -266,6 +281,7 @@ impl EnvelopeBody {
             | EnvelopeBody::ShiftUpdate(_)
             | EnvelopeBody::Acknowledgement(_)
             | EnvelopeBody::ReadReceipt(_)
+            | EnvelopeBody::Removal(_)
             | EnvelopeBody::Unsupported { .. } => None,
         }
     }
@@ -291,6 +307,7 @@ impl std::fmt::Debug for EnvelopeBody {
             EnvelopeBody::ShiftUpdate(update) => write!(f, "ShiftUpdate({:?})", update.action),
             EnvelopeBody::Acknowledgement(_) => f.write_str("Acknowledgement"),
             EnvelopeBody::ReadReceipt(_) => f.write_str("ReadReceipt"),
+            EnvelopeBody::Removal(removal) => write!(f, "{removal:?}"),
             EnvelopeBody::Unsupported { kind, version } => f
                 .debug_struct("Unsupported")
                 .field("kind", kind)

@@ -19,6 +19,7 @@ pub mod ids;
 pub mod passcode;
 pub mod patient_data;
 pub mod receipt;
+pub mod removal;
 pub mod retention;
 pub mod shift;
 pub mod sync;

@@ -191,12 +191,20 @@ pub enum Payload {
         welcome: Option<Vec<u8>>,
         change: MembershipChange,
     },
+    /// An MLS application message that takes another message's content
+    /// off every phone (a sealed [`crate::removal::Removal`]), naming that
+    /// message's id so that the relay empties its ciphertext as it stores
+    /// this one. Stored and delivered as an application message.
+    Removing {
+        ciphertext: Vec<u8>,
+        removes: ClientMessageId,
+    },
 }
 
 impl Payload {
     pub fn kind(&self) -> EntryKind {
         match self {
-            Payload::Application { .. } => EntryKind::Application,
+            Payload::Application { .. } | Payload::Removing { .. } => EntryKind::Application,
             Payload::Commit { .. } => EntryKind::Commit,
         }
     }

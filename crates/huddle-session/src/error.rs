@@ -55,4 +55,11 @@ pub enum SessionError {
     /// others acknowledge.
     #[error("only administrators write in this group")]
     AdministratorsOnly,
+    /// The message to remove is not on this phone (expired, or removed
+    /// already), or is not a message that can be removed.
+    #[error("that message is no longer here")]
+    NothingToRemove,
+    /// The message to remove has not reached the relay yet.
+    #[error("that message has not been sent yet")]
+    NotSentYet,
 }

@@ -49,6 +49,11 @@ impl Outgoing {
         if broadcasts && !enrolment.administrator && !body.is_reply() {
             return Err(SessionError::AdministratorsOnly);
         }
+        if let EnvelopeBody::Removal(removal) = &body {
+            removal
+                .allowed(enrolment.user, conversation.kind)
+                .map_err(|error| SessionError::Invalid(error.into()))?;
+        }
         let mut shown = MessageBody::of(&body);
         if let MessageBody::ShiftUpdate {
             by_administrator, ..

@@ -20,8 +20,8 @@ use crate::driver::{Driver, Input, Reply};
 use crate::error::SessionError;
 use crate::platform::{Cache, CacheError, CacheWrite, Clock, Log, Parts, Platform, Screen, Tasks};
 use crate::records::{
-    delivery_of, ConversationRecord, Delivery, Directory, Enrolment, MessageRecord, OutboxRecord,
-    Standing,
+    delivery_of, ConversationRecord, Delivery, Directory, Enrolment, MessageBody, MessageRecord,
+    OutboxRecord, Standing,
 };
 use crate::update::{
     ConnectionStatus, ConversationEntry, PinnedBroadcast, ShownMessage, SignOut, Update,
@@ -32,6 +32,7 @@ use huddle_core::broadcast::acknowledged_in;
 use huddle_core::envelope::EnvelopeBody;
 use huddle_core::group::GroupProfile;
 use huddle_core::ids::{ClientMessageId, GroupId, UserId};
+use huddle_core::removal::Removal;
 use huddle_core::retention::{GroupKind, UnixMillis};
 use huddle_core::shift::{MessageRef, Shift, ShiftUpdate};
 use huddle_core::sync::OutboxState;
@@ -439,6 +440,31 @@ impl<P: Platform> Phone<P> {
         .await
     }
 
+    /// Takes a message's content off every phone and the relay: marked as
+    /// written into the care record system `recorded_in` (any member, in a
+    /// clinical group), or, with `None`, deleted for everyone by its
+    /// author. Gone from this phone when this returns; the others follow
+    /// when the mark reaches them. There is no undo.
+    pub async fn remove_message(
+        &self,
+        group: GroupId,
+        message: MessageRef,
+        expires_at: UnixMillis,
+        recorded_in: Option<&str>,
+    ) -> Result<(), SessionError> {
+        let removal = match recorded_in {
+            Some(record) => Removal::recorded(message, expires_at, record)
+                .map_err(|error| SessionError::Invalid(error.into()))?,
+            None => Removal::deleted(message, expires_at),
+        };
+        self.call(|reply| Input::Compose {
+            group,
+            body: EnvelopeBody::Removal(removal),
+            reply,
+        })
+        .await
+    }
+
     /// Sends a message that failed again.
     pub fn retry(&self, client_msg: ClientMessageId) {
         self.run();
@@ -789,6 +815,8 @@ impl<P: Platform> Shared<P> {
             state.enrolment.user,
             |m| delivery_of(m, device, outbox_state(m)),
         );
+        // A removal's mark shows as the stub it left, not by itself.
+        messages.retain(|m| !matches!(m.body, MessageBody::Removal(_)));
         let more = filled || messages.len() > limit as usize;
         messages.truncate(limit as usize);
         messages.sort_by_key(|m| (m.sent_at, m.client_msg));

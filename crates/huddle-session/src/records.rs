@@ -9,6 +9,7 @@
 use huddle_core::crypto_worker::Plaintext;
 use huddle_core::envelope::EnvelopeBody;
 use huddle_core::ids::{ClientMessageId, DeviceId, GroupId, OrgId, UserId};
+use huddle_core::removal::Removal;
 use huddle_core::retention::{GroupKind, RetentionSecs, UnixMillis};
 use huddle_core::shift::{MessageRef, Shift, ShiftUpdate};
 use huddle_core::sync::{Failure, OutboxItem, OutboxState};
@@ -120,6 +121,17 @@ pub enum MessageBody {
     /// A member's acknowledgement of the urgent broadcast it names: not
     /// shown by itself, but counted on the broadcast.
     Acknowledgement(MessageRef),
+    /// A mark that takes the content of the message it names off every
+    /// phone: not shown by itself, but replaces that message's content.
+    Removal(Removal),
+    /// Where a message was, after its content was deleted everywhere: who
+    /// removed it, when (her phone's clock), and the care record system it
+    /// was written into (empty when its author deleted it).
+    Removed {
+        by: UserId,
+        at: UnixMillis,
+        recorded_in: String,
+    },
 }
 
 impl MessageBody {
@@ -136,6 +148,7 @@ impl MessageBody {
                 by_administrator: false,
             },
             EnvelopeBody::Acknowledgement(broadcast) => MessageBody::Acknowledgement(*broadcast),
+            EnvelopeBody::Removal(removal) => MessageBody::Removal(removal.clone()),
             // Never kept as a message: the driver folds a receipt into the
             // group's `ReceiptsRecord` before anything is stored.
             EnvelopeBody::ReadReceipt(_) | EnvelopeBody::Unsupported { .. } => {
@@ -165,8 +178,19 @@ impl MessageBody {
             | MessageBody::Repaired
             | MessageBody::ShiftOffer(_)
             | MessageBody::ShiftUpdate { .. }
-            | MessageBody::Acknowledgement(_) => None,
+            | MessageBody::Acknowledgement(_)
+            | MessageBody::Removal(_)
+            | MessageBody::Removed { .. } => None,
         }
+    }
+
+    /// Whether a removal may replace it: a message someone wrote, not an
+    /// answer, a line about the group, or what is left of a removed one.
+    pub fn is_removable(&self) -> bool {
+        matches!(
+            self,
+            MessageBody::Text(_) | MessageBody::ShiftOffer(_) | MessageBody::NewerKind
+        )
     }
 
     /// Whether this answers another message (a shift answer, an
@@ -175,7 +199,9 @@ impl MessageBody {
     pub fn is_answer(&self) -> bool {
         matches!(
             self,
-            MessageBody::ShiftUpdate { .. } | MessageBody::Acknowledgement(_)
+            MessageBody::ShiftUpdate { .. }
+                | MessageBody::Acknowledgement(_)
+                | MessageBody::Removal(_)
         )
     }
 }
@@ -195,6 +221,8 @@ impl fmt::Debug for MessageBody {
                 write!(f, "ShiftUpdate({:?} at {logged_at:?})", update.action)
             }
             MessageBody::Acknowledgement(_) => f.write_str("Acknowledgement"),
+            MessageBody::Removal(removal) => write!(f, "{removal:?}"),
+            MessageBody::Removed { by, at, .. } => write!(f, "Removed(by {by:?} at {at:?})"),
         }
     }
 }

@@ -889,7 +889,16 @@ impl MemRelay {
                         .entries
                         .iter()
                         .filter(move |e| e.seq > after)
-                        .map(|e| group.delivery(e))
+                        .map(|e| {
+                            if e.kind == EntryKind::Application && e.payload.is_empty() {
+                                ServerFrame::Skipped {
+                                    group: e.group,
+                                    up_to: e.seq,
+                                }
+                            } else {
+                                group.delivery(e)
+                            }
+                        })
                 })
                 .collect();
             (welcomes, backlog)
@@ -1044,6 +1053,20 @@ impl MemRelay {
         let mut removed = Vec::new();
         let (kind, payload, mut welcomes) = match submission.payload {
             Payload::Application { ciphertext } => (EntryKind::Application, ciphertext, Vec::new()),
+            // Empties what it names, as the relay does; the phones decide
+            // whether the mark itself is honoured (this relay checks
+            // nothing, as a lying one would not).
+            Payload::Removing {
+                ciphertext,
+                removes,
+            } => {
+                for entry in group.entries.iter_mut() {
+                    if entry.client_msg == removes && entry.kind == EntryKind::Application {
+                        entry.payload.clear();
+                    }
+                }
+                (EntryKind::Application, ciphertext, Vec::new())
+            }
             Payload::Commit {
                 commit,
                 welcome,
@@ -1531,6 +1554,19 @@ impl TestPhone {
             .into_iter()
             .filter_map(|m| m.body.text().map(str::to_owned))
             .collect()
+    }
+
+    /// Every message record in the cache, whatever its body, oldest first.
+    pub fn cached_messages(&self, group: GroupId) -> Vec<MessageRecord> {
+        let store = self.cache.0.borrow();
+        let mut messages: Vec<MessageRecord> = store
+            .messages
+            .values()
+            .filter(|m| m.group == group)
+            .cloned()
+            .collect();
+        messages.sort_by_key(|m| (m.sent_at, m.client_msg));
+        messages
     }
 
     pub fn updates(&self) -> Vec<Update> {

@@ -1047,6 +1047,7 @@ fn a_relay_that_speaks_a_newer_version_is_said_once_and_a_damaged_frame_when_liv
 mod broadcasts;
 mod passcode;
 mod receipts;
+mod removal;
 mod revocation;
 mod shifts;
 mod verification;

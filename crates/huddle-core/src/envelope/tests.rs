@@ -343,3 +343,69 @@ fn an_impossible_receipt_is_neither_written_nor_read() {
         Err(EnvelopeError::Receipt(_))
     ));
 }
+
+#[test]
+fn frozen_removal_envelopes_v1() {
+    let recorded = Envelope {
+        sent_at: UnixMillis(1_795_000_000_000),
+        body: EnvelopeBody::Removal(
+            crate::removal::Removal::recorded(
+                fire_drill(),
+                UnixMillis(1_795_000_000_000),
+                "Nourish",
+            )
+            .unwrap(),
+        ),
+    };
+    let bytes = recorded.encode().unwrap();
+    assert_eq!(Envelope::decode(&bytes), Ok(recorded.clone()));
+    let frozen = format!(
+        "0106{}{}{}{}{}",
+        "80bcd9f29e34",
+        // 46 body bytes: the message's author and id, its expiry, and the
+        // record system's name.
+        "2e",
+        "05".repeat(16) + &"06".repeat(16),
+        "80bcd9f29e34",
+        "074e6f7572697368"
+    );
+    assert_eq!(hex(&bytes), frozen);
+    assert!(!recorded.body.is_reply());
+    assert_eq!(recorded.body.text(), None);
+    assert!(!format!("{recorded:?}").contains("Nourish"));
+
+    let deleted = Envelope {
+        sent_at: UnixMillis(1_795_000_000_000),
+        body: EnvelopeBody::Removal(crate::removal::Removal::deleted(
+            fire_drill(),
+            UnixMillis(1_795_000_000_000),
+        )),
+    };
+    let bytes = deleted.encode().unwrap();
+    assert_eq!(Envelope::decode(&bytes), Ok(deleted));
+    assert!(hex(&bytes).ends_with("80bcd9f29e3400"));
+}
+
+#[test]
+fn a_removal_naming_too_long_a_record_is_neither_written_nor_read() {
+    let removal = crate::removal::Removal {
+        recorded_in: "x".repeat(crate::removal::MAX_RECORD_NAME_BYTES + 1),
+        ..crate::removal::Removal::deleted(fire_drill(), UnixMillis(1))
+    };
+    let envelope = Envelope {
+        sent_at: UnixMillis(1),
+        body: EnvelopeBody::Removal(removal.clone()),
+    };
+    let refused = Err(EnvelopeError::Removal(
+        crate::removal::RemovalError::RecordNameTooLong,
+    ));
+    assert_eq!(envelope.encode().map(|_| ()), refused.clone().map(|()| ()));
+    let outer = OuterLayout {
+        version: 1,
+        kind: EnvelopeKind::Removal as u16,
+        sent_at: 1,
+        body: &postcard::to_allocvec(&removal).unwrap(),
+    };
+    let bytes = postcard::to_allocvec(&outer).unwrap();
+    assert_eq!(Envelope::decode(&bytes).map(|_| ()), refused);
+}

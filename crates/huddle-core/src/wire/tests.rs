@@ -107,6 +107,16 @@ fn sample_client_frames() -> Vec<ClientFrame> {
                 share: vec![2; 32],
             },
         },
+        ClientFrame::Submit(Submission {
+            client_msg: message(),
+            group: group(),
+            epoch: 7,
+            expires_at: Some(UnixMillis(1_795_000_000_000)),
+            payload: Payload::Removing {
+                ciphertext: vec![0xaa, 0xbb],
+                removes: ClientMessageId::from_bytes([0x44; 16]),
+            },
+        }),
     ]
 }
 
@@ -239,6 +249,15 @@ fn frozen_frames_v1() {
     let commit_hex = "0102333333333333333333333333333333331111111111111111111111111111111100000101cc0101dd010080a305012222222222222222222222222222222200";
     assert_eq!(hex(&commit.encode()), commit_hex);
     assert_eq!(ClientFrame::decode(&unhex(commit_hex)).as_ref(), Ok(commit));
+
+    let removing = sample_client_frames().pop().unwrap();
+    let removing_hex = format!(
+        "{}{}",
+        "01023333333333333333333333333333333311111111111111111111111111111111070180bcd9f29e340202aabb",
+        "44".repeat(16)
+    );
+    assert_eq!(hex(&removing.encode()), removing_hex);
+    assert_eq!(ClientFrame::decode(&unhex(&removing_hex)), Ok(removing));
 
     let deliver = &sample_server_frames()[4];
     let deliver_hex = "0104111111111111111111111111111111110d08222222222222222222222222222222223333333333333333333333333333333300010201ee";

@@ -174,7 +174,7 @@ pub fn frame_work(frame: &ClientFrame) -> u32 {
                 change.add.len() + change.remove.len(),
                 MAX_CHANGES_PER_COMMIT,
             ),
-            Payload::Application { .. } => (0, 0),
+            Payload::Application { .. } | Payload::Removing { .. } => (0, 0),
         },
         _ => (0, 0),
     };

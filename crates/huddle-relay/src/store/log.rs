@@ -58,6 +58,19 @@ const DAY_MILLIS: u64 = 24 * 60 * 60 * 1000;
 /// When a device that has sent its day's replies is told to try again.
 const REPLIES_RETRY_AFTER_MS: u32 = 60 * 60 * 1000;
 
+/// The most messages one person may take off everyone's phones (recorded
+/// in the care record, or deleted) in an hour: more than any handover
+/// needs, few enough that a modified app cannot empty a clinical group's
+/// history before anyone notices (SECURITY.md, "Recorded in the care
+/// record, and deleted for everyone").
+pub const REMOVALS_PER_HOUR: i64 = 20;
+
+/// An hour, in milliseconds.
+const HOUR_MILLIS: u64 = 60 * 60 * 1000;
+
+/// The audit log's word for a removal.
+const REMOVED_ACTION: &str = "message removed";
+
 /// A welcome waiting for a device.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PendingWelcome {
@@ -128,7 +141,8 @@ impl Write {
     fn needs_savepoint(&self) -> bool {
         match self {
             Write::Append { submission, .. } => match &submission.payload {
-                Payload::Commit { .. } => true,
+                // A removal empties another entry after storing its own.
+                Payload::Commit { .. } | Payload::Removing { .. } => true,
                 Payload::Application { .. } => false,
             },
             Write::Acknowledge { .. } => false,
@@ -143,6 +157,7 @@ impl Write {
             Write::Append { submission, .. } => match &submission.payload {
                 Payload::Commit { change, .. } => change.add.len() + change.remove.len(),
                 Payload::Application { .. } => 0,
+                Payload::Removing { .. } => 1,
             },
             Write::Acknowledge { .. } => 0,
             Write::PublishKeyPackages { key_packages, .. } => key_packages.len(),
@@ -407,6 +422,9 @@ async fn append(
         Payload::Application { ciphertext } => {
             kind == GroupKind::EmergencyBroadcast && !crate::mls_framing::is_reply_sized(ciphertext)
         }
+        // Staff there send nothing but replies, so they have nothing of
+        // their own to delete and may mark nothing recorded.
+        Payload::Removing { .. } => kind == GroupKind::EmergencyBroadcast,
     };
     if restricted && role.as_deref() != Some("administrator") {
         return Ok(Err(Rejection::NotPermitted));
@@ -470,9 +488,20 @@ async fn append(
         }
     }
 
+    // What a removal may empty: decided before anything is written.
+    let removed = match &submission.payload {
+        Payload::Removing { removes, .. } => {
+            match removable(tx, submission.group, sender, *removes, kind, now).await? {
+                Ok(removed) => removed,
+                Err(rejection) => return Ok(Err(rejection)),
+            }
+        }
+        _ => Vec::new(),
+    };
+
     let seq = last_seq + 1;
     let (entry_kind, payload, expires_at) = match &submission.payload {
-        Payload::Application { ciphertext } => {
+        Payload::Application { ciphertext } | Payload::Removing { ciphertext, .. } => {
             if ciphertext.len() > MAX_APPLICATION_BYTES {
                 return Ok(Err(Rejection::TooLarge {
                     max: MAX_APPLICATION_BYTES as u32,
@@ -490,7 +519,7 @@ async fn append(
     };
     let declared = match &submission.payload {
         Payload::Commit { change, .. } => Some(Box::new(change.clone())),
-        Payload::Application { .. } => None,
+        Payload::Application { .. } | Payload::Removing { .. } => None,
     };
     let new_epoch = if entry_kind == EntryKind::Commit {
         submission.epoch + 1
@@ -531,6 +560,10 @@ async fn append(
         Engine::Postgres => {
             insert.bind(to_i64(new_epoch)).execute(&mut *tx).await?;
         }
+    }
+
+    if !removed.is_empty() {
+        remove_content(tx, submission.group, sender, &removed, now).await?;
     }
 
     let (mut added, mut shared_welcome) = (Vec::new(), None);
@@ -850,6 +883,119 @@ async fn audit_change(
         .bind(&sender.as_bytes()[..])
         .bind(action)
         .bind(subject)
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// One entry a removal empties, and whether it was the remover's own.
+struct Removable {
+    seq: u64,
+    own: bool,
+}
+
+/// The entries of `group` with the id `removes` that `sender` may empty:
+/// application messages that still hold their content, her person's own
+/// or, in a clinical group, anyone's. Refused when there is none (gone
+/// already, or not hers to remove) or when she has removed her hour's
+/// worth. Every phone checks the removal again, and more closely.
+async fn removable(
+    tx: &mut AnyConnection,
+    group: GroupId,
+    sender: DeviceId,
+    removes: ClientMessageId,
+    kind: GroupKind,
+    now: UnixMillis,
+) -> Result<Result<Vec<Removable>, Rejection>, StoreError> {
+    let remover: Option<Vec<u8>> = sqlx::query_scalar("SELECT user_id FROM devices WHERE id = $1")
+        .bind(&sender.as_bytes()[..])
+        .fetch_optional(&mut *tx)
+        .await?;
+    let Some(remover) = remover else {
+        return Ok(Err(Rejection::NotPermitted));
+    };
+    let since = now.0.saturating_sub(HOUR_MILLIS);
+    let recent = sqlx::query(
+        "SELECT COUNT(*), MIN(at) FROM audit WHERE actor = $1 AND action = $2 AND at > $3",
+    )
+    .bind(remover.as_slice())
+    .bind(REMOVED_ACTION)
+    .bind(to_i64(since))
+    .fetch_one(&mut *tx)
+    .await?;
+    let (count, oldest): (i64, Option<i64>) = (recent.try_get(0)?, recent.try_get(1)?);
+    if count >= REMOVALS_PER_HOUR {
+        let free_at = oldest.map_or(now.0, to_u64).saturating_add(HOUR_MILLIS);
+        let wait = free_at.saturating_sub(now.0).max(1_000);
+        return Ok(Err(Rejection::RateLimited {
+            retry_after_ms: u32::try_from(wait).unwrap_or(u32::MAX),
+        }));
+    }
+    let rows = sqlx::query(
+        "SELECT l.seq, d.user_id FROM log l JOIN devices d ON d.id = l.sender
+         WHERE l.group_id = $1 AND l.client_msg = $2 AND l.kind = 'application'
+           AND length(l.payload) > 0 AND (l.expires_at IS NULL OR l.expires_at > $3)",
+    )
+    .bind(&group.as_bytes()[..])
+    .bind(&removes.as_bytes()[..])
+    .bind(to_i64(now.0))
+    .fetch_all(&mut *tx)
+    .await?;
+    if rows.is_empty() {
+        // Expired, removed already, or never here: nothing to take off.
+        return Ok(Err(Rejection::Expired));
+    }
+    let mut removed = Vec::new();
+    for row in rows {
+        let author: Vec<u8> = row.try_get(1)?;
+        let own = author == remover;
+        if own || kind == GroupKind::Clinical {
+            removed.push(Removable {
+                seq: to_u64(row.try_get(0)?),
+                own,
+            });
+        }
+    }
+    if removed.is_empty() {
+        return Ok(Err(Rejection::NotPermitted));
+    }
+    Ok(Ok(removed))
+}
+
+/// Empties the entries a removal names (their rows go with the next
+/// expiry sweep; until then backlogs skip them) and records each in the
+/// audit log, never with content.
+async fn remove_content(
+    tx: &mut AnyConnection,
+    group: GroupId,
+    sender: DeviceId,
+    removed: &[Removable],
+    now: UnixMillis,
+) -> Result<(), StoreError> {
+    for entry in removed {
+        sqlx::query(
+            "UPDATE log SET payload = $3, expires_at = $4 WHERE group_id = $1 AND seq = $2",
+        )
+        .bind(&group.as_bytes()[..])
+        .bind(to_i64(entry.seq))
+        .bind(Vec::<u8>::new())
+        .bind(to_i64(now.0))
+        .execute(&mut *tx)
+        .await?;
+        let whose = if entry.own {
+            "its author's own"
+        } else {
+            "another member's"
+        };
+        sqlx::query(
+            "INSERT INTO audit (at, actor, action, subject)
+             VALUES ($1, (SELECT user_id FROM devices WHERE id = $2), $3, $4)",
+        )
+        .bind(to_i64(now.0))
+        .bind(&sender.as_bytes()[..])
+        .bind(REMOVED_ACTION)
+        .bind(format!("group {group}: entry {} ({whose})", entry.seq))
         .execute(&mut *tx)
         .await?;
     }

@@ -92,7 +92,31 @@ impl<P: Platform> Driver<P> {
                         "entry {seq} of a group acknowledged outside a broadcast group; it is not stored"
                     ));
                 }
-                if expires_at > now && !taken && !misplaced {
+                // A removal is honoured only from the message's author, or
+                // as a record made in a clinical group; its mark is kept
+                // only when it is.
+                let mut refused = false;
+                if let (MessageBody::Removal(removal), false) = (&body, taken) {
+                    let kind = self
+                        .shared
+                        .state
+                        .borrow()
+                        .conversation(group)
+                        .map(|c| c.kind);
+                    match kind.map(|kind| removal.allowed(sender.user, kind)) {
+                        Some(Ok(())) => writes.extend(
+                            self.remove_named(group, removal, sender.user, sent_at)
+                                .await,
+                        ),
+                        _ => {
+                            refused = true;
+                            self.log(&format!(
+                                "entry {seq} of a group removed a message its sender may not remove; it changed nothing"
+                            ));
+                        }
+                    }
+                }
+                if expires_at > now && !taken && !misplaced && !refused {
                     let answer = body.is_answer();
                     let (me, administrator, reading, kind) = {
                         let state = self.shared.state.borrow();
@@ -206,6 +230,34 @@ impl<P: Platform> Driver<P> {
             }
         }
         (Event::Processed { group, seq, epoch }, writes)
+    }
+
+    /// The write that replaces the content of the message `removal` names
+    /// with its stub, if this phone holds that message, by that author,
+    /// and it is one that can be removed.
+    async fn remove_named(
+        &mut self,
+        group: GroupId,
+        removal: &huddle_core::removal::Removal,
+        by: UserId,
+        at: UnixMillis,
+    ) -> Option<CacheWrite> {
+        let target = self
+            .shared
+            .cache
+            .message(removal.expires_at, group, removal.message.client_msg)
+            .await
+            .ok()
+            .flatten()
+            .filter(|m| m.sender == removal.message.author && m.body.is_removable())?;
+        self.repaint_list = true;
+        self.repaint_open = true;
+        Some(CacheWrite::Message(super::writing::removed(
+            target,
+            by,
+            at,
+            &removal.recorded_in,
+        )))
     }
 
     /// When the worker refused an entry as not from who it claims to be (or

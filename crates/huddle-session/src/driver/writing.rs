@@ -26,14 +26,22 @@ impl<P: Platform> Driver<P> {
                 body,
             )?
         };
+        // A removal takes the content off this phone with the mark's own
+        // write: gone here at once, even offline.
+        let stub = match &outgoing.message.body {
+            MessageBody::Removal(removal) => Some(
+                self.removed_here(group, removal, outgoing.message.sent_at)
+                    .await?,
+            ),
+            _ => None,
+        };
         // Saved before anything else: what the person typed is never lost.
-        self.shared
-            .cache
-            .write(vec![
-                CacheWrite::Message(outgoing.message),
-                CacheWrite::Outbox(outgoing.outbox.clone()),
-            ])
-            .await?;
+        let mut writes = vec![
+            CacheWrite::Message(outgoing.message),
+            CacheWrite::Outbox(outgoing.outbox.clone()),
+        ];
+        writes.extend(stub.map(CacheWrite::Message));
+        self.shared.cache.write(writes).await?;
         let item = outgoing.outbox.item.clone();
         {
             let mut state = self.shared.state.borrow_mut();
@@ -46,6 +54,34 @@ impl<P: Platform> Driver<P> {
         // started and nothing of ours is changing the group).
         self.drive(Event::Enqueue { now, item }).await;
         Ok(())
+    }
+
+    /// What is left of the message `removal` names on this phone once its
+    /// own person removes it: checked as every other phone will check it.
+    async fn removed_here(
+        &self,
+        group: GroupId,
+        removal: &huddle_core::removal::Removal,
+        now: UnixMillis,
+    ) -> Result<MessageRecord, SessionError> {
+        let target = self
+            .shared
+            .cache
+            .message(removal.expires_at, group, removal.message.client_msg)
+            .await?
+            .filter(|m| m.sender == removal.message.author && m.body.is_removable())
+            .ok_or(SessionError::NothingToRemove)?;
+        if self
+            .shared
+            .state
+            .borrow()
+            .outbox
+            .contains_key(&target.client_msg)
+        {
+            return Err(SessionError::NotSentYet);
+        }
+        let me = self.shared.state.borrow().enrolment.user;
+        Ok(removed(target, me, now, &removal.recorded_in))
     }
 
     /// Saves a made outbox record and queues it.
@@ -87,6 +123,15 @@ impl<P: Platform> Driver<P> {
             None => Err("the item is no longer in the outbox".to_owned()),
             Some(record) => match &record.intent {
                 Intent::Text { envelope } => {
+                    // A removal names, to the relay, the message whose
+                    // ciphertext goes with it.
+                    let removes = match Envelope::decode(envelope.as_bytes()) {
+                        Ok(Envelope {
+                            body: EnvelopeBody::Removal(removal),
+                            ..
+                        }) => Some(removal.message.client_msg),
+                        _ => None,
+                    };
                     let request = WorkerRequest::Seal {
                         group,
                         client_msg,
@@ -96,8 +141,14 @@ impl<P: Platform> Driver<P> {
                     match self.ask_past_orphan_commit(group, request).await {
                         Ok(WorkerResponse::Sealed(sealed)) => Ok((
                             sealed.epoch,
-                            Payload::Application {
-                                ciphertext: sealed.ciphertext,
+                            match removes {
+                                Some(removes) => Payload::Removing {
+                                    ciphertext: sealed.ciphertext,
+                                    removes,
+                                },
+                                None => Payload::Application {
+                                    ciphertext: sealed.ciphertext,
+                                },
                             },
                         )),
                         Ok(_) => Err("the crypto worker answered something else".to_owned()),
@@ -380,6 +431,22 @@ impl<P: Platform> Driver<P> {
             },
         })
     }
+}
+
+/// A message with its content replaced by the stub of a removal: who
+/// removed it, when, and where it was recorded (nothing it said).
+pub(super) fn removed(
+    mut message: MessageRecord,
+    by: UserId,
+    at: UnixMillis,
+    recorded_in: &str,
+) -> MessageRecord {
+    message.body = MessageBody::Removed {
+        by,
+        at,
+        recorded_in: recorded_in.to_owned(),
+    };
+    message
 }
 
 /// Key packages for the relay: a stock the first time, one more after each
