@@ -39,6 +39,14 @@ pub fn MessageActions(
     let busy = RwSignal::new(false);
     let problem = RwSignal::new(None::<String>);
     let record = RwSignal::new(last_record().with(|last| last.borrow().clone()));
+    // The question takes the focus as it opens (which also brings it into
+    // view above the composer, and tells a screen reader where she is).
+    let record_field = NodeRef::<leptos::html::Input>::new();
+    Effect::new(move |_| {
+        if let Some(field) = record_field.get() {
+            let _ = field.focus();
+        }
+    });
     let remove = move |recorded_in: Option<String>| {
         let Some(phone) = model.phone() else {
             model.tell(&huddle_session::SessionError::Starting);
@@ -92,7 +100,7 @@ pub fn MessageActions(
                     <form class="message-actions__question" on:submit=recorded>
                         <label class="field">
                             <span class="field__label">"Which care record did you write it into?"</span>
-                            <input class="field__input" type="text" name="record" required
+                            <input class="field__input" type="text" name="record" required node_ref=record_field
                                 maxlength=huddle_core::removal::MAX_RECORD_NAME_BYTES.to_string()
                                 placeholder="For example Nourish, or the paper notes"
                                 prop:value=move || record.get()

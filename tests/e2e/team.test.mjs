@@ -249,6 +249,64 @@ test("read receipts: a message goes from sent to delivered to read as the others
   assert.equal(await onBens.getByTestId("readers").count(), 0);
 });
 
+test("recorded in the care record: the message leaves every phone and the relay, a stub remains; and a person deletes her own for everyone", async () => {
+  // Ben writes in the clinical group; Mia writes it into the care record.
+  await showConversation(ben, "Handover");
+  const note = say("Room 6 fluids chart updated, GP to review at 10");
+  await send(ben.page, note);
+  const onBens = ben.page.getByTestId("message").filter({ hasText: note });
+  await onBens.locator("[data-state=Sent]").waitFor({ timeout: 30_000 });
+  await showConversation(mia, "Handover");
+  await waitForMessage(mia.page, note);
+  await showConversation(cara, "Handover");
+  await waitForMessage(cara.page, note);
+  const onMias = mia.page.getByTestId("message").filter({ hasText: note });
+  await onMias.getByTestId("message-actions").locator("summary").click();
+  await onMias.getByRole("button", { name: "Recorded in the care record" }).click();
+  await onMias.getByTestId("record-system").fill("Nourish");
+  await shot(mia, "recorded-in-care-record-360");
+  await onMias.getByTestId("confirm-recorded").click();
+  const stub = (someone, words) =>
+    someone.page.getByTestId("message-removed").filter({ hasText: words }).waitFor({ timeout: 30_000 });
+  await stub(mia, "Recorded in the care record (Nourish) by you at");
+  await stub(ben, "Recorded in the care record (Nourish) by Mia Patel at");
+  await stub(cara, "Recorded in the care record (Nourish) by Mia Patel at");
+  for (const someone of [mia, ben, cara]) {
+    assert.ok(!(await messageTexts(someone.page)).includes(note), `${someone.name} no longer shows it`);
+  }
+  await shot(cara, "recorded-stub-360");
+  // The relay emptied it in the same write as it stored the mark, and its
+  // audit log says so, with no content.
+  const emptied = relayQuery(
+    relay,
+    `select count(*) from log where group_id = x'${expiring.group}' and kind = 'application' and length(payload) = 0`,
+  );
+  assert.equal(emptied, "1", "the relay holds the message's ciphertext no longer");
+  assert.equal(relayQuery(relay, "select count(*) from audit where action = 'message removed'"), "1");
+
+  // In an operational group nobody marks anything recorded, and only its
+  // author deletes a message for everyone.
+  await showConversation(cara, "Night shift");
+  await showConversation(ben, "Night shift");
+  const late = say("Running ten minutes late tonight");
+  await send(cara.page, late);
+  await waitForMessage(ben.page, late);
+  const onCaras = cara.page.getByTestId("message").filter({ hasText: late });
+  await onCaras.locator("[data-state=Sent]").waitFor({ timeout: 30_000 });
+  assert.equal(
+    await ben.page.getByTestId("message").filter({ hasText: late }).getByTestId("message-actions").count(),
+    0,
+    "Ben is offered nothing on Cara's message",
+  );
+  await onCaras.getByTestId("message-actions").locator("summary").click();
+  assert.equal(await onCaras.getByRole("button", { name: "Recorded in the care record" }).count(), 0);
+  await onCaras.getByRole("button", { name: "Delete for everyone" }).click();
+  await onCaras.getByTestId("confirm-delete").click();
+  await stub(cara, "You deleted this message at");
+  await stub(ben, "Cara Jones deleted this message at");
+  assert.ok(!(await messageTexts(ben.page)).includes(late));
+});
+
 /** Shows the conversation `title` on `someone`'s phone, from wherever she is. */
 async function showConversation(someone, title) {
   const heading = someone.page.getByRole("heading", { level: 1 });

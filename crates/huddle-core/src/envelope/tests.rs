@@ -399,7 +399,7 @@ fn a_removal_naming_too_long_a_record_is_neither_written_nor_read() {
     let refused = Err(EnvelopeError::Removal(
         crate::removal::RemovalError::RecordNameTooLong,
     ));
-    assert_eq!(envelope.encode().map(|_| ()), refused.clone().map(|()| ()));
+    assert_eq!(envelope.encode().map(|_| ()), refused.clone());
     let outer = OuterLayout {
         version: 1,
         kind: EnvelopeKind::Removal as u16,
