@@ -154,7 +154,8 @@ fn screen(model: AppModel) -> AnyView {
         | Route::NewDirect
         | Route::Invite
         | Route::People
-        | Route::Person(_) => on_demand::screen(model, route),
+        | Route::Person(_)
+        | Route::Audit => on_demand::screen(model, route),
         // The install help and the pinned broadcasts come from the screens'
         // module, a moment after the list. (Called here, not inside the
         // list's component, which the screens' module itself shows too: code

@@ -182,6 +182,7 @@ fn split_screen(route: Route) -> Result<AnyView, NotLoaded> {
         Route::Invite => view! { <pages::InvitePage /> }.into_any(),
         Route::People => view! { <pages::PeoplePage /> }.into_any(),
         Route::Person(user) => view! { <pages::PersonPage user=user /> }.into_any(),
+        Route::Audit => view! { <pages::AuditPage /> }.into_any(),
         _ => view! {
             <pages::ConversationsPage pinned=view! { <crate::components::PinnedBroadcasts /> }.into_any() />
         }

@@ -25,6 +25,7 @@ pub fn AppBar() -> impl IntoView {
     let back = move |_| {
         let to = match model.route.get_untracked() {
             Route::Members(group) => Route::Conversation(group),
+            Route::Audit => Route::People,
             _ => Route::Conversations,
         };
         navigate(model, to);

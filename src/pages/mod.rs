@@ -1,5 +1,6 @@
 //! Screens, one per route, named `…Page`.
 
+mod audit;
 mod conversation;
 mod conversations;
 mod invite;
@@ -14,6 +15,7 @@ mod register;
 mod signed_out;
 mod welcome;
 
+pub use audit::AuditPage;
 pub use conversation::ConversationPage;
 pub use conversations::ConversationsPage;
 pub use invite::InvitePage;

@@ -96,6 +96,12 @@ pub fn PeoplePage() -> impl IntoView {
     view! {
         <main class="page" id="main">
             <h1 class="page__title">"Team"</h1>
+            <Show when=move || model.is_admin()>
+                <a class="button button--secondary" href="/audit"
+                    on:click=move |ev| { ev.prevent_default(); navigate(model, Route::Audit) }>
+                    "Audit log"
+                </a>
+            </Show>
             <Show when=move || error.get().is_some()>
                 <p class="notice notice--error" role="alert">{move || error.get()}</p>
             </Show>

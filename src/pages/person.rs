@@ -4,7 +4,8 @@ use crate::components::{QrCodeView, VerifiedMark};
 use crate::model::AppModel;
 use crate::platform::browser;
 use crate::platform::camera::Camera;
-use crate::state::time::phone_history_label;
+use crate::state::export::{export_html, file_name};
+use crate::state::time::{date_value, local_day, phone_history_label};
 use crate::state::verification::{standing, verification_of};
 use crate::state::words;
 use huddle_core::attestation::{CheckedDevice, Method};
@@ -132,6 +133,7 @@ pub fn PersonPage(user: UserId) -> impl IntoView {
                         "This is you. Colleagues verify you from their phones: they open your name under Team, and you show them the code on your screen from theirs."
                     </p>
                     <YourPhones user=user />
+                    <YourExport />
                 }.into_any()
             } else {
                 view! {
@@ -176,6 +178,74 @@ enum SigningOut {
 
 /// The person's own phones, each of which she can sign out: another one
 /// (lost, or replaced) from here, or this one before handing it on.
+/// Her own export (subject access): every message this phone holds, as
+/// a page she saves or shares. Made here; nothing goes to the relay.
+#[component]
+fn YourExport() -> impl IntoView {
+    let model = expect_context::<AppModel>();
+    let busy = RwSignal::new(false);
+    let status = RwSignal::new(None::<String>);
+    let error = RwSignal::new(None::<String>);
+    let export = move |_| {
+        let Some(phone) = model.phone() else {
+            return;
+        };
+        busy.set(true);
+        status.set(None);
+        error.set(None);
+        spawn_local(async move {
+            let held = phone.messages_to_export().await;
+            let _ = busy.try_set(false);
+            let held = match held {
+                Ok(held) => held,
+                Err(e) => {
+                    let words = model
+                        .directory
+                        .try_with_untracked(|d| words::session_error(&e, d))
+                        .unwrap_or_default();
+                    let _ = error.try_set(Some(words));
+                    return;
+                }
+            };
+            let enrolment = phone.enrolment();
+            let me = enrolment.user;
+            let offset = browser::utc_offset_minutes();
+            let now = browser::now();
+            let person = model
+                .directory
+                .with_untracked(|d| d.name_of(me).map(str::to_owned))
+                .unwrap_or_else(|| "You".to_owned());
+            let html = model.directory.with_untracked(|directory| {
+                export_html(
+                    &person,
+                    &enrolment.org_name,
+                    now,
+                    offset,
+                    &held,
+                    directory,
+                    me,
+                )
+            });
+            let name = file_name(&date_value(local_day(now, offset)));
+            if browser::download(&name, "text/html", &html) {
+                let _ = status.try_set(Some(format!("Saved as {name}. {}", words::EXPORT_SAVED)));
+            } else {
+                let _ = error.try_set(Some(words::DOWNLOAD_FAILED.to_owned()));
+            }
+        });
+    };
+    view! {
+        <h2 class="section-title" id="your-messages">"Your messages"</h2>
+        <p>"Save a copy of every message on this phone, with who sent it and when, as a page that opens in any browser. It says what it does not include, such as messages that have expired."</p>
+        <p class="notice" role="status" hidden=move || status.get().is_none()>{move || status.get()}</p>
+        <p class="notice notice--error" role="alert" hidden=move || error.get().is_none()>{move || error.get()}</p>
+        <button class="button button--secondary" type="button" on:click=export
+            prop:disabled=move || busy.get() data-testid="export-messages">
+            "Save my messages"
+        </button>
+    }
+}
+
 #[component]
 fn YourPhones(user: UserId) -> impl IntoView {
     let model = expect_context::<AppModel>();

@@ -209,6 +209,40 @@ pub async fn copy_text(text: &str) -> bool {
         .is_ok()
 }
 
+/// Hands `text` to the browser as a file called `name` to save or share
+/// (on a phone: its downloads, or the share sheet). Made on the phone; it
+/// never passes through the relay.
+pub fn download(name: &str, mime: &str, text: &str) -> bool {
+    let Some(document) = web_sys::window().and_then(|w| w.document()) else {
+        return false;
+    };
+    let parts = js_sys::Array::of1(&wasm_bindgen::JsValue::from_str(text));
+    let options = web_sys::BlobPropertyBag::new();
+    options.set_type(mime);
+    let Ok(blob) = web_sys::Blob::new_with_str_sequence_and_options(&parts, &options) else {
+        return false;
+    };
+    let Ok(url) = web_sys::Url::create_object_url_with_blob(&blob) else {
+        return false;
+    };
+    let Some(anchor) = document
+        .create_element("a")
+        .ok()
+        .and_then(|a| a.dyn_into::<web_sys::HtmlAnchorElement>().ok())
+    else {
+        let _ = web_sys::Url::revoke_object_url(&url);
+        return false;
+    };
+    anchor.set_href(&url);
+    anchor.set_download(name);
+    anchor.click();
+    // The browser has taken its copy by then; the page's goes.
+    after(60_000, move || {
+        let _ = web_sys::Url::revoke_object_url(&url);
+    });
+    true
+}
+
 /// Calls `f` every `millis` for the lifetime of the page.
 pub fn every(millis: i32, f: impl Fn() + 'static) {
     let Some(window) = web_sys::window() else {

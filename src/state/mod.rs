@@ -1,8 +1,10 @@
 //! View state as plain Rust types with methods, and every sentence the app shows about a problem: no browser, tested natively.
 
+pub mod audit;
 pub mod broadcasts;
 pub mod conversations;
 pub mod device_checks;
+pub mod export;
 pub mod receipts;
 pub mod route;
 pub mod shifts;

@@ -31,6 +31,8 @@ pub enum Route {
     People,
     /// One person: who verified them, and their safety number with this phone.
     Person(UserId),
+    /// Administrators: the audit log.
+    Audit,
 }
 
 impl Route {
@@ -45,6 +47,7 @@ impl Route {
             ["new-chat"] => Route::NewDirect,
             ["invite"] => Route::Invite,
             ["people"] => Route::People,
+            ["audit"] => Route::Audit,
             ["people", id] => id.parse().map(Route::Person).unwrap_or(Route::People),
             ["c", id] => id
                 .parse()
@@ -72,6 +75,7 @@ impl Route {
             Route::Invite => "/invite".to_owned(),
             Route::People => "/people".to_owned(),
             Route::Person(user) => format!("/people/{user}"),
+            Route::Audit => "/audit".to_owned(),
         }
     }
 }
@@ -92,6 +96,7 @@ mod tests {
             Route::Invite,
             Route::People,
             Route::Person(UserId::from_bytes([9; 16])),
+            Route::Audit,
         ] {
             assert_eq!(Route::parse(&route.path(), ""), route);
         }

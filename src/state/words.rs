@@ -28,6 +28,13 @@ pub fn names(users: &[UserId], directory: &Directory) -> String {
     }
 }
 
+/// When the browser would not take a file to save.
+pub const DOWNLOAD_FAILED: &str =
+    "This browser would not save the file. Try again, or try another browser.";
+
+/// After a person's export is saved.
+pub const EXPORT_SAVED: &str = "It holds your messages in the clear: keep it somewhere safe, and delete it when you no longer need it.";
+
 /// Why something the person asked for did not happen.
 pub fn session_error(error: &SessionError, directory: &Directory) -> String {
     match error {

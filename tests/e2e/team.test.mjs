@@ -8,7 +8,7 @@
 import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { tmpdir } from "node:os";
 import { startRelay, ARTIFACTS, relayQuery } from "./harness.mjs";
@@ -305,6 +305,89 @@ test("recorded in the care record: the message leaves every phone and the relay,
   await stub(cara, "You deleted this message at");
   await stub(ben, "Cara Jones deleted this message at");
   assert.ok(!(await messageTexts(ben.page)).includes(late));
+});
+
+test("an administrator reads the audit log, narrows it to a person and a day, and saves it as a spreadsheet", async () => {
+  const heading = await mia.page.getByRole("heading", { level: 1 }).textContent();
+  if (heading !== "Conversations") await backToList(mia.page);
+  await mia.page.getByRole("link", { name: "Team" }).click();
+  await mia.page.getByRole("link", { name: "Audit log" }).click();
+  await mia.page.getByRole("heading", { level: 1, name: "Audit log" }).waitFor();
+  const rows = mia.page.getByTestId("audit-row");
+  // Ids read as the names this phone knows: the group's and people's.
+  await rows
+    .filter({ hasText: "Mia Patel · message removed" })
+    .filter({ hasText: /group “Handover”: entry \d+ \(another member's\)/ })
+    .waitFor({ timeout: 30_000 });
+  await rows.filter({ hasText: "Cara Jones · message removed" }).waitFor();
+  const everyone = await rows.count();
+  await shot(mia, "audit-log-360");
+
+  // Narrowed to Ben: what he did and what was done about his phone.
+  await mia.page.getByTestId("audit-person").selectOption({ label: "Ben Okafor" });
+  await rows.filter({ hasText: "Ben Okafor · joined" }).waitFor();
+  const bens = await rows.count();
+  assert.ok(bens > 0 && bens < everyone, `${bens} of ${everyone} entries`);
+  for (const about of await rows.allTextContents()) {
+    assert.ok(/Ben Okafor/.test(about), `about Ben: ${about}`);
+  }
+  // Nothing happened tomorrow.
+  await mia.page.getByLabel("From").fill(dayFromNow(1));
+  await mia.page.getByRole("status").filter({ hasText: "0 entries" }).waitFor();
+  await mia.page.getByLabel("From").fill("");
+  await mia.page.getByTestId("audit-person").selectOption({ label: "Everyone" });
+  await mia.page.getByRole("status").filter({ hasText: `${everyone} entries` }).waitFor();
+
+  const [download] = await Promise.all([
+    mia.page.waitForEvent("download"),
+    mia.page.getByTestId("audit-csv").click(),
+  ]);
+  assert.match(download.suggestedFilename(), /^huddle-audit-\d{4}-\d{2}-\d{2}\.csv$/);
+  const csv = readFileSync(await download.path(), "utf8");
+  const lines = csv.trim().split("\r\n");
+  assert.equal(lines[0], "Date,Time,Who,What,About,Details");
+  assert.equal(lines.length, everyone + 1, "a line for each entry on screen");
+  assert.ok(lines.some((line) => line.includes(",Ben Okafor,joined,")));
+  for (const text of said) assert.ok(!csv.includes(text), "no message text in the audit log");
+  await mia.page.getByRole("button", { name: "Back" }).click();
+  await mia.page.getByRole("heading", { level: 1, name: "Team" }).waitFor();
+  await backToList(mia.page);
+});
+
+test("a person saves her own messages as a page that opens in the browser, lists what she sees and says what it leaves out", async () => {
+  const heading = await ben.page.getByRole("heading", { level: 1 }).textContent();
+  if (heading !== "Conversations") await backToList(ben.page);
+  await ben.page.getByRole("link", { name: "Team" }).click();
+  await ben.page.getByRole("link", { name: /^Ben Okafor/ }).click();
+  await ben.page.getByRole("heading", { level: 1, name: /^Ben Okafor/ }).waitFor();
+  const [download] = await Promise.all([
+    ben.page.waitForEvent("download"),
+    ben.page.getByTestId("export-messages").click(),
+  ]);
+  assert.match(download.suggestedFilename(), /^huddle-messages-\d{4}-\d{2}-\d{2}\.html$/);
+  await ben.page.getByRole("status").filter({ hasText: "keep it somewhere safe" }).waitFor();
+  await shot(ben, "export-saved-360");
+  const html = readFileSync(await download.path(), "utf8");
+  const reader = await ben.context.newPage();
+  try {
+    await reader.setContent(html);
+    await reader.getByRole("heading", { level: 1, name: "Messages on Ben Okafor's phone" }).waitFor();
+    await reader.getByRole("heading", { name: "What this export does not include" }).waitFor();
+    const nightShift = reader.locator("section", { has: reader.getByRole("heading", { name: "Night shift" }) });
+    await nightShift.locator("li", { hasText: "Who can cover Sunday night?" }).filter({ hasText: "Mia Patel" }).waitFor();
+    await nightShift.locator("li", { hasText: "I can do Sunday" }).filter({ hasText: "Ben Okafor (you)" }).waitFor();
+    await nightShift.locator("li", { hasText: "Cara Jones deleted this message" }).waitFor();
+    const handover = reader.locator("section", { has: reader.getByRole("heading", { name: "Handover" }) });
+    await handover.locator("li", { hasText: "Recorded in the care record (Nourish) by Mia Patel" }).waitFor();
+    await reader.screenshot({ path: join(ARTIFACTS, "export-page-360.png") });
+  } finally {
+    await reader.close();
+  }
+  for (const gone of ["Room 6 fluids chart updated", "Running ten minutes late tonight"]) {
+    assert.ok(!html.includes(gone), "what was removed is not in the export");
+  }
+  await ben.page.getByRole("button", { name: "Back" }).click();
+  await ben.page.getByRole("heading", { level: 1, name: "Conversations" }).waitFor();
 });
 
 /** Shows the conversation `title` on `someone`'s phone, from wherever she is. */

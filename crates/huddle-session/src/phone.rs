@@ -66,6 +66,10 @@ const ADMINISTRATOR_PIN_MILLIS: u64 = 24 * 60 * 60 * 1000;
 /// How often expired messages are swept (and the clock labels refreshed).
 pub const SWEEP_EVERY_MS: u64 = 5_000;
 
+/// The most messages of one conversation an export holds: far more than
+/// any group keeps within its retention.
+const EXPORT_MESSAGES_PER_CONVERSATION: u32 = 100_000;
+
 /// A handle on the phone's session.
 pub struct Phone<P: Platform> {
     pub(crate) shared: Rc<Shared<P>>,
@@ -326,6 +330,28 @@ impl<P: Platform> Phone<P> {
 
     pub fn directory(&self) -> Directory {
         self.shared.state.borrow().directory.clone()
+    }
+
+    /// Everything this phone holds that its person can read, for her own
+    /// export: each conversation with its messages that have not expired
+    /// (answers and marks among them; the export leaves those out).
+    pub async fn messages_to_export(
+        &self,
+    ) -> Result<Vec<(ConversationRecord, Vec<MessageRecord>)>, SessionError> {
+        let now = self.shared.expiry_now();
+        let conversations: Vec<ConversationRecord> =
+            self.shared.state.borrow().conversations.clone();
+        let mut exported = Vec::with_capacity(conversations.len());
+        for record in conversations {
+            let mut messages = self
+                .shared
+                .cache
+                .latest_messages(record.group, EXPORT_MESSAGES_PER_CONVERSATION)
+                .await?;
+            messages.retain(|m| m.expires_at > now);
+            exported.push((record, messages));
+        }
+        Ok(exported)
     }
 
     /// Starts the driver (once): writing, reading and expiry work from now
