@@ -47,6 +47,9 @@ pub enum EnvelopeKind {
     /// A message's content taken off every phone ([`Removal`]): recorded
     /// in the care record, or deleted for everyone by its author.
     Removal = 6,
+    /// "I can't make my shift" ([`Shift`]), told privately to each manager
+    /// in a one-to-one conversation; never in a group.
+    CannotWork = 7,
 }
 
 /// A decoded message.
@@ -73,6 +76,8 @@ pub enum EnvelopeBody {
     ReadReceipt(Receipt),
     /// A message's content is to be deleted on every phone.
     Removal(Removal),
+    /// Its sender cannot work this shift (told to a manager, one to one).
+    CannotWork(Shift),
     /// A kind this version cannot show: written by a newer Huddle.
     Unsupported { kind: u16, version: u16 },
 }
@@ -152,6 +157,10 @@ impl Envelope {
             EnvelopeBody::Removal(removal) => {
                 removal.check()?;
                 (EnvelopeKind::Removal as u16, encode_body(removal)?)
+            }
+            EnvelopeBody::CannotWork(shift) => {
+                shift.check()?;
+                (EnvelopeKind::CannotWork as u16, encode_body(shift)?)
             }
             EnvelopeBody::Unsupported { .. } => {
                 return Err(EnvelopeError::Malformed(
@@ -262,6 +271,12 @@ impl Envelope {
                 removal.check()?;
                 EnvelopeBody::Removal(removal)
             }
+            kind if kind == EnvelopeKind::CannotWork as u16 => {
+                let shift: Shift = postcard::from_bytes(outer.body)
+                    .map_err(|_| EnvelopeError::Malformed("the shift is unreadable"))?;
+                shift.check()?;
+                EnvelopeBody::CannotWork(shift)
+            }
             kind => EnvelopeBody::Unsupported {
                 kind,
                 version: outer.version,
@@ -282,6 +297,7 @@ impl EnvelopeBody {
             | EnvelopeBody::Acknowledgement(_)
             | EnvelopeBody::ReadReceipt(_)
             | EnvelopeBody::Removal(_)
+            | EnvelopeBody::CannotWork(_)
             | EnvelopeBody::Unsupported { .. } => None,
         }
     }
@@ -308,6 +324,7 @@ impl std::fmt::Debug for EnvelopeBody {
             EnvelopeBody::Acknowledgement(_) => f.write_str("Acknowledgement"),
             EnvelopeBody::ReadReceipt(_) => f.write_str("ReadReceipt"),
             EnvelopeBody::Removal(removal) => write!(f, "{removal:?}"),
+            EnvelopeBody::CannotWork(shift) => write!(f, "CannotWork({shift:?})"),
             EnvelopeBody::Unsupported { kind, version } => f
                 .debug_struct("Unsupported")
                 .field("kind", kind)

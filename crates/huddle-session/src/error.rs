@@ -59,6 +59,13 @@ pub enum SessionError {
     /// already), or is not a message that can be removed.
     #[error("that message is no longer here")]
     NothingToRemove,
+    /// "I can't make my shift" goes to managers one to one, never to a group.
+    #[error("that goes to a manager in a one-to-one conversation")]
+    NotOneToOne,
+    /// Nobody to tell: the organisation has no other administrator with a
+    /// phone set up.
+    #[error("there is no manager to tell")]
+    NoManagers,
     /// The message to remove has not reached the relay yet.
     #[error("that message has not been sent yet")]
     NotSentYet,

@@ -41,6 +41,11 @@ impl Outgoing {
         if is_shift && !crate::shifts::offers_allowed_in(conversation.kind) {
             return Err(SessionError::NoShiftsHere);
         }
+        if matches!(body, EnvelopeBody::CannotWork(_))
+            && conversation.kind != huddle_core::retention::GroupKind::Direct
+        {
+            return Err(SessionError::NotOneToOne);
+        }
         let broadcasts = huddle_core::broadcast::acknowledged_in(conversation.kind);
         if matches!(body, EnvelopeBody::Acknowledgement(_)) && !broadcasts {
             return Err(SessionError::NotABroadcast);

@@ -466,6 +466,91 @@ impl<P: Platform> Phone<P> {
         .await
     }
 
+    /// "I can't make my shift": told privately to each of the
+    /// organisation's other administrators, in a one-to-one conversation
+    /// with each (made if there is none yet, which needs the relay), never
+    /// in a group. Returns the managers it was saved for (sent when it can
+    /// be, like any message); fails only when it reached none of them.
+    pub async fn cannot_work(&self, shift: Shift) -> Result<Vec<UserId>, SessionError> {
+        shift
+            .check()
+            .map_err(|error| SessionError::Invalid(error.into()))?;
+        // Who the managers are now, if the relay can say; else as this
+        // phone last heard.
+        let directory = match self.shared.fetch_directory().await {
+            Ok(fresh) => {
+                self.send(Input::SaveDirectory(fresh.clone()));
+                fresh
+            }
+            Err(_) => self.shared.state.borrow().directory.clone(),
+        };
+        let (my_name, managers) = {
+            let state = self.shared.state.borrow();
+            let me = state.enrolment.user;
+            let managers: Vec<(UserId, String)> = directory
+                .people
+                .iter()
+                .filter(|p| {
+                    p.role == huddle_core::wire::Role::Administrator
+                        && p.user != me
+                        && !p.devices.is_empty()
+                })
+                .map(|p| (p.user, p.display_name.clone()))
+                .collect();
+            (state.enrolment.display_name.clone(), managers)
+        };
+        let mut told = Vec::new();
+        let mut failure = SessionError::NoManagers;
+        for (manager, name) in managers {
+            let existing = self
+                .shared
+                .state
+                .borrow()
+                .conversations
+                .iter()
+                .find_map(|c| {
+                    (c.kind == GroupKind::Direct && c.peer == Some(manager) && !c.ended)
+                        .then_some(c.group)
+                });
+            let group = match existing {
+                Some(group) => group,
+                None => {
+                    let title: String = format!("{my_name} and {name}")
+                        .chars()
+                        .take(huddle_core::group::MAX_NAME_CHARS)
+                        .collect();
+                    let policy = GroupKind::Direct.retention_policy();
+                    let Ok(profile) = GroupProfile::new(GroupKind::Direct, policy.default, title)
+                    else {
+                        continue;
+                    };
+                    match self
+                        .create_group(profile, Some(manager), vec![manager])
+                        .await
+                    {
+                        Ok(group) => group,
+                        Err(error) => {
+                            failure = error;
+                            continue;
+                        }
+                    }
+                }
+            };
+            let body = EnvelopeBody::CannotWork(shift.clone());
+            match self
+                .call(|reply| Input::Compose { group, body, reply })
+                .await
+            {
+                Ok(()) => told.push(manager),
+                Err(error) => failure = error,
+            }
+        }
+        if told.is_empty() {
+            return Err(failure);
+        }
+        Ok(told)
+    }
+
     /// Takes a message's content off every phone and the relay: marked as
     /// written into the care record system `recorded_in` (any member, in a
     /// clinical group), or, with `None`, deleted for everyone by its

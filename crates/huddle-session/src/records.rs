@@ -124,6 +124,9 @@ pub enum MessageBody {
     /// A mark that takes the content of the message it names off every
     /// phone: not shown by itself, but replaces that message's content.
     Removal(Removal),
+    /// "I can't make my shift", told to a manager one to one: shown as a
+    /// card she can offer the shift from.
+    CannotWork(Shift),
     /// Where a message was, after its content was deleted everywhere: who
     /// removed it, when (her phone's clock), and the care record system it
     /// was written into (empty when its author deleted it).
@@ -149,6 +152,7 @@ impl MessageBody {
             },
             EnvelopeBody::Acknowledgement(broadcast) => MessageBody::Acknowledgement(*broadcast),
             EnvelopeBody::Removal(removal) => MessageBody::Removal(removal.clone()),
+            EnvelopeBody::CannotWork(shift) => MessageBody::CannotWork(shift.clone()),
             // Never kept as a message: the driver folds a receipt into the
             // group's `ReceiptsRecord` before anything is stored.
             EnvelopeBody::ReadReceipt(_) | EnvelopeBody::Unsupported { .. } => {
@@ -180,6 +184,7 @@ impl MessageBody {
             | MessageBody::ShiftUpdate { .. }
             | MessageBody::Acknowledgement(_)
             | MessageBody::Removal(_)
+            | MessageBody::CannotWork(_)
             | MessageBody::Removed { .. } => None,
         }
     }
@@ -189,7 +194,10 @@ impl MessageBody {
     pub fn is_removable(&self) -> bool {
         matches!(
             self,
-            MessageBody::Text(_) | MessageBody::ShiftOffer(_) | MessageBody::NewerKind
+            MessageBody::Text(_)
+                | MessageBody::ShiftOffer(_)
+                | MessageBody::CannotWork(_)
+                | MessageBody::NewerKind
         )
     }
 
@@ -222,6 +230,7 @@ impl fmt::Debug for MessageBody {
             }
             MessageBody::Acknowledgement(_) => f.write_str("Acknowledgement"),
             MessageBody::Removal(removal) => write!(f, "{removal:?}"),
+            MessageBody::CannotWork(shift) => write!(f, "CannotWork({shift:?})"),
             MessageBody::Removed { by, at, .. } => write!(f, "Removed(by {by:?} at {at:?})"),
         }
     }

@@ -485,6 +485,8 @@ type WaitingWelcome = (GroupId, u64, GroupSpec, Vec<u8>);
 #[derive(Default)]
 pub struct RelayState {
     people: BTreeMap<UserId, (String, Vec<DeviceId>)>,
+    /// The people enrolled as administrators (the directory says so).
+    administrators: Vec<UserId>,
     /// Key packages published, by device (a test may take one, as a
     /// modified app would claim it).
     pub key_packages: HashMap<DeviceId, Vec<Vec<u8>>>,
@@ -775,7 +777,11 @@ impl MemRelay {
                     .map(|(user, (name, devices))| Person {
                         user: *user,
                         display_name: name.clone(),
-                        role: Role::Staff,
+                        role: if self.0.borrow().administrators.contains(user) {
+                            Role::Administrator
+                        } else {
+                            Role::Staff
+                        },
                         devices: devices.clone(),
                     })
                     .collect();
@@ -1358,6 +1364,9 @@ impl World {
     ) -> TestPhone {
         let device = DeviceId::from_bytes([seed + 100; 16]);
         self.relay.enrol(user, name, device);
+        if role == huddle_core::wire::Role::Administrator {
+            self.relay.0.borrow_mut().administrators.push(user);
+        }
         let cache = MemCache::default();
         cache.0.borrow_mut().enrolment = Some(Enrolment {
             org: ORG,

@@ -409,3 +409,24 @@ fn a_removal_naming_too_long_a_record_is_neither_written_nor_read() {
     let bytes = postcard::to_allocvec(&outer).unwrap();
     assert_eq!(Envelope::decode(&bytes).map(|_| ()), refused);
 }
+
+#[test]
+fn frozen_cannot_work_envelope_v1() {
+    let envelope = Envelope {
+        sent_at: UnixMillis(1_795_000_000_000),
+        body: EnvelopeBody::CannotWork(night_shift()),
+    };
+    let bytes = envelope.encode().unwrap();
+    assert_eq!(Envelope::decode(&bytes), Ok(envelope.clone()));
+    // The same body as an offer of that shift, under kind 7.
+    let offer = Envelope {
+        sent_at: UnixMillis(1_795_000_000_000),
+        body: EnvelopeBody::ShiftOffer(night_shift()),
+    }
+    .encode()
+    .unwrap();
+    assert_eq!(hex(&bytes[..2]), "0107");
+    assert_eq!(hex(&bytes[2..]), hex(&offer[2..]));
+    assert_eq!(envelope.body.text(), None);
+    assert!(!format!("{envelope:?}").contains("Oak"));
+}

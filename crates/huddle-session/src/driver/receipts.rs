@@ -22,7 +22,10 @@ pub(crate) fn is_receipt(record: &OutboxRecord) -> bool {
 pub(crate) fn is_readable(body: &MessageBody) -> bool {
     matches!(
         body,
-        MessageBody::Text(_) | MessageBody::ShiftOffer(_) | MessageBody::NewerKind
+        MessageBody::Text(_)
+            | MessageBody::ShiftOffer(_)
+            | MessageBody::CannotWork(_)
+            | MessageBody::NewerKind
     )
 }
 

@@ -87,9 +87,19 @@ impl<P: Platform> Driver<P> {
                         .borrow()
                         .conversation(group)
                         .is_some_and(|c| huddle_core::broadcast::acknowledged_in(c.kind));
+                // "I can't make my shift" is for a manager, one to one: in
+                // a group it would tell everyone, and nobody keeps it.
+                let misplaced = misplaced
+                    || matches!(body, MessageBody::CannotWork(_))
+                        && !self
+                            .shared
+                            .state
+                            .borrow()
+                            .conversation(group)
+                            .is_some_and(|c| c.kind == GroupKind::Direct);
                 if misplaced {
                     self.log(&format!(
-                        "entry {seq} of a group acknowledged outside a broadcast group; it is not stored"
+                        "entry {seq} of a group was an acknowledgement or a shift it cannot carry; it is not stored"
                     ));
                 }
                 // A removal is honoured only from the message's author, or

@@ -261,3 +261,85 @@ fn a_colleague_who_reuses_the_id_of_anothers_offer_does_not_take_it_over() {
     assert_eq!(kept.sender, alice.user, "the first holder keeps it");
     assert_eq!(kept, offer);
 }
+
+#[test]
+fn i_cannot_make_my_shift_reaches_each_manager_one_to_one_and_never_a_group() {
+    let mut world = World::new();
+    let (alice, bob, carol, group) = alice_and_two_staff(&mut world);
+    let dana = world.phone(4, "Dana");
+    world.start(&dana);
+    world.settle();
+    let handle = bob.phone.clone();
+    let told = world
+        .run(async move { handle.cannot_work(night()).await })
+        .expect("the managers are told");
+    world.settle();
+    assert_eq!(
+        told,
+        vec![alice.user, dana.user],
+        "every administrator, nobody else"
+    );
+    for manager in [&alice, &dana] {
+        let direct = manager
+            .phone
+            .shared
+            .state
+            .borrow()
+            .conversations
+            .clone()
+            .into_iter()
+            .find(|c| {
+                c.kind == huddle_core::retention::GroupKind::Direct && c.peer == Some(bob.user)
+            })
+            .expect("a one-to-one conversation with Bob");
+        assert!(
+            manager
+                .cached_messages(direct.group)
+                .iter()
+                .any(|m| m.body == crate::records::MessageBody::CannotWork(night())),
+            "{:?} has Bob's shift",
+            manager.user
+        );
+    }
+    // Nothing of it in the group, nor anything at all on Carol's phone.
+    for phone in [&alice, &bob, &carol] {
+        assert!(!phone
+            .cached_messages(group)
+            .iter()
+            .any(|m| matches!(m.body, crate::records::MessageBody::CannotWork(_))));
+    }
+    assert!(carol
+        .phone
+        .shared
+        .state
+        .borrow()
+        .conversations
+        .iter()
+        .all(|c| c.kind != huddle_core::retention::GroupKind::Direct));
+    // Said again, it goes to the same conversations.
+    let handle = bob.phone.clone();
+    world
+        .run(async move { handle.cannot_work(night()).await })
+        .expect("told again");
+    world.settle();
+    let directs = bob
+        .phone
+        .shared
+        .state
+        .borrow()
+        .conversations
+        .iter()
+        .filter(|c| c.kind == huddle_core::retention::GroupKind::Direct)
+        .count();
+    assert_eq!(directs, 2);
+    // A group never carries it.
+    let refused = crate::outgoing::Outgoing::new(
+        &bob.phone.enrolment(),
+        &bob.phone.conversation(group).expect("the group"),
+        huddle_core::ids::ClientMessageId::from_bytes([7; 16]),
+        1,
+        huddle_core::retention::UnixMillis(1),
+        huddle_core::envelope::EnvelopeBody::CannotWork(night()),
+    );
+    assert_eq!(refused.map(|_| ()), Err(SessionError::NotOneToOne));
+}
