@@ -23,5 +23,5 @@ pub use message_actions::MessageActions;
 pub use not_sent::NotSent;
 pub use qr_code::QrCodeView;
 pub use readers::Readers;
-pub use shift::{ShiftCard, ShiftForm};
+pub use shift::{CannotWorkCard, ShiftCard, ShiftForm};
 pub use verified_mark::VerifiedMark;

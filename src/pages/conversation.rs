@@ -1,7 +1,8 @@
 //! One conversation: its type always in view, messages with sender, time, state and when each disappears, and the composer.
 
 use crate::components::{
-    BroadcastCard, KindBadge, MessageActions, NotSent, Readers, ShiftCard, ShiftForm, VerifiedMark,
+    BroadcastCard, CannotWorkCard, KindBadge, MessageActions, NotSent, Readers, ShiftCard,
+    ShiftForm, VerifiedMark,
 };
 use crate::model::AppModel;
 use crate::navigate;
@@ -87,6 +88,9 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
                 .is_some_and(|r| huddle_session::shifts::offers_allowed_in(r.kind))
     };
     let offering = RwSignal::new(false);
+    // "I can't make my shift": its form, and whom it told.
+    let cannot_work = RwSignal::new(false);
+    let told = RwSignal::new(None::<String>);
     let more = move |_| {
         if let Some(phone) = model.phone() {
             phone.show_earlier();
@@ -134,6 +138,9 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
                         }
                         if let Some(broadcast) = message.broadcast.clone() {
                             return view! { <BroadcastCard message=message view=broadcast /> }.into_any();
+                        }
+                        if let Some(cannot) = message.cannot_work.clone() {
+                            return view! { <CannotWorkCard message=message view=cannot /> }.into_any();
                         }
                         let state = delivery_label(&message.delivery);
                         let id = message.client_msg;
@@ -206,14 +213,27 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
                     </p>
                 }
             >
-                <Show when=move || offers_shifts() && !offering.get()>
-                    <button class="button button--secondary shift-offer-button" type="button"
-                        on:click=move |_| offering.set(true)>
-                        "Offer a shift"
-                    </button>
+                <Show when=move || offers_shifts() && !offering.get() && !cannot_work.get()>
+                    <div class="shift-offer-buttons">
+                        <button class="button button--secondary shift-offer-button" type="button"
+                            on:click=move |_| { told.set(None); offering.set(true) }>
+                            "Offer a shift"
+                        </button>
+                        <button class="button button--secondary shift-offer-button" type="button"
+                            on:click=move |_| { told.set(None); cannot_work.set(true) }>
+                            "I can't make my shift"
+                        </button>
+                    </div>
                 </Show>
+                {move || told.get().map(|text| view! {
+                    <p class="notice" role="status" data-testid="cannot-work-told">{text}</p>
+                })}
                 <Show when=move || offering.get()>
                     <ShiftForm group=group done=Callback::new(move |()| offering.set(false)) />
+                </Show>
+                <Show when=move || cannot_work.get()>
+                    <ShiftForm group=group cannot_work=true told=told
+                        done=Callback::new(move |()| cannot_work.set(false)) />
                 </Show>
                 <Composer group=group />
             </Show>

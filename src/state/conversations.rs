@@ -1,7 +1,7 @@
 //! The conversation list and a conversation's messages as the screens show them: titles, previews, order, states.
 
 use crate::state::broadcasts::{broadcast_view, BroadcastView};
-use crate::state::shifts::{shift_view, ShiftView, Viewer};
+use crate::state::shifts::{cannot_work_view, shift_view, CannotWorkView, ShiftView, Viewer};
 use huddle_core::ids::{ClientMessageId, GroupId, UserId};
 use huddle_core::patient_data::{detect, PatientDataKind};
 use huddle_core::retention::{GroupKind, UnixMillis};
@@ -112,6 +112,9 @@ pub struct MessageView {
     pub shift: Option<ShiftView>,
     /// An urgent broadcast: shown with who has acknowledged it.
     pub broadcast: Option<BroadcastView>,
+    /// "I can't make my shift", told to a manager: shown as a card she can
+    /// offer the shift from.
+    pub cannot_work: Option<CannotWorkView>,
     /// One's own message in a group with read receipts, once the relay
     /// has it: who has it and who has read it.
     pub readers: Option<crate::state::receipts::ReadersView>,
@@ -150,6 +153,7 @@ impl std::fmt::Debug for MessageView {
             .field("notice", &self.notice)
             .field("shift", &self.shift)
             .field("broadcast", &self.broadcast)
+            .field("cannot_work", &self.cannot_work)
             .field("readers", &self.readers.as_ref().map(|r| r.ticks))
             .field("plain", &self.plain)
             .field("removed", &self.removed.as_ref().map(|(_, at)| at))
@@ -169,6 +173,7 @@ pub fn body_text(body: &MessageBody) -> String {
         MessageBody::Unreadable => "This message could not be read.".into(),
         MessageBody::Repaired => REPAIRED.into(),
         MessageBody::ShiftOffer(shift) => format!("offered a shift: {}", shift.role),
+        MessageBody::CannotWork(shift) => format!("can't make a shift: {}", shift.role),
         MessageBody::ShiftUpdate { .. } => "answered a shift offer.".into(),
         MessageBody::Acknowledgement(_) => "acknowledged an urgent message.".into(),
         // Never shown by itself: it shows as the stub it leaves.
@@ -280,7 +285,14 @@ pub fn message_views(
                 } => Some((removed_text(m.sender, *by, recorded_in, directory, me), *at)),
                 _ => None,
             };
+            let cannot_work = match &m.body {
+                MessageBody::CannotWork(shift) => {
+                    Some(cannot_work_view(m.sender, shift, viewer, directory))
+                }
+                _ => None,
+            };
             MessageView {
+                cannot_work,
                 plain: matches!(m.body, MessageBody::Text(_))
                     && shift.is_none()
                     && broadcast.is_none(),

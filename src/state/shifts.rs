@@ -147,20 +147,7 @@ pub fn shift_view(
             primary: false,
         });
     }
-    let mut hours = format!(
-        "{} to {}",
-        minutes_label(shift.start),
-        minutes_label(shift.end)
-    );
-    if shift.overnight() {
-        hours.push_str(" the next day");
-    }
-    let when = format!("{}, {hours}", day_label(shift.day, viewer.this_year));
-    let what = if shift.unit.trim().is_empty() {
-        shift.role.clone()
-    } else {
-        format!("{}, {}", shift.role, shift.unit)
-    };
+    let (when, hours, what) = shift_words(shift, viewer.this_year);
     ShiftView {
         day: shift.day,
         start: shift.start,
@@ -173,6 +160,78 @@ pub fn shift_view(
         buttons,
         sending: card.sending,
         failed: card.failed,
+    }
+}
+
+/// A shift in words: when ("Thu 3 Dec, 07:00 to 15:00"), its hours
+/// ("07:00 to 15:00") and what ("Senior carer, Rowan unit").
+fn shift_words(shift: &Shift, this_year: i32) -> (String, String, String) {
+    let mut hours = format!(
+        "{} to {}",
+        minutes_label(shift.start),
+        minutes_label(shift.end)
+    );
+    if shift.overnight() {
+        hours.push_str(" the next day");
+    }
+    let when = format!("{}, {hours}", day_label(shift.day, this_year));
+    let what = if shift.unit.trim().is_empty() {
+        shift.role.clone()
+    } else {
+        format!("{}, {}", shift.role, shift.unit)
+    };
+    (when, hours, what)
+}
+
+/// "I can't make my shift" as its card shows it, in a one-to-one
+/// conversation with a manager. What it says is content: it never prints.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CannotWorkView {
+    /// "Ben Okafor can't make this shift", or, on her own phone, "You told
+    /// your manager you can't make this shift".
+    pub who: String,
+    pub when: String,
+    pub what: String,
+    /// The reader may offer it to the team (she did not send it).
+    pub can_offer: bool,
+    /// The shift, as an offer would carry it (no note: nothing of why).
+    pub shift: Shift,
+}
+
+impl std::fmt::Debug for CannotWorkView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CannotWorkView")
+            .field("day", &self.shift.day)
+            .field("can_offer", &self.can_offer)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The card for `sender`'s "I can't make my shift", for `viewer`.
+pub fn cannot_work_view(
+    sender: UserId,
+    shift: &Shift,
+    viewer: Viewer,
+    directory: &Directory,
+) -> CannotWorkView {
+    let (when, _, what) = shift_words(shift, viewer.this_year);
+    let own = sender == viewer.me;
+    CannotWorkView {
+        who: if own {
+            "You told your manager you can't make this shift.".to_owned()
+        } else {
+            format!(
+                "{} can't make this shift.",
+                directory.name_of(sender).unwrap_or("A colleague")
+            )
+        },
+        when,
+        what,
+        can_offer: !own,
+        shift: Shift {
+            note: String::new(),
+            ..shift.clone()
+        },
     }
 }
 
@@ -304,6 +363,29 @@ mod tests {
             role: "Senior carer".into(),
             note: String::new(),
         }
+    }
+
+    #[test]
+    fn a_shift_someone_cannot_work_reads_as_hers_and_is_offered_without_its_note() {
+        let viewer = |me| Viewer {
+            me,
+            administrator: true,
+            this_year: 2025,
+        };
+        let shift = Shift {
+            note: "Private to my manager".into(),
+            ..night()
+        };
+        let managers = cannot_work_view(BEN, &shift, viewer(ANN), &directory());
+        assert_eq!(managers.who, "Ben Okafor can't make this shift.");
+        assert_eq!(managers.when, "Wed 3 Dec, 20:00 to 08:00 the next day");
+        assert_eq!(managers.what, "Senior carer, Rowan unit");
+        assert!(managers.can_offer);
+        assert_eq!(managers.shift.note, "", "nothing of why goes to the team");
+        let own = cannot_work_view(BEN, &shift, viewer(BEN), &directory());
+        assert!(!own.can_offer);
+        assert!(own.who.starts_with("You told"));
+        assert!(!format!("{own:?}").contains("Rowan"));
     }
 
     /// `shift`'s card standing as `status`, for `me` (staff, in 2025).

@@ -68,6 +68,12 @@ pub fn session_error(error: &SessionError, directory: &Directory) -> String {
         SessionError::AdministratorsOnly => {
             "Only administrators write in an emergency group. Tap Acknowledge to say you've seen a message.".into()
         }
+        SessionError::NotOneToOne => {
+            "That goes to your manager on their own, not to a group.".into()
+        }
+        SessionError::NoManagers => {
+            "There is no manager in Huddle to tell yet. Call your manager instead.".into()
+        }
         SessionError::NothingToRemove => {
             "That message is no longer on this phone: it has expired or was removed already.".into()
         }

@@ -472,6 +472,47 @@ test("a shift offer: two colleagues claim it at the same moment, every phone nam
   await backToList(cara.page);
 });
 
+test("I can't make my shift: it reaches the manager alone, who offers it to the team with one tap", async () => {
+  await showConversation(cara, "Night shift");
+  await cara.page.getByRole("button", { name: "I can't make my shift" }).click();
+  await cara.page.getByLabel("Day").fill(dayFromNow(2));
+  await cara.page.getByLabel("Starts").fill("07:00");
+  await cara.page.getByLabel("Ends").fill("15:00");
+  await cara.page.getByLabel("Your role on that shift").fill("Carer");
+  await cara.page.getByLabel("Unit (optional)").fill("Oak unit");
+  await shot(cara, "cannot-work-form-360");
+  await cara.page.getByRole("button", { name: "Tell my managers" }).click();
+  await cara.page.getByTestId("cannot-work-told").filter({ hasText: "Told Mia Patel." }).waitFor({ timeout: 30_000 });
+  // Nothing of it in the group.
+  await showConversation(ben, "Night shift");
+  await ben.page.waitForTimeout(2_000);
+  assert.equal(await ben.page.getByTestId("cannot-work").count(), 0, "the team does not see it");
+  assert.equal(await cara.page.getByTestId("cannot-work").count(), 0);
+
+  // Mia has it in a conversation with Cara alone, and offers it on.
+  if ((await mia.page.getByRole("heading", { level: 1 }).textContent()) !== "Conversations") await backToList(mia.page);
+  await mia.page.getByRole("link", { name: /^Cara Jones/ }).waitFor({ timeout: 30_000 });
+  await openConversation(mia.page, "Cara Jones");
+  await mia.page.locator(".conversation-head .kind", { hasText: "One-to-one" }).waitFor();
+  const card = mia.page.getByTestId("cannot-work").last();
+  await card.filter({ hasText: "Cara Jones can't make this shift." }).waitFor({ timeout: 30_000 });
+  assert.match(await card.textContent(), /07:00 to 15:00/);
+  assert.match(await card.textContent(), /Carer, Oak unit/);
+  const where = card.getByLabel("Offer it in");
+  if (await where.count()) await where.selectOption({ label: "Night shift" });
+  await shot(mia, "cannot-work-card-360");
+  await card.getByRole("button", { name: "Offer this shift to the team" }).click();
+  await card.getByTestId("cannot-work-offered").filter({ hasText: "Offered to the team in Night shift." }).waitFor({ timeout: 30_000 });
+  // The team sees an ordinary offer, from Mia, with nothing of why.
+  const offer = ben.page.getByTestId("shift-card").last();
+  await offer.filter({ hasText: "07:00 to 15:00" }).waitFor({ timeout: 30_000 });
+  assert.match(await offer.textContent(), /Mia Patel/);
+  assert.match(await offer.textContent(), /Carer, Oak unit/);
+  await offer.getByRole("button", { name: "I can take this shift" }).waitFor();
+  await backToList(mia.page);
+  await backToList(cara.page);
+});
+
 test("a one-to-one conversation", async () => {
   await cara.page.getByRole("link", { name: "Message a colleague" }).click();
   await cara.page.getByRole("button", { name: /^Ben Okafor/ }).click();
