@@ -475,7 +475,7 @@ test("a shift offer: two colleagues claim it at the same moment, every phone nam
 test("I can't make my shift: it reaches the manager alone, who offers it to the team with one tap", async () => {
   await showConversation(cara, "Night shift");
   await cara.page.getByRole("button", { name: "I can't make my shift" }).click();
-  await cara.page.getByLabel("Day").fill(dayFromNow(2));
+  await cara.page.getByLabel("Day", { exact: true }).fill(dayFromNow(2));
   await cara.page.getByLabel("Starts").fill("07:00");
   await cara.page.getByLabel("Ends").fill("15:00");
   await cara.page.getByLabel("Your role on that shift").fill("Carer");
