@@ -159,12 +159,35 @@ impl AppModel {
             .with(|e| e.as_ref().is_some_and(|e| e.administrator))
     }
 
+    /// An error from the session in words, for a screen to show where it
+    /// happened (an empty sentence if the page is going away).
+    pub fn sentence(&self, error: &huddle_session::SessionError) -> String {
+        self.directory
+            .try_with_untracked(|d| words::session_error(error, d))
+            .unwrap_or_default()
+    }
+
+    /// Whether the folded list under `id` (who has acknowledged a
+    /// broadcast, who has read a message) is open.
+    pub fn is_expanded(&self, id: huddle_core::shift::MessageRef) -> bool {
+        self.expanded.with(|open| open.contains(&id))
+    }
+
+    /// Remembers, from its `toggle` event, whether the `<details>` under
+    /// `id` is open, so that it stays so as the card is made again.
+    pub fn expanded_toggled(&self, id: huddle_core::shift::MessageRef, ev: &leptos::ev::Event) {
+        let now_open = event_target::<web_sys::HtmlDetailsElement>(ev).open();
+        self.expanded.update(|open| {
+            open.retain(|other| *other != id);
+            if now_open {
+                open.push(id);
+            }
+        });
+    }
+
     /// Shows an error from the session in words.
     pub fn tell(&self, error: &huddle_session::SessionError) {
-        let words = self
-            .directory
-            .with_untracked(|d| words::session_error(error, d));
-        self.notice.set(Some(words));
+        self.notice.set(Some(self.sentence(error)));
     }
 
     /// Applies one of the session's updates to what the screens show.

@@ -53,16 +53,8 @@ fn WhoHasAcknowledged(view: BroadcastView) -> impl IntoView {
     let offset = browser::utc_offset_minutes();
     let now = model.now.get_untracked();
     let id = view.broadcast;
-    let open = move || model.expanded.with(|open| open.contains(&id));
-    let toggled = move |ev: leptos::ev::Event| {
-        let now_open = event_target::<web_sys::HtmlDetailsElement>(&ev).open();
-        model.expanded.update(|open| {
-            open.retain(|other| *other != id);
-            if now_open {
-                open.push(id);
-            }
-        });
-    };
+    let open = move || model.is_expanded(id);
+    let toggled = move |ev: leptos::ev::Event| model.expanded_toggled(id, &ev);
     view! {
         <details class="broadcast__who" prop:open=open on:toggle=toggled>
             <summary class="broadcast__count" data-testid="broadcast-count">{view.count()}</summary>

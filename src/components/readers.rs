@@ -10,16 +10,8 @@ use leptos::prelude::*;
 #[component]
 pub fn Readers(id: MessageRef, readers: ReadersView) -> impl IntoView {
     let model = expect_context::<AppModel>();
-    let open = move || model.expanded.with(|open| open.contains(&id));
-    let toggled = move |ev: leptos::ev::Event| {
-        let now_open = event_target::<web_sys::HtmlDetailsElement>(&ev).open();
-        model.expanded.update(|open| {
-            open.retain(|other| *other != id);
-            if now_open {
-                open.push(id);
-            }
-        });
-    };
+    let open = move || model.is_expanded(id);
+    let toggled = move |ev: leptos::ev::Event| model.expanded_toggled(id, &ev);
     let ticks = match readers.ticks {
         1 => "✓",
         _ => "✓✓",

@@ -264,11 +264,7 @@ pub fn ShiftForm(
                         }
                         done.run(());
                     }
-                    Err(error) => problem.set(Some(
-                        model
-                            .directory
-                            .with_untracked(|d| crate::state::words::session_error(&error, d)),
-                    )),
+                    Err(error) => problem.set(Some(model.sentence(&error))),
                 }
             });
             return;

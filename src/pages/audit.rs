@@ -28,9 +28,9 @@ pub fn AuditPage() -> impl IntoView {
 
     let load = move |before: Option<u64>| {
         let Some(phone) = model.phone() else {
-            problem.set(Some(model.directory.with_untracked(|d| {
-                words::session_error(&huddle_session::SessionError::Starting, d)
-            })));
+            problem.set(Some(
+                model.sentence(&huddle_session::SessionError::Starting),
+            ));
             return;
         };
         loading.set(true);
@@ -42,11 +42,7 @@ pub fn AuditPage() -> impl IntoView {
                     let _ = problem.try_set(None);
                 }
                 Err(error) => {
-                    let _ = problem.try_set(Some(
-                        model
-                            .directory
-                            .with_untracked(|d| words::session_error(&error, d)),
-                    ));
+                    let _ = problem.try_set(Some(model.sentence(&error)));
                 }
             }
             let _ = loading.try_set(false);

@@ -199,11 +199,7 @@ fn YourExport() -> impl IntoView {
             let held = match held {
                 Ok(held) => held,
                 Err(e) => {
-                    let words = model
-                        .directory
-                        .try_with_untracked(|d| words::session_error(&e, d))
-                        .unwrap_or_default();
-                    let _ = error.try_set(Some(words));
+                    let _ = error.try_set(Some(model.sentence(&e)));
                     return;
                 }
             };
@@ -322,11 +318,7 @@ fn YourPhones(user: UserId) -> impl IntoView {
                     let _ = phone.refresh_directory().await;
                 }
                 Err(e) => {
-                    let words = model
-                        .directory
-                        .try_with_untracked(|d| words::session_error(&e, d))
-                        .unwrap_or_default();
-                    let _ = error.try_set(Some(words));
+                    let _ = error.try_set(Some(model.sentence(&e)));
                 }
             }
         });
@@ -415,20 +407,15 @@ fn SafetyNumberCheck(
     let save = move |method: Method| {
         check.set(Check::Saving);
         let Some(phone) = model.phone() else {
-            check.set(Check::Failed(model.directory.with_untracked(|d| {
-                words::session_error(&huddle_session::SessionError::Starting, d)
-            })));
+            check.set(Check::Failed(
+                model.sentence(&huddle_session::SessionError::Starting),
+            ));
             return;
         };
         spawn_local(async move {
             let outcome = match phone.verify_in_person(subject, key, method).await {
                 Ok(()) => Check::Done,
-                Err(error) => Check::Failed(
-                    model
-                        .directory
-                        .try_with_untracked(|d| words::session_error(&error, d))
-                        .unwrap_or_default(),
-                ),
+                Err(error) => Check::Failed(model.sentence(&error)),
             };
             let _ = check.try_set(outcome);
         });

@@ -260,6 +260,15 @@ test("recorded in the care record: the message leaves every phone and the relay,
   await waitForMessage(mia.page, note);
   await showConversation(cara, "Handover");
   await waitForMessage(cara.page, note);
+  // The entries of the group that hold a message's ciphertext, before.
+  const holding = () =>
+    new Set(
+      relayQuery(
+        relay,
+        `select group_concat(seq) from log where group_id = x'${expiring.group}' and kind = 'application' and length(payload) > 0`,
+      ).split(","),
+    );
+  const before = holding();
   const onMias = mia.page.getByTestId("message").filter({ hasText: note });
   await onMias.getByTestId("message-actions").locator("summary").click();
   await onMias.getByRole("button", { name: "Recorded in the care record" }).click();
@@ -275,14 +284,17 @@ test("recorded in the care record: the message leaves every phone and the relay,
     assert.ok(!(await messageTexts(someone.page)).includes(note), `${someone.name} no longer shows it`);
   }
   await shot(cara, "recorded-stub-360");
-  // The relay emptied it in the same write as it stored the mark, and its
-  // audit log says so, with no content.
-  const emptied = relayQuery(
-    relay,
-    `select count(*) from log where group_id = x'${expiring.group}' and kind = 'application' and length(payload) = 0`,
-  );
-  assert.equal(emptied, "1", "the relay holds the message's ciphertext no longer");
+  // The relay emptied it in the same write as it stored the mark (its row
+  // then goes with the next sweep), and its audit log says which, with no
+  // content.
+  const after = holding();
+  const gone = [...before].filter((seq) => !after.has(seq));
+  assert.equal(gone.length, 1, "the relay holds the message's ciphertext no longer");
   assert.equal(relayQuery(relay, "select count(*) from audit where action = 'message removed'"), "1");
+  assert.equal(
+    relayQuery(relay, "select subject from audit where action = 'message removed'"),
+    `group ${expiring.group}: entry ${gone[0]} (another member's)`,
+  );
 
   // In an operational group nobody marks anything recorded, and only its
   // author deletes a message for everyone.

@@ -189,9 +189,10 @@ impl MessageBody {
         }
     }
 
-    /// Whether a removal may replace it: a message someone wrote, not an
+    /// Whether it is a message someone wrote for others to read: not an
     /// answer, a line about the group, or what is left of a removed one.
-    pub fn is_removable(&self) -> bool {
+    /// These are what read receipts count and what a removal may replace.
+    pub fn is_to_read(&self) -> bool {
         matches!(
             self,
             MessageBody::Text(_)

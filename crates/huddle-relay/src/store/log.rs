@@ -875,17 +875,29 @@ async fn audit_change(
         ));
     }
     for (action, subject) in lines {
-        sqlx::query(
-            "INSERT INTO audit (at, actor, action, subject)
-             VALUES ($1, (SELECT user_id FROM devices WHERE id = $2), $3, $4)",
-        )
-        .bind(to_i64(now.0))
-        .bind(&sender.as_bytes()[..])
-        .bind(action)
-        .bind(subject)
-        .execute(&mut *tx)
-        .await?;
+        audit_by_device(tx, now, sender, action, &subject).await?;
     }
+    Ok(())
+}
+
+/// A line in the audit log under the name of the person whose device acted.
+async fn audit_by_device(
+    tx: &mut AnyConnection,
+    now: UnixMillis,
+    device: DeviceId,
+    action: &str,
+    subject: &str,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO audit (at, actor, action, subject)
+         VALUES ($1, (SELECT user_id FROM devices WHERE id = $2), $3, $4)",
+    )
+    .bind(to_i64(now.0))
+    .bind(&device.as_bytes()[..])
+    .bind(action)
+    .bind(subject)
+    .execute(&mut *tx)
+    .await?;
     Ok(())
 }
 
@@ -988,16 +1000,8 @@ async fn remove_content(
         } else {
             "another member's"
         };
-        sqlx::query(
-            "INSERT INTO audit (at, actor, action, subject)
-             VALUES ($1, (SELECT user_id FROM devices WHERE id = $2), $3, $4)",
-        )
-        .bind(to_i64(now.0))
-        .bind(&sender.as_bytes()[..])
-        .bind(REMOVED_ACTION)
-        .bind(format!("group {group}: entry {} ({whose})", entry.seq))
-        .execute(&mut *tx)
-        .await?;
+        let subject = format!("group {group}: entry {} ({whose})", entry.seq);
+        audit_by_device(tx, now, sender, REMOVED_ACTION, &subject).await?;
     }
     Ok(())
 }

@@ -17,18 +17,6 @@ pub(crate) fn is_receipt(record: &OutboxRecord) -> bool {
     }
 }
 
-/// Whether a message is one a person reads, so that receiving and reading
-/// it is news to tell (answers, acknowledgements and receipts are not).
-pub(crate) fn is_readable(body: &MessageBody) -> bool {
-    matches!(
-        body,
-        MessageBody::Text(_)
-            | MessageBody::ShiftOffer(_)
-            | MessageBody::CannotWork(_)
-            | MessageBody::NewerKind
-    )
-}
-
 impl<P: Platform> Driver<P> {
     /// Reads every group's receipts, when the driver starts; those with
     /// news not yet told are told once connected.

@@ -141,7 +141,7 @@ impl<P: Platform> Driver<P> {
                     };
                     // News for this phone's next receipt; and an
                     // administrator follows every broadcast's reach.
-                    let readable = sender.user != me && receipts::is_readable(&body);
+                    let readable = sender.user != me && body.is_to_read();
                     let broadcast = administrator
                         && matches!(body, MessageBody::Text(_))
                         && kind.is_some_and(huddle_core::broadcast::acknowledged_in);
@@ -259,7 +259,7 @@ impl<P: Platform> Driver<P> {
             .await
             .ok()
             .flatten()
-            .filter(|m| m.sender == removal.message.author && m.body.is_removable())?;
+            .filter(|m| m.sender == removal.message.author && m.body.is_to_read())?;
         self.repaint_list = true;
         self.repaint_open = true;
         Some(CacheWrite::Message(super::writing::removed(

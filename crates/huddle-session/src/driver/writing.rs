@@ -69,7 +69,7 @@ impl<P: Platform> Driver<P> {
             .cache
             .message(removal.expires_at, group, removal.message.client_msg)
             .await?
-            .filter(|m| m.sender == removal.message.author && m.body.is_removable())
+            .filter(|m| m.sender == removal.message.author && m.body.is_to_read())
             .ok_or(SessionError::NothingToRemove)?;
         if self
             .shared
