@@ -108,6 +108,9 @@ pub fn removal_invalid(error: &huddle_core::removal::RemovalError) -> String {
             "Keep the name of the care record under {} letters.",
             huddle_core::removal::MAX_RECORD_NAME_BYTES
         ),
+        E::RecordNameNotPlain => {
+            "Write the name of the care record in letters and numbers only.".into()
+        }
         E::NotTheAuthor => "Only the person who wrote a message can delete it for everyone.".into(),
         E::NotClinical => {
             "Messages are marked as recorded in the care record only in clinical groups.".into()

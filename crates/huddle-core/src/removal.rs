@@ -36,6 +36,8 @@ pub enum RemovalError {
     NoRecordSystem,
     #[error("the name of the care record is too long (at most {MAX_RECORD_NAME_BYTES} bytes)")]
     RecordNameTooLong,
+    #[error("the name of the care record has characters that cannot be shown as they are")]
+    RecordNameNotPlain,
     #[error("only its author can delete a message for everyone")]
     NotTheAuthor,
     #[error("messages are marked as recorded in the care record only in clinical groups")]
@@ -92,6 +94,18 @@ impl Removal {
         if self.recorded_in.len() > MAX_RECORD_NAME_BYTES {
             return Err(RemovalError::RecordNameTooLong);
         }
+        // Every stub quotes it: no spaces round it (a blank name would read
+        // as a record), no line breaks or controls, and no characters that
+        // reorder the text around it (which could make "by Ben" read as by
+        // someone else).
+        let plain = self.recorded_in.trim() == self.recorded_in
+            && !self
+                .recorded_in
+                .chars()
+                .any(|c| c.is_control() || is_reordering(c));
+        if !plain {
+            return Err(RemovalError::RecordNameNotPlain);
+        }
         Ok(())
     }
 
@@ -110,6 +124,12 @@ impl Removal {
             RemovalReason::Deleted => Err(RemovalError::NotTheAuthor),
         }
     }
+}
+
+/// Unicode's marks and embeddings that change the direction of the text
+/// around them.
+fn is_reordering(c: char) -> bool {
+    matches!(c, '\u{200e}' | '\u{200f}' | '\u{061c}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
 /// Names the message, never the record's name beyond its length.
@@ -189,5 +209,26 @@ mod tests {
             Err(RemovalError::RecordNameTooLong)
         );
         assert!(!format!("{forged:?}").contains("xxx"));
+        for unreadable in ["Nourish\n", "Nou\u{202e}hsir", "PCS\u{0007}"] {
+            let sent = Removal::recorded(bens_message(), UnixMillis(5), unreadable);
+            let forged = Removal {
+                recorded_in: unreadable.to_owned(),
+                ..Removal::deleted(bens_message(), UnixMillis(5))
+            };
+            assert!(
+                sent.is_err() || unreadable.trim() != unreadable,
+                "{unreadable:?}"
+            );
+            assert_eq!(
+                forged.check(),
+                Err(RemovalError::RecordNameNotPlain),
+                "{unreadable:?}"
+            );
+        }
+        let blank = Removal {
+            recorded_in: "   ".into(),
+            ..Removal::deleted(bens_message(), UnixMillis(5))
+        };
+        assert_eq!(blank.check(), Err(RemovalError::RecordNameNotPlain));
     }
 }

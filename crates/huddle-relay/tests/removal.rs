@@ -9,7 +9,7 @@ use huddle_core::wire::{
     ClientFrame, GroupCursor, Payload, Rejection, Role, ServerFrame, Submission,
 };
 use std::time::Duration;
-use support::device::{create, msg, text, TestDevice};
+use support::device::{create, msg, now, text, TestDevice};
 use support::ws::{next, send, Socket};
 use support::Engine;
 
@@ -176,6 +176,25 @@ async fn a_removed_message_leaves_the_database_with_its_mark_and_later_backlogs_
             removal_audit(&relay.store).await,
             vec![format!("group {handover}: entry 2 (its author's own)")]
         );
+        // Ben's phone never heard its message was stored (the acceptance
+        // was lost) and sends it again: answered as a resend, not stored
+        // afresh.
+        let resent = answer(&mut ben_socket, text(10, handover, 1)).await;
+        assert!(
+            matches!(resent, ServerFrame::Accepted { seq: 2, .. }),
+            "{engine:?}: {resent:?}"
+        );
+        assert_eq!(stored_bytes(&relay.store, handover, 2).await, Some(0));
+        assert_eq!(stored_bytes(&relay.store, handover, 5).await, None);
+        // The empty row stays until the message would have expired (not
+        // swept at once), so that any later resend is recognised too.
+        let kept_until: i64 =
+            sqlx::query_scalar("SELECT expires_at FROM log WHERE group_id = $1 AND seq = 2")
+                .bind(&handover.as_bytes()[..])
+                .fetch_one(relay.store.pool())
+                .await
+                .expect("the emptied row");
+        assert!(kept_until > i64::try_from(now().0).expect("a time") + 3_000_000);
 
         // Cara comes back: she is told entry 2 is gone and receives 11 and
         // the mark, never 10.

@@ -975,9 +975,11 @@ async fn removable(
     Ok(Ok(removed))
 }
 
-/// Empties the entries a removal names (their rows go with the next
-/// expiry sweep; until then backlogs skip them) and records each in the
-/// audit log, never with content.
+/// Empties the entries a removal names and records each in the audit log,
+/// never with content. An emptied row stays until the message would have
+/// expired, with nothing in it: backlogs skip it, and its sender's phone
+/// sending it again (its acceptance lost) is answered as a resend, not
+/// stored afresh.
 async fn remove_content(
     tx: &mut AnyConnection,
     group: GroupId,
@@ -986,15 +988,12 @@ async fn remove_content(
     now: UnixMillis,
 ) -> Result<(), StoreError> {
     for entry in removed {
-        sqlx::query(
-            "UPDATE log SET payload = $3, expires_at = $4 WHERE group_id = $1 AND seq = $2",
-        )
-        .bind(&group.as_bytes()[..])
-        .bind(to_i64(entry.seq))
-        .bind(Vec::<u8>::new())
-        .bind(to_i64(now.0))
-        .execute(&mut *tx)
-        .await?;
+        sqlx::query("UPDATE log SET payload = $3 WHERE group_id = $1 AND seq = $2")
+            .bind(&group.as_bytes()[..])
+            .bind(to_i64(entry.seq))
+            .bind(Vec::<u8>::new())
+            .execute(&mut *tx)
+            .await?;
         let whose = if entry.own {
             "its author's own"
         } else {
@@ -1248,6 +1247,7 @@ impl Store {
              WHERE l.group_id = $1 AND l.seq > $3 AND l.seq > m.joined_seq
                AND (m.removed_seq IS NULL OR l.seq <= m.removed_seq)
                AND (l.expires_at IS NULL OR l.expires_at > $4)
+               AND length(l.payload) > 0
              ORDER BY l.seq LIMIT $5",
         )
         .bind(&group.as_bytes()[..])

@@ -70,12 +70,17 @@ impl<P: Platform> Driver<P> {
                     .message(expires_at, group, client_msg)
                     .await
                 {
-                    Ok(existing) => existing.is_some_and(|m| m.sender_device != sender.device),
+                    // And a removed message stays removed, whoever sends
+                    // it again.
+                    Ok(existing) => existing.is_some_and(|m| {
+                        m.sender_device != sender.device
+                            || matches!(m.body, MessageBody::Removed { .. })
+                    }),
                     Err(_) => false,
                 };
                 if taken {
                     self.log(&format!(
-                        "entry {seq} of a group reused another's message id; it is not stored"
+                        "entry {seq} of a group reused a message id taken or removed already; it is not stored"
                     ));
                 }
                 // An acknowledgement means something only in a broadcast
