@@ -184,7 +184,7 @@ fn split_screen(route: Route) -> Result<AnyView, NotLoaded> {
         Route::Person(user) => view! { <pages::PersonPage user=user /> }.into_any(),
         Route::Audit => view! { <pages::AuditPage /> }.into_any(),
         _ => view! {
-            <pages::ConversationsPage pinned=view! { <crate::components::PinnedBroadcasts /> }.into_any() />
+            <pages::ConversationsPage pinned=above_the_list() />
         }
         .into_any(),
     })
@@ -214,7 +214,17 @@ pub fn install_help() -> AnyView {
 /// Called only from the page module (see `App`'s list).
 #[wasm_split(screens, wasm_split_path = ::leptos::wasm_split, fallible)]
 fn split_pinned_broadcasts() -> Result<AnyView, NotLoaded> {
-    Ok(view! { <crate::components::PinnedBroadcasts /> }.into_any())
+    Ok(above_the_list())
+}
+
+/// What the screens' module puts above the conversation list: urgent
+/// broadcasts, and for administrators the membership reviews due.
+fn above_the_list() -> AnyView {
+    view! {
+        <crate::components::PinnedBroadcasts />
+        <crate::components::ReviewsDue />
+    }
+    .into_any()
 }
 
 /// The pinned broadcasts, once the screens' module is here.

@@ -10,6 +10,7 @@ mod message_actions;
 mod not_sent;
 mod qr_code;
 mod readers;
+mod reviews;
 mod shift;
 mod verified_mark;
 
@@ -23,5 +24,6 @@ pub use message_actions::MessageActions;
 pub use not_sent::NotSent;
 pub use qr_code::QrCodeView;
 pub use readers::Readers;
+pub use reviews::ReviewsDue;
 pub use shift::{CannotWorkCard, ShiftCard, ShiftForm};
 pub use verified_mark::VerifiedMark;

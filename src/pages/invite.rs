@@ -1,9 +1,12 @@
-//! Administrators invite a colleague: a one-time link and QR code with the person's name, role and the invite's expiry.
+//! Administrators invite a colleague: a one-time link and QR code with the person's name, role and the invite's expiry; for agency and bank staff, the day and time their access ends.
 
 use crate::components::QrCodeView;
 use crate::model::AppModel;
 use crate::platform::browser;
-use crate::state::time::{clock_label, duration_label};
+use crate::state::time::{
+    access_end_label, clock_label, date_value, duration_label, local_day, local_instant,
+    parse_date, parse_time,
+};
 use crate::state::words;
 use huddle_core::wire::Role;
 use leptos::prelude::*;
@@ -17,7 +20,14 @@ struct Made {
     role: Role,
     link: String,
     expires: String,
+    /// When their access ends, in words, for agency and bank staff.
+    access_ends: Option<String>,
 }
+
+/// Where the end of an agency worker's access starts: a week from today,
+/// at eight in the evening.
+const DEFAULT_END_DAYS: u32 = 7;
+const DEFAULT_END_TIME: &str = "20:00";
 
 #[component]
 pub fn InvitePage() -> impl IntoView {
@@ -25,6 +35,12 @@ pub fn InvitePage() -> impl IntoView {
     let name = RwSignal::new(String::new());
     let administrator = RwSignal::new(false);
     let valid_for = RwSignal::new(VALIDITY_CHOICES[1]);
+    let agency = RwSignal::new(false);
+    let offset = browser::utc_offset_minutes();
+    let end_day = RwSignal::new(date_value(
+        local_day(browser::now(), offset) + DEFAULT_END_DAYS,
+    ));
+    let end_time = RwSignal::new(DEFAULT_END_TIME.to_owned());
     let error = RwSignal::new(None::<String>);
     let busy = RwSignal::new(false);
     let made = RwSignal::new(None::<Made>);
@@ -49,11 +65,31 @@ pub fn InvitePage() -> impl IntoView {
             Role::Staff
         };
         let valid_for_secs = valid_for.get_untracked();
+        let access_ends_at = if agency.get_untracked() {
+            let offset = browser::utc_offset_minutes();
+            let chosen = end_day
+                .with_untracked(|day| parse_date(day))
+                .zip(end_time.with_untracked(|time| parse_time(time)))
+                .map(|(day, minutes)| local_instant(day, minutes, offset));
+            let problem = match chosen {
+                None => Some(words::CHOOSE_ACCESS_END),
+                Some(_) if role == Role::Administrator => Some(words::ADMINISTRATOR_NEVER_ENDS),
+                Some(at) if at <= browser::now() => Some(words::ACCESS_END_PASSED),
+                Some(_) => None,
+            };
+            if let Some(problem) = problem {
+                error.set(Some(problem.to_owned()));
+                return;
+            }
+            chosen
+        } else {
+            None
+        };
         busy.set(true);
         error.set(None);
         spawn_local(async move {
             let answer = phone
-                .create_invite(display_name.clone(), role, valid_for_secs)
+                .create_invite(display_name.clone(), role, valid_for_secs, access_ends_at)
                 .await;
             busy.set(false);
             match answer {
@@ -68,6 +104,9 @@ pub fn InvitePage() -> impl IntoView {
                             browser::now(),
                             browser::utc_offset_minutes(),
                         ),
+                        access_ends: access_ends_at.map(|at| {
+                            access_end_label(at, browser::now(), browser::utc_offset_minutes())
+                        }),
                     }));
                     name.set(String::new());
                 }
@@ -94,6 +133,11 @@ pub fn InvitePage() -> impl IntoView {
                             if invite.role == Role::Administrator { "administrator" } else { "staff" },
                             invite.expires
                         )}</p>
+                        {invite.access_ends.clone().map(|ends| view! {
+                            <p data-testid="invite-access-ends">{format!(
+                                "Their access ends {ends}: Huddle then signs them out and takes them out of every group."
+                            )}</p>
+                        })}
                         <QrCodeView text=link.clone() label=format!("Invite code for {}", invite.name) />
                         <p class="field__hint">"Ask them to scan this code with their phone's camera, or send them the link. Anyone with the link can use it once, so send it only to them."</p>
                         <input class="field__input invite__link" readonly prop:value=link.clone() aria-label="Invite link" data-testid="invite-link" />
@@ -119,6 +163,31 @@ pub fn InvitePage() -> impl IntoView {
                         <span class="field__hint">"Can invite people, make groups and remove people."</span>
                     </span>
                 </label>
+                <label class="choice">
+                    <input type="checkbox" name="agency" prop:checked=move || agency.get()
+                        on:change=move |_| agency.update(|a| *a = !*a) />
+                    <span class="choice__text">
+                        <strong>"Agency or bank staff"</strong>
+                        <span class="field__hint">"Their access ends when you say: Huddle then signs them out and takes them out of every group, even if nobody opens the app."</span>
+                    </span>
+                </label>
+                <Show when=move || agency.get()>
+                    <fieldset class="field-row">
+                        <legend class="field__label">"Their access ends"</legend>
+                        <label class="field">
+                            <span class="field__label">"On"</span>
+                            <input class="field__input" type="date" name="access-end-day" required
+                                prop:value=move || end_day.get()
+                                on:input=move |ev| end_day.set(event_target_value(&ev)) />
+                        </label>
+                        <label class="field">
+                            <span class="field__label">"At"</span>
+                            <input class="field__input" type="time" name="access-end-time" required
+                                prop:value=move || end_time.get()
+                                on:input=move |ev| end_time.set(event_target_value(&ev)) />
+                        </label>
+                    </fieldset>
+                </Show>
                 <label class="field">
                     <span class="field__label">"The invite works for"</span>
                     <select class="field__input" name="valid-for" on:change=move |ev| {

@@ -1,12 +1,15 @@
-//! Who is in a conversation, each with their verification badge; administrators add and remove people here.
+//! Who is in a conversation, each with their verification badge; administrators add and remove people here, and review them (keep or remove each) when the group's review is due.
 
 use crate::components::VerifiedMark;
 use crate::model::AppModel;
 use crate::navigate;
+use crate::platform::browser;
+use crate::state::reviews::{recorded, review_detail, Review};
 use crate::state::route::Route;
 use crate::state::words;
 use huddle_core::ids::{GroupId, UserId};
 use huddle_core::retention::GroupKind;
+use huddle_core::wire::ReviewDue;
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -22,6 +25,8 @@ pub fn MembersPage(group: GroupId) -> impl IntoView {
     }
     let error = RwSignal::new(None::<String>);
     let status = RwSignal::new(None::<String>);
+    // The person whose removal waits to be confirmed, asked in her row.
+    let confirm_remove = RwSignal::new(None::<UserId>);
     let busy = RwSignal::new(false);
     let record = Memo::new(move |_| {
         model
@@ -53,6 +58,58 @@ pub fn MembersPage(group: GroupId) -> impl IntoView {
         })
     };
 
+    // The group's review, for administrators: asked of the relay while
+    // connected; once due, each other member is kept or removed here.
+    let review_due = RwSignal::new(None::<ReviewDue>);
+    let review = RwSignal::new(Review::default());
+    let ask_review = move || {
+        let Some(phone) = model.phone() else {
+            return;
+        };
+        spawn_local(async move {
+            if let Ok(reviews) = phone.reviews_due().await {
+                let _ = review_due.try_set(reviews.into_iter().find(|r| r.group == group));
+            }
+        });
+    };
+    let live = Memo::new(move |_| model.connection.with(|c| c.live));
+    Effect::new(move |_| {
+        if live.get() && model.is_admin() {
+            ask_review();
+        }
+    });
+    let reviewing = move || {
+        can_manage() && review_due.with(|due| due.is_some_and(|due| due.due_at <= model.now.get()))
+    };
+    let review_complete =
+        move || me().is_some_and(|me| review.with(|r| r.is_complete(&members(), me)));
+    let finish_review = move |_| {
+        let Some(phone) = model.phone() else {
+            return;
+        };
+        let (kept, removed) = review.with_untracked(|r| (r.kept_count(&members()), r.removed));
+        busy.set(true);
+        error.set(None);
+        status.set(None);
+        spawn_local(async move {
+            let result = phone.members_reviewed(group, kept, removed).await;
+            busy.set(false);
+            match result {
+                Ok(()) => {
+                    review.set(Review::default());
+                    if let Ok(reviews) = phone.reviews_due().await {
+                        let next = reviews.into_iter().find(|r| r.group == group);
+                        if let Some(next) = next {
+                            status.set(Some(recorded(next.due_at, browser::utc_offset_minutes())));
+                        }
+                        let _ = review_due.try_set(next);
+                    }
+                }
+                Err(e) => error.set(Some(model.sentence(&e))),
+            }
+        });
+    };
+
     let change = move |user: UserId, add: bool| {
         let Some(phone) = model.phone() else {
             return;
@@ -67,6 +124,9 @@ pub fn MembersPage(group: GroupId) -> impl IntoView {
                 phone.remove_people(group, vec![user]).await
             };
             busy.set(false);
+            if result.is_ok() && !add && reviewing() {
+                review.update(|r| r.removed += 1);
+            }
             match result {
                 Ok(()) => status.set(Some(if add {
                     "Added. They will see new messages from now on.".into()
@@ -91,6 +151,16 @@ pub fn MembersPage(group: GroupId) -> impl IntoView {
             <Show when=move || error.get().is_some()>
                 <p class="notice notice--error" role="alert">{move || error.get()}</p>
             </Show>
+            <Show when=reviewing>
+                <section class="card review" aria-labelledby="review-title" data-testid="review">
+                    <h2 id="review-title" class="card__title">"Review who is in this group"</h2>
+                    <p class="field__hint">{move || review_due.get().map(|due| review_detail(&due, browser::utc_offset_minutes()))}</p>
+                    <p>"For each person, choose Keep or Remove. Remove anyone who has left, or no longer needs this group."</p>
+                    <button class="button" type="button"
+                        prop:disabled=move || busy.get() || !review_complete()
+                        on:click=finish_review>"Finish review"</button>
+                </section>
+            </Show>
             <ul class="people-list" aria-label="Members">
                 {move || members().into_iter().map(|user| {
                     let is_me = me() == Some(user);
@@ -107,10 +177,40 @@ pub fn MembersPage(group: GroupId) -> impl IntoView {
                                     <VerifiedMark user=user />
                                 }.into_any()
                             }}
+                            <Show when=move || reviewing() && !is_me>
+                                <button class="button button--small button--secondary" type="button"
+                                    aria-pressed=move || if review.with(|r| r.is_kept(user)) { "true" } else { "false" }
+                                    prop:disabled=move || busy.get()
+                                    on:click=move |_| review.update(|r| r.toggle_kept(user))>
+                                    {move || if review.with(|r| r.is_kept(user)) {
+                                        view! { <span aria-hidden="true">"✓ "</span>"Kept" }.into_any()
+                                    } else {
+                                        "Keep".into_any()
+                                    }}
+                                </button>
+                            </Show>
                             <Show when=move || can_manage() && !is_me>
                                 <button class="button button--small button--danger" type="button"
                                     prop:disabled=move || busy.get()
-                                    on:click=move |_| change(user, false)>"Remove"</button>
+                                    aria-expanded=move || if confirm_remove.get() == Some(user) { "true" } else { "false" }
+                                    on:click=move |_| confirm_remove.set(Some(user))>"Remove"</button>
+                            </Show>
+                            <Show when=move || confirm_remove.get() == Some(user)>
+                                <div class="row-confirm" role="group" aria-label="Confirm removal">
+                                    <p>{move || format!(
+                                        "Remove {} from this group? They will not receive anything new here.",
+                                        name_of(user)
+                                    )}</p>
+                                    <div class="warning__actions">
+                                        <button class="button button--small button--danger" type="button"
+                                            prop:disabled=move || busy.get()
+                                            on:click=move |_| { confirm_remove.set(None); change(user, false) }>
+                                            "Remove from group"
+                                        </button>
+                                        <button class="button button--small button--secondary" type="button"
+                                            on:click=move |_| confirm_remove.set(None)>"Cancel"</button>
+                                    </div>
+                                </div>
                             </Show>
                         </li>
                     }

@@ -1,15 +1,15 @@
-//! The team: everyone in the organisation, each with their verification badge and a link to their page; administrators can sign a person out of every device, and see whether each signed-out phone has been told to wipe itself.
+//! The team: everyone in the organisation, each with their verification badge and a link to their page; administrators see when agency staff's access ends, can sign a person out of every device, and see whether each signed-out phone has been told to wipe itself.
 
 use crate::components::VerifiedMark;
 use crate::model::AppModel;
 use crate::navigate;
 use crate::platform::browser;
 use crate::state::route::Route;
-use crate::state::time::signed_out_label;
+use crate::state::time::{access_end_label, signed_out_label};
 use crate::state::words;
 use huddle_core::ids::UserId;
 use huddle_core::retention::UnixMillis;
-use huddle_core::wire::{Role, SignedOutPhone};
+use huddle_core::wire::{AccessEnd, Role, SignedOutPhone};
 use leptos::prelude::*;
 use leptos::task::spawn_local;
 
@@ -74,6 +74,31 @@ pub fn PeoplePage() -> impl IntoView {
             ask_signed_out();
         }
     });
+    // When agency and bank staff's access ends (administrators only; asked
+    // on opening, offline the list shows without it).
+    let access_ends = RwSignal::new(Vec::<AccessEnd>::new());
+    let admin = model
+        .enrolment
+        .with_untracked(|e| e.as_ref().is_some_and(|e| e.administrator));
+    if admin {
+        if let Some(phone) = model.phone() {
+            spawn_local(async move {
+                if let Ok(ends) = phone.access_ends().await {
+                    let _ = access_ends.try_set(ends);
+                }
+            });
+        }
+    }
+    let access_end_of = move |user: UserId| {
+        access_ends.with(|ends| {
+            ends.iter().find(|end| end.user == user).map(|end| {
+                format!(
+                    " · access ends {}",
+                    access_end_label(end.ends_at, model.now.get(), browser::utc_offset_minutes())
+                )
+            })
+        })
+    };
     let revoke = move |user: UserId| {
         let Some(phone) = model.phone() else {
             return;
@@ -105,16 +130,6 @@ pub fn PeoplePage() -> impl IntoView {
             <Show when=move || error.get().is_some()>
                 <p class="notice notice--error" role="alert">{move || error.get()}</p>
             </Show>
-            {move || confirm.get().map(|(user, name)| view! {
-                <div class="warning" role="alertdialog" aria-labelledby="revoke-title">
-                    <h2 id="revoke-title" class="warning__title">{format!("Sign {name} out of Huddle?")}</h2>
-                    <p>"Their phones are disconnected at once and wiped the next time they open Huddle. They will need a new invite to come back."</p>
-                    <div class="warning__actions">
-                        <button class="button button--danger" type="button" on:click=move |_| revoke(user)>"Sign out and wipe"</button>
-                        <button class="button button--secondary" type="button" on:click=move |_| confirm.set(None)>"Cancel"</button>
-                    </div>
-                </div>
-            })}
             <ul class="people-list" aria-label="Team">
                 {move || model.directory.get().people.into_iter().map(|person| {
                     let user = person.user;
@@ -131,14 +146,28 @@ pub fn PeoplePage() -> impl IntoView {
                             <span class="field__hint">
                                 {if person.role == Role::Administrator { "Administrator" } else { "Staff" }}
                                 {person.devices.is_empty().then_some(" · not joined")}
+                                {move || access_end_of(user)}
                             </span>
                             <Show when=move || model.is_admin() && !is_me>
                                 <button class="button button--small button--danger" type="button"
+                                    aria-expanded=move || if confirm.with(|c| c.as_ref().is_some_and(|(u, _)| *u == user)) { "true" } else { "false" }
                                     on:click={
                                         let name = name.clone();
                                         move |_| confirm.set(Some((user, name.clone())))
-                                    }>"Sign out"</button>
+                                    }>"Sign them out"</button>
                             </Show>
+                            // Asked in her row, where the finger is, not at
+                            // the top of a long list.
+                            {move || confirm.get().filter(|(u, _)| *u == user).map(|(user, name)| view! {
+                                <div class="row-confirm" role="alertdialog" aria-labelledby="revoke-title">
+                                    <h2 id="revoke-title" class="warning__title">{format!("Sign {name} out of Huddle?")}</h2>
+                                    <p>"Their phones are disconnected and wiped: at once where Huddle is open, otherwise the next time it is opened online. They will need a new invite to come back."</p>
+                                    <div class="warning__actions">
+                                        <button class="button button--danger" type="button" on:click=move |_| revoke(user)>"Sign out and wipe"</button>
+                                        <button class="button button--secondary" type="button" on:click=move |_| confirm.set(None)>"Cancel"</button>
+                                    </div>
+                                </div>
+                            })}
                         </li>
                     }
                 }).collect_view()}

@@ -6,6 +6,7 @@ pub mod conversations;
 pub mod device_checks;
 pub mod export;
 pub mod receipts;
+pub mod reviews;
 pub mod route;
 pub mod shifts;
 pub mod time;

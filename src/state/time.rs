@@ -1,10 +1,14 @@
 //! Times as a person reads them: "14:05", "Yesterday", and "Disappears in 3 hours".
 
+use huddle_core::calendar::{civil_from_days, days_from_civil};
 use huddle_core::retention::UnixMillis;
 
 const MINUTE: u64 = 60_000;
 const HOUR: u64 = 60 * MINUTE;
 const DAY: u64 = 24 * HOUR;
+
+/// How far behind the screens' clock may be: it ticks every few seconds.
+const CLOCK_LAG: u64 = 15_000;
 
 /// When a message will disappear, relative to now.
 pub fn expiry_label(expires_at: UnixMillis, now: UnixMillis) -> String {
@@ -12,13 +16,17 @@ pub fn expiry_label(expires_at: UnixMillis, now: UnixMillis) -> String {
     if left == 0 {
         return "Disappearing now".to_owned();
     }
-    // Minutes round up, so the last one reads "1 minute", never "0".
-    // Hours and days round to the nearest: the clock the label is drawn
-    // with ticks every few seconds, and a message sent a moment after the
-    // last tick must read "7 days", not "8", in a 7-day group.
+    // Minutes round up, so the last one reads "1 minute", never "0", but
+    // not for the few seconds the clock the label is drawn with may lag:
+    // a message sent a moment after the last tick reads "5 minutes", not
+    // "6", in a 5-minute group. Hours and days round to the nearest, for
+    // the same reason ("7 days", not "8", in a 7-day group).
     let nearest = |unit: u64| ((left + unit / 2) / unit).max(1);
     let (count, unit) = if left < HOUR {
-        (left.div_ceil(MINUTE), "minute")
+        (
+            left.saturating_sub(CLOCK_LAG).div_ceil(MINUTE).max(1),
+            "minute",
+        )
     } else if left < 2 * DAY {
         (nearest(HOUR), "hour")
     } else {
@@ -205,31 +213,33 @@ pub fn parse_time(value: &str) -> Option<u16> {
     (hours < 24 && minutes < 60).then(|| hours * 60 + minutes)
 }
 
-/// (year, month, day) to days since 1970-01-01, after Howard Hinnant's
-/// `days_from_civil`.
-fn days_from_civil(year: i64, month: i64, day: i64) -> i64 {
-    let year = if month <= 2 { year - 1 } else { year };
-    let era = year.div_euclid(400);
-    let yoe = year.rem_euclid(400);
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
+/// The instant a day and a clock time on the phone's calendar name
+/// (`offset_minutes` east of UTC): what a date and a time field mean.
+pub fn local_instant(day: u32, minutes: u16, offset_minutes: i64) -> UnixMillis {
+    let local = i64::from(day) * DAY as i64 + i64::from(minutes) * 60_000;
+    UnixMillis(u64::try_from(local - offset_minutes * 60_000).unwrap_or(0))
 }
 
-/// Days since 1970-01-01 to (year, month, day), after Howard Hinnant's
-/// `civil_from_days`.
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+/// When a person's access ends, inside a sentence: "today at 18:00",
+/// "14 Dec at 18:00".
+pub fn access_end_label(ends_at: UnixMillis, now: UnixMillis, offset_minutes: i64) -> String {
+    let local = |t: UnixMillis| t.0 as i64 + offset_minutes * 60_000;
+    let minutes = local(ends_at).rem_euclid(DAY as i64) / 60_000;
+    let clock = format!("{:02}:{:02}", minutes / 60, minutes % 60);
+    let (day, today) = (
+        local(ends_at).div_euclid(DAY as i64),
+        local(now).div_euclid(DAY as i64),
+    );
+    if day == today {
+        return format!("today at {clock}");
+    }
+    let (year, month, day_of_month) = civil_from_days(day);
+    let month = MONTH_NAMES[(month - 1) as usize];
+    if year == civil_from_days(today).0 {
+        format!("{day_of_month} {month} at {clock}")
+    } else {
+        format!("{day_of_month} {month} {year} at {clock}")
+    }
 }
 
 #[cfg(test)]
@@ -303,6 +313,10 @@ mod tests {
         assert_eq!(at(0), "Disappearing now");
         assert_eq!(at(30_000), "Disappears in 1 minute");
         assert_eq!(at(5 * MINUTE), "Disappears in 5 minutes");
+        // Sent a moment after the clock last ticked, in a 5-minute group.
+        assert_eq!(at(5 * MINUTE + 4_000), "Disappears in 5 minutes");
+        assert_eq!(at(4 * MINUTE + 20_000), "Disappears in 5 minutes");
+        assert_eq!(at(5_000), "Disappears in 1 minute");
         assert_eq!(at(HOUR), "Disappears in 1 hour");
         assert_eq!(at(DAY + 1), "Disappears in 24 hours");
         assert_eq!(at(DAY + 40 * MINUTE), "Disappears in 25 hours");
@@ -347,5 +361,24 @@ mod tests {
         assert_eq!(date_label(NOW, 0), "22 Nov 2026");
         // Ten hours east: already the next day.
         assert_eq!(date_label(NOW, 600), "23 Nov 2026");
+    }
+
+    #[test]
+    fn an_end_of_access_is_read_on_the_phones_calendar() {
+        // 18:00 on 2026-12-14 in London in winter (UTC) and in Paris (UTC+1).
+        let day = parse_date("2026-12-14").expect("a date");
+        let six = parse_time("18:00").expect("a time");
+        assert_eq!(local_instant(day, six, 0), UnixMillis(1_797_271_200_000));
+        assert_eq!(local_instant(day, six, 60), UnixMillis(1_797_267_600_000));
+        let ends = local_instant(day, six, 60);
+        assert_eq!(access_end_label(ends, NOW, 60), "14 Dec at 18:00");
+        assert_eq!(
+            access_end_label(ends, UnixMillis(1_797_240_000_000), 60),
+            "today at 18:00"
+        );
+        assert_eq!(
+            access_end_label(UnixMillis(1_830_000_000_000), NOW, 0),
+            "28 Dec 2027 at 13:20"
+        );
     }
 }

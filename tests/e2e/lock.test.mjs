@@ -199,7 +199,7 @@ test("a copy of a locked phone's profile opens nothing once the phone is signed 
   // Her manager signs the lost phone out.
   await awake(mia);
   await mia.page.getByRole("link", { name: "Team" }).click();
-  await mia.page.locator(".person-row", { hasText: "Cara Jones" }).getByRole("button", { name: "Sign out" }).click();
+  await mia.page.locator(".person-row", { hasText: "Cara Jones" }).getByRole("button", { name: "Sign them out" }).click();
   await mia.page.getByRole("button", { name: "Sign out and wipe" }).click();
   await mia.page.getByRole("button", { name: "Back" }).click();
   // The copy, opened with the right passcode, learns it was signed out, and

@@ -888,7 +888,10 @@ test("a relay that says a message came from someone else is caught: the phone sh
 
 test("a removed member receives nothing new", async () => {
   await mia.page.getByRole("link", { name: "People in this conversation" }).click();
-  await mia.page.locator(".person-row", { hasText: "Cara Jones" }).getByRole("button", { name: "Remove" }).click();
+  await mia.page.locator(".person-row", { hasText: "Cara Jones" }).getByRole("button", { name: "Remove", exact: true }).click();
+  // Asked in her row, not at the top of the page.
+  await mia.page.locator(".person-row", { hasText: "Cara Jones" }).getByText("Remove Cara Jones from this group?").waitFor();
+  await mia.page.getByRole("button", { name: "Remove from group" }).click();
   await mia.page.getByText("Removed.").waitFor({ timeout: 30_000 });
   await mia.page.getByRole("button", { name: "Back" }).click();
   await cara.page.getByText("You are no longer in this conversation").waitFor({ timeout: 30_000 });
@@ -1028,7 +1031,7 @@ test("expiry: the message disappears on every device, from IndexedDB and from th
 
 test("an administrator signs a person out, and her phone is wiped", async () => {
   await mia.page.getByRole("link", { name: "Team" }).click();
-  await mia.page.locator(".person-row", { hasText: "Cara Jones" }).getByRole("button", { name: "Sign out" }).click();
+  await mia.page.locator(".person-row", { hasText: "Cara Jones" }).getByRole("button", { name: "Sign them out" }).click();
   await mia.page.getByRole("button", { name: "Sign out and wipe" }).click();
   await cara.page.getByRole("heading", { name: "This phone has been signed out" }).waitFor({ timeout: 30_000 });
   await cara.page.getByText("Everything Huddle kept on it has been deleted.").waitFor();
@@ -1086,7 +1089,7 @@ test("a phone signed out while offline wipes itself as it reconnects, and the ad
     // Gus's phone loses its connection, the app still open on it.
     await gus.context.setOffline(true);
     await mia.page.getByRole("link", { name: "Team" }).click();
-    await mia.page.locator(".person-row", { hasText: "Gus Reid" }).getByRole("button", { name: "Sign out" }).click();
+    await mia.page.locator(".person-row", { hasText: "Gus Reid" }).getByRole("button", { name: "Sign them out" }).click();
     await mia.page.getByRole("button", { name: "Sign out and wipe" }).click();
     const signedOut = mia.page.getByRole("list", { name: "Signed out" }).locator("li", { hasText: "Gus Reid" });
     await signedOut.getByText(/^Phone added \d+ \w+ \d{4}, signed out \d\d:\d\d\. No word from it yet: it wipes itself when Huddle is next opened on it online\.$/).waitFor({ timeout: 15_000 });

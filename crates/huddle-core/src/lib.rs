@@ -9,6 +9,7 @@
 pub mod at_rest;
 pub mod attestation;
 pub mod broadcast;
+pub mod calendar;
 pub mod certificate;
 pub mod crypto_worker;
 pub mod envelope;

@@ -1092,7 +1092,9 @@ impl SyncEngine {
             | ServerFrame::Audit { .. }
             | ServerFrame::Identities { .. }
             | ServerFrame::Devices { .. }
-            | ServerFrame::SignedOutPhones { .. } => {}
+            | ServerFrame::SignedOutPhones { .. }
+            | ServerFrame::AccessEnds { .. }
+            | ServerFrame::ReviewsDue { .. } => {}
         }
     }
 

@@ -448,6 +448,68 @@ pub enum ClientFrame {
     SignedOutPhones {
         request: RequestId,
     },
+    /// Administrators: as `CreateInviteFor`, for someone whose access ends
+    /// at `access_ends_at` (agency and bank staff). Then the relay signs her
+    /// out, as an administrator's revocation would, and the first phone of
+    /// each of her groups to hear removes her by a commit. Refused for an
+    /// administrator, and for an end that has passed.
+    CreateInviteEnding {
+        request: RequestId,
+        user: UserId,
+        display_name: String,
+        role: Role,
+        valid_for_secs: u64,
+        access_ends_at: UnixMillis,
+    },
+    /// Administrators: moves the end of a person's access (or of an unused
+    /// invite's), or lifts it (`None`). Answered by `Done`.
+    SetAccessEnds {
+        request: RequestId,
+        user: UserId,
+        ends_at: Option<UnixMillis>,
+    },
+    /// Administrators: the people and unused invites whose access ends.
+    /// Answered by `AccessEnds`.
+    AccessEnds {
+        request: RequestId,
+    },
+    /// Administrators: the groups this device is in (not one-to-one
+    /// conversations), each with when its members are next due for review.
+    /// Answered by `ReviewsDue`.
+    ReviewsDue {
+        request: RequestId,
+    },
+    /// Administrators: each member of `group` was kept or removed (the
+    /// removals are commits of their own): the next review falls due one
+    /// review interval from now. Answered by `Done`.
+    MembersReviewed {
+        request: RequestId,
+        group: GroupId,
+        kept: u32,
+        removed: u32,
+    },
+}
+
+/// When a group's members are next due for review (see
+/// `ClientFrame::ReviewsDue`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReviewDue {
+    pub group: GroupId,
+    pub due_at: UnixMillis,
+    /// The last review; `None` if there has been none since it was made.
+    pub reviewed_at: Option<UnixMillis>,
+}
+
+/// The furthest ahead an end of access may be set: a year.
+pub const MAX_ACCESS_AHEAD_MILLIS: u64 = 366 * 24 * 60 * 60 * 1000;
+
+/// When one person's access ends (see `ClientFrame::CreateInviteEnding`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccessEnd {
+    pub user: UserId,
+    pub ends_at: UnixMillis,
+    /// Whether she has yet to join (her invite is unused).
+    pub invited: bool,
 }
 
 /// The most people one `Identities` request may ask about.
@@ -747,6 +809,16 @@ pub enum ServerFrame {
     SignedOutPhones {
         request: RequestId,
         phones: Vec<SignedOutPhone>,
+    },
+    /// The answer to `AccessEnds`: soonest first.
+    AccessEnds {
+        request: RequestId,
+        people: Vec<AccessEnd>,
+    },
+    /// The answer to `ReviewsDue`: soonest first.
+    ReviewsDue {
+        request: RequestId,
+        groups: Vec<ReviewDue>,
     },
 }
 

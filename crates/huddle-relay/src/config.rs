@@ -103,6 +103,17 @@ pub struct Config {
     #[arg(long, env = "HUDDLE_BROADCAST_ALERT_SECS", default_value_t = 1800)]
     pub broadcast_alert_secs: u64,
 
+    /// Days between reviews of each group's members: once a group's review
+    /// falls due, its administrators are asked to keep or remove each
+    /// member. Nobody is removed by a missed review.
+    #[arg(long, env = "HUDDLE_MEMBERSHIP_REVIEW_DAYS", default_value_t = 90)]
+    pub membership_review_days: u64,
+
+    /// Seconds between reviews instead of days, where a test cannot wait
+    /// for days. Overrides `--membership-review-days`.
+    #[arg(long, env = "HUDDLE_MEMBERSHIP_REVIEW_SECS")]
+    pub membership_review_secs: Option<u64>,
+
     /// Seconds between pings to a quiet phone. A phone that answers nothing
     /// to two pings in a row is taken for gone and its socket closed (with
     /// the default, within 45 seconds of its going).
@@ -127,6 +138,14 @@ impl Config {
             Some(url) => url.clone(),
             None => format!("sqlite://{}", self.data_dir.join("huddle.db").display()),
         }
+    }
+
+    /// The time between reviews of a group's members.
+    pub fn membership_review_millis(&self) -> u64 {
+        self.membership_review_secs
+            .unwrap_or(self.membership_review_days.saturating_mul(24 * 60 * 60))
+            .max(1)
+            .saturating_mul(1000)
     }
 
     pub fn serves_tls(&self) -> bool {

@@ -63,6 +63,8 @@ pub struct AppState {
     pub ping_interval: Duration,
     /// What the organisation asks of its phones, told to each at sign-in.
     pub phone_policy: huddle_core::wire::PhonePolicy,
+    /// The time between reviews of a group's members.
+    pub membership_review_millis: u64,
 }
 
 /// The whole HTTP surface of the relay, without a socket, so that tests can
@@ -137,8 +139,8 @@ pub struct RunningRelay {
     pub setup_secret: Option<[u8; 32]>,
     handle: axum_server::Handle,
     task: tokio::task::JoinHandle<std::io::Result<()>>,
-    /// The expiry sweeper, the checkpointer, the bus listener and the
-    /// group-commit writers.
+    /// The expiry sweeper, the end of access, the checkpointer, the bus
+    /// listener and the group-commit writers.
     background: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -229,6 +231,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningRelay> {
         }
         store::Engine::Postgres => tokio::spawn(sweeper::run(store.clone())),
     };
+    let access_ends = tokio::spawn(sweeper::end_access(store.clone(), hub.clone()));
     let checkpoints = tokio::spawn(store::run_checkpoints(store.clone()));
     let listener = tokio::spawn(live::bus::run(store.clone(), publisher.clone()));
     let (appender, writers) = store::group_commit::Appender::start(&store, publisher);
@@ -271,6 +274,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningRelay> {
                 broadcast_reminder_secs: config.broadcast_reminder_secs,
                 broadcast_alert_secs: config.broadcast_alert_secs,
             },
+            membership_review_millis: config.membership_review_millis(),
         },
         &config.app_dir,
         Duration::from_secs(config.body_timeout_secs.max(1)),
@@ -330,7 +334,7 @@ pub async fn start(config: &Config) -> anyhow::Result<RunningRelay> {
         setup_secret,
         handle,
         task,
-        background: [sweeper, checkpoints, listener]
+        background: [sweeper, access_ends, checkpoints, listener]
             .into_iter()
             .chain(writers)
             .collect(),

@@ -32,8 +32,10 @@ form-action 'self'";
 
 /// Browser features the app does not use, denied so that nothing injected
 /// into the page could use them either. The camera is the app's own (to
-/// scan a colleague's safety-number code), and nobody else's.
-pub const PERMISSIONS_POLICY: &str = "accelerometer=(), autoplay=(), bluetooth=(), camera=(self), \
+/// scan a colleague's safety-number code), and nobody else's. (Bluetooth
+/// is left out: Chromium knows no such policy feature and warned of it on
+/// every page.)
+pub const PERMISSIONS_POLICY: &str = "accelerometer=(), autoplay=(), camera=(self), \
 display-capture=(), geolocation=(), gyroscope=(), hid=(), magnetometer=(), microphone=(), \
 midi=(), payment=(), publickey-credentials-get=(), serial=(), usb=(), xr-spatial-tracking=(), \
 interest-cohort=()";

@@ -1,4 +1,4 @@
-//! Questions to the relay that change nothing on the phone by themselves (the directory, key packages, invites, revocations, the audit log), each paired with its answer by request id.
+//! Questions to the relay that change nothing on the phone by themselves (the directory, key packages, invites, ends of access, membership reviews, revocations, the audit log), each paired with its answer by request id.
 
 use crate::driver::Input;
 use crate::error::SessionError;
@@ -11,11 +11,11 @@ use futures::channel::oneshot;
 use futures::future::{select, Either};
 use huddle_core::certificate::OrgKeyFingerprint;
 use huddle_core::crypto_worker::{InviteKey, PasscodeText, WorkerRequest, WorkerResponse};
-use huddle_core::ids::{DeviceId, UserId};
+use huddle_core::ids::{DeviceId, GroupId, UserId};
 use huddle_core::retention::UnixMillis;
 use huddle_core::wire::{
-    AuditEntry, ClaimedKeyPackage, ClientFrame, DeviceSeen, LinkSecret, RequestId, Role,
-    ServerFrame, SignedOutPhone,
+    AccessEnd, AuditEntry, ClaimedKeyPackage, ClientFrame, DeviceSeen, LinkSecret, RequestId,
+    ReviewDue, Role, ServerFrame, SignedOutPhone,
 };
 
 /// How long a question to the relay may take before the person is told.
@@ -158,8 +158,12 @@ impl<P: Platform> Phone<P> {
     }
 
     /// Refreshes the directory in the background (screens that list people
-    /// call this as they open; a failure leaves the cached list).
+    /// call this as they open; a failure leaves the cached list). Before the
+    /// connection is up there is nothing to ask: each sign-in fetches it.
     pub fn refresh_directory_soon(&self) {
+        if !self.shared.state.borrow().connection.live {
+            return;
+        }
         let phone = self.clone();
         self.shared.tasks.spawn(Box::pin(async move {
             if let Err(error) = phone.refresh_directory().await {
@@ -174,11 +178,15 @@ impl<P: Platform> Phone<P> {
     /// A one-time invite for a named person (administrators): the relay
     /// makes it, this phone's crypto worker certifies a key for it, and the
     /// certificate goes to the relay for the person to collect.
+    /// With `access_ends_at` (agency and bank staff), the relay signs the
+    /// person out then, and her colleagues' phones remove her from every
+    /// group.
     pub async fn create_invite(
         &self,
         display_name: String,
         role: Role,
         valid_for_secs: u64,
+        access_ends_at: Option<UnixMillis>,
     ) -> Result<Invite, SessionError> {
         let name = display_name.clone();
         // This phone names the new person, so that the invite it certifies
@@ -186,12 +194,22 @@ impl<P: Platform> Phone<P> {
         let user = UserId::from_bytes(self.shared.randomness.id());
         let (secret, expires_at) = match self
             .shared
-            .ask(|request| ClientFrame::CreateInviteFor {
-                request,
-                user,
-                display_name: name,
-                role,
-                valid_for_secs,
+            .ask(|request| match access_ends_at {
+                None => ClientFrame::CreateInviteFor {
+                    request,
+                    user,
+                    display_name: name,
+                    role,
+                    valid_for_secs,
+                },
+                Some(access_ends_at) => ClientFrame::CreateInviteEnding {
+                    request,
+                    user,
+                    display_name: name,
+                    role,
+                    valid_for_secs,
+                    access_ends_at,
+                },
             })
             .await?
         {
@@ -337,6 +355,65 @@ impl<P: Platform> Phone<P> {
         }
     }
 
+    /// Moves or lifts the end of a person's access, or of her unused
+    /// invite's (administrators; staff only, never an administrator).
+    pub async fn set_access_ends(
+        &self,
+        user: UserId,
+        ends_at: Option<UnixMillis>,
+    ) -> Result<(), SessionError> {
+        self.done(|request| ClientFrame::SetAccessEnds {
+            request,
+            user,
+            ends_at,
+        })
+        .await
+    }
+
+    /// The people and unused invites whose access ends, soonest first
+    /// (administrators). Needs the connection.
+    pub async fn access_ends(&self) -> Result<Vec<AccessEnd>, SessionError> {
+        match self
+            .shared
+            .ask(|request| ClientFrame::AccessEnds { request })
+            .await?
+        {
+            ServerFrame::AccessEnds { people, .. } => Ok(people),
+            _ => Err(SessionError::UnexpectedAnswer),
+        }
+    }
+
+    /// The groups this phone is in, each with when its members are next
+    /// due for review (administrators). Needs the connection.
+    pub async fn reviews_due(&self) -> Result<Vec<ReviewDue>, SessionError> {
+        match self
+            .shared
+            .ask(|request| ClientFrame::ReviewsDue { request })
+            .await?
+        {
+            ServerFrame::ReviewsDue { groups, .. } => Ok(groups),
+            _ => Err(SessionError::UnexpectedAnswer),
+        }
+    }
+
+    /// Records that an administrator confirmed each member of `group`:
+    /// `kept` stayed, `removed` were taken out (each by its own commit,
+    /// made before this). The next review falls due from now.
+    pub async fn members_reviewed(
+        &self,
+        group: GroupId,
+        kept: u32,
+        removed: u32,
+    ) -> Result<(), SessionError> {
+        self.done(|request| ClientFrame::MembersReviewed {
+            request,
+            group,
+            kept,
+            removed,
+        })
+        .await
+    }
+
     /// Withdraws an unused invite.
     pub async fn withdraw_invite(&self, user: UserId) -> Result<(), SessionError> {
         self.done(|request| ClientFrame::RevokeInvite { request, user })
@@ -379,6 +456,8 @@ fn request_of(frame: &ServerFrame) -> Option<RequestId> {
         | ServerFrame::People { request, .. }
         | ServerFrame::Devices { request, .. }
         | ServerFrame::SignedOutPhones { request, .. }
+        | ServerFrame::AccessEnds { request, .. }
+        | ServerFrame::ReviewsDue { request, .. }
         | ServerFrame::Audit { request, .. }
         | ServerFrame::Identities { request, .. } => Some(*request),
         // Listed, not `_`: a new answer frame must be paired here, or its

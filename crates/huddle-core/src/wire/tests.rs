@@ -107,6 +107,27 @@ fn sample_client_frames() -> Vec<ClientFrame> {
                 share: vec![2; 32],
             },
         },
+        ClientFrame::CreateInviteEnding {
+            request: 31,
+            user: UserId::from_bytes([0x66; 16]),
+            display_name: "Ama (agency)".into(),
+            role: Role::Staff,
+            valid_for_secs: 3600,
+            access_ends_at: UnixMillis(1_795_000_000_000),
+        },
+        ClientFrame::SetAccessEnds {
+            request: 32,
+            user: UserId::from_bytes([0x66; 16]),
+            ends_at: None,
+        },
+        ClientFrame::AccessEnds { request: 33 },
+        ClientFrame::ReviewsDue { request: 35 },
+        ClientFrame::MembersReviewed {
+            request: 36,
+            group: group(),
+            kept: 4,
+            removed: 1,
+        },
         ClientFrame::Submit(Submission {
             client_msg: message(),
             group: group(),
@@ -223,6 +244,22 @@ fn sample_server_frames() -> Vec<ServerFrame> {
                 devices: vec![device()],
             }],
         },
+        ServerFrame::AccessEnds {
+            request: 34,
+            people: vec![AccessEnd {
+                user: UserId::from_bytes([0x66; 16]),
+                ends_at: UnixMillis(1_795_000_000_000),
+                invited: true,
+            }],
+        },
+        ServerFrame::ReviewsDue {
+            request: 37,
+            groups: vec![ReviewDue {
+                group: group(),
+                due_at: UnixMillis(1_795_000_000_000),
+                reviewed_at: None,
+            }],
+        },
     ]
 }
 
@@ -274,6 +311,57 @@ fn frozen_frames_v1() {
         ServerFrame::decode(&unhex(rejected_hex)).as_ref(),
         Ok(rejected)
     );
+}
+
+/// Frozen: the frames for membership that ends and is reviewed, appended
+/// after the rest (client kinds 22 to 26, server kinds 22 and 23).
+#[test]
+fn frozen_membership_frames_v1() {
+    let vectors: [(&str, bool); 4] = [
+        (
+            "01161f666666666666666666666666666666660c416d6120286167656e63792900901c80bcd9f29e34",
+            true,
+        ),
+        ("011a24111111111111111111111111111111110401", true),
+        (
+            "011622016666666666666666666666666666666680bcd9f29e3401",
+            false,
+        ),
+        (
+            "011725011111111111111111111111111111111180bcd9f29e3400",
+            false,
+        ),
+    ];
+    let clients: Vec<ClientFrame> = sample_client_frames()
+        .into_iter()
+        .filter(|f| {
+            matches!(
+                f,
+                ClientFrame::CreateInviteEnding { .. } | ClientFrame::MembersReviewed { .. }
+            )
+        })
+        .collect();
+    let servers: Vec<ServerFrame> = sample_server_frames()
+        .into_iter()
+        .filter(|f| {
+            matches!(
+                f,
+                ServerFrame::AccessEnds { .. } | ServerFrame::ReviewsDue { .. }
+            )
+        })
+        .collect();
+    let (mut c, mut s) = (clients.iter(), servers.iter());
+    for (vector, client) in vectors {
+        if client {
+            let frame = c.next().expect("a client frame");
+            assert_eq!(hex(&frame.encode()), vector);
+            assert_eq!(ClientFrame::decode(&unhex(vector)).as_ref(), Ok(frame));
+        } else {
+            let frame = s.next().expect("a server frame");
+            assert_eq!(hex(&frame.encode()), vector);
+            assert_eq!(ServerFrame::decode(&unhex(vector)).as_ref(), Ok(frame));
+        }
+    }
 }
 
 #[test]

@@ -1,21 +1,23 @@
-//! Administration over the device socket: invites, revocations, the directory, the audit log, and who is who (certificates and attestations). Only administrators may act, except for reading the directory and the identity requests every member makes.
+//! Administration over the device socket: invites (until a date, for agency staff), ends of access, membership reviews, revocations, the directory, the audit log, and who is who (certificates and attestations). Only administrators may act, except for reading the directory and the identity requests every member makes.
 
 use super::connection::Connection;
 use super::internal_error;
 use crate::auth::random_nonce;
 use crate::clock::now;
 use crate::live::bus;
+use crate::store::access_ends::AccessRefusal;
 use crate::store::people::{clean_name, RevokeRefusal, MAX_INVITE_SECS};
 use crate::store::StoreError;
 use crate::AppState;
 use axum::extract::ws::Message;
 use futures::{Sink, Stream};
 use huddle_core::identity::DeviceIdentity;
-use huddle_core::ids::{DeviceId, UserId};
+use huddle_core::ids::{DeviceId, GroupId, UserId};
 use huddle_core::passcode::{SHARE_LEN, VERIFIER_LEN};
+use huddle_core::retention::UnixMillis;
 use huddle_core::wire::{
-    ClientFrame, LinkSecret, LockSecrets, RequestId, Role, ServerFrame, MAX_IDENTITY_USERS,
-    SIGNED_OUT_SHOWN_DAYS,
+    ClientFrame, LinkSecret, LockSecrets, RequestId, Role, ServerFrame, MAX_ACCESS_AHEAD_MILLIS,
+    MAX_IDENTITY_USERS, SIGNED_OUT_SHOWN_DAYS,
 };
 
 /// Why the last administrator stays.
@@ -32,6 +34,19 @@ pub enum AdminRequest {
         display_name: String,
         role: Role,
         valid_for_secs: u64,
+        /// When the person's access ends (agency and bank staff).
+        access_ends_at: Option<UnixMillis>,
+    },
+    SetAccessEnds {
+        user: UserId,
+        ends_at: Option<UnixMillis>,
+    },
+    AccessEnds,
+    ReviewsDue,
+    MembersReviewed {
+        group: GroupId,
+        kept: u32,
+        removed: u32,
     },
     RevokeInvite {
         user: UserId,
@@ -98,6 +113,7 @@ impl AdminRequest {
                     display_name,
                     role,
                     valid_for_secs,
+                    access_ends_at: None,
                 },
             ),
             ClientFrame::CreateInviteFor {
@@ -113,6 +129,44 @@ impl AdminRequest {
                     display_name,
                     role,
                     valid_for_secs,
+                    access_ends_at: None,
+                },
+            ),
+            ClientFrame::CreateInviteEnding {
+                request,
+                user,
+                display_name,
+                role,
+                valid_for_secs,
+                access_ends_at,
+            } => (
+                request,
+                AdminRequest::CreateInvite {
+                    user: Some(user),
+                    display_name,
+                    role,
+                    valid_for_secs,
+                    access_ends_at: Some(access_ends_at),
+                },
+            ),
+            ClientFrame::SetAccessEnds {
+                request,
+                user,
+                ends_at,
+            } => (request, AdminRequest::SetAccessEnds { user, ends_at }),
+            ClientFrame::AccessEnds { request } => (request, AdminRequest::AccessEnds),
+            ClientFrame::ReviewsDue { request } => (request, AdminRequest::ReviewsDue),
+            ClientFrame::MembersReviewed {
+                request,
+                group,
+                kept,
+                removed,
+            } => (
+                request,
+                AdminRequest::MembersReviewed {
+                    group,
+                    kept,
+                    removed,
                 },
             ),
             ClientFrame::RevokeInvite { request, user } => {
@@ -226,6 +280,17 @@ where
     connection.send(&answer).await
 }
 
+/// Refuses an end of access that has passed or is more than a year away.
+fn check_access_end(ends_at: UnixMillis, now: UnixMillis) -> Result<(), &'static str> {
+    if ends_at <= now {
+        return Err("That end date has passed. Choose a time still to come.");
+    }
+    if ends_at > now.saturating_add_millis(MAX_ACCESS_AHEAD_MILLIS) {
+        return Err("An end date can be at most a year ahead.");
+    }
+    Ok(())
+}
+
 /// The answer to an administration request, or the refusal in words.
 async fn carry_out(
     state: &AppState,
@@ -242,6 +307,7 @@ async fn carry_out(
             display_name,
             role,
             valid_for_secs,
+            access_ends_at,
         } => {
             let Some(display_name) = clean_name(&display_name) else {
                 return Ok(Err("Names need 1 to 80 characters."));
@@ -249,16 +315,36 @@ async fn carry_out(
             if !(60..=MAX_INVITE_SECS).contains(&valid_for_secs) {
                 return Ok(Err("An invite lasts between a minute and 30 days."));
             }
+            if let Some(ends_at) = access_ends_at {
+                if role == Role::Administrator {
+                    return Ok(Err(AccessRefusal::Administrator.words()));
+                }
+                if let Err(refusal) = check_access_end(ends_at, now) {
+                    return Ok(Err(refusal));
+                }
+            }
             let (Some(secret), Some(user)) = (random_nonce(), random_nonce()) else {
                 return Err(StoreError::Corrupt("no secure random numbers"));
             };
             let mut user_id = [0u8; 16];
             user_id.copy_from_slice(&user[..16]);
             let user = chosen.unwrap_or(UserId::from_bytes(user_id));
-            let expires_at = now.saturating_add_millis(valid_for_secs.saturating_mul(1000));
+            // The link lasts no longer than the access it grants.
+            let expires_at = now
+                .saturating_add_millis(valid_for_secs.saturating_mul(1000))
+                .min(access_ends_at.unwrap_or(UnixMillis(u64::MAX)));
             if !state
                 .store
-                .create_invite(actor, user, &secret, &display_name, role, expires_at, now)
+                .create_invite(
+                    actor,
+                    user,
+                    &secret,
+                    &display_name,
+                    role,
+                    expires_at,
+                    access_ends_at,
+                    now,
+                )
                 .await?
             {
                 return Ok(Err("That person already exists or has an invite."));
@@ -282,6 +368,44 @@ async fn carry_out(
                 .await?
             {
                 return Ok(Err("There is no unused invite for that person."));
+            }
+            ServerFrame::Done { request }
+        }
+        AdminRequest::SetAccessEnds { user, ends_at } => {
+            if let Some(Err(refusal)) = ends_at.map(|at| check_access_end(at, now)) {
+                return Ok(Err(refusal));
+            }
+            if let Err(refusal) = state
+                .store
+                .set_access_ends(actor, user, ends_at, now)
+                .await?
+            {
+                return Ok(Err(refusal.words()));
+            }
+            ServerFrame::Done { request }
+        }
+        AdminRequest::AccessEnds => ServerFrame::AccessEnds {
+            request,
+            people: state.store.access_ends(now).await?,
+        },
+        AdminRequest::ReviewsDue => ServerFrame::ReviewsDue {
+            request,
+            groups: state
+                .store
+                .reviews_due(identity.device, state.membership_review_millis)
+                .await?,
+        },
+        AdminRequest::MembersReviewed {
+            group,
+            kept,
+            removed,
+        } => {
+            if let Err(refusal) = state
+                .store
+                .members_reviewed(actor, identity.device, group, kept, removed, now)
+                .await?
+            {
+                return Ok(Err(refusal.words()));
             }
             ServerFrame::Done { request }
         }

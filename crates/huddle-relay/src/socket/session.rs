@@ -457,7 +457,12 @@ impl DeviceSession {
             | ClientFrame::Attest { .. }
             | ClientFrame::SetPasscodeLock { .. }
             | ClientFrame::Devices { .. }
-            | ClientFrame::SignedOutPhones { .. } => true,
+            | ClientFrame::SignedOutPhones { .. }
+            | ClientFrame::CreateInviteEnding { .. }
+            | ClientFrame::SetAccessEnds { .. }
+            | ClientFrame::AccessEnds { .. }
+            | ClientFrame::ReviewsDue { .. }
+            | ClientFrame::MembersReviewed { .. } => true,
         }
     }
 }

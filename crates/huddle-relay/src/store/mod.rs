@@ -13,6 +13,7 @@
 //! - `people.rs`: people, devices, invites, roles, revocation, the audit log;
 //! - `relay_info.rs`: facts about the installation (organisation, setup link).
 
+pub mod access_ends;
 pub mod departures;
 pub mod group_commit;
 pub mod identities;
@@ -21,6 +22,7 @@ pub mod locks;
 pub mod log;
 pub mod people;
 pub mod relay_info;
+pub mod reviews;
 
 use huddle_core::retention::GroupKind;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};

@@ -22,14 +22,14 @@ pub fn secret_hash(secret: &[u8]) -> Vec<u8> {
     Sha256::digest(secret).to_vec()
 }
 
-fn role_name(role: Role) -> &'static str {
+pub(super) fn role_name(role: Role) -> &'static str {
     match role {
         Role::Staff => "staff",
         Role::Administrator => "administrator",
     }
 }
 
-fn role_from_name(name: &str) -> Role {
+pub(super) fn role_from_name(name: &str) -> Role {
     if name == "administrator" {
         Role::Administrator
     } else {
@@ -309,6 +309,7 @@ impl Store {
         display_name: &str,
         role: Role,
         expires_at: UnixMillis,
+        access_ends_at: Option<UnixMillis>,
         now: UnixMillis,
     ) -> Result<bool, StoreError> {
         {
@@ -323,8 +324,8 @@ impl Store {
                 return Ok(false);
             }
             sqlx::query(
-                "INSERT INTO invites (user_id, secret_hash, display_name, role, created_by, created_at, expires_at)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO invites (user_id, secret_hash, display_name, role, created_by, created_at, expires_at, access_ends_at)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
             .bind(&user.as_bytes()[..])
             .bind(secret_hash(secret))
@@ -333,12 +334,16 @@ impl Store {
             .bind(&actor.as_bytes()[..])
             .bind(to_i64(now.0))
             .bind(to_i64(expires_at.0))
+            .bind(access_ends_at.map(|at| to_i64(at.0)))
             .execute(&mut *tx)
             .await?;
+            let until = access_ends_at.map_or_else(String::new, |at| {
+                format!(", until {}", super::access_ends::utc_minute(at))
+            });
             sqlx::query("INSERT INTO audit (at, actor, action, subject) VALUES ($1, $2, 'invite created', $3)")
                 .bind(to_i64(now.0))
                 .bind(&actor.as_bytes()[..])
-                .bind(format!("{display_name} ({}), person {user}", role_name(role)))
+                .bind(format!("{display_name} ({}), person {user}{until}", role_name(role)))
                 .execute(&mut *tx)
                 .await?;
             tx.commit().await?;
@@ -386,17 +391,27 @@ impl Store {
             Option<i64>,
             Option<i64>,
             Option<Vec<u8>>,
+            Option<i64>,
         );
         {
             let mut tx = self.begin_write().await?;
             let invite: Option<InviteRow> = sqlx::query_as(
-                "SELECT user_id, display_name, role, expires_at, used_at, revoked_at, certificate FROM invites WHERE secret_hash = $1",
+                "SELECT user_id, display_name, role, expires_at, used_at, revoked_at, certificate, access_ends_at
+                 FROM invites WHERE secret_hash = $1",
             )
             .bind(secret_hash(secret))
             .fetch_optional(&mut *tx)
             .await?;
-            let Some((user, display_name, role, expires_at, used_at, revoked_at, certificate)) =
-                invite
+            let Some((
+                user,
+                display_name,
+                role,
+                expires_at,
+                used_at,
+                revoked_at,
+                certificate,
+                access_ends_at,
+            )) = invite
             else {
                 return Ok(Err(LinkRefusal::Unknown));
             };
@@ -406,7 +421,8 @@ impl Store {
             if revoked_at.is_some() {
                 return Ok(Err(LinkRefusal::Revoked));
             }
-            if expires_at <= to_i64(now.0) {
+            // An invite also lapses when the access it grants has ended.
+            if expires_at <= to_i64(now.0) || access_ends_at.is_some_and(|at| at <= to_i64(now.0)) {
                 return Ok(Err(LinkRefusal::Expired));
             }
             // Without its certificate the person could not be vouched for:
@@ -436,12 +452,13 @@ impl Store {
                 return Ok(Err(LinkRefusal::Used));
             }
             sqlx::query(
-                "INSERT INTO users (id, display_name, role, created_at) VALUES ($1, $2, $3, $4)",
+                "INSERT INTO users (id, display_name, role, created_at, access_ends_at) VALUES ($1, $2, $3, $4, $5)",
             )
             .bind(&user.as_bytes()[..])
             .bind(&display_name)
             .bind(&role)
             .bind(to_i64(now.0))
+            .bind(access_ends_at)
             .execute(&mut *tx)
             .await?;
             sqlx::query(
