@@ -94,8 +94,10 @@ pub fn App() -> impl IntoView {
     view! {
         <div class="shell" class:shell--hidden=move || model.hidden.get()>
             <Show when=move || model.lock.get() != LockView::Locked>
-                <components::AppBar />
-                <components::ConnectionBanner />
+                <div class="shell__top">
+                    <components::AppBar />
+                    <components::ConnectionBanner />
+                </div>
             </Show>
             <Show when=move || model.notice.get().is_some() && model.lock.get() != LockView::Locked>
                 <p class="banner banner--error" role="alert">

@@ -10,7 +10,7 @@ use crate::platform::browser;
 use crate::state::conversations::{delivery_label, patient_data_warning, removal_actions, title};
 use crate::state::route::Route;
 use crate::state::shifts::shift_week;
-use crate::state::time::{clock_label, duration_label, expiry_label, local_day, year_of};
+use crate::state::time::{clock_label, duration_label, expiry_soon_label, local_day, year_of};
 use crate::state::verification::{clinical_note, verification_of};
 use huddle_core::ids::GroupId;
 use huddle_core::retention::GroupKind;
@@ -184,7 +184,11 @@ pub fn ConversationPage(group: GroupId) -> impl IntoView {
                                 <span class="message__meta">
                                     <time>{clock_label(message.sent_at, model.now.get_untracked(), offset)}</time>
                                     {state_line}
-                                    <span class="message__expiry">{move || expiry_label(expires_at, model.now.get())}</span>
+                                    {move || {
+                                        let retention = record.with(|r| r.as_ref().map(|r| r.retention.as_millis()))?;
+                                        expiry_soon_label(expires_at, model.now.get(), retention)
+                                            .map(|label| view! { <span class="message__expiry">{label}</span> })
+                                    }}
                                 </span>
                                 <NotSent delivery=message.delivery.clone() id=id />
                                 {(can_record || can_delete).then(|| view! {

@@ -4,8 +4,7 @@ use crate::components::QrCodeView;
 use crate::model::AppModel;
 use crate::platform::browser;
 use crate::state::time::{
-    access_end_label, clock_label, date_value, duration_label, local_day, local_instant,
-    parse_date, parse_time,
+    access_end_label, clock_label, date_value, duration_label, local_day, parse_date, parse_time,
 };
 use crate::state::words;
 use huddle_core::wire::Role;
@@ -66,11 +65,10 @@ pub fn InvitePage() -> impl IntoView {
         };
         let valid_for_secs = valid_for.get_untracked();
         let access_ends_at = if agency.get_untracked() {
-            let offset = browser::utc_offset_minutes();
             let chosen = end_day
                 .with_untracked(|day| parse_date(day))
                 .zip(end_time.with_untracked(|time| parse_time(time)))
-                .map(|(day, minutes)| local_instant(day, minutes, offset));
+                .map(|(day, minutes)| browser::local_instant(day, minutes));
             let problem = match chosen {
                 None => Some(words::CHOOSE_ACCESS_END),
                 Some(_) if role == Role::Administrator => Some(words::ADMINISTRATOR_NEVER_ENDS),
@@ -105,7 +103,7 @@ pub fn InvitePage() -> impl IntoView {
                             browser::utc_offset_minutes(),
                         ),
                         access_ends: access_ends_at.map(|at| {
-                            access_end_label(at, browser::now(), browser::utc_offset_minutes())
+                            access_end_label(at, browser::now(), browser::utc_offset_minutes_at(at))
                         }),
                     }));
                     name.set(String::new());
@@ -135,7 +133,7 @@ pub fn InvitePage() -> impl IntoView {
                         )}</p>
                         {invite.access_ends.clone().map(|ends| view! {
                             <p data-testid="invite-access-ends">{format!(
-                                "Their access ends {ends}: Huddle then signs them out and takes them out of every group."
+                                "Their access ends {ends}: Huddle then signs them out and takes them out of their groups."
                             )}</p>
                         })}
                         <QrCodeView text=link.clone() label=format!("Invite code for {}", invite.name) />
@@ -168,7 +166,7 @@ pub fn InvitePage() -> impl IntoView {
                         on:change=move |_| agency.update(|a| *a = !*a) />
                     <span class="choice__text">
                         <strong>"Agency or bank staff"</strong>
-                        <span class="field__hint">"Their access ends when you say: Huddle then signs them out and takes them out of every group, even if nobody opens the app."</span>
+                        <span class="field__hint">"Their access ends when you say: Huddle signs them out then, even if nobody opens the app, and takes them out of each group as soon as a colleague's phone is online."</span>
                     </span>
                 </label>
                 <Show when=move || agency.get()>

@@ -97,6 +97,9 @@ pub fn MembersPage(group: GroupId) -> impl IntoView {
             match result {
                 Ok(()) => {
                     review.set(Review::default());
+                    // Recorded: the box goes, whatever the next question's
+                    // fate (a second record would say the same again).
+                    review_due.set(None);
                     if let Ok(reviews) = phone.reviews_due().await {
                         let next = reviews.into_iter().find(|r| r.group == group);
                         if let Some(next) = next {

@@ -77,10 +77,11 @@ pub fn PeoplePage() -> impl IntoView {
     // When agency and bank staff's access ends (administrators only; asked
     // on opening, offline the list shows without it).
     let access_ends = RwSignal::new(Vec::<AccessEnd>::new());
-    let admin = model
-        .enrolment
-        .with_untracked(|e| e.as_ref().is_some_and(|e| e.administrator));
-    if admin {
+    let live = Memo::new(move |_| model.connection.with(|c| c.live));
+    Effect::new(move |_| {
+        if !live.get() || !model.is_admin() {
+            return;
+        }
         if let Some(phone) = model.phone() {
             spawn_local(async move {
                 if let Ok(ends) = phone.access_ends().await {
@@ -88,13 +89,17 @@ pub fn PeoplePage() -> impl IntoView {
                 }
             });
         }
-    }
+    });
     let access_end_of = move |user: UserId| {
         access_ends.with(|ends| {
             ends.iter().find(|end| end.user == user).map(|end| {
                 format!(
                     " · access ends {}",
-                    access_end_label(end.ends_at, model.now.get(), browser::utc_offset_minutes())
+                    access_end_label(
+                        end.ends_at,
+                        model.now.get(),
+                        browser::utc_offset_minutes_at(end.ends_at),
+                    )
                 )
             })
         })

@@ -22,6 +22,21 @@ pub fn utc_offset_minutes() -> i64 {
     -(js_sys::Date::new_0().get_timezone_offset() as i64)
 }
 
+/// The phone's offset from UTC at `at`, which differs from today's across a
+/// change of the clocks.
+pub fn utc_offset_minutes_at(at: UnixMillis) -> i64 {
+    let date = js_sys::Date::new(&JsValue::from_f64(at.0 as f64));
+    -(date.get_timezone_offset() as i64)
+}
+
+/// The instant a day and a clock time on the phone's calendar name, with
+/// the offset in force then (so 20:00 on the day after the clocks change
+/// is 20:00 on the wall, not an hour off).
+pub fn local_instant(day: u32, minutes: u16) -> UnixMillis {
+    let first = crate::state::time::local_instant(day, minutes, utc_offset_minutes());
+    crate::state::time::local_instant(day, minutes, utc_offset_minutes_at(first))
+}
+
 /// A number in [0, 1) for reconnect jitter.
 pub fn jitter() -> f64 {
     js_sys::Math::random()

@@ -36,6 +36,23 @@ pub fn expiry_label(expires_at: UnixMillis, now: UnixMillis) -> String {
     format!("Disappears in {count} {unit}{plural}")
 }
 
+/// A message's own countdown, only near its end: the conversation says
+/// once how long its messages last, so each bubble need not repeat it. Its
+/// last day, or its last half where the group keeps messages under two
+/// days.
+pub fn expiry_soon_label(
+    expires_at: UnixMillis,
+    now: UnixMillis,
+    retention_millis: u64,
+) -> Option<String> {
+    let soon = if retention_millis < 2 * DAY {
+        retention_millis / 2
+    } else {
+        DAY
+    };
+    (expires_at.0.saturating_sub(now.0) <= soon).then(|| expiry_label(expires_at, now))
+}
+
 /// A retention time in words ("1 day", "30 minutes").
 pub fn duration_label(millis: u64) -> String {
     let (count, unit) = if millis >= DAY && millis.is_multiple_of(DAY) {
@@ -379,6 +396,24 @@ mod tests {
         assert_eq!(
             access_end_label(UnixMillis(1_830_000_000_000), NOW, 0),
             "28 Dec 2027 at 13:20"
+        );
+    }
+
+    #[test]
+    fn a_bubble_counts_down_only_near_its_end() {
+        let week = 7 * DAY;
+        let sent = |left: u64| UnixMillis(NOW.0 + left);
+        assert_eq!(expiry_soon_label(sent(week), NOW, week), None);
+        assert_eq!(expiry_soon_label(sent(DAY + HOUR), NOW, week), None);
+        assert_eq!(
+            expiry_soon_label(sent(20 * HOUR), NOW, week).as_deref(),
+            Some("Disappears in 20 hours")
+        );
+        // A 5-minute group: its last two and a half minutes.
+        assert_eq!(expiry_soon_label(sent(5 * MINUTE), NOW, 5 * MINUTE), None);
+        assert_eq!(
+            expiry_soon_label(sent(2 * MINUTE), NOW, 5 * MINUTE).as_deref(),
+            Some("Disappears in 2 minutes")
         );
     }
 }

@@ -218,7 +218,6 @@ pub fn sign_out(why: &SignOut) -> &'static str {
     }
 }
 
-/// The lock screen, sent with nothing typed.
 /// An invite for agency or bank staff without a day and time its access ends.
 pub const CHOOSE_ACCESS_END: &str = "Choose the day and the time their access ends.";
 
@@ -228,6 +227,7 @@ pub const ACCESS_END_PASSED: &str = "That time has passed. Choose a time still t
 /// An end of access asked of an administrator.
 pub const ADMINISTRATOR_NEVER_ENDS: &str = "An administrator cannot have an end date. Untick \"Administrator\" or \"Agency or bank staff\".";
 
+/// The lock screen, sent with nothing typed.
 pub const ENTER_PASSCODE: &str = "Enter your passcode.";
 /// Choosing a passcode, sent with nothing typed.
 pub const CHOOSE_PASSCODE: &str = "Choose a passcode.";
