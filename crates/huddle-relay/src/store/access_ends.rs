@@ -1,6 +1,6 @@
 //! When access ends: agency and bank staff invited until a date, the date moved or lifted by an administrator, and the relay signing each person out once her date has passed, whether or not anyone opens the app that day.
 
-use super::people::{audit, role_from_name};
+use super::people::{audit, revoke_devices_of, role_from_name};
 use super::{id16, to_i64, Store, StoreError};
 use huddle_core::calendar::civil_from_days;
 use huddle_core::ids::{DeviceId, UserId};
@@ -91,14 +91,25 @@ impl Store {
         if role_from_name(&role) == Role::Administrator {
             return Ok(Err(AccessRefusal::Administrator));
         }
-        let key = if table == "users" { "id" } else { "user_id" };
-        sqlx::query(&format!(
-            "UPDATE {table} SET access_ends_at = $2 WHERE {key} = $1"
-        ))
+        // Only while she is still on the team (or her invite still unused):
+        // a sign-out or a redeem racing this one on another connection
+        // leaves nothing to change, and the administrator is told so.
+        let changed = if table == "users" {
+            sqlx::query("UPDATE users SET access_ends_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+        } else {
+            sqlx::query(
+                "UPDATE invites SET access_ends_at = $2
+                  WHERE user_id = $1 AND used_at IS NULL AND revoked_at IS NULL",
+            )
+        }
         .bind(&user.as_bytes()[..])
         .bind(ends)
         .execute(&mut *tx)
-        .await?;
+        .await?
+        .rows_affected();
+        if changed != 1 {
+            return Ok(Err(AccessRefusal::Unknown));
+        }
         audit(
             &mut tx,
             now,
@@ -136,15 +147,16 @@ impl Store {
             .collect()
     }
 
-    /// Signs out everyone whose access ended by `now`, in one transaction,
-    /// with a line each in the audit log under no person's name. Returns
-    /// whom, with their phones, for the connections and fellow members to
-    /// be told.
+    /// Signs out everyone whose access ended by `now`, each in a
+    /// transaction of her own (in id order, so that relays sweeping at once
+    /// take the rows in the same order), with a line each in the audit log
+    /// under no person's name. Returns whom, with their phones, for the
+    /// connections and fellow members to be told.
     pub async fn end_access_due(&self, now: UnixMillis) -> Result<Vec<Ended>, StoreError> {
         // A read first, outside the write gate: most sweeps find nobody.
         let due: Vec<Vec<u8>> = sqlx::query_scalar(
             "SELECT id FROM users WHERE access_ends_at IS NOT NULL AND access_ends_at <= $1
-               AND revoked_at IS NULL",
+               AND revoked_at IS NULL ORDER BY id",
         )
         .bind(to_i64(now.0))
         .fetch_all(&self.pool)
@@ -152,58 +164,58 @@ impl Store {
         if due.is_empty() {
             return Ok(Vec::new());
         }
-        let mut tx = self.begin_write().await?;
         let mut ended = Vec::new();
         for user in due {
             let user = UserId::from_bytes(id16(&user)?);
-            self.hold_devices(&mut tx, None, Some(user)).await?;
-            // Checked again inside the write: an administrator may have
-            // moved the date, or signed her out, since the read.
-            let still_due = sqlx::query(
-                "UPDATE users SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL
-                   AND access_ends_at IS NOT NULL AND access_ends_at <= $2",
-            )
-            .bind(&user.as_bytes()[..])
-            .bind(to_i64(now.0))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if still_due != 1 {
-                continue;
+            // One transaction each: one person's trouble holds up nobody
+            // else's sign-out.
+            match self.end_access_of(user, now).await {
+                Ok(Some(devices)) => ended.push(Ended { user, devices }),
+                Ok(None) => {}
+                Err(error) => tracing::warn!(%error, %user, "could not end a person's access"),
             }
-            let devices: Vec<Vec<u8>> = sqlx::query_scalar(
-                "UPDATE devices SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL RETURNING id",
-            )
-            .bind(&user.as_bytes()[..])
-            .bind(to_i64(now.0))
-            .fetch_all(&mut *tx)
-            .await?;
-            sqlx::query(
-                "DELETE FROM passcode_locks WHERE device_id IN (SELECT id FROM devices WHERE user_id = $1)",
-            )
-            .bind(&user.as_bytes()[..])
-            .execute(&mut *tx)
-            .await?;
-            sqlx::query(
-                "INSERT INTO audit (at, actor, action, subject) VALUES ($1, NULL, 'access ended', $2)",
-            )
-            .bind(to_i64(now.0))
-            .bind(format!(
+        }
+        Ok(ended)
+    }
+
+    /// Signs `user` out if her access has ended by `now` and she is still
+    /// on the team (checked inside the write: an administrator may have
+    /// moved the date, or signed her out, since the sweep looked). Returns
+    /// her phones, or `None` if there was nothing to do.
+    async fn end_access_of(
+        &self,
+        user: UserId,
+        now: UnixMillis,
+    ) -> Result<Option<Vec<DeviceId>>, StoreError> {
+        let mut tx = self.begin_write().await?;
+        self.hold_devices(&mut tx, None, Some(user)).await?;
+        let still_due = sqlx::query(
+            "UPDATE users SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL
+               AND role <> 'administrator'
+               AND access_ends_at IS NOT NULL AND access_ends_at <= $2",
+        )
+        .bind(&user.as_bytes()[..])
+        .bind(to_i64(now.0))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if still_due != 1 {
+            return Ok(None);
+        }
+        let devices = revoke_devices_of(&mut tx, user, now).await?;
+        audit(
+            &mut tx,
+            now,
+            None,
+            "access ended",
+            &format!(
                 "person {user}, {} devices, at the end of access set for her",
                 devices.len()
-            ))
-            .execute(&mut *tx)
-            .await?;
-            ended.push(Ended {
-                user,
-                devices: devices
-                    .iter()
-                    .map(|d| Ok(DeviceId::from_bytes(id16(d)?)))
-                    .collect::<Result<_, StoreError>>()?,
-            });
-        }
+            ),
+        )
+        .await?;
         tx.commit().await?;
-        Ok(ended)
+        Ok(Some(devices))
     }
 }
 

@@ -78,22 +78,50 @@ pub enum RevokeRefusal {
     LastAdministrator,
 }
 
-/// Records an administrator's action in the audit log, inside `tx`.
+/// Records an action in the audit log, inside `tx`: an administrator's, or
+/// the relay's own (`None`).
 pub(super) async fn audit(
     tx: &mut sqlx::AnyConnection,
     now: UnixMillis,
-    actor: UserId,
+    actor: impl Into<Option<UserId>>,
     action: &str,
     subject: &str,
 ) -> Result<(), StoreError> {
     sqlx::query("INSERT INTO audit (at, actor, action, subject) VALUES ($1, $2, $3, $4)")
         .bind(to_i64(now.0))
-        .bind(&actor.as_bytes()[..])
+        .bind(actor.into().map(|actor| actor.as_bytes().to_vec()))
         .bind(action)
         .bind(subject)
         .execute(&mut *tx)
         .await?;
     Ok(())
+}
+
+/// Revokes, inside `tx`, every phone of `user` still signed in and
+/// destroys their passcode shares; returns the phones. The person's own
+/// row is the caller's (an administrator's sign-out, an end of access).
+pub(super) async fn revoke_devices_of(
+    tx: &mut sqlx::AnyConnection,
+    user: UserId,
+    now: UnixMillis,
+) -> Result<Vec<DeviceId>, StoreError> {
+    let devices: Vec<Vec<u8>> = sqlx::query_scalar(
+        "UPDATE devices SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL RETURNING id",
+    )
+    .bind(&user.as_bytes()[..])
+    .bind(to_i64(now.0))
+    .fetch_all(&mut *tx)
+    .await?;
+    sqlx::query(
+        "DELETE FROM passcode_locks WHERE device_id IN (SELECT id FROM devices WHERE user_id = $1)",
+    )
+    .bind(&user.as_bytes()[..])
+    .execute(&mut *tx)
+    .await?;
+    devices
+        .iter()
+        .map(|d| Ok(DeviceId::from_bytes(id16(d)?)))
+        .collect()
 }
 
 /// Notes, inside `tx`, that the signed-out `device` was told to wipe itself
@@ -197,13 +225,7 @@ impl Store {
         subject: &str,
     ) -> Result<(), StoreError> {
         let mut tx = self.begin_write().await?;
-        sqlx::query("INSERT INTO audit (at, actor, action, subject) VALUES ($1, $2, $3, $4)")
-            .bind(to_i64(now.0))
-            .bind(actor.map(|a| a.as_bytes().to_vec()))
-            .bind(action)
-            .bind(subject)
-            .execute(&mut *tx)
-            .await?;
+        audit(&mut tx, now, actor, action, subject).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -439,17 +461,22 @@ impl Store {
             }
             let user = UserId::from_bytes(id16(&user)?);
             let display_name = chosen_name.unwrap_or(display_name);
-            // The update only succeeds once: a second use racing this one finds used_at set.
-            let claimed = sqlx::query(
-                "UPDATE invites SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL",
+            // The update only succeeds once: a second use racing this one
+            // finds used_at set. It reads the end of access as it claims, so
+            // an end an administrator moved meanwhile is the one she gets.
+            let claimed: Option<Option<i64>> = sqlx::query_scalar(
+                "UPDATE invites SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL
+                 RETURNING access_ends_at",
             )
             .bind(&user.as_bytes()[..])
             .bind(to_i64(now.0))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if claimed != 1 {
+            .fetch_optional(&mut *tx)
+            .await?;
+            let Some(access_ends_at) = claimed else {
                 return Ok(Err(LinkRefusal::Used));
+            };
+            if access_ends_at.is_some_and(|at| at <= to_i64(now.0)) {
+                return Ok(Err(LinkRefusal::Expired));
             }
             sqlx::query(
                 "INSERT INTO users (id, display_name, role, created_at, access_ends_at) VALUES ($1, $2, $3, $4, $5)",
@@ -612,19 +639,7 @@ impl Store {
             .bind(to_i64(now.0))
             .execute(&mut *tx)
             .await?;
-        let devices: Vec<Vec<u8>> = sqlx::query_scalar(
-            "UPDATE devices SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL RETURNING id",
-        )
-        .bind(&user.as_bytes()[..])
-        .bind(to_i64(now.0))
-        .fetch_all(&mut *tx)
-        .await?;
-        sqlx::query(
-            "DELETE FROM passcode_locks WHERE device_id IN (SELECT id FROM devices WHERE user_id = $1)",
-        )
-        .bind(&user.as_bytes()[..])
-        .execute(&mut *tx)
-        .await?;
+        let devices = revoke_devices_of(&mut tx, user, now).await?;
         audit(
             &mut tx,
             now,
@@ -634,11 +649,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        devices
-            .iter()
-            .map(|d| Ok(DeviceId::from_bytes(id16(d)?)))
-            .collect::<Result<_, StoreError>>()
-            .map(Ok)
+        Ok(Ok(devices))
     }
 
     /// Makes concurrent revocations on PostgreSQL take turns, so that two
